@@ -1,0 +1,222 @@
+//! The two error families: [`RepoError`] for the data ports (repositories, unit of work) and [`KvError`] for the
+//! key-value and coordination ports (cache, lock, rate limiter, sessions, pub/sub). Variants are semantic, so a
+//! caller can act on them without knowing which backend is behind the port.
+
+use std::time::Duration;
+
+use cpc_domain::{ValidationError, Version};
+
+use crate::codec::CodecError;
+
+/// A boxed error from a backend driver, kept as the `source` of a [`RepoError::Backend`] or [`KvError::Backend`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why a write conflicted with what is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConflictKind {
+    /// A unique field already holds this value (e.g. the e-mail of another user).
+    Duplicate {
+        /// The field (or constraint) that must be unique.
+        field: String,
+    },
+    /// The row changed since the caller read it: optimistic locking refused the update.
+    StaleVersion {
+        /// The version the caller said it had.
+        expected: Version,
+        /// The version stored now.
+        actual: Version,
+    },
+    /// The row refers to one that does not exist (a foreign key), or is still referred to.
+    Reference {
+        /// The field holding the reference.
+        field: String,
+    },
+    /// The database aborted the write because of a concurrent one (serialization failure, deadlock); retrying
+    /// the whole unit of work may succeed.
+    Concurrent,
+}
+
+impl std::fmt::Display for ConflictKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Duplicate { field } => write!(f, "duplicate value for unique field `{field}`"),
+            Self::StaleVersion { expected, actual } => {
+                write!(f, "stale version: expected {expected}, stored {actual}")
+            }
+            Self::Reference { field } => write!(f, "broken reference in `{field}`"),
+            Self::Concurrent => f.write_str("aborted by a concurrent transaction"),
+        }
+    }
+}
+
+/// The error of every data port: [`Repository`](crate::Repository) and friends, [`UnitOfWork`](crate::UnitOfWork).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RepoError {
+    /// No row with this id (for operations that need one, such as `update`).
+    #[error("{entity} {id} not found")]
+    NotFound {
+        /// The record type, e.g. `"user"`.
+        entity: &'static str,
+        /// The id that was looked for.
+        id: String,
+    },
+    /// The write conflicts with stored data.
+    #[error("conflict on {entity}: {kind}")]
+    Conflict {
+        /// The record type.
+        entity: &'static str,
+        /// What conflicted.
+        kind: ConflictKind,
+    },
+    /// The request itself is invalid (a bad filter value, a page size of 0, a garbled cursor, an invalid model).
+    #[error(transparent)]
+    Validation(#[from] ValidationError),
+    /// The operation did not finish within its time limit.
+    #[error("{operation} timed out after {after:?}")]
+    Timeout {
+        /// What was being done, e.g. `"acquire connection"`.
+        operation: &'static str,
+        /// The limit that ran out.
+        after: Duration,
+    },
+    /// The backend could not be reached or refused to serve (connection refused, server shutting down).
+    #[error("{backend} unavailable: {reason}")]
+    Unavailable {
+        /// Which backend, e.g. `"postgres"`.
+        backend: &'static str,
+        /// What happened, in words.
+        reason: String,
+    },
+    /// The unit of work this repository belongs to was already committed or rolled back.
+    #[error("the unit of work was already committed or rolled back")]
+    TransactionFinished,
+    /// Anything else the backend reported.
+    #[error("{backend} error: {source}")]
+    Backend {
+        /// Which backend.
+        backend: &'static str,
+        /// The driver's error.
+        #[source]
+        source: BoxError,
+    },
+}
+
+impl RepoError {
+    /// True when trying the same operation again later may succeed: timeouts, an unavailable backend, and
+    /// conflicts caused by a concurrent transaction. A stale version or a duplicate is not retryable: the caller
+    /// must re-read or change its input.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Self::Timeout { .. } | Self::Unavailable { .. } | Self::Conflict { kind: ConflictKind::Concurrent, .. }
+        )
+    }
+
+    /// A [`RepoError::Backend`] wrapping `source`.
+    pub fn backend(backend: &'static str, source: impl Into<BoxError>) -> Self {
+        Self::Backend { backend, source: source.into() }
+    }
+}
+
+/// The error of every key-value and coordination port: [`Cache`](crate::Cache), [`Lock`](crate::Lock),
+/// [`RateLimiter`](crate::RateLimiter), [`SessionStore`](crate::SessionStore), [`PubSub`](crate::PubSub).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KvError {
+    /// The thing the operation needs does not exist (e.g. saving a session that expired).
+    #[error("{what} not found")]
+    NotFound {
+        /// What was missing, e.g. `"session"`.
+        what: &'static str,
+    },
+    /// The request is invalid: a bad key, a zero TTL, a cost above the limit.
+    #[error(transparent)]
+    Validation(#[from] ValidationError),
+    /// The value is larger than the store accepts; nothing was written.
+    #[error("value of {size} bytes exceeds the limit of {max} bytes")]
+    TooLarge {
+        /// The encoded size.
+        size: usize,
+        /// The configured maximum.
+        max: usize,
+    },
+    /// Bytes could not be encoded or decoded (including foreign or garbled bytes found in the store).
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// The lock lease expired or was taken over; the holder must stop its protected work.
+    #[error("lock lease on {key:?} was lost")]
+    LeaseLost {
+        /// The lock key.
+        key: String,
+    },
+    /// A subscriber fell behind and messages were dropped to bound memory.
+    #[error("subscriber lagged behind; {missed} messages were dropped")]
+    Lagged {
+        /// How many messages were dropped.
+        missed: u64,
+    },
+    /// The operation did not finish within its time limit (including waiting for a lock).
+    #[error("{operation} timed out after {after:?}")]
+    Timeout {
+        /// What was being done.
+        operation: &'static str,
+        /// The limit that ran out.
+        after: Duration,
+    },
+    /// The backend could not be reached or refused to serve.
+    #[error("{backend} unavailable: {reason}")]
+    Unavailable {
+        /// Which backend, e.g. `"redis"`.
+        backend: &'static str,
+        /// What happened, in words.
+        reason: String,
+    },
+    /// Anything else the backend reported.
+    #[error("{backend} error: {source}")]
+    Backend {
+        /// Which backend.
+        backend: &'static str,
+        /// The driver's error.
+        #[source]
+        source: BoxError,
+    },
+}
+
+impl KvError {
+    /// True when trying the same operation again later may succeed: timeouts and an unavailable backend.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Timeout { .. } | Self::Unavailable { .. })
+    }
+
+    /// A [`KvError::Backend`] wrapping `source`.
+    pub fn backend(backend: &'static str, source: impl Into<BoxError>) -> Self {
+        Self::Backend { backend, source: source.into() }
+    }
+
+    /// A [`KvError::Validation`] for `field` breaking `rule`.
+    pub fn invalid(field: &'static str, rule: &'static str) -> Self {
+        Self::Validation(ValidationError::new(field, rule))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retryable_errors_are_the_transient_ones() {
+        let t = RepoError::Timeout { operation: "query", after: Duration::from_secs(1) };
+        assert!(t.is_retryable());
+        let stale = RepoError::Conflict {
+            entity: "user",
+            kind: ConflictKind::StaleVersion { expected: Version::FIRST, actual: Version::new(2) },
+        };
+        assert!(!stale.is_retryable());
+        assert!(RepoError::Conflict { entity: "user", kind: ConflictKind::Concurrent }.is_retryable());
+        assert!(KvError::Unavailable { backend: "redis", reason: "refused".into() }.is_retryable());
+        assert!(!KvError::invalid("key", "must not be empty").is_retryable());
+        assert_eq!(stale.to_string(), "conflict on user: stale version: expected v1, stored v2");
+    }
+}

@@ -1,0 +1,56 @@
+//! # cpc-ports
+//!
+//! The traits CPC apps program against, and nothing that talks to a server. Apps hold `Arc<dyn Cache>`,
+//! `Arc<dyn UserRepository>` and so on, wired once at start-up by a composition root; adapters (`cpc-adapters`)
+//! and in-memory fakes (`cpc-testkit`) implement them, and every implementation passes the same contract suites.
+//!
+//! * Data: [`Repository`] (generic CRUD with filter, sort and paging), the seeds' [`UserRepository`],
+//!   [`EntityRepository`], [`CustomerRepository`], [`TransactionRepository`], and [`UnitOfWork`] for writes that
+//!   must land together. Errors: [`RepoError`].
+//! * Key-value and coordination: [`Cache`], [`Lock`], [`RateLimiter`], [`SessionStore`], [`PubSub`]. Errors:
+//!   [`KvError`]. Values cross these ports as bytes made by a [`Codec`] (JSON or MessagePack, optional
+//!   compression, a format marker so foreign bytes are an error, never a wrong value); the typed extension traits
+//!   ([`CacheExt`], [`PubSubExt`], [`SessionStoreExt`], [`LockExt`], [`RateLimiterExt`], [`UnitOfWorkExt`]) add
+//!   `get::<T>()`-style convenience to every implementation, `dyn` ones included.
+//! * [`HealthCheck`], for `/health` endpoints.
+//!
+//! Every core trait is object-safe, `Send + Sync + 'static`, and has a mockall mock behind the `mocks` feature
+//! (`MockCache`, `MockUserRepository`, ...). Each method's contract is written as MUST sentences; the contract
+//! suites in `cpc-testkit` check them.
+
+pub mod cache;
+pub mod codec;
+pub mod error;
+pub mod health;
+pub mod keys;
+pub mod lock;
+#[cfg(feature = "mocks")]
+pub mod mocks;
+pub mod pubsub;
+pub mod rate_limit;
+pub mod repository;
+pub mod session;
+pub mod uow;
+
+pub use cache::{Cache, CacheExt, KeyTtl};
+pub use codec::{Codec, CodecError, Compression, Format};
+pub use error::{ConflictKind, KvError, RepoError};
+pub use health::{HealthCheck, HealthReport, HealthStatus, check_all};
+pub use keys::{CacheKey, Channel, ChannelPattern, LockKey, RateLimitKey, SessionId};
+pub use lock::{FencingToken, Lock, LockExt, LockLease};
+pub use pubsub::{Message, PubSub, PubSubExt, Subscription, TypedSubscription};
+pub use rate_limit::{RateLimitDecision, RateLimitPolicy, RateLimiter, RateLimiterExt};
+pub use repository::{
+    Cursor, CustomerField, CustomerRepository, Direction, EntityField, EntityRepository, Field, Filter, MAX_PAGE_SIZE,
+    Page, PageRequest, Query, Record, Repository, RepositoryExt, Sort, TimeRange, TransactionField,
+    TransactionRepository, UserField, UserRepository, Value, ValueKind,
+};
+pub use session::{SessionStore, SessionStoreExt};
+pub use uow::{Tx, UnitOfWork, UnitOfWorkExt};
+
+/// Re-exported so implementors and callers use the same `async_trait` as the traits.
+pub use async_trait::async_trait;
+/// The byte buffer values travel in.
+pub use bytes::Bytes;
+/// Re-exported domain types, so `use cpc_ports::*` is enough for most app code.
+pub use cpc_domain as domain;

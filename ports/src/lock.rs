@@ -1,0 +1,91 @@
+//! The [`Lock`] port: mutual exclusion across processes, with leases and fencing tokens.
+
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::{KvError, LockKey};
+
+/// A number that grows with every successful acquisition of a lock key. Hand it to the protected resource with
+/// each write; the resource refuses writes carrying a token lower than the highest it has seen, which makes a
+/// holder whose lease silently expired harmless (Kleppmann's fencing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct FencingToken(pub u64);
+
+impl fmt::Display for FencingToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// Proof of holding a lock: the key, a unique owner id, and the fencing token of this acquisition. Plain data;
+/// pass it back to [`Lock::extend`] and [`Lock::release`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockLease {
+    /// The lock held.
+    pub key: LockKey,
+    /// Random id of this acquisition; only it can extend or release the lock.
+    pub owner: String,
+    /// The fencing token of this acquisition.
+    pub token: FencingToken,
+    /// The lease the lock was taken (or last extended) for.
+    pub ttl: Duration,
+}
+
+/// A distributed lock. Acquisitions are leases: a holder that dies loses the lock when its lease runs out.
+///
+/// Implementations: Redis (`DistributedLock` in `cpc-adapters`), in-memory (`cpc-testkit`).
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait Lock: Send + Sync + 'static {
+    /// Takes the lock if it is free; `Ok(None)` if someone else holds it.
+    ///
+    /// MUST refuse a zero `ttl` with [`KvError::Validation`]. MUST give each acquisition of a key a fencing
+    /// token greater than every earlier one for that key, across releases and expiries.
+    async fn try_acquire(&self, key: &LockKey, ttl: Duration) -> Result<Option<LockLease>, KvError>;
+
+    /// Takes the lock, waiting up to `wait` for it to be free.
+    ///
+    /// MUST return [`KvError::Timeout`] once `wait` has passed without acquiring (and MUST NOT hold the lock then).
+    /// Of many concurrent callers, MUST let only one hold the lock at any time.
+    async fn acquire(&self, key: &LockKey, ttl: Duration, wait: Duration) -> Result<LockLease, KvError>;
+
+    /// Resets the lease to `ttl` from now.
+    ///
+    /// MUST return [`KvError::LeaseLost`] if the lease expired or another owner holds the lock now.
+    async fn extend(&self, lease: &LockLease, ttl: Duration) -> Result<LockLease, KvError>;
+
+    /// Releases the lock.
+    ///
+    /// MUST NOT release a lock now held by another owner; in that case, or when the lease already expired, it
+    /// MUST return [`KvError::LeaseLost`] so the caller learns its protected work was not exclusive.
+    async fn release(&self, lease: LockLease) -> Result<(), KvError>;
+
+    /// Whether `lease` still holds its lock: the way to learn a lease was lost without changing anything.
+    async fn is_held(&self, lease: &LockLease) -> Result<bool, KvError>;
+}
+
+/// Conveniences over any [`Lock`]. Blanket-implemented, `dyn Lock` included.
+#[async_trait]
+pub trait LockExt: Lock {
+    /// Acquires `key` (waiting up to `wait`), runs `work` with the lease, and releases.
+    ///
+    /// Returns [`KvError::LeaseLost`] if the lease was lost before release, even though `work` finished: its
+    /// result cannot be trusted to have been exclusive.
+    async fn with_lock<F, Fut, T>(&self, key: &LockKey, ttl: Duration, wait: Duration, work: F) -> Result<T, KvError>
+    where
+        F: FnOnce(LockLease) -> Fut + Send,
+        Fut: Future<Output = T> + Send,
+        T: Send,
+    {
+        let lease = self.acquire(key, ttl, wait).await?;
+        let out = work(lease.clone()).await;
+        self.release(lease).await?;
+        Ok(out)
+    }
+}
+
+impl<L: Lock + ?Sized> LockExt for L {}

@@ -1,0 +1,124 @@
+//! The [`PubSub`] port: fire-and-forget messages to every current subscriber of a channel.
+
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::Stream;
+use futures::stream::BoxStream;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::{Channel, ChannelPattern, Codec, KvError};
+
+/// One received message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// The channel it was published on (for pattern subscriptions, the concrete channel).
+    pub channel: String,
+    /// The payload as published.
+    pub payload: Bytes,
+}
+
+/// A live subscription: a stream of messages that ends when the subscription is dropped or the backend closes
+/// it. An `Err` item reports a problem (a lagging subscriber, a lost connection) without ending the stream
+/// unless the backend cannot go on.
+pub struct Subscription {
+    inner: BoxStream<'static, Result<Message, KvError>>,
+}
+
+impl Subscription {
+    /// Wraps any stream of messages.
+    pub fn new(stream: impl Stream<Item = Result<Message, KvError>> + Send + 'static) -> Self {
+        Self { inner: Box::pin(stream) }
+    }
+
+    /// Decodes each payload as `T` with `codec`.
+    pub fn typed<T: DeserializeOwned>(self, codec: Codec) -> TypedSubscription<T> {
+        TypedSubscription { inner: self, codec, _t: PhantomData }
+    }
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Subscription")
+    }
+}
+
+impl Stream for Subscription {
+    type Item = Result<Message, KvError>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.inner.as_mut().poll_next(cx)
+    }
+}
+
+/// A [`Subscription`] that decodes payloads; a payload that does not decode is an `Err(KvError::Codec)` item,
+/// and the stream goes on.
+pub struct TypedSubscription<T> {
+    inner: Subscription,
+    codec: Codec,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T> std::fmt::Debug for TypedSubscription<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TypedSubscription")
+    }
+}
+
+impl<T: DeserializeOwned> Stream for TypedSubscription<T> {
+    type Item = Result<T, KvError>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let codec = self.codec;
+        Pin::new(&mut self.inner)
+            .poll_next(cx)
+            .map(|item| item.map(|msg| msg.and_then(|m| codec.decode::<T>(&m.payload).map_err(KvError::from))))
+    }
+}
+
+/// Publish/subscribe messaging. At-most-once: a message reaches the subscribers present when it is published.
+///
+/// Implementations: Redis (`PubSubManager` in `cpc-adapters`), in-memory (`cpc-testkit`).
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait PubSub: Send + Sync + 'static {
+    /// Sends `payload` to every current subscriber of `channel` (and of every pattern matching it); returns how
+    /// many subscriptions received it.
+    ///
+    /// MUST deliver to every subscription whose `subscribe` call returned before the publish began, in publish
+    /// order per publisher, with the payload byte for byte (empty payloads included).
+    async fn publish_bytes(&self, channel: &Channel, payload: Bytes) -> Result<u64, KvError>;
+
+    /// Subscribes to one channel. The subscription MUST be active when this returns.
+    async fn subscribe_bytes(&self, channel: &Channel) -> Result<Subscription, KvError>;
+
+    /// Subscribes to every channel matching a Redis-style glob `pattern`. MUST be active when this returns.
+    async fn psubscribe_bytes(&self, pattern: &ChannelPattern) -> Result<Subscription, KvError>;
+
+    /// The codec the typed methods of [`PubSubExt`] use.
+    fn codec(&self) -> Codec;
+}
+
+/// Typed messages over any [`PubSub`]. Blanket-implemented, `dyn PubSub` included.
+#[async_trait]
+pub trait PubSubExt: PubSub {
+    /// Encodes and publishes a message.
+    async fn publish<T: Serialize + Sync + ?Sized>(&self, channel: &Channel, message: &T) -> Result<u64, KvError> {
+        let bytes = self.codec().encode(message)?;
+        self.publish_bytes(channel, bytes).await
+    }
+
+    /// Subscribes to a channel, decoding messages as `T`.
+    async fn subscribe<T: DeserializeOwned>(&self, channel: &Channel) -> Result<TypedSubscription<T>, KvError> {
+        Ok(self.subscribe_bytes(channel).await?.typed(self.codec()))
+    }
+
+    /// Subscribes to a pattern, decoding messages as `T`.
+    async fn psubscribe<T: DeserializeOwned>(&self, pattern: &ChannelPattern) -> Result<TypedSubscription<T>, KvError> {
+        Ok(self.psubscribe_bytes(pattern).await?.typed(self.codec()))
+    }
+}
+
+impl<P: PubSub + ?Sized> PubSubExt for P {}

@@ -1,0 +1,129 @@
+//! The data ports: the generic [`Repository`] and the seeds' specific repositories.
+
+mod query;
+mod records;
+
+use std::fmt;
+use std::hash::Hash;
+
+use async_trait::async_trait;
+use cpc_domain::{Customer, Email, Entity, EntityKind, Transaction, User, UserId, Username, Version};
+
+use crate::RepoError;
+
+pub use query::{
+    Cursor, Direction, Field, Filter, MAX_PAGE_SIZE, Page, PageRequest, Query, Sort, TimeRange, Value, ValueKind,
+};
+pub use records::{CustomerField, EntityField, TransactionField, UserField};
+
+/// A model a [`Repository`] stores: ties it to its id, its create and update forms, and its queryable fields.
+pub trait Record: Clone + fmt::Debug + Send + Sync + 'static {
+    /// The id newtype.
+    type Id: Clone + Eq + Hash + fmt::Debug + fmt::Display + Send + Sync + 'static;
+    /// What `create` takes.
+    type New: Clone + fmt::Debug + Send + Sync + 'static;
+    /// What `update` takes.
+    type Update: Clone + fmt::Debug + Send + Sync + 'static;
+    /// The queryable fields.
+    type Field: Field;
+    /// The record's name in errors, e.g. `"user"`.
+    const ENTITY: &'static str;
+    /// The id field, the final tie-break of every sort.
+    const ID_FIELD: Self::Field;
+
+    /// The row's id.
+    fn id(&self) -> &Self::Id;
+    /// An id as a query [`Value`].
+    fn id_value(id: &Self::Id) -> Value;
+    /// The row's optimistic-locking version.
+    fn version(&self) -> Version;
+    /// The row's value of `field`.
+    fn value(&self, field: Self::Field) -> Value;
+}
+
+/// Generic CRUD over one record type.
+///
+/// Implementations: Diesel over PostgreSQL and SQLite (`cpc-adapters`, feature `diesel`), in-memory (`cpc-testkit`).
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait Repository<T: Record>: Send + Sync + 'static {
+    /// Stores a new row and returns it with its id, timestamps and [`Version::FIRST`].
+    ///
+    /// MUST return [`RepoError::Conflict`] with [`ConflictKind::Duplicate`](crate::ConflictKind::Duplicate)
+    /// naming the field when a unique field (e.g. e-mail, compared case-insensitively) is taken, and
+    /// [`ConflictKind::Reference`](crate::ConflictKind::Reference) when a referenced row does not exist.
+    /// Text MUST be stored verbatim, however odd (quotes, `'; DROP TABLE`, unicode).
+    async fn create(&self, new: T::New) -> Result<T, RepoError>;
+
+    /// Stores many rows atomically: all or, on any error, none.
+    async fn create_many(&self, new: Vec<T::New>) -> Result<Vec<T>, RepoError>;
+
+    /// The row with this id, or `None`.
+    async fn find_by_id(&self, id: &T::Id) -> Result<Option<T>, RepoError>;
+
+    /// A page of rows matching `query`'s filters, in its order (ties broken by id ascending).
+    ///
+    /// MUST refuse filters whose value kind does not match the field, and page sizes outside 1..=1000, with
+    /// [`RepoError::Validation`]. With offset paging MUST set `total`; with keyset paging MUST set
+    /// `next_cursor` exactly when more rows follow, and successive pages MUST neither overlap nor skip rows.
+    async fn find_page(&self, query: &Query<T::Field>) -> Result<Page<T>, RepoError>;
+
+    /// Applies `changes` to the row if it is still at version `expected`; returns the new row, whose version is
+    /// `expected.next()` and whose `updated_at` is not earlier than before.
+    ///
+    /// MUST return [`RepoError::NotFound`] for an unknown id and [`RepoError::Conflict`] with
+    /// [`ConflictKind::StaleVersion`](crate::ConflictKind::StaleVersion) when the stored version differs,
+    /// changing nothing in either case.
+    async fn update(&self, id: &T::Id, expected: Version, changes: T::Update) -> Result<T, RepoError>;
+
+    /// Deletes the row; returns whether it existed. MUST return a `Reference` conflict if other rows refer to it.
+    async fn delete(&self, id: &T::Id) -> Result<bool, RepoError>;
+
+    /// Whether a row with this id exists.
+    async fn exists(&self, id: &T::Id) -> Result<bool, RepoError>;
+
+    /// How many rows match all `filters` (every row for none).
+    async fn count(&self, filters: &[Filter<T::Field>]) -> Result<u64, RepoError>;
+}
+
+/// Users: the seeds' `UserRepository`.
+#[async_trait]
+pub trait UserRepository: Repository<User> {
+    /// The user with this e-mail address, compared case-insensitively.
+    async fn find_by_email(&self, email: &Email) -> Result<Option<User>, RepoError>;
+    /// The user with this username (exact match).
+    async fn find_by_username(&self, username: &Username) -> Result<Option<User>, RepoError>;
+}
+
+/// Generic entities: the seeds' `EntityRepository`.
+#[async_trait]
+pub trait EntityRepository: Repository<Entity> {
+    /// Entities of one kind, by name then id.
+    async fn find_by_kind(&self, kind: &EntityKind, page: PageRequest) -> Result<Page<Entity>, RepoError>;
+}
+
+/// CRM customers: the seeds' `CustomerRepository`.
+#[async_trait]
+pub trait CustomerRepository: Repository<Customer> {
+    /// The customer with this e-mail address, compared case-insensitively.
+    async fn find_by_email(&self, email: &Email) -> Result<Option<Customer>, RepoError>;
+}
+
+/// Finance ledger entries: the seeds' `TransactionRepository`.
+#[async_trait]
+pub trait TransactionRepository: Repository<Transaction> {
+    /// A user's entries that occurred in `range`, newest first (ties by id ascending), paged.
+    async fn history(&self, user: &UserId, range: TimeRange, page: PageRequest)
+    -> Result<Page<Transaction>, RepoError>;
+}
+
+/// Conveniences over any [`Repository`]. Blanket-implemented, `dyn` ones included.
+#[async_trait]
+pub trait RepositoryExt<T: Record>: Repository<T> {
+    /// The row with this id, or [`RepoError::NotFound`].
+    async fn get(&self, id: &T::Id) -> Result<T, RepoError> {
+        self.find_by_id(id).await?.ok_or_else(|| RepoError::NotFound { entity: T::ENTITY, id: id.to_string() })
+    }
+}
+
+impl<T: Record, R: Repository<T> + ?Sized> RepositoryExt<T> for R {}

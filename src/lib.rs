@@ -1,0 +1,8 @@
+//! # cpc-data
+//!
+//! The facade of the CPC data toolkit. Apps depend on [`ports`] and [`domain`] only, and wire an adapter from
+//! [`adapters`] once, at start-up, in their composition root. See the README for the picture.
+
+pub use cpc_adapters as adapters;
+pub use cpc_domain as domain;
+pub use cpc_ports as ports;

@@ -1,0 +1,49 @@
+//! # cpc-testkit
+//!
+//! What app and adapter tests need:
+//!
+//! * [`memory`]: in-memory implementations of every port that behave like the real backends (TTLs on tokio's
+//!   clock, atomic set-if-absent, growing fencing tokens, exact rate limits, fan-out pub/sub, unique e-mails,
+//!   optimistic versions, all-or-nothing units of work). Use them in app unit tests, and as the embedded default.
+//! * [`contract`]: one suite per port, written once, run against every implementation. A fake that passes the
+//!   same suite as the Redis adapter is a fake apps can trust.
+//! * [`mocks`]: the mockall mocks of every core trait, re-exported from `cpc-ports`.
+//!
+//! ## Running a contract suite
+//!
+//! Each suite has a macro that expands to one `#[tokio::test]` per case, named after the rule it checks. It takes
+//! an async expression that yields a fresh, isolated implementation (behind anything that derefs to it, such as
+//! `Arc<dyn Cache>`); it is evaluated once per case.
+//!
+//! ```ignore
+//! mod memory_cache {
+//!     cpc_testkit::cache_contract!(async { std::sync::Arc::new(cpc_testkit::memory::InMemoryCache::default()) });
+//! }
+//! ```
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod contract;
+pub mod memory;
+
+/// The mockall mocks of every core port trait (`MockCache`, `MockUserRepository`, `MockUnitOfWork`, ...).
+pub mod mocks {
+    pub use cpc_ports::mocks::*;
+}
+
+/// Expands to one `#[tokio::test]` per named case: each evaluates `$factory` (an async expression yielding a
+/// smart pointer to the port) and calls `$module::$case(&*port)`. Used by the per-port suite macros.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __contract_cases {
+    ($module:path, $factory:expr, [$($case:ident),+ $(,)?]) => {
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let port = $factory.await;
+                use $module as suite;
+                suite::$case(&*port).await;
+            }
+        )+
+    };
+}
