@@ -6,3 +6,8 @@
 pub use cpc_adapters as adapters;
 pub use cpc_domain as domain;
 pub use cpc_ports as ports;
+
+// The README's Rust snippets are compiled and run as doc tests of this crate.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
