@@ -5,9 +5,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use cpc_data::domain::{Email, User, UserId, Username, Version};
-use cpc_data::ports::{
-    Codec, ConflictKind, KvError, RateLimitDecision, RepoError, SessionId,
-};
+use cpc_data::ports::{Codec, ConflictKind, KvError, RateLimitDecision, RepoError, SessionId};
 use cpc_testkit::mocks::{MockRateLimiter, MockSessionStore, MockUserRepository};
 use mockall::predicate::always;
 

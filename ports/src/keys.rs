@@ -98,7 +98,7 @@ text_key!(
     "channel"
 );
 text_key!(
-    /// A pub/sub channel pattern in Redis glob syntax: `*` any run, `?` one character, `[abc]`, `[^a]`, `[a-z]`,
+    /// A pub/sub channel pattern in Redis glob syntax: `*` any run, `?` one byte (a non-ASCII character is several), `[abc]`, `[^a]`, `[a-z]`,
     /// and `\` to escape.
     ChannelPattern,
     "channel_pattern"

@@ -85,7 +85,9 @@ impl<T: DeserializeOwned> Stream for TypedSubscription<T> {
 #[async_trait]
 pub trait PubSub: Send + Sync + 'static {
     /// Sends `payload` to every current subscriber of `channel` (and of every pattern matching it); returns how
-    /// many subscriptions received it.
+    /// many receivers the backend counted: 0 exactly when nobody received it. Backends count differently (Redis
+    /// counts subscribed connections, and one connection may carry many subscriptions), so beyond "zero or not"
+    /// the number is informative only.
     ///
     /// MUST deliver to every subscription whose `subscribe` call returned before the publish began, in publish
     /// order per publisher, with the payload byte for byte (empty payloads included).

@@ -29,7 +29,8 @@ pub trait SessionStore: Send + Sync + 'static {
     /// expired or destroyed session.
     async fn save_bytes(&self, id: &SessionId, data: Bytes) -> Result<(), KvError>;
 
-    /// Resets the session's lifetime to `ttl` from now. MUST return [`KvError::NotFound`] if it is gone.
+    /// Resets the session's lifetime to `ttl` from now. MUST return [`KvError::NotFound`] if it is gone, and
+    /// MUST refuse a zero `ttl` with [`KvError::Validation`] (rather than deleting the session).
     async fn extend(&self, id: &SessionId, ttl: Duration) -> Result<(), KvError>;
 
     /// Deletes the session; returns whether it existed.

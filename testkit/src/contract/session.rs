@@ -257,13 +257,20 @@ pub async fn cycle_id_of_a_gone_session_is_not_found<S: SessionStore + ?Sized>(s
     assert!(is_not_found(&cycled), "cycle_id of an expired session must be NotFound, got {cycled:?}");
 }
 
-/// `create_bytes` MUST refuse a zero TTL with `Validation`.
+/// `create_bytes` and `extend` MUST refuse a zero TTL with `Validation`; a refused extend leaves the session alone.
 pub async fn zero_ttl_is_refused<S: SessionStore + ?Sized>(store: &S) {
     let case = "zero_ttl_is_refused";
     let created = store.create_bytes(data(case, 1), Duration::ZERO).await;
     assert!(matches!(created, Err(KvError::Validation(_))), "a zero ttl must be a Validation error, got {created:?}");
     let typed = store.create(&login(case), Duration::ZERO).await;
     assert!(matches!(typed, Err(KvError::Validation(_))), "the typed create too, got {typed:?}");
+    let id = store.create_bytes(data(case, 2), LONG).await.unwrap();
+    let extended = store.extend(&id, Duration::ZERO).await;
+    assert!(
+        matches!(extended, Err(KvError::Validation(_))),
+        "extend with a zero ttl must be refused, got {extended:?}"
+    );
+    assert!(store.load_bytes(&id).await.unwrap().is_some(), "a refused extend must not delete the session");
 }
 
 /// `ttl` reports how long the session has left (at most what it was given), and `None` once it is gone.
