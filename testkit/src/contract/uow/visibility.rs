@@ -56,7 +56,8 @@ where
     users.create(names.user(1)).await.expect("its username and e-mail are free again");
 }
 
-/// Dropping an unfinished `Tx` rolls it back.
+/// Dropping an unfinished `Tx` rolls it back: its writes are gone and repositories it handed out fail with
+/// `TransactionFinished`.
 pub async fn a_dropped_transaction_rolls_back<W, U, X>(uow: &W, users: &U, _transactions: &X)
 where
     W: UnitOfWork + ?Sized,
@@ -65,9 +66,12 @@ where
 {
     let names = Names::new("a_dropped_transaction_rolls_back");
     let tx = uow.begin().await.expect("begin");
-    let user = tx.users().create(names.user(1)).await.expect("create in tx");
+    let kept = tx.users();
+    let user = kept.create(names.user(1)).await.expect("create in tx");
     drop(tx);
     absent(users, &user.id, "the dropped transaction's user").await;
+    let late = kept.find_by_id(&user.id).await;
+    assert!(matches!(late, Err(RepoError::TransactionFinished)), "a repository of a dropped Tx: got {late:?}");
     users.create(names.user(1)).await.expect("its username and e-mail are free again");
 }
 
