@@ -1,0 +1,57 @@
+//! The unit-of-work contract: what every [`UnitOfWork`](cpc_ports::UnitOfWork) must do, as named cases.
+//!
+//! The cases in the submodules are generic over the unit of work and the (non-transactional) repositories they
+//! check from outside; the functions at this level run them on a [`DataPorts`] bundle, which is what
+//! [`uow_contract!`](crate::uow_contract) takes. Cases only ever write through one open unit at a time, except
+//! [`concurrency::concurrent_units_taking_the_same_email_commit_exactly_once`], so they pass on backends that
+//! make a second writer wait for the first.
+
+pub mod concurrency;
+pub mod failures;
+pub mod visibility;
+
+use crate::contract::repository::{DataPorts, on_data_ports};
+
+on_data_ports! {
+    visibility::committed_writes_are_visible(uow, users, transactions);
+    visibility::rolled_back_writes_are_gone(uow, users, transactions);
+    visibility::a_dropped_transaction_rolls_back(uow, users, transactions);
+    visibility::writes_are_invisible_outside_before_commit(uow, users, transactions);
+    visibility::a_transaction_sees_its_own_writes(uow, users, transactions);
+    visibility::a_transaction_can_free_and_retake_a_unique_email(uow, users, transactions);
+    failures::an_error_inside_run_rolls_back_every_write(uow, users, transactions);
+    failures::a_panic_inside_run_rolls_back_and_propagates(uow, users, transactions);
+    failures::a_conflict_inside_a_transaction_surfaces_and_nothing_is_kept(uow, users, transactions);
+    failures::repositories_of_a_finished_transaction_fail(uow, users, transactions);
+    failures::a_validation_error_inside_run_keeps_nothing(uow, users, transactions);
+    concurrency::concurrent_units_taking_the_same_email_commit_exactly_once(uow, users, transactions);
+    concurrency::sequential_units_keep_counts_exact(uow, users, transactions);
+}
+
+/// Runs the unit-of-work contract: one `#[tokio::test]` per case, named after it. `$factory` is an async
+/// expression yielding something that derefs to a [`DataPorts`] (e.g. `Arc<DataPorts>`), evaluated per case.
+#[macro_export]
+macro_rules! uow_contract {
+    ($factory:expr) => {
+        $crate::__data_contract_cases!(
+            $crate::contract::uow,
+            uow_contract_runs_every_case,
+            $factory,
+            [
+                committed_writes_are_visible,
+                rolled_back_writes_are_gone,
+                a_dropped_transaction_rolls_back,
+                writes_are_invisible_outside_before_commit,
+                a_transaction_sees_its_own_writes,
+                a_transaction_can_free_and_retake_a_unique_email,
+                an_error_inside_run_rolls_back_every_write,
+                a_panic_inside_run_rolls_back_and_propagates,
+                a_conflict_inside_a_transaction_surfaces_and_nothing_is_kept,
+                repositories_of_a_finished_transaction_fail,
+                a_validation_error_inside_run_keeps_nothing,
+                concurrent_units_taking_the_same_email_commit_exactly_once,
+                sequential_units_keep_counts_exact,
+            ]
+        );
+    };
+}
