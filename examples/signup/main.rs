@@ -16,7 +16,11 @@ use service::{SignupError, SignupService};
 /// The one place that names adapter types.
 fn wire() -> SignupService {
     let db = InMemoryDatabase::new();
-    SignupService::new(db.users(), Arc::new(InMemoryRateLimiter::default()), Arc::new(InMemorySessionStore::default()))
+    SignupService::new(
+        Arc::new(db.users()),
+        Arc::new(InMemoryRateLimiter::default()),
+        Arc::new(InMemorySessionStore::default()),
+    )
 }
 
 #[tokio::main]

@@ -15,10 +15,17 @@
 //! an async expression that yields a fresh, isolated implementation (behind anything that derefs to it, such as
 //! `Arc<dyn Cache>`); it is evaluated once per case.
 //!
-//! ```ignore
+//! ```
 //! mod memory_cache {
 //!     cpc_testkit::cache_contract!(async { std::sync::Arc::new(cpc_testkit::memory::InMemoryCache::default()) });
 //! }
+//! mod memory_cache_as_dyn {
+//!     use std::sync::Arc;
+//!     cpc_testkit::cache_contract!(async {
+//!         Arc::new(cpc_testkit::memory::InMemoryCache::default()) as Arc<dyn cpc_ports::Cache>
+//!     });
+//! }
+//! # fn main() {}
 //! ```
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]

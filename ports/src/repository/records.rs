@@ -96,6 +96,8 @@ fields!(
         OccurredAt => "occurred_at": Time,
         /// `created_at`
         CreatedAt => "created_at": Time,
+        /// `updated_at`
+        UpdatedAt => "updated_at": Time,
     }
 );
 
@@ -209,6 +211,7 @@ impl Record for Transaction {
             TransactionField::AmountMinor => Value::Int(self.amount.amount_minor()),
             TransactionField::OccurredAt => Value::Time(self.occurred_at),
             TransactionField::CreatedAt => Value::Time(self.created_at),
+            TransactionField::UpdatedAt => Value::Time(self.updated_at),
         }
     }
 }

@@ -2,16 +2,17 @@
 //!
 //! Run them all with [`cache_contract!`](crate::cache_contract):
 //!
-//! ```ignore
+//! ```
 //! mod memory_cache {
 //!     cpc_testkit::cache_contract!(async { std::sync::Arc::new(cpc_testkit::memory::InMemoryCache::default()) });
 //! }
+//! # fn main() {}
 //! ```
 //!
 //! Each case uses keys under its own random namespace and real (short) sleeps for expiry, so it runs unchanged
 //! against a shared real server.
 
-use std::future::Future;
+use super::concurrently;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -71,36 +72,6 @@ fn key(text: impl Into<String>) -> CacheKey {
 /// Bytes that are not UTF-8 and include NUL, so a backend that treats values as text fails.
 fn binary(len: usize) -> Bytes {
     (0..len).map(|i| (i % 251) as u8 ^ 0xA5).collect::<Vec<u8>>().into()
-}
-
-/// Runs `task(0..n)` at the same time: on OS threads released together by a barrier when the runtime is
-/// multi-threaded (real parallelism, even for an in-memory port), else interleaved on this task. Returns the
-/// results in order; a panic in a task is re-raised here.
-pub(crate) async fn concurrently<T, F, Fut>(n: usize, task: F) -> Vec<T>
-where
-    F: Fn(usize) -> Fut + Sync,
-    Fut: Future<Output = T>,
-    T: Send,
-{
-    let handle = tokio::runtime::Handle::current();
-    if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
-        return futures::future::join_all((0..n).map(&task)).await;
-    }
-    let barrier = std::sync::Barrier::new(n);
-    tokio::task::block_in_place(|| {
-        std::thread::scope(|scope| {
-            let threads: Vec<_> = (0..n)
-                .map(|i| {
-                    let (task, barrier, handle) = (&task, &barrier, &handle);
-                    scope.spawn(move || {
-                        barrier.wait();
-                        handle.block_on(task(i))
-                    })
-                })
-                .collect();
-            threads.into_iter().map(|t| t.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
-        })
-    })
 }
 
 /// A key never set reads as absent everywhere: `None`, not existing, `Missing` TTL, nothing to delete.

@@ -2,10 +2,11 @@
 //!
 //! Run them all with [`lock_contract!`](crate::lock_contract):
 //!
-//! ```ignore
+//! ```
 //! mod memory_lock {
 //!     cpc_testkit::lock_contract!(async { std::sync::Arc::new(cpc_testkit::memory::InMemoryLock::new()) });
 //! }
+//! # fn main() {}
 //! ```
 //!
 //! Each case uses lock keys under its own random namespace and real (short) sleeps for expiry, so it runs
@@ -19,7 +20,7 @@ use std::time::Duration;
 use cpc_ports::{KvError, Lock, LockExt, LockKey, LockLease};
 use tokio::time::{Instant, sleep};
 
-use super::cache::concurrently;
+use super::concurrently;
 
 /// Runs every case of the [`Lock`] contract as a `#[tokio::test]`. `$factory` is an async expression yielding
 /// a fresh lock service behind anything that derefs to it (`Arc<InMemoryLock>`, `Arc<dyn Lock>`).

@@ -14,10 +14,11 @@ use serde::{Deserialize, Serialize};
 /// a fresh bus behind anything that derefs to it (`Arc<InMemoryPubSub>`, `Arc<dyn PubSub>`, ...); it is
 /// evaluated once per case.
 ///
-/// ```ignore
+/// ```
 /// mod memory_pubsub {
 ///     cpc_testkit::pubsub_contract!(async { std::sync::Arc::new(cpc_testkit::memory::InMemoryPubSub::new()) });
 /// }
+/// # fn main() {}
 /// ```
 #[macro_export]
 macro_rules! pubsub_contract {

@@ -3,12 +3,13 @@
 //!
 //! Run them all with [`rate_limit_contract!`](crate::rate_limit_contract):
 //!
-//! ```ignore
+//! ```
 //! mod memory_rate_limit {
 //!     cpc_testkit::rate_limit_contract!(async {
 //!         std::sync::Arc::new(cpc_testkit::memory::InMemoryRateLimiter::new())
 //!     });
 //! }
+//! # fn main() {}
 //! ```
 //!
 //! Each case uses keys under its own random namespace and real (short) sleeps for refills and windows, so it
@@ -19,7 +20,7 @@ use std::time::Duration;
 use cpc_ports::{KvError, RateLimitDecision, RateLimitKey, RateLimitPolicy, RateLimiter, RateLimiterExt};
 use tokio::time::{Instant, sleep};
 
-use super::cache::concurrently;
+use super::concurrently;
 
 /// Runs every case of the [`RateLimiter`] contract as a `#[tokio::test]`. `$factory` is an async expression
 /// yielding a fresh limiter behind anything that derefs to it (`Arc<InMemoryRateLimiter>`,

@@ -14,12 +14,13 @@ use serde::{Deserialize, Serialize};
 /// yielding a fresh store behind anything that derefs to it (`Arc<InMemorySessionStore>`,
 /// `Arc<dyn SessionStore>`, ...); it is evaluated once per case.
 ///
-/// ```ignore
+/// ```
 /// mod memory_session {
 ///     cpc_testkit::session_contract!(async {
 ///         std::sync::Arc::new(cpc_testkit::memory::InMemorySessionStore::new())
 ///     });
 /// }
+/// # fn main() {}
 /// ```
 #[macro_export]
 macro_rules! session_contract {
