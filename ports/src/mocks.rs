@@ -1,4 +1,4 @@
-//! mockall mocks of the traits that extend [`Repository`](crate::Repository) (mockall's `automock` cannot see
+//! mockall mocks of the traits that extend [`Repository`] (mockall's `automock` cannot see
 //! supertraits, so these are spelled out). The other core traits get theirs from `automock`: [`MockCache`],
 //! [`MockLock`], [`MockRateLimiter`], [`MockSessionStore`], [`MockPubSub`], [`MockHealthCheck`],
 //! [`MockRepository`], [`MockUnitOfWork`], [`MockTx`].
