@@ -75,3 +75,27 @@ async fn check_all_reports_the_worst_status_and_times_out_a_slow_check() {
     assert!(reports[1].details.contains_key("error"));
     assert_eq!(slow.check_count(), 1, "the slow check was started");
 }
+
+mod contract_concrete {
+    use std::sync::Arc;
+
+    use cpc_testkit::memory::StaticHealthCheck;
+
+    cpc_testkit::health_contract!(
+        healthy = async { Arc::new(StaticHealthCheck::healthy("cache")) },
+        unreachable = async { Arc::new(StaticHealthCheck::unhealthy("cache", "connection refused")) }
+    );
+}
+
+mod contract_as_dyn_port {
+    use std::sync::Arc;
+
+    use cpc_ports::HealthCheck;
+    use cpc_testkit::memory::StaticHealthCheck;
+
+    cpc_testkit::health_contract!(
+        healthy = async { Arc::new(StaticHealthCheck::healthy("cache")) as Arc<dyn HealthCheck> },
+        unreachable =
+            async { Arc::new(StaticHealthCheck::unhealthy("db", "no route to host")) as Arc<dyn HealthCheck> }
+    );
+}

@@ -2,6 +2,7 @@
 //! them all as named tests (see the crate docs).
 
 pub mod cache;
+pub mod health;
 pub mod lock;
 pub mod pubsub;
 pub mod rate_limit;
