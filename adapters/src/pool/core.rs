@@ -1,0 +1,350 @@
+//! The pool every backend shares: bb8 underneath, with what bb8 lacks added around it.
+//!
+//! * **Errors that say what happened.** bb8 retries a failing connect until the checkout times out and then
+//!   reports only "timed out". Here the manager broadcasts every connect failure; a waiting checkout fails at once
+//!   with the real cause when it is fatal (wrong password, unknown database, TLS) or when the pool has no
+//!   connection left to wait for (server down), and the pool's first connection is opened directly at start-up.
+//! * **Cheap checkout.** A connection used within `validation_skip_window` is handed out without a validation
+//!   round trip; an older one is pinged first, and one known to be broken is never handed out.
+//! * **Metrics and leak detection** on every checkout ([`MetricsCollector`], `leak_detection_threshold`).
+
+use std::future::Future;
+use std::ops::{Deref, DerefMut};
+use std::panic::Location;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use tokio::sync::broadcast;
+
+use super::leak::LeakDetector;
+use super::{CloseReason, DatabaseError, MetricsCollector, PoolConfig, PoolMetricsSnapshot};
+
+/// A database the pool can open connections to: the part that differs between PostgreSQL and SQLite.
+pub trait Backend: Send + Sync + 'static {
+    /// The connection type.
+    type Conn: Send + 'static;
+    /// The `backend` label of metrics and logs, e.g. `"postgres"`.
+    const NAME: &'static str;
+    /// Opens a connection, mapping failures to precise [`DatabaseError`] variants.
+    fn connect(&self) -> impl Future<Output = Result<Self::Conn, DatabaseError>> + Send;
+    /// One cheap round trip proving the connection works.
+    fn ping(&self, conn: &mut Self::Conn) -> impl Future<Output = Result<(), DatabaseError>> + Send;
+    /// Whether the connection is known to be unusable, without I/O.
+    fn is_broken(&self, conn: &mut Self::Conn) -> bool;
+    /// The server's version, for health reports.
+    fn server_version(&self, conn: &mut Self::Conn) -> impl Future<Output = Result<String, DatabaseError>> + Send;
+    /// Where the database is (`host:port`, a file path), for messages. Never includes credentials.
+    fn address(&self) -> String;
+}
+
+/// A connection as the pool keeps it: the backend's connection and when it was last handed back.
+#[derive(Debug)]
+pub struct Tracked<C> {
+    conn: C,
+    last_used: Instant,
+}
+
+/// The bb8 connection manager over a [`Backend`].
+#[derive(Debug)]
+pub struct Manager<B: Backend> {
+    backend: Arc<B>,
+    skip_window: Duration,
+    metrics: Arc<MetricsCollector>,
+    failures: broadcast::Sender<DatabaseError>,
+}
+
+impl<B: Backend> bb8::ManageConnection for Manager<B> {
+    type Connection = Tracked<B::Conn>;
+    type Error = DatabaseError;
+
+    async fn connect(&self) -> Result<Self::Connection, Self::Error> {
+        let started = Instant::now();
+        match self.backend.connect().await {
+            Ok(conn) => {
+                self.metrics.record_connection_created(started.elapsed());
+                Ok(Tracked { conn, last_used: Instant::now() })
+            }
+            Err(e) => {
+                // No receiver is fine: nobody is waiting.
+                let _ = self.failures.send(e.clone());
+                Err(e)
+            }
+        }
+    }
+
+    async fn is_valid(&self, conn: &mut Self::Connection) -> Result<(), Self::Error> {
+        if conn.last_used.elapsed() < self.skip_window && !self.backend.is_broken(&mut conn.conn) {
+            return Ok(());
+        }
+        self.backend.ping(&mut conn.conn).await
+    }
+
+    fn has_broken(&self, conn: &mut Self::Connection) -> bool {
+        self.backend.is_broken(&mut conn.conn)
+    }
+}
+
+struct Shared<B: Backend> {
+    pool: bb8::Pool<Manager<B>>,
+    backend: Arc<B>,
+    metrics: Arc<MetricsCollector>,
+    leaks: Option<LeakDetector>,
+    failures: broadcast::Sender<DatabaseError>,
+    config: PoolConfig,
+    name: String,
+    address: String,
+    closed_seen: Mutex<[u64; 3]>,
+}
+
+/// A connection pool over a [`Backend`]. Cheap to clone (all clones share the pool).
+pub struct Pool<B: Backend> {
+    shared: Arc<Shared<B>>,
+}
+
+impl<B: Backend> Clone for Pool<B> {
+    fn clone(&self) -> Self {
+        Self { shared: self.shared.clone() }
+    }
+}
+
+impl<B: Backend> std::fmt::Debug for Pool<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("backend", &B::NAME)
+            .field("name", &self.shared.name)
+            .field("state", &self.state())
+            .finish()
+    }
+}
+
+/// How many connections a pool has and what they are doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolState {
+    /// Open connections.
+    pub connections: u32,
+    /// Of which idle.
+    pub idle: u32,
+    /// Of which checked out.
+    pub in_use: u32,
+    /// Checkouts waiting for a connection.
+    pub waiting: u64,
+    /// The configured maximum.
+    pub max: u32,
+}
+
+impl<B: Backend> Pool<B> {
+    /// Builds a pool, opening its first connection directly so a wrong password, an unknown database, a refused
+    /// port or a TLS failure is reported at once, precisely.
+    pub async fn new(backend: B, config: &PoolConfig, name: impl Into<String>) -> Result<Self, DatabaseError> {
+        config.validate()?;
+        let name = name.into();
+        let address = backend.address();
+        let backend = Arc::new(backend);
+        let metrics = Arc::new(MetricsCollector::new(B::NAME, name.clone()));
+        let (failures, _) = broadcast::channel(64);
+        let manager = Manager {
+            backend: backend.clone(),
+            skip_window: config.validation_skip_window,
+            metrics: metrics.clone(),
+            failures: failures.clone(),
+        };
+        let first = bb8::ManageConnection::connect(&manager).await?;
+        let pool = bb8::Pool::builder()
+            .max_size(config.max_connections)
+            .min_idle(Some(config.min_connections).filter(|n| *n > 0))
+            .connection_timeout(config.connection_timeout)
+            .idle_timeout(config.idle_timeout)
+            .max_lifetime(config.max_lifetime)
+            .test_on_check_out(true)
+            .retry_connection(false)
+            .build_unchecked(manager);
+        // A fresh pool has room for its first connection; if not, dropping it is harmless.
+        let _ = pool.add(first);
+        let shared = Arc::new(Shared {
+            pool,
+            backend,
+            metrics,
+            leaks: config.leak_detection_threshold.map(LeakDetector::new),
+            failures,
+            config: config.clone(),
+            name,
+            address,
+            closed_seen: Mutex::new([0; 3]),
+        });
+        spawn_housekeeping(Arc::downgrade(&shared));
+        Ok(Self { shared })
+    }
+
+    /// Checks out a connection, waiting up to `connection_timeout`.
+    ///
+    /// Fails fast with the cause (not a timeout) when connecting fails for a reason waiting cannot fix, or when
+    /// the server is unreachable and no connection is left to wait for. Records where it was called from, for
+    /// leak detection.
+    #[track_caller]
+    pub fn get(&self) -> impl Future<Output = Result<PooledConn<B>, DatabaseError>> + Send + 'static {
+        let location = Location::caller();
+        let shared = self.shared.clone();
+        async move {
+            let started = Instant::now();
+            let mut failures = shared.failures.subscribe();
+            let waiting = WaitingGuard::new(&shared.metrics);
+            let result = tokio::select! {
+                r = shared.pool.get_owned() => r.map_err(|e| match e {
+                    bb8::RunError::User(e) => e,
+                    bb8::RunError::TimedOut => {
+                        shared.metrics.record_timeout();
+                        DatabaseError::PoolTimeout(shared.config.connection_timeout)
+                    }
+                }),
+                e = wait_for_failure(&mut failures, &shared.pool) => Err(e),
+            };
+            drop(waiting);
+            let conn = result?;
+            shared.metrics.record_connection_acquired(started.elapsed());
+            let ticket = shared.leaks.as_ref().map(|l| l.track(location));
+            Ok(PooledConn { conn, shared, taken: Instant::now(), ticket })
+        }
+    }
+
+    /// Connections and checkouts now.
+    pub fn state(&self) -> PoolState {
+        let s = self.shared.pool.state();
+        let m = self.shared.metrics.snapshot();
+        PoolState {
+            connections: s.connections,
+            idle: s.idle_connections,
+            in_use: s.connections.saturating_sub(s.idle_connections),
+            waiting: m.waiting,
+            max: self.shared.config.max_connections,
+        }
+    }
+
+    /// The pool's metrics so far (also reported through the `metrics` crate).
+    pub fn metrics(&self) -> PoolMetricsSnapshot {
+        refresh(&self.shared);
+        self.shared.metrics.snapshot()
+    }
+
+    /// The configuration the pool was built with.
+    pub fn config(&self) -> &PoolConfig {
+        &self.shared.config
+    }
+
+    /// The pool's name (the `pool` metrics label).
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// The backend the pool opens connections with.
+    pub fn backend(&self) -> &B {
+        &self.shared.backend
+    }
+
+    /// Where the database is (`host:port` or a file path); never includes credentials.
+    pub fn address(&self) -> &str {
+        &self.shared.address
+    }
+}
+
+/// Waits for a connect failure that should end a waiting checkout: a fatal one, or any while the pool has no
+/// established connection that could be returned.
+async fn wait_for_failure<B: Backend>(
+    failures: &mut broadcast::Receiver<DatabaseError>,
+    pool: &bb8::Pool<Manager<B>>,
+) -> DatabaseError {
+    loop {
+        match failures.recv().await {
+            Ok(e) if e.is_fatal() || pool.state().connections == 0 => return e,
+            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
+        }
+    }
+}
+
+/// Counts a checkout as waiting for as long as it lives, even if the checkout future is dropped.
+struct WaitingGuard<'a>(&'a MetricsCollector);
+
+impl<'a> WaitingGuard<'a> {
+    fn new(metrics: &'a MetricsCollector) -> Self {
+        metrics.record_waiting(1);
+        Self(metrics)
+    }
+}
+
+impl Drop for WaitingGuard<'_> {
+    fn drop(&mut self) {
+        self.0.record_waiting(-1);
+    }
+}
+
+/// Brings gauges and close counters up to date from bb8's statistics.
+fn refresh<B: Backend>(shared: &Shared<B>) {
+    let state = shared.pool.state();
+    shared.metrics.record_idle(u64::from(state.idle_connections));
+    let s = &state.statistics;
+    let now = [
+        s.connections_closed_broken + s.connections_closed_invalid,
+        s.connections_closed_idle_timeout,
+        s.connections_closed_max_lifetime,
+    ];
+    let mut seen = shared.closed_seen.lock().unwrap_or_else(|e| e.into_inner());
+    for (i, reason) in [CloseReason::Broken, CloseReason::Idle, CloseReason::Lifetime].into_iter().enumerate() {
+        let delta = now[i].saturating_sub(seen[i]);
+        if delta > 0 {
+            shared.metrics.record_connection_dropped(reason, delta);
+        }
+    }
+    *seen = now;
+}
+
+/// Once a second (or faster for short leak thresholds): refresh metrics and report leaks. Stops with the pool.
+fn spawn_housekeeping<B: Backend>(shared: Weak<Shared<B>>) {
+    let Ok(handle) = tokio::runtime::Handle::try_current() else { return };
+    let period = shared
+        .upgrade()
+        .and_then(|s| s.leaks.as_ref().map(|l| l.threshold() / 2))
+        .map_or(Duration::from_secs(1), |p| p.clamp(Duration::from_millis(10), Duration::from_secs(1)));
+    handle.spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(shared) = shared.upgrade() else { return };
+            refresh(&shared);
+            if let Some(leaks) = &shared.leaks {
+                leaks.sweep(&shared.name);
+            }
+        }
+    });
+}
+
+/// A checked-out connection. Derefs to the backend's connection; goes back to the pool when dropped.
+pub struct PooledConn<B: Backend> {
+    conn: bb8::PooledConnection<'static, Manager<B>>,
+    shared: Arc<Shared<B>>,
+    taken: Instant,
+    ticket: Option<u64>,
+}
+
+impl<B: Backend> Deref for PooledConn<B> {
+    type Target = B::Conn;
+    fn deref(&self) -> &B::Conn {
+        &self.conn.conn
+    }
+}
+
+impl<B: Backend> DerefMut for PooledConn<B> {
+    fn deref_mut(&mut self) -> &mut B::Conn {
+        &mut self.conn.conn
+    }
+}
+
+impl<B: Backend> Drop for PooledConn<B> {
+    fn drop(&mut self) {
+        self.conn.last_used = Instant::now();
+        self.shared.metrics.record_connection_returned(self.taken.elapsed());
+        if let (Some(leaks), Some(ticket)) = (&self.shared.leaks, self.ticket) {
+            leaks.release(ticket, &self.shared.name);
+        }
+    }
+}

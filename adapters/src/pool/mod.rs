@@ -1,0 +1,17 @@
+//! The seeds' `db_pool`: [`PoolConfig`], [`DatabaseError`], [`MetricsCollector`], [`PoolFactory`], and the
+//! generic [`Pool`] the PostgreSQL and SQLite pools are made of.
+
+mod config;
+mod core;
+mod error;
+mod factory;
+mod health;
+mod leak;
+mod metrics;
+
+pub use config::PoolConfig;
+pub use core::{Backend, Manager, Pool, PoolState, PooledConn, Tracked};
+pub use error::DatabaseError;
+pub use factory::PoolFactory;
+pub use health::HealthChecker;
+pub use metrics::{CloseReason, MetricsCollector, PoolMetricsSnapshot};

@@ -1,0 +1,158 @@
+//! [`SqliteConfig`]: which SQLite database, and the pragmas every connection gets.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::pool::DatabaseError;
+
+/// Where the database lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SqliteTarget {
+    /// A database file (created if missing).
+    File(PathBuf),
+    /// A named in-memory database shared by every connection of the pool (SQLite's `memdb` VFS). It lives as long
+    /// as the pool.
+    SharedMemory(String),
+}
+
+/// How to open SQLite connections. Defaults: WAL journal, `busy_timeout` 5 s, foreign keys on,
+/// `synchronous = NORMAL` (durable with WAL except on power loss).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqliteConfig {
+    /// The database.
+    pub target: SqliteTarget,
+    /// How long a statement waits for a lock held by another connection before failing.
+    pub busy_timeout: Duration,
+    /// Enforce foreign keys (`PRAGMA foreign_keys`).
+    pub foreign_keys: bool,
+    /// Use write-ahead logging for files (`PRAGMA journal_mode = WAL`): readers do not block the writer.
+    pub wal: bool,
+}
+
+impl SqliteConfig {
+    /// A database file.
+    pub fn file(path: impl Into<PathBuf>) -> Self {
+        Self::with_target(SqliteTarget::File(path.into()))
+    }
+
+    /// A named in-memory database shared by the pool's connections.
+    pub fn shared_memory(name: impl Into<String>) -> Self {
+        Self::with_target(SqliteTarget::SharedMemory(name.into()))
+    }
+
+    fn with_target(target: SqliteTarget) -> Self {
+        Self { target, busy_timeout: Duration::from_secs(5), foreign_keys: true, wal: true }
+    }
+
+    /// Parses a location: a path, `sqlite://path`, `sqlite:path`, or `sqlite::memory:<name>` for a named shared
+    /// in-memory database. A plain `:memory:` is refused: it would give every pooled connection its own, empty,
+    /// private database.
+    pub fn parse(s: &str) -> Result<Self, DatabaseError> {
+        let rest = s.strip_prefix("sqlite://").or_else(|| s.strip_prefix("sqlite:")).unwrap_or(s);
+        if rest.is_empty() {
+            return Err(DatabaseError::config("path", "must not be empty"));
+        }
+        if rest == ":memory:" || rest.starts_with("file::memory:") {
+            return Err(DatabaseError::config(
+                "path",
+                "':memory:' gives every pooled connection its own empty database; \
+                 use SqliteConfig::shared_memory(name) or 'sqlite::memory:<name>'",
+            ));
+        }
+        if let Some(name) = rest.strip_prefix(":memory:") {
+            return Ok(Self::shared_memory(name));
+        }
+        Ok(Self::file(rest))
+    }
+
+    /// `SQLITE_PATH`, else a `sqlite:` `DATABASE_URL`; errors name the variable.
+    pub fn from_env() -> Result<Self, DatabaseError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// [`SqliteConfig::from_env`] over any lookup.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, DatabaseError> {
+        let (var, value) = match (get("SQLITE_PATH"), get("DATABASE_URL")) {
+            (Some(p), _) => ("SQLITE_PATH", p),
+            (None, Some(u)) if u.starts_with("sqlite:") => ("DATABASE_URL", u),
+            _ => return Err(DatabaseError::config("SQLITE_PATH", "not set (nor a sqlite: DATABASE_URL)")),
+        };
+        Self::parse(&value).map_err(|e| match e {
+            DatabaseError::Config { message, .. } => DatabaseError::config(var, message),
+            other => other,
+        })
+    }
+
+    /// Sets `busy_timeout`.
+    pub fn busy_timeout(mut self, t: Duration) -> Self {
+        self.busy_timeout = t;
+        self
+    }
+
+    /// Turns WAL on or off (files only).
+    pub fn wal(mut self, on: bool) -> Self {
+        self.wal = on;
+        self
+    }
+
+    /// Checks the settings; errors name the field.
+    pub fn validate(&self) -> Result<(), DatabaseError> {
+        match &self.target {
+            SqliteTarget::File(p) if p.as_os_str().is_empty() => {
+                Err(DatabaseError::config("path", "must not be empty"))
+            }
+            SqliteTarget::SharedMemory(n) if n.is_empty() || n.contains(['/', '?', '#']) => {
+                Err(DatabaseError::config("name", "must be non-empty without '/', '?' or '#'"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The path or in-memory name, for messages.
+    pub fn describe(&self) -> String {
+        match &self.target {
+            SqliteTarget::File(p) => p.display().to_string(),
+            SqliteTarget::SharedMemory(n) => format!(":memory:{n}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_paths_urls_and_named_memory() {
+        assert_eq!(SqliteConfig::parse("data/app.db").unwrap().target, SqliteTarget::File("data/app.db".into()));
+        assert_eq!(
+            SqliteConfig::parse("sqlite://data/app.db").unwrap().target,
+            SqliteTarget::File("data/app.db".into())
+        );
+        assert_eq!(
+            SqliteConfig::parse("sqlite::memory:tests").unwrap().target,
+            SqliteTarget::SharedMemory("tests".into())
+        );
+    }
+
+    #[test]
+    fn a_plain_memory_database_is_refused_with_the_reason() {
+        for s in [":memory:", "sqlite::memory:", "sqlite://:memory:"] {
+            match SqliteConfig::parse(s) {
+                Err(DatabaseError::Config { field, message }) => {
+                    assert_eq!(field, "path");
+                    assert!(message.contains("shared_memory"), "{message}");
+                }
+                other => panic!("{s}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn env_errors_name_the_variable() {
+        match SqliteConfig::from_lookup(|k| (k == "SQLITE_PATH").then(|| ":memory:".to_owned())) {
+            Err(DatabaseError::Config { field, .. }) => assert_eq!(field, "SQLITE_PATH"),
+            other => panic!("{other:?}"),
+        }
+        assert!(SqliteConfig::from_lookup(|_| None).is_err());
+    }
+}
