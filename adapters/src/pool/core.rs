@@ -326,6 +326,12 @@ pub struct PooledConn<B: Backend> {
     ticket: Option<u64>,
 }
 
+impl<B: Backend> std::fmt::Debug for PooledConn<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PooledConn").field("pool", &self.shared.name).field("held", &self.taken.elapsed()).finish()
+    }
+}
+
 impl<B: Backend> Deref for PooledConn<B> {
     type Target = B::Conn;
     fn deref(&self) -> &B::Conn {

@@ -1,12 +1,67 @@
 //! [`PgBackend`]: bb8-postgres's `PostgresConnectionManager` (plain or rustls), as a pool [`Backend`].
 
+use std::collections::HashMap;
+use std::ops::{Deref, DerefMut};
+
 use bb8::ManageConnection;
 use bb8_postgres::PostgresConnectionManager;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::{Client, NoTls, Statement};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{DatabaseConfig, error::classify, tls};
 use crate::pool::{Backend, DatabaseError};
+
+/// A pooled PostgreSQL connection: a tokio-postgres [`Client`] (it derefs to one) plus a per-connection cache of
+/// prepared statements, so a hot query is parsed once per connection rather than on every call.
+pub struct PgConnection {
+    client: Client,
+    statements: HashMap<String, Statement>,
+}
+
+impl PgConnection {
+    /// The most statements kept per connection; the cache is cleared when it would grow past this.
+    pub const STATEMENT_CACHE_CAPACITY: usize = 256;
+
+    /// Prepares `sql` once per connection and returns the cached statement afterwards.
+    pub async fn prepare_cached(&mut self, sql: &str) -> Result<Statement, tokio_postgres::Error> {
+        if let Some(statement) = self.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.client.prepare(sql).await?;
+        if self.statements.len() >= Self::STATEMENT_CACHE_CAPACITY {
+            self.statements.clear();
+        }
+        self.statements.insert(sql.to_owned(), statement.clone());
+        Ok(statement)
+    }
+
+    /// How many statements are cached.
+    pub fn cached_statements(&self) -> usize {
+        self.statements.len()
+    }
+}
+
+impl Deref for PgConnection {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl DerefMut for PgConnection {
+    fn deref_mut(&mut self) -> &mut Client {
+        &mut self.client
+    }
+}
+
+impl std::fmt::Debug for PgConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgConnection")
+            .field("closed", &self.client.is_closed())
+            .field("cached", &self.statements.len())
+            .finish()
+    }
+}
 
 enum Connector {
     Plain(PostgresConnectionManager<NoTls>),
@@ -45,10 +100,10 @@ impl PgBackend {
 }
 
 impl Backend for PgBackend {
-    type Conn = Client;
+    type Conn = PgConnection;
     const NAME: &'static str = "postgres";
 
-    async fn connect(&self) -> Result<Client, DatabaseError> {
+    async fn connect(&self) -> Result<PgConnection, DatabaseError> {
         // tokio-postgres applies connect_timeout per address; this bounds the whole handshake (TLS included).
         let attempt = async {
             match &self.connector {
@@ -57,7 +112,9 @@ impl Backend for PgBackend {
             }
         };
         match tokio::time::timeout(self.config.connect_timeout, attempt).await {
-            Ok(result) => result.map_err(|e| classify(e, &self.config)),
+            Ok(result) => result
+                .map(|client| PgConnection { client, statements: HashMap::new() })
+                .map_err(|e| classify(e, &self.config)),
             Err(_) => Err(DatabaseError::ConnectionRefused {
                 address: self.config.address(),
                 message: format!("no answer within {:?}", self.config.connect_timeout),
@@ -65,15 +122,15 @@ impl Backend for PgBackend {
         }
     }
 
-    async fn ping(&self, conn: &mut Client) -> Result<(), DatabaseError> {
+    async fn ping(&self, conn: &mut PgConnection) -> Result<(), DatabaseError> {
         conn.simple_query("").await.map(|_| ()).map_err(|e| classify(e, &self.config))
     }
 
-    fn is_broken(&self, conn: &mut Client) -> bool {
+    fn is_broken(&self, conn: &mut PgConnection) -> bool {
         conn.is_closed()
     }
 
-    async fn server_version(&self, conn: &mut Client) -> Result<String, DatabaseError> {
+    async fn server_version(&self, conn: &mut PgConnection) -> Result<String, DatabaseError> {
         let row = conn.query_one("SHOW server_version", &[]).await.map_err(|e| classify(e, &self.config))?;
         Ok(row.get(0))
     }

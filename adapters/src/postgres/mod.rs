@@ -20,8 +20,9 @@ mod config;
 mod error;
 mod tls;
 
-pub use backend::PgBackend;
+pub use backend::{PgBackend, PgConnection};
 pub use config::{DatabaseConfig, DatabaseConfigBuilder, SslMode};
 
-/// A PostgreSQL connection pool; `pool.get().await?` derefs to a `tokio_postgres::Client`.
+/// A PostgreSQL connection pool; `pool.get().await?` derefs to a [`PgConnection`], which derefs to a
+/// `tokio_postgres::Client`.
 pub type PgPool = crate::pool::Pool<PgBackend>;

@@ -98,6 +98,9 @@ impl SqliteBackend {
             }
         };
         conn.busy_timeout(config.busy_timeout).map_err(classify)?;
+        // SQLite opens lazily; reading the schema makes a file that is not a database fail here, at connect,
+        // where the pool reports it, instead of on every later statement.
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(())).map_err(classify)?;
         conn.pragma_update(None, "foreign_keys", config.foreign_keys).map_err(classify)?;
         if config.wal && matches!(config.target, SqliteTarget::File(_)) {
             let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(classify)?;
@@ -123,7 +126,8 @@ impl Backend for SqliteBackend {
     }
 
     async fn ping(&self, conn: &mut SqliteConn) -> Result<(), DatabaseError> {
-        conn.interact(|c| c.query_row("SELECT 1", [], |_| Ok(()))).await
+        // Reads the schema, so the database file itself is checked, not just the connection object.
+        conn.interact(|c| c.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))).await
     }
 
     fn is_broken(&self, _: &mut SqliteConn) -> bool {
@@ -131,7 +135,10 @@ impl Backend for SqliteBackend {
     }
 
     async fn server_version(&self, conn: &mut SqliteConn) -> Result<String, DatabaseError> {
-        conn.interact(|c| c.query_row("SELECT sqlite_version()", [], |r| r.get(0))).await
+        conn.interact(|c| {
+            c.query_row("SELECT sqlite_version() FROM (SELECT count(*) FROM sqlite_master)", [], |r| r.get(0))
+        })
+        .await
     }
 
     fn address(&self) -> String {
