@@ -1,0 +1,136 @@
+//! Checkout + return cost of the cpc pool (metrics and leak detection on) against bare bb8 and deadpool, each over
+//! a connection manager that does nothing, so only pool overhead is measured. Run:
+//!
+//! ```sh
+//! cargo bench -p cpc-adapters --all-features --bench pool_overhead
+//! ```
+//!
+//! Prints ops/s per pool and the ratio of each to bare bb8 (time per op; lower is better), uncontended (1 task,
+//! 8 connections) and contended (64 tasks on 8 connections).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use cpc_adapters::pool::{Backend, DatabaseError, Pool, PoolConfig};
+
+const RUN: Duration = Duration::from_secs(2);
+const ROUNDS: usize = 3;
+
+// --- no-op managers -------------------------------------------------------------------------------------------
+
+struct NoopBb8;
+impl bb8::ManageConnection for NoopBb8 {
+    type Connection = ();
+    type Error = Infallible;
+    async fn connect(&self) -> Result<(), Infallible> {
+        Ok(())
+    }
+    async fn is_valid(&self, _: &mut ()) -> Result<(), Infallible> {
+        Ok(())
+    }
+    fn has_broken(&self, _: &mut ()) -> bool {
+        false
+    }
+}
+
+struct NoopDeadpool;
+impl deadpool::managed::Manager for NoopDeadpool {
+    type Type = ();
+    type Error = Infallible;
+    async fn create(&self) -> Result<(), Infallible> {
+        Ok(())
+    }
+    async fn recycle(&self, _: &mut (), _: &deadpool::managed::Metrics) -> deadpool::managed::RecycleResult<Infallible> {
+        Ok(())
+    }
+}
+
+struct NoopBackend;
+impl Backend for NoopBackend {
+    type Conn = ();
+    const NAME: &'static str = "noop";
+    async fn connect(&self) -> Result<(), DatabaseError> {
+        Ok(())
+    }
+    async fn ping(&self, _: &mut ()) -> Result<(), DatabaseError> {
+        Ok(())
+    }
+    fn is_broken(&self, _: &mut ()) -> bool {
+        false
+    }
+    async fn server_version(&self, _: &mut ()) -> Result<String, DatabaseError> {
+        Ok("noop".into())
+    }
+    fn address(&self) -> String {
+        "noop".into()
+    }
+}
+
+// --- harness --------------------------------------------------------------------------------------------------
+
+#[derive(Clone)]
+enum Subject {
+    Bb8(bb8::Pool<NoopBb8>),
+    Deadpool(deadpool::managed::Pool<NoopDeadpool>),
+    Cpc(Pool<NoopBackend>),
+}
+
+impl Subject {
+    async fn checkout(&self) {
+        match self {
+            Self::Bb8(p) => drop(p.get().await.expect("bb8 checkout")),
+            Self::Deadpool(p) => drop(p.get().await.expect("deadpool checkout")),
+            Self::Cpc(p) => drop(p.get().await.expect("cpc checkout")),
+        }
+    }
+}
+
+async fn throughput(subject: &Subject, tasks: usize) -> f64 {
+    let done = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + RUN;
+    let started = Instant::now();
+    let handles: Vec<_> = (0..tasks)
+        .map(|_| {
+            let (subject, done) = (subject.clone(), done.clone());
+            tokio::spawn(async move {
+                let mut n = 0u64;
+                while Instant::now() < deadline {
+                    for _ in 0..64 {
+                        subject.checkout().await;
+                    }
+                    n += 64;
+                }
+                done.fetch_add(n, Ordering::Relaxed);
+            })
+        })
+        .collect();
+    for h in handles {
+        h.await.expect("bench task");
+    }
+    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let bb8 = Subject::Bb8(bb8::Pool::builder().max_size(8).build(NoopBb8).await.expect("bb8"));
+    let deadpool = Subject::Deadpool(deadpool::managed::Pool::builder(NoopDeadpool).max_size(8).build().expect("deadpool"));
+    let cpc = Subject::Cpc(
+        Pool::new(NoopBackend, &PoolConfig::default().max_connections(8), "bench").await.expect("cpc pool"),
+    );
+    println!("| scenario | pool | checkouts/s | time per op vs bare bb8 |");
+    println!("|---|---|---:|---:|");
+    for (scenario, tasks) in [("uncontended (1 task, 8 conns)", 1), ("contended (64 tasks, 8 conns)", 64)] {
+        // Interleave rounds so drift on a shared machine hits every pool alike; keep each pool's best round.
+        let mut best = [0f64; 3];
+        for _ in 0..ROUNDS {
+            for (i, s) in [&bb8, &deadpool, &cpc].into_iter().enumerate() {
+                best[i] = best[i].max(throughput(s, tasks).await);
+            }
+        }
+        for (i, name) in ["bare bb8", "deadpool", "cpc (metrics + leak detection)"].into_iter().enumerate() {
+            println!("| {scenario} | {name} | {:.0} | {:.2}x |", best[i], best[0] / best[i]);
+        }
+    }
+}
