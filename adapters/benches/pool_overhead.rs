@@ -42,7 +42,11 @@ impl deadpool::managed::Manager for NoopDeadpool {
     async fn create(&self) -> Result<(), Infallible> {
         Ok(())
     }
-    async fn recycle(&self, _: &mut (), _: &deadpool::managed::Metrics) -> deadpool::managed::RecycleResult<Infallible> {
+    async fn recycle(
+        &self,
+        _: &mut (),
+        _: &deadpool::managed::Metrics,
+    ) -> deadpool::managed::RecycleResult<Infallible> {
         Ok(())
     }
 }
@@ -115,7 +119,8 @@ async fn throughput(subject: &Subject, tasks: usize) -> f64 {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let bb8 = Subject::Bb8(bb8::Pool::builder().max_size(8).build(NoopBb8).await.expect("bb8"));
-    let deadpool = Subject::Deadpool(deadpool::managed::Pool::builder(NoopDeadpool).max_size(8).build().expect("deadpool"));
+    let deadpool =
+        Subject::Deadpool(deadpool::managed::Pool::builder(NoopDeadpool).max_size(8).build().expect("deadpool"));
     let cpc = Subject::Cpc(
         Pool::new(NoopBackend, &PoolConfig::default().max_connections(8), "bench").await.expect("cpc pool"),
     );

@@ -11,10 +11,13 @@
 use std::future::Future;
 use std::ops::{Deref, DerefMut};
 use std::panic::Location;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use tokio::sync::broadcast;
+use tokio::sync::Notify;
 
 use super::leak::LeakDetector;
 use super::{CloseReason, DatabaseError, MetricsCollector, PoolConfig, PoolMetricsSnapshot};
@@ -42,15 +45,46 @@ pub trait Backend: Send + Sync + 'static {
 pub struct Tracked<C> {
     conn: C,
     last_used: Instant,
+    invalid: bool,
 }
 
 /// The bb8 connection manager over a [`Backend`].
 #[derive(Debug)]
 pub struct Manager<B: Backend> {
     backend: Arc<B>,
-    skip_window: Duration,
     metrics: Arc<MetricsCollector>,
-    failures: broadcast::Sender<DatabaseError>,
+    failures: Arc<Failures>,
+}
+
+/// Connect failures, for checkouts that wait: broadcast to those subscribed, and the latest kept with a
+/// generation number so a checkout that subscribes late still sees one that happened meanwhile.
+#[derive(Debug, Default)]
+struct Failures {
+    notify: Notify,
+    generation: AtomicU64,
+    last: Mutex<Option<DatabaseError>>,
+}
+
+impl Failures {
+    fn record(&self, e: &DatabaseError) {
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
+        self.generation.fetch_add(1, Ordering::Release);
+        self.notify.notify_waiters();
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// The latest failure if any happened after `generation`; moves `generation` to now.
+    fn since(&self, generation: &mut u64) -> Option<DatabaseError> {
+        let now = self.generation();
+        if now == *generation {
+            return None;
+        }
+        *generation = now;
+        self.last.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
 }
 
 impl<B: Backend> bb8::ManageConnection for Manager<B> {
@@ -62,25 +96,23 @@ impl<B: Backend> bb8::ManageConnection for Manager<B> {
         match self.backend.connect().await {
             Ok(conn) => {
                 self.metrics.record_connection_created(started.elapsed());
-                Ok(Tracked { conn, last_used: Instant::now() })
+                Ok(Tracked { conn, last_used: Instant::now(), invalid: false })
             }
             Err(e) => {
-                // No receiver is fine: nobody is waiting.
-                let _ = self.failures.send(e.clone());
+                self.failures.record(&e);
                 Err(e)
             }
         }
     }
 
+    /// Validation happens in [`Pool::get`], where the checkout's start time is known (one clock read less);
+    /// bb8's own check-out test is off.
     async fn is_valid(&self, conn: &mut Self::Connection) -> Result<(), Self::Error> {
-        if conn.last_used.elapsed() < self.skip_window && !self.backend.is_broken(&mut conn.conn) {
-            return Ok(());
-        }
         self.backend.ping(&mut conn.conn).await
     }
 
     fn has_broken(&self, conn: &mut Self::Connection) -> bool {
-        self.backend.is_broken(&mut conn.conn)
+        conn.invalid || self.backend.is_broken(&mut conn.conn)
     }
 }
 
@@ -89,11 +121,55 @@ struct Shared<B: Backend> {
     backend: Arc<B>,
     metrics: Arc<MetricsCollector>,
     leaks: Option<LeakDetector>,
-    failures: broadcast::Sender<DatabaseError>,
+    failures: Arc<Failures>,
     config: PoolConfig,
     name: String,
     address: String,
     closed_seen: Mutex<[u64; 3]>,
+}
+
+type Checkout<B> = Result<bb8::PooledConnection<'static, Manager<B>>, bb8::RunError<DatabaseError>>;
+
+impl<B: Backend> Shared<B> {
+    /// The slow path of a checkout: waits for bb8, or for a connect failure that should end the wait.
+    async fn wait(
+        &self,
+        mut get: Pin<&mut (impl Future<Output = Checkout<B>> + Send)>,
+        generation: &mut u64,
+    ) -> Checkout<B> {
+        let _waiting = WaitingGuard::new(&self.metrics);
+        loop {
+            let notified = self.failures.notify.notified();
+            let mut notified = std::pin::pin!(notified);
+            // Registered before looking, so a failure recorded in between still wakes us.
+            notified.as_mut().enable();
+            if let Some(e) = self.failures.since(generation).filter(|e| self.ends_wait(e)) {
+                return Err(bb8::RunError::User(e));
+            }
+            tokio::select! {
+                r = get.as_mut() => return r,
+                () = notified => {}
+            }
+        }
+    }
+
+    /// Whether a connect failure should end waiting checkouts: it is fatal, or no connection is left to wait for.
+    fn ends_wait(&self, e: &DatabaseError) -> bool {
+        e.is_fatal() || self.pool.state().connections == 0
+    }
+
+    /// Whether a checked-out connection may be handed out: not broken, and used recently or answering a ping.
+    async fn usable(&self, conn: &mut Tracked<B::Conn>, started: Instant) -> bool {
+        if self.backend.is_broken(&mut conn.conn) {
+            return false;
+        }
+        if started.saturating_duration_since(conn.last_used) < self.config.validation_skip_window {
+            return true;
+        }
+        // A half-open connection may never answer: the ping gets what is left of the checkout's time.
+        let left = self.config.connection_timeout.saturating_sub(started.elapsed());
+        matches!(tokio::time::timeout(left, self.backend.ping(&mut conn.conn)).await, Ok(Ok(())))
+    }
 }
 
 /// A connection pool over a [`Backend`]. Cheap to clone (all clones share the pool).
@@ -141,13 +217,8 @@ impl<B: Backend> Pool<B> {
         let address = backend.address();
         let backend = Arc::new(backend);
         let metrics = Arc::new(MetricsCollector::new(B::NAME, name.clone()));
-        let (failures, _) = broadcast::channel(64);
-        let manager = Manager {
-            backend: backend.clone(),
-            skip_window: config.validation_skip_window,
-            metrics: metrics.clone(),
-            failures: failures.clone(),
-        };
+        let failures = Arc::new(Failures::default());
+        let manager = Manager { backend: backend.clone(), metrics: metrics.clone(), failures: failures.clone() };
         let first = bb8::ManageConnection::connect(&manager).await?;
         let pool = bb8::Pool::builder()
             .max_size(config.max_connections)
@@ -155,7 +226,7 @@ impl<B: Backend> Pool<B> {
             .connection_timeout(config.connection_timeout)
             .idle_timeout(config.idle_timeout)
             .max_lifetime(config.max_lifetime)
-            .test_on_check_out(true)
+            .test_on_check_out(false)
             .retry_connection(false)
             .build_unchecked(manager);
         // A fresh pool has room for its first connection; if not, dropping it is harmless.
@@ -186,23 +257,43 @@ impl<B: Backend> Pool<B> {
         let shared = self.shared.clone();
         async move {
             let started = Instant::now();
-            let mut failures = shared.failures.subscribe();
-            let waiting = WaitingGuard::new(&shared.metrics);
-            let result = tokio::select! {
-                r = shared.pool.get_owned() => r.map_err(|e| match e {
+            let mut generation = shared.failures.generation();
+            let mut waited = false;
+            loop {
+                let checkout = {
+                    let mut get = std::pin::pin!(shared.pool.get_owned());
+                    // Fast path: a connection is idle and bb8 hands it out on the first poll.
+                    match futures::poll!(&mut get) {
+                        Poll::Ready(r) => r,
+                        Poll::Pending => {
+                            waited = true;
+                            shared.wait(get, &mut generation).await
+                        }
+                    }
+                };
+                let mut conn = checkout.map_err(|e| match e {
                     bb8::RunError::User(e) => e,
                     bb8::RunError::TimedOut => {
                         shared.metrics.record_timeout();
                         DatabaseError::PoolTimeout(shared.config.connection_timeout)
                     }
-                }),
-                e = wait_for_failure(&mut failures, &shared.pool) => Err(e),
-            };
-            drop(waiting);
-            let conn = result?;
-            shared.metrics.record_connection_acquired(started.elapsed());
-            let ticket = shared.leaks.as_ref().map(|l| l.track(location));
-            Ok(PooledConn { conn, shared, taken: Instant::now(), ticket })
+                })?;
+                if shared.usable(&mut conn, started).await {
+                    // A checkout served on the first poll did not wait for a connection: its wait is zero.
+                    let taken = if waited { Instant::now() } else { started };
+                    shared.metrics.record_connection_acquired(taken - started);
+                    let ticket = shared.leaks.as_ref().map(|l| l.track(location, taken));
+                    return Ok(PooledConn { conn, shared, taken, ticket });
+                }
+                // Broken: bb8 discards it when it comes back; try another within the same time limit.
+                conn.invalid = true;
+                drop(conn);
+                waited = true;
+                if started.elapsed() >= shared.config.connection_timeout {
+                    shared.metrics.record_timeout();
+                    return Err(DatabaseError::PoolTimeout(shared.config.connection_timeout));
+                }
+            }
         }
     }
 
@@ -246,21 +337,6 @@ impl<B: Backend> Pool<B> {
     }
 }
 
-/// Waits for a connect failure that should end a waiting checkout: a fatal one, or any while the pool has no
-/// established connection that could be returned.
-async fn wait_for_failure<B: Backend>(
-    failures: &mut broadcast::Receiver<DatabaseError>,
-    pool: &bb8::Pool<Manager<B>>,
-) -> DatabaseError {
-    loop {
-        match failures.recv().await {
-            Ok(e) if e.is_fatal() || pool.state().connections == 0 => return e,
-            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
-            Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
-        }
-    }
-}
-
 /// Counts a checkout as waiting for as long as it lives, even if the checkout future is dropped.
 struct WaitingGuard<'a>(&'a MetricsCollector);
 
@@ -281,6 +357,7 @@ impl Drop for WaitingGuard<'_> {
 fn refresh<B: Backend>(shared: &Shared<B>) {
     let state = shared.pool.state();
     shared.metrics.record_idle(u64::from(state.idle_connections));
+    shared.metrics.refresh_gauges();
     let s = &state.statistics;
     let now = [
         s.connections_closed_broken + s.connections_closed_invalid,
@@ -347,8 +424,9 @@ impl<B: Backend> DerefMut for PooledConn<B> {
 
 impl<B: Backend> Drop for PooledConn<B> {
     fn drop(&mut self) {
-        self.conn.last_used = Instant::now();
-        self.shared.metrics.record_connection_returned(self.taken.elapsed());
+        let now = Instant::now();
+        self.conn.last_used = now;
+        self.shared.metrics.record_connection_returned(now - self.taken);
         if let (Some(leaks), Some(ticket)) = (&self.shared.leaks, self.ticket) {
             leaks.release(ticket, &self.shared.name);
         }

@@ -57,21 +57,30 @@ pub struct MetricsCollector {
     stats: Stats,
 }
 
+/// The counters behind [`MetricsCollector::snapshot`]. The two written on every checkout and return sit on
+/// cache lines of their own, so concurrent checkouts and returns do not fight over one line.
 #[derive(Debug, Default)]
 struct Stats {
-    acquired: AtomicU64,
-    acquire_nanos: AtomicU64,
-    acquire_max_nanos: AtomicU64,
-    returned: AtomicU64,
-    in_use_nanos: AtomicU64,
+    acquire: Padded<PairCounter>,
+    release: Padded<PairCounter>,
     created: AtomicU64,
     connect_nanos: AtomicU64,
     timeouts: AtomicU64,
     closed: [AtomicU64; 3],
     idle: AtomicU64,
-    in_use: AtomicU64,
     waiting: AtomicU64,
 }
+
+/// A count and a total duration.
+#[derive(Debug, Default)]
+struct PairCounter {
+    count: AtomicU64,
+    nanos: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Padded<T>(T);
 
 /// The figures of a [`MetricsCollector`] at one moment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -80,8 +89,6 @@ pub struct PoolMetricsSnapshot {
     pub acquired: u64,
     /// Their total wait.
     pub acquire_wait_total: Duration,
-    /// The longest wait.
-    pub acquire_wait_max: Duration,
     /// Connections returned.
     pub returned: u64,
     /// Total time connections were held.
@@ -138,21 +145,23 @@ impl MetricsCollector {
     /// A checkout got a connection after waiting `wait`.
     pub fn record_connection_acquired(&self, wait: Duration) {
         self.acquire.record(wait.as_secs_f64());
-        let n = nanos(wait);
-        self.stats.acquired.fetch_add(1, Ordering::Relaxed);
-        self.stats.acquire_nanos.fetch_add(n, Ordering::Relaxed);
-        self.stats.acquire_max_nanos.fetch_max(n, Ordering::Relaxed);
-        let in_use = self.stats.in_use.fetch_add(1, Ordering::Relaxed) + 1;
-        self.in_use_gauge.set(in_use as f64);
+        self.stats.acquire.0.count.fetch_add(1, Ordering::Relaxed);
+        self.stats.acquire.0.nanos.fetch_add(nanos(wait), Ordering::Relaxed);
     }
 
     /// A connection went back to the pool after being held for `held`.
     pub fn record_connection_returned(&self, held: Duration) {
         self.in_use_time.record(held.as_secs_f64());
-        self.stats.returned.fetch_add(1, Ordering::Relaxed);
-        self.stats.in_use_nanos.fetch_add(nanos(held), Ordering::Relaxed);
-        let in_use = self.stats.in_use.fetch_sub(1, Ordering::Relaxed).saturating_sub(1);
-        self.in_use_gauge.set(in_use as f64);
+        self.stats.release.0.count.fetch_add(1, Ordering::Relaxed);
+        self.stats.release.0.nanos.fetch_add(nanos(held), Ordering::Relaxed);
+    }
+
+    /// Sets the `in_use` and `waiting` gauges from the counters (the pool does it about once a second, and on
+    /// [`Pool::metrics`](super::Pool::metrics)).
+    pub fn refresh_gauges(&self) {
+        let s = self.snapshot();
+        self.in_use_gauge.set(s.in_use as f64);
+        self.waiting_gauge.set(s.waiting as f64);
     }
 
     /// A new connection was opened in `took`.
@@ -176,14 +185,13 @@ impl MetricsCollector {
         self.stats.timeouts.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A checkout started (`+1`) or stopped (`-1`) waiting.
+    /// A checkout started (`+1`) or stopped (`-1`) waiting for a connection.
     pub fn record_waiting(&self, delta: i64) {
-        let now = if delta >= 0 {
-            self.stats.waiting.fetch_add(delta.unsigned_abs(), Ordering::Relaxed) + delta.unsigned_abs()
+        if delta >= 0 {
+            self.stats.waiting.fetch_add(delta.unsigned_abs(), Ordering::Relaxed);
         } else {
-            self.stats.waiting.fetch_sub(delta.unsigned_abs(), Ordering::Relaxed).saturating_sub(delta.unsigned_abs())
-        };
-        self.waiting_gauge.set(now as f64);
+            self.stats.waiting.fetch_sub(delta.unsigned_abs(), Ordering::Relaxed);
+        }
     }
 
     /// The number of idle connections, read from the pool.
@@ -196,12 +204,15 @@ impl MetricsCollector {
     pub fn snapshot(&self) -> PoolMetricsSnapshot {
         let s = &self.stats;
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        // Returns are read first: a checkout counted between the two reads can only make in_use larger, never
+        // wrap it below zero.
+        let returned = get(&s.release.0.count);
+        let acquired = get(&s.acquire.0.count);
         PoolMetricsSnapshot {
-            acquired: get(&s.acquired),
-            acquire_wait_total: Duration::from_nanos(get(&s.acquire_nanos)),
-            acquire_wait_max: Duration::from_nanos(get(&s.acquire_max_nanos)),
-            returned: get(&s.returned),
-            in_use_total: Duration::from_nanos(get(&s.in_use_nanos)),
+            acquired,
+            acquire_wait_total: Duration::from_nanos(get(&s.acquire.0.nanos)),
+            returned,
+            in_use_total: Duration::from_nanos(get(&s.release.0.nanos)),
             created: get(&s.created),
             connect_total: Duration::from_nanos(get(&s.connect_nanos)),
             timeouts: get(&s.timeouts),
@@ -209,7 +220,7 @@ impl MetricsCollector {
             closed_idle: get(&s.closed[1]),
             closed_lifetime: get(&s.closed[2]),
             idle: get(&s.idle),
-            in_use: get(&s.in_use),
+            in_use: acquired.saturating_sub(returned),
             waiting: get(&s.waiting),
         }
     }
@@ -234,7 +245,6 @@ mod tests {
         let s = m.snapshot();
         assert_eq!((s.acquired, s.returned, s.in_use, s.created, s.timeouts, s.waiting), (2, 1, 1, 1, 1, 1));
         assert_eq!(s.acquire_wait_total, Duration::from_millis(7));
-        assert_eq!(s.acquire_wait_max, Duration::from_millis(5));
         assert_eq!((s.closed_idle, s.closed_broken), (2, 0));
     }
 }

@@ -97,6 +97,12 @@ impl PgBackend {
     pub fn config(&self) -> &DatabaseConfig {
         &self.config
     }
+
+    /// Classifies a tokio-postgres error from a query on one of this backend's connections: a lost connection
+    /// is `Unavailable`, a server that is shutting down too, anything else a `Query` error.
+    pub fn classify(&self, e: tokio_postgres::Error) -> DatabaseError {
+        classify(e, &self.config)
+    }
 }
 
 impl Backend for PgBackend {
