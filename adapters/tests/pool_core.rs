@@ -1,6 +1,7 @@
 //! The generic pool's own logic, over an in-process backend that counts what the pool asks of it: skipping
 //! validation for recently used connections, never handing out a broken one, failing fast with the cause,
 //! timing out when exhausted, metrics and leak reports.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(any(feature = "postgres", feature = "sqlite"))]
 
 use std::sync::Arc;

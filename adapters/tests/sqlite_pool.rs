@@ -1,4 +1,5 @@
 //! The SQLite pool against real SQLite databases (files in a temp dir, and named in-memory databases).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(feature = "sqlite")]
 
 use std::sync::Arc;
