@@ -1,1 +1,2 @@
+//! Placeholder until the lookup benchmark lands.
 fn main() {}

@@ -53,7 +53,21 @@ pub struct Tracked<C> {
 pub struct Manager<B: Backend> {
     backend: Arc<B>,
     metrics: Arc<MetricsCollector>,
-    failures: Arc<Failures>,
+}
+
+/// bb8's error sink: where it reports connect failures once their bookkeeping is done.
+#[derive(Debug, Clone)]
+struct FailureSink(Arc<Failures>);
+
+impl bb8::ErrorSink<DatabaseError> for FailureSink {
+    fn sink(&self, error: DatabaseError) {
+        tracing::debug!(%error, "connecting to the database failed");
+        self.0.record(&error);
+    }
+
+    fn boxed_clone(&self) -> Box<dyn bb8::ErrorSink<DatabaseError>> {
+        Box::new(self.clone())
+    }
 }
 
 /// Connect failures, for checkouts that wait: broadcast to those subscribed, and the latest kept with a
@@ -98,10 +112,10 @@ impl<B: Backend> bb8::ManageConnection for Manager<B> {
                 self.metrics.record_connection_created(started.elapsed());
                 Ok(Tracked { conn, last_used: Instant::now(), invalid: false })
             }
-            Err(e) => {
-                self.failures.record(&e);
-                Err(e)
-            }
+            // Waiting checkouts learn of the failure through the error sink, which bb8 calls after releasing the
+            // failed attempt's slot: told any earlier, a new checkout could find the slot still taken, start no
+            // connect of its own, and wait out the whole timeout.
+            Err(e) => Err(e),
         }
     }
 
@@ -218,7 +232,7 @@ impl<B: Backend> Pool<B> {
         let backend = Arc::new(backend);
         let metrics = Arc::new(MetricsCollector::new(B::NAME, name.clone()));
         let failures = Arc::new(Failures::default());
-        let manager = Manager { backend: backend.clone(), metrics: metrics.clone(), failures: failures.clone() };
+        let manager = Manager { backend: backend.clone(), metrics: metrics.clone() };
         let first = bb8::ManageConnection::connect(&manager).await?;
         let pool = bb8::Pool::builder()
             .max_size(config.max_connections)
@@ -228,6 +242,7 @@ impl<B: Backend> Pool<B> {
             .max_lifetime(config.max_lifetime)
             .test_on_check_out(false)
             .retry_connection(false)
+            .error_sink(Box::new(FailureSink(failures.clone())))
             .build_unchecked(manager);
         // A fresh pool has room for its first connection; if not, dropping it is harmless.
         let _ = pool.add(first);

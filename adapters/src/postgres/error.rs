@@ -29,7 +29,13 @@ pub(crate) fn classify(e: tokio_postgres::Error, config: &DatabaseConfig) -> Dat
         }
         return DatabaseError::Query(std::sync::Arc::new(e));
     }
-    let message = e.to_string();
+    // The top-level message is often generic ("invalid configuration"); the chain says what happened.
+    let mut message = e.to_string();
+    let mut next = e.source();
+    while let Some(s) = next {
+        message = format!("{message}: {s}");
+        next = s.source();
+    }
     let mut source: Option<&(dyn std::error::Error + 'static)> = e.source();
     while let Some(s) = source {
         if s.downcast_ref::<rustls::Error>().is_some() {
