@@ -1,4 +1,5 @@
-//! Checkout + return cost of the cpc pool (metrics and leak detection on) against bare bb8 and deadpool, each over
+//! Checkout + return cost of the cpc pool (metrics on; and with leak detection on too) against bare bb8 and
+//! deadpool, each over
 //! a connection manager that does nothing, so only pool overhead is measured. Run:
 //!
 //! ```sh
@@ -121,20 +122,22 @@ async fn main() {
     let bb8 = Subject::Bb8(bb8::Pool::builder().max_size(8).build(NoopBb8).await.expect("bb8"));
     let deadpool =
         Subject::Deadpool(deadpool::managed::Pool::builder(NoopDeadpool).max_size(8).build().expect("deadpool"));
-    let cpc = Subject::Cpc(
-        Pool::new(NoopBackend, &PoolConfig::default().max_connections(8), "bench").await.expect("cpc pool"),
-    );
+    let cpc =
+        Subject::Cpc(Pool::new(NoopBackend, &PoolConfig::default().max_connections(8), "bench").await.expect("cpc"));
+    let leak_config = PoolConfig::default().max_connections(8).leak_detection_threshold(Some(Duration::from_secs(60)));
+    let cpc_leak = Subject::Cpc(Pool::new(NoopBackend, &leak_config, "bench-leak").await.expect("cpc"));
     println!("| scenario | pool | checkouts/s | time per op vs bare bb8 |");
     println!("|---|---|---:|---:|");
     for (scenario, tasks) in [("uncontended (1 task, 8 conns)", 1), ("contended (64 tasks, 8 conns)", 64)] {
         // Interleave rounds so drift on a shared machine hits every pool alike; keep each pool's best round.
-        let mut best = [0f64; 3];
+        let mut best = [0f64; 4];
         for _ in 0..ROUNDS {
-            for (i, s) in [&bb8, &deadpool, &cpc].into_iter().enumerate() {
+            for (i, s) in [&bb8, &deadpool, &cpc, &cpc_leak].into_iter().enumerate() {
                 best[i] = best[i].max(throughput(s, tasks).await);
             }
         }
-        for (i, name) in ["bare bb8", "deadpool", "cpc (metrics + leak detection)"].into_iter().enumerate() {
+        let names = ["bare bb8", "deadpool", "cpc (metrics on, default)", "cpc (metrics + leak detection)"];
+        for (i, name) in names.into_iter().enumerate() {
             println!("| {scenario} | {name} | {:.0} | {:.2}x |", best[i], best[0] / best[i]);
         }
     }
