@@ -133,10 +133,11 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 step "cargo doc (-D warnings)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features
 
-# --all-targets: lib, bins, tests, examples and benches (as tests); --run-ignored all:
-# #[ignore]d tests run too, so nothing is silently skipped. Doc tests are next.
-step "cargo nextest (all targets, ignored tests included)"
-cargo nextest run --workspace --all-targets --all-features --no-fail-fast --run-ignored all
+# Every test target: libraries, binaries, integration tests and examples (whose unit tests are ours too).
+# Benchmarks are not tests: clippy --all-targets above compiles them, `cargo bench` runs them (docs/BENCHMARKS.md).
+# --run-ignored all: #[ignore]d tests run too, so nothing is silently skipped. Doc tests are next.
+step "cargo nextest (all test targets, ignored tests included)"
+cargo nextest run --workspace --lib --bins --tests --examples --all-features --no-fail-fast --run-ignored all
 
 step "doc tests"
 cargo test --workspace --all-features --doc
