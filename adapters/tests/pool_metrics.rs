@@ -7,6 +7,9 @@ use std::time::Duration;
 use cpc_adapters::pool::{CloseReason, MetricsCollector};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 
+/// A reported series: name, labels, value.
+type Series = (String, Vec<(String, String)>, DebugValue);
+
 #[test]
 fn every_documented_series_is_reported_with_backend_and_pool_labels() {
     let recorder = DebuggingRecorder::new();
@@ -23,7 +26,7 @@ fn every_documented_series_is_reported_with_backend_and_pool_labels() {
         m.record_idle(5);
         m.refresh_gauges();
     });
-    let series: Vec<(String, Vec<(String, String)>, DebugValue)> = snapshotter
+    let series: Vec<Series> = snapshotter
         .snapshot()
         .into_vec()
         .into_iter()
