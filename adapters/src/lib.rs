@@ -14,6 +14,8 @@
 
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub mod pool;
+#[cfg(feature = "diesel")]
+pub mod diesel;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 #[cfg(feature = "sqlite")]

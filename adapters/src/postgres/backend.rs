@@ -35,6 +35,11 @@ impl PgConnection {
         Ok(statement)
     }
 
+    /// The tokio-postgres client, for handing to another layer (e.g. `diesel_async::AsyncPgConnection::try_from`).
+    pub fn into_client(self) -> Client {
+        self.client
+    }
+
     /// How many statements are cached.
     pub fn cached_statements(&self) -> usize {
         self.statements.len()

@@ -1,0 +1,4 @@
+//! Table definitions, one module per backend.
+
+pub mod postgres;
+pub mod sqlite;

@@ -1,0 +1,106 @@
+//! `diesel::table!` definitions matching `migrations/postgres/` (checked by the schema drift tests).
+
+diesel::table! {
+    /// Users.
+    users (id) {
+        /// Primary key.
+        id -> Uuid,
+        /// Unique handle.
+        username -> Text,
+        /// Unique (case-insensitively) e-mail address.
+        email -> Text,
+        /// Creation time.
+        created_at -> Timestamptz,
+        /// Last change.
+        updated_at -> Timestamptz,
+        /// Optimistic-locking version.
+        version -> Int8,
+    }
+}
+
+diesel::table! {
+    /// Generic entities.
+    entities (id) {
+        /// Primary key.
+        id -> Uuid,
+        /// Kind.
+        kind -> Text,
+        /// Name.
+        name -> Text,
+        /// JSON object.
+        attributes -> Jsonb,
+        /// Creation time.
+        created_at -> Timestamptz,
+        /// Last change.
+        updated_at -> Timestamptz,
+        /// Optimistic-locking version.
+        version -> Int8,
+    }
+}
+
+diesel::table! {
+    /// CRM customers.
+    customers (id) {
+        /// Primary key.
+        id -> Uuid,
+        /// Unique (case-insensitively) e-mail address.
+        email -> Text,
+        /// Name.
+        name -> Text,
+        /// Optional phone.
+        phone -> Nullable<Text>,
+        /// Creation time.
+        created_at -> Timestamptz,
+        /// Last change.
+        updated_at -> Timestamptz,
+        /// Optimistic-locking version.
+        version -> Int8,
+    }
+}
+
+diesel::table! {
+    /// Finance ledger entries.
+    transactions (id) {
+        /// Primary key.
+        id -> Uuid,
+        /// Owner (references users).
+        user_id -> Uuid,
+        /// Positive amount in minor units.
+        amount_minor -> Int8,
+        /// ISO currency code.
+        currency -> Text,
+        /// `credit` or `debit`.
+        kind -> Text,
+        /// Free text.
+        description -> Text,
+        /// When the money moved.
+        occurred_at -> Timestamptz,
+        /// Creation time.
+        created_at -> Timestamptz,
+        /// Last change.
+        updated_at -> Timestamptz,
+        /// Optimistic-locking version.
+        version -> Int8,
+    }
+}
+
+diesel::table! {
+    /// Audit trail.
+    audit_log (id) {
+        /// Sequence.
+        id -> Int8,
+        /// Table written.
+        table_name -> Text,
+        /// Row written.
+        row_id -> Uuid,
+        /// `create`, `update` or `delete`.
+        action -> Text,
+        /// Who, if known.
+        actor -> Nullable<Text>,
+        /// When.
+        at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(transactions -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(users, entities, customers, transactions, audit_log);
