@@ -64,8 +64,6 @@ pub(crate) fn classify(e: tokio_postgres::Error, config: &DatabaseConfig) -> Dat
     if message.contains("timeout") || message.contains("timed out") {
         return DatabaseError::ConnectionRefused { address: config.address(), message };
     }
-    if e.is_closed() {
-        return DatabaseError::Unavailable(message);
-    }
+    // A closed connection, an I/O error mid-query, an unexpected message: the server is not serving us now.
     DatabaseError::Unavailable(message)
 }
