@@ -165,6 +165,15 @@ pub enum KvError {
         /// The limit that ran out.
         after: Duration,
     },
+    /// The backend refused the credentials (wrong password, unknown ACL user, missing permission). Not
+    /// retryable: someone has to fix the configuration.
+    #[error("{backend} refused the credentials: {reason}")]
+    Authentication {
+        /// Which backend.
+        backend: &'static str,
+        /// The server's message.
+        reason: String,
+    },
     /// The backend could not be reached or refused to serve.
     #[error("{backend} unavailable: {reason}")]
     Unavailable {

@@ -7,6 +7,8 @@
 //!   temporary directory on a free port of 127.0.0.1. Costs about a second. Use it when a test must stop, kill or
 //!   restart the server, or needs TLS ([`PrivatePostgresBuilder::tls`]) or password authentication
 //!   ([`PrivatePostgresBuilder::password_auth`]). Dropping it kills the server and removes the directory.
+//! * [`PrivateRedis`]: a `redis-server` of the test's own on a free port (optionally with a password), for tests
+//!   that kill and restart Redis.
 //! * [`TestCertificates`]: the throw-away CA and server certificate behind the TLS mode, usable on their own.
 //!
 //! A test that needs a server and cannot get one **fails** with a message that says how to get one; nothing here
@@ -47,10 +49,12 @@
 mod os;
 mod postgres;
 mod private_postgres;
+mod private_redis;
 mod tls;
 
 pub use postgres::{DATABASE_URL_ENV, DEFAULT_DATABASE_URL, TestDatabase, connect, database_url, redact_url};
 pub use private_postgres::{PrivatePostgres, PrivatePostgresBuilder, TLS_MISMATCH_HOST};
+pub use private_redis::PrivateRedis;
 pub use tls::TestCertificates;
 
 /// Quotes an SQL identifier (`"na""me"`).

@@ -1,0 +1,60 @@
+//! [`RedisHealthCheck`]: PING latency, server version and role.
+
+use std::time::Instant;
+
+use cpc_ports::{HealthCheck, HealthReport, HealthStatus};
+
+use super::RedisManager;
+
+/// Checks Redis through the manager's shared connection: `PING` round trip, then `INFO server` and
+/// `INFO replication` for the version and role. Never fails: problems are an `Unhealthy` report.
+#[derive(Debug, Clone)]
+pub struct RedisHealthCheck {
+    manager: RedisManager,
+}
+
+impl RedisHealthCheck {
+    /// A check over `manager`.
+    pub fn new(manager: RedisManager) -> Self {
+        Self { manager }
+    }
+}
+
+fn info_field(info: &str, name: &str) -> Option<String> {
+    info.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(':').map(|v| v.trim().to_owned()))
+}
+
+#[async_trait::async_trait]
+impl HealthCheck for RedisHealthCheck {
+    async fn check(&self) -> HealthReport {
+        let started = Instant::now();
+        let ping = self.manager.query::<String>(&redis::cmd("PING"), "ping").await;
+        let latency = started.elapsed();
+        let report = match ping {
+            Ok(_) => HealthReport::new("redis", HealthStatus::Healthy, latency),
+            Err(e) => {
+                return HealthReport::new("redis", HealthStatus::Unhealthy, latency)
+                    .with_detail("error", e)
+                    .with_detail("address", self.manager.config().address());
+            }
+        };
+        let mut info = redis::cmd("INFO");
+        info.arg("server").arg("replication");
+        let report = match self.manager.query::<String>(&info, "info").await {
+            Ok(text) => {
+                let mut r = report;
+                if let Some(v) = info_field(&text, "redis_version") {
+                    r = r.with_detail("server_version", v);
+                }
+                if let Some(role) = info_field(&text, "role") {
+                    r = r.with_detail("role", role);
+                }
+                r
+            }
+            Err(e) => HealthReport { status: HealthStatus::Degraded, ..report }.with_detail("error", e),
+        };
+        report
+            .with_detail("address", self.manager.config().address())
+            .with_detail("namespace", &self.manager.config().namespace)
+    }
+}

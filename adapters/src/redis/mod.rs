@@ -1,0 +1,11 @@
+//! Redis (feature `redis`, the seeds' `redis_utils`): [`RedisConfig`], [`RedisManager`] and
+//! [`RedisHealthCheck`]. The cache, lock, rate limiter, session and pub/sub adapters build on the manager.
+
+mod config;
+mod error;
+mod health;
+mod manager;
+
+pub use config::{RedisConfig, RedisConfigBuilder};
+pub use health::RedisHealthCheck;
+pub use manager::RedisManager;

@@ -1,0 +1,115 @@
+//! The Redis connection layer against real servers: the shared test server (`REDIS_URL`, each test under its own
+//! key namespace) and private `redis-server`s the tests start and kill.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![cfg(feature = "redis")]
+
+use std::time::{Duration, Instant};
+
+use cpc_adapters::redis::{RedisConfig, RedisHealthCheck, RedisManager};
+use cpc_ports::{HealthCheck, HealthStatus, KvError};
+use cpc_testkit::harness::PrivateRedis;
+
+fn shared_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+async fn shared_manager(namespace: &str) -> RedisManager {
+    let mut config = RedisConfig::parse_url(&shared_url(), "REDIS_URL").unwrap();
+    config.namespace = format!("cpc-test:{namespace}:{}:", uuid::Uuid::new_v4());
+    RedisManager::new(&config).await.unwrap_or_else(|e| {
+        panic!("Redis not reachable at {config}: {e}. Start it (./scripts/test.sh does) or set REDIS_URL")
+    })
+}
+
+#[tokio::test]
+async fn commands_run_on_the_shared_connection_under_the_namespace() {
+    let m = shared_manager("commands").await;
+    let key = m.key("greeting");
+    assert!(key.starts_with("cpc-test:commands:"), "{key}");
+    let mut set = redis::cmd("SET");
+    set.arg(&key).arg("hello").arg("PX").arg(10_000);
+    let _: () = m.query(&set, "set").await.unwrap();
+    let got: String = m.query(redis::cmd("GET").arg(&key), "get").await.unwrap();
+    assert_eq!(got, "hello");
+    let mut conn = m.exclusive().await.unwrap();
+    let got: String = redis::cmd("GET").arg(&key).query_async(&mut *conn).await.unwrap();
+    assert_eq!(got, "hello", "the exclusive pool reaches the same database");
+}
+
+#[tokio::test]
+async fn a_reply_that_comes_after_its_timeout_never_reaches_another_caller() {
+    let server = PrivateRedis::start().await;
+    let config =
+        RedisConfig::builder().port(server.port()).response_timeout(Duration::from_millis(200)).build().unwrap();
+    let m = RedisManager::new(&config).await.unwrap();
+    let _: () = m.query(redis::cmd("SET").arg("k").arg("the value"), "set").await.unwrap();
+    // A script that keeps the server busy for 500 ms; its reply ("late") arrives after the caller gave up.
+    let busy = "local s = redis.call('TIME') local t0 = s[1] * 1000000 + s[2] \
+                while true do local t = redis.call('TIME') \
+                if t[1] * 1000000 + t[2] - t0 > 500000 then break end end return 'late'";
+    let slow = m.query::<String>(redis::cmd("EVAL").arg(busy).arg(0), "slow script").await;
+    assert!(matches!(slow, Err(KvError::Timeout { .. })), "{slow:?}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for _ in 0..5 {
+        let got: String = m.query(redis::cmd("GET").arg("k"), "get").await.unwrap();
+        assert_eq!(got, "the value", "a late reply must never be delivered to a later command");
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_an_authentication_error_within_two_seconds() {
+    let server = PrivateRedis::with_password("right-pass").await;
+    let started = Instant::now();
+    let config = RedisConfig::builder().port(server.port()).password("wrong-pass-1234").build().unwrap();
+    let err = RedisManager::new(&config).await.unwrap_err();
+    assert!(matches!(err, KvError::Authentication { .. }), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert!(!err.is_retryable());
+    assert!(!format!("{err} {err:?}").contains("wrong-pass-1234"), "the password leaked: {err:?}");
+    let ok = RedisConfig::builder().port(server.port()).password("right-pass").build().unwrap();
+    RedisManager::new(&ok).await.expect("the right password connects");
+}
+
+#[tokio::test]
+async fn a_refused_port_is_unavailable_within_two_seconds() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let started = Instant::now();
+    let err = RedisManager::new(&RedisConfig::builder().port(port).build().unwrap()).await.unwrap_err();
+    assert!(matches!(err, KvError::Unavailable { .. }), "{err:?}");
+    assert!(err.is_retryable());
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn health_reports_version_and_role() {
+    let m = shared_manager("health").await;
+    let report = RedisHealthCheck::new(m).check().await;
+    assert_eq!(report.status, HealthStatus::Healthy, "{report:?}");
+    assert!(report.details["server_version"].starts_with(|c: char| c.is_ascii_digit()), "{report:?}");
+    assert_eq!(report.details["role"], "master");
+}
+
+mod health_contract {
+    use std::sync::Arc;
+
+    use super::*;
+
+    async fn unreachable() -> Arc<dyn HealthCheck> {
+        let server = PrivateRedis::start().await;
+        let config = RedisConfig::builder()
+            .port(server.port())
+            .connect_timeout(Duration::from_millis(300))
+            .response_timeout(Duration::from_millis(300))
+            .build()
+            .unwrap();
+        let m = RedisManager::new(&config).await.unwrap();
+        drop(server); // killed: the manager's connection is gone and reconnecting is refused
+        Arc::new(RedisHealthCheck::new(m))
+    }
+
+    cpc_testkit::health_contract!(
+        healthy =
+            async { Arc::new(RedisHealthCheck::new(shared_manager("health-contract").await)) as Arc<dyn HealthCheck> },
+        unreachable = unreachable()
+    );
+}
