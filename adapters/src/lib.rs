@@ -12,10 +12,10 @@
 //! App code never names these types: the composition root (an app's `main`, or one of `examples/`) builds them
 //! and hands them on as `Arc<dyn Port>`.
 
-#[cfg(any(feature = "postgres", feature = "sqlite"))]
-pub mod pool;
 #[cfg(feature = "diesel")]
 pub mod diesel;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+pub mod pool;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 #[cfg(feature = "sqlite")]
