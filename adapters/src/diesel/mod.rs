@@ -1,6 +1,7 @@
 //! The seeds' `db_abstraction` over Diesel (feature `diesel`): schema, embedded migrations, repositories and the
 //! unit of work, for PostgreSQL (`AsyncPgConnection`) and SQLite (`SyncConnectionWrapper<SqliteConnection>`).
 
+pub mod migrations;
 pub mod schema;
 
 /// The seeds' unified `DbError`: the data ports' [`RepoError`](cpc_ports::RepoError). Diesel and driver errors are

@@ -1,0 +1,305 @@
+//! Embedded migrations: the SQL under `migrations/postgres/` and `migrations/sqlite/` is compiled into the binary,
+//! so an app migrates at start-up without diesel_cli.
+//!
+//! The functions are async and safe to call from any tokio runtime, current-thread ones included (where
+//! diesel-async's own `AsyncMigrationHarness` would panic): the work runs on tokio's blocking pool with diesel's
+//! synchronous [`MigrationHarness`]. For PostgreSQL it goes through an `AsyncConnectionWrapper` over an
+//! `AsyncPgConnection` built from a [`PgBackend`] connection (so the configured TLS applies), driven by a small
+//! private runtime that lives for the call; SQLite uses a plain `SqliteConnection` with the configured pragmas.
+//!
+//! Each migration runs in its own transaction. On PostgreSQL, applying and reverting hold a session advisory lock,
+//! so app instances starting together migrate one after the other instead of racing.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), cpc_adapters::diesel::DbError> {
+//! use cpc_adapters::diesel::migrations::{self, MigrationTarget};
+//!
+//! let target = MigrationTarget::from_env()?;
+//! let applied = migrations::run_pending(&target).await?;
+//! println!("applied {applied:?}");
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+
+use diesel::Connection;
+use diesel::backend::Backend;
+use diesel::connection::SimpleConnection;
+use diesel::migration::{Migration, MigrationSource};
+use diesel_async::AsyncPgConnection;
+use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use super::DbError;
+use crate::pool::{Backend as _, DatabaseError};
+use crate::postgres::{DatabaseConfig, PgBackend};
+use crate::sqlite::{SqliteConfig, SqliteTarget};
+use cpc_ports::RepoError;
+
+/// The PostgreSQL migrations (`migrations/postgres/`), embedded at compile time.
+pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
+
+/// The SQLite migrations (`migrations/sqlite/`), embedded at compile time.
+pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
+
+/// The `backend` named in [`RepoError::Backend`] for a migration that failed.
+pub const MIGRATIONS_BACKEND: &str = "migrations";
+
+/// The key of the PostgreSQL advisory lock held while applying or reverting ("cpc_migr" in ASCII).
+pub const PG_ADVISORY_LOCK_KEY: i64 = 0x6370_635f_6d69_6772;
+
+/// Which database to migrate.
+#[derive(Debug, Clone)]
+pub enum MigrationTarget {
+    /// A PostgreSQL database; [`POSTGRES_MIGRATIONS`] apply.
+    Postgres(DatabaseConfig),
+    /// A SQLite database; [`SQLITE_MIGRATIONS`] apply. A named in-memory database only lives while a connection
+    /// to it is open, so migrate it while the pool that uses it exists.
+    Sqlite(SqliteConfig),
+}
+
+impl MigrationTarget {
+    /// SQLite when `SQLITE_PATH` is set or `DATABASE_URL` is a `sqlite:` URL ([`SqliteConfig::from_env`]),
+    /// else PostgreSQL ([`DatabaseConfig::from_env`]). Errors name the variable at fault.
+    pub fn from_env() -> Result<Self, DbError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// [`MigrationTarget::from_env`] over any variable lookup.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, DbError> {
+        let sqlite = get("SQLITE_PATH").is_some() || get("DATABASE_URL").is_some_and(|u| u.starts_with("sqlite:"));
+        Ok(if sqlite {
+            Self::Sqlite(SqliteConfig::from_lookup(get)?)
+        } else {
+            Self::Postgres(DatabaseConfig::from_lookup(get)?)
+        })
+    }
+
+    /// `"postgres"` or `"sqlite"`.
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            Self::Postgres(_) => "postgres",
+            Self::Sqlite(_) => "sqlite",
+        }
+    }
+
+    /// Where the database is (`host:port/database`, a file path or `:memory:<name>`), for messages; no password.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Postgres(c) => format!("{}/{}", c.address(), c.database),
+            Self::Sqlite(c) => c.describe(),
+        }
+    }
+
+    /// The embedded migrations for this backend.
+    pub fn migrations(&self) -> &'static EmbeddedMigrations {
+        match self {
+            Self::Postgres(_) => &POSTGRES_MIGRATIONS,
+            Self::Sqlite(_) => &SQLITE_MIGRATIONS,
+        }
+    }
+}
+
+/// Which migrations a database has, by version (the folder name's date-and-number prefix without dashes, e.g.
+/// `20261122000001`), both lists in ascending order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MigrationStatus {
+    /// Applied, oldest first (including versions the embedded set does not know, if the database has any).
+    pub applied: Vec<String>,
+    /// Embedded but not yet applied, in the order [`run_pending`] would apply them.
+    pub pending: Vec<String>,
+}
+
+/// Why a migration step failed: the source of a [`RepoError::Backend`] whose backend is [`MIGRATIONS_BACKEND`].
+#[derive(Debug, thiserror::Error)]
+pub struct MigrationFailure {
+    /// What was being done: `"apply"`, `"revert"` or `"read applied migrations"`.
+    pub action: &'static str,
+    /// The migration (`<version>_<name>`), when one was involved.
+    pub migration: Option<String>,
+    /// Diesel's error.
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl fmt::Display for MigrationFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.migration {
+            Some(m) => write!(f, "could not {} migration {m}: {}", self.action, self.source),
+            None => write!(f, "could not {}: {}", self.action, self.source),
+        }
+    }
+}
+
+fn failure(
+    action: &'static str,
+    migration: Option<String>,
+    source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+) -> DbError {
+    RepoError::backend(MIGRATIONS_BACKEND, MigrationFailure { action, migration, source: source.into() })
+}
+
+/// Applies every pending migration, oldest first, each in its own transaction; returns the versions applied
+/// (empty when the database is up to date). On failure the migrations before the failing one stay applied and the
+/// error names the failing one.
+pub async fn run_pending(target: &MigrationTarget) -> Result<Vec<String>, DbError> {
+    match execute(target, Op::RunPending).await? {
+        Outcome::Versions(v) => Ok(v),
+        Outcome::Status(_) => unreachable_outcome(),
+    }
+}
+
+/// Reverts the `n` most recently applied migrations (fewer if fewer are applied), newest first; returns the
+/// versions reverted in that order.
+pub async fn revert_last(target: &MigrationTarget, n: usize) -> Result<Vec<String>, DbError> {
+    match execute(target, Op::Revert(n)).await? {
+        Outcome::Versions(v) => Ok(v),
+        Outcome::Status(_) => unreachable_outcome(),
+    }
+}
+
+/// Which migrations are applied and which are pending. Creates diesel's bookkeeping table
+/// (`__diesel_schema_migrations`) if the database has none yet, as diesel_cli does.
+pub async fn status(target: &MigrationTarget) -> Result<MigrationStatus, DbError> {
+    match execute(target, Op::Status).await? {
+        Outcome::Status(s) => Ok(s),
+        Outcome::Versions(_) => unreachable_outcome(),
+    }
+}
+
+fn unreachable_outcome<T>() -> Result<T, DbError> {
+    Err(failure("migrate", None, "internal error: unexpected outcome"))
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    RunPending,
+    Revert(usize),
+    Status,
+}
+
+enum Outcome {
+    Versions(Vec<String>),
+    Status(MigrationStatus),
+}
+
+/// Runs `op` on the blocking pool, so neither the caller's runtime flavor nor a slow migration matters.
+async fn execute(target: &MigrationTarget, op: Op) -> Result<Outcome, DbError> {
+    let target = target.clone();
+    tokio::task::spawn_blocking(move || match &target {
+        MigrationTarget::Postgres(config) => execute_postgres(config, op),
+        MigrationTarget::Sqlite(config) => execute_sqlite(config, op),
+    })
+    .await
+    .map_err(|e| failure("migrate", None, format!("migration worker failed: {e}")))?
+}
+
+fn execute_postgres(config: &DatabaseConfig, op: Op) -> Result<Outcome, DbError> {
+    // A private runtime drives the connection: its worker thread does the I/O while this blocking thread waits in
+    // `Handle::block_on` (through the wrapper), which works whatever runtime the caller runs on.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("cpc-migrations")
+        .enable_all()
+        .build()
+        .map_err(|e| failure("start the migration runtime", None, e))?;
+    let connection = runtime.block_on(async {
+        let client = PgBackend::new(config)?.connect().await?.into_client();
+        AsyncPgConnection::try_from(client).await.map_err(|e| DatabaseError::Unavailable(e.to_string()))
+    })?;
+    // The wrapper takes the runtime of the current context: make that the private one.
+    let _context = runtime.enter();
+    let mut conn: AsyncConnectionWrapper<AsyncPgConnection> = AsyncConnectionWrapper::from(connection);
+    let locks = !matches!(op, Op::Status);
+    if locks {
+        conn.batch_execute(&format!("SELECT pg_advisory_lock({PG_ADVISORY_LOCK_KEY})"))
+            .map_err(|e| failure("take the migration lock", None, e))?;
+    }
+    let outcome = perform(&mut conn, &POSTGRES_MIGRATIONS, op);
+    if locks {
+        // Dropping the connection releases the lock anyway; unlocking first just makes it prompt.
+        let _ = conn.batch_execute(&format!("SELECT pg_advisory_unlock({PG_ADVISORY_LOCK_KEY})"));
+    }
+    drop(conn);
+    outcome
+}
+
+fn execute_sqlite(config: &SqliteConfig, op: Op) -> Result<Outcome, DbError> {
+    config.validate()?;
+    let address = config.describe();
+    let refused = |message: String| DatabaseError::ConnectionRefused { address: address.clone(), message };
+    let url = match &config.target {
+        SqliteTarget::File(path) => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| refused(format!("cannot create {}: {e}", dir.display())))?;
+            }
+            path.to_str().ok_or_else(|| DatabaseError::config("path", "must be valid UTF-8 for diesel"))?.to_owned()
+        }
+        SqliteTarget::SharedMemory(name) => format!("file:/{name}?vfs=memdb"),
+    };
+    let mut conn = diesel::SqliteConnection::establish(&url).map_err(|e| refused(e.to_string()))?;
+    let mut pragmas = format!(
+        "PRAGMA busy_timeout = {}; PRAGMA foreign_keys = {};",
+        config.busy_timeout.as_millis(),
+        if config.foreign_keys { "ON" } else { "OFF" }
+    );
+    if config.wal && matches!(config.target, SqliteTarget::File(_)) {
+        pragmas.push_str(" PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;");
+    }
+    // Reading the schema makes a file that is not a database fail here, as a connection error.
+    pragmas.push_str(" SELECT count(*) FROM sqlite_master;");
+    conn.batch_execute(&pragmas).map_err(|e| refused(e.to_string()))?;
+    perform(&mut conn, &SQLITE_MIGRATIONS, op)
+}
+
+/// The backend-independent part, on any synchronous diesel connection.
+fn perform<C, DB>(conn: &mut C, source: &EmbeddedMigrations, op: Op) -> Result<Outcome, DbError>
+where
+    DB: Backend,
+    C: MigrationHarness<DB>,
+    EmbeddedMigrations: MigrationSource<DB>,
+{
+    let known = MigrationSource::<DB>::migrations(source).map_err(|e| failure("read embedded migrations", None, e))?;
+    // Newest first.
+    let applied: Vec<String> = conn
+        .applied_migrations()
+        .map_err(|e| failure("read applied migrations", None, e))?
+        .into_iter()
+        .map(|v| v.to_string())
+        .collect();
+    let version = |m: &dyn Migration<DB>| m.name().version().to_string();
+    match op {
+        Op::Status => {
+            let pending = known.iter().map(|m| version(&**m)).filter(|v| !applied.contains(v)).collect();
+            let mut applied = applied;
+            applied.sort();
+            Ok(Outcome::Status(MigrationStatus { applied, pending: sorted(pending) }))
+        }
+        Op::RunPending => {
+            let mut pending: Vec<_> = known.iter().filter(|m| !applied.contains(&version(&***m))).collect();
+            pending.sort_by_key(|m| version(&***m));
+            let mut done = Vec::with_capacity(pending.len());
+            for m in pending {
+                conn.run_migration(&**m).map_err(|e| failure("apply", Some(m.name().to_string()), e))?;
+                done.push(version(&**m));
+            }
+            Ok(Outcome::Versions(done))
+        }
+        Op::Revert(n) => {
+            let mut done = Vec::with_capacity(n.min(applied.len()));
+            for v in applied.into_iter().take(n) {
+                let m = known.iter().find(|m| version(&***m) == v).ok_or_else(|| {
+                    failure("revert", Some(v.clone()), "the database has it applied but this build does not embed it")
+                })?;
+                conn.revert_migration(&**m).map_err(|e| failure("revert", Some(m.name().to_string()), e))?;
+                done.push(v);
+            }
+            Ok(Outcome::Versions(done))
+        }
+    }
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
