@@ -1,11 +1,15 @@
 //! Redis (feature `redis`, the seeds' `redis_utils`): [`RedisConfig`], [`RedisManager`] and
 //! [`RedisHealthCheck`]. The cache, lock, rate limiter, session and pub/sub adapters build on the manager.
 
+mod cache;
 mod config;
 mod error;
 mod health;
 mod manager;
+mod session;
 
+pub use cache::CacheManager;
 pub use config::{RedisConfig, RedisConfigBuilder};
 pub use health::RedisHealthCheck;
 pub use manager::RedisManager;
+pub use session::SessionManager;

@@ -1,0 +1,459 @@
+//! [`CacheManager`]: the [`Cache`] port over Redis strings with `PX` expiry.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use cpc_ports::{Bytes, Cache, CacheKey, Codec, KeyTtl, KvError};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::RedisManager;
+use super::error::classify;
+
+/// How many keys one `SCAN` step asks for, and the most one `UNLINK` deletes, in [`Cache::delete_prefix`].
+const SCAN_BATCH: usize = 1000;
+/// The longest TTL accepted, in milliseconds (about 31 700 years): Redis refuses expiry times that overflow its
+/// millisecond clock, this keeps well clear of that and reports it as a validation error instead.
+const MAX_TTL_MILLIS: u64 = 1_000_000_000_000_000;
+/// Shards of the single-flight map: calls on different keys rarely share a shard lock.
+const FLIGHT_SHARDS: usize = 16;
+
+/// The Redis [`Cache`] (the seeds' `CacheManager`): each entry is a Redis string under the manager's namespace
+/// ([`RedisManager::key`]), written with `SET .. PX`, so every key this cache writes expires (with the TTL given
+/// or the default TTL).
+///
+/// * `get`/`set`/`delete`/`exists`/`ttl` are `GET`, `SET PX`, `UNLINK`, `EXISTS`, `PTTL`; `set_if_absent` is
+///   `SET NX PX`; `get_many` is one `MGET`; `set_many` one `MULTI`/`EXEC` of `SET PX`s (one round trip, all or
+///   nothing).
+/// * `delete_prefix` walks the namespace with `SCAN MATCH` (never `KEYS`), the prefix glob-escaped so it is taken
+///   literally, and deletes what it finds with `UNLINK` in batches of 1000. It only ever touches keys in this
+///   cache's namespace. A key written while the walk runs may survive it.
+/// * [`CacheManager::get_or_set`] computes a missing value once per key and process (single flight).
+/// * [`CacheManager::with_ttl_jitter`] spreads expiry times so entries written together do not expire together.
+/// * Values over [`CacheManager::with_max_value_bytes`] (default 8 MiB) are refused with [`KvError::TooLarge`]
+///   before anything is sent.
+///
+/// TTLs are rounded down to whole milliseconds (at least 1 ms), so [`Cache::ttl`] never reports more than was
+/// asked for. Cheap to clone; clones share the connection and the single-flight map.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), cpc_ports::KvError> {
+/// use std::time::Duration;
+/// use cpc_adapters::redis::{CacheManager, RedisConfig, RedisManager};
+/// use cpc_ports::{CacheExt, CacheKey};
+///
+/// let manager = RedisManager::new(&RedisConfig::from_env()?).await?;
+/// let cache = CacheManager::new(manager, Duration::from_secs(300)).with_ttl_jitter(0.1);
+/// let key = CacheKey::new("balance:42")?;
+/// cache.set(&key, &1250_i64, Some(Duration::from_secs(60))).await?;
+/// let balance: Option<i64> = cache.get(&key).await?;
+/// let report: String = cache.get_or_set(&CacheKey::new("report")?, None, || async { Ok("computed".to_owned()) }).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct CacheManager {
+    manager: RedisManager,
+    default_ttl: Duration,
+    codec: Codec,
+    max_value_bytes: usize,
+    jitter: f64,
+    shared: Arc<Shared>,
+}
+
+/// State shared by clones: the single-flight map and the jitter's random sequence.
+struct Shared {
+    flights: Flights,
+    rng: AtomicU64,
+}
+
+impl CacheManager {
+    /// The default largest value: 8 MiB.
+    pub const DEFAULT_MAX_VALUE_BYTES: usize = 8 * 1024 * 1024;
+
+    /// A cache over `manager` whose entries live for `default_ttl` when written without a TTL, with the JSON
+    /// codec, an 8 MiB value limit and no jitter. A zero `default_ttl` makes every write without an explicit TTL
+    /// a [`KvError::Validation`], as a zero TTL is.
+    pub fn new(manager: RedisManager, default_ttl: Duration) -> Self {
+        let seed = RandomState::new().hash_one(0x5EED_u64);
+        Self {
+            manager,
+            default_ttl,
+            codec: Codec::json(),
+            max_value_bytes: Self::DEFAULT_MAX_VALUE_BYTES,
+            jitter: 0.0,
+            shared: Arc::new(Shared { flights: Flights::default(), rng: AtomicU64::new(seed) }),
+        }
+    }
+
+    /// The same cache, with `codec` (JSON or MessagePack, optionally compressed above a threshold) for the typed
+    /// methods of [`cpc_ports::CacheExt`] and for [`CacheManager::get_or_set`].
+    #[must_use]
+    pub fn with_codec(mut self, codec: Codec) -> Self {
+        self.codec = codec;
+        self
+    }
+
+    /// The same cache, refusing values longer than `max` bytes with [`KvError::TooLarge`] (nothing is written).
+    #[must_use]
+    pub fn with_max_value_bytes(mut self, max: usize) -> Self {
+        self.max_value_bytes = max;
+        self
+    }
+
+    /// The same cache, shortening every TTL it writes by a random amount of up to `fraction` of it, so entries
+    /// written at the same moment (a warm-up, a burst of misses) do not all expire, and get recomputed, at the
+    /// same moment. An entry asked to live for `ttl` lives between `ttl × (1 − fraction)` and `ttl`: the spread
+    /// is one-sided because [`Cache::ttl`] promises never to report more than the TTL set.
+    ///
+    /// `fraction` is clamped to `0.0..=1.0` (`NaN` counts as 0); the result is never below 1 ms.
+    #[must_use]
+    pub fn with_ttl_jitter(mut self, fraction: f64) -> Self {
+        self.jitter = if fraction.is_nan() { 0.0 } else { fraction.clamp(0.0, 1.0) };
+        self
+    }
+
+    /// The TTL of entries written without one.
+    pub fn default_ttl(&self) -> Duration {
+        self.default_ttl
+    }
+
+    /// The jitter fraction set by [`CacheManager::with_ttl_jitter`] (0 when off).
+    pub fn ttl_jitter(&self) -> f64 {
+        self.jitter
+    }
+
+    /// The Redis manager this cache runs on.
+    pub fn manager(&self) -> &RedisManager {
+        &self.manager
+    }
+
+    /// Returns the value under `key`, or computes it with `compute`, stores it for `ttl` (or the default TTL)
+    /// and returns it.
+    ///
+    /// Single flight: of many concurrent calls on one missing key in this process (on this `CacheManager` or
+    /// its clones), one runs `compute`; the others wait for it and then read the stored value. Across
+    /// processes it is once per process: each process computes at most once per miss. The per-key lock lives
+    /// in a sharded in-process map and is removed when the last caller for the key is done, also when a
+    /// caller is cancelled (a waiter then computes in its place).
+    ///
+    /// Errors from `compute` are returned as they are and nothing is stored (the next call computes again). A
+    /// value already stored that does not decode as `T` is a [`KvError::Codec`]; a computed value over the size
+    /// limit is a [`KvError::TooLarge`] (nothing is stored).
+    pub async fn get_or_set<T, F, Fut>(&self, key: &CacheKey, ttl: Option<Duration>, compute: F) -> Result<T, KvError>
+    where
+        T: Serialize + DeserializeOwned + Send,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, KvError>>,
+    {
+        self.px(ttl)?;
+        if let Some(found) = self.get_decoded(key).await? {
+            return Ok(found);
+        }
+        let _flight = self.shared.flights.enter(key.as_str()).await;
+        if let Some(found) = self.get_decoded(key).await? {
+            return Ok(found);
+        }
+        let value = compute().await?;
+        let bytes = self.codec.encode(&value)?;
+        self.set_bytes(key, bytes, ttl).await?;
+        Ok(value)
+    }
+
+    /// Test aid: how many keys have a [`CacheManager::get_or_set`] computation running or waiting in this
+    /// process. Zero once every call has returned (the single-flight map does not grow).
+    pub fn in_flight(&self) -> usize {
+        self.shared.flights.len()
+    }
+
+    async fn get_decoded<T: DeserializeOwned>(&self, key: &CacheKey) -> Result<Option<T>, KvError> {
+        match self.get_bytes(key).await? {
+            Some(bytes) => Ok(Some(self.codec.decode(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn error(&self, operation: &'static str) -> impl FnOnce(redis::RedisError) -> KvError + '_ {
+        move |e| classify(e, operation, self.manager.config().response_timeout)
+    }
+
+    /// The `PX` argument for `ttl` (or the default): validated, rounded down to whole ms, jittered.
+    fn px(&self, ttl: Option<Duration>) -> Result<u64, KvError> {
+        let ttl = ttl.unwrap_or(self.default_ttl);
+        if ttl.is_zero() {
+            return Err(KvError::invalid("ttl", "must be greater than zero"));
+        }
+        let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        if millis > MAX_TTL_MILLIS {
+            return Err(KvError::invalid("ttl", "must be at most 10^15 milliseconds"));
+        }
+        Ok(self.jittered(millis.max(1)))
+    }
+
+    fn jittered(&self, millis: u64) -> u64 {
+        if self.jitter <= 0.0 {
+            return millis;
+        }
+        // `cut` is below `millis` (the unit draw is below 1 and the fraction at most 1), so this never grows.
+        let cut = (millis as f64 * self.jitter * self.next_unit()) as u64;
+        millis.saturating_sub(cut).max(1)
+    }
+
+    /// A uniform draw from `[0, 1)` (splitmix64 over a randomly seeded counter; not for secrets).
+    fn next_unit(&self) -> f64 {
+        let mut z = self.shared.rng.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn check_size(&self, value: &Bytes) -> Result<(), KvError> {
+        if value.len() > self.max_value_bytes {
+            return Err(KvError::TooLarge { size: value.len(), max: self.max_value_bytes });
+        }
+        Ok(())
+    }
+}
+
+impl From<CacheManager> for RedisManager {
+    /// The manager a cache runs on, e.g. to build a [`super::SessionManager`] from it (as the seeds do).
+    fn from(cache: CacheManager) -> Self {
+        cache.manager
+    }
+}
+
+impl fmt::Debug for CacheManager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CacheManager")
+            .field("namespace", &self.manager.config().namespace)
+            .field("default_ttl", &self.default_ttl)
+            .field("codec", &self.codec)
+            .field("max_value_bytes", &self.max_value_bytes)
+            .field("ttl_jitter", &self.jitter)
+            .finish()
+    }
+}
+
+/// `text` with Redis glob metacharacters (`*`, `?`, `[`, `]`, `\`) escaped, so a `MATCH` pattern made from it
+/// matches it literally.
+fn glob_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[async_trait]
+impl Cache for CacheManager {
+    async fn get_bytes(&self, key: &CacheKey) -> Result<Option<Bytes>, KvError> {
+        let found: Option<Vec<u8>> =
+            self.manager.query(redis::cmd("GET").arg(self.manager.key(key.as_str())), "get").await?;
+        Ok(found.map(Bytes::from))
+    }
+
+    async fn set_bytes(&self, key: &CacheKey, value: Bytes, ttl: Option<Duration>) -> Result<(), KvError> {
+        let px = self.px(ttl)?;
+        self.check_size(&value)?;
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.manager.key(key.as_str())).arg(value.as_ref()).arg("PX").arg(px);
+        self.manager.query::<()>(&cmd, "set").await
+    }
+
+    async fn set_if_absent_bytes(&self, key: &CacheKey, value: Bytes, ttl: Option<Duration>) -> Result<bool, KvError> {
+        let px = self.px(ttl)?;
+        self.check_size(&value)?;
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.manager.key(key.as_str())).arg(value.as_ref()).arg("NX").arg("PX").arg(px);
+        let reply: Option<String> = self.manager.query(&cmd, "set if absent").await?;
+        Ok(reply.is_some())
+    }
+
+    async fn delete(&self, key: &CacheKey) -> Result<bool, KvError> {
+        let n: u64 = self.manager.query(redis::cmd("UNLINK").arg(self.manager.key(key.as_str())), "delete").await?;
+        Ok(n > 0)
+    }
+
+    async fn exists(&self, key: &CacheKey) -> Result<bool, KvError> {
+        let n: u64 = self.manager.query(redis::cmd("EXISTS").arg(self.manager.key(key.as_str())), "exists").await?;
+        Ok(n > 0)
+    }
+
+    async fn ttl(&self, key: &CacheKey) -> Result<KeyTtl, KvError> {
+        let millis: i64 = self.manager.query(redis::cmd("PTTL").arg(self.manager.key(key.as_str())), "ttl").await?;
+        Ok(match millis {
+            -1 => KeyTtl::Persistent,
+            m if m < 0 => KeyTtl::Missing,
+            m => KeyTtl::ExpiresIn(Duration::from_millis(m.unsigned_abs())),
+        })
+    }
+
+    async fn get_many_bytes(&self, keys: &[CacheKey]) -> Result<Vec<Option<Bytes>>, KvError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut cmd = redis::cmd("MGET");
+        for key in keys {
+            cmd.arg(self.manager.key(key.as_str()));
+        }
+        let found: Vec<Option<Vec<u8>>> = self.manager.query(&cmd, "get many").await?;
+        if found.len() != keys.len() {
+            return Err(KvError::backend(
+                "redis",
+                format!("MGET of {} keys answered {} values", keys.len(), found.len()),
+            ));
+        }
+        Ok(found.into_iter().map(|v| v.map(Bytes::from)).collect())
+    }
+
+    async fn set_many_bytes(&self, entries: Vec<(CacheKey, Bytes)>, ttl: Option<Duration>) -> Result<(), KvError> {
+        self.px(ttl)?;
+        for (_, value) in &entries {
+            self.check_size(value)?;
+        }
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for (key, value) in &entries {
+            // Each entry draws its own jitter, so a batch does not expire as one.
+            pipe.cmd("SET")
+                .arg(self.manager.key(key.as_str()))
+                .arg(value.as_ref())
+                .arg("PX")
+                .arg(self.px(ttl)?)
+                .ignore();
+        }
+        let mut conn = self.manager.connection();
+        pipe.query_async::<()>(&mut conn).await.map_err(self.error("set many"))
+    }
+
+    async fn delete_prefix(&self, prefix: &str) -> Result<u64, KvError> {
+        if prefix.is_empty() {
+            return Err(KvError::invalid("prefix", "must not be empty"));
+        }
+        let pattern = format!("{}*", glob_escape(&self.manager.key(prefix)));
+        let mut conn = self.manager.connection();
+        let mut cursor: u64 = 0;
+        let mut deleted = 0;
+        loop {
+            let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(SCAN_BATCH)
+                .query_async(&mut conn)
+                .await
+                .map_err(self.error("delete prefix: scan"))?;
+            for batch in keys.chunks(SCAN_BATCH) {
+                let n: u64 = redis::cmd("UNLINK")
+                    .arg(batch)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(self.error("delete prefix: unlink"))?;
+                deleted += n;
+            }
+            if next == 0 {
+                return Ok(deleted);
+            }
+            cursor = next;
+        }
+    }
+
+    fn codec(&self) -> Codec {
+        self.codec
+    }
+
+    fn max_value_bytes(&self) -> usize {
+        self.max_value_bytes
+    }
+}
+
+/// The single-flight map of [`CacheManager::get_or_set`]: one async mutex per key being computed, in shards,
+/// with a count of the callers holding or waiting for it.
+struct Flights {
+    hasher: RandomState,
+    shards: [Shard; FLIGHT_SHARDS],
+}
+
+type Shard = Mutex<HashMap<String, Slot>>;
+
+struct Slot {
+    lock: Arc<tokio::sync::Mutex<()>>,
+    users: usize,
+}
+
+impl Default for Flights {
+    fn default() -> Self {
+        Self { hasher: RandomState::new(), shards: std::array::from_fn(|_| Mutex::default()) }
+    }
+}
+
+impl Flights {
+    fn shard(&self, key: &str) -> &Shard {
+        let i = (self.hasher.hash_one(key) % FLIGHT_SHARDS as u64) as usize;
+        &self.shards[i]
+    }
+
+    fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len()).sum()
+    }
+
+    /// Waits until no other caller holds `key`, then holds it until the returned guard drops.
+    async fn enter(&self, key: &str) -> FlightGuard<'_> {
+        let shard = self.shard(key);
+        let lock = {
+            let mut map = shard.lock().unwrap_or_else(|e| e.into_inner());
+            let slot = map.entry(key.to_owned()).or_insert_with(|| Slot { lock: Arc::default(), users: 0 });
+            slot.users += 1;
+            Arc::clone(&slot.lock)
+        };
+        // The guard exists before the wait, so a caller cancelled while waiting still gives its place up.
+        let mut guard = FlightGuard { shard, key: key.to_owned(), held: None };
+        guard.held = Some(lock.lock_owned().await);
+        guard
+    }
+}
+
+/// One caller's place in the single-flight map; on drop it releases the key and removes the key's entry when
+/// no other caller holds or waits for it.
+struct FlightGuard<'a> {
+    shard: &'a Shard,
+    key: String,
+    held: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Drop for FlightGuard<'_> {
+    fn drop(&mut self) {
+        drop(self.held.take());
+        let mut map = self.shard.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(slot) = map.get_mut(&self.key) {
+            slot.users = slot.users.saturating_sub(1);
+            if slot.users == 0 {
+                map.remove(&self.key);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_escape;
+
+    #[test]
+    fn glob_metacharacters_are_escaped() {
+        assert_eq!(glob_escape("plain:ü"), "plain:ü");
+        assert_eq!(glob_escape(r"a*b?c[d]e\f"), r"a\*b\?c\[d\]e\\f");
+    }
+}
