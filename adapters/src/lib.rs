@@ -4,10 +4,10 @@
 //!
 //! | feature    | what it brings                                                              |
 //! |------------|-----------------------------------------------------------------------------|
-//! | `postgres` | [`pool`] + [`postgres`]: bb8 + tokio-postgres pools, TLS, health, metrics (db_pool) |
-//! | `sqlite`   | [`pool`] + [`sqlite`]: bb8 + rusqlite pools, health, metrics (db_pool)     |
+//! | `postgres` | `pool` + `postgres`: bb8 + tokio-postgres pools, TLS, health, metrics (db_pool) |
+//! | `sqlite`   | `pool` + `sqlite`: bb8 + rusqlite pools, health, metrics (db_pool)     |
 //! | `diesel`   | diesel-async repositories, unit of work, embedded migrations (db_abstraction; to come) |
-//! | `redis`    | [`redis`]: config, connection manager, health (redis_utils; the port adapters are to come) |
+//! | `redis`    | `redis`: config, connection manager, health (redis_utils; the port adapters are to come) |
 //!
 //! App code never names these types: the composition root (an app's `main`, or one of `examples/`) builds them
 //! and hands them on as `Arc<dyn Port>`.
