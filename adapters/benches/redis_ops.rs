@@ -1,0 +1,130 @@
+//! Redis adapters against `redis-benchmark` and against themselves, in one run on the same server. Run (needs
+//! Redis and `redis-benchmark`; `REDIS_URL` defaults to the local server):
+//!
+//! ```sh
+//! cargo bench -p cpc-adapters --all-features --bench redis_ops
+//! ```
+//!
+//! Prints markdown tables: cache get/set throughput at 1 and 64 tasks against `redis-benchmark -c 1` / `-c 64`
+//! (non-pipelined, 3-byte values as redis-benchmark uses), and `get_many` of 100 keys against 100 single gets.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use cpc_adapters::redis::{CacheManager, RedisConfig, RedisManager};
+use cpc_ports::{Bytes, Cache, CacheKey};
+
+const RUN: Duration = Duration::from_secs(3);
+
+fn redis_benchmark(config: &RedisConfig, clients: usize, test: &str) -> f64 {
+    let n = if clients == 1 { 100_000 } else { 600_000 };
+    let out = Command::new("redis-benchmark")
+        .args(["-h", &config.host, "-p", &config.port.to_string(), "-c", &clients.to_string()])
+        .args(["-n", &n.to_string(), "-t", test, "--csv", "-q"])
+        .output()
+        .expect("redis-benchmark must be installed (Debian: redis-tools)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.lines()
+        .filter(|l| l.starts_with(&format!("\"{}\"", test.to_uppercase())))
+        .find_map(|l| l.split(',').nth(1).and_then(|v| v.trim_matches('"').parse().ok()))
+        .unwrap_or_else(|| panic!("no {test} figure in redis-benchmark output:\n{text}"))
+}
+
+async fn ops_per_sec<F, Fut>(tasks: usize, op: F) -> f64
+where
+    F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let op = Arc::new(op);
+    let done = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + RUN;
+    let started = Instant::now();
+    let handles: Vec<_> = (0..tasks)
+        .map(|t| {
+            let (op, done) = (op.clone(), done.clone());
+            tokio::spawn(async move {
+                let mut n = 0u64;
+                while Instant::now() < deadline {
+                    op(t, n).await;
+                    n += 1;
+                }
+                done.fetch_add(n, Ordering::Relaxed);
+            })
+        })
+        .collect();
+    for h in handles {
+        h.await.unwrap();
+    }
+    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+fn key(i: u64) -> CacheKey {
+    CacheKey::new(format!("k{}", i % 10_000)).unwrap()
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let mut config = RedisConfig::parse_url(&url, "REDIS_URL").unwrap();
+    config.namespace = format!("cpc-bench:{}:", uuid::Uuid::new_v4());
+    let manager = RedisManager::new(&config).await.expect("Redis");
+    let cache = Arc::new(CacheManager::new(manager.clone(), Duration::from_secs(300)));
+    let value = Bytes::from_static(b"xxx");
+    for i in 0..10_000 {
+        cache.set_bytes(&key(i), value.clone(), None).await.unwrap();
+    }
+
+    println!("| operation | tasks / clients | redis-benchmark (ops/s) | cpc CacheManager (ops/s) | ratio |");
+    println!("|---|---:|---:|---:|---:|");
+    for tasks in [1usize, 64] {
+        let reference = redis_benchmark(&config, tasks, "get");
+        let c = cache.clone();
+        let ours = ops_per_sec(tasks, move |t, n| {
+            let c = c.clone();
+            async move {
+                c.get_bytes(&key(t as u64 * 7919 + n)).await.unwrap();
+            }
+        })
+        .await;
+        println!("| get | {tasks} | {reference:.0} | {ours:.0} | {:.2}x |", ours / reference);
+        let reference = redis_benchmark(&config, tasks, "set");
+        let (c, v) = (cache.clone(), value.clone());
+        let ours = ops_per_sec(tasks, move |t, n| {
+            let (c, v) = (c.clone(), v.clone());
+            async move {
+                c.set_bytes(&key(t as u64 * 7919 + n), v, None).await.unwrap();
+            }
+        })
+        .await;
+        println!("| set | {tasks} | {reference:.0} | {ours:.0} | {:.2}x |", ours / reference);
+    }
+
+    let keys: Vec<CacheKey> = (0..100).map(key).collect();
+    let rounds = 300;
+    let started = Instant::now();
+    for _ in 0..rounds {
+        assert_eq!(cache.get_many_bytes(&keys).await.unwrap().len(), 100);
+    }
+    let batched = started.elapsed();
+    let started = Instant::now();
+    for _ in 0..rounds {
+        for k in &keys {
+            cache.get_bytes(k).await.unwrap();
+        }
+    }
+    let single = started.elapsed();
+    println!();
+    println!("| 100 keys | time per 100 keys | speed-up |");
+    println!("|---|---:|---:|");
+    println!("| 100 single gets | {:?} | 1.00x |", single / rounds);
+    println!("| one get_many (MGET) | {:?} | {:.1}x |", batched / rounds, single.as_secs_f64() / batched.as_secs_f64());
+
+    cache.delete_prefix("k").await.unwrap();
+}
