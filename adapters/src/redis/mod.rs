@@ -5,7 +5,9 @@ mod config;
 mod error;
 mod health;
 mod manager;
+mod pubsub;
 
 pub use config::{RedisConfig, RedisConfigBuilder};
 pub use health::RedisHealthCheck;
 pub use manager::RedisManager;
+pub use pubsub::{DEFAULT_SUBSCRIPTION_BUFFER, PubSubManager};
