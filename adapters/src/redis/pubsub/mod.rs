@@ -24,7 +24,8 @@ pub const DEFAULT_SUBSCRIPTION_BUFFER: usize = 1024;
 /// * Channel names are namespaced: `publish` on `orders` sends to `<namespace>orders`, a subscription to
 ///   `orders` listens to `<namespace>orders`, and a pattern `ord*` becomes `<namespace>ord*` with the glob
 ///   characters of the namespace escaped, so a pattern never reaches into another namespace. Received
-///   [`Message`](cpc_ports::Message)s carry the channel name without the namespace.
+///   [`Message`](cpc_ports::Message)s carry the channel name without the namespace (a channel name that is
+///   not UTF-8, which only another program can publish to, is converted lossily).
 /// * Publishing goes through the manager's shared multiplexed connection and returns what `PUBLISH` returns:
 ///   Redis counts one receiver per subscribed connection and channel, plus one per matching pattern. All
 ///   subscriptions of one `PubSubManager` (and its clones) share one connection, so several subscriptions of a
@@ -154,12 +155,14 @@ impl PubSubManager {
         if let Some(tx) = driver.as_ref().filter(|tx| !tx.is_closed()) {
             return Ok(tx.clone());
         }
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| KvError::backend("redis", "pub/sub subscriptions need a Tokio runtime"))?;
         let config = self.manager.config();
         let client = redis::Client::open(config.connection_url().as_str())
             .map_err(|e| classify(e, "connect for pub/sub", config.response_timeout))?;
         let (tx, rx) = unbounded_channel();
         let task = Driver::new(client, config.clone(), Arc::clone(&self.shared.registry), rx);
-        tokio::spawn(task.run());
+        runtime.spawn(task.run());
         *driver = Some(tx.clone());
         Ok(tx)
     }
