@@ -240,7 +240,8 @@ async fn subscriptions_survive_a_server_restart() {
     assert_eq!(next_message(&mut psub).await.payload, Bytes::from_static(b"before"));
 
     server.kill();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Down long enough for several failed reconnection attempts (the backoff reaches its 1 s cap).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     server.restart().await;
 
     let errors = publish_until_received(&bus, &ch, &mut sub, Duration::from_secs(5)).await;
