@@ -14,7 +14,7 @@
 
 #[cfg(feature = "diesel")]
 pub mod diesel;
-#[cfg(any(feature = "postgres", feature = "sqlite"))]
+#[cfg(any(feature = "postgres", feature = "sqlite", feature = "redis"))]
 pub mod pool;
 #[cfg(feature = "postgres")]
 pub mod postgres;

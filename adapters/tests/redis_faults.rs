@@ -164,7 +164,6 @@ async fn the_exclusive_pool_fails_within_the_connect_timeout_while_dead_and_reco
         .await
         .expect("an exclusive checkout hung");
         let took = started.elapsed();
-        // (bb8 reports a refused connection as a checkout timeout after `connect_timeout`, not as refused.)
         assert!(
             matches!(result, Err(KvError::Unavailable { .. } | KvError::Timeout { .. })),
             "round {round}: a dead server cannot answer: {result:?}"

@@ -7,6 +7,122 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use super::RedisConfig;
 use super::error::classify;
+use crate::pool::{Backend, DatabaseError, Pool, PoolConfig, PooledConn};
+
+/// bb8-redis's `RedisConnectionManager` as a pool [`Backend`], so exclusive connections get the pool core's fast,
+/// precise errors (a refused connection is reported as that, at once, not as a checkout timeout), validation skip
+/// window and metrics.
+pub struct ExclusiveBackend {
+    manager: bb8_redis::RedisConnectionManager,
+    address: String,
+}
+
+impl std::fmt::Debug for ExclusiveBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExclusiveBackend").field("address", &self.address).finish()
+    }
+}
+
+fn to_database_error(e: redis::RedisError, address: &str) -> DatabaseError {
+    match classify(e, "connect", Duration::ZERO) {
+        KvError::Authentication { reason, .. } => {
+            DatabaseError::Authentication { user: "redis".into(), message: reason }
+        }
+        KvError::Unavailable { reason, .. } => {
+            DatabaseError::ConnectionRefused { address: address.to_owned(), message: reason }
+        }
+        other => DatabaseError::Unavailable(other.to_string()),
+    }
+}
+
+/// An exclusive Redis connection as the pool keeps it. It remembers a connection-level failure (I/O error,
+/// dropped connection, timeout) seen by any command sent through it, so the pool discards it when it comes back
+/// instead of handing a dead connection out again. Use it like any redis-rs async connection.
+pub struct TrackedRedisConnection {
+    conn: redis::aio::MultiplexedConnection,
+    broken: bool,
+}
+
+impl TrackedRedisConnection {
+    fn note<T>(&mut self, result: &redis::RedisResult<T>) {
+        if let Err(e) = result {
+            if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout() {
+                self.broken = true;
+            }
+        }
+    }
+
+    /// Whether a command on this connection failed at the connection level.
+    pub fn is_broken(&self) -> bool {
+        self.broken
+    }
+}
+
+impl redis::aio::ConnectionLike for TrackedRedisConnection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> redis::RedisFuture<'a, redis::Value> {
+        Box::pin(async move {
+            let result = self.conn.req_packed_command(cmd).await;
+            self.note(&result);
+            result
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        Box::pin(async move {
+            let result = self.conn.req_packed_commands(pipeline, offset, count).await;
+            self.note(&result);
+            result
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        self.conn.get_db()
+    }
+}
+
+impl Backend for ExclusiveBackend {
+    type Conn = TrackedRedisConnection;
+    const NAME: &'static str = "redis";
+
+    async fn connect(&self) -> Result<Self::Conn, DatabaseError> {
+        let conn =
+            bb8::ManageConnection::connect(&self.manager).await.map_err(|e| to_database_error(e, &self.address))?;
+        Ok(TrackedRedisConnection { conn, broken: false })
+    }
+
+    async fn ping(&self, conn: &mut Self::Conn) -> Result<(), DatabaseError> {
+        redis::cmd("PING")
+            .query_async::<String>(conn)
+            .await
+            .map(|_| ())
+            .map_err(|e| to_database_error(e, &self.address))
+    }
+
+    fn is_broken(&self, conn: &mut Self::Conn) -> bool {
+        conn.broken
+    }
+
+    async fn server_version(&self, conn: &mut Self::Conn) -> Result<String, DatabaseError> {
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query_async(conn)
+            .await
+            .map_err(|e| to_database_error(e, &self.address))?;
+        Ok(info.lines().find_map(|l| l.strip_prefix("redis_version:")).unwrap_or("unknown").trim().to_owned())
+    }
+
+    fn address(&self) -> String {
+        self.address.clone()
+    }
+}
+
+/// An exclusive connection checked out of the [`RedisManager`]'s pool; derefs to a redis-rs connection.
+pub type ExclusiveConnection = PooledConn<ExclusiveBackend>;
 
 /// Owns the connections to one Redis server (the seeds' `RedisManager`):
 ///
@@ -21,7 +137,7 @@ use super::error::classify;
 pub struct RedisManager {
     config: RedisConfig,
     shared: ConnectionManager,
-    exclusive: bb8::Pool<bb8_redis::RedisConnectionManager>,
+    exclusive: Pool<ExclusiveBackend>,
 }
 
 impl std::fmt::Debug for RedisManager {
@@ -52,10 +168,12 @@ impl RedisManager {
         .map_err(|e| classify(e, "connect", config.response_timeout))?;
         let manager = bb8_redis::RedisConnectionManager::new(url.as_str())
             .map_err(|e| classify(e, "connect", config.response_timeout))?;
-        let exclusive = bb8::Pool::builder()
-            .max_size(config.exclusive_pool_size)
-            .connection_timeout(config.connect_timeout)
-            .build_unchecked(manager);
+        let pool_config = PoolConfig::default()
+            .max_connections(config.exclusive_pool_size)
+            .connection_timeout(config.connect_timeout);
+        let backend = ExclusiveBackend { manager, address: config.address() };
+        let exclusive =
+            Pool::new(backend, &pool_config, "redis-exclusive").await.map_err(|e| from_database_error(e, config))?;
         Ok(Self { config: config.clone(), shared, exclusive })
     }
 
@@ -64,14 +182,15 @@ impl RedisManager {
         self.shared.clone()
     }
 
-    /// An exclusive connection from the pool, for blocking commands and transactions.
-    pub async fn exclusive(&self) -> Result<bb8::PooledConnection<'_, bb8_redis::RedisConnectionManager>, KvError> {
-        self.exclusive.get().await.map_err(|e| match e {
-            bb8::RunError::User(e) => classify(e, "acquire exclusive connection", self.config.response_timeout),
-            bb8::RunError::TimedOut => {
-                KvError::Timeout { operation: "acquire exclusive connection", after: self.config.connect_timeout }
-            }
-        })
+    /// An exclusive connection from the pool, for blocking commands and transactions. A refused connection or
+    /// rejected credentials are reported at once as `Unavailable` / `Authentication`, not as a timeout.
+    pub async fn exclusive(&self) -> Result<ExclusiveConnection, KvError> {
+        self.exclusive.get().await.map_err(|e| from_database_error(e, &self.config))
+    }
+
+    /// The pool of exclusive connections (state, metrics, health).
+    pub fn exclusive_pool(&self) -> &Pool<ExclusiveBackend> {
+        &self.exclusive
     }
 
     /// The configuration.
@@ -92,5 +211,16 @@ impl RedisManager {
     ) -> Result<T, KvError> {
         let mut conn = self.shared.clone();
         cmd.query_async(&mut conn).await.map_err(|e| classify(e, operation, self.config.response_timeout))
+    }
+}
+
+fn from_database_error(e: DatabaseError, config: &RedisConfig) -> KvError {
+    match e {
+        DatabaseError::Authentication { message, .. } => KvError::Authentication { backend: "redis", reason: message },
+        DatabaseError::PoolTimeout(after) => KvError::Timeout { operation: "acquire exclusive connection", after },
+        DatabaseError::Config { field, message } => {
+            KvError::Validation(cpc_domain::ValidationError::new(field, message))
+        }
+        other => KvError::Unavailable { backend: "redis", reason: format!("{}: {other}", config.address()) },
     }
 }

@@ -13,6 +13,6 @@ mod session;
 pub use cache::CacheManager;
 pub use config::{RedisConfig, RedisConfigBuilder};
 pub use health::RedisHealthCheck;
-pub use manager::RedisManager;
+pub use manager::{ExclusiveBackend, ExclusiveConnection, RedisManager, TrackedRedisConnection};
 pub use pubsub::{DEFAULT_SUBSCRIPTION_BUFFER, PubSubManager};
 pub use session::SessionManager;
