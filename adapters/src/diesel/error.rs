@@ -1,4 +1,4 @@
-//! Diesel errors mapped into [`RepoError`](cpc_ports::RepoError) (the seeds' `DbError`): each database failure a
+//! Diesel errors mapped into [`cpc_ports::RepoError`] (the seeds' `DbError`): each database failure a
 //! caller can act on becomes its semantic variant, whatever the backend.
 //!
 //! | database reports                                        | becomes                                              |
@@ -39,7 +39,7 @@ impl ErrorContext {
 pub fn map_diesel_error(ctx: &ErrorContext, error: Error) -> RepoError {
     let conflict = |kind| RepoError::Conflict { entity: ctx.entity, kind };
     match error {
-        Error::DatabaseError(kind, info) => match kind {
+        Error::DatabaseError(kind, info) => match classify_kind(kind, info.message()) {
             DatabaseErrorKind::UniqueViolation => {
                 conflict(ConflictKind::Duplicate { field: unique_field(ctx.table, info.as_ref()) })
             }
@@ -71,6 +71,20 @@ pub fn map_diesel_error(ctx: &ErrorContext, error: Error) -> RepoError {
             reason: "the connection's transaction state is broken (an interrupted transaction)".to_owned(),
         },
         other => RepoError::backend(ctx.backend, other),
+    }
+}
+
+/// The kind, refined from SQLite's message when Diesel could not tell it (SQLite reports some constraint
+/// failures, such as a foreign key checked when a statement ends, without the extended error code).
+fn classify_kind(kind: DatabaseErrorKind, message: &str) -> DatabaseErrorKind {
+    match kind {
+        DatabaseErrorKind::Unknown if message.starts_with("FOREIGN KEY constraint failed") => {
+            DatabaseErrorKind::ForeignKeyViolation
+        }
+        DatabaseErrorKind::Unknown if message.starts_with("UNIQUE constraint failed") => {
+            DatabaseErrorKind::UniqueViolation
+        }
+        other => other,
     }
 }
 
@@ -159,7 +173,7 @@ mod tests {
             assert!(matches!(mapped, RepoError::Conflict { kind: ConflictKind::Concurrent, .. }), "{mapped:?}");
             assert!(mapped.is_retryable());
         }
-        let fk = USERS.map(db(DatabaseErrorKind::ForeignKeyViolation, "FOREIGN KEY constraint failed"));
+        let fk = USERS.map(db(DatabaseErrorKind::Unknown, "FOREIGN KEY constraint failed"));
         assert!(
             matches!(fk, RepoError::Conflict { kind: ConflictKind::Reference { ref field }, .. } if field == "user_id")
         );

@@ -1,5 +1,5 @@
 //! The four repositories over Diesel, for PostgreSQL and SQLite: one generic [`DieselRepository`] whose SQL is
-//! written once ([`table_ops!`](macros)) and expanded per backend.
+//! written once (a macro expanded per backend).
 //!
 //! Semantics are those of the in-memory fake in `cpc-testkit` (and the contract suites check it): ids are
 //! UUIDv7s made here, timestamps are `now` truncated to microseconds, a new row has version 1, `create_many` is
