@@ -1,8 +1,25 @@
 //! The seeds' `db_abstraction` over Diesel (feature `diesel`): schema, embedded migrations, repositories and the
 //! unit of work, for PostgreSQL (`AsyncPgConnection`) and SQLite (`SyncConnectionWrapper<SqliteConnection>`).
+//!
+//! * [`DbManager`]: one pool, the four repositories and the unit of work, as port trait objects.
+//! * [`connection`]: Diesel connections as pool backends ([`DieselPgBackend`], [`DieselSqliteBackend`]).
+//! * [`repos`]: [`DieselRepository`], implementing the repository ports on both backends.
+//! * [`uow`]: [`DieselUnitOfWork`] and its transactions.
+//! * [`error`]: how Diesel errors become [`DbError`] variants.
+//! * [`migrations`]: the embedded migrations: run pending, revert the last N, status.
 
+pub mod connection;
+pub mod error;
+pub mod manager;
 pub mod migrations;
+pub mod repos;
 pub mod schema;
+pub mod uow;
+
+pub use connection::{AsyncSqliteConnection, DieselBackend, DieselPgBackend, DieselSqliteBackend};
+pub use manager::{DbManager, DbPool};
+pub use repos::DieselRepository;
+pub use uow::{DieselTx, DieselUnitOfWork, PgUnitOfWork, SqliteUnitOfWork};
 
 /// The seeds' unified `DbError`: the data ports' [`RepoError`](cpc_ports::RepoError). Diesel and driver errors are
 /// mapped into its semantic variants (unique violation: `Conflict`, missing row: `NotFound`, lost connection:

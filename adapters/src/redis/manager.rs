@@ -45,10 +45,10 @@ pub struct TrackedRedisConnection {
 
 impl TrackedRedisConnection {
     fn note<T>(&mut self, result: &redis::RedisResult<T>) {
-        if let Err(e) = result {
-            if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout() {
-                self.broken = true;
-            }
+        if let Err(e) = result
+            && (e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout())
+        {
+            self.broken = true;
         }
     }
 

@@ -1,0 +1,184 @@
+//! Diesel errors mapped into [`cpc_ports::RepoError`] (the seeds' `DbError`): each database failure a
+//! caller can act on becomes its semantic variant, whatever the backend.
+//!
+//! | database reports                                        | becomes                                              |
+//! |---------------------------------------------------------|------------------------------------------------------|
+//! | unique violation (`users_email_key`, `users.username`)  | `Conflict { Duplicate { field: "email" } }`          |
+//! | foreign-key violation                                   | `Conflict { Reference { field: "user_id" } }`        |
+//! | check violation (`users_username_check`)               | `Validation` naming the field                        |
+//! | serialization failure, deadlock, SQLite busy/locked     | `Conflict { Concurrent }` (retryable)                |
+//! | lost or closed connection, broken transaction state     | `Unavailable` (retryable)                            |
+//! | `NotFound`                                              | `NotFound`                                           |
+//! | anything else                                           | `Backend { backend: "postgres" \| "sqlite" }`        |
+
+use cpc_domain::ValidationError;
+use cpc_ports::{ConflictKind, RepoError};
+use diesel::result::{DatabaseErrorInformation, DatabaseErrorKind, Error};
+
+/// Where an error happened: which backend, which table, which record type.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorContext {
+    /// `"postgres"` or `"sqlite"`.
+    pub backend: &'static str,
+    /// The table written or read, e.g. `"users"`.
+    pub table: &'static str,
+    /// The record type in errors, e.g. `"user"`.
+    pub entity: &'static str,
+    /// The column named by a foreign-key conflict when the database does not say which (SQLite never does).
+    pub reference_field: &'static str,
+}
+
+impl ErrorContext {
+    /// Maps `error` in this context.
+    pub fn map(&self, error: Error) -> RepoError {
+        map_diesel_error(self, error)
+    }
+}
+
+/// Maps a Diesel error into the port error (see the module documentation for the table).
+pub fn map_diesel_error(ctx: &ErrorContext, error: Error) -> RepoError {
+    let conflict = |kind| RepoError::Conflict { entity: ctx.entity, kind };
+    match error {
+        Error::DatabaseError(kind, info) => match classify_kind(kind, info.message()) {
+            DatabaseErrorKind::UniqueViolation => {
+                conflict(ConflictKind::Duplicate { field: unique_field(ctx.table, info.as_ref()) })
+            }
+            DatabaseErrorKind::ForeignKeyViolation => {
+                let field = info
+                    .constraint_name()
+                    .and_then(|c| named_field(c, info.table_name().unwrap_or(ctx.table), "_fkey"))
+                    .unwrap_or_else(|| ctx.reference_field.to_owned());
+                conflict(ConflictKind::Reference { field })
+            }
+            DatabaseErrorKind::CheckViolation | DatabaseErrorKind::NotNullViolation => {
+                let field = info
+                    .column_name()
+                    .map(str::to_owned)
+                    .or_else(|| info.constraint_name().and_then(|c| named_field(c, ctx.table, "_check")))
+                    .unwrap_or_else(|| ctx.table.to_owned());
+                RepoError::Validation(ValidationError::new(field, info.message().to_owned()))
+            }
+            DatabaseErrorKind::SerializationFailure => conflict(ConflictKind::Concurrent),
+            DatabaseErrorKind::UnableToSendCommand | DatabaseErrorKind::ClosedConnection => {
+                RepoError::Unavailable { backend: ctx.backend, reason: info.message().to_owned() }
+            }
+            _ if is_concurrency_failure(info.message()) => conflict(ConflictKind::Concurrent),
+            _ => RepoError::backend(ctx.backend, Error::DatabaseError(kind, info)),
+        },
+        Error::NotFound => RepoError::NotFound { entity: ctx.entity, id: String::new() },
+        Error::BrokenTransactionManager => RepoError::Unavailable {
+            backend: ctx.backend,
+            reason: "the connection's transaction state is broken (an interrupted transaction)".to_owned(),
+        },
+        other => RepoError::backend(ctx.backend, other),
+    }
+}
+
+/// The kind, refined from SQLite's message when Diesel could not tell it (SQLite reports some constraint
+/// failures, such as a foreign key checked when a statement ends, without the extended error code).
+fn classify_kind(kind: DatabaseErrorKind, message: &str) -> DatabaseErrorKind {
+    match kind {
+        DatabaseErrorKind::Unknown if message.starts_with("FOREIGN KEY constraint failed") => {
+            DatabaseErrorKind::ForeignKeyViolation
+        }
+        DatabaseErrorKind::Unknown if message.starts_with("UNIQUE constraint failed") => {
+            DatabaseErrorKind::UniqueViolation
+        }
+        other => other,
+    }
+}
+
+/// PostgreSQL's deadlock (40P01, which Diesel does not classify) and SQLite's busy and locked errors: another
+/// transaction held what this one needed, so retrying the unit of work may succeed.
+fn is_concurrency_failure(message: &str) -> bool {
+    message.starts_with("deadlock detected")
+        || message.starts_with("database is locked")
+        || message.starts_with("database table is locked")
+}
+
+/// The field of a unique violation: PostgreSQL names the index (`users_email_key`, `users_pkey`); SQLite names the
+/// column (`UNIQUE constraint failed: users.username`) or, for an index on an expression, the index
+/// (`UNIQUE constraint failed: index 'users_email_key'`).
+fn unique_field(table: &str, info: &(dyn DatabaseErrorInformation + Send + Sync)) -> String {
+    if let Some(name) = info.constraint_name() {
+        let table = info.table_name().unwrap_or(table);
+        return named_field(name, table, "_key").unwrap_or_else(|| name.to_owned());
+    }
+    let message = info.message();
+    let Some(detail) = message.strip_prefix("UNIQUE constraint failed: ") else {
+        return message.to_owned();
+    };
+    if let Some(index) = detail.strip_prefix("index '").and_then(|s| s.strip_suffix('\'')) {
+        return named_field(index, table, "_key").unwrap_or_else(|| index.to_owned());
+    }
+    // `users.username` or, for a composite key, `t.a, t.b`: the first column names it.
+    let first = detail.split(", ").next().unwrap_or(detail);
+    first.rsplit('.').next().unwrap_or(first).to_owned()
+}
+
+/// `users_email_key` -> `email`, `users_pkey` -> `id`, `transactions_user_id_fkey` -> `user_id`.
+fn named_field(name: &str, table: &str, suffix: &str) -> Option<String> {
+    let rest = name.strip_prefix(table)?.strip_prefix('_')?;
+    if rest == "pkey" {
+        return Some("id".to_owned());
+    }
+    let field = rest.strip_suffix(suffix).or_else(|| rest.strip_suffix("_idx")).unwrap_or(rest);
+    (!field.is_empty()).then(|| field.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const USERS: ErrorContext =
+        ErrorContext { backend: "sqlite", table: "users", entity: "user", reference_field: "user_id" };
+
+    fn db(kind: DatabaseErrorKind, message: &str) -> Error {
+        Error::DatabaseError(kind, Box::new(message.to_owned()))
+    }
+
+    #[test]
+    fn sqlite_unique_messages_name_the_field() {
+        for (message, field) in [
+            ("UNIQUE constraint failed: users.username", "username"),
+            ("UNIQUE constraint failed: index 'users_email_key'", "email"),
+            ("UNIQUE constraint failed: users.id", "id"),
+        ] {
+            match USERS.map(db(DatabaseErrorKind::UniqueViolation, message)) {
+                RepoError::Conflict { entity: "user", kind: ConflictKind::Duplicate { field: f } } => {
+                    assert_eq!(f, field, "{message}")
+                }
+                other => panic!("{message}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn index_names_become_fields() {
+        assert_eq!(named_field("users_email_key", "users", "_key").as_deref(), Some("email"));
+        assert_eq!(named_field("customers_email_key", "customers", "_key").as_deref(), Some("email"));
+        assert_eq!(named_field("users_pkey", "users", "_key").as_deref(), Some("id"));
+        assert_eq!(named_field("transactions_user_id_fkey", "transactions", "_fkey").as_deref(), Some("user_id"));
+        assert_eq!(named_field("other_key", "users", "_key"), None);
+    }
+
+    #[test]
+    fn busy_deadlock_and_serialization_failures_are_retryable_conflicts() {
+        for e in [
+            db(DatabaseErrorKind::Unknown, "database is locked"),
+            db(DatabaseErrorKind::Unknown, "deadlock detected"),
+            db(DatabaseErrorKind::SerializationFailure, "could not serialize access"),
+        ] {
+            let mapped = USERS.map(e);
+            assert!(matches!(mapped, RepoError::Conflict { kind: ConflictKind::Concurrent, .. }), "{mapped:?}");
+            assert!(mapped.is_retryable());
+        }
+        let fk = USERS.map(db(DatabaseErrorKind::Unknown, "FOREIGN KEY constraint failed"));
+        assert!(
+            matches!(fk, RepoError::Conflict { kind: ConflictKind::Reference { ref field }, .. } if field == "user_id")
+        );
+        let closed = USERS.map(db(DatabaseErrorKind::ClosedConnection, "connection closed"));
+        assert!(matches!(closed, RepoError::Unavailable { backend: "sqlite", .. }));
+        assert!(matches!(USERS.map(db(DatabaseErrorKind::Unknown, "syntax")), RepoError::Backend { .. }));
+    }
+}

@@ -1,0 +1,328 @@
+//! The four repositories over Diesel, for PostgreSQL and SQLite: one generic [`DieselRepository`] whose SQL is
+//! written once (a macro expanded per backend).
+//!
+//! Semantics are those of the in-memory fake in `cpc-testkit` (and the contract suites check it): ids are
+//! UUIDv7s made here, timestamps are `now` truncated to microseconds, a new row has version 1, `create_many` is
+//! one multi-row `INSERT` (all or nothing), `update` is optimistic (`WHERE id = ? AND version = ?`), pages are
+//! ordered by the sort keys then id ascending, keyset cursors hold the last row's sort values and id.
+//!
+//! A repository works either on the pool (every call checks a connection out and commits on its own) or inside a
+//! unit of work (every call runs on the transaction's connection; writes run in a savepoint, so a failed write
+//! leaves the transaction usable, as the fake does).
+
+#[macro_use]
+mod macros;
+mod model;
+mod postgres;
+mod source;
+mod sql;
+mod sqlite;
+mod values;
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use cpc_domain::{Customer, Email, Entity, EntityKind, Transaction, User, UserId, Username, Version};
+use cpc_ports::{
+    ConflictKind, Cursor, CustomerRepository, Direction, EntityField, EntityRepository, Field, Filter, Page,
+    PageRequest, Query, Record, RepoError, Repository, Sort, TimeRange, TransactionField, TransactionRepository,
+    UserField, UserRepository, Value, ValueKind,
+};
+
+pub use model::Model;
+pub use source::Mode;
+pub(crate) use source::{Source, TxShared, tx_context};
+pub use sql::{EmailTable, SqlTable};
+pub use values::{DbJson, DbTime, DbUuid};
+
+use crate::diesel::connection::{DieselBackend, DieselPgBackend, DieselSqliteBackend};
+use crate::pool::Pool;
+
+/// Rows per `INSERT` statement in `create_many` (well under both backends' bind-parameter limits); larger
+/// batches run as several statements in one transaction.
+const INSERT_CHUNK: usize = 500;
+
+/// A repository of `T` rows over Diesel backend `B`. Get them from a [`DbManager`](crate::diesel::DbManager), or
+/// from a unit of work's `Tx`.
+pub struct DieselRepository<T, B: DieselBackend> {
+    source: Source<B>,
+    record: PhantomData<fn() -> T>,
+}
+
+/// Users on PostgreSQL.
+pub type PgUserRepository = DieselRepository<User, DieselPgBackend>;
+/// Entities on PostgreSQL.
+pub type PgEntityRepository = DieselRepository<Entity, DieselPgBackend>;
+/// Customers on PostgreSQL.
+pub type PgCustomerRepository = DieselRepository<Customer, DieselPgBackend>;
+/// Finance transactions on PostgreSQL.
+pub type PgTransactionRepository = DieselRepository<Transaction, DieselPgBackend>;
+/// Users on SQLite.
+pub type SqliteUserRepository = DieselRepository<User, DieselSqliteBackend>;
+/// Entities on SQLite.
+pub type SqliteEntityRepository = DieselRepository<Entity, DieselSqliteBackend>;
+/// Customers on SQLite.
+pub type SqliteCustomerRepository = DieselRepository<Customer, DieselSqliteBackend>;
+/// Finance transactions on SQLite.
+pub type SqliteTransactionRepository = DieselRepository<Transaction, DieselSqliteBackend>;
+
+impl<T, B: DieselBackend> DieselRepository<T, B> {
+    /// A repository on the pool: every call checks a connection out and commits on its own.
+    pub fn new(pool: Pool<B>) -> Self {
+        Self::on(Source::Pool(pool))
+    }
+
+    pub(crate) fn on(source: Source<B>) -> Self {
+        Self { source, record: PhantomData }
+    }
+
+    pub(crate) fn in_tx(shared: &Arc<TxShared<B>>) -> Self {
+        Self::on(Source::Tx(shared.clone()))
+    }
+}
+
+impl<T, B: DieselBackend> Clone for DieselRepository<T, B> {
+    fn clone(&self) -> Self {
+        Self::on(self.source.clone())
+    }
+}
+
+impl<T: Record, B: DieselBackend> fmt::Debug for DieselRepository<T, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scope = match self.source {
+            Source::Pool(_) => "pool",
+            Source::Tx(_) => "unit of work",
+        };
+        f.debug_struct("DieselRepository")
+            .field("entity", &T::ENTITY)
+            .field("backend", &B::NAME)
+            .field("scope", &scope)
+            .finish()
+    }
+}
+
+fn stale<T: Record>(expected: Version, actual: Version) -> RepoError {
+    RepoError::Conflict { entity: T::ENTITY, kind: ConflictKind::StaleVersion { expected, actual } }
+}
+
+fn not_found<T: Record>(id: &T::Id) -> RepoError {
+    RepoError::NotFound { entity: T::ENTITY, id: id.to_string() }
+}
+
+/// The row's sort-key values followed by its id: what a cursor holds.
+fn sort_key<T: Record>(row: &T, sort: &[Sort<T::Field>]) -> Vec<Value> {
+    sort.iter().map(|s| row.value(s.field)).chain(std::iter::once(T::id_value(row.id()))).collect()
+}
+
+#[async_trait]
+impl<T, B> Repository<T> for DieselRepository<T, B>
+where
+    B: DieselBackend,
+    T: SqlTable<B::Conn>,
+{
+    async fn create(&self, new: T::New) -> Result<T, RepoError> {
+        let row = T::build(T::new_id(), new, model::now());
+        self.source
+            .run(Mode::Write, move |conn| {
+                Box::pin(async move {
+                    T::insert(conn, std::slice::from_ref(&row)).await?;
+                    Ok(row)
+                })
+            })
+            .await
+    }
+
+    async fn create_many(&self, new: Vec<T::New>) -> Result<Vec<T>, RepoError> {
+        if new.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = model::now();
+        let rows: Vec<T> = new.into_iter().map(|n| T::build(T::new_id(), n, now)).collect();
+        // One statement is atomic by itself; several need a transaction.
+        let mode = if rows.len() > INSERT_CHUNK { Mode::Atomic } else { Mode::Write };
+        self.source
+            .run(mode, move |conn| {
+                Box::pin(async move {
+                    for chunk in rows.chunks(INSERT_CHUNK) {
+                        T::insert(conn, chunk).await?;
+                    }
+                    Ok(rows)
+                })
+            })
+            .await
+    }
+
+    async fn find_by_id(&self, id: &T::Id) -> Result<Option<T>, RepoError> {
+        let id = id.clone();
+        self.source.run(Mode::Read, move |conn| Box::pin(async move { T::find(conn, &id).await })).await
+    }
+
+    async fn find_page(&self, query: &Query<T::Field>) -> Result<Page<T>, RepoError> {
+        query.validate()?;
+        let query = query.clone();
+        self.source
+            .run(Mode::Read, move |conn| {
+                Box::pin(async move {
+                    match &query.page {
+                        PageRequest::Offset { offset, limit } => {
+                            let offset = i64::try_from(*offset).unwrap_or(i64::MAX);
+                            let items =
+                                T::select(conn, &query.filters, &query.sort, None, offset, i64::from(*limit)).await?;
+                            let total = T::count(conn, &query.filters).await?;
+                            Ok(Page { items, total: Some(total), next_cursor: None })
+                        }
+                        PageRequest::Keyset { after, limit } => {
+                            let after = match after {
+                                None => None,
+                                Some(cursor) => {
+                                    let kinds: Vec<ValueKind> = query
+                                        .sort
+                                        .iter()
+                                        .map(|s| s.field.kind())
+                                        .chain(std::iter::once(T::ID_FIELD.kind()))
+                                        .collect();
+                                    Some(cursor.decode(&kinds)?)
+                                }
+                            };
+                            let limit = *limit as usize;
+                            let fetch = i64::try_from(limit + 1).unwrap_or(i64::MAX);
+                            let mut items = T::select(conn, &query.filters, &query.sort, after, 0, fetch).await?;
+                            // A next page exists exactly when a row follows the last one returned.
+                            let next_cursor = if items.len() > limit {
+                                items.truncate(limit);
+                                items.last().map(|row| Cursor::encode(&sort_key(row, &query.sort)))
+                            } else {
+                                None
+                            };
+                            Ok(Page { items, total: None, next_cursor })
+                        }
+                    }
+                })
+            })
+            .await
+    }
+
+    async fn update(&self, id: &T::Id, expected: Version, changes: T::Update) -> Result<T, RepoError> {
+        let id = id.clone();
+        self.source
+            .run(Mode::Write, move |conn| {
+                Box::pin(async move {
+                    let Some(old) = T::find(conn, &id).await? else {
+                        return Err(not_found::<T>(&id));
+                    };
+                    if old.version() != expected {
+                        return Err(stale::<T>(expected, old.version()));
+                    }
+                    let mut row = old;
+                    row.apply(changes);
+                    row.touch(expected.next(), model::now());
+                    if T::overwrite(conn, &row, expected).await? {
+                        return Ok(row);
+                    }
+                    // Changed or deleted since it was read.
+                    match T::stored_version(conn, &id).await? {
+                        None => Err(not_found::<T>(&id)),
+                        Some(actual) => Err(stale::<T>(expected, actual)),
+                    }
+                })
+            })
+            .await
+    }
+
+    async fn delete(&self, id: &T::Id) -> Result<bool, RepoError> {
+        let id = id.clone();
+        self.source.run(Mode::Write, move |conn| Box::pin(async move { T::remove(conn, &id).await })).await
+    }
+
+    async fn exists(&self, id: &T::Id) -> Result<bool, RepoError> {
+        let id = id.clone();
+        self.source.run(Mode::Read, move |conn| Box::pin(async move { T::exists(conn, &id).await })).await
+    }
+
+    async fn count(&self, filters: &[Filter<T::Field>]) -> Result<u64, RepoError> {
+        filters.iter().try_for_each(Filter::validate)?;
+        let filters = filters.to_vec();
+        self.source.run(Mode::Read, move |conn| Box::pin(async move { T::count(conn, &filters).await })).await
+    }
+}
+
+#[async_trait]
+impl<B> UserRepository for DieselRepository<User, B>
+where
+    B: DieselBackend,
+    User: EmailTable<B::Conn>,
+{
+    async fn find_by_email(&self, email: &Email) -> Result<Option<User>, RepoError> {
+        let email = email.as_str().to_owned();
+        self.source.run(Mode::Read, move |conn| Box::pin(async move { User::find_by_email(conn, &email).await })).await
+    }
+
+    async fn find_by_username(&self, username: &Username) -> Result<Option<User>, RepoError> {
+        let filters = vec![Filter::Eq(UserField::Username, Value::Text(username.as_str().to_owned()))];
+        self.source
+            .run(Mode::Read, move |conn| {
+                Box::pin(async move { Ok(User::select(conn, &filters, &[], None, 0, 1).await?.pop()) })
+            })
+            .await
+    }
+}
+
+#[async_trait]
+impl<B> CustomerRepository for DieselRepository<Customer, B>
+where
+    B: DieselBackend,
+    Customer: EmailTable<B::Conn>,
+{
+    async fn find_by_email(&self, email: &Email) -> Result<Option<Customer>, RepoError> {
+        let email = email.as_str().to_owned();
+        self.source
+            .run(Mode::Read, move |conn| Box::pin(async move { Customer::find_by_email(conn, &email).await }))
+            .await
+    }
+}
+
+#[async_trait]
+impl<B> EntityRepository for DieselRepository<Entity, B>
+where
+    B: DieselBackend,
+    Entity: SqlTable<B::Conn>,
+{
+    async fn find_by_kind(&self, kind: &EntityKind, page: PageRequest) -> Result<Page<Entity>, RepoError> {
+        let query = Query {
+            filters: vec![Filter::Eq(EntityField::Kind, Value::Text(kind.as_str().to_owned()))],
+            sort: vec![Sort { field: EntityField::Name, direction: Direction::Asc }],
+            page,
+        };
+        self.find_page(&query).await
+    }
+}
+
+#[async_trait]
+impl<B> TransactionRepository for DieselRepository<Transaction, B>
+where
+    B: DieselBackend,
+    Transaction: SqlTable<B::Conn>,
+{
+    async fn history(
+        &self,
+        user: &UserId,
+        range: TimeRange,
+        page: PageRequest,
+    ) -> Result<Page<Transaction>, RepoError> {
+        let query = Query {
+            filters: vec![
+                Filter::Eq(TransactionField::UserId, Value::Uuid(*user.as_uuid())),
+                Filter::Range {
+                    field: TransactionField::OccurredAt,
+                    from: Some(Value::Time(range.from)),
+                    to: Some(Value::Time(range.to)),
+                },
+            ],
+            sort: vec![Sort { field: TransactionField::OccurredAt, direction: Direction::Desc }],
+            page,
+        };
+        self.find_page(&query).await
+    }
+}
