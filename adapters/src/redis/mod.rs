@@ -4,8 +4,12 @@
 mod config;
 mod error;
 mod health;
+mod lock;
 mod manager;
+mod rate_limit;
 
 pub use config::{RedisConfig, RedisConfigBuilder};
 pub use health::RedisHealthCheck;
+pub use lock::{DistributedLock, KeyedLock, LockGuard};
 pub use manager::RedisManager;
+pub use rate_limit::{RedisRateLimiter, rate_limit_headers};
