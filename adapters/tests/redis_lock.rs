@@ -260,3 +260,31 @@ async fn a_dead_server_is_an_error_not_a_hang() {
     assert!(result.as_ref().is_err_and(KvError::is_retryable), "{result:?}");
     assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
 }
+
+/// A blocked `acquire` backs off (5 ms doubling to 100 ms, with jitter) instead of hammering the server: about
+/// a dozen attempts in a second, counted by the (private) server's command statistics.
+#[tokio::test]
+async fn a_blocked_acquire_backs_off_instead_of_busy_looping() {
+    let server = PrivateRedis::start().await;
+    let manager = RedisManager::new(&RedisConfig::builder().port(server.port()).build().unwrap()).await.unwrap();
+    let lock = DistributedLock::new(manager.clone());
+    let k = key("busy");
+    let _held = lock.try_acquire(&k, Duration::from_secs(30)).await.unwrap().unwrap();
+    let () = manager.query(redis::cmd("CONFIG").arg("RESETSTAT"), "resetstat").await.unwrap();
+    let wait = Duration::from_secs(1);
+    let result = lock.acquire(&k, Duration::from_secs(1), wait).await;
+    assert!(
+        matches!(result, Err(KvError::Timeout { operation: "acquire lock", after }) if after == wait),
+        "{result:?}"
+    );
+    let stats: String = manager.query(redis::cmd("INFO").arg("commandstats"), "info").await.unwrap();
+    let calls = |name: &str| -> u64 {
+        stats
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("cmdstat_{name}:calls=")))
+            .and_then(|rest| rest.split(',').next())
+            .map_or(0, |n| n.parse().unwrap())
+    };
+    let attempts = calls("evalsha") + calls("eval");
+    assert!((8..=30).contains(&attempts), "{attempts} attempts in {wait:?}:\n{stats}");
+}

@@ -146,27 +146,30 @@ async fn the_window_holds_one_entry_per_unit_spent_at_server_time() {
 }
 
 /// The client only ever asks; time is the server's. With nothing done on the client side while real time passes
-/// (the thread just sleeps, no timer, no request), the server sees the refill and the window slide.
+/// (the thread just sleeps: no timer, no request), the server sees the bucket refill and the window slide, by
+/// exactly as much as the time that passed (not by expiring the whole state).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refills_follow_the_server_clock_with_nothing_done_client_side() {
     let (limiter, _manager) = limiter("rl-clock").await;
     let k = key("k");
     let bucket =
-        RateLimitPolicy::TokenBucket { capacity: 2, refill_tokens: 1, refill_interval: Duration::from_millis(200) };
-    let window = RateLimitPolicy::sliding_window(2, Duration::from_millis(300));
-    for policy in [bucket, window] {
-        for _ in 0..2 {
-            assert!(limiter.check(&k, &policy, 1).await.unwrap().allowed);
-        }
-    }
-    let refused = limiter.check(&k, &bucket, 1).await.unwrap();
-    assert!(!refused.allowed);
+        RateLimitPolicy::TokenBucket { capacity: 2, refill_tokens: 1, refill_interval: Duration::from_millis(400) };
+    let window = RateLimitPolicy::sliding_window(2, Duration::from_millis(400));
+    let idle = |ms| tokio::task::block_in_place(|| std::thread::sleep(Duration::from_millis(ms)));
+    // t = 0: the bucket is emptied, the window gets its first unit.
+    assert!(limiter.check(&k, &bucket, 2).await.unwrap().allowed);
+    assert!(limiter.check(&k, &window, 1).await.unwrap().allowed);
+    idle(200);
+    // t = 200 ms: the window's second unit; both are now exhausted.
+    assert!(limiter.check(&k, &window, 1).await.unwrap().allowed);
     assert!(!limiter.check(&k, &window, 1).await.unwrap().allowed);
-    tokio::task::block_in_place(|| std::thread::sleep(Duration::from_millis(450)));
-    let d = limiter.check(&k, &bucket, 2).await.unwrap();
-    assert!(d.allowed, "450 ms of server time refilled 2 tokens at 1 per 200 ms: {d:?}");
-    let d = limiter.check(&k, &window, 2).await.unwrap();
-    assert!(d.allowed, "the window slid by 450 ms of server time: {d:?}");
+    assert!(!limiter.check(&k, &bucket, 1).await.unwrap().allowed, "no token yet at 200 ms");
+    idle(250);
+    // t = 450 ms: one token refilled (two only at 800 ms); the unit of t = 0 left the window, that of 200 ms not.
+    assert!(limiter.check(&k, &bucket, 1).await.unwrap().allowed, "one token after 450 ms at 1 per 400 ms");
+    assert!(!limiter.check(&k, &bucket, 1).await.unwrap().allowed, "only one token after 450 ms");
+    assert!(limiter.check(&k, &window, 1).await.unwrap().allowed, "the unit of t = 0 left the 400 ms window");
+    assert!(!limiter.check(&k, &window, 1).await.unwrap().allowed, "the unit of t = 200 ms still counts");
 }
 
 /// Two limiters (two app instances, two connections) on one server share the allowance exactly.

@@ -36,7 +36,8 @@ const MAX_LEASE_MS: u128 = 1 << 50;
 /// * [`Lock::acquire`] retries with exponential backoff and jitter (from 5 ms, doubling up to 100 ms, never
 ///   sleeping past the holder's remaining lease or the caller's deadline), and wakes at once when a lock
 ///   released through this value (or a clone) frees up. It gives up with
-///   `KvError::Timeout { operation: "acquire lock", after: wait }`.
+///   `KvError::Timeout { operation: "acquire lock", after: wait }`. Any other error (an unreachable server, say)
+///   ends the wait at once.
 /// * [`DistributedLock::acquire_guard`] returns a [`LockGuard`]: a watchdog renews the lease in the background
 ///   and reports a lost lease; dropping the guard releases the lock.
 ///
