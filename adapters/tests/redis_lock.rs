@@ -22,15 +22,21 @@ async fn shared_manager(namespace: &str) -> RedisManager {
     })
 }
 
+/// A lock whose fencing counters expire after an hour, so test runs do not leave keys behind on the shared
+/// server (far longer than any case, so tokens still only grow within one).
+fn test_lock(manager: RedisManager) -> DistributedLock {
+    DistributedLock::new(manager).with_fence_ttl(Duration::from_secs(3600))
+}
+
 mod concrete {
     cpc_testkit::lock_contract!(async {
-        std::sync::Arc::new(cpc_adapters::redis::DistributedLock::new(super::shared_manager("lock-contract").await))
+        std::sync::Arc::new(super::test_lock(super::shared_manager("lock-contract").await))
     });
 }
 
 mod as_dyn {
     cpc_testkit::lock_contract!(async {
-        std::sync::Arc::new(cpc_adapters::redis::DistributedLock::new(super::shared_manager("lock-contract-dyn").await))
+        std::sync::Arc::new(super::test_lock(super::shared_manager("lock-contract-dyn").await))
             as std::sync::Arc<dyn cpc_ports::Lock>
     });
 }
@@ -41,7 +47,7 @@ fn key(name: &str) -> LockKey {
 
 async fn lock(case: &str) -> (DistributedLock, RedisManager) {
     let manager = shared_manager(case).await;
-    (DistributedLock::new(manager.clone()), manager)
+    (test_lock(manager.clone()), manager)
 }
 
 async fn pttl(manager: &RedisManager, key: &str) -> i64 {
@@ -52,11 +58,12 @@ async fn get(manager: &RedisManager, key: &str) -> Option<String> {
     manager.query(redis::cmd("GET").arg(key), "get").await.unwrap()
 }
 
-/// The lock key carries the lease as its TTL; the fencing counter has none (the documented exception), and the
-/// two share a hash tag.
+/// The lock key carries the lease as its TTL; by default the fencing counter has none (the documented
+/// exception), and the two share a hash tag.
 #[tokio::test]
 async fn the_lock_key_expires_and_the_fencing_counter_does_not() {
-    let (lock, manager) = lock("lock-keys").await;
+    let manager = shared_manager("lock-keys").await;
+    let lock = DistributedLock::new(manager.clone());
     let k = key("orders:42");
     let lease = lock.try_acquire(&k, Duration::from_secs(5)).await.unwrap().unwrap();
     let (lock_key, fence_key) = (lock.lock_key_name(&k), lock.fence_key_name(&k));
@@ -66,8 +73,32 @@ async fn the_lock_key_expires_and_the_fencing_counter_does_not() {
     assert!(ttl > 4000 && ttl <= 5000, "the lock key's TTL is the lease: {ttl}");
     assert_eq!(get(&manager, &lock_key).await.as_deref(), Some(lease.owner.as_str()));
     assert!(lease.owner.len() >= 32, "the owner id has at least 128 bits of text: {}", lease.owner);
-    assert_eq!(pttl(&manager, &fence_key).await, -1, "the fencing counter never expires");
+    let fence_ttl = pttl(&manager, &fence_key).await;
     assert_eq!(get(&manager, &fence_key).await, Some(lease.token.0.to_string()));
+    let _: i64 = manager.query(redis::cmd("DEL").arg(&fence_key).arg(&lock_key), "cleanup").await.unwrap();
+    assert_eq!(fence_ttl, -1, "by default the fencing counter never expires");
+}
+
+/// With `with_fence_ttl`, the counter expires, but never before the lease: acquisitions and extensions push its
+/// TTL to at least the lease.
+#[tokio::test]
+async fn a_fence_ttl_always_outlives_the_lease() {
+    let manager = shared_manager("lock-fence-ttl").await;
+    let lock = DistributedLock::new(manager.clone()).with_fence_ttl(Duration::from_millis(200));
+    let k = key("k");
+    let fence_key = lock.fence_key_name(&k);
+    let lease = lock.try_acquire(&k, Duration::from_secs(2)).await.unwrap().unwrap();
+    let ttl = pttl(&manager, &fence_key).await;
+    assert!(ttl > 1500 && ttl <= 2000, "the counter outlives the 2 s lease: {ttl}");
+    let lease = lock.extend(&lease, Duration::from_secs(6)).await.unwrap();
+    let ttl = pttl(&manager, &fence_key).await;
+    assert!(ttl > 5500 && ttl <= 6000, "extending pushes the counter's TTL too: {ttl}");
+    lock.release(lease).await.unwrap();
+    let long = DistributedLock::new(manager.clone()).with_fence_ttl(Duration::from_secs(60));
+    let lease = long.try_acquire(&k, Duration::from_secs(1)).await.unwrap().unwrap();
+    assert_eq!(lease.token.0, 2, "the counter kept counting");
+    let ttl = pttl(&manager, &fence_key).await;
+    assert!(ttl > 59_000 && ttl <= 60_000, "the fence TTL when longer than the lease: {ttl}");
 }
 
 /// A holder whose lease expired cannot release (nor extend) the lock the next holder took: the next holder's
@@ -126,7 +157,7 @@ async fn sixteen_tasks_times_fifty_locked_increments_make_800() {
 #[tokio::test]
 async fn a_waiter_on_another_connection_notices_a_release_within_the_backoff_cap() {
     let (lock, manager) = lock("lock-remote-waiter").await;
-    let other = DistributedLock::new(RedisManager::new(manager.config()).await.unwrap());
+    let other = test_lock(RedisManager::new(manager.config()).await.unwrap());
     let k = key("remote");
     let held = lock.try_acquire(&k, Duration::from_secs(10)).await.unwrap().unwrap();
     let waiter = tokio::spawn({
@@ -198,7 +229,7 @@ async fn lost_turns_true_when_the_lock_is_deleted_or_stolen() {
 #[tokio::test]
 async fn dropping_the_guard_releases_the_lock() {
     let (lock, manager) = lock("lock-drop").await;
-    let other = DistributedLock::new(RedisManager::new(manager.config()).await.unwrap());
+    let other = test_lock(RedisManager::new(manager.config()).await.unwrap());
     let k = key("dropped");
     let guard = lock.acquire_guard(&k, Duration::from_secs(30), Duration::from_secs(1)).await.unwrap();
     assert_eq!(other.try_acquire(&k, Duration::from_secs(1)).await.unwrap(), None);
@@ -222,6 +253,8 @@ async fn for_key_gives_the_seeds_acquire_and_release() {
     handle.release(guard).await.unwrap();
     let again = handle.try_acquire().await.unwrap().expect("released");
     assert!(handle.lock().is_held(again.lease()).await.unwrap());
+    let fence_key = handle.lock().fence_key_name(handle.key());
+    let _: i64 = manager.query(redis::cmd("DEL").arg(fence_key), "cleanup").await.unwrap();
 }
 
 /// The scripts run with EVALSHA and are loaded again after the server forgot them (`SCRIPT FLUSH`, on a private

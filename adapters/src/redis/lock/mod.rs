@@ -24,7 +24,7 @@ const INITIAL_BACKOFF: Duration = Duration::from_millis(5);
 /// The longest pause of [`Lock::acquire`] between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_millis(100);
 /// The longest lease accepted, in milliseconds: far beyond any real use, and well inside what `PX` accepts.
-const MAX_LEASE_MS: u128 = 1 << 50;
+const MAX_LEASE_MS: u64 = 1 << 50;
 
 /// A distributed lock on Redis (the seeds' `DistributedLock`), implementing [`Lock`].
 ///
@@ -43,9 +43,9 @@ const MAX_LEASE_MS: u128 = 1 << 50;
 ///
 /// Keys: the lock of `key` is stored as `<namespace>{lock:<key>}` (with a TTL, the lease) and its fencing
 /// counter as `<namespace>{lock:<key>}:fence`. The hash tag puts both in one cluster slot, as the acquire script
-/// needs (keep `{}` out of the namespace). **The fencing counter has no TTL**, the one documented exception to
-/// "every key expires": it must outlive every lease so that tokens only grow; it costs one integer per lock
-/// name ever used.
+/// needs (keep `{}` out of the namespace). **The fencing counter has no TTL** by default, the one documented
+/// exception to "every key expires": it must outlive every lease so that tokens only grow; it costs one integer
+/// per lock name ever used. [`DistributedLock::with_fence_ttl`] bounds that, at a price stated there.
 ///
 /// If a command's outcome is unknown (a response timeout or a dropped connection during acquire), the lock may
 /// have been taken for an owner nobody knows; a best-effort release for that owner is spawned, and failing
@@ -56,11 +56,15 @@ const MAX_LEASE_MS: u128 = 1 << 50;
 pub struct DistributedLock {
     manager: RedisManager,
     released: Arc<Notify>,
+    fence_ttl: Option<Duration>,
 }
 
 impl std::fmt::Debug for DistributedLock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DistributedLock").field("namespace", &self.manager.config().namespace).finish()
+        f.debug_struct("DistributedLock")
+            .field("namespace", &self.manager.config().namespace)
+            .field("fence_ttl", &self.fence_ttl)
+            .finish()
     }
 }
 
@@ -75,7 +79,16 @@ enum Attempt {
 impl DistributedLock {
     /// A lock service over `manager`'s shared connection.
     pub fn new(manager: RedisManager) -> Self {
-        Self { manager, released: Arc::new(Notify::new()) }
+        Self { manager, released: Arc::new(Notify::new()), fence_ttl: None }
+    }
+
+    /// Gives each fencing counter a TTL of `ttl` (at least the lease), renewed by every acquisition and extension, so the
+    /// counters of lock names no longer used disappear. The price: tokens only grow while a lock is acquired at
+    /// least once per `ttl`; after a longer pause its tokens start again from 1, so pick a `ttl` far longer than
+    /// any protected resource remembers tokens (days), or keep the default (no TTL). A zero `ttl` counts as 1 ms.
+    pub fn with_fence_ttl(mut self, ttl: Duration) -> Self {
+        self.fence_ttl = Some(ttl);
+        self
     }
 
     /// The seeds' shape, `DistributedLock::new(manager, key, ttl)` then `acquire()` / `release(guard)`: a handle
@@ -110,16 +123,23 @@ impl DistributedLock {
         })
     }
 
+    /// The fencing counter's TTL for a lease of `lease_ms`: at least the lease; 0 for none.
+    fn fence_millis(&self, lease_ms: u64) -> u64 {
+        self.fence_ttl
+            .map_or(0, |f| lease_ms.max(lease_millis(f.max(Duration::from_millis(1))).unwrap_or(MAX_LEASE_MS)))
+    }
+
     fn timeout(&self) -> Duration {
         self.manager.config().response_timeout
     }
 
     async fn attempt(&self, key: &LockKey, ttl: Duration) -> Result<Attempt, KvError> {
         let ttl_ms = lease_millis(ttl)?;
+        let fence_ms = self.fence_millis(ttl_ms);
         let owner = uuid::Uuid::new_v4().simple().to_string();
         let lock_key = self.lock_key_name(key);
         let mut invocation = ACQUIRE_SCRIPT.key(&lock_key);
-        invocation.key(self.fence_key_name(key)).arg(&owner).arg(ttl_ms);
+        invocation.key(self.fence_key_name(key)).arg(&owner).arg(ttl_ms).arg(fence_ms);
         let mut conn = self.manager.connection();
         let sent = Instant::now();
         let reply: Result<(i64, i64), _> = invocation.invoke_async(&mut conn).await;
@@ -210,7 +230,7 @@ fn lease_millis(ttl: Duration) -> Result<u64, KvError> {
         return Err(KvError::invalid("ttl", "must be greater than zero"));
     }
     let ms = ttl.as_nanos().div_ceil(1_000_000);
-    if ms > MAX_LEASE_MS {
+    if ms > u128::from(MAX_LEASE_MS) {
         return Err(KvError::invalid("ttl", "is too large"));
     }
     u64::try_from(ms).map_err(|_| KvError::invalid("ttl", "is too large"))
@@ -236,7 +256,7 @@ impl Lock for DistributedLock {
     async fn extend(&self, lease: &LockLease, ttl: Duration) -> Result<LockLease, KvError> {
         let ttl_ms = lease_millis(ttl)?;
         let mut invocation = EXTEND_SCRIPT.key(self.lock_key_name(&lease.key));
-        invocation.arg(&lease.owner).arg(ttl_ms);
+        invocation.key(self.fence_key_name(&lease.key)).arg(&lease.owner).arg(ttl_ms).arg(self.fence_millis(ttl_ms));
         let mut conn = self.manager.connection();
         let extended: i64 =
             invocation.invoke_async(&mut conn).await.map_err(|e| classify(e, "extend lock", self.timeout()))?;

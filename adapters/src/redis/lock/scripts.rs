@@ -5,14 +5,19 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-/// `KEYS[1]` lock, `KEYS[2]` fencing counter (same hash tag); `ARGV[1]` owner, `ARGV[2]` lease in ms.
+/// `KEYS[1]` lock, `KEYS[2]` fencing counter (same hash tag); `ARGV[1]` owner, `ARGV[2]` lease in ms,
+/// `ARGV[3]` the counter's TTL in ms (`0`: none).
 ///
 /// Takes the lock with `SET NX PX` and, only then, increments the counter in the same step, so tokens grow in
 /// the order holders got the lock. Returns `{1, token}` when taken, `{0, pttl}` (the holder's remaining lease in
 /// ms, negative when unknown) when not.
 pub(super) const ACQUIRE: &str = r"
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  return {1, redis.call('INCR', KEYS[2])}
+  local token = redis.call('INCR', KEYS[2])
+  if ARGV[3] ~= '0' then
+    redis.call('PEXPIRE', KEYS[2], ARGV[3])
+  end
+  return {1, token}
 end
 return {0, redis.call('PTTL', KEYS[1])}
 ";
@@ -25,10 +30,14 @@ end
 return 0
 ";
 
-/// `KEYS[1]` lock; `ARGV[1]` owner, `ARGV[2]` lease in ms. Resets the lease only if `ARGV[1]` still holds the
-/// lock; returns 1 if it did.
+/// `KEYS[1]` lock, `KEYS[2]` fencing counter; `ARGV[1]` owner, `ARGV[2]` lease in ms, `ARGV[3]` the counter's
+/// TTL in ms (`0`: none). Resets the lease (and the counter's TTL, so it outlives the lease) only if `ARGV[1]`
+/// still holds the lock; returns 1 if it did.
 pub(super) const EXTEND: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
+  if ARGV[3] ~= '0' then
+    redis.call('PEXPIRE', KEYS[2], ARGV[3])
+  end
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return 0
