@@ -162,7 +162,10 @@ async fn a_waiter_on_another_connection_notices_a_release_within_the_backoff_cap
     let held = lock.try_acquire(&k, Duration::from_secs(10)).await.unwrap().unwrap();
     let waiter = tokio::spawn({
         let k = k.clone();
-        async move { other.acquire(&k, Duration::from_secs(10), Duration::from_secs(5)).await.map(|l| (l, Instant::now())) }
+        async move {
+            let lease = other.acquire(&k, Duration::from_secs(10), Duration::from_secs(5)).await;
+            lease.map(|l| (l, Instant::now()))
+        }
     });
     tokio::time::sleep(Duration::from_millis(400)).await;
     let released_at = Instant::now();

@@ -82,10 +82,11 @@ impl DistributedLock {
         Self { manager, released: Arc::new(Notify::new()), fence_ttl: None }
     }
 
-    /// Gives each fencing counter a TTL of `ttl` (at least the lease), renewed by every acquisition and extension, so the
-    /// counters of lock names no longer used disappear. The price: tokens only grow while a lock is acquired at
-    /// least once per `ttl`; after a longer pause its tokens start again from 1, so pick a `ttl` far longer than
-    /// any protected resource remembers tokens (days), or keep the default (no TTL). A zero `ttl` counts as 1 ms.
+    /// Gives each fencing counter a TTL of `ttl` (never less than the lease), renewed by every acquisition and
+    /// extension, so the counters of lock names no longer used disappear. The price: tokens only grow while a
+    /// lock is acquired at least once per `ttl`; after a longer pause its tokens start again from 1, so pick a
+    /// `ttl` far longer than any protected resource remembers tokens (days), or keep the default (no TTL). A zero
+    /// `ttl` counts as 1 ms.
     pub fn with_fence_ttl(mut self, ttl: Duration) -> Self {
         self.fence_ttl = Some(ttl);
         self
