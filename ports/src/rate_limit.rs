@@ -95,7 +95,8 @@ pub struct RateLimitDecision {
 
 /// A rate limiter over shared state, so every instance of an app counts against the same limits.
 ///
-/// Implementations: Redis (`RateLimiter` in `cpc-adapters`, one Lua script per check), in-memory (`cpc-testkit`).
+/// Implementations: Redis (`RedisRateLimiter` in `cpc-adapters`, the seeds' `RateLimiter`, one Lua script per
+/// check), in-memory (`cpc-testkit`).
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
 pub trait RateLimiter: Send + Sync + 'static {
