@@ -113,3 +113,49 @@ mod health_contract {
         unreachable = unreachable()
     );
 }
+
+mod tls {
+    use super::*;
+    use cpc_adapters::redis::PubSubManager;
+    use cpc_ports::{Channel, PubSub};
+    use futures::StreamExt;
+
+    fn config(server: &PrivateRedis, ca: std::path::PathBuf) -> RedisConfig {
+        let mut c = RedisConfig::parse_url(&server.url(), "url").unwrap();
+        c.ca_cert = Some(ca);
+        c.connect_timeout = Duration::from_secs(1);
+        c
+    }
+
+    #[tokio::test]
+    async fn rediss_with_the_right_ca_connects_for_commands_exclusive_use_and_pub_sub() {
+        let server = PrivateRedis::with_tls().await;
+        assert!(server.url().starts_with("rediss://"));
+        let m = RedisManager::new(&config(&server, server.ca_cert_path())).await.unwrap();
+        let _: () = m.query(redis::cmd("SET").arg("k").arg("over tls"), "set").await.unwrap();
+        let got: String = m.query(redis::cmd("GET").arg("k"), "get").await.unwrap();
+        assert_eq!(got, "over tls");
+        let mut conn = m.exclusive().await.unwrap();
+        let pong: String = redis::cmd("PING").query_async(&mut *conn).await.unwrap();
+        assert_eq!(pong, "PONG");
+        let bus = PubSubManager::new(m.clone());
+        let channel = Channel::new("tls-events").unwrap();
+        let mut sub = bus.subscribe_bytes(&channel).await.unwrap();
+        bus.publish_bytes(&channel, cpc_ports::Bytes::from_static(b"hello")).await.unwrap();
+        let msg = tokio::time::timeout(Duration::from_secs(2), sub.next()).await.unwrap().unwrap().unwrap();
+        assert_eq!(msg.payload, cpc_ports::Bytes::from_static(b"hello"));
+    }
+
+    #[tokio::test]
+    async fn rediss_with_a_wrong_ca_fails_fast_and_plain_redis_is_refused() {
+        let server = PrivateRedis::with_tls().await;
+        let started = Instant::now();
+        let err = RedisManager::new(&config(&server, server.wrong_ca_cert_path())).await.unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+        assert!(!matches!(err, KvError::Authentication { .. }), "{err:?}");
+        assert!(err.to_string().contains("UnknownIssuer"), "the certificate check must be what fails: {err}");
+        let plain =
+            RedisConfig::builder().port(server.port()).connect_timeout(Duration::from_millis(500)).build().unwrap();
+        assert!(RedisManager::new(&plain).await.is_err(), "a TLS-only server must not serve plain connections");
+    }
+}

@@ -31,6 +31,8 @@ pub struct RedisConfig {
     pub response_timeout: Duration,
     /// Size of the pool of exclusive connections (blocking commands, WATCH/MULTI; default 8).
     pub exclusive_pool_size: u32,
+    /// PEM file of root certificates to trust for `rediss://` instead of the web PKI roots (`REDIS_CA_CERT`).
+    pub ca_cert: Option<std::path::PathBuf>,
 }
 
 impl RedisConfig {
@@ -49,6 +51,9 @@ impl RedisConfig {
         };
         if let Some(ns) = get("REDIS_NAMESPACE") {
             c.namespace = ns;
+        }
+        if let Some(path) = get("REDIS_CA_CERT") {
+            c.ca_cert = Some(path.into());
         }
         let millis = |name: &'static str| -> Result<Option<Duration>, KvError> {
             get(name)
@@ -121,6 +126,7 @@ impl RedisConfig {
                 connect_timeout: Duration::from_secs(2),
                 response_timeout: Duration::from_secs(1),
                 exclusive_pool_size: 8,
+                ca_cert: None,
             },
         }
     }
@@ -157,6 +163,21 @@ impl RedisConfig {
             return bad("exclusive_pool_size", "must be at least 1");
         }
         Ok(())
+    }
+
+    /// A redis-rs client for this configuration: TLS with the configured root certificates when `tls` and
+    /// `ca_cert` are set. Every connection this crate opens (shared, exclusive, pub/sub) comes from here.
+    pub(crate) fn client(&self) -> Result<redis::Client, KvError> {
+        let invalid = |rule: String| KvError::Validation(ValidationError::new("ca_cert", rule));
+        match (&self.ca_cert, self.tls) {
+            (Some(path), true) => {
+                let pem = std::fs::read(path).map_err(|e| invalid(format!("{}: {e}", path.display())))?;
+                let certs = redis::TlsCertificates { client_tls: None, root_cert: Some(pem) };
+                redis::Client::build_with_tls(self.connection_url(), certs)
+                    .map_err(|e| invalid(format!("{}: {e}", path.display())))
+            }
+            _ => redis::Client::open(self.connection_url()).map_err(|e| KvError::backend("redis", e)),
+        }
     }
 
     /// The URL redis-rs connects with, credentials included. Never log it.
@@ -231,6 +252,11 @@ impl RedisConfigBuilder {
         self.config.exclusive_pool_size = n;
         self
     }
+    /// Trusts the root certificates in this PEM file for `rediss://`.
+    pub fn ca_cert(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.config.ca_cert = Some(path.into());
+        self
+    }
     /// Validates and returns the configuration.
     pub fn build(self) -> Result<RedisConfig, KvError> {
         self.config.validate()?;
@@ -252,6 +278,7 @@ impl fmt::Debug for RedisConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("response_timeout", &self.response_timeout)
             .field("exclusive_pool_size", &self.exclusive_pool_size)
+            .field("ca_cert", &self.ca_cert)
             .finish()
     }
 }

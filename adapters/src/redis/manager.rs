@@ -151,9 +151,9 @@ impl RedisManager {
     /// `connect_timeout`).
     pub async fn new(config: &RedisConfig) -> Result<Self, KvError> {
         config.validate()?;
-        let url = config.connection_url();
         let unavailable = |reason: String| KvError::Unavailable { backend: "redis", reason };
-        let client = redis::Client::open(url.as_str()).map_err(|e| classify(e, "connect", config.response_timeout))?;
+        let client = config.client()?;
+        let info = client.get_connection_info().clone();
         let cm_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.connect_timeout))
             .set_response_timeout(Some(config.response_timeout))
@@ -166,7 +166,7 @@ impl RedisManager {
         .await
         .map_err(|_| unavailable(format!("no connection to {} within {:?}", config.address(), config.connect_timeout)))?
         .map_err(|e| classify(e, "connect", config.response_timeout))?;
-        let manager = bb8_redis::RedisConnectionManager::new(url.as_str())
+        let manager = bb8_redis::RedisConnectionManager::new(info)
             .map_err(|e| classify(e, "connect", config.response_timeout))?;
         let pool_config = PoolConfig::default()
             .max_connections(config.exclusive_pool_size)

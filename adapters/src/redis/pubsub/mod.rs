@@ -14,7 +14,6 @@ use tokio::sync::oneshot;
 use self::driver::{Command, Driver};
 use self::queue::{Kind, Registry, lock, register};
 use super::RedisManager;
-use super::error::classify;
 
 /// How many undelivered messages a subscription holds by default before it starts dropping the oldest.
 pub const DEFAULT_SUBSCRIPTION_BUFFER: usize = 1024;
@@ -158,8 +157,7 @@ impl PubSubManager {
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| KvError::backend("redis", "pub/sub subscriptions need a Tokio runtime"))?;
         let config = self.manager.config();
-        let client = redis::Client::open(config.connection_url().as_str())
-            .map_err(|e| classify(e, "connect for pub/sub", config.response_timeout))?;
+        let client = config.client()?;
         let (tx, rx) = unbounded_channel();
         let task = Driver::new(client, config.clone(), Arc::clone(&self.shared.registry), rx);
         runtime.spawn(task.run());
