@@ -1,18 +1,21 @@
 //! [`DbManager`]: the seeds' entry point to the Diesel data layer: one pool, the four repositories and the unit of
-//! work, on PostgreSQL or SQLite, handed out as port trait objects.
+//! work, on PostgreSQL or SQLite, handed out as port trait objects; optionally with an audit trail
+//! ([`DbManager::with_audit`]); itself a [`HealthCheck`] of its pool.
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
+use cpc_domain::{Customer, Entity, Transaction, User};
 use cpc_ports::{
-    CustomerRepository, EntityRepository, RepoError, TransactionRepository, Tx, UnitOfWork, UnitOfWorkExt,
-    UserRepository,
+    CustomerRepository, EntityRepository, HealthCheck, HealthReport, RepoError, TransactionRepository, Tx, UnitOfWork,
+    UnitOfWorkExt, UserRepository,
 };
 use futures::future::BoxFuture;
 
-use crate::diesel::connection::{DieselPgBackend, DieselSqliteBackend};
-use crate::diesel::repos::DieselRepository;
+use crate::diesel::connection::{DieselBackend, DieselPgBackend, DieselSqliteBackend};
+use crate::diesel::repos::{AuditConfig, DieselRepository, EmailTable, SqlTable};
 use crate::diesel::uow::DieselUnitOfWork;
-use crate::pool::{DatabaseError, Pool, PoolConfig};
+use crate::pool::{DatabaseError, HealthChecker, Pool, PoolConfig};
 use crate::postgres::DatabaseConfig;
 use crate::sqlite::SqliteConfig;
 
@@ -40,6 +43,18 @@ pub enum DbPool {
 /// assert_eq!(db.users().find_by_id(&user.id).await?, Some(user));
 /// # Ok::<_, Box<dyn std::error::Error>>(()) }
 /// ```
+///
+/// With an audit trail, every create, update and delete through its repositories (and those of its units of
+/// work) also writes `audit_log` rows in the same transaction:
+///
+/// ```no_run
+/// # async fn demo(db: cpc_adapters::diesel::DbManager) -> Result<(), Box<dyn std::error::Error>> {
+/// use cpc_adapters::diesel::AuditConfig;
+///
+/// let audited = db.with_audit(AuditConfig::actor("alice"));
+/// audited.users().create(cpc_domain::NewUser::new("ada", "ada@example.org")?).await?; // + one audit row
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct DbManager {
     users: Arc<dyn UserRepository>,
@@ -48,11 +63,32 @@ pub struct DbManager {
     transactions: Arc<dyn TransactionRepository>,
     uow: Arc<dyn UnitOfWork>,
     pool: DbPool,
+    audit: Option<Arc<AuditConfig>>,
 }
 
 impl std::fmt::Debug for DbManager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DbManager").field("pool", &self.pool).finish_non_exhaustive()
+        f.debug_struct("DbManager").field("pool", &self.pool).field("audit", &self.audit).finish_non_exhaustive()
+    }
+}
+
+/// The repositories and unit of work over `pool`, auditing when `audit` is given.
+fn assemble<B>(pool: Pool<B>, wrap: fn(Pool<B>) -> DbPool, audit: Option<Arc<AuditConfig>>) -> DbManager
+where
+    B: DieselBackend,
+    User: EmailTable<B::Conn>,
+    Entity: SqlTable<B::Conn>,
+    Customer: EmailTable<B::Conn>,
+    Transaction: SqlTable<B::Conn>,
+{
+    DbManager {
+        users: Arc::new(DieselRepository::<User, B>::new(pool.clone()).audited(audit.clone())),
+        entities: Arc::new(DieselRepository::<Entity, B>::new(pool.clone()).audited(audit.clone())),
+        customers: Arc::new(DieselRepository::<Customer, B>::new(pool.clone()).audited(audit.clone())),
+        transactions: Arc::new(DieselRepository::<Transaction, B>::new(pool.clone()).audited(audit.clone())),
+        uow: Arc::new(DieselUnitOfWork::new(pool.clone()).audited(audit.clone())),
+        pool: wrap(pool),
+        audit,
     }
 }
 
@@ -70,28 +106,33 @@ impl DbManager {
         Ok(Self::from_sqlite_pool(pool))
     }
 
-    /// Over an existing PostgreSQL pool.
+    /// Over an existing PostgreSQL pool (no audit trail).
     pub fn from_pg_pool(pool: Pool<DieselPgBackend>) -> Self {
-        Self {
-            users: Arc::new(DieselRepository::new(pool.clone())),
-            entities: Arc::new(DieselRepository::new(pool.clone())),
-            customers: Arc::new(DieselRepository::new(pool.clone())),
-            transactions: Arc::new(DieselRepository::new(pool.clone())),
-            uow: Arc::new(DieselUnitOfWork::new(pool.clone())),
-            pool: DbPool::Postgres(pool),
+        assemble(pool, DbPool::Postgres, None)
+    }
+
+    /// Over an existing SQLite pool (no audit trail).
+    pub fn from_sqlite_pool(pool: Pool<DieselSqliteBackend>) -> Self {
+        assemble(pool, DbPool::Sqlite, None)
+    }
+
+    /// A manager over the same pool whose repositories, units of work and transactions write one `audit_log` row
+    /// (table, row id, action, `audit.actor`, time) for every row created (each row of a `create_many`), updated
+    /// or deleted (only when a row was deleted), in the same database transaction as the write: a write that
+    /// fails or is rolled back leaves no audit row, and a failing audit insert fails the write. The time is the
+    /// row's `updated_at` for creates and updates, the deletion time for deletes. Off by default. Cheap (the pool
+    /// is shared), so a manager per actor (e.g. per request) is fine.
+    pub fn with_audit(&self, audit: AuditConfig) -> Self {
+        let audit = Some(Arc::new(audit));
+        match &self.pool {
+            DbPool::Postgres(pool) => assemble(pool.clone(), DbPool::Postgres, audit),
+            DbPool::Sqlite(pool) => assemble(pool.clone(), DbPool::Sqlite, audit),
         }
     }
 
-    /// Over an existing SQLite pool.
-    pub fn from_sqlite_pool(pool: Pool<DieselSqliteBackend>) -> Self {
-        Self {
-            users: Arc::new(DieselRepository::new(pool.clone())),
-            entities: Arc::new(DieselRepository::new(pool.clone())),
-            customers: Arc::new(DieselRepository::new(pool.clone())),
-            transactions: Arc::new(DieselRepository::new(pool.clone())),
-            uow: Arc::new(DieselUnitOfWork::new(pool.clone())),
-            pool: DbPool::Sqlite(pool),
-        }
+    /// The audit trail's configuration, when it is on.
+    pub fn audit(&self) -> Option<&AuditConfig> {
+        self.audit.as_deref()
     }
 
     /// Users.
@@ -124,6 +165,15 @@ impl DbManager {
         &self.pool
     }
 
+    /// A health check of the pool ([`HealthChecker`]): round-trip latency, server version and pool state. The
+    /// manager is a [`HealthCheck`] itself too.
+    pub fn health_check(&self) -> Arc<dyn HealthCheck> {
+        match &self.pool {
+            DbPool::Postgres(pool) => Arc::new(HealthChecker::new(pool.clone())),
+            DbPool::Sqlite(pool) => Arc::new(HealthChecker::new(pool.clone())),
+        }
+    }
+
     /// `"postgres"` or `"sqlite"`.
     pub fn backend(&self) -> &'static str {
         match self.pool {
@@ -141,5 +191,16 @@ impl DbManager {
         F: for<'t> FnOnce(&'t dyn Tx) -> BoxFuture<'t, Result<R, E>> + Send,
     {
         self.uow.run(work).await
+    }
+}
+
+/// Checks the pool through [`HealthChecker`] (component `"postgres"` or `"sqlite"`, with `server_version`).
+#[async_trait]
+impl HealthCheck for DbManager {
+    async fn check(&self) -> HealthReport {
+        match &self.pool {
+            DbPool::Postgres(pool) => HealthChecker::check_pool(pool).await,
+            DbPool::Sqlite(pool) => HealthChecker::check_pool(pool).await,
+        }
     }
 }

@@ -1,7 +1,8 @@
 //! The seeds' `db_abstraction` over Diesel (feature `diesel`): schema, embedded migrations, repositories and the
 //! unit of work, for PostgreSQL (`AsyncPgConnection`) and SQLite (`SyncConnectionWrapper<SqliteConnection>`).
 //!
-//! * [`DbManager`]: one pool, the four repositories and the unit of work, as port trait objects.
+//! * [`DbManager`]: one pool, the four repositories and the unit of work, as port trait objects; optionally
+//!   with an audit trail ([`AuditConfig`]); a health check of its pool.
 //! * [`connection`]: Diesel connections as pool backends ([`DieselPgBackend`], [`DieselSqliteBackend`]).
 //! * [`repos`]: [`DieselRepository`], implementing the repository ports on both backends.
 //! * [`uow`]: [`DieselUnitOfWork`] and its transactions.
@@ -18,7 +19,7 @@ pub mod uow;
 
 pub use connection::{AsyncSqliteConnection, DieselBackend, DieselPgBackend, DieselSqliteBackend};
 pub use manager::{DbManager, DbPool};
-pub use repos::DieselRepository;
+pub use repos::{AuditAction, AuditConfig, DieselRepository};
 pub use uow::{DieselTx, DieselUnitOfWork, PgUnitOfWork, SqliteUnitOfWork};
 
 /// The seeds' unified `DbError`: the data ports' [`RepoError`](cpc_ports::RepoError). Diesel and driver errors are

@@ -18,12 +18,13 @@ use cpc_ports::{
 use diesel_async::{AsyncConnection, TransactionManager};
 
 use crate::diesel::connection::{DieselBackend, DieselPgBackend, DieselSqliteBackend};
-use crate::diesel::repos::{DieselRepository, EmailTable, SqlTable, TxShared};
+use crate::diesel::repos::{AuditConfig, DieselRepository, EmailTable, SqlTable, TxShared};
 use crate::pool::{Pool, PooledConn};
 
 /// Starts transactions on connections of a pool.
 pub struct DieselUnitOfWork<B: DieselBackend> {
     pool: Pool<B>,
+    audit: Option<Arc<AuditConfig>>,
 }
 
 /// The unit of work on PostgreSQL.
@@ -34,19 +35,26 @@ pub type SqliteUnitOfWork = DieselUnitOfWork<DieselSqliteBackend>;
 impl<B: DieselBackend> DieselUnitOfWork<B> {
     /// Units of work on `pool`'s connections: each holds one connection from `begin` to commit or rollback.
     pub fn new(pool: Pool<B>) -> Self {
-        Self { pool }
+        Self { pool, audit: None }
+    }
+
+    /// Units of work whose repositories write an audit row for every create, update and delete, in the
+    /// transaction (`None`: no audit trail).
+    pub fn audited(mut self, audit: Option<Arc<AuditConfig>>) -> Self {
+        self.audit = audit;
+        self
     }
 }
 
 impl<B: DieselBackend> Clone for DieselUnitOfWork<B> {
     fn clone(&self) -> Self {
-        Self { pool: self.pool.clone() }
+        Self { pool: self.pool.clone(), audit: self.audit.clone() }
     }
 }
 
 impl<B: DieselBackend> std::fmt::Debug for DieselUnitOfWork<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DieselUnitOfWork").field("backend", &B::NAME).finish()
+        f.debug_struct("DieselUnitOfWork").field("backend", &B::NAME).field("audit", &self.audit).finish()
     }
 }
 
@@ -63,13 +71,14 @@ where
         let mut conn = self.pool.get().await.map_err(RepoError::from)?;
         // If this is cancelled halfway, the transaction manager marks the connection broken and the pool drops it.
         B::begin(&mut conn).await.map_err(|e| crate::diesel::repos::tx_context(B::NAME).map(e))?;
-        Ok(Box::new(DieselTx { shared: Arc::new(TxShared::new(conn)) }))
+        Ok(Box::new(DieselTx { shared: Arc::new(TxShared::new(conn)), audit: self.audit.clone() }))
     }
 }
 
 /// An open transaction. Dropping it without committing rolls it back.
 pub struct DieselTx<B: DieselBackend> {
     shared: Arc<TxShared<B>>,
+    audit: Option<Arc<AuditConfig>>,
 }
 
 impl<B: DieselBackend> std::fmt::Debug for DieselTx<B> {
@@ -109,16 +118,16 @@ where
     Transaction: SqlTable<B::Conn>,
 {
     fn users(&self) -> Arc<dyn UserRepository> {
-        Arc::new(DieselRepository::<User, B>::in_tx(&self.shared))
+        Arc::new(DieselRepository::<User, B>::in_tx(&self.shared).audited(self.audit.clone()))
     }
     fn entities(&self) -> Arc<dyn EntityRepository> {
-        Arc::new(DieselRepository::<Entity, B>::in_tx(&self.shared))
+        Arc::new(DieselRepository::<Entity, B>::in_tx(&self.shared).audited(self.audit.clone()))
     }
     fn customers(&self) -> Arc<dyn CustomerRepository> {
-        Arc::new(DieselRepository::<Customer, B>::in_tx(&self.shared))
+        Arc::new(DieselRepository::<Customer, B>::in_tx(&self.shared).audited(self.audit.clone()))
     }
     fn transactions(&self) -> Arc<dyn TransactionRepository> {
-        Arc::new(DieselRepository::<Transaction, B>::in_tx(&self.shared))
+        Arc::new(DieselRepository::<Transaction, B>::in_tx(&self.shared).audited(self.audit.clone()))
     }
 
     async fn commit(self: Box<Self>) -> Result<(), RepoError> {

@@ -1,9 +1,9 @@
 //! The per-table SQL, written once and expanded for each backend: [`table_ops!`] implements
-//! [`SqlTable`](super::sql::SqlTable) for one model, [`all_tables!`] does it for the four. They expand inside a
-//! backend module that defines `Db` (the Diesel backend), `Conn` (the connection), `BACKEND` (its name) and
-//! imports the backend's `table!` modules. The `dialect` argument (`pg` or `sqlite`) picks what differs:
-//! prefix filters (`LIKE 'p%' ESCAPE '\'` on PostgreSQL; `substr(col, 1, n) = p` on SQLite, whose `LIKE` ignores
-//! ASCII case) and how a multi-row `INSERT` is sent.
+//! [`SqlTable`](super::sql::SqlTable) for one model, [`all_tables!`] does it for the four (and writes the shared
+//! `audit_log` insert). They expand inside a backend module that defines `Db` (the Diesel backend), `Conn` (the
+//! connection), `BACKEND` (its name) and imports the backend's `table!` modules. The `dialect` argument (`pg` or
+//! `sqlite`) picks what differs: prefix filters (`LIKE 'p%' ESCAPE '\'` on PostgreSQL; `substr(col, 1, n) = p` on
+//! SQLite, whose `LIKE` ignores ASCII case) and how a multi-row `INSERT` is sent.
 
 /// Implements `SqlTable<Conn>` (and `EmailTable<Conn>` when `email:` is given) for one model.
 macro_rules! table_ops {
@@ -145,6 +145,10 @@ macro_rules! table_ops {
                 Ok(changed > 0)
             }
 
+            async fn audit<'a>(conn: &'a mut Conn, entries: &'a [AuditEntry]) -> Result<(), RepoError> {
+                write_audit(conn, entries).await
+            }
+
             async fn remove<'a>(conn: &'a mut Conn, id: &'a <Self as Record>::Id) -> Result<bool, RepoError> {
                 let deleted = diesel::delete($table::table.filter($table::id.eq(DbUuid(*id.as_uuid()))))
                     .execute(conn)
@@ -217,6 +221,25 @@ macro_rules! table_ops {
 /// Implements the table operations of the four models for the backend module it expands in.
 macro_rules! all_tables {
     (dialect: $how:ident) => {
+        /// Inserts `audit_log` rows with one multi-row `INSERT` (shared by the four tables' `SqlTable::audit`).
+        async fn write_audit(conn: &mut Conn, entries: &[AuditEntry]) -> Result<(), RepoError> {
+            let values: Vec<_> = entries
+                .iter()
+                .map(|e| {
+                    (
+                        audit_log::table_name.eq(e.table),
+                        audit_log::row_id.eq(DbUuid(e.row_id)),
+                        audit_log::action.eq(e.action.as_str()),
+                        audit_log::actor.eq(e.actor.clone()),
+                        audit_log::at.eq(time(e.at)),
+                    )
+                })
+                .collect();
+            table_ops!(@insert $how, conn, audit_log::table, values)
+                .map(drop)
+                .map_err(|e| audit_context(BACKEND).map(e))
+        }
+
         table_ops! {
             dialect: $how,
             model: User,

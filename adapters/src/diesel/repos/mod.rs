@@ -9,9 +9,15 @@
 //! A repository works either on the pool (every call checks a connection out and commits on its own) or inside a
 //! unit of work (every call runs on the transaction's connection; writes run in a savepoint, so a failed write
 //! leaves the transaction usable, as the fake does).
+//!
+//! With an [`AuditConfig`] ([`DieselRepository::audited`]), every create (one row per created row), update and
+//! delete (when a row was deleted) also inserts into `audit_log`, in the same transaction as the write: on the pool
+//! the write and its audit rows run in a transaction of their own, inside a unit of work in one savepoint. The
+//! audit time is the row's own `updated_at` (the same clock), or the deletion time.
 
 #[macro_use]
 mod macros;
+mod audit;
 mod model;
 mod postgres;
 mod source;
@@ -31,6 +37,7 @@ use cpc_ports::{
     UserField, UserRepository, Value, ValueKind,
 };
 
+pub use audit::{AuditAction, AuditConfig, AuditEntry};
 pub use model::Model;
 pub use source::Mode;
 pub(crate) use source::{Source, TxShared, tx_context};
@@ -48,6 +55,7 @@ const INSERT_CHUNK: usize = 500;
 /// from a unit of work's `Tx`.
 pub struct DieselRepository<T, B: DieselBackend> {
     source: Source<B>,
+    audit: Option<Arc<AuditConfig>>,
     record: PhantomData<fn() -> T>,
 }
 
@@ -75,17 +83,28 @@ impl<T, B: DieselBackend> DieselRepository<T, B> {
     }
 
     pub(crate) fn on(source: Source<B>) -> Self {
-        Self { source, record: PhantomData }
+        Self { source, audit: None, record: PhantomData }
     }
 
     pub(crate) fn in_tx(shared: &Arc<TxShared<B>>) -> Self {
         Self::on(Source::Tx(shared.clone()))
     }
+
+    /// This repository writing an audit row for every create, update and delete (`None`: no audit trail).
+    pub fn audited(mut self, audit: Option<Arc<AuditConfig>>) -> Self {
+        self.audit = audit;
+        self
+    }
+
+    /// How a write is wrapped: with an audit trail, the write and its audit rows must land together.
+    fn write_mode(&self, without_audit: Mode) -> Mode {
+        if self.audit.is_some() { Mode::Atomic } else { without_audit }
+    }
 }
 
 impl<T, B: DieselBackend> Clone for DieselRepository<T, B> {
     fn clone(&self) -> Self {
-        Self::on(self.source.clone())
+        Self::on(self.source.clone()).audited(self.audit.clone())
     }
 }
 
@@ -99,6 +118,7 @@ impl<T: Record, B: DieselBackend> fmt::Debug for DieselRepository<T, B> {
             .field("entity", &T::ENTITY)
             .field("backend", &B::NAME)
             .field("scope", &scope)
+            .field("audit", &self.audit)
             .finish()
     }
 }
@@ -124,10 +144,13 @@ where
 {
     async fn create(&self, new: T::New) -> Result<T, RepoError> {
         let row = T::build(T::new_id(), new, model::now());
+        let audit = self.audit.clone();
         self.source
-            .run(Mode::Write, move |conn| {
+            .run(self.write_mode(Mode::Write), move |conn| {
                 Box::pin(async move {
                     T::insert(conn, std::slice::from_ref(&row)).await?;
+                    audit::record::<T, _>(conn, audit.as_deref(), AuditAction::Create, [(row.id(), row.updated_at())])
+                        .await?;
                     Ok(row)
                 })
             })
@@ -141,13 +164,16 @@ where
         let now = model::now();
         let rows: Vec<T> = new.into_iter().map(|n| T::build(T::new_id(), n, now)).collect();
         // One statement is atomic by itself; several need a transaction.
-        let mode = if rows.len() > INSERT_CHUNK { Mode::Atomic } else { Mode::Write };
+        let mode = self.write_mode(if rows.len() > INSERT_CHUNK { Mode::Atomic } else { Mode::Write });
+        let audit = self.audit.clone();
         self.source
             .run(mode, move |conn| {
                 Box::pin(async move {
                     for chunk in rows.chunks(INSERT_CHUNK) {
                         T::insert(conn, chunk).await?;
                     }
+                    let created = rows.iter().map(|r| (r.id(), r.updated_at()));
+                    audit::record::<T, _>(conn, audit.as_deref(), AuditAction::Create, created).await?;
                     Ok(rows)
                 })
             })
@@ -206,8 +232,9 @@ where
 
     async fn update(&self, id: &T::Id, expected: Version, changes: T::Update) -> Result<T, RepoError> {
         let id = id.clone();
+        let audit = self.audit.clone();
         self.source
-            .run(Mode::Write, move |conn| {
+            .run(self.write_mode(Mode::Write), move |conn| {
                 Box::pin(async move {
                     let Some(old) = T::find(conn, &id).await? else {
                         return Err(not_found::<T>(&id));
@@ -219,6 +246,8 @@ where
                     row.apply(changes);
                     row.touch(expected.next(), model::now());
                     if T::overwrite(conn, &row, expected).await? {
+                        let updated = [(row.id(), row.updated_at())];
+                        audit::record::<T, _>(conn, audit.as_deref(), AuditAction::Update, updated).await?;
                         return Ok(row);
                     }
                     // Changed or deleted since it was read.
@@ -233,7 +262,19 @@ where
 
     async fn delete(&self, id: &T::Id) -> Result<bool, RepoError> {
         let id = id.clone();
-        self.source.run(Mode::Write, move |conn| Box::pin(async move { T::remove(conn, &id).await })).await
+        let audit = self.audit.clone();
+        self.source
+            .run(self.write_mode(Mode::Write), move |conn| {
+                Box::pin(async move {
+                    let deleted = T::remove(conn, &id).await?;
+                    if deleted {
+                        audit::record::<T, _>(conn, audit.as_deref(), AuditAction::Delete, [(&id, model::now())])
+                            .await?;
+                    }
+                    Ok(deleted)
+                })
+            })
+            .await
     }
 
     async fn exists(&self, id: &T::Id) -> Result<bool, RepoError> {

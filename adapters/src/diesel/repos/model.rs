@@ -17,8 +17,9 @@ pub(crate) fn now() -> Timestamp {
 }
 
 /// A model the repositories store. Public only because the repositories' generic impls name it; it lives in a
-/// private module, so nothing outside this crate can name or implement it.
-pub trait Model: Record {
+/// private module, so nothing outside this crate can name or implement it. Ids are UUIDs (the audit trail stores
+/// them as such).
+pub trait Model: Record<Id: Into<uuid::Uuid>> {
     /// A fresh id.
     fn new_id() -> Self::Id;
     /// A new row from its create form, with [`Version::FIRST`] and both timestamps `now`.
@@ -27,6 +28,8 @@ pub trait Model: Record {
     fn apply(&mut self, changes: Self::Update);
     /// Sets the version and moves `updated_at` to `now`, never backwards.
     fn touch(&mut self, version: Version, now: Timestamp);
+    /// When the row last changed (its creation time for a new row).
+    fn updated_at(&self) -> Timestamp;
 }
 
 macro_rules! touch {
@@ -34,6 +37,9 @@ macro_rules! touch {
         fn touch(&mut self, version: Version, now: Timestamp) {
             self.version = version;
             self.updated_at = self.updated_at.max(now);
+        }
+        fn updated_at(&self) -> Timestamp {
+            self.updated_at
         }
     };
 }

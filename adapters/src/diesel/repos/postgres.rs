@@ -8,11 +8,12 @@ use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
+use super::audit::{AuditEntry, audit_context};
 use super::model::{CustomerRow, EntityRow, TransactionRow, UserRow};
 use super::sql::*;
 use super::values::{DbJson, DbUuid};
 use crate::diesel::error::ErrorContext;
-use crate::diesel::schema::postgres::{customers, entities, transactions, users};
+use crate::diesel::schema::postgres::{audit_log, customers, entities, transactions, users};
 
 type Db = Pg;
 type Conn = AsyncPgConnection;

@@ -11,6 +11,7 @@ use diesel::expression::{AsExpression, BoxableExpression};
 use diesel::sql_types::{Bool, Text};
 use diesel::{BoolExpressionMethods, ExpressionMethods, dsl};
 
+use super::audit::AuditEntry;
 use super::model::Model;
 use super::values::{DbTime, DbUuid};
 use crate::diesel::error::ErrorContext;
@@ -215,6 +216,10 @@ pub trait SqlTable<C>: Model {
         row: &'a Self,
         expected: Version,
     ) -> impl Future<Output = Result<bool, RepoError>> + Send + 'a;
+
+    /// Inserts `audit_log` rows (each entry names its table) with one multi-row `INSERT`.
+    fn audit<'a>(conn: &'a mut C, entries: &'a [AuditEntry])
+    -> impl Future<Output = Result<(), RepoError>> + Send + 'a;
 
     /// Deletes the row; returns whether it existed.
     fn remove<'a>(conn: &'a mut C, id: &'a Self::Id) -> impl Future<Output = Result<bool, RepoError>> + Send + 'a;

@@ -8,11 +8,12 @@ use diesel::prelude::*;
 use diesel::sqlite::Sqlite;
 use diesel_async::RunQueryDsl;
 
+use super::audit::{AuditEntry, audit_context};
 use super::model::{CustomerRow, EntityRow, TransactionRow, UserRow};
 use super::sql::*;
 use super::values::{DbJson, DbUuid};
 use crate::diesel::error::ErrorContext;
-use crate::diesel::schema::sqlite::{customers, entities, transactions, users};
+use crate::diesel::schema::sqlite::{audit_log, customers, entities, transactions, users};
 
 type Db = Sqlite;
 type Conn = crate::diesel::connection::AsyncSqliteConnection;

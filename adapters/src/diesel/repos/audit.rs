@@ -1,0 +1,102 @@
+//! The optional audit trail: with an [`AuditConfig`], every create, update and delete a repository makes also
+//! inserts `audit_log` rows (table, row id, action, actor, time) in the same transaction as the write, so both
+//! land or neither does.
+
+use cpc_domain::Timestamp;
+use cpc_ports::RepoError;
+use uuid::Uuid;
+
+use super::INSERT_CHUNK;
+use super::sql::SqlTable;
+use crate::diesel::error::ErrorContext;
+
+/// Turns the audit trail on (see [`DbManager::with_audit`](crate::diesel::DbManager::with_audit)).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditConfig {
+    /// Who is writing, stored in `audit_log.actor` (`NULL` when `None`).
+    pub actor: Option<String>,
+}
+
+impl AuditConfig {
+    /// Audit rows without an actor.
+    pub fn anonymous() -> Self {
+        Self { actor: None }
+    }
+
+    /// Audit rows naming `actor`.
+    pub fn actor(actor: impl Into<String>) -> Self {
+        Self { actor: Some(actor.into()) }
+    }
+}
+
+/// What a write did to a row: the `audit_log.action` column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuditAction {
+    /// A row was inserted.
+    Create,
+    /// A row was changed.
+    Update,
+    /// A row was deleted.
+    Delete,
+}
+
+impl AuditAction {
+    /// `"create"`, `"update"` or `"delete"`, as stored.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Create => "create",
+            Self::Update => "update",
+            Self::Delete => "delete",
+        }
+    }
+}
+
+/// One `audit_log` row to insert.
+#[derive(Debug, Clone)]
+pub struct AuditEntry {
+    /// The table written, e.g. `"users"`.
+    pub table: &'static str,
+    /// The row written.
+    pub row_id: Uuid,
+    /// What was done.
+    pub action: AuditAction,
+    /// Who did it, if known.
+    pub actor: Option<String>,
+    /// When: the row's own timestamp for creates and updates, the deletion time for deletes.
+    pub at: Timestamp,
+}
+
+/// Where audit insert errors happen.
+pub(crate) const fn audit_context(backend: &'static str) -> ErrorContext {
+    ErrorContext { backend, table: "audit_log", entity: "audit log", reference_field: "" }
+}
+
+/// Inserts one audit row per `(id, at)` for table `T`, when auditing is on (`audit` is `Some`). The caller runs
+/// this on the connection and in the transaction (or savepoint) of the write it records.
+pub(crate) async fn record<T, C>(
+    conn: &mut C,
+    audit: Option<&AuditConfig>,
+    action: AuditAction,
+    rows: impl IntoIterator<Item = (&T::Id, Timestamp)>,
+) -> Result<(), RepoError>
+where
+    T: SqlTable<C>,
+{
+    let Some(audit) = audit else {
+        return Ok(());
+    };
+    let entries: Vec<AuditEntry> = rows
+        .into_iter()
+        .map(|(id, at)| AuditEntry {
+            table: T::CONTEXT.table,
+            row_id: id.clone().into(),
+            action,
+            actor: audit.actor.clone(),
+            at,
+        })
+        .collect();
+    for chunk in entries.chunks(INSERT_CHUNK) {
+        T::audit(conn, chunk).await?;
+    }
+    Ok(())
+}
