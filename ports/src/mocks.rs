@@ -4,7 +4,9 @@
 //! [`MockRepository`], [`MockUnitOfWork`], [`MockTx`].
 
 use async_trait::async_trait;
-use cpc_domain::{Customer, Email, Entity, EntityKind, Transaction, User, UserId, Username, Version};
+use cpc_domain::{
+    Customer, Email, Entity, EntityId, EntityKind, NewEntity, Transaction, User, UserId, Username, Version,
+};
 
 pub use crate::cache::MockCache;
 pub use crate::health::MockHealthCheck;
@@ -61,6 +63,7 @@ mockall::mock! {
     #[async_trait]
     impl EntityRepository for EntityRepository {
         async fn find_by_kind(&self, kind: &EntityKind, page: PageRequest) -> Result<Page<Entity>, RepoError>;
+        async fn upsert(&self, id: &EntityId, new: NewEntity) -> Result<Entity, RepoError>;
     }
 }
 

@@ -7,7 +7,9 @@ use std::fmt;
 use std::hash::Hash;
 
 use async_trait::async_trait;
-use cpc_domain::{Customer, Email, Entity, EntityKind, Transaction, User, UserId, Username, Version};
+use cpc_domain::{
+    Customer, Email, Entity, EntityId, EntityKind, NewEntity, Transaction, User, UserId, Username, Version,
+};
 
 use crate::RepoError;
 
@@ -100,6 +102,13 @@ pub trait UserRepository: Repository<User> {
 pub trait EntityRepository: Repository<Entity> {
     /// Entities of one kind, by name then id.
     async fn find_by_kind(&self, kind: &EntityKind, page: PageRequest) -> Result<Page<Entity>, RepoError>;
+
+    /// Stores `new` under `id` (a "put"): creates the entity with this id when none exists, otherwise replaces
+    /// its kind, name and attributes, keeps `created_at`, and bumps the version. Returns the stored row.
+    ///
+    /// MUST be atomic: of concurrent upserts of one id, each either creates or replaces, or fails with a
+    /// retryable [`ConflictKind::Concurrent`](crate::ConflictKind::Concurrent); none is lost half-written.
+    async fn upsert(&self, id: &EntityId, new: NewEntity) -> Result<Entity, RepoError>;
 }
 
 /// CRM customers: the seeds' `CustomerRepository`.

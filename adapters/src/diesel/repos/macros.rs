@@ -294,7 +294,9 @@ macro_rules! all_tables {
                 entities::updated_at.eq(time(r.updated_at)),
                 entities::version.eq(r.version.get()),
             ),
+            // The kind is written too: `update` never changes it, `upsert` may.
             update: |r: &Entity| (
+                entities::kind.eq(r.kind.as_str().to_owned()),
                 entities::name.eq(r.name.clone()),
                 entities::attributes.eq(DbJson(r.attributes.clone())),
                 entities::updated_at.eq(time(r.updated_at)),

@@ -30,7 +30,9 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use cpc_domain::{Customer, Email, Entity, EntityKind, Transaction, User, UserId, Username, Version};
+use cpc_domain::{
+    Customer, Email, Entity, EntityId, EntityKind, NewEntity, Transaction, User, UserId, Username, Version,
+};
 use cpc_ports::{
     ConflictKind, Cursor, CustomerRepository, Direction, EntityField, EntityRepository, Field, Filter, Page,
     PageRequest, Query, Record, RepoError, Repository, Sort, TimeRange, TransactionField, TransactionRepository,
@@ -337,6 +339,46 @@ where
             page,
         };
         self.find_page(&query).await
+    }
+
+    async fn upsert(&self, id: &EntityId, new: NewEntity) -> Result<Entity, RepoError> {
+        let id = *id;
+        let audit = self.audit.clone();
+        self.source
+            .run(self.write_mode(Mode::Atomic), move |conn| {
+                Box::pin(async move {
+                    let now = model::now();
+                    let Some(old) = Entity::find(conn, &id).await? else {
+                        let row = Entity::build(id, new, now);
+                        // A concurrent upsert that created the same id first makes this insert a duplicate.
+                        Entity::insert(conn, std::slice::from_ref(&row)).await.map_err(|e| match e {
+                            RepoError::Conflict { kind: ConflictKind::Duplicate { .. }, .. } => {
+                                RepoError::Conflict { entity: "entity", kind: ConflictKind::Concurrent }
+                            }
+                            other => other,
+                        })?;
+                        audit::record::<Entity, _>(conn, audit.as_deref(), AuditAction::Create, [(&row.id, now)])
+                            .await?;
+                        return Ok(row);
+                    };
+                    let expected = old.version;
+                    let mut row = old;
+                    (row.kind, row.name, row.attributes) = (new.kind, new.name, new.attributes);
+                    row.touch(expected.next(), now);
+                    if !Entity::overwrite(conn, &row, expected).await? {
+                        return Err(RepoError::Conflict { entity: "entity", kind: ConflictKind::Concurrent });
+                    }
+                    audit::record::<Entity, _>(
+                        conn,
+                        audit.as_deref(),
+                        AuditAction::Update,
+                        [(&row.id, row.updated_at)],
+                    )
+                    .await?;
+                    Ok(row)
+                })
+            })
+            .await
     }
 }
 

@@ -123,3 +123,57 @@ pub async fn entity_attributes_round_trip_and_are_replaced_whole<E: EntityReposi
     assert_eq!((updated.name.as_str(), updated.version), ("Sheet 2", Version::new(2)), "name and version");
     assert_eq!(updated.kind, entity.kind, "the kind is kept");
 }
+
+/// `upsert` creates an entity under the given id, then replaces its kind, name and attributes in place: the
+/// version grows, `created_at` stays, and what it returns is what is stored.
+pub async fn upsert_creates_then_replaces_keeping_created_at<E: EntityRepository + ?Sized>(entities: &E) {
+    let names = Names::new("upsert_creates_then_replaces_keeping_created_at");
+    let id = EntityId::new();
+    let first = NewEntity::new(names.kind("a").as_str(), "First", json!({ "n": 1 })).expect("entity");
+    let created = entities.upsert(&id, first).await.expect("upsert creates");
+    assert_eq!((created.id, created.version), (id, Version::FIRST), "created under the given id, first version");
+    assert_eq!(entities.find_by_id(&id).await.expect("find"), Some(created.clone()), "stored as returned");
+    let second = NewEntity::new(names.kind("b").as_str(), "Second", json!({ "m": 2 })).expect("entity");
+    let replaced = entities.upsert(&id, second).await.expect("upsert replaces");
+    assert_eq!(replaced.version, Version::new(2), "a replacement bumps the version");
+    assert_eq!(replaced.created_at, created.created_at, "created_at is kept");
+    assert!(replaced.updated_at >= created.updated_at, "updated_at does not go back");
+    assert_eq!((replaced.kind.as_str(), replaced.name.as_str()), (names.kind("b").as_str(), "Second"));
+    assert_eq!(replaced.attributes, json!({ "m": 2 }), "attributes replaced whole");
+    assert_eq!(entities.find_by_id(&id).await.expect("find"), Some(replaced), "stored as returned");
+}
+
+/// Eight concurrent upserts of one new id leave exactly one row; each call either succeeded or failed with a
+/// retryable `Concurrent` conflict, and the row's version counts exactly the calls that succeeded.
+pub async fn concurrent_upserts_of_one_id_leave_one_consistent_row<E: EntityRepository + ?Sized>(entities: &E) {
+    let names = Names::new("concurrent_upserts_of_one_id_leave_one_consistent_row");
+    let id = EntityId::new();
+    let kind = names.kind("race");
+    let calls = (0..8).map(|i| {
+        let new = NewEntity::new(kind.as_str(), &format!("writer {i}"), json!({ "i": i })).expect("entity");
+        entities.upsert(&id, new)
+    });
+    let results = futures::future::join_all(calls).await;
+    let mut succeeded = Vec::new();
+    for result in results {
+        match result {
+            Ok(row) => succeeded.push(row.name),
+            Err(e) => assert!(
+                matches!(e, cpc_ports::RepoError::Conflict { kind: cpc_ports::ConflictKind::Concurrent, .. })
+                    && e.is_retryable(),
+                "a losing upsert must be a retryable Concurrent conflict: {e:?}"
+            ),
+        }
+    }
+    assert!(!succeeded.is_empty(), "at least one upsert succeeds");
+    let stored = entities.find_by_id(&id).await.expect("find").expect("the row exists");
+    assert_eq!(stored.version.get(), succeeded.len() as i64, "the version counts the successful upserts");
+    assert!(succeeded.contains(&stored.name), "the stored name is one a successful upsert wrote");
+    assert_eq!(
+        entities
+            .count(&[cpc_ports::Filter::Eq(cpc_ports::EntityField::Kind, kind.as_str().into())])
+            .await
+            .expect("count"),
+        1
+    );
+}

@@ -108,6 +108,8 @@ on_data_ports! {
     customers::customer_update_changes_only_given_fields(customers);
     customers::find_by_kind_orders_by_name_then_id(entities);
     customers::entity_attributes_round_trip_and_are_replaced_whole(entities);
+    customers::upsert_creates_then_replaces_keeping_created_at(entities);
+    customers::concurrent_upserts_of_one_id_leave_one_consistent_row(entities);
     transactions::transaction_for_an_unknown_user_is_a_reference_conflict(users, transactions);
     transactions::deleting_a_user_with_transactions_is_a_reference_conflict(users, transactions);
     transactions::history_is_half_open_newest_first_and_per_user(users, transactions);
@@ -179,6 +181,8 @@ macro_rules! repository_contract {
                 customer_update_changes_only_given_fields,
                 find_by_kind_orders_by_name_then_id,
                 entity_attributes_round_trip_and_are_replaced_whole,
+                upsert_creates_then_replaces_keeping_created_at,
+                concurrent_upserts_of_one_id_leave_one_consistent_row,
                 transaction_for_an_unknown_user_is_a_reference_conflict,
                 deleting_a_user_with_transactions_is_a_reference_conflict,
                 history_is_half_open_newest_first_and_per_user,

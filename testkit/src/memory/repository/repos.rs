@@ -4,7 +4,9 @@ use std::fmt;
 use std::marker::PhantomData;
 
 use async_trait::async_trait;
-use cpc_domain::{Customer, Email, Entity, EntityKind, Transaction, User, UserId, Username, Version};
+use cpc_domain::{
+    Customer, Email, Entity, EntityId, EntityKind, NewEntity, Transaction, User, UserId, Username, Version,
+};
 use cpc_ports::{
     ConflictKind, CustomerRepository, Direction, EntityField, EntityRepository, Filter, Page, PageRequest, Query,
     Record, RepoError, Repository, Sort, TimeRange, TransactionField, TransactionRepository, UserRepository, Value,
@@ -147,6 +149,22 @@ impl EntityRepository for InMemoryRepository<Entity> {
             page,
         };
         self.find_page(&query).await
+    }
+
+    async fn upsert(&self, id: &EntityId, new: NewEntity) -> Result<Entity, RepoError> {
+        self.store.write(|tables| match Entity::table(tables).get(id) {
+            None => {
+                let row = Entity::build(*id, new, now());
+                Ok((row.clone(), vec![Entity::journal(RowChange::Insert(row))]))
+            }
+            Some(old) => {
+                let expected = old.version;
+                let mut row = old.clone();
+                (row.kind, row.name, row.attributes) = (new.kind, new.name, new.attributes);
+                row.touch(expected.next(), now());
+                Ok((row.clone(), vec![Entity::journal(RowChange::Replace { expected, row })]))
+            }
+        })
     }
 }
 
