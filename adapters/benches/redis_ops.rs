@@ -6,7 +6,10 @@
 //! ```
 //!
 //! Prints markdown tables: cache get/set throughput at 1 and 64 tasks against `redis-benchmark -c 1` / `-c 64`
-//! (non-pipelined, 3-byte values as redis-benchmark uses), and `get_many` of 100 keys against 100 single gets.
+//! (non-pipelined, 3-byte values as redis-benchmark uses), `get_many` of 100 keys against 100 single gets,
+//! rate-limit decisions per second at 64 tasks (token bucket and sliding window) against cache gets at the same
+//! concurrency (target at least 0.8x), and one uncontended lock acquire + release against one get round trip
+//! (target at most 2.5x).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -15,8 +18,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use cpc_adapters::redis::{CacheManager, RedisConfig, RedisManager};
-use cpc_ports::{Bytes, Cache, CacheKey};
+use cpc_adapters::redis::{CacheManager, DistributedLock, RedisConfig, RedisManager, RedisRateLimiter};
+use cpc_ports::{Bytes, Cache, CacheKey, Lock, LockKey, RateLimitKey, RateLimitPolicy, RateLimiter};
 
 const RUN: Duration = Duration::from_secs(3);
 
@@ -126,5 +129,106 @@ async fn main() {
     println!("| 100 single gets | {:?} | 1.00x |", single / rounds);
     println!("| one get_many (MGET) | {:?} | {:.1}x |", batched / rounds, single.as_secs_f64() / batched.as_secs_f64());
 
+    rate_limit_table(&manager, &cache).await;
+    lock_table(&manager, &cache).await;
+
     cache.delete_prefix("k").await.unwrap();
+    cache.delete_prefix("{rl:").await.unwrap();
+    cache.delete_prefix("{lock:").await.unwrap();
+}
+
+/// Rate-limit decisions per second at 64 tasks, each algorithm against cache gets at 64 tasks, interleaved, best
+/// of 2 rounds each. 10,000 keys, limits high enough that most decisions allow (a denial costs the same).
+async fn rate_limit_table(manager: &RedisManager, cache: &Arc<CacheManager>) {
+    const TASKS: usize = 64;
+    let limiter = Arc::new(RedisRateLimiter::new(manager.clone()));
+    let policies = [
+        (
+            "token bucket",
+            RateLimitPolicy::TokenBucket {
+                capacity: 1000,
+                refill_tokens: 100,
+                refill_interval: Duration::from_secs(1),
+            },
+        ),
+        ("sliding window", RateLimitPolicy::SlidingWindow { limit: 100, window: Duration::from_secs(1) }),
+    ];
+    let rl_keys: Arc<Vec<RateLimitKey>> =
+        Arc::new((0..10_000).map(|i| RateLimitKey::new(format!("u{i}")).unwrap()).collect());
+    let mut best_get = 0f64;
+    let mut best = [0f64; 2];
+    for _ in 0..2 {
+        let c = cache.clone();
+        let get = ops_per_sec(TASKS, move |t, n| {
+            let c = c.clone();
+            async move {
+                c.get_bytes(&key(t as u64 * 7919 + n)).await.unwrap();
+            }
+        })
+        .await;
+        best_get = best_get.max(get);
+        for (i, (_, policy)) in policies.iter().enumerate() {
+            let (l, keys, policy) = (limiter.clone(), rl_keys.clone(), *policy);
+            let rate = ops_per_sec(TASKS, move |t, n| {
+                let (l, keys) = (l.clone(), keys.clone());
+                async move {
+                    let k = &keys[((t as u64 * 7919 + n) % keys.len() as u64) as usize];
+                    l.check(k, &policy, 1).await.unwrap();
+                }
+            })
+            .await;
+            best[i] = best[i].max(rate);
+        }
+    }
+    println!();
+    println!("| operation ({TASKS} tasks) | ops/s | vs cache get |");
+    println!("|---|---:|---:|");
+    println!("| cache get | {best_get:.0} | 1.00x |");
+    for (i, (name, _)) in policies.iter().enumerate() {
+        println!("| rate limit check, {name} | {:.0} | {:.2}x |", best[i], best[i] / best_get);
+    }
+}
+
+/// Mean latency of `op` run back to back by one task for [`RUN`].
+async fn mean_latency<F, Fut>(mut op: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let started = Instant::now();
+    let mut n = 0u32;
+    while started.elapsed() < RUN {
+        op().await;
+        n += 1;
+    }
+    started.elapsed() / n
+}
+
+/// One uncontended lock acquire + release (two scripts, two round trips) against one cache get, one task,
+/// interleaved, best of 3 rounds each.
+async fn lock_table(manager: &RedisManager, cache: &Arc<CacheManager>) {
+    let lock = DistributedLock::new(manager.clone()).with_fence_ttl(Duration::from_secs(60));
+    let lk = LockKey::new("bench").unwrap();
+    let k = key(1);
+    let (mut get, mut cycle) = (Duration::MAX, Duration::MAX);
+    for _ in 0..3 {
+        get = get.min(
+            mean_latency(|| async {
+                cache.get_bytes(&k).await.unwrap();
+            })
+            .await,
+        );
+        cycle = cycle.min(
+            mean_latency(|| async {
+                let lease = lock.try_acquire(&lk, Duration::from_secs(5)).await.unwrap().expect("uncontended");
+                lock.release(lease).await.unwrap();
+            })
+            .await,
+        );
+    }
+    println!();
+    println!("| operation (1 task, uncontended) | mean latency | vs one get |");
+    println!("|---|---:|---:|");
+    println!("| cache get (one round trip) | {get:?} | 1.00x |");
+    println!("| lock try_acquire + release | {cycle:?} | {:.2}x |", cycle.as_secs_f64() / get.as_secs_f64());
 }

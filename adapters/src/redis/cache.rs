@@ -15,6 +15,19 @@ use serde::de::DeserializeOwned;
 
 use super::RedisManager;
 use super::error::classify;
+use super::metrics::{Instruments, operations};
+
+operations!(CacheOp {
+    Get = "get",
+    Set = "set",
+    SetIfAbsent = "set_if_absent",
+    Delete = "delete",
+    Exists = "exists",
+    Ttl = "ttl",
+    GetMany = "get_many",
+    SetMany = "set_many",
+    DeletePrefix = "delete_prefix",
+});
 
 /// How many keys one `SCAN` step asks for, and the most one `UNLINK` deletes, in [`Cache::delete_prefix`].
 const SCAN_BATCH: usize = 1000;
@@ -64,6 +77,7 @@ pub struct CacheManager {
     max_value_bytes: usize,
     jitter: f64,
     shared: Arc<Shared>,
+    metrics: Arc<Instruments<CacheOp>>,
 }
 
 /// State shared by clones: the single-flight map and the jitter's random sequence.
@@ -88,6 +102,7 @@ impl CacheManager {
             max_value_bytes: Self::DEFAULT_MAX_VALUE_BYTES,
             jitter: 0.0,
             shared: Arc::new(Shared { flights: Flights::default(), rng: AtomicU64::new(seed) }),
+            metrics: Instruments::new("cache"),
         }
     }
 
@@ -256,119 +271,158 @@ fn glob_escape(text: &str) -> String {
 #[async_trait]
 impl Cache for CacheManager {
     async fn get_bytes(&self, key: &CacheKey) -> Result<Option<Bytes>, KvError> {
-        let found: Option<Vec<u8>> =
-            self.manager.query(redis::cmd("GET").arg(self.manager.key(key.as_str())), "get").await?;
-        Ok(found.map(Bytes::from))
+        self.metrics
+            .run(CacheOp::Get, async {
+                let found: Option<Vec<u8>> =
+                    self.manager.query(redis::cmd("GET").arg(self.manager.key(key.as_str())), "get").await?;
+                Ok(found.map(Bytes::from))
+            })
+            .await
     }
 
     async fn set_bytes(&self, key: &CacheKey, value: Bytes, ttl: Option<Duration>) -> Result<(), KvError> {
-        let px = self.px(ttl)?;
-        self.check_size(&value)?;
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(self.manager.key(key.as_str())).arg(value.as_ref()).arg("PX").arg(px);
-        self.manager.query::<()>(&cmd, "set").await
+        self.metrics
+            .run(CacheOp::Set, async {
+                let px = self.px(ttl)?;
+                self.check_size(&value)?;
+                let mut cmd = redis::cmd("SET");
+                cmd.arg(self.manager.key(key.as_str())).arg(value.as_ref()).arg("PX").arg(px);
+                self.manager.query::<()>(&cmd, "set").await
+            })
+            .await
     }
 
     async fn set_if_absent_bytes(&self, key: &CacheKey, value: Bytes, ttl: Option<Duration>) -> Result<bool, KvError> {
-        let px = self.px(ttl)?;
-        self.check_size(&value)?;
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(self.manager.key(key.as_str())).arg(value.as_ref()).arg("NX").arg("PX").arg(px);
-        let reply: Option<String> = self.manager.query(&cmd, "set if absent").await?;
-        Ok(reply.is_some())
+        self.metrics
+            .run(CacheOp::SetIfAbsent, async {
+                let px = self.px(ttl)?;
+                self.check_size(&value)?;
+                let mut cmd = redis::cmd("SET");
+                cmd.arg(self.manager.key(key.as_str())).arg(value.as_ref()).arg("NX").arg("PX").arg(px);
+                let reply: Option<String> = self.manager.query(&cmd, "set if absent").await?;
+                Ok(reply.is_some())
+            })
+            .await
     }
 
     async fn delete(&self, key: &CacheKey) -> Result<bool, KvError> {
-        let n: u64 = self.manager.query(redis::cmd("UNLINK").arg(self.manager.key(key.as_str())), "delete").await?;
-        Ok(n > 0)
+        self.metrics
+            .run(CacheOp::Delete, async {
+                let n: u64 =
+                    self.manager.query(redis::cmd("UNLINK").arg(self.manager.key(key.as_str())), "delete").await?;
+                Ok(n > 0)
+            })
+            .await
     }
 
     async fn exists(&self, key: &CacheKey) -> Result<bool, KvError> {
-        let n: u64 = self.manager.query(redis::cmd("EXISTS").arg(self.manager.key(key.as_str())), "exists").await?;
-        Ok(n > 0)
+        self.metrics
+            .run(CacheOp::Exists, async {
+                let n: u64 =
+                    self.manager.query(redis::cmd("EXISTS").arg(self.manager.key(key.as_str())), "exists").await?;
+                Ok(n > 0)
+            })
+            .await
     }
 
     async fn ttl(&self, key: &CacheKey) -> Result<KeyTtl, KvError> {
-        let millis: i64 = self.manager.query(redis::cmd("PTTL").arg(self.manager.key(key.as_str())), "ttl").await?;
-        Ok(match millis {
-            -1 => KeyTtl::Persistent,
-            m if m < 0 => KeyTtl::Missing,
-            m => KeyTtl::ExpiresIn(Duration::from_millis(m.unsigned_abs())),
-        })
+        self.metrics
+            .run(CacheOp::Ttl, async {
+                let millis: i64 =
+                    self.manager.query(redis::cmd("PTTL").arg(self.manager.key(key.as_str())), "ttl").await?;
+                Ok(match millis {
+                    -1 => KeyTtl::Persistent,
+                    m if m < 0 => KeyTtl::Missing,
+                    m => KeyTtl::ExpiresIn(Duration::from_millis(m.unsigned_abs())),
+                })
+            })
+            .await
     }
 
     async fn get_many_bytes(&self, keys: &[CacheKey]) -> Result<Vec<Option<Bytes>>, KvError> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut cmd = redis::cmd("MGET");
-        for key in keys {
-            cmd.arg(self.manager.key(key.as_str()));
-        }
-        let found: Vec<Option<Vec<u8>>> = self.manager.query(&cmd, "get many").await?;
-        if found.len() != keys.len() {
-            return Err(KvError::backend(
-                "redis",
-                format!("MGET of {} keys answered {} values", keys.len(), found.len()),
-            ));
-        }
-        Ok(found.into_iter().map(|v| v.map(Bytes::from)).collect())
+        self.metrics
+            .run(CacheOp::GetMany, async {
+                if keys.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut cmd = redis::cmd("MGET");
+                for key in keys {
+                    cmd.arg(self.manager.key(key.as_str()));
+                }
+                let found: Vec<Option<Vec<u8>>> = self.manager.query(&cmd, "get many").await?;
+                if found.len() != keys.len() {
+                    return Err(KvError::backend(
+                        "redis",
+                        format!("MGET of {} keys answered {} values", keys.len(), found.len()),
+                    ));
+                }
+                Ok(found.into_iter().map(|v| v.map(Bytes::from)).collect())
+            })
+            .await
     }
 
     async fn set_many_bytes(&self, entries: Vec<(CacheKey, Bytes)>, ttl: Option<Duration>) -> Result<(), KvError> {
-        self.px(ttl)?;
-        for (_, value) in &entries {
-            self.check_size(value)?;
-        }
-        if entries.is_empty() {
-            return Ok(());
-        }
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        for (key, value) in &entries {
-            // Each entry draws its own jitter, so a batch does not expire as one.
-            pipe.cmd("SET")
-                .arg(self.manager.key(key.as_str()))
-                .arg(value.as_ref())
-                .arg("PX")
-                .arg(self.px(ttl)?)
-                .ignore();
-        }
-        let mut conn = self.manager.connection();
-        pipe.query_async::<()>(&mut conn).await.map_err(self.error("set many"))
+        self.metrics
+            .run(CacheOp::SetMany, async {
+                self.px(ttl)?;
+                for (_, value) in &entries {
+                    self.check_size(value)?;
+                }
+                if entries.is_empty() {
+                    return Ok(());
+                }
+                let mut pipe = redis::pipe();
+                pipe.atomic();
+                for (key, value) in &entries {
+                    // Each entry draws its own jitter, so a batch does not expire as one.
+                    pipe.cmd("SET")
+                        .arg(self.manager.key(key.as_str()))
+                        .arg(value.as_ref())
+                        .arg("PX")
+                        .arg(self.px(ttl)?)
+                        .ignore();
+                }
+                let mut conn = self.manager.connection();
+                pipe.query_async::<()>(&mut conn).await.map_err(self.error("set many"))
+            })
+            .await
     }
 
     async fn delete_prefix(&self, prefix: &str) -> Result<u64, KvError> {
-        if prefix.is_empty() {
-            return Err(KvError::invalid("prefix", "must not be empty"));
-        }
-        let pattern = format!("{}*", glob_escape(&self.manager.key(prefix)));
-        let mut conn = self.manager.connection();
-        let mut cursor: u64 = 0;
-        let mut deleted = 0;
-        loop {
-            let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(SCAN_BATCH)
-                .query_async(&mut conn)
-                .await
-                .map_err(self.error("delete prefix: scan"))?;
-            for batch in keys.chunks(SCAN_BATCH) {
-                let n: u64 = redis::cmd("UNLINK")
-                    .arg(batch)
-                    .query_async(&mut conn)
-                    .await
-                    .map_err(self.error("delete prefix: unlink"))?;
-                deleted += n;
-            }
-            if next == 0 {
-                return Ok(deleted);
-            }
-            cursor = next;
-        }
+        self.metrics
+            .run(CacheOp::DeletePrefix, async {
+                if prefix.is_empty() {
+                    return Err(KvError::invalid("prefix", "must not be empty"));
+                }
+                let pattern = format!("{}*", glob_escape(&self.manager.key(prefix)));
+                let mut conn = self.manager.connection();
+                let mut cursor: u64 = 0;
+                let mut deleted = 0;
+                loop {
+                    let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(SCAN_BATCH)
+                        .query_async(&mut conn)
+                        .await
+                        .map_err(self.error("delete prefix: scan"))?;
+                    for batch in keys.chunks(SCAN_BATCH) {
+                        let n: u64 = redis::cmd("UNLINK")
+                            .arg(batch)
+                            .query_async(&mut conn)
+                            .await
+                            .map_err(self.error("delete prefix: unlink"))?;
+                        deleted += n;
+                    }
+                    if next == 0 {
+                        return Ok(deleted);
+                    }
+                    cursor = next;
+                }
+            })
+            .await
     }
 
     fn codec(&self) -> Codec {

@@ -9,6 +9,7 @@ mod error;
 mod health;
 mod lock;
 mod manager;
+mod metrics;
 mod pubsub;
 mod rate_limit;
 mod session;

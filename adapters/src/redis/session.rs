@@ -1,7 +1,7 @@
 //! [`SessionManager`]: the [`SessionStore`] port over Redis hashes, changed atomically by Lua scripts.
 
 use std::fmt;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -11,7 +11,18 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::error::classify;
+use super::metrics::{Instruments, operations};
 use super::{CacheManager, RedisManager};
+
+operations!(SessionOp {
+    Create = "create",
+    Load = "load",
+    Save = "save",
+    Extend = "extend",
+    Destroy = "destroy",
+    CycleId = "cycle_id",
+    Ttl = "ttl",
+});
 
 /// The longest lifetime accepted, in milliseconds (as for the cache: far below what overflows Redis's clock).
 const MAX_TTL_MILLIS: u64 = 1_000_000_000_000_000;
@@ -132,13 +143,14 @@ pub struct SessionManager {
     manager: RedisManager,
     codec: Codec,
     absolute_ttl: Option<Duration>,
+    metrics: Arc<Instruments<SessionOp>>,
 }
 
 impl SessionManager {
     /// A store over `manager` (a [`RedisManager`], or a [`CacheManager`] as in the seeds, whose manager is used),
     /// with the JSON codec and no absolute expiry. To keep a cache's codec, use `SessionManager::from(cache)`.
     pub fn new(manager: impl Into<RedisManager>) -> Self {
-        Self { manager: manager.into(), codec: Codec::json(), absolute_ttl: None }
+        Self { manager: manager.into(), codec: Codec::json(), absolute_ttl: None, metrics: Instruments::new("session") }
     }
 
     /// The same store, with `codec` for the typed methods.
@@ -262,70 +274,98 @@ impl fmt::Debug for SessionManager {
 #[async_trait]
 impl SessionStore for SessionManager {
     async fn create_bytes(&self, data: Bytes, ttl: Duration) -> Result<SessionId, KvError> {
-        let ttl = millis(ttl)?;
-        let absolute = self.absolute_millis();
-        for _ in 0..ID_ATTEMPTS {
-            let id = SessionId::generate();
-            let mut invocation = CREATE.key(self.key(&id));
-            invocation.arg(data.as_ref()).arg(ttl).arg(absolute);
-            let created: i64 = self.run(&invocation, "create session").await?;
-            if created == 1 {
-                return Ok(id);
-            }
-        }
-        Err(KvError::backend("redis", "no free session id after several random draws"))
+        self.metrics
+            .run(SessionOp::Create, async {
+                let ttl = millis(ttl)?;
+                let absolute = self.absolute_millis();
+                for _ in 0..ID_ATTEMPTS {
+                    let id = SessionId::generate();
+                    let mut invocation = CREATE.key(self.key(&id));
+                    invocation.arg(data.as_ref()).arg(ttl).arg(absolute);
+                    let created: i64 = self.run(&invocation, "create session").await?;
+                    if created == 1 {
+                        return Ok(id);
+                    }
+                }
+                Err(KvError::backend("redis", "no free session id after several random draws"))
+            })
+            .await
     }
 
     async fn load_bytes(&self, id: &SessionId) -> Result<Option<Bytes>, KvError> {
-        let data: Option<Vec<u8>> =
-            self.manager.query(redis::cmd("HGET").arg(self.key(id)).arg("d"), "load session").await?;
-        Ok(data.map(Bytes::from))
+        self.metrics
+            .run(SessionOp::Load, async {
+                let data: Option<Vec<u8>> =
+                    self.manager.query(redis::cmd("HGET").arg(self.key(id)).arg("d"), "load session").await?;
+                Ok(data.map(Bytes::from))
+            })
+            .await
     }
 
     async fn save_bytes(&self, id: &SessionId, data: Bytes) -> Result<(), KvError> {
-        let mut invocation = SAVE.key(self.key(id));
-        invocation.arg(data.as_ref());
-        let saved: i64 = self.run(&invocation, "save session").await?;
-        if saved == 1 { Ok(()) } else { Err(not_found()) }
+        self.metrics
+            .run(SessionOp::Save, async {
+                let mut invocation = SAVE.key(self.key(id));
+                invocation.arg(data.as_ref());
+                let saved: i64 = self.run(&invocation, "save session").await?;
+                if saved == 1 { Ok(()) } else { Err(not_found()) }
+            })
+            .await
     }
 
     async fn extend(&self, id: &SessionId, ttl: Duration) -> Result<(), KvError> {
-        let ttl = millis(ttl)?;
-        let mut invocation = EXTEND.key(self.key(id));
-        invocation.arg(ttl).arg(self.absolute_millis());
-        let set: i64 = self.run(&invocation, "extend session").await?;
-        if set > 0 { Ok(()) } else { Err(not_found()) }
+        self.metrics
+            .run(SessionOp::Extend, async {
+                let ttl = millis(ttl)?;
+                let mut invocation = EXTEND.key(self.key(id));
+                invocation.arg(ttl).arg(self.absolute_millis());
+                let set: i64 = self.run(&invocation, "extend session").await?;
+                if set > 0 { Ok(()) } else { Err(not_found()) }
+            })
+            .await
     }
 
     async fn destroy(&self, id: &SessionId) -> Result<bool, KvError> {
-        let n: u64 = self.manager.query(redis::cmd("UNLINK").arg(self.key(id)), "destroy session").await?;
-        Ok(n > 0)
+        self.metrics
+            .run(SessionOp::Destroy, async {
+                let n: u64 = self.manager.query(redis::cmd("UNLINK").arg(self.key(id)), "destroy session").await?;
+                Ok(n > 0)
+            })
+            .await
     }
 
     async fn cycle_id(&self, id: &SessionId) -> Result<SessionId, KvError> {
-        let old_key = self.key(id);
-        for _ in 0..ID_ATTEMPTS {
-            let new = same_slot_id(id)?;
-            let mut invocation = CYCLE.key(&old_key);
-            invocation.key(self.key(&new));
-            let moved: i64 = self.run(&invocation, "cycle session id").await?;
-            match moved {
-                1 => return Ok(new),
-                0 => continue,
-                _ => return Err(not_found()),
-            }
-        }
-        Err(KvError::backend("redis", "no free session id after several random draws"))
+        self.metrics
+            .run(SessionOp::CycleId, async {
+                let old_key = self.key(id);
+                for _ in 0..ID_ATTEMPTS {
+                    let new = same_slot_id(id)?;
+                    let mut invocation = CYCLE.key(&old_key);
+                    invocation.key(self.key(&new));
+                    let moved: i64 = self.run(&invocation, "cycle session id").await?;
+                    match moved {
+                        1 => return Ok(new),
+                        0 => continue,
+                        _ => return Err(not_found()),
+                    }
+                }
+                Err(KvError::backend("redis", "no free session id after several random draws"))
+            })
+            .await
     }
 
     async fn ttl(&self, id: &SessionId) -> Result<Option<Duration>, KvError> {
-        let left: i64 = self.manager.query(redis::cmd("PTTL").arg(self.key(id)), "session ttl").await?;
-        Ok(match left {
-            // A session key without expiry was not written by this store; it lives until deleted.
-            -1 => Some(Duration::MAX),
-            m if m < 0 => None,
-            m => Some(Duration::from_millis(m.unsigned_abs())),
-        })
+        self.metrics
+            .run(SessionOp::Ttl, async {
+                let left: i64 = self.manager.query(redis::cmd("PTTL").arg(self.key(id)), "session ttl").await?;
+                Ok(match left {
+                    // A session key without expiry was not written by this store; it lives until deleted.
+                    -1 => Some(Duration::MAX),
+                    m if m < 0 => None,
+                    m => Some(Duration::from_millis(m.unsigned_abs())),
+                })
+            })
+            .await
     }
 
     fn codec(&self) -> Codec {

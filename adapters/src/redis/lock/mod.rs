@@ -17,7 +17,16 @@ pub use watchdog::LockGuard;
 
 use super::RedisManager;
 use super::error::classify;
+use super::metrics::{Instruments, operations};
 use scripts::{ACQUIRE_SCRIPT, EXTEND_SCRIPT, RELEASE_SCRIPT};
+
+operations!(LockOp {
+    TryAcquire = "try_acquire",
+    Acquire = "acquire",
+    Extend = "extend",
+    Release = "release",
+    IsHeld = "is_held",
+});
 
 /// The first pause of [`Lock::acquire`] between two attempts on a busy lock.
 const INITIAL_BACKOFF: Duration = Duration::from_millis(5);
@@ -57,6 +66,7 @@ pub struct DistributedLock {
     manager: RedisManager,
     released: Arc<Notify>,
     fence_ttl: Option<Duration>,
+    metrics: Arc<Instruments<LockOp>>,
 }
 
 impl std::fmt::Debug for DistributedLock {
@@ -79,7 +89,7 @@ enum Attempt {
 impl DistributedLock {
     /// A lock service over `manager`'s shared connection.
     pub fn new(manager: RedisManager) -> Self {
-        Self { manager, released: Arc::new(Notify::new()), fence_ttl: None }
+        Self { manager, released: Arc::new(Notify::new()), fence_ttl: None, metrics: Instruments::new("lock") }
     }
 
     /// Gives each fencing counter a TTL of `ttl` (never less than the lease), renewed by every acquisition and
@@ -112,13 +122,13 @@ impl DistributedLock {
     /// Takes the lock (waiting up to `wait`, like [`Lock::acquire`]) and returns a [`LockGuard`] whose watchdog
     /// renews the lease every `ttl / 3` until the guard is released or dropped.
     pub async fn acquire_guard(&self, key: &LockKey, ttl: Duration, wait: Duration) -> Result<LockGuard, KvError> {
-        let (lease, sent) = self.acquire_timed(key, ttl, wait).await?;
+        let (lease, sent) = self.metrics.run(LockOp::Acquire, self.acquire_timed(key, ttl, wait)).await?;
         Ok(LockGuard::start(self.clone(), lease, sent))
     }
 
     /// Takes the lock if it is free (like [`Lock::try_acquire`]) and returns a [`LockGuard`] with a watchdog.
     pub async fn try_acquire_guard(&self, key: &LockKey, ttl: Duration) -> Result<Option<LockGuard>, KvError> {
-        Ok(match self.attempt(key, ttl).await? {
+        Ok(match self.metrics.run(LockOp::TryAcquire, self.attempt(key, ttl)).await? {
             Attempt::Taken { lease, sent } => Some(LockGuard::start(self.clone(), lease, sent)),
             Attempt::Busy(_) => None,
         })
@@ -244,45 +254,67 @@ fn lease_lost(lease: &LockLease) -> KvError {
 #[async_trait]
 impl Lock for DistributedLock {
     async fn try_acquire(&self, key: &LockKey, ttl: Duration) -> Result<Option<LockLease>, KvError> {
-        Ok(match self.attempt(key, ttl).await? {
-            Attempt::Taken { lease, .. } => Some(lease),
-            Attempt::Busy(_) => None,
-        })
+        self.metrics
+            .run(LockOp::TryAcquire, async {
+                Ok(match self.attempt(key, ttl).await? {
+                    Attempt::Taken { lease, .. } => Some(lease),
+                    Attempt::Busy(_) => None,
+                })
+            })
+            .await
     }
 
     async fn acquire(&self, key: &LockKey, ttl: Duration, wait: Duration) -> Result<LockLease, KvError> {
-        Ok(self.acquire_timed(key, ttl, wait).await?.0)
+        self.metrics.run(LockOp::Acquire, async { Ok(self.acquire_timed(key, ttl, wait).await?.0) }).await
     }
 
     async fn extend(&self, lease: &LockLease, ttl: Duration) -> Result<LockLease, KvError> {
-        let ttl_ms = lease_millis(ttl)?;
-        let mut invocation = EXTEND_SCRIPT.key(self.lock_key_name(&lease.key));
-        invocation.key(self.fence_key_name(&lease.key)).arg(&lease.owner).arg(ttl_ms).arg(self.fence_millis(ttl_ms));
-        let mut conn = self.manager.connection();
-        let extended: i64 =
-            invocation.invoke_async(&mut conn).await.map_err(|e| classify(e, "extend lock", self.timeout()))?;
-        if extended == 1 { Ok(LockLease { ttl, ..lease.clone() }) } else { Err(lease_lost(lease)) }
+        self.metrics
+            .run(LockOp::Extend, async {
+                let ttl_ms = lease_millis(ttl)?;
+                let mut invocation = EXTEND_SCRIPT.key(self.lock_key_name(&lease.key));
+                invocation
+                    .key(self.fence_key_name(&lease.key))
+                    .arg(&lease.owner)
+                    .arg(ttl_ms)
+                    .arg(self.fence_millis(ttl_ms));
+                let mut conn = self.manager.connection();
+                let extended: i64 =
+                    invocation.invoke_async(&mut conn).await.map_err(|e| classify(e, "extend lock", self.timeout()))?;
+                if extended == 1 { Ok(LockLease { ttl, ..lease.clone() }) } else { Err(lease_lost(lease)) }
+            })
+            .await
     }
 
     async fn release(&self, lease: LockLease) -> Result<(), KvError> {
-        let mut invocation = RELEASE_SCRIPT.key(self.lock_key_name(&lease.key));
-        invocation.arg(&lease.owner);
-        let mut conn = self.manager.connection();
-        let deleted: i64 =
-            invocation.invoke_async(&mut conn).await.map_err(|e| classify(e, "release lock", self.timeout()))?;
-        if deleted == 1 {
-            self.released.notify_waiters();
-            Ok(())
-        } else {
-            Err(lease_lost(&lease))
-        }
+        self.metrics
+            .run(LockOp::Release, async {
+                let mut invocation = RELEASE_SCRIPT.key(self.lock_key_name(&lease.key));
+                invocation.arg(&lease.owner);
+                let mut conn = self.manager.connection();
+                let deleted: i64 = invocation
+                    .invoke_async(&mut conn)
+                    .await
+                    .map_err(|e| classify(e, "release lock", self.timeout()))?;
+                if deleted == 1 {
+                    self.released.notify_waiters();
+                    Ok(())
+                } else {
+                    Err(lease_lost(&lease))
+                }
+            })
+            .await
     }
 
     async fn is_held(&self, lease: &LockLease) -> Result<bool, KvError> {
-        let mut get = redis::cmd("GET");
-        get.arg(self.lock_key_name(&lease.key));
-        let owner: Option<Vec<u8>> = self.manager.query(&get, "check lock").await?;
-        Ok(owner.is_some_and(|o| o == lease.owner.as_bytes()))
+        self.metrics
+            .run(LockOp::IsHeld, async {
+                let mut get = redis::cmd("GET");
+                get.arg(self.lock_key_name(&lease.key));
+                let owner: Option<Vec<u8>> = self.manager.query(&get, "check lock").await?;
+                Ok(owner.is_some_and(|o| o == lease.owner.as_bytes()))
+            })
+            .await
     }
 }
 

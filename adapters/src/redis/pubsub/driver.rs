@@ -276,6 +276,7 @@ async fn pump(mut stream: PubSubStream, registry: Arc<Mutex<Registry>>, namespac
         let reg = lock(&registry);
         for subscriber in reg.topics(kind).get(topic).into_iter().flatten() {
             subscriber.queue.push(message.clone());
+            reg.deliveries.delivered.increment(1);
         }
     }
 }

@@ -14,6 +14,13 @@ use tokio::sync::oneshot;
 use self::driver::{Command, Driver};
 use self::queue::{Kind, Registry, lock, register};
 use super::RedisManager;
+use super::metrics::{Instruments, operations};
+
+operations!(PubSubOp {
+    Publish = "publish",
+    Subscribe = "subscribe",
+    Psubscribe = "psubscribe",
+});
 
 /// How many undelivered messages a subscription holds by default before it starts dropping the oldest.
 pub const DEFAULT_SUBSCRIPTION_BUFFER: usize = 1024;
@@ -72,6 +79,7 @@ pub struct PubSubManager {
     codec: Codec,
     buffer: usize,
     shared: Arc<Shared>,
+    metrics: Arc<Instruments<PubSubOp>>,
 }
 
 /// What the clones of one `PubSubManager` share: the subscriptions and the driver task's mailbox.
@@ -120,6 +128,7 @@ impl PubSubManager {
             codec: Codec::default(),
             buffer: DEFAULT_SUBSCRIPTION_BUFFER,
             shared: Arc::new(Shared { registry: Arc::default(), driver: Mutex::new(None) }),
+            metrics: Instruments::new("pubsub"),
         }
     }
 
@@ -181,18 +190,28 @@ impl PubSubManager {
 #[async_trait]
 impl PubSub for PubSubManager {
     async fn publish_bytes(&self, channel: &Channel, payload: Bytes) -> Result<u64, KvError> {
-        let mut cmd = redis::cmd("PUBLISH");
-        cmd.arg(self.manager.key(channel.as_str())).arg(payload.as_ref());
-        self.manager.query(&cmd, "publish").await
+        self.metrics
+            .run(PubSubOp::Publish, async {
+                let mut cmd = redis::cmd("PUBLISH");
+                cmd.arg(self.manager.key(channel.as_str())).arg(payload.as_ref());
+                self.manager.query(&cmd, "publish").await
+            })
+            .await
     }
 
     async fn subscribe_bytes(&self, channel: &Channel) -> Result<Subscription, KvError> {
-        self.add(Kind::Channel, self.manager.key(channel.as_str())).await
+        self.metrics
+            .run(PubSubOp::Subscribe, async { self.add(Kind::Channel, self.manager.key(channel.as_str())).await })
+            .await
     }
 
     async fn psubscribe_bytes(&self, pattern: &ChannelPattern) -> Result<Subscription, KvError> {
-        let topic = format!("{}{}", escape_glob(&self.manager.config().namespace), pattern.as_str());
-        self.add(Kind::Pattern, topic).await
+        self.metrics
+            .run(PubSubOp::Psubscribe, async {
+                let topic = format!("{}{}", escape_glob(&self.manager.config().namespace), pattern.as_str());
+                self.add(Kind::Pattern, topic).await
+            })
+            .await
     }
 
     fn codec(&self) -> Codec {

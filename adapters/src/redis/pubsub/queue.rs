@@ -11,6 +11,7 @@ use futures::Stream;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::driver::Command;
+use crate::redis::metrics::Deliveries;
 
 /// What a subscription listens to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -32,6 +33,10 @@ enum Item {
 pub(super) struct Queue {
     capacity: usize,
     inner: Mutex<QueueInner>,
+    /// Counts messages dropped from this queue.
+    dropped: metrics::Counter,
+    /// Counts `Lagged` notices read from this queue.
+    lagged: metrics::Counter,
 }
 
 #[derive(Default)]
@@ -47,8 +52,13 @@ struct QueueInner {
 }
 
 impl Queue {
-    pub(super) fn new(capacity: usize) -> Self {
-        Self { capacity: capacity.max(1), inner: Mutex::new(QueueInner::default()) }
+    pub(super) fn new(capacity: usize, deliveries: &Deliveries) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            inner: Mutex::new(QueueInner::default()),
+            dropped: deliveries.dropped.clone(),
+            lagged: deliveries.lagged.clone(),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, QueueInner> {
@@ -72,6 +82,7 @@ impl Queue {
                     q.items.remove(i);
                     q.messages -= 1;
                     q.missed = q.missed.saturating_add(1);
+                    self.dropped.increment(1);
                 }
             }
             q.items.push_back(Item::Message(message));
@@ -122,6 +133,8 @@ pub(super) struct Registry {
     next_id: u64,
     pub(super) channels: HashMap<String, Vec<Subscriber>>,
     pub(super) patterns: HashMap<String, Vec<Subscriber>>,
+    /// The bus's delivery counters.
+    pub(super) deliveries: Deliveries,
 }
 
 impl Registry {
@@ -169,13 +182,13 @@ pub(super) fn register(
     topic: &str,
     capacity: usize,
 ) -> Feed {
-    let queue = Arc::new(Queue::new(capacity));
-    let id = {
+    let (queue, id) = {
         let mut reg = lock(registry);
+        let queue = Arc::new(Queue::new(capacity, &reg.deliveries));
         let id = reg.next_id;
         reg.next_id += 1;
         reg.topics_mut(kind).entry(topic.to_owned()).or_default().push(Subscriber { id, queue: Arc::clone(&queue) });
-        id
+        (queue, id)
     };
     Feed { queue, registry: Arc::clone(registry), commands, kind, topic: topic.to_owned(), id }
 }
@@ -208,6 +221,7 @@ impl Stream for Feed {
         let mut q = self.queue.lock();
         if q.missed > 0 {
             let missed = std::mem::take(&mut q.missed);
+            self.queue.lagged.increment(1);
             return Poll::Ready(Some(Err(KvError::Lagged { missed })));
         }
         match q.items.pop_front() {

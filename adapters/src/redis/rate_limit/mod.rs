@@ -3,6 +3,7 @@
 mod headers;
 mod scripts;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -12,7 +13,14 @@ pub use headers::rate_limit_headers;
 
 use super::RedisManager;
 use super::error::classify;
+use super::metrics::{Instruments, operations};
 use scripts::{SLIDING_WINDOW_SCRIPT, TOKEN_BUCKET_SCRIPT};
+
+operations!(RateLimitOp {
+    CheckTokenBucket = "check_token_bucket",
+    CheckSlidingWindow = "check_sliding_window",
+    Reset = "reset",
+});
 
 /// A rate limiter on Redis (the seeds' `RateLimiter`; named `RedisRateLimiter` so it does not clash with the
 /// [`RateLimiter`] port it implements). Every instance of an app pointed at one server counts against the same
@@ -37,6 +45,7 @@ use scripts::{SLIDING_WINDOW_SCRIPT, TOKEN_BUCKET_SCRIPT};
 #[derive(Clone)]
 pub struct RedisRateLimiter {
     manager: RedisManager,
+    metrics: Arc<Instruments<RateLimitOp>>,
 }
 
 impl std::fmt::Debug for RedisRateLimiter {
@@ -48,7 +57,7 @@ impl std::fmt::Debug for RedisRateLimiter {
 impl RedisRateLimiter {
     /// A limiter over `manager`'s shared connection.
     pub fn new(manager: RedisManager) -> Self {
-        Self { manager }
+        Self { manager, metrics: Instruments::new("rate_limit") }
     }
 
     /// The Redis key holding `key`'s token bucket. For operators and tests.
@@ -70,21 +79,9 @@ impl RedisRateLimiter {
         <[i64; 4]>::try_from(reply)
             .map_err(|r| KvError::backend("redis", format!("unexpected reply {r:?} from the rate limit script")))
     }
-}
 
-/// Microseconds, for the scripts; `Duration`s beyond the scripts' range are clamped by them.
-fn micros_text(d: Duration) -> String {
-    let nanos = d.as_nanos();
-    format!("{}.{:03}", nanos / 1000, nanos % 1000)
-}
-
-fn from_micros(us: i64) -> Duration {
-    Duration::from_micros(u64::try_from(us).unwrap_or(0))
-}
-
-#[async_trait]
-impl RateLimiter for RedisRateLimiter {
-    async fn check(
+    /// One decision: validates, runs the policy's script, reads its reply.
+    async fn decide(
         &self,
         key: &RateLimitKey,
         policy: &RateLimitPolicy,
@@ -116,12 +113,42 @@ impl RateLimiter for RedisRateLimiter {
             reset_after: from_micros(reset_us),
         })
     }
+}
+
+/// Microseconds, for the scripts; `Duration`s beyond the scripts' range are clamped by them.
+fn micros_text(d: Duration) -> String {
+    let nanos = d.as_nanos();
+    format!("{}.{:03}", nanos / 1000, nanos % 1000)
+}
+
+fn from_micros(us: i64) -> Duration {
+    Duration::from_micros(u64::try_from(us).unwrap_or(0))
+}
+
+#[async_trait]
+impl RateLimiter for RedisRateLimiter {
+    async fn check(
+        &self,
+        key: &RateLimitKey,
+        policy: &RateLimitPolicy,
+        cost: u64,
+    ) -> Result<RateLimitDecision, KvError> {
+        let op = match policy {
+            RateLimitPolicy::TokenBucket { .. } => RateLimitOp::CheckTokenBucket,
+            _ => RateLimitOp::CheckSlidingWindow,
+        };
+        self.metrics.run(op, self.decide(key, policy, cost)).await
+    }
 
     async fn reset(&self, key: &RateLimitKey) -> Result<(), KvError> {
-        let mut del = redis::cmd("DEL");
-        del.arg(self.token_bucket_key_name(key)).arg(self.sliding_window_key_name(key));
-        let _: i64 = self.manager.query(&del, "reset rate limit").await?;
-        Ok(())
+        self.metrics
+            .run(RateLimitOp::Reset, async {
+                let mut del = redis::cmd("DEL");
+                del.arg(self.token_bucket_key_name(key)).arg(self.sliding_window_key_name(key));
+                let _: i64 = self.manager.query(&del, "reset rate limit").await?;
+                Ok(())
+            })
+            .await
     }
 }
 
