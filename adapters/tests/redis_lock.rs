@@ -72,7 +72,11 @@ async fn the_lock_key_expires_and_the_fencing_counter_does_not() {
     let ttl = pttl(&manager, &lock_key).await;
     assert!(ttl > 4000 && ttl <= 5000, "the lock key's TTL is the lease: {ttl}");
     assert_eq!(get(&manager, &lock_key).await.as_deref(), Some(lease.owner.as_str()));
-    assert!(lease.owner.len() >= 32, "the owner id has at least 128 bits of text: {}", lease.owner);
+    assert!(
+        lease.owner.len() >= 43,
+        "the owner token carries 256 random bits (43 base64url characters): {}",
+        lease.owner
+    );
     let fence_ttl = pttl(&manager, &fence_key).await;
     assert_eq!(get(&manager, &fence_key).await, Some(lease.token.0.to_string()));
     let _: i64 = manager.query(redis::cmd("DEL").arg(&fence_key).arg(&lock_key), "cleanup").await.unwrap();

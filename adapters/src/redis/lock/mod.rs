@@ -147,7 +147,7 @@ impl DistributedLock {
     async fn attempt(&self, key: &LockKey, ttl: Duration) -> Result<Attempt, KvError> {
         let ttl_ms = lease_millis(ttl)?;
         let fence_ms = self.fence_millis(ttl_ms);
-        let owner = uuid::Uuid::new_v4().simple().to_string();
+        let owner = owner_token();
         let lock_key = self.lock_key_name(key);
         let mut invocation = ACQUIRE_SCRIPT.key(&lock_key);
         invocation.key(self.fence_key_name(key)).arg(&owner).arg(ttl_ms).arg(fence_ms);
@@ -394,4 +394,10 @@ mod tests {
         }
         assert!(scripts::ACQUIRE.contains("'NX', 'PX'") && scripts::ACQUIRE.contains("INCR"));
     }
+}
+
+/// A lock owner token: 256 random bits from the operating system (as a session id), so no other holder can
+/// guess it and release or extend the lock. The issue asks for at least 128 bits; a UUIDv4 has only 122.
+fn owner_token() -> String {
+    cpc_ports::SessionId::generate().as_str().to_owned()
 }
