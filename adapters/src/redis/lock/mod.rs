@@ -366,6 +366,12 @@ impl KeyedLock {
     }
 }
 
+/// A lock owner token: 256 random bits from the operating system (as a session id), so no other holder can
+/// guess it and release or extend the lock. The issue asks for at least 128 bits; a UUIDv4 has only 122.
+fn owner_token() -> String {
+    cpc_ports::SessionId::generate().as_str().to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -394,10 +400,4 @@ mod tests {
         }
         assert!(scripts::ACQUIRE.contains("'NX', 'PX'") && scripts::ACQUIRE.contains("INCR"));
     }
-}
-
-/// A lock owner token: 256 random bits from the operating system (as a session id), so no other holder can
-/// guess it and release or extend the lock. The issue asks for at least 128 bits; a UUIDv4 has only 122.
-fn owner_token() -> String {
-    cpc_ports::SessionId::generate().as_str().to_owned()
 }
