@@ -107,6 +107,67 @@ async fn a_full_bucket_is_not_stored() {
     assert!(stored_keys(&manager).await.is_empty(), "the bucket must expire once full");
 }
 
+/// The bucket is one string, its theoretical arrival time (server microseconds since the 1,700,000,000 s epoch
+/// at which it is full again); a refusal writes nothing, not even its expiry.
+#[tokio::test]
+async fn the_bucket_is_one_arrival_time_and_a_refusal_writes_nothing() {
+    let (limiter, manager) = limiter("rl-gcra").await;
+    let k = key("k");
+    let policy =
+        RateLimitPolicy::TokenBucket { capacity: 3, refill_tokens: 1, refill_interval: Duration::from_secs(10) };
+    let tb = limiter.token_bucket_key_name(&k);
+    let time = || async {
+        let (secs, micros): (u64, u64) = manager.query(&redis::cmd("TIME"), "time").await.unwrap();
+        ((secs - 1_700_000_000) * 1_000_000 + micros) as f64
+    };
+    let before = time().await;
+    assert!(limiter.check(&k, &policy, 3).await.unwrap().allowed);
+    let after = time().await;
+    let kind: String = manager.query(redis::cmd("TYPE").arg(&tb), "type").await.unwrap();
+    assert_eq!(kind, "string");
+    let stored = |manager: RedisManager, tb: String| async move {
+        let tat: String = manager.query(redis::cmd("GET").arg(&tb), "get").await.unwrap();
+        tat.parse::<f64>().unwrap()
+    };
+    let tat = stored(manager.clone(), tb.clone()).await;
+    assert!(tat >= before + 30e6 && tat <= after + 30e6, "TAT {tat}: 3 tokens at 10 s each from [{before}, {after}]");
+    let pttl = pttl(&manager, &tb).await;
+    let d = limiter.check(&k, &policy, 1).await.unwrap();
+    assert!(!d.allowed && d.remaining == 0, "{d:?}");
+    assert_eq!(stored(manager.clone(), tb.clone()).await, tat, "a refusal must not move the TAT");
+    let pttl_after: i64 = self::pttl(&manager, &tb).await;
+    assert!(pttl_after <= pttl, "a refusal must not extend the expiry: {pttl} then {pttl_after}");
+}
+
+/// An emission interval that is not a whole number of microseconds (3 tokens per 2 s) still fills the bucket
+/// exactly: cost 4 + 4 + 2 of 10 is allowed back to back, the next unit refused, and a whole-capacity cost on a
+/// fresh bucket allowed.
+#[tokio::test]
+async fn fractional_emission_intervals_fill_the_bucket_exactly() {
+    let (limiter, _manager) = limiter("rl-gcra-frac").await;
+    let policy =
+        RateLimitPolicy::TokenBucket { capacity: 10, refill_tokens: 3, refill_interval: Duration::from_secs(2) };
+    let k = key("k");
+    let remaining: Vec<u64> = [
+        limiter.check(&k, &policy, 4).await.unwrap(),
+        limiter.check(&k, &policy, 4).await.unwrap(),
+        limiter.check(&k, &policy, 2).await.unwrap(),
+    ]
+    .iter()
+    .map(|d| {
+        assert!(d.allowed, "{d:?}");
+        d.remaining
+    })
+    .collect();
+    assert_eq!(remaining, [6, 2, 0]);
+    let d = limiter.check(&k, &policy, 1).await.unwrap();
+    assert!(!d.allowed, "{d:?}");
+    let retry = d.retry_after.unwrap();
+    assert!(retry > Duration::from_millis(600) && retry <= Duration::from_micros(666_667), "{d:?}");
+    let d = limiter.check(&key("fresh"), &policy, 10).await.unwrap();
+    assert!(d.allowed && d.remaining == 0 && d.reset_after == Duration::from_micros(6_666_667), "{d:?}");
+}
+
 /// `reset` deletes both the bucket and the window of the key, with one command (they share a hash tag).
 #[tokio::test]
 async fn reset_deletes_both_keys_of_the_key() {

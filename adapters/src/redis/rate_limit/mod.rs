@@ -29,9 +29,16 @@ operations!(RateLimitOp {
 /// Each check is one Lua script, so one round trip, atomic on the server (exact under any concurrency), timed by
 /// the server's clock (`TIME`), never a client's:
 ///
-/// * [`RateLimitPolicy::TokenBucket`]: a hash `{tokens, ts}` at `<namespace>{rl:<key>}:tb`. A missing bucket is
-///   full; tokens are a float refilled continuously (1e-9 token tolerance for rounding). A full bucket is
-///   deleted; otherwise the hash expires when it would be full again.
+/// * [`RateLimitPolicy::TokenBucket`]: GCRA (the generic cell rate algorithm, a token bucket kept as one
+///   number), a string at `<namespace>{rl:<key>}:tb` holding the bucket's theoretical arrival time: the server
+///   time (microseconds since Unix second 1,700,000,000, a decimal that may have a fraction) at which it is full
+///   again. A check is `TIME`, `GET` and, only if allowed, one `SET .. PX` that moves that time by `cost` refill
+///   intervals and expires the key when the bucket would be full again; a refused check writes nothing. A missing
+///   key is a full bucket. The time is a double, stored rounded up (never in the caller's favour) at 1/64 µs
+///   resolution until 2028-04, 1/32 µs until 2032-10; to absorb that, a check may be allowed at most
+///   `min(1/32 µs, half a token's refill time)` before exact arithmetic would allow it, so a burst never exceeds
+///   the capacity. (Above 16 million tokens a second a token refills faster than that resolution, and the
+///   rounding may refuse slightly early.)
 /// * [`RateLimitPolicy::SlidingWindow`]: an exact sliding log at `<namespace>{rl:<key>}:sw`, a sorted set of one
 ///   member per unit spent (score: server microseconds, member: a random nonce and an index). Memory and time
 ///   are proportional to the units in the window, so prefer the token bucket for limits in the millions. The set
@@ -90,8 +97,9 @@ impl RedisRateLimiter {
         policy.validate(cost)?;
         let reply = match *policy {
             RateLimitPolicy::TokenBucket { capacity, refill_tokens, refill_interval } => {
+                let gcra = Gcra::new(capacity, refill_tokens, refill_interval, cost);
                 let mut invocation = TOKEN_BUCKET_SCRIPT.key(self.token_bucket_key_name(key));
-                invocation.arg(capacity).arg(refill_tokens).arg(micros_text(refill_interval)).arg(cost);
+                invocation.arg(gcra.interval.to_string()).arg(gcra.cost.to_string()).arg(gcra.limit.to_string());
                 self.run(&invocation).await?
             }
             RateLimitPolicy::SlidingWindow { limit, window } => {
@@ -115,10 +123,29 @@ impl RedisRateLimiter {
     }
 }
 
-/// Microseconds, for the scripts; `Duration`s beyond the scripts' range are clamped by them.
-fn micros_text(d: Duration) -> String {
-    let nanos = d.as_nanos();
-    format!("{}.{:03}", nanos / 1000, nanos % 1000)
+/// The token bucket's parameters as GCRA times, in microseconds (`f64`: the script's numbers are doubles).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Gcra {
+    /// The emission interval T: the time one token takes to refill.
+    interval: f64,
+    /// `cost * T`: how far a check of `cost` moves the bucket's TAT.
+    cost: f64,
+    /// `capacity * T` plus a slack of `min(T / 2, 1/32 µs)`: the most the TAT may run ahead of now. The stored
+    /// TAT is a double of microseconds with 1/64 µs resolution (rounded up when stored), so without the slack a
+    /// check that fills the bucket exactly could be refused by that rounding. The slack is under half a token, so
+    /// it never lets a burst exceed the capacity.
+    limit: f64,
+}
+
+impl Gcra {
+    fn new(capacity: u64, refill_tokens: u64, refill_interval: Duration, cost: u64) -> Self {
+        // Lossy casts on purpose: the script computes in doubles; relative error ~1e-16.
+        let (interval_ns, refill, capacity, cost) =
+            (refill_interval.as_nanos() as f64, refill_tokens as f64, capacity as f64, cost as f64);
+        let interval = interval_ns / 1000.0 / refill;
+        let slack = (interval / 2.0).min(1.0 / 32.0);
+        Self { interval, cost: cost * interval, limit: capacity * interval + slack }
+    }
 }
 
 fn from_micros(us: i64) -> Duration {
@@ -159,24 +186,42 @@ mod tests {
     #[test]
     fn both_scripts_time_with_the_server_clock_only() {
         for script in [scripts::TOKEN_BUCKET, scripts::SLIDING_WINDOW] {
-            assert!(script.contains("redis.call('TIME')"), "the script must read the server's clock:\n{script}");
+            assert!(
+                script.contains("local time = redis.call('TIME')"),
+                "the script must read the server's clock:\n{script}"
+            );
             assert_eq!(script.matches("local now =").count(), 1, "one notion of now, from TIME:\n{script}");
-            assert!(script.contains("local now = tonumber(time[1]) * 1000000 + tonumber(time[2])"));
+            assert_eq!(script.matches("redis.call('TIME')").count(), 1, "{script}");
         }
+        assert!(scripts::SLIDING_WINDOW.contains("local now = tonumber(time[1]) * 1000000 + tonumber(time[2])"));
+        let epoch = scripts::TOKEN_BUCKET_EPOCH_SECS;
+        assert!(scripts::TOKEN_BUCKET.contains(&format!("local now = (time[1] - {epoch}) * 1000000 + time[2]")));
         // The arguments are the policy, the cost and a nonce: nothing that could carry a client's time.
-        assert!(!scripts::TOKEN_BUCKET.contains("ARGV[5]") && !scripts::SLIDING_WINDOW.contains("ARGV[5]"));
+        assert!(!scripts::TOKEN_BUCKET.contains("ARGV[4]") && !scripts::SLIDING_WINDOW.contains("ARGV[5]"));
     }
 
     #[test]
     fn every_write_is_followed_by_an_expiry() {
-        assert!(scripts::TOKEN_BUCKET.contains("'HSET'") && scripts::TOKEN_BUCKET.contains("'PEXPIRE'"));
+        // The bucket's only write is one SET with its expiry; a refusal returns before it.
+        assert_eq!(scripts::TOKEN_BUCKET.matches("redis.call(").count(), 3, "TIME, GET and SET only");
+        assert!(scripts::TOKEN_BUCKET.contains("redis.call('SET', KEYS[1], string.format('%.17g', new), 'PX', "));
+        let refusal = scripts::TOKEN_BUCKET.find("if due > limit then").unwrap();
+        assert!(scripts::TOKEN_BUCKET[..refusal].matches("redis.call(").count() == 2, "no write before a refusal");
         assert!(scripts::SLIDING_WINDOW.contains("'ZADD'") && scripts::SLIDING_WINDOW.contains("'PEXPIRE'"));
     }
 
     #[test]
-    fn micros_keep_sub_microsecond_intervals() {
-        assert_eq!(micros_text(Duration::from_secs(1)), "1000000.000");
-        assert_eq!(micros_text(Duration::from_nanos(1500)), "1.500");
-        assert_eq!(micros_text(Duration::from_nanos(7)), "0.007");
+    fn gcra_times_are_microseconds_per_token() {
+        let g = Gcra::new(10, 1, Duration::from_secs(2), 4);
+        assert_eq!((g.interval, g.cost, g.limit), (2e6, 8e6, 2e7 + 1.0 / 32.0));
+        // 3 per 2 s: T = 666,666.67 µs; the slack stays 1/32 µs, far below half a token.
+        let g = Gcra::new(10, 3, Duration::from_secs(2), 10);
+        assert!((g.interval - 2e6 / 3.0).abs() < 1e-9 && g.limit - g.cost == 1.0 / 32.0, "{g:?}");
+        // A billion per second: T = 1 ns, so the slack is half a token, never a whole one.
+        let g = Gcra::new(5, 1_000_000_000, Duration::from_secs(1), 1);
+        assert_eq!((g.interval, g.limit), (1e-3, 5e-3 + 5e-4));
+        // Values a double carries only approximately still format so that Lua's tonumber reads them back.
+        let g = Gcra::new(u64::MAX, 1, Duration::MAX, u64::MAX);
+        assert!(g.limit.is_finite() && g.cost.to_string().parse::<f64>().unwrap() == g.cost, "{g:?}");
     }
 }

@@ -9,47 +9,40 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-/// `KEYS[1]` the bucket, a hash `{tokens, ts}`; `ARGV[1]` capacity, `ARGV[2]` tokens per interval, `ARGV[3]`
-/// interval in microseconds (may be fractional), `ARGV[4]` cost.
+/// The epoch of the token bucket's stored times, in Unix seconds (2023-11-14 22:13:20 UTC). Times are kept as
+/// microseconds since it, so a Lua number (a double) still resolves 1/64 µs (until 2028-04; 1/32 µs until 2032-10).
+#[cfg_attr(not(test), allow(dead_code))] // read by the unit tests; the script spells it out
+pub(super) const TOKEN_BUCKET_EPOCH_SECS: u64 = 1_700_000_000;
+
+/// GCRA, the token bucket as one number. `KEYS[1]` the bucket, a string holding its theoretical arrival time
+/// (TAT): the server time, in microseconds since [`TOKEN_BUCKET_EPOCH_SECS`], at which the bucket is full again.
+/// `ARGV[1]` the emission interval T (microseconds per token, may be fractional), `ARGV[2]` the cost in
+/// microseconds (cost * T), `ARGV[3]` the burst tolerance (capacity * T plus a slack of at most 1/32 µs that
+/// absorbs the TAT's rounding; see `RedisRateLimiter::decide`).
 ///
-/// A missing bucket is full. Tokens are a float refilled continuously from `ts` (server microseconds); a
-/// 1e-9-token tolerance absorbs float rounding so a check after its `retry_after` is allowed. A bucket left
-/// full is deleted; otherwise it expires when it would be full again.
+/// A missing (or unreadable, NaN included) bucket, or one whose TAT has passed, is full (TAT = now). A check is allowed iff
+/// `TAT - now + cost * T <= capacity * T`; then `TAT += cost * T` is stored (rounded up, never in the caller's
+/// favour) with `SET .. PX` to expire when the bucket is full again. A refused check writes nothing. Remaining
+/// is `floor((capacity * T - (TAT - now)) / T)`, `retry_after` the excess over the tolerance, `reset_after`
+/// `TAT - now`.
 pub(super) const TOKEN_BUCKET: &str = r"
-local capacity = tonumber(ARGV[1])
-local rate = tonumber(ARGV[2]) / tonumber(ARGV[3])
-local cost = tonumber(ARGV[4])
-local max = 9007199254740991
-local eps = 1e-9
+local interval = tonumber(ARGV[1])
+local cost = tonumber(ARGV[2])
+local limit = tonumber(ARGV[3])
 local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-local tokens = tonumber(state[1])
-local ts = tonumber(state[2])
-if tokens == nil or ts == nil then
-  tokens = capacity
-elseif now > ts then
-  tokens = tokens + (now - ts) * rate
+local now = (time[1] - 1700000000) * 1000000 + time[2]
+local tat = tonumber(redis.call('GET', KEYS[1]))
+if tat == nil or not (tat >= now) then tat = now end
+local due = tat - now + cost
+if due > limit then
+  return {0, math.min(9007199254740991, math.floor((limit - tat + now) / interval)),
+    math.min(9007199254740991, math.ceil(due - limit)), math.min(9007199254740991, math.ceil(tat - now))}
 end
-if tokens > capacity then tokens = capacity end
-if tokens < 0 then tokens = 0 end
-local allowed = 0
-local retry = -1
-if tokens + eps >= cost then
-  allowed = 1
-  tokens = math.max(0, tokens - cost)
-else
-  retry = math.min(max, math.max(1, math.ceil((cost - tokens) / rate)))
-end
-local reset = 0
-if capacity - tokens > eps then
-  reset = math.min(max, math.max(1, math.ceil((capacity - tokens) / rate)))
-  redis.call('HSET', KEYS[1], 'tokens', tokens, 'ts', now)
-  redis.call('PEXPIRE', KEYS[1], string.format('%d', math.min(2 ^ 45, math.ceil(reset / 1000))))
-else
-  redis.call('DEL', KEYS[1])
-end
-return {allowed, math.min(max, math.floor(tokens + eps)), retry, reset}
+local new = tat + cost
+if new - tat < cost then new = new * 1.0000000000000002 end
+redis.call('SET', KEYS[1], string.format('%.17g', new), 'PX', math.min(35184372088832, math.ceil((new - now) / 1000)))
+return {1, math.min(9007199254740991, math.floor((limit - due) / interval)), -1,
+  math.min(9007199254740991, math.ceil(new - now))}
 ";
 
 /// `KEYS[1]` the log, a sorted set of one member per unit spent (score: server microseconds); `ARGV[1]`
