@@ -12,7 +12,8 @@
 //! (statements prepared once per connection with `prepare_cached`, from our `PgPool`); every pool holds as many
 //! connections as there are tasks. Then `BULK` users inserted with one `create_many` against `BULK` `create`s one
 //! after the other. SQLite: the same on a migrated temporary file (WAL), the repository against rusqlite with
-//! cached prepared statements through `SqlitePool::interact`.
+//! cached prepared statements through `SqlitePool::interact` and against raw Diesel on the
+//! `SyncConnectionWrapper<SqliteConnection>` the repository uses.
 //!
 //! Rounds are interleaved (`ROUNDS` of each measurement) and the best round of each kept, as the machine is
 //! shared.
@@ -26,8 +27,10 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use cpc_adapters::diesel::migrations::{self, MigrationTarget};
+use cpc_adapters::diesel::repos::{DbTime, DbUuid};
 use cpc_adapters::diesel::schema::postgres::users;
-use cpc_adapters::diesel::{DbManager, DieselPgBackend};
+use cpc_adapters::diesel::schema::sqlite::users as sqlite_users;
+use cpc_adapters::diesel::{DbManager, DieselPgBackend, DieselSqliteBackend};
 use cpc_adapters::pool::{Pool, PoolConfig, PoolFactory};
 use cpc_adapters::postgres::DatabaseConfig;
 use cpc_adapters::sqlite::SqliteConfig;
@@ -327,12 +330,15 @@ fn sqlite_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserTuple> {
     Ok((Uuid::parse_str(&text(0)?).map_err(|e| bad(e.into()))?, text(1)?, text(2)?, time(3)?, time(4)?, r.get(5)?))
 }
 
-/// `[find_by_id, create]` x `TASKS` ops/s for the repository and raw rusqlite.
-async fn sqlite_round(round: usize, config: &SqliteConfig, ids: &Arc<Vec<String>>, out: &mut [[[f64; 2]; 2]; 2]) {
+/// `[find_by_id, create]` x `TASKS` ops/s for the repository, raw rusqlite and raw Diesel (the wrapped
+/// synchronous connection the repository uses, from a `Pool<DieselSqliteBackend>`).
+async fn sqlite_round(round: usize, config: &SqliteConfig, ids: &Arc<Vec<String>>, out: &mut [[[f64; 3]; 2]; 2]) {
     for (t, &tasks) in TASKS.iter().enumerate() {
         let pool_config = PoolConfig::default().max_connections(tasks as u32);
         let manager = DbManager::sqlite(config, &pool_config).await.unwrap();
         let raw = PoolFactory::create_sqlite_pool(config, &pool_config).await.unwrap();
+        let diesel_pool =
+            Pool::new(DieselSqliteBackend::new(config).unwrap(), &pool_config, "bench-diesel-sqlite").await.unwrap();
 
         let (repo, ids_) = (manager.users(), ids.clone());
         let repo_find = measure(tasks, move |r| {
@@ -349,7 +355,18 @@ async fn sqlite_round(round: usize, config: &SqliteConfig, ids: &Arc<Vec<String>
                 std::hint::black_box(row.unwrap());
             }
         });
-        rotated(round, vec![repo_find.boxed(), raw_find.boxed()], &mut out[0][t]).await;
+        let (pool, ids_) = (diesel_pool.clone(), ids.clone());
+        let diesel_find = measure(tasks, move |r| {
+            let (pool, id) = (pool.clone(), Uuid::parse_str(&ids_[r as usize % ids_.len()]).unwrap());
+            async move {
+                let mut conn = pool.get().await.unwrap();
+                let query = sqlite_users::table.filter(sqlite_users::id.eq(DbUuid(id)));
+                let row: Option<(DbUuid, String, String, DbTime, DbTime, i64)> =
+                    diesel_async::RunQueryDsl::get_result(query, &mut *conn).await.optional().unwrap();
+                assert!(row.is_some());
+            }
+        });
+        rotated(round, vec![repo_find.boxed(), raw_find.boxed(), diesel_find.boxed()], &mut out[0][t]).await;
 
         let repo = manager.users();
         let repo_create = measure(tasks, move |_| {
@@ -372,7 +389,25 @@ async fn sqlite_round(round: usize, config: &SqliteConfig, ids: &Arc<Vec<String>
                 .unwrap();
             }
         });
-        rotated(round, vec![repo_create.boxed(), raw_create.boxed()], &mut out[1][t]).await;
+        let pool = diesel_pool.clone();
+        let diesel_create = measure(tasks, move |_| {
+            let pool = pool.clone();
+            async move {
+                let (name, email) = fresh_name();
+                let now = DbTime(Utc::now());
+                let mut conn = pool.get().await.unwrap();
+                let insert = diesel::insert_into(sqlite_users::table).values((
+                    sqlite_users::id.eq(DbUuid(Uuid::now_v7())),
+                    sqlite_users::username.eq(name),
+                    sqlite_users::email.eq(email),
+                    sqlite_users::created_at.eq(now),
+                    sqlite_users::updated_at.eq(now),
+                    sqlite_users::version.eq(1i64),
+                ));
+                diesel_async::RunQueryDsl::execute(insert, &mut *conn).await.unwrap();
+            }
+        });
+        rotated(round, vec![repo_create.boxed(), raw_create.boxed(), diesel_create.boxed()], &mut out[1][t]).await;
     }
 }
 
@@ -385,7 +420,7 @@ async fn sqlite() -> (Vec<(&'static str, usize, Vec<f64>)>, (f64, f64)) {
     let seeded = manager.users().create_many((0..SEED_USERS).map(|_| fresh_user()).collect()).await.unwrap();
     let ids: Arc<Vec<String>> = Arc::new(seeded.iter().map(|u| u.id.as_uuid().hyphenated().to_string()).collect());
 
-    let mut out = [[[0.0; 2]; 2]; 2];
+    let mut out = [[[0.0; 3]; 2]; 2];
     for round in 0..ROUNDS {
         sqlite_round(round, &config, &ids, &mut out).await;
     }
@@ -406,7 +441,11 @@ async fn main() {
         &["repository", "raw diesel-async", "raw tokio-postgres"],
         &pg,
     );
-    print_table("SQLite: repository vs raw rusqlite", &["repository", "raw rusqlite"], &lite);
+    print_table(
+        "SQLite: repository vs raw rusqlite vs raw Diesel",
+        &["repository", "raw rusqlite", "raw diesel (SyncConnectionWrapper)"],
+        &lite,
+    );
     print_bulk(
         "create_many vs one-by-one create",
         &[("postgres", pg_bulk.0, pg_bulk.1), ("sqlite", lite_bulk.0, lite_bulk.1)],
