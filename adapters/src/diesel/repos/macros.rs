@@ -18,12 +18,22 @@ macro_rules! table_ops {
     }};
     // A multi-row INSERT: through the async connection on PostgreSQL; on SQLite, Diesel writes multi-row inserts
     // only through its synchronous `ExecuteDsl`, so the statement runs on the wrapped connection directly.
+    // One row goes as a plain single-row INSERT: Diesel caches that prepared statement per connection, whereas a
+    // `Vec` insert is never cached (re-prepared on every call: one more round trip on PostgreSQL).
     (@insert pg, $conn:ident, $table:expr, $values:expr) => {
-        diesel::insert_into($table).values($values).execute($conn).await
+        match <[_; 1]>::try_from($values) {
+            Ok([one]) => diesel::insert_into($table).values(one).execute($conn).await,
+            Err(values) => diesel::insert_into($table).values(values).execute($conn).await,
+        }
     };
     (@insert sqlite, $conn:ident, $table:expr, $values:expr) => {{
         let values = $values;
-        $conn.spawn_blocking(move |c| diesel::RunQueryDsl::execute(diesel::insert_into($table).values(values), c)).await
+        $conn
+            .spawn_blocking(move |c| match <[_; 1]>::try_from(values) {
+                Ok([one]) => diesel::RunQueryDsl::execute(diesel::insert_into($table).values(one), c),
+                Err(values) => diesel::RunQueryDsl::execute(diesel::insert_into($table).values(values), c),
+            })
+            .await
     }};
     (@prefix $how:ident, $conv:ident, $col:expr, $p:expr) => {
         Err(RepoError::Validation(cpc_domain::ValidationError::new(
