@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use tokio::sync::Notify;
+use tokio::sync::watch;
 
 use super::leak::LeakDetector;
 use super::{CloseReason, DatabaseError, MetricsCollector, PoolConfig, PoolMetricsSnapshot};
@@ -72,18 +72,29 @@ impl bb8::ErrorSink<DatabaseError> for FailureSink {
 
 /// Connect failures, for checkouts that wait: broadcast to those subscribed, and the latest kept with a
 /// generation number so a checkout that subscribes late still sees one that happened meanwhile.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Failures {
-    notify: Notify,
+    /// Bumped on every failure. A `watch` channel rather than a `Notify`: it wakes waiters through sharded lists
+    /// (64 waiting checkouts registering on one `Notify` measurably contended on its lock), and a receiver that
+    /// subscribes late still sees a version it has not seen.
+    tx: watch::Sender<u64>,
+    rx: watch::Receiver<u64>,
     generation: AtomicU64,
     last: Mutex<Option<DatabaseError>>,
+}
+
+impl Default for Failures {
+    fn default() -> Self {
+        let (tx, rx) = watch::channel(0);
+        Self { tx, rx, generation: AtomicU64::new(0), last: Mutex::new(None) }
+    }
 }
 
 impl Failures {
     fn record(&self, e: &DatabaseError) {
         *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
-        self.generation.fetch_add(1, Ordering::Release);
-        self.notify.notify_waiters();
+        let generation = self.generation.fetch_add(1, Ordering::Release) + 1;
+        self.tx.send_replace(generation);
     }
 
     fn generation(&self) -> u64 {
@@ -152,17 +163,20 @@ impl<B: Backend> Shared<B> {
         generation: &mut u64,
     ) -> Checkout<B> {
         let _waiting = WaitingGuard::new(&self.metrics);
+        let mut failures = self.failures.rx.clone();
         loop {
-            let notified = self.failures.notify.notified();
-            let mut notified = std::pin::pin!(notified);
-            // Registered before looking, so a failure recorded in between still wakes us.
-            notified.as_mut().enable();
+            // Checked before waiting: a failure recorded after this check changes the watch's version, so
+            // `changed` below returns at once and the next turn sees it.
             if let Some(e) = self.failures.since(generation).filter(|e| self.ends_wait(e)) {
                 return Err(bb8::RunError::User(e));
             }
             tokio::select! {
                 r = get.as_mut() => return r,
-                () = notified => {}
+                changed = failures.changed() => {
+                    if changed.is_err() {
+                        return get.await;
+                    }
+                }
             }
         }
     }
