@@ -63,6 +63,14 @@ pub struct Entity {
     pub version: Version,
 }
 
+impl Entity {
+    /// Takes the kind, name and attributes of `new` (an upsert replacing the entity); the id, timestamps and
+    /// version are the store's to manage.
+    pub fn replace_with(&mut self, new: NewEntity) {
+        (self.kind, self.name, self.attributes) = (new.kind, new.name, new.attributes);
+    }
+}
+
 /// What it takes to create an [`Entity`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewEntity {

@@ -8,7 +8,7 @@ use std::hash::Hash;
 
 use async_trait::async_trait;
 use cpc_domain::{
-    Customer, Email, Entity, EntityId, EntityKind, NewEntity, Transaction, User, UserId, Username, Version,
+    Customer, Email, Entity, EntityId, EntityKind, NewEntity, Timestamp, Transaction, User, UserId, Username, Version,
 };
 
 use crate::RepoError;
@@ -41,6 +41,24 @@ pub trait Record: Clone + fmt::Debug + Send + Sync + 'static {
     fn version(&self) -> Version;
     /// The row's value of `field`.
     fn value(&self, field: Self::Field) -> Value;
+
+    /// A fresh id for a new row.
+    fn new_id() -> Self::Id;
+    /// A new row from its create form: [`Version::FIRST`], both timestamps `now`. Every store builds rows this
+    /// way, so what `create` returns is the same whatever the backend.
+    fn build(id: Self::Id, new: Self::New, now: Timestamp) -> Self;
+    /// Applies a partial change to the row's own fields (not version or timestamps).
+    fn apply(&mut self, changes: Self::Update);
+    /// Sets the version and moves `updated_at` to `now`, never backwards.
+    fn touch(&mut self, version: Version, now: Timestamp);
+    /// When the row last changed (its creation time for a new row).
+    fn updated_at(&self) -> Timestamp;
+}
+
+/// The current time as every store keeps it: UTC, microsecond precision (PostgreSQL's `timestamptz`).
+pub fn stored_now() -> Timestamp {
+    use chrono::SubsecRound;
+    chrono::Utc::now().trunc_subsecs(6)
 }
 
 /// Generic CRUD over one record type.

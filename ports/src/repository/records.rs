@@ -1,7 +1,8 @@
 //! [`Record`](super::Record) for the domain models, with the fields queries may use.
 
+use chrono::SubsecRound;
 use cpc_domain::{
-    Customer, CustomerId, Entity, EntityId, NewCustomer, NewEntity, NewTransaction, NewUser, Transaction,
+    Customer, CustomerId, Entity, EntityId, NewCustomer, NewEntity, NewTransaction, NewUser, Timestamp, Transaction,
     TransactionId, UpdateCustomer, UpdateEntity, UpdateTransaction, UpdateUser, User, UserId, Version,
 };
 
@@ -101,6 +102,19 @@ fields!(
     }
 );
 
+/// `touch` and `updated_at`, the same for every record.
+macro_rules! versioned {
+    () => {
+        fn touch(&mut self, version: Version, now: Timestamp) {
+            self.version = version;
+            self.updated_at = self.updated_at.max(now);
+        }
+        fn updated_at(&self) -> Timestamp {
+            self.updated_at
+        }
+    };
+}
+
 impl Record for User {
     type Id = UserId;
     type New = NewUser;
@@ -127,6 +141,21 @@ impl Record for User {
             UserField::UpdatedAt => Value::Time(self.updated_at),
         }
     }
+    fn new_id() -> UserId {
+        UserId::new()
+    }
+    fn build(id: UserId, new: NewUser, now: Timestamp) -> Self {
+        Self { id, username: new.username, email: new.email, created_at: now, updated_at: now, version: Version::FIRST }
+    }
+    fn apply(&mut self, changes: UpdateUser) {
+        if let Some(username) = changes.username {
+            self.username = username;
+        }
+        if let Some(email) = changes.email {
+            self.email = email;
+        }
+    }
+    versioned!();
 }
 
 impl Record for Entity {
@@ -155,6 +184,29 @@ impl Record for Entity {
             EntityField::UpdatedAt => Value::Time(self.updated_at),
         }
     }
+    fn new_id() -> EntityId {
+        EntityId::new()
+    }
+    fn build(id: EntityId, new: NewEntity, now: Timestamp) -> Self {
+        Self {
+            id,
+            kind: new.kind,
+            name: new.name,
+            attributes: new.attributes,
+            created_at: now,
+            updated_at: now,
+            version: Version::FIRST,
+        }
+    }
+    fn apply(&mut self, changes: UpdateEntity) {
+        if let Some(name) = changes.name {
+            self.name = name;
+        }
+        if let Some(attributes) = changes.attributes {
+            self.attributes = attributes;
+        }
+    }
+    versioned!();
 }
 
 impl Record for Customer {
@@ -183,6 +235,32 @@ impl Record for Customer {
             CustomerField::UpdatedAt => Value::Time(self.updated_at),
         }
     }
+    fn new_id() -> CustomerId {
+        CustomerId::new()
+    }
+    fn build(id: CustomerId, new: NewCustomer, now: Timestamp) -> Self {
+        Self {
+            id,
+            email: new.email,
+            name: new.name,
+            phone: new.phone,
+            created_at: now,
+            updated_at: now,
+            version: Version::FIRST,
+        }
+    }
+    fn apply(&mut self, changes: UpdateCustomer) {
+        if let Some(email) = changes.email {
+            self.email = email;
+        }
+        if let Some(name) = changes.name {
+            self.name = name;
+        }
+        if let Some(phone) = changes.phone {
+            self.phone = phone;
+        }
+    }
+    versioned!();
 }
 
 impl Record for Transaction {
@@ -214,4 +292,27 @@ impl Record for Transaction {
             TransactionField::UpdatedAt => Value::Time(self.updated_at),
         }
     }
+    fn new_id() -> TransactionId {
+        TransactionId::new()
+    }
+    fn build(id: TransactionId, new: NewTransaction, now: Timestamp) -> Self {
+        Self {
+            id,
+            user_id: new.user_id,
+            amount: new.amount,
+            kind: new.kind,
+            description: new.description,
+            // Stores keep microseconds.
+            occurred_at: new.occurred_at.trunc_subsecs(6),
+            created_at: now,
+            updated_at: now,
+            version: Version::FIRST,
+        }
+    }
+    fn apply(&mut self, changes: UpdateTransaction) {
+        if let Some(description) = changes.description {
+            self.description = description;
+        }
+    }
+    versioned!();
 }

@@ -363,7 +363,7 @@ where
                     };
                     let expected = old.version;
                     let mut row = old;
-                    (row.kind, row.name, row.attributes) = (new.kind, new.name, new.attributes);
+                    row.replace_with(new);
                     row.touch(expected.next(), now);
                     if !Entity::overwrite(conn, &row, expected).await? {
                         return Err(RepoError::Conflict { entity: "entity", kind: ConflictKind::Concurrent });

@@ -2,33 +2,12 @@
 //! (`users.username` unique, `users.email` and `customers.email` unique on `lower(email)`,
 //! `transactions.user_id` referencing `users.id`).
 
-use chrono::SubsecRound;
-use cpc_domain::{
-    Customer, CustomerId, Entity, EntityId, Timestamp, Transaction, TransactionId, User, UserId, Version,
-};
+use cpc_domain::{Customer, Entity, Transaction, User, UserId};
 use cpc_ports::{ConflictKind, RepoError};
 
 use super::table::{Change, RowChange, StoredRecord, Table, Tables, UniqueKey, conflict};
 
 impl StoredRecord for User {
-    fn new_id() -> UserId {
-        UserId::new()
-    }
-    fn build(id: UserId, new: Self::New, now: Timestamp) -> Self {
-        Self { id, username: new.username, email: new.email, created_at: now, updated_at: now, version: Version::FIRST }
-    }
-    fn apply(&mut self, changes: Self::Update) {
-        if let Some(username) = changes.username {
-            self.username = username;
-        }
-        if let Some(email) = changes.email {
-            self.email = email;
-        }
-    }
-    fn touch(&mut self, version: Version, now: Timestamp) {
-        self.version = version;
-        self.updated_at = self.updated_at.max(now);
-    }
     fn unique_keys(&self) -> Vec<UniqueKey> {
         vec![("username", self.username.as_str().to_owned()), ("email", self.email.normalized())]
     }
@@ -51,32 +30,6 @@ impl StoredRecord for User {
 }
 
 impl StoredRecord for Entity {
-    fn new_id() -> EntityId {
-        EntityId::new()
-    }
-    fn build(id: EntityId, new: Self::New, now: Timestamp) -> Self {
-        Self {
-            id,
-            kind: new.kind,
-            name: new.name,
-            attributes: new.attributes,
-            created_at: now,
-            updated_at: now,
-            version: Version::FIRST,
-        }
-    }
-    fn apply(&mut self, changes: Self::Update) {
-        if let Some(name) = changes.name {
-            self.name = name;
-        }
-        if let Some(attributes) = changes.attributes {
-            self.attributes = attributes;
-        }
-    }
-    fn touch(&mut self, version: Version, now: Timestamp) {
-        self.version = version;
-        self.updated_at = self.updated_at.max(now);
-    }
     fn unique_keys(&self) -> Vec<UniqueKey> {
         Vec::new()
     }
@@ -92,35 +45,6 @@ impl StoredRecord for Entity {
 }
 
 impl StoredRecord for Customer {
-    fn new_id() -> CustomerId {
-        CustomerId::new()
-    }
-    fn build(id: CustomerId, new: Self::New, now: Timestamp) -> Self {
-        Self {
-            id,
-            email: new.email,
-            name: new.name,
-            phone: new.phone,
-            created_at: now,
-            updated_at: now,
-            version: Version::FIRST,
-        }
-    }
-    fn apply(&mut self, changes: Self::Update) {
-        if let Some(email) = changes.email {
-            self.email = email;
-        }
-        if let Some(name) = changes.name {
-            self.name = name;
-        }
-        if let Some(phone) = changes.phone {
-            self.phone = phone;
-        }
-    }
-    fn touch(&mut self, version: Version, now: Timestamp) {
-        self.version = version;
-        self.updated_at = self.updated_at.max(now);
-    }
     fn unique_keys(&self) -> Vec<UniqueKey> {
         vec![("email", self.email.normalized())]
     }
@@ -136,32 +60,6 @@ impl StoredRecord for Customer {
 }
 
 impl StoredRecord for Transaction {
-    fn new_id() -> TransactionId {
-        TransactionId::new()
-    }
-    fn build(id: TransactionId, new: Self::New, now: Timestamp) -> Self {
-        Self {
-            id,
-            user_id: new.user_id,
-            amount: new.amount,
-            kind: new.kind,
-            description: new.description,
-            // timestamptz keeps microseconds.
-            occurred_at: new.occurred_at.trunc_subsecs(6),
-            created_at: now,
-            updated_at: now,
-            version: Version::FIRST,
-        }
-    }
-    fn apply(&mut self, changes: Self::Update) {
-        if let Some(description) = changes.description {
-            self.description = description;
-        }
-    }
-    fn touch(&mut self, version: Version, now: Timestamp) {
-        self.version = version;
-        self.updated_at = self.updated_at.max(now);
-    }
     fn unique_keys(&self) -> Vec<UniqueKey> {
         Vec::new()
     }

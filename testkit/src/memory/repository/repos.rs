@@ -160,7 +160,7 @@ impl EntityRepository for InMemoryRepository<Entity> {
             Some(old) => {
                 let expected = old.version;
                 let mut row = old.clone();
-                (row.kind, row.name, row.attributes) = (new.kind, new.name, new.attributes);
+                row.replace_with(new);
                 row.touch(expected.next(), now());
                 Ok((row.clone(), vec![Entity::journal(RowChange::Replace { expected, row })]))
             }

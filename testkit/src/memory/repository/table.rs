@@ -3,8 +3,7 @@
 
 use std::collections::HashMap;
 
-use chrono::SubsecRound;
-use cpc_domain::{Customer, Entity, Timestamp, Transaction, User, Version};
+use cpc_domain::{Customer, Entity, Transaction, User, Version};
 use cpc_ports::{ConflictKind, Field, Record, RepoError};
 
 /// A unique key of a row: the field it belongs to and its (normalised) value.
@@ -15,14 +14,6 @@ pub(crate) type UniqueKey = (&'static str, String);
 /// Public only because the repositories' blanket impls name it; it lives in a private module, so nothing
 /// outside this crate can name or implement it.
 pub trait StoredRecord: Record {
-    /// A fresh id.
-    fn new_id() -> Self::Id;
-    /// A new row from its create form, with version [`Version::FIRST`] and both timestamps `now`.
-    fn build(id: Self::Id, new: Self::New, now: Timestamp) -> Self;
-    /// Applies a partial change to the row's own fields (not version or timestamps).
-    fn apply(&mut self, changes: Self::Update);
-    /// Sets the version and moves `updated_at` to `now`, never backwards.
-    fn touch(&mut self, version: Version, now: Timestamp);
     /// The row's values that must be unique in its table, e.g. `("email", lowercased address)`.
     fn unique_keys(&self) -> Vec<UniqueKey>;
     /// This record's table.
@@ -42,9 +33,7 @@ pub trait StoredRecord: Record {
 }
 
 /// The current time as PostgreSQL stores it: UTC, microsecond precision.
-pub(crate) fn now() -> Timestamp {
-    chrono::Utc::now().trunc_subsecs(6)
-}
+pub(crate) use cpc_ports::repository::stored_now as now;
 
 /// The rows of one record type, with an index of their unique keys.
 #[derive(Debug, Clone)]
