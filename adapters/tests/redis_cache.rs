@@ -4,6 +4,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(feature = "redis")]
 
+#[allow(dead_code)]
+mod common;
+
+use common::redis::{namespace_keys, shared_manager};
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,48 +18,12 @@ use cpc_adapters::redis::{CacheManager, RedisConfig, RedisManager};
 use cpc_ports::{Bytes, Cache, CacheExt, CacheKey, Codec, Compression, KeyTtl, KvError};
 use cpc_testkit::harness::PrivateRedis;
 
-fn shared_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
-async fn shared_manager(namespace: &str) -> RedisManager {
-    let mut config = RedisConfig::parse_url(&shared_url(), "REDIS_URL").unwrap();
-    config.namespace = format!("cpc-test:{namespace}:{}:", uuid::Uuid::new_v4());
-    RedisManager::new(&config).await.unwrap_or_else(|e| {
-        panic!("Redis not reachable at {config}: {e}. Start it (./scripts/test.sh does) or set REDIS_URL")
-    })
-}
-
 async fn cache(namespace: &str) -> CacheManager {
     CacheManager::new(shared_manager(namespace).await, Duration::from_secs(60))
 }
 
 fn key(text: &str) -> CacheKey {
     CacheKey::new(text).unwrap()
-}
-
-/// Every key stored under the manager's namespace, found with SCAN.
-async fn namespace_keys(m: &RedisManager) -> Vec<String> {
-    let pattern = format!("{}*", m.key(""));
-    let mut conn = m.connection();
-    let mut cursor = 0u64;
-    let mut all = Vec::new();
-    loop {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(&pattern)
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        all.extend(keys);
-        if next == 0 {
-            return all;
-        }
-        cursor = next;
-    }
 }
 
 mod contract_concrete {

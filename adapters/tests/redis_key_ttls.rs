@@ -3,26 +3,19 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(feature = "redis")]
 
+#[allow(dead_code)]
+mod common;
+
+use common::redis::shared_manager;
+
 use std::time::Duration;
 
 use cpc_adapters::redis::{
-    CacheManager, DistributedLock, PubSubManager, RedisConfig, RedisManager, RedisRateLimiter, SessionManager,
+    CacheManager, DistributedLock, PubSubManager, RedisManager, RedisRateLimiter, SessionManager,
 };
 use cpc_ports::{
     Bytes, Cache, CacheKey, Channel, Lock, LockKey, PubSub, RateLimitKey, RateLimitPolicy, RateLimiter, SessionStore,
 };
-
-fn shared_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
-async fn shared_manager(namespace: &str) -> RedisManager {
-    let mut config = RedisConfig::parse_url(&shared_url(), "REDIS_URL").unwrap();
-    config.namespace = format!("cpc-test:{namespace}:{}:", uuid::Uuid::new_v4());
-    RedisManager::new(&config).await.unwrap_or_else(|e| {
-        panic!("Redis not reachable at {config}: {e}. Start it (./scripts/test.sh does) or set REDIS_URL")
-    })
-}
 
 /// Every key under the manager's namespace (the namespace is a uuid and plain characters: no glob escaping).
 async fn keys_of(m: &RedisManager) -> Vec<String> {

@@ -3,24 +3,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(feature = "redis")]
 
+#[allow(dead_code)]
+mod common;
+
+use common::redis::shared_manager;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cpc_adapters::redis::{DistributedLock, RedisConfig, RedisManager};
 use cpc_ports::{KvError, Lock, LockKey};
 use cpc_testkit::harness::PrivateRedis;
-
-fn shared_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
-async fn shared_manager(namespace: &str) -> RedisManager {
-    let mut config = RedisConfig::parse_url(&shared_url(), "REDIS_URL").unwrap();
-    config.namespace = format!("cpc-test:{namespace}:{}:", uuid::Uuid::new_v4());
-    RedisManager::new(&config).await.unwrap_or_else(|e| {
-        panic!("Redis not reachable at {config}: {e}. Start it (./scripts/test.sh does) or set REDIS_URL")
-    })
-}
 
 /// A lock whose fencing counters expire after an hour, so test runs do not leave keys behind on the shared
 /// server (far longer than any case, so tokens still only grow within one).

@@ -3,23 +3,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(feature = "redis")]
 
+#[allow(dead_code)]
+mod common;
+
+use common::redis::shared_manager;
+
 use std::time::{Duration, Instant};
 
 use cpc_adapters::redis::{RedisConfig, RedisHealthCheck, RedisManager};
 use cpc_ports::{HealthCheck, HealthStatus, KvError};
 use cpc_testkit::harness::PrivateRedis;
-
-fn shared_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
-async fn shared_manager(namespace: &str) -> RedisManager {
-    let mut config = RedisConfig::parse_url(&shared_url(), "REDIS_URL").unwrap();
-    config.namespace = format!("cpc-test:{namespace}:{}:", uuid::Uuid::new_v4());
-    RedisManager::new(&config).await.unwrap_or_else(|e| {
-        panic!("Redis not reachable at {config}: {e}. Start it (./scripts/test.sh does) or set REDIS_URL")
-    })
-}
 
 #[tokio::test]
 async fn commands_run_on_the_shared_connection_under_the_namespace() {

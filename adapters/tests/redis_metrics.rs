@@ -4,6 +4,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(feature = "redis")]
 
+#[allow(dead_code)]
+mod common;
+
+use common::redis::shared_manager;
+
 use std::time::Duration;
 
 use cpc_adapters::redis::{
@@ -16,18 +21,6 @@ use cpc_ports::{
 use cpc_testkit::harness::PrivateRedis;
 use futures::StreamExt;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
-
-fn shared_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
-async fn shared_manager(namespace: &str) -> RedisManager {
-    let mut config = RedisConfig::parse_url(&shared_url(), "REDIS_URL").unwrap();
-    config.namespace = format!("cpc-test:{namespace}:{}:", uuid::Uuid::new_v4());
-    RedisManager::new(&config).await.unwrap_or_else(|e| {
-        panic!("Redis not reachable at {config}: {e}. Start it (./scripts/test.sh does) or set REDIS_URL")
-    })
-}
 
 /// A reported series: name, labels, value.
 type Series = (String, Vec<(String, String)>, DebugValue);

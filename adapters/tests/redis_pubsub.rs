@@ -3,6 +3,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(feature = "redis")]
 
+#[allow(dead_code)]
+mod common;
+
+use common::redis::{shared_manager, shared_url};
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,18 +16,6 @@ use cpc_ports::{Bytes, Channel, ChannelPattern, KvError, Message, PubSub, Subscr
 use cpc_testkit::harness::PrivateRedis;
 use futures::StreamExt;
 use tokio::time::{Instant, timeout};
-
-fn shared_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
-async fn shared_manager(namespace: &str) -> RedisManager {
-    let mut config = RedisConfig::parse_url(&shared_url(), "REDIS_URL").unwrap();
-    config.namespace = format!("cpc-test:{namespace}:{}:", uuid::Uuid::new_v4());
-    RedisManager::new(&config).await.unwrap_or_else(|e| {
-        panic!("Redis not reachable at {config}: {e}. Start it (./scripts/test.sh does) or set REDIS_URL")
-    })
-}
 
 async fn private_manager(server: &PrivateRedis) -> RedisManager {
     let config = RedisConfig::builder()
