@@ -16,6 +16,7 @@ use serde::de::DeserializeOwned;
 use super::RedisManager;
 use super::error::classify;
 use super::metrics::{Instruments, operations};
+use super::ttl::ttl_millis;
 
 operations!(CacheOp {
     Get = "get",
@@ -31,9 +32,6 @@ operations!(CacheOp {
 
 /// How many keys one `SCAN` step asks for, and the most one `UNLINK` deletes, in [`Cache::delete_prefix`].
 const SCAN_BATCH: usize = 1000;
-/// The longest TTL accepted, in milliseconds (about 31 700 years): Redis refuses expiry times that overflow its
-/// millisecond clock, this keeps well clear of that and reports it as a validation error instead.
-const MAX_TTL_MILLIS: u64 = 1_000_000_000_000_000;
 /// Shards of the single-flight map: calls on different keys rarely share a shard lock.
 const FLIGHT_SHARDS: usize = 16;
 
@@ -199,15 +197,7 @@ impl CacheManager {
 
     /// The `PX` argument for `ttl` (or the default): validated, rounded down to whole ms, jittered.
     fn px(&self, ttl: Option<Duration>) -> Result<u64, KvError> {
-        let ttl = ttl.unwrap_or(self.default_ttl);
-        if ttl.is_zero() {
-            return Err(KvError::invalid("ttl", "must be greater than zero"));
-        }
-        let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
-        if millis > MAX_TTL_MILLIS {
-            return Err(KvError::invalid("ttl", "must be at most 10^15 milliseconds"));
-        }
-        Ok(self.jittered(millis.max(1)))
+        Ok(self.jittered(ttl_millis(ttl.unwrap_or(self.default_ttl))?))
     }
 
     fn jittered(&self, millis: u64) -> u64 {

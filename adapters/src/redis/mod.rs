@@ -13,6 +13,7 @@ mod metrics;
 mod pubsub;
 mod rate_limit;
 mod session;
+mod ttl;
 
 pub use cache::CacheManager;
 pub use config::{RedisConfig, RedisConfigBuilder};

@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 
 use super::error::classify;
 use super::metrics::{Instruments, operations};
+use super::ttl::{MAX_TTL_MILLIS, ttl_millis as millis};
 use super::{CacheManager, RedisManager};
 
 operations!(SessionOp {
@@ -24,8 +25,6 @@ operations!(SessionOp {
     Ttl = "ttl",
 });
 
-/// The longest lifetime accepted, in milliseconds (as for the cache: far below what overflows Redis's clock).
-const MAX_TTL_MILLIS: u64 = 1_000_000_000_000_000;
 /// How many fresh ids a create or cycle tries before giving up (a collision of 256 random bits does not happen;
 /// this bounds the loop all the same).
 const ID_ATTEMPTS: usize = 8;
@@ -235,18 +234,6 @@ impl SessionManager {
         let mut conn = self.manager.connection();
         invocation.invoke_async(&mut conn).await.map_err(self.error(operation))
     }
-}
-
-/// `ttl` in whole milliseconds (rounded down, at least 1); zero and absurdly long lifetimes are refused.
-fn millis(ttl: Duration) -> Result<u64, KvError> {
-    if ttl.is_zero() {
-        return Err(KvError::invalid("ttl", "must be greater than zero"));
-    }
-    let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
-    if millis > MAX_TTL_MILLIS {
-        return Err(KvError::invalid("ttl", "must be at most 10^15 milliseconds"));
-    }
-    Ok(millis.max(1))
 }
 
 fn not_found() -> KvError {
