@@ -7,6 +7,9 @@ pub use cpc_adapters as adapters;
 pub use cpc_domain as domain;
 pub use cpc_ports as ports;
 
+#[cfg(feature = "wiring")]
+pub mod wiring;
+
 // The README's Rust snippets are compiled and run as doc tests of this crate.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -62,6 +62,11 @@ fn fresh_user() -> NewUser {
     NewUser::new(&name, &email).unwrap()
 }
 
+/// `CPC_BENCH_ONLY=bulk`: run only the `create_many` against one-by-one comparison.
+fn bulk_only() -> bool {
+    std::env::var("CPC_BENCH_ONLY").is_ok_and(|v| v == "bulk")
+}
+
 fn xorshift(seed: &mut u64) -> u64 {
     *seed ^= *seed << 13;
     *seed ^= *seed >> 7;
@@ -293,7 +298,7 @@ async fn postgres() -> (Vec<(&'static str, usize, Vec<f64>)>, (f64, f64)) {
     let ids: Arc<Vec<Uuid>> = Arc::new(seeded.iter().map(|u| *u.id.as_uuid()).collect());
 
     let mut out = [[[0.0; 3]; 2]; 2];
-    for round in 0..ROUNDS {
+    for round in (0..ROUNDS).filter(|_| !bulk_only()) {
         pg_round(round, &db, &ids, &mut out).await;
     }
     let bulk = bulk(&manager.users()).await;
@@ -421,7 +426,7 @@ async fn sqlite() -> (Vec<(&'static str, usize, Vec<f64>)>, (f64, f64)) {
     let ids: Arc<Vec<String>> = Arc::new(seeded.iter().map(|u| u.id.as_uuid().hyphenated().to_string()).collect());
 
     let mut out = [[[0.0; 3]; 2]; 2];
-    for round in 0..ROUNDS {
+    for round in (0..ROUNDS).filter(|_| !bulk_only()) {
         sqlite_round(round, &config, &ids, &mut out).await;
     }
     let bulk = bulk(&manager.users()).await;
@@ -436,16 +441,18 @@ async fn main() {
     }
     let (pg, pg_bulk) = postgres().await;
     let (lite, lite_bulk) = sqlite().await;
-    print_table(
-        "PostgreSQL: repository vs raw diesel-async vs raw tokio-postgres",
-        &["repository", "raw diesel-async", "raw tokio-postgres"],
-        &pg,
-    );
-    print_table(
-        "SQLite: repository vs raw rusqlite vs raw Diesel",
-        &["repository", "raw rusqlite", "raw diesel (SyncConnectionWrapper)"],
-        &lite,
-    );
+    if !bulk_only() {
+        print_table(
+            "PostgreSQL: repository vs raw diesel-async vs raw tokio-postgres",
+            &["repository", "raw diesel-async", "raw tokio-postgres"],
+            &pg,
+        );
+        print_table(
+            "SQLite: repository vs raw rusqlite vs raw Diesel",
+            &["repository", "raw rusqlite", "raw diesel (SyncConnectionWrapper)"],
+            &lite,
+        );
+    }
     print_bulk(
         "create_many vs one-by-one create",
         &[("postgres", pg_bulk.0, pg_bulk.1), ("sqlite", lite_bulk.0, lite_bulk.1)],

@@ -9,8 +9,32 @@ use cpc_adapters::sqlite::SqliteConfig;
 use cpc_ports::RepoError;
 use cpc_testkit::harness::TestDatabase;
 
+/// The migrations both backends have.
 const ALL: [&str; 5] = ["20261122000001", "20261122000002", "20261122000003", "20261122000004", "20261122000005"];
+/// PostgreSQL only: the job queue tables (`PgJobQueue`).
+const PG_ONLY: [&str; 1] = ["20261122000006"];
 const TABLES: [&str; 5] = ["audit_log", "customers", "entities", "transactions", "users"];
+const PG_ONLY_TABLES: [&str; 2] = ["cpc_job_keys", "cpc_jobs"];
+
+/// Every migration of `target`'s backend, oldest first.
+fn all(target: &MigrationTarget) -> Vec<String> {
+    match target {
+        MigrationTarget::Postgres(_) => versions(&[&ALL[..], &PG_ONLY[..]].concat()),
+        _ => versions(&ALL),
+    }
+}
+
+/// Every table the migrations of `target`'s backend create, sorted; and those its newest migration creates.
+fn tables_of(target: &MigrationTarget) -> (Vec<String>, Vec<String>) {
+    match target {
+        MigrationTarget::Postgres(_) => {
+            let mut every = versions(&[&TABLES[..], &PG_ONLY_TABLES[..]].concat());
+            every.sort();
+            (every, versions(&PG_ONLY_TABLES))
+        }
+        _ => (versions(&TABLES), versions(&["audit_log"])),
+    }
+}
 
 fn versions(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
@@ -106,7 +130,7 @@ fn sqlite_tables(target: &MigrationTarget) -> Vec<String> {
 
 /// The user tables present among `tables`.
 fn ours(tables: &[String]) -> Vec<String> {
-    tables.iter().filter(|t| TABLES.contains(&t.as_str())).cloned().collect()
+    tables.iter().filter(|t| TABLES.contains(&t.as_str()) || PG_ONLY_TABLES.contains(&t.as_str())).cloned().collect()
 }
 
 /// Up, dump, down (all), up, dump: the two dumps must match; status and table lists are checked on the way.
@@ -117,23 +141,23 @@ where
 {
     assert_eq!(
         migrations::status(target).await.unwrap(),
-        MigrationStatus { applied: vec![], pending: versions(&ALL) },
+        MigrationStatus { applied: vec![], pending: all(target) },
         "a fresh database has every migration pending"
     );
-    assert_eq!(migrations::run_pending(target).await.unwrap(), versions(&ALL));
+    assert_eq!(migrations::run_pending(target).await.unwrap(), all(target));
     let first = dump().await;
-    assert_eq!(ours(&first.tables()), versions(&TABLES), "every table exists after the migrations: {first:?}");
+    assert_eq!(ours(&first.tables()), tables_of(target).0, "every table exists after the migrations: {first:?}");
 
-    let reverted = migrations::revert_last(target, ALL.len()).await.unwrap();
-    let mut newest_first = versions(&ALL);
+    let reverted = migrations::revert_last(target, all(target).len()).await.unwrap();
+    let mut newest_first = all(target);
     newest_first.reverse();
     assert_eq!(reverted, newest_first);
-    assert_eq!(migrations::status(target).await.unwrap(), MigrationStatus { applied: vec![], pending: versions(&ALL) });
+    assert_eq!(migrations::status(target).await.unwrap(), MigrationStatus { applied: vec![], pending: all(target) });
     let empty = dump().await;
     assert!(ours(&empty.tables()).is_empty(), "reverting everything drops every table: {empty:?}");
     assert_ne!(first, empty, "sanity: the dump does tell the difference");
 
-    assert_eq!(migrations::run_pending(target).await.unwrap(), versions(&ALL));
+    assert_eq!(migrations::run_pending(target).await.unwrap(), all(target));
     let second = dump().await;
     assert_eq!(first, second, "up, down, up must recreate exactly the same schema");
 }
@@ -164,30 +188,34 @@ impl IntoTables for Vec<(String, String, String, Option<String>)> {
     }
 }
 
-/// revert_last(1) removes only the audit log; running pending twice is a no-op; reverting more than is applied
-/// reverts what there is.
+/// revert_last(1) removes only the newest migration's tables; running pending twice is a no-op; reverting more
+/// than is applied reverts what there is.
 async fn partial_revert_and_idempotence<D, F>(target: &MigrationTarget, tables: impl Fn() -> F)
 where
     F: std::future::Future<Output = D>,
     D: IntoTables,
 {
-    assert_eq!(migrations::run_pending(target).await.unwrap(), versions(&ALL));
+    let every = all(target);
+    let (newest, older) = every.split_last().unwrap();
+    let (every_table, newest_tables) = tables_of(target);
+    assert_eq!(migrations::run_pending(target).await.unwrap(), every);
     assert_eq!(migrations::run_pending(target).await.unwrap(), Vec::<String>::new(), "nothing left to apply");
-    assert_eq!(migrations::status(target).await.unwrap(), MigrationStatus { applied: versions(&ALL), pending: vec![] });
+    assert_eq!(migrations::status(target).await.unwrap(), MigrationStatus { applied: every.clone(), pending: vec![] });
 
-    assert_eq!(migrations::revert_last(target, 1).await.unwrap(), versions(&["20261122000005"]));
-    assert_eq!(ours(&tables().await.tables()), versions(&["customers", "entities", "transactions", "users"]));
+    assert_eq!(migrations::revert_last(target, 1).await.unwrap(), vec![newest.clone()]);
+    let without_newest: Vec<String> = every_table.iter().filter(|t| !newest_tables.contains(t)).cloned().collect();
+    assert_eq!(ours(&tables().await.tables()), without_newest);
     assert_eq!(
         migrations::status(target).await.unwrap(),
-        MigrationStatus { applied: versions(&ALL[..4]), pending: versions(&ALL[4..]) }
+        MigrationStatus { applied: older.to_vec(), pending: vec![newest.clone()] }
     );
     assert_eq!(migrations::revert_last(target, 0).await.unwrap(), Vec::<String>::new());
 
-    assert_eq!(migrations::run_pending(target).await.unwrap(), versions(&ALL[4..]), "only the reverted one");
+    assert_eq!(migrations::run_pending(target).await.unwrap(), vec![newest.clone()], "only the reverted one");
     assert_eq!(migrations::run_pending(target).await.unwrap(), Vec::<String>::new());
-    assert_eq!(ours(&tables().await.tables()), versions(&TABLES));
+    assert_eq!(ours(&tables().await.tables()), every_table);
 
-    assert_eq!(migrations::revert_last(target, 99).await.unwrap().len(), ALL.len(), "reverts what is applied");
+    assert_eq!(migrations::revert_last(target, 99).await.unwrap().len(), every.len(), "reverts what is applied");
     assert_eq!(migrations::revert_last(target, 1).await.unwrap(), Vec::<String>::new(), "nothing left to revert");
 }
 
@@ -197,7 +225,7 @@ async fn postgres_up_down_up_recreates_the_same_schema_on_a_current_thread_runti
     let target = pg_target(&db);
     up_down_up(&target, || pg_dump(&db)).await;
     // The table list of the last step, through the real query.
-    assert_eq!(ours(&pg_tables(&db).await), versions(&TABLES));
+    assert_eq!(ours(&pg_tables(&db).await), tables_of(&target).0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -224,7 +252,7 @@ async fn postgres_concurrent_migrators_apply_each_migration_once() {
     );
     let mut applied: Vec<String> = [a.unwrap(), b.unwrap(), c.unwrap()].concat();
     applied.sort();
-    assert_eq!(applied, versions(&ALL), "the advisory lock serialises migrators: each version applied once");
+    assert_eq!(applied, all(&target), "the advisory lock serialises migrators: each version applied once");
 }
 
 #[tokio::test]
@@ -273,7 +301,7 @@ async fn postgres_a_failing_migration_is_named_and_the_earlier_ones_stay_applied
     assert!(message.contains("already exists"), "the database's reason is kept: {message}");
     assert_eq!(
         migrations::status(&target).await.unwrap(),
-        MigrationStatus { applied: versions(&ALL[..2]), pending: versions(&ALL[2..]) },
+        MigrationStatus { applied: versions(&ALL[..2]), pending: all(&target)[2..].to_vec() },
         "the failing migration rolled back; the ones before it stay"
     );
 }

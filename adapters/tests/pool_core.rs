@@ -193,3 +193,49 @@ async fn many_tasks_share_a_small_pool_without_deadlock() {
     assert_eq!(m.in_use, 0);
     assert!(pool.state().connections <= 2);
 }
+
+#[tokio::test]
+async fn a_checkout_waiting_on_a_full_pool_whose_connection_dies_reports_the_connect_failure() {
+    // One connection, held: the next checkout waits on a full pool (and so does not listen for connect
+    // failures). The held connection dies and reconnecting is refused: the waiter ends at its timeout, naming
+    // the refusal rather than a bare timeout.
+    let backend = CountingBackend::default();
+    let cfg = config().max_connections(1).connection_timeout(Duration::from_millis(400));
+    let pool = Pool::new(backend.clone(), &cfg, "t").await.unwrap();
+    let held = pool.get().await.unwrap();
+    let waiter = tokio::spawn({
+        let pool = pool.clone();
+        async move {
+            let started = Instant::now();
+            (pool.get_owned().await.map(drop), started.elapsed())
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    *backend.0.fail_with.lock().unwrap() =
+        Some(DatabaseError::ConnectionRefused { address: "db:5432".into(), message: "refused".into() });
+    held.broken.store(true, Ordering::SeqCst);
+    drop(held);
+    let (result, waited) = waiter.await.unwrap();
+    let err = result.unwrap_err();
+    assert!(matches!(err, DatabaseError::ConnectionRefused { .. }), "{err:?}");
+    assert!(waited < Duration::from_millis(1000), "bounded by connection_timeout: {waited:?}");
+    *backend.0.fail_with.lock().unwrap() = None;
+    pool.get().await.expect("the pool heals once connecting works again");
+}
+
+#[tokio::test]
+async fn an_owned_checkout_outlives_the_borrow_of_the_pool_and_returns_on_drop() {
+    let pool = Pool::new(CountingBackend::default(), &config(), "t").await.unwrap();
+    let conn = {
+        let borrowed = pool.clone();
+        borrowed.get_owned().await.unwrap()
+    };
+    let task = tokio::spawn(async move {
+        assert!(!conn.broken.load(Ordering::SeqCst));
+        drop(conn);
+    });
+    task.await.unwrap();
+    let m = pool.metrics();
+    assert_eq!((m.acquired, m.returned, m.in_use), (1, 1, 0));
+    assert_eq!(pool.state().in_use, 0);
+}

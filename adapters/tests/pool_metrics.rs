@@ -63,3 +63,28 @@ fn every_documented_series_is_reported_with_backend_and_pool_labels() {
     );
     assert!(matches!(find("cpc_db_pool_waiting", None), DebugValue::Gauge(g) if g.into_inner() == 1.0));
 }
+
+/// The striped counters add up across threads: 8 threads each record 10,000 checkouts and returns and raise and
+/// lower the waiting gauge, some raising on one thread and lowering on another.
+#[test]
+fn counters_add_up_across_threads() {
+    let m = std::sync::Arc::new(cpc_adapters::pool::MetricsCollector::new("postgres", "striped"));
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let m = m.clone();
+            std::thread::spawn(move || {
+                for _ in 0..10_000 {
+                    m.record_connection_acquired(Duration::from_nanos(3));
+                    m.record_connection_returned(Duration::from_nanos(5));
+                    m.record_waiting(if t % 2 == 0 { 1 } else { -1 });
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let s = m.snapshot();
+    assert_eq!((s.acquired, s.returned, s.in_use, s.waiting), (80_000, 80_000, 0, 0));
+    assert_eq!((s.acquire_wait_total, s.in_use_total), (Duration::from_nanos(240_000), Duration::from_nanos(400_000)));
+}

@@ -308,3 +308,32 @@ fn retry_after_rounds_up_and_is_only_sent_on_refusals() {
     let refused = rate_limit_headers(&decision(false, Some(2000), 10_000), &policy);
     assert_eq!(refused[2], ("Retry-After", "2".to_owned()), "whole seconds stay as they are");
 }
+
+/// Concurrent checks share script calls; a key holding another type (foreign data) fails its own check with a
+/// typed error and leaves the checks batched with it alone, for both algorithms.
+#[tokio::test]
+async fn a_foreign_value_fails_its_own_check_and_not_the_checks_batched_with_it() {
+    let (limiter, manager) = limiter("rl-batch-isolation").await;
+    let limiter = Arc::new(limiter);
+    let foreign = key("foreign");
+    for name in [limiter.token_bucket_key_name(&foreign), limiter.sliding_window_key_name(&foreign)] {
+        let () = manager.query(redis::cmd("HSET").arg(&name).arg("not").arg("a limiter"), "hset").await.unwrap();
+    }
+    for policy in
+        [RateLimitPolicy::token_bucket(1000, 100), RateLimitPolicy::sliding_window(1000, Duration::from_secs(60))]
+    {
+        let checks = (0..200).map(|i| {
+            let limiter = limiter.clone();
+            let k = if i % 50 == 0 { foreign.clone() } else { key(&format!("k{}", i % 7)) };
+            async move { (i % 50 == 0, limiter.check(&k, &policy, 1).await) }
+        });
+        let results = futures::future::join_all(checks).await;
+        for (is_foreign, result) in results {
+            match result {
+                Err(e) if is_foreign => assert!(e.to_string().contains("WRONGTYPE"), "{policy:?}: {e}"),
+                Ok(d) if !is_foreign => assert!(d.allowed, "{policy:?}: {d:?}"),
+                other => panic!("{policy:?}: foreign={is_foreign}: {other:?}"),
+            }
+        }
+    }
+}

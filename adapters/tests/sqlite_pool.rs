@@ -2,6 +2,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(feature = "sqlite")]
 
+#[path = "common/logs.rs"]
+mod logs;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -230,38 +233,20 @@ mod health_contract {
 
 #[tokio::test]
 async fn a_connection_held_past_the_leak_threshold_is_reported_with_where_it_was_taken() {
-    use std::sync::Mutex;
-    use tracing_subscriber::layer::SubscriberExt;
-
-    #[derive(Clone, Default)]
-    struct Capture(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Capture {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let captured = Capture::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::registry()
-        .with(tracing_subscriber::fmt::layer().with_ansi(false).with_writer(move || writer.clone()));
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = logs::capture();
 
     let dir = tempfile::tempdir().unwrap();
     let pool = file_pool(&dir, PoolConfig::default().leak_detection_threshold(Some(Duration::from_millis(50)))).await;
     let held = pool.get().await.unwrap();
     let line = line!() - 1;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let log = captured.text();
     assert!(log.contains("possible database connection leak"), "the sweeper reports a connection still out: {log}");
     assert!(log.contains(&format!("sqlite_pool.rs:{line}")), "the report names the checkout site: {log}");
     drop(held);
     let quick = pool.get().await.unwrap();
     drop(quick);
-    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let log = captured.text();
     assert_eq!(log.matches("possible database connection leak").count(), 1, "reported once while held: {log}");
     assert!(!log.contains("held longer than"), "a reported checkout is not reported again on return: {log}");
     assert_eq!(log.lines().count(), 1, "the short checkout is not reported: {log}");

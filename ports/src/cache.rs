@@ -24,7 +24,8 @@ pub enum KeyTtl {
 /// A key-value cache whose entries expire. The byte-level core; [`CacheExt`] adds typed access through the
 /// cache's [`Codec`].
 ///
-/// Implementations: Redis (`CacheManager` in `cpc-adapters`), in-memory (`cpc-testkit`).
+/// Implementations: Redis (`CacheManager` in `cpc-adapters`), in-process (`cpc-adapters`, feature `memory`;
+/// re-exported by `cpc-testkit`).
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
 pub trait Cache: Send + Sync + 'static {

@@ -114,6 +114,20 @@ impl RepoError {
         )
     }
 
+    /// The variant in snake case (`not_found`, `conflict`, `validation`, `timeout`, `unavailable`,
+    /// `transaction_finished`, `backend`), for metric labels and log fields: never data or secrets.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::NotFound { .. } => "not_found",
+            Self::Conflict { .. } => "conflict",
+            Self::Validation(_) => "validation",
+            Self::Timeout { .. } => "timeout",
+            Self::Unavailable { .. } => "unavailable",
+            Self::TransactionFinished => "transaction_finished",
+            Self::Backend { .. } => "backend",
+        }
+    }
+
     /// A [`RepoError::Backend`] wrapping `source`.
     pub fn backend(backend: &'static str, source: impl Into<BoxError>) -> Self {
         Self::Backend { backend, source: source.into() }
@@ -199,6 +213,42 @@ impl KvError {
         matches!(self, Self::Timeout { .. } | Self::Unavailable { .. })
     }
 
+    /// Every value [`KvError::kind`] returns, in declaration order.
+    pub const KINDS: [&'static str; 10] = [
+        "not_found",
+        "validation",
+        "too_large",
+        "codec",
+        "lease_lost",
+        "lagged",
+        "timeout",
+        "authentication",
+        "unavailable",
+        "backend",
+    ];
+
+    /// The variant in snake case (one of [`KvError::KINDS`]), for metric labels and log fields: never data or
+    /// secrets.
+    pub fn kind(&self) -> &'static str {
+        Self::KINDS[self.kind_index()]
+    }
+
+    /// The position of [`KvError::kind`] in [`KvError::KINDS`], for counters kept in an array.
+    pub fn kind_index(&self) -> usize {
+        match self {
+            Self::NotFound { .. } => 0,
+            Self::Validation(_) => 1,
+            Self::TooLarge { .. } => 2,
+            Self::Codec(_) => 3,
+            Self::LeaseLost { .. } => 4,
+            Self::Lagged { .. } => 5,
+            Self::Timeout { .. } => 6,
+            Self::Authentication { .. } => 7,
+            Self::Unavailable { .. } => 8,
+            Self::Backend { .. } => 9,
+        }
+    }
+
     /// A [`KvError::Backend`] wrapping `source`.
     pub fn backend(backend: &'static str, source: impl Into<BoxError>) -> Self {
         Self::Backend { backend, source: source.into() }
@@ -227,5 +277,12 @@ mod tests {
         assert!(KvError::Unavailable { backend: "redis", reason: "refused".into() }.is_retryable());
         assert!(!KvError::invalid("key", "must not be empty").is_retryable());
         assert_eq!(stale.to_string(), "conflict on user: stale version: expected v1, stored v2");
+        assert_eq!(
+            (stale.kind(), t.kind(), RepoError::TransactionFinished.kind()),
+            ("conflict", "timeout", "transaction_finished")
+        );
+        let kv = KvError::Unavailable { backend: "redis", reason: "refused".into() };
+        assert_eq!((kv.kind(), KvError::invalid("k", "r").kind()), ("unavailable", "validation"));
+        assert_eq!(KvError::LeaseLost { key: "k".into() }.kind(), "lease_lost");
     }
 }

@@ -125,6 +125,12 @@ impl SessionId {
         Self(URL_SAFE_NO_PAD.encode(bytes))
     }
 
+    /// The id made of these 32 bytes, for ids drawn elsewhere (e.g. a framework's own random session id,
+    /// padded). The bytes MUST come from a cryptographically secure random source: an id is a bearer credential.
+    pub fn from_bytes(bytes: &[u8; 32]) -> Self {
+        Self(URL_SAFE_NO_PAD.encode(bytes))
+    }
+
     /// Parses the text form (from a cookie, say).
     pub fn parse(s: &str) -> Result<Self, ValidationError> {
         let ok = s.len() == Self::LEN && URL_SAFE_NO_PAD.decode(s).is_ok_and(|b| b.len() == 32);
@@ -181,6 +187,9 @@ mod tests {
         let b = SessionId::generate();
         assert_ne!(a, b);
         assert_eq!(SessionId::parse(a.as_str()), Ok(a.clone()));
+        let fixed = SessionId::from_bytes(&[7; 32]);
+        assert_eq!(SessionId::parse(fixed.as_str()), Ok(fixed.clone()));
+        assert_ne!(fixed, SessionId::from_bytes(&[8; 32]));
         assert!(!format!("{a:?}").contains(a.as_str()));
         for bad in ["", "short", &"!".repeat(43), &format!("{}=", &a.as_str()[..42])] {
             assert_eq!(SessionId::parse(bad).unwrap_err().field, "session_id");

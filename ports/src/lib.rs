@@ -12,6 +12,8 @@
 //!   compression, a format marker so foreign bytes are an error, never a wrong value); the typed extension traits
 //!   ([`CacheExt`], [`PubSubExt`], [`SessionStoreExt`], [`LockExt`], [`RateLimiterExt`], [`UnitOfWorkExt`]) add
 //!   `get::<T>()`-style convenience to every implementation, `dyn` ones included.
+//! * Background work: [`JobQueue`] (enqueue, reserve with a visibility timeout, ack, nack with retry, dead
+//!   letters; at-least-once delivery) and its typed [`JobQueueExt`]. Errors: [`KvError`].
 //! * [`HealthCheck`], for `/health` endpoints.
 //!
 //! Every core trait is object-safe, `Send + Sync + 'static`, and has a mockall mock behind the `mocks` feature
@@ -22,12 +24,14 @@ pub mod cache;
 pub mod codec;
 pub mod error;
 pub mod health;
+pub mod job_queue;
 pub mod keys;
 pub mod lock;
 #[cfg(feature = "mocks")]
 pub mod mocks;
 pub mod pubsub;
 pub mod rate_limit;
+mod rate_limit_headers;
 pub mod repository;
 pub mod session;
 pub mod uow;
@@ -36,10 +40,15 @@ pub use cache::{Cache, CacheExt, KeyTtl};
 pub use codec::{Codec, CodecError, Compression, Format};
 pub use error::{ConflictKind, KvError, RepoError};
 pub use health::{HealthCheck, HealthReport, HealthStatus, check_all};
+pub use job_queue::{
+    DeadJob, EnqueueOptions, JobId, JobQueue, JobQueueExt, JobQueueSettings, NackOutcome, QueueName, QueueStats,
+    ReservedJob, TypedJob,
+};
 pub use keys::{CacheKey, Channel, ChannelPattern, LockKey, RateLimitKey, SessionId};
 pub use lock::{FencingToken, Lock, LockExt, LockLease};
 pub use pubsub::{Message, PubSub, PubSubExt, Subscription, TypedSubscription};
 pub use rate_limit::{RateLimitDecision, RateLimitPolicy, RateLimiter, RateLimiterExt};
+pub use rate_limit_headers::rate_limit_headers;
 pub use repository::{
     Cursor, CustomerField, CustomerRepository, Direction, EntityField, EntityRepository, Field, Filter, MAX_PAGE_SIZE,
     Page, PageRequest, Query, Record, Repository, RepositoryExt, Sort, TimeRange, TransactionField,

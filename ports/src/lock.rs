@@ -37,7 +37,8 @@ pub struct LockLease {
 
 /// A distributed lock. Acquisitions are leases: a holder that dies loses the lock when its lease runs out.
 ///
-/// Implementations: Redis (`DistributedLock` in `cpc-adapters`), in-memory (`cpc-testkit`).
+/// Implementations: Redis (`DistributedLock` in `cpc-adapters`), in-process (`cpc-adapters`, feature `memory`;
+/// re-exported by `cpc-testkit`).
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
 pub trait Lock: Send + Sync + 'static {

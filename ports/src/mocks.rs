@@ -1,6 +1,6 @@
 //! mockall mocks of the traits that extend [`Repository`] (mockall's `automock` cannot see
 //! supertraits, so these are spelled out). The other core traits get theirs from `automock`: [`MockCache`],
-//! [`MockLock`], [`MockRateLimiter`], [`MockSessionStore`], [`MockPubSub`], [`MockHealthCheck`],
+//! [`MockLock`], [`MockRateLimiter`], [`MockSessionStore`], [`MockPubSub`], [`MockHealthCheck`], [`MockJobQueue`],
 //! [`MockRepository`], [`MockUnitOfWork`], [`MockTx`].
 
 use async_trait::async_trait;
@@ -10,6 +10,7 @@ use cpc_domain::{
 
 pub use crate::cache::MockCache;
 pub use crate::health::MockHealthCheck;
+pub use crate::job_queue::MockJobQueue;
 pub use crate::lock::MockLock;
 pub use crate::pubsub::MockPubSub;
 pub use crate::rate_limit::MockRateLimiter;

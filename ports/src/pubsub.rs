@@ -80,7 +80,8 @@ impl<T: DeserializeOwned> Stream for TypedSubscription<T> {
 
 /// Publish/subscribe messaging. At-most-once: a message reaches the subscribers present when it is published.
 ///
-/// Implementations: Redis (`PubSubManager` in `cpc-adapters`), in-memory (`cpc-testkit`).
+/// Implementations: Redis (`PubSubManager` in `cpc-adapters`), in-process (`cpc-adapters`, feature `memory`;
+/// re-exported by `cpc-testkit`).
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
 pub trait PubSub: Send + Sync + 'static {

@@ -96,7 +96,7 @@ pub struct RateLimitDecision {
 /// A rate limiter over shared state, so every instance of an app counts against the same limits.
 ///
 /// Implementations: Redis (`RedisRateLimiter` in `cpc-adapters`, the seeds' `RateLimiter`, one Lua script per
-/// check), in-memory (`cpc-testkit`).
+/// check), in-process (`cpc-adapters`, feature `memory`; re-exported by `cpc-testkit`).
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
 pub trait RateLimiter: Send + Sync + 'static {

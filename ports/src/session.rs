@@ -11,7 +11,8 @@ use crate::{Codec, KvError, SessionId};
 
 /// Server-side session storage. The byte-level core; [`SessionStoreExt`] adds typed data.
 ///
-/// Implementations: Redis (`SessionManager` in `cpc-adapters`), in-memory (`cpc-testkit`).
+/// Implementations: Redis (`SessionManager` in `cpc-adapters`), in-process (`cpc-adapters`, feature `memory`;
+/// re-exported by `cpc-testkit`).
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
 pub trait SessionStore: Send + Sync + 'static {
@@ -19,6 +20,14 @@ pub trait SessionStore: Send + Sync + 'static {
     ///
     /// MUST return an id no other live session has. MUST refuse a zero `ttl` with [`KvError::Validation`].
     async fn create_bytes(&self, data: Bytes, ttl: Duration) -> Result<SessionId, KvError>;
+
+    /// Stores `data` under an id the caller chose (for frameworks that make their own ids, such as
+    /// tower-sessions), for `ttl`; returns whether it stored.
+    ///
+    /// MUST NOT overwrite a live session: if `id` is taken it returns `Ok(false)` and changes nothing (the
+    /// caller draws another id). MUST refuse a zero `ttl` with [`KvError::Validation`]. The caller is
+    /// responsible for the id being unguessable.
+    async fn insert_bytes(&self, id: &SessionId, data: Bytes, ttl: Duration) -> Result<bool, KvError>;
 
     /// Returns the session's data, or `None` if it never existed, was destroyed, cycled away, or expired.
     async fn load_bytes(&self, id: &SessionId) -> Result<Option<Bytes>, KvError>;

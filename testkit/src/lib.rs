@@ -4,7 +4,9 @@
 //!
 //! * [`memory`]: in-memory implementations of every port that behave like the real backends (TTLs on tokio's
 //!   clock, atomic set-if-absent, growing fencing tokens, exact rate limits, fan-out pub/sub, unique e-mails,
-//!   optimistic versions, all-or-nothing units of work). Use them in app unit tests, and as the embedded default.
+//!   optimistic versions, all-or-nothing units of work). Use them in app unit tests. The key-value ones are
+//!   `cpc_adapters::memory` re-exported (apps take them from there as their single-process embedded default);
+//!   the repository fakes (`InMemoryDatabase`) live here.
 //! * [`contract`]: one suite per port, written once, run against every implementation. A fake that passes the
 //!   same suite as the Redis adapter is a fake apps can trust.
 //! * [`mocks`]: the mockall mocks of every core trait, re-exported from `cpc-ports`.

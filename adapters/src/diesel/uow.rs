@@ -68,7 +68,7 @@ where
     Transaction: SqlTable<B::Conn>,
 {
     async fn begin(&self) -> Result<Box<dyn Tx>, RepoError> {
-        let mut conn = self.pool.get().await.map_err(RepoError::from)?;
+        let mut conn = self.pool.get_owned().await.map_err(RepoError::from)?;
         // If this is cancelled halfway, the transaction manager marks the connection broken and the pool drops it.
         B::begin(&mut conn).await.map_err(|e| crate::diesel::repos::tx_context(B::NAME).map(e))?;
         Ok(Box::new(DieselTx { shared: Arc::new(TxShared::new(conn)), audit: self.audit.clone() }))
@@ -94,7 +94,7 @@ type Tm<C> = <C as AsyncConnection>::TransactionManager;
 
 impl<B: DieselBackend> DieselTx<B> {
     /// Marks the transaction finished and takes its connection, unless it was already finished.
-    async fn finish(&self) -> Result<PooledConn<B>, RepoError> {
+    async fn finish(&self) -> Result<PooledConn<'static, B>, RepoError> {
         if self.shared.finished.swap(true, Ordering::SeqCst) {
             return Err(RepoError::TransactionFinished);
         }

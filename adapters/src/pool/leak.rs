@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use std::panic::Location;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use quanta::Instant;
 
 #[derive(Debug)]
 struct Checkout {

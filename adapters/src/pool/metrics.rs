@@ -1,6 +1,6 @@
 //! [`MetricsCollector`]: pool metrics through the `metrics` crate, plus a snapshot for apps without a recorder.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
@@ -57,25 +57,51 @@ pub struct MetricsCollector {
     stats: Stats,
 }
 
-/// The counters behind [`MetricsCollector::snapshot`]. The two written on every checkout and return sit on
-/// cache lines of their own, so concurrent checkouts and returns do not fight over one line.
+/// The counters behind [`MetricsCollector::snapshot`]. Those written on every checkout and return (and by every
+/// waiting checkout) are striped: each thread adds to a stripe of its own, on a cache line of its own, and a
+/// snapshot sums the stripes, so concurrent checkouts on different cores do not fight over one line.
 #[derive(Debug, Default)]
 struct Stats {
-    acquire: Padded<PairCounter>,
-    release: Padded<PairCounter>,
+    acquired: Striped,
+    acquire_nanos: Striped,
+    returned: Striped,
+    in_use_nanos: Striped,
+    waiting: Striped,
     created: AtomicU64,
     connect_nanos: AtomicU64,
     timeouts: AtomicU64,
     closed: [AtomicU64; 3],
     idle: AtomicU64,
-    waiting: AtomicU64,
 }
 
-/// A count and a total duration.
+const STRIPES: usize = 8;
+
+/// A counter split into per-thread stripes (Java's `LongAdder`). Adds wrap, so a stripe may go "negative" for a
+/// gauge that one thread raises and another lowers; the sum is right.
 #[derive(Debug, Default)]
-struct PairCounter {
-    count: AtomicU64,
-    nanos: AtomicU64,
+struct Striped([Padded<AtomicU64>; STRIPES]);
+
+impl Striped {
+    fn add(&self, n: u64) {
+        self.0[stripe()].0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn sub(&self, n: u64) {
+        self.0[stripe()].0.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    fn sum(&self) -> u64 {
+        self.0.iter().fold(0u64, |sum, s| sum.wrapping_add(s.0.load(Ordering::Relaxed)))
+    }
+}
+
+/// This thread's stripe, handed out round robin on first use.
+fn stripe() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;
+    }
+    STRIPE.with(|s| *s)
 }
 
 #[derive(Debug, Default)]
@@ -145,15 +171,18 @@ impl MetricsCollector {
     /// A checkout got a connection after waiting `wait`.
     pub fn record_connection_acquired(&self, wait: Duration) {
         self.acquire.record(wait.as_secs_f64());
-        self.stats.acquire.0.count.fetch_add(1, Ordering::Relaxed);
-        self.stats.acquire.0.nanos.fetch_add(nanos(wait), Ordering::Relaxed);
+        self.stats.acquired.add(1);
+        // Most checkouts find an idle connection and wait for nothing: skip adding their zero.
+        if !wait.is_zero() {
+            self.stats.acquire_nanos.add(nanos(wait));
+        }
     }
 
     /// A connection went back to the pool after being held for `held`.
     pub fn record_connection_returned(&self, held: Duration) {
         self.in_use_time.record(held.as_secs_f64());
-        self.stats.release.0.count.fetch_add(1, Ordering::Relaxed);
-        self.stats.release.0.nanos.fetch_add(nanos(held), Ordering::Relaxed);
+        self.stats.returned.add(1);
+        self.stats.in_use_nanos.add(nanos(held));
     }
 
     /// Sets the `in_use` and `waiting` gauges from the counters (the pool does it about once a second, and on
@@ -188,9 +217,9 @@ impl MetricsCollector {
     /// A checkout started (`+1`) or stopped (`-1`) waiting for a connection.
     pub fn record_waiting(&self, delta: i64) {
         if delta >= 0 {
-            self.stats.waiting.fetch_add(delta.unsigned_abs(), Ordering::Relaxed);
+            self.stats.waiting.add(delta.unsigned_abs());
         } else {
-            self.stats.waiting.fetch_sub(delta.unsigned_abs(), Ordering::Relaxed);
+            self.stats.waiting.sub(delta.unsigned_abs());
         }
     }
 
@@ -206,13 +235,13 @@ impl MetricsCollector {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         // Returns are read first: a checkout counted between the two reads can only make in_use larger, never
         // wrap it below zero.
-        let returned = get(&s.release.0.count);
-        let acquired = get(&s.acquire.0.count);
+        let returned = s.returned.sum();
+        let acquired = s.acquired.sum();
         PoolMetricsSnapshot {
             acquired,
-            acquire_wait_total: Duration::from_nanos(get(&s.acquire.0.nanos)),
+            acquire_wait_total: Duration::from_nanos(s.acquire_nanos.sum()),
             returned,
-            in_use_total: Duration::from_nanos(get(&s.release.0.nanos)),
+            in_use_total: Duration::from_nanos(s.in_use_nanos.sum()),
             created: get(&s.created),
             connect_total: Duration::from_nanos(get(&s.connect_nanos)),
             timeouts: get(&s.timeouts),
@@ -221,7 +250,9 @@ impl MetricsCollector {
             closed_lifetime: get(&s.closed[2]),
             idle: get(&s.idle),
             in_use: acquired.saturating_sub(returned),
-            waiting: get(&s.waiting),
+            // The stripes are read one after another: a wait that ended on a stripe already read but began on
+            // one read later would make the sum -1, which is 0.
+            waiting: u64::try_from(s.waiting.sum() as i64).unwrap_or(0),
         }
     }
 }

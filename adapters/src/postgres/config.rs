@@ -159,6 +159,12 @@ impl DatabaseConfig {
         if !matches!(url.scheme(), "postgres" | "postgresql") {
             return Err(bad("scheme must be postgres:// or postgresql://"));
         }
+        // An unencoded `@` after the host means the user or password held a `/`, `?` or `#` that cut the URL
+        // early, leaving the password in the path or the query: refuse it without echoing anything.
+        if url.path().contains('@') || url.query().is_some_and(|q| q.contains('@')) {
+            return Err(bad("`@` after the host: percent-encode `/`, `?`, `#`, `@` and `:` in the user and password \
+                 (and a real `@` elsewhere as %40)"));
+        }
         let decode =
             |s: &str| percent_decode(s).ok_or_else(|| DatabaseError::config(field, "invalid percent-encoding"));
         if let Some(host) = url.host_str().filter(|h| !h.is_empty()) {
@@ -188,7 +194,13 @@ impl DatabaseConfig {
                 "user" => self.user = v.into_owned(),
                 "password" => self.password = Some(SecretString::from(v.into_owned())),
                 "dbname" => self.database = v.into_owned(),
-                other => return Err(bad(&format!("unsupported parameter {other:?}"))),
+                // The name is not echoed: in a URL whose user or password holds an unencoded `?`, what looks
+                // like a parameter is part of the password.
+                _ => {
+                    return Err(bad("unsupported parameter (supported: sslmode, sslrootcert, application_name, \
+                         connect_timeout, host, port, user, password, dbname; percent-encode `?`, `@`, `/` and `:` \
+                         in the user and password)"));
+                }
             }
         }
         Ok(())

@@ -1,5 +1,6 @@
 //! PostgreSQL connection pools (feature `postgres`): [`DatabaseConfig`] from the environment, bb8 + bb8-postgres
-//! over tokio-postgres with rustls TLS. Health: [`HealthChecker`](crate::pool::HealthChecker).
+//! over tokio-postgres with rustls TLS. Health: [`HealthChecker`](crate::pool::HealthChecker). [`PgJobQueue`]: the
+//! `JobQueue` port on a table taken with `FOR UPDATE SKIP LOCKED`.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), cpc_adapters::pool::DatabaseError> {
@@ -18,10 +19,12 @@
 mod backend;
 mod config;
 mod error;
+mod job_queue;
 mod tls;
 
 pub use backend::{PgBackend, PgConnection};
 pub use config::{DatabaseConfig, DatabaseConfigBuilder, SslMode};
+pub use job_queue::PgJobQueue;
 
 /// A PostgreSQL connection pool; `pool.get().await?` derefs to a [`PgConnection`], which derefs to a
 /// `tokio_postgres::Client`.

@@ -122,7 +122,7 @@ impl Backend for ExclusiveBackend {
 }
 
 /// An exclusive connection checked out of the [`RedisManager`]'s pool; derefs to a redis-rs connection.
-pub type ExclusiveConnection = PooledConn<ExclusiveBackend>;
+pub type ExclusiveConnection = PooledConn<'static, ExclusiveBackend>;
 
 /// Owns the connections to one Redis server (the seeds' `RedisManager`):
 ///
@@ -164,8 +164,9 @@ impl RedisManager {
             ConnectionManager::new_with_config(client, cm_config),
         )
         .await
-        .map_err(|_| unavailable(format!("no connection to {} within {:?}", config.address(), config.connect_timeout)))?
-        .map_err(|e| classify(e, "connect", config.response_timeout))?;
+        .map_err(|_| unavailable(format!("no connection to {} within {:?}", config.address(), config.connect_timeout)))
+        .and_then(|r| r.map_err(|e| classify(e, "connect", config.response_timeout)))
+        .inspect_err(|error| tracing::warn!(address = %config.address(), %error, "could not connect to Redis"))?;
         let manager = bb8_redis::RedisConnectionManager::new(info)
             .map_err(|e| classify(e, "connect", config.response_timeout))?;
         let pool_config = PoolConfig::default()
@@ -185,7 +186,7 @@ impl RedisManager {
     /// An exclusive connection from the pool, for blocking commands and transactions. A refused connection or
     /// rejected credentials are reported at once as `Unavailable` / `Authentication`, not as a timeout.
     pub async fn exclusive(&self) -> Result<ExclusiveConnection, KvError> {
-        self.exclusive.get().await.map_err(|e| from_database_error(e, &self.config))
+        self.exclusive.get_owned().await.map_err(|e| from_database_error(e, &self.config))
     }
 
     /// The pool of exclusive connections (state, metrics, health).

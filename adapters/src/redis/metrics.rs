@@ -34,24 +34,8 @@ pub(crate) const ERRORS: &str = "cpc_redis_errors_total";
 /// Call latency per adapter operation.
 pub(crate) const SECONDS: &str = "cpc_redis_command_seconds";
 
-/// How many error kinds there are (the [`KvError`] variants plus `other` for variants added later).
-const KINDS: usize = 10;
-
-/// The `kind` label of an error and its slot in [`Operation`]'s error counters.
-fn kind(e: &KvError) -> (usize, &'static str) {
-    match e {
-        KvError::NotFound { .. } => (0, "not_found"),
-        KvError::Validation(_) => (1, "validation"),
-        KvError::TooLarge { .. } => (2, "too_large"),
-        KvError::Codec(_) => (3, "codec"),
-        KvError::LeaseLost { .. } => (4, "lease_lost"),
-        KvError::Lagged { .. } => (5, "lagged"),
-        KvError::Timeout { .. } => (6, "timeout"),
-        KvError::Authentication { .. } => (7, "authentication"),
-        KvError::Unavailable { .. } => (8, "unavailable"),
-        _ => (9, "other"),
-    }
-}
+/// How many error kinds there are (the [`KvError::KINDS`]).
+const KINDS: usize = KvError::KINDS.len();
 
 /// The operations of one adapter, as an enum whose discriminants index [`Operations::LABELS`]; made by
 /// [`operations!`].
@@ -123,7 +107,7 @@ impl<O: Operations> Instruments<O> {
             m.calls.increment(1);
             m.seconds.record(started.elapsed().as_secs_f64());
             if let Err(e) = &result {
-                let (slot, kind) = kind(e);
+                let (slot, kind) = (e.kind_index(), e.kind());
                 m.errors[slot]
                     .get_or_init(|| counter!(ERRORS, "adapter" => m.adapter, "operation" => m.name, "kind" => kind))
                     .increment(1);

@@ -1,12 +1,14 @@
 //! Redis (feature `redis`, the seeds' `redis_utils`): [`RedisConfig`] and [`RedisManager`] own the connections;
-//! [`CacheManager`], [`DistributedLock`], [`RedisRateLimiter`], [`SessionManager`] and [`PubSubManager`]
-//! implement the `Cache`, `Lock`, `RateLimiter`, `SessionStore` and `PubSub` ports over them;
+//! [`CacheManager`], [`DistributedLock`], [`RedisRateLimiter`], [`SessionManager`], [`PubSubManager`] and
+//! [`RedisJobQueue`] implement the `Cache`, `Lock`, `RateLimiter`, `SessionStore`, `PubSub` and `JobQueue` ports
+//! over them;
 //! [`RedisHealthCheck`] reports on the server.
 
 mod cache;
 mod config;
 mod error;
 mod health;
+mod job_queue;
 mod lock;
 mod manager;
 mod metrics;
@@ -18,6 +20,7 @@ mod ttl;
 pub use cache::CacheManager;
 pub use config::{RedisConfig, RedisConfigBuilder};
 pub use health::RedisHealthCheck;
+pub use job_queue::RedisJobQueue;
 pub use lock::{DistributedLock, KeyedLock, LockGuard};
 pub use manager::{ExclusiveBackend, ExclusiveConnection, RedisManager, TrackedRedisConnection};
 pub use pubsub::{DEFAULT_SUBSCRIPTION_BUFFER, PubSubManager};

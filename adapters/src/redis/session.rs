@@ -17,6 +17,7 @@ use super::{CacheManager, RedisManager};
 
 operations!(SessionOp {
     Create = "create",
+    Insert = "insert",
     Load = "load",
     Save = "save",
     Extend = "extend",
@@ -226,6 +227,14 @@ impl SessionManager {
         self.absolute_ttl.map_or(0, |t| millis(t).unwrap_or(MAX_TTL_MILLIS))
     }
 
+    /// Runs the create script for `id` (NX): whether the session was stored.
+    async fn create_at(&self, id: &SessionId, data: &Bytes, ttl_millis: u64) -> Result<bool, KvError> {
+        let mut invocation = CREATE.key(self.key(id));
+        invocation.arg(data.as_ref()).arg(ttl_millis).arg(self.absolute_millis());
+        let created: i64 = self.run(&invocation, "create session").await?;
+        Ok(created == 1)
+    }
+
     async fn run<T: redis::FromRedisValue>(
         &self,
         invocation: &redis::ScriptInvocation<'_>,
@@ -264,19 +273,19 @@ impl SessionStore for SessionManager {
         self.metrics
             .run(SessionOp::Create, async {
                 let ttl = millis(ttl)?;
-                let absolute = self.absolute_millis();
                 for _ in 0..ID_ATTEMPTS {
                     let id = SessionId::generate();
-                    let mut invocation = CREATE.key(self.key(&id));
-                    invocation.arg(data.as_ref()).arg(ttl).arg(absolute);
-                    let created: i64 = self.run(&invocation, "create session").await?;
-                    if created == 1 {
+                    if self.create_at(&id, &data, ttl).await? {
                         return Ok(id);
                     }
                 }
                 Err(KvError::backend("redis", "no free session id after several random draws"))
             })
             .await
+    }
+
+    async fn insert_bytes(&self, id: &SessionId, data: Bytes, ttl: Duration) -> Result<bool, KvError> {
+        self.metrics.run(SessionOp::Insert, async { self.create_at(id, &data, millis(ttl)?).await }).await
     }
 
     async fn load_bytes(&self, id: &SessionId) -> Result<Option<Bytes>, KvError> {

@@ -41,8 +41,9 @@ impl SqlitePool {
     #[track_caller]
     pub fn get(
         &self,
-    ) -> impl std::future::Future<Output = Result<PooledConn<SqliteBackend>, DatabaseError>> + Send + 'static {
-        self.pool.get()
+    ) -> impl std::future::Future<Output = Result<PooledConn<'static, SqliteBackend>, DatabaseError>> + Send + 'static
+    {
+        self.pool.get_owned()
     }
 
     /// Runs `f` on a pooled connection, off the async runtime.

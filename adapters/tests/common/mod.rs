@@ -1,3 +1,4 @@
 //! Helpers shared by several integration test files.
 
+pub mod http;
 pub mod redis;

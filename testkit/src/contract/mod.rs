@@ -3,6 +3,7 @@
 
 pub mod cache;
 pub mod health;
+pub mod job_queue;
 pub mod lock;
 pub mod pubsub;
 pub mod rate_limit;

@@ -49,6 +49,7 @@ macro_rules! session_contract {
                 concurrent_creates_get_distinct_ids,
                 sessions_are_isolated_from_each_other,
                 foreign_bytes_are_a_codec_error_on_typed_load,
+                insert_stores_under_the_given_id_and_never_overwrites,
             ]
         );
     };
@@ -340,4 +341,22 @@ pub async fn foreign_bytes_are_a_codec_error_on_typed_load<S: SessionStore + ?Si
     let wrong_type = store.create(&42u32, LONG).await.unwrap();
     let typed = store.load::<Login>(&wrong_type).await;
     assert!(matches!(typed, Err(KvError::Codec(_))), "a value of another type must be a Codec error, got {typed:?}");
+}
+
+/// `insert_bytes` stores under the caller's id, refuses a zero TTL, and never overwrites a live session; once the
+/// session is destroyed the id can be used again.
+pub async fn insert_stores_under_the_given_id_and_never_overwrites<S: SessionStore + ?Sized>(store: &S) {
+    let id = SessionId::generate();
+    assert!(store.insert_bytes(&id, data("insert", 1), LONG).await.unwrap(), "a free id is stored");
+    assert_eq!(store.load_bytes(&id).await.unwrap(), Some(data("insert", 1)));
+    assert!(!store.insert_bytes(&id, data("insert", 2), LONG).await.unwrap(), "a live id is never overwritten");
+    assert_eq!(store.load_bytes(&id).await.unwrap(), Some(data("insert", 1)));
+    let ttl = store.ttl(&id).await.unwrap().unwrap();
+    assert!(ttl <= LONG && ttl > LONG - Duration::from_secs(60), "{ttl:?}");
+    let other = SessionId::generate();
+    assert!(matches!(store.insert_bytes(&other, data("insert", 3), Duration::ZERO).await, Err(KvError::Validation(_))));
+    assert_eq!(store.load_bytes(&other).await.unwrap(), None);
+    assert!(store.destroy(&id).await.unwrap());
+    assert!(store.insert_bytes(&id, data("insert", 4), LONG).await.unwrap(), "a destroyed id is free again");
+    assert_eq!(store.load_bytes(&id).await.unwrap(), Some(data("insert", 4)));
 }

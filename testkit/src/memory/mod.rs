@@ -1,18 +1,12 @@
 //! In-memory implementations of every port. They keep time on tokio's clock, so tests can
 //! `tokio::time::pause()` and `advance()` through TTLs and windows.
+//!
+//! The key-value ones ([`InMemoryCache`], [`InMemoryLock`], [`InMemoryRateLimiter`], [`InMemorySessionStore`],
+//! [`InMemoryPubSub`], [`StaticHealthCheck`]) live in `cpc_adapters::memory` (feature `memory`), where apps take
+//! them as their single-process embedded default; they are re-exported here so tests keep one import path.
+//! [`InMemoryDatabase`] and its repositories are test fakes and live here only.
 
-mod cache;
-mod health;
-mod lock;
-mod pubsub;
-mod rate_limit;
 mod repository;
-mod session;
 
-pub use cache::*;
-pub use health::*;
-pub use lock::*;
-pub use pubsub::*;
-pub use rate_limit::*;
+pub use cpc_adapters::memory::*;
 pub use repository::*;
-pub use session::*;

@@ -27,7 +27,7 @@ pub enum Mode {
 /// The open transaction of a unit of work: its connection (gone once finished), shared by the `Tx` and every
 /// repository it handed out.
 pub(crate) struct TxShared<B: DieselBackend> {
-    pub(crate) conn: tokio::sync::Mutex<Option<PooledConn<B>>>,
+    pub(crate) conn: tokio::sync::Mutex<Option<PooledConn<'static, B>>>,
     /// Set by commit, rollback and drop, before anything else: later calls fail at once.
     pub(crate) finished: AtomicBool,
     /// Set when a call was cancelled halfway: the connection's state is unknown, so nothing more runs on it and
@@ -36,7 +36,7 @@ pub(crate) struct TxShared<B: DieselBackend> {
 }
 
 impl<B: DieselBackend> TxShared<B> {
-    pub(crate) fn new(conn: PooledConn<B>) -> Self {
+    pub(crate) fn new(conn: PooledConn<'static, B>) -> Self {
         Self {
             conn: tokio::sync::Mutex::new(Some(conn)),
             finished: AtomicBool::new(false),

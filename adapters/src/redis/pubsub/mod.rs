@@ -57,8 +57,11 @@ pub const DEFAULT_SUBSCRIPTION_BUFFER: usize = 1024;
 /// most [`with_buffer`](Self::with_buffer) messages ([`DEFAULT_SUBSCRIPTION_BUFFER`] by default). When a queue
 /// is full its oldest message is dropped and counted; the subscriber then reads one
 /// `Err(KvError::Lagged { missed })` item before the messages that were kept, and goes on with newer ones. A
-/// stalled subscriber thus costs at most its buffer and never slows the others, nor makes Redis disconnect the
-/// connection for exceeding its `client-output-buffer-limit pubsub`. (Queues grow on demand.)
+/// stalled subscriber thus costs at most its buffer and never slows the others. (Queues grow on demand.) What
+/// it cannot prevent is a flood published faster than this process reads its socket: then the server's
+/// `client-output-buffer-limit pubsub` (32 MB by default) cuts the connection; every subscription gets an
+/// `Err(KvError::Unavailable)` item, the connection is re-established and resubscribed by itself, and what was
+/// published meanwhile is lost (measured in docs/RELIABILITY.md).
 ///
 /// ```no_run
 /// # async fn demo(manager: cpc_adapters::redis::RedisManager) -> Result<(), cpc_ports::KvError> {

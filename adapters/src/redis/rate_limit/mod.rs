@@ -1,6 +1,6 @@
-//! [`RedisRateLimiter`]: the [`RateLimiter`] port on Redis, one atomic Lua script per check.
+//! [`RedisRateLimiter`]: the [`RateLimiter`] port on Redis, one atomic Lua script per batch of checks.
 
-mod headers;
+mod batch;
 mod scripts;
 
 use std::sync::Arc;
@@ -9,12 +9,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cpc_ports::{KvError, RateLimitDecision, RateLimitKey, RateLimitPolicy, RateLimiter};
 
-pub use headers::rate_limit_headers;
+/// Moved to `cpc_ports` (it serves every [`RateLimiter`]); re-exported here so existing imports keep working.
+pub use cpc_ports::rate_limit_headers;
 
 use super::RedisManager;
-use super::error::classify;
 use super::metrics::{Instruments, operations};
-use scripts::{SLIDING_WINDOW_SCRIPT, TOKEN_BUCKET_SCRIPT};
+use batch::{Check, SharedBatcher};
 
 operations!(RateLimitOp {
     CheckTokenBucket = "check_token_bucket",
@@ -26,8 +26,11 @@ operations!(RateLimitOp {
 /// [`RateLimiter`] port it implements). Every instance of an app pointed at one server counts against the same
 /// limits.
 ///
-/// Each check is one Lua script, so one round trip, atomic on the server (exact under any concurrency), timed by
-/// the server's clock (`TIME`), never a client's:
+/// Each check runs in a Lua script, one round trip, atomic on the server (exact under any concurrency), timed by
+/// the server's clock (`TIME`), never a client's. Checks made at the same moment by concurrent callers share one
+/// script call (a batch, answered check by check; a lone check is sent at once): on the server, the call costs more
+/// than a check, so batching is what keeps decisions per second close to plain commands under load. A check that
+/// fails on the server (its key holds another type) fails alone, not its batch.
 ///
 /// * [`RateLimitPolicy::TokenBucket`]: GCRA (the generic cell rate algorithm, a token bucket kept as one
 ///   number), a string at `<namespace>{rl:<key>}:tb` holding the bucket's theoretical arrival time: the server
@@ -53,6 +56,7 @@ operations!(RateLimitOp {
 pub struct RedisRateLimiter {
     manager: RedisManager,
     metrics: Arc<Instruments<RateLimitOp>>,
+    batcher: SharedBatcher,
 }
 
 impl std::fmt::Debug for RedisRateLimiter {
@@ -64,7 +68,7 @@ impl std::fmt::Debug for RedisRateLimiter {
 impl RedisRateLimiter {
     /// A limiter over `manager`'s shared connection.
     pub fn new(manager: RedisManager) -> Self {
-        Self { manager, metrics: Instruments::new("rate_limit") }
+        Self { manager, metrics: Instruments::new("rate_limit"), batcher: SharedBatcher::default() }
     }
 
     /// The Redis key holding `key`'s token bucket. For operators and tests.
@@ -77,14 +81,8 @@ impl RedisRateLimiter {
         self.manager.key(&format!("{{rl:{}}}:sw", key.as_str()))
     }
 
-    async fn run(&self, invocation: &redis::ScriptInvocation<'_>) -> Result<[i64; 4], KvError> {
-        let mut conn = self.manager.connection();
-        let reply: Vec<i64> = invocation
-            .invoke_async(&mut conn)
-            .await
-            .map_err(|e| classify(e, "check rate limit", self.manager.config().response_timeout))?;
-        <[i64; 4]>::try_from(reply)
-            .map_err(|r| KvError::backend("redis", format!("unexpected reply {r:?} from the rate limit script")))
+    async fn run(&self, check: Check) -> Result<[i64; 4], KvError> {
+        self.batcher.run(check, || self.manager.connection(), self.manager.config().response_timeout).await
     }
 
     /// One decision: validates, runs the policy's script, reads its reply.
@@ -98,16 +96,15 @@ impl RedisRateLimiter {
         let reply = match *policy {
             RateLimitPolicy::TokenBucket { capacity, refill_tokens, refill_interval } => {
                 let gcra = Gcra::new(capacity, refill_tokens, refill_interval, cost);
-                let mut invocation = TOKEN_BUCKET_SCRIPT.key(self.token_bucket_key_name(key));
-                invocation.arg(gcra.interval.to_string()).arg(gcra.cost.to_string()).arg(gcra.limit.to_string());
-                self.run(&invocation).await?
+                let args =
+                    ["t".into(), gcra.interval.to_string(), gcra.cost.to_string(), gcra.limit.to_string(), "".into()];
+                self.run(Check { key: self.token_bucket_key_name(key), args }).await?
             }
             RateLimitPolicy::SlidingWindow { limit, window } => {
                 let window_us = u64::try_from(window.as_nanos().div_ceil(1000)).unwrap_or(u64::MAX);
                 let nonce = uuid::Uuid::new_v4().simple().to_string();
-                let mut invocation = SLIDING_WINDOW_SCRIPT.key(self.sliding_window_key_name(key));
-                invocation.arg(limit).arg(window_us).arg(cost).arg(nonce);
-                self.run(&invocation).await?
+                let args = ["s".into(), limit.to_string(), window_us.to_string(), cost.to_string(), nonce];
+                self.run(Check { key: self.sliding_window_key_name(key), args }).await?
             }
         };
         let [allowed, remaining, retry_us, reset_us] = reply;
@@ -184,30 +181,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn both_scripts_time_with_the_server_clock_only() {
-        for script in [scripts::TOKEN_BUCKET, scripts::SLIDING_WINDOW] {
-            assert!(
-                script.contains("local time = redis.call('TIME')"),
-                "the script must read the server's clock:\n{script}"
-            );
-            assert_eq!(script.matches("local now =").count(), 1, "one notion of now, from TIME:\n{script}");
-            assert_eq!(script.matches("redis.call('TIME')").count(), 1, "{script}");
-        }
-        assert!(scripts::SLIDING_WINDOW.contains("local now = tonumber(time[1]) * 1000000 + tonumber(time[2])"));
+    fn the_checks_time_with_the_server_clock_only() {
+        let script = [scripts::TOKEN_BUCKET, scripts::SLIDING_WINDOW, scripts::BATCH].concat();
+        // One clock read per batch, in the prelude; the checks derive their notion of now from it alone.
+        assert!(!script.contains("redis.call('TIME')"), "the checks must not read the clock again:\n{script}");
         let epoch = scripts::TOKEN_BUCKET_EPOCH_SECS;
-        assert!(scripts::TOKEN_BUCKET.contains(&format!("local now = (time[1] - {epoch}) * 1000000 + time[2]")));
+        assert!(scripts::TOKEN_BUCKET.contains(&format!("local now = (sec - {epoch}) * 1000000 + usec")));
+        assert!(scripts::SLIDING_WINDOW.contains("local now = sec * 1000000 + usec"));
         // The arguments are the policy, the cost and a nonce: nothing that could carry a client's time.
-        assert!(!scripts::TOKEN_BUCKET.contains("ARGV[4]") && !scripts::SLIDING_WINDOW.contains("ARGV[5]"));
+        assert_eq!(scripts::BATCH.matches("ARGV[a + ").count(), 8, "kind and four parameters per check");
     }
 
     #[test]
     fn every_write_is_followed_by_an_expiry() {
         // The bucket's only write is one SET with its expiry; a refusal returns before it.
-        assert_eq!(scripts::TOKEN_BUCKET.matches("redis.call(").count(), 3, "TIME, GET and SET only");
-        assert!(scripts::TOKEN_BUCKET.contains("redis.call('SET', KEYS[1], string.format('%.17g', new), 'PX', "));
+        assert_eq!(scripts::TOKEN_BUCKET.matches("redis.call(").count(), 2, "GET and SET only");
+        assert!(scripts::TOKEN_BUCKET.contains("redis.call('SET', key, string.format('%.17g', new), 'PX', "));
         let refusal = scripts::TOKEN_BUCKET.find("if due > limit then").unwrap();
-        assert!(scripts::TOKEN_BUCKET[..refusal].matches("redis.call(").count() == 2, "no write before a refusal");
-        assert!(scripts::SLIDING_WINDOW.contains("'ZADD'") && scripts::SLIDING_WINDOW.contains("'PEXPIRE'"));
+        assert!(scripts::TOKEN_BUCKET[..refusal].matches("redis.call(").count() == 1, "no write before a refusal");
+        let zadd = scripts::SLIDING_WINDOW.find("'ZADD'").unwrap();
+        assert!(scripts::SLIDING_WINDOW[zadd..].contains("'PEXPIRE'"), "the log expires after every addition");
     }
 
     #[test]

@@ -24,7 +24,7 @@ const SWEEP_EVERY_WRITES: usize = 64;
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// use std::time::Duration;
 /// use cpc_ports::{Codec, SessionStoreExt};
-/// use cpc_testkit::memory::InMemorySessionStore;
+/// use cpc_adapters::memory::InMemorySessionStore;
 ///
 /// let store = InMemorySessionStore::new().with_codec(Codec::msgpack());
 /// let id = store.create(&"alice", Duration::from_secs(60)).await.unwrap();
@@ -146,6 +146,18 @@ impl SessionStore for InMemorySessionStore {
         let id = state.fresh_id();
         state.sessions.insert(id.clone(), Entry { data, expires_at });
         Ok(id)
+    }
+
+    async fn insert_bytes(&self, id: &SessionId, data: Bytes, ttl: Duration) -> Result<bool, KvError> {
+        let now = Instant::now();
+        let expires_at = deadline(now, ttl)?;
+        let mut state = self.lock();
+        state.note_write(now);
+        if state.live_mut(id, now).is_some() {
+            return Ok(false);
+        }
+        state.sessions.insert(id.clone(), Entry { data, expires_at });
+        Ok(true)
     }
 
     async fn load_bytes(&self, id: &SessionId) -> Result<Option<Bytes>, KvError> {

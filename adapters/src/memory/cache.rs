@@ -24,7 +24,7 @@ const SWEEP_MIN_WRITES: usize = 128;
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), cpc_ports::KvError> {
 /// use std::time::Duration;
 /// use cpc_ports::{CacheExt, CacheKey};
-/// use cpc_testkit::memory::InMemoryCache;
+/// use cpc_adapters::memory::InMemoryCache;
 /// let cache = InMemoryCache::new(Duration::from_secs(60));
 /// let key = CacheKey::new("greeting")?;
 /// cache.set(&key, "hello", None).await?;

@@ -1,8 +1,9 @@
-//! [`rate_limit_headers`]: a [`RateLimitDecision`] as HTTP response headers.
+//! [`rate_limit_headers`]: a [`RateLimitDecision`] as HTTP response headers, for any [`RateLimiter`](crate::RateLimiter)
+//! (the tower layer of `cpc-adapters` and hand-written handlers alike).
 
 use std::time::Duration;
 
-use cpc_ports::{RateLimitDecision, RateLimitPolicy};
+use crate::{RateLimitDecision, RateLimitPolicy};
 
 /// The HTTP headers describing `decision` under `policy`, following the IETF draft "RateLimit header fields for
 /// HTTP" (draft-ietf-httpapi-ratelimit-headers) in the `limit=..., remaining=..., reset=...` form:
@@ -26,7 +27,7 @@ use cpc_ports::{RateLimitDecision, RateLimitPolicy};
 ///     reset_after: Duration::from_millis(11_200),
 /// };
 /// assert_eq!(
-///     cpc_adapters::redis::rate_limit_headers(&decision, &policy),
+///     cpc_ports::rate_limit_headers(&decision, &policy),
 ///     [
 ///         ("RateLimit-Policy", "100;w=60".to_owned()),
 ///         ("RateLimit", "limit=100, remaining=0, reset=12".to_owned()),

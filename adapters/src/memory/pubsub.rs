@@ -32,7 +32,7 @@ pub const DEFAULT_SUBSCRIPTION_BUFFER: usize = 1024;
 /// `Err(KvError::Lagged { missed })` item (with the number dropped) before the messages that were kept, and goes
 /// on with newer messages. So a stalled subscriber costs at most its buffer, and never slows the publisher or
 /// the other subscribers. (Redis, for comparison, disconnects a subscriber whose output buffer passes its
-/// limit; the fake reports the loss and keeps going, as the port's `Lagged` error allows.) Queues grow on
+/// limit; this implementation reports the loss and keeps going, as the port's `Lagged` error allows.) Queues grow on
 /// demand: an idle subscription holds no buffer. A per-subscription queue was chosen over one
 /// `tokio::sync::broadcast` channel per channel because a broadcast channel allocates its whole buffer up
 /// front for every channel and pattern, and a pattern subscription would need its own anyway.
@@ -40,7 +40,7 @@ pub const DEFAULT_SUBSCRIPTION_BUFFER: usize = 1024;
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// use cpc_ports::{Channel, PubSubExt};
-/// use cpc_testkit::memory::InMemoryPubSub;
+/// use cpc_adapters::memory::InMemoryPubSub;
 /// use futures::StreamExt;
 ///
 /// let bus = InMemoryPubSub::new();

@@ -16,7 +16,7 @@ use cpc_ports::{HealthCheck, HealthReport, HealthStatus};
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// use std::sync::Arc;
 /// use cpc_ports::{HealthCheck, HealthStatus};
-/// use cpc_testkit::memory::StaticHealthCheck;
+/// use cpc_adapters::memory::StaticHealthCheck;
 ///
 /// let redis = Arc::new(StaticHealthCheck::healthy("redis"));
 /// let as_port: Arc<dyn HealthCheck> = redis.clone();

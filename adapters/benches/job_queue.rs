@@ -1,0 +1,111 @@
+//! Job queue throughput, end to end: `JOBS` jobs enqueued by 16 concurrent producers, then worked by a `Worker`
+//! with 16 handlers (a handler that only decodes the payload), on Redis (`REDIS_URL`), on PostgreSQL
+//! (`DATABASE_URL`, a fresh database `cpc_bench_jobs`) and in memory for scale. Run:
+//!
+//! ```sh
+//! cargo bench -p cpc-adapters --all-features --bench job_queue
+//! ```
+//!
+//! Prints jobs enqueued per second, jobs worked per second (from the first reservation to the last ack), and the
+//! whole run's jobs per second.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use cpc_adapters::diesel::migrations::{self, MigrationTarget};
+use cpc_adapters::memory::InMemoryJobQueue;
+use cpc_adapters::pool::{PoolConfig, PoolFactory};
+use cpc_adapters::postgres::{DatabaseConfig, PgJobQueue};
+use cpc_adapters::redis::{RedisConfig, RedisJobQueue, RedisManager};
+use cpc_adapters::worker::{Worker, WorkerConfig};
+use cpc_ports::{EnqueueOptions, JobQueue, JobQueueExt, QueueName};
+
+const JOBS: u64 = 20_000;
+const PRODUCERS: u64 = 16;
+const HANDLERS: usize = 16;
+
+/// (enqueued per second, worked per second, end to end per second)
+async fn run(queue: Arc<dyn JobQueue>) -> (f64, f64, f64) {
+    let q = QueueName::new(format!("bench-{}", uuid::Uuid::new_v4().simple())).unwrap();
+    let started = Instant::now();
+    let producers: Vec<_> = (0..PRODUCERS)
+        .map(|p| {
+            let (queue, q) = (queue.clone(), q.clone());
+            tokio::spawn(async move {
+                for i in (p..JOBS).step_by(PRODUCERS as usize) {
+                    queue.enqueue(&q, &i, EnqueueOptions::default()).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for p in producers {
+        p.await.unwrap();
+    }
+    let enqueued_in = started.elapsed();
+    let done = Arc::new(AtomicU64::new(0));
+    let working = Instant::now();
+    let config = WorkerConfig::new(q.clone()).concurrency(HANDLERS).poll_interval(Duration::from_millis(1));
+    let counter = done.clone();
+    let worker = Worker::spawn(queue.clone(), config, move |job: cpc_ports::ReservedJob| {
+        let counter = counter.clone();
+        async move {
+            let _: u64 = cpc_ports::Codec::json().decode(&job.payload)?;
+            counter.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        }
+    });
+    while done.load(Ordering::Relaxed) < JOBS {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    // The last acks: wait until the queue is empty.
+    loop {
+        let s = queue.stats(&q).await.unwrap();
+        if s.pending + s.in_flight + s.delayed == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let worked_in = working.elapsed();
+    let report = worker.shutdown(Duration::from_secs(10)).await;
+    assert_eq!(report.failed + report.dead, 0, "{report:?}");
+    let jobs = JOBS as f64;
+    (jobs / enqueued_in.as_secs_f64(), jobs / worked_in.as_secs_f64(), jobs / started.elapsed().as_secs_f64())
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    // `cargo bench` passes --bench; a test runner listing targets does not, and must not start a benchmark.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let redis_url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let mut redis_config = RedisConfig::parse_url(&redis_url, "REDIS_URL").unwrap();
+    redis_config.namespace = format!("cpc-bench-jobs:{}:", uuid::Uuid::new_v4().simple());
+    let redis = RedisJobQueue::new(RedisManager::new(&redis_config).await.expect("Redis"));
+
+    let pg_url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let server = DatabaseConfig::from_url(&pg_url).unwrap();
+    let admin = PoolFactory::create_postgres_pool(&server, &PoolConfig::default().max_connections(1)).await.unwrap();
+    admin.get().await.unwrap().batch_execute("DROP DATABASE IF EXISTS cpc_bench_jobs WITH (FORCE)").await.unwrap();
+    admin.get().await.unwrap().batch_execute("CREATE DATABASE cpc_bench_jobs").await.unwrap();
+    let mut db = server.clone();
+    db.database = "cpc_bench_jobs".into();
+    migrations::run_pending(&MigrationTarget::Postgres(db.clone())).await.unwrap();
+    let pool = PoolFactory::create_postgres_pool(&db, &PoolConfig::default().max_connections(16)).await.unwrap();
+    let pg = PgJobQueue::new(pool);
+
+    println!("| backend | jobs | enqueued/s (16 producers) | worked/s (16 handlers) | end to end jobs/s |");
+    println!("|---|---:|---:|---:|---:|");
+    for (name, queue) in [
+        ("redis", Arc::new(redis) as Arc<dyn JobQueue>),
+        ("postgres", Arc::new(pg) as Arc<dyn JobQueue>),
+        ("in-memory", Arc::new(InMemoryJobQueue::new()) as Arc<dyn JobQueue>),
+    ] {
+        let (enqueued, worked, total) = run(queue).await;
+        println!("| {name} | {JOBS} | {enqueued:.0} | {worked:.0} | {total:.0} |");
+    }
+    admin.get().await.unwrap().batch_execute("DROP DATABASE IF EXISTS cpc_bench_jobs WITH (FORCE)").await.unwrap();
+}

@@ -1,0 +1,300 @@
+//! [`InMemoryJobQueue`]: the [`JobQueue`] port in process memory, on tokio's clock.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fmt;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use cpc_ports::job_queue::{not_dead, not_reserved};
+use cpc_ports::{
+    Codec, DeadJob, EnqueueOptions, JobId, JobQueue, JobQueueSettings, KvError, NackOutcome, QueueName, QueueStats,
+    ReservedJob,
+};
+use tokio::time::Instant;
+
+/// The fewest stored idempotency keys that trigger a sweep of expired ones.
+const IDEMPOTENCY_SWEEP_MIN: usize = 1024;
+
+/// A [`JobQueue`] in process memory that behaves like the Redis one: FIFO per queue, delays, visibility
+/// timeouts, retries with backoff, dead letters and idempotency keys, all on tokio's clock (so tests can
+/// `tokio::time::pause()` and `advance()` through delays and timeouts).
+///
+/// Single-process, like every `memory` adapter: jobs are lost when the process ends, so it suits tests, a CLI
+/// or a quickstart; a deployment wires the Redis queue.
+pub struct InMemoryJobQueue {
+    queues: Mutex<HashMap<QueueName, Queue>>,
+    settings: JobQueueSettings,
+}
+
+struct Job {
+    payload: Bytes,
+    attempts: u32,
+    max_attempts: u32,
+}
+
+struct Queue {
+    jobs: HashMap<JobId, Job>,
+    ready: VecDeque<JobId>,
+    /// (due, sequence) -> job; the sequence keeps equal instants in enqueue order.
+    delayed: BTreeMap<(Instant, u64), JobId>,
+    /// (visibility deadline, sequence) -> job, and the key of each reserved job in it.
+    in_flight: BTreeMap<(Instant, u64), JobId>,
+    reserved: HashMap<JobId, (Instant, u64)>,
+    /// Death sequence -> job, and the sequence of each dead job.
+    dead: BTreeMap<u64, JobId>,
+    dead_seq: HashMap<JobId, u64>,
+    idempotency: HashMap<String, (JobId, Instant)>,
+    /// Expired idempotency keys are swept when this many are stored (twice the live ones after the last sweep).
+    idempotency_sweep_at: usize,
+    seq: u64,
+}
+
+impl Default for Queue {
+    fn default() -> Self {
+        Self {
+            jobs: HashMap::new(),
+            ready: VecDeque::new(),
+            delayed: BTreeMap::new(),
+            in_flight: BTreeMap::new(),
+            reserved: HashMap::new(),
+            dead: BTreeMap::new(),
+            dead_seq: HashMap::new(),
+            idempotency: HashMap::new(),
+            idempotency_sweep_at: IDEMPOTENCY_SWEEP_MIN,
+            seq: 0,
+        }
+    }
+}
+
+impl Queue {
+    fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    /// Moves jobs whose delay has passed to the back of the ready list, earliest due first.
+    fn promote_due(&mut self, now: Instant) {
+        while let Some(entry) = self.delayed.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let id = entry.remove();
+            self.ready.push_back(id);
+        }
+    }
+
+    /// The reserved job whose visibility timeout passed first, taken out of the in-flight set.
+    fn take_expired(&mut self, now: Instant) -> Option<JobId> {
+        let entry = self.in_flight.first_entry()?;
+        if entry.key().0 > now {
+            return None;
+        }
+        let id = entry.remove();
+        self.reserved.remove(&id);
+        Some(id)
+    }
+
+    fn bury(&mut self, id: JobId) {
+        let seq = self.next_seq();
+        self.dead.insert(seq, id.clone());
+        self.dead_seq.insert(id, seq);
+    }
+
+    /// Ends the reservation `job` if it is the current one.
+    fn release(&mut self, job: &ReservedJob) -> Result<(), KvError> {
+        let current = self.jobs.get(&job.id).is_some_and(|j| j.attempts == job.attempt);
+        let key = self.reserved.get(&job.id).filter(|_| current).copied().ok_or_else(not_reserved)?;
+        self.reserved.remove(&job.id);
+        self.in_flight.remove(&key);
+        Ok(())
+    }
+
+    fn count_in_flight(&self, now: Instant) -> (u64, u64) {
+        let live = self.in_flight.keys().filter(|(deadline, _)| *deadline > now).count() as u64;
+        (live, self.in_flight.len() as u64 - live)
+    }
+}
+
+impl InMemoryJobQueue {
+    /// Empty queues, the default settings (JSON, 24-hour idempotency window).
+    pub fn new() -> Self {
+        Self { queues: Mutex::new(HashMap::new()), settings: JobQueueSettings::default() }
+    }
+
+    /// The same queue with other settings (codec, idempotency window).
+    #[must_use]
+    pub fn with_settings(mut self, settings: JobQueueSettings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<QueueName, Queue>> {
+        self.queues.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Default for InMemoryJobQueue {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for InMemoryJobQueue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InMemoryJobQueue").field("queues", &self.lock().len()).finish()
+    }
+}
+
+fn after(now: Instant, d: Duration, field: &'static str) -> Result<Instant, KvError> {
+    now.checked_add(d).ok_or_else(|| KvError::invalid(field, "is too large to represent"))
+}
+
+#[async_trait]
+impl JobQueue for InMemoryJobQueue {
+    async fn enqueue_bytes(
+        &self,
+        queue: &QueueName,
+        payload: Bytes,
+        options: EnqueueOptions,
+    ) -> Result<JobId, KvError> {
+        let max_attempts = options.validate()?;
+        let now = Instant::now();
+        let due = options.delay.filter(|d| !d.is_zero()).map(|d| after(now, d, "delay")).transpose()?;
+        let mut queues = self.lock();
+        let q = queues.entry(queue.clone()).or_default();
+        let id = JobId::generate();
+        if let Some(key) = options.idempotency_key {
+            match q.idempotency.get(&key) {
+                Some((earlier, until)) if *until > now => return Ok(earlier.clone()),
+                _ => {
+                    let until = now.checked_add(self.settings.idempotency_window).unwrap_or(now);
+                    q.idempotency.insert(key, (id.clone(), until));
+                }
+            }
+            if q.idempotency.len() >= q.idempotency_sweep_at {
+                q.idempotency.retain(|_, (_, until)| *until > now);
+                q.idempotency_sweep_at = (2 * q.idempotency.len()).max(IDEMPOTENCY_SWEEP_MIN);
+            }
+        }
+        q.jobs.insert(id.clone(), Job { payload, attempts: 0, max_attempts });
+        match due {
+            Some(due) => {
+                let seq = q.next_seq();
+                q.delayed.insert((due, seq), id.clone());
+            }
+            None => q.ready.push_back(id.clone()),
+        }
+        Ok(id)
+    }
+
+    async fn reserve(&self, queue: &QueueName, visibility_timeout: Duration) -> Result<Option<ReservedJob>, KvError> {
+        if visibility_timeout.is_zero() {
+            return Err(KvError::invalid("visibility_timeout", "must be greater than zero"));
+        }
+        let now = Instant::now();
+        let deadline = after(now, visibility_timeout, "visibility_timeout")?;
+        let mut queues = self.lock();
+        let Some(q) = queues.get_mut(queue) else {
+            return Ok(None);
+        };
+        q.promote_due(now);
+        loop {
+            let Some(id) = q.take_expired(now).or_else(|| q.ready.pop_front()) else {
+                return Ok(None);
+            };
+            let Some(job) = q.jobs.get_mut(&id) else { continue };
+            if job.attempts >= job.max_attempts {
+                // Its last delivery timed out: a worker died on it (or outlived its timeout) too often.
+                q.bury(id);
+                continue;
+            }
+            job.attempts += 1;
+            let reserved = ReservedJob {
+                id: id.clone(),
+                queue: queue.clone(),
+                payload: job.payload.clone(),
+                attempt: job.attempts,
+                max_attempts: job.max_attempts,
+            };
+            let seq = q.next_seq();
+            q.in_flight.insert((deadline, seq), id.clone());
+            q.reserved.insert(id, (deadline, seq));
+            return Ok(Some(reserved));
+        }
+    }
+
+    async fn ack(&self, job: &ReservedJob) -> Result<(), KvError> {
+        let mut queues = self.lock();
+        let q = queues.get_mut(&job.queue).ok_or_else(not_reserved)?;
+        q.release(job)?;
+        q.jobs.remove(&job.id);
+        Ok(())
+    }
+
+    async fn nack(&self, job: &ReservedJob, retry_after: Duration) -> Result<NackOutcome, KvError> {
+        let now = Instant::now();
+        let due = after(now, retry_after, "retry_after")?;
+        let mut queues = self.lock();
+        let q = queues.get_mut(&job.queue).ok_or_else(not_reserved)?;
+        q.release(job)?;
+        if q.jobs.get(&job.id).is_none_or(|stored| stored.attempts >= stored.max_attempts) {
+            q.bury(job.id.clone());
+            return Ok(NackOutcome::Dead);
+        }
+        let seq = q.next_seq();
+        q.delayed.insert((due, seq), job.id.clone());
+        Ok(NackOutcome::Retrying)
+    }
+
+    async fn dead_letters(&self, queue: &QueueName, limit: usize) -> Result<Vec<DeadJob>, KvError> {
+        let queues = self.lock();
+        let Some(q) = queues.get(queue) else {
+            return Ok(Vec::new());
+        };
+        Ok(q.dead
+            .values()
+            .filter_map(|id| {
+                q.jobs.get(id).map(|job| DeadJob {
+                    id: id.clone(),
+                    payload: job.payload.clone(),
+                    attempts: job.attempts,
+                })
+            })
+            .take(limit)
+            .collect())
+    }
+
+    async fn requeue_dead(&self, queue: &QueueName, id: &JobId) -> Result<(), KvError> {
+        let mut queues = self.lock();
+        let q = queues.get_mut(queue).ok_or_else(not_dead)?;
+        let seq = q.dead_seq.remove(id).ok_or_else(not_dead)?;
+        q.dead.remove(&seq);
+        if let Some(job) = q.jobs.get_mut(id) {
+            job.attempts = 0;
+        }
+        q.ready.push_back(id.clone());
+        Ok(())
+    }
+
+    async fn stats(&self, queue: &QueueName) -> Result<QueueStats, KvError> {
+        let now = Instant::now();
+        let queues = self.lock();
+        let Some(q) = queues.get(queue) else {
+            return Ok(QueueStats::default());
+        };
+        let (in_flight, expired) = q.count_in_flight(now);
+        let due = q.delayed.keys().filter(|(due, _)| *due <= now).count() as u64;
+        Ok(QueueStats {
+            pending: q.ready.len() as u64 + expired + due,
+            in_flight,
+            delayed: q.delayed.len() as u64 - due,
+            dead: q.dead.len() as u64,
+        })
+    }
+
+    fn codec(&self) -> Codec {
+        self.settings.codec
+    }
+}

@@ -1,0 +1,246 @@
+//! [`PgJobQueue`]: the [`JobQueue`] port over a PostgreSQL table, taken with `FOR UPDATE SKIP LOCKED`.
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use cpc_ports::job_queue::{not_dead, not_reserved};
+use cpc_ports::{
+    Codec, DeadJob, EnqueueOptions, JobId, JobQueue, JobQueueSettings, KvError, NackOutcome, QueueName, QueueStats,
+    ReservedJob,
+};
+use tokio_postgres::types::ToSql;
+
+use super::PgPool;
+use crate::pool::DatabaseError;
+
+/// Dead-letters reservations that ran out of time on their last attempt (their worker died too often).
+const BURY_EXPIRED: &str = "UPDATE cpc_jobs SET state = 'dead', dead_seq = nextval('cpc_jobs_dead_seq') \
+     WHERE queue = $1 AND state = 'reserved' AND run_at <= now() AND attempts >= max_attempts";
+
+/// Takes the due job first in line (ready, or reserved with its visibility timeout over), skipping rows other
+/// workers hold locked, and reserves it for `$2` milliseconds.
+const RESERVE: &str = "WITH next AS ( \
+       SELECT id FROM cpc_jobs WHERE queue = $1 AND state <> 'dead' AND run_at <= now() \
+       ORDER BY run_at, seq LIMIT 1 FOR UPDATE SKIP LOCKED) \
+     UPDATE cpc_jobs j SET state = 'reserved', attempts = j.attempts + 1, \
+       run_at = now() + $2::bigint * interval '1 millisecond' \
+     FROM next WHERE j.id = next.id \
+     RETURNING j.id, j.payload, j.attempts, j.max_attempts";
+
+const INSERT: &str = "INSERT INTO cpc_jobs (id, queue, payload, state, run_at, max_attempts) \
+     VALUES ($1, $2, $3, 'ready', now() + $4::bigint * interval '1 millisecond', $5)";
+
+/// Claims an idempotency key for a new job unless a live one holds it; returns the job id if claimed.
+const CLAIM_KEY: &str = "INSERT INTO cpc_job_keys (queue, key, job_id, expires_at) \
+     VALUES ($1, $2, $3, now() + $4::bigint * interval '1 millisecond') \
+     ON CONFLICT (queue, key) DO UPDATE SET job_id = EXCLUDED.job_id, expires_at = EXCLUDED.expires_at \
+       WHERE cpc_job_keys.expires_at <= now() \
+     RETURNING job_id";
+
+const KEY_HOLDER: &str = "SELECT job_id FROM cpc_job_keys WHERE queue = $1 AND key = $2";
+
+const ACK: &str =
+    "DELETE FROM cpc_jobs WHERE queue = $1 AND id = $2 AND state = 'reserved' AND attempts = $3 RETURNING id";
+
+const NACK: &str = "UPDATE cpc_jobs SET \
+       state = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'ready' END, \
+       dead_seq = CASE WHEN attempts >= max_attempts THEN nextval('cpc_jobs_dead_seq') END, \
+       run_at = now() + $4::bigint * interval '1 millisecond' \
+     WHERE queue = $1 AND id = $2 AND state = 'reserved' AND attempts = $3 \
+     RETURNING state";
+
+const DEAD_LETTERS: &str = "SELECT id, payload, attempts FROM cpc_jobs WHERE queue = $1 AND state = 'dead' \
+     ORDER BY dead_seq LIMIT $2";
+
+const REQUEUE_DEAD: &str = "UPDATE cpc_jobs SET state = 'ready', attempts = 0, dead_seq = NULL, run_at = now() \
+     WHERE queue = $1 AND id = $2 AND state = 'dead' RETURNING id";
+
+const STATS: &str = "SELECT \
+       count(*) FILTER (WHERE state <> 'dead' AND run_at <= now()), \
+       count(*) FILTER (WHERE state = 'reserved' AND run_at > now()), \
+       count(*) FILTER (WHERE state = 'ready' AND run_at > now()), \
+       count(*) FILTER (WHERE state = 'dead') \
+     FROM cpc_jobs WHERE queue = $1";
+
+/// The PostgreSQL [`JobQueue`]: the tables `cpc_jobs` and `cpc_job_keys` of migration
+/// `2026-11-22-000006_create_job_queue` (run the embedded migrations first).
+///
+/// One row per job not yet acked, with its state (`ready`, `reserved`, `dead`) and `run_at`: when a ready job is
+/// due (after its delay or retry backoff), or when a reservation's visibility timeout ends. `reserve` is one
+/// `UPDATE ... FROM (SELECT ... ORDER BY run_at, seq LIMIT 1 FOR UPDATE SKIP LOCKED)`: concurrent workers skip
+/// each other's rows instead of waiting, and a reservation whose timeout passed is simply due again. An ack
+/// deletes the row. Times are the database server's clock (`now()`).
+///
+/// Idempotency keys live in `cpc_job_keys` for the window (24 h by default, see [`JobQueueSettings`]), claimed with
+/// `INSERT ... ON CONFLICT DO UPDATE ... WHERE expired`. Expired keys are replaced when reused, not swept.
+#[derive(Clone)]
+pub struct PgJobQueue {
+    pool: PgPool,
+    settings: JobQueueSettings,
+}
+
+impl PgJobQueue {
+    /// A job queue on `pool`, with the default settings (JSON, 24-hour idempotency window).
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool, settings: JobQueueSettings::default() }
+    }
+
+    /// The same queue with other settings (codec, idempotency window).
+    #[must_use]
+    pub fn with_settings(mut self, settings: JobQueueSettings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// The pool this queue runs on.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Runs `sql` (a cached prepared statement) and returns its rows.
+    async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        operation: &'static str,
+    ) -> Result<Vec<tokio_postgres::Row>, KvError> {
+        let mut conn = self.pool.get().await.map_err(|e| to_kv(e, operation))?;
+        let classify = |e| to_kv(self.pool.backend().classify(e), operation);
+        let statement = conn.prepare_cached(sql).await.map_err(classify)?;
+        conn.query(&statement, params).await.map_err(classify)
+    }
+}
+
+/// Maps a pool or query failure to the port's error.
+fn to_kv(e: DatabaseError, operation: &'static str) -> KvError {
+    match e {
+        DatabaseError::PoolTimeout(after) => KvError::Timeout { operation, after },
+        DatabaseError::Authentication { message, .. } => {
+            KvError::Authentication { backend: "postgres", reason: message }
+        }
+        e if e.is_retryable() => KvError::Unavailable { backend: "postgres", reason: e.to_string() },
+        e => KvError::backend("postgres", e),
+    }
+}
+
+/// `d` in whole milliseconds, as PostgreSQL takes it; absurd durations are validation errors naming `field`.
+fn millis(d: Duration, field: &'static str) -> Result<i64, KvError> {
+    const MAX: i64 = 1_000_000_000_000_000;
+    i64::try_from(d.as_millis())
+        .ok()
+        .filter(|ms| *ms <= MAX)
+        .ok_or_else(|| KvError::invalid(field, "must be at most 10^15 milliseconds"))
+}
+
+/// Column `i` of `row`; a type the table should not hold is a backend error, not a panic.
+fn col<'a, T: tokio_postgres::types::FromSql<'a>>(row: &'a tokio_postgres::Row, i: usize) -> Result<T, KvError> {
+    row.try_get(i).map_err(|e| KvError::backend("postgres", e))
+}
+
+fn attempts(n: i32) -> u32 {
+    u32::try_from(n).unwrap_or(0)
+}
+
+impl fmt::Debug for PgJobQueue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgJobQueue").field("pool", &self.pool.name()).field("settings", &self.settings).finish()
+    }
+}
+
+#[async_trait]
+impl JobQueue for PgJobQueue {
+    async fn enqueue_bytes(
+        &self,
+        queue: &QueueName,
+        payload: cpc_ports::Bytes,
+        options: EnqueueOptions,
+    ) -> Result<JobId, KvError> {
+        let max_attempts = i32::try_from(options.validate()?).unwrap_or(i32::MAX);
+        let delay = millis(options.delay.unwrap_or_default(), "delay")?;
+        let id = JobId::generate();
+        let q = queue.as_str();
+        if let Some(key) = &options.idempotency_key {
+            let window = millis(self.settings.idempotency_window, "idempotency_window")?;
+            let claimed = self.query(CLAIM_KEY, &[&q, key, &id.as_str(), &window], "claim idempotency key").await?;
+            if claimed.is_empty() {
+                let holder = self.query(KEY_HOLDER, &[&q, key], "read idempotency key").await?;
+                if let Some(row) = holder.first() {
+                    return Ok(JobId::new(col::<String>(row, 0)?));
+                }
+            }
+        }
+        self.query(INSERT, &[&id.as_str(), &q, &payload.as_ref(), &delay, &max_attempts], "enqueue job").await?;
+        Ok(id)
+    }
+
+    async fn reserve(&self, queue: &QueueName, visibility_timeout: Duration) -> Result<Option<ReservedJob>, KvError> {
+        if visibility_timeout.is_zero() {
+            return Err(KvError::invalid("visibility_timeout", "must be greater than zero"));
+        }
+        let visibility = millis(visibility_timeout, "visibility_timeout")?.max(1);
+        let q = queue.as_str();
+        self.query(BURY_EXPIRED, &[&q], "dead-letter expired jobs").await?;
+        let rows = self.query(RESERVE, &[&q, &visibility], "reserve job").await?;
+        let Some(row) = rows.first() else {
+            return Ok(None);
+        };
+        Ok(Some(ReservedJob {
+            id: JobId::new(col::<String>(row, 0)?),
+            queue: queue.clone(),
+            payload: cpc_ports::Bytes::from(col::<Vec<u8>>(row, 1)?),
+            attempt: attempts(col(row, 2)?),
+            max_attempts: attempts(col(row, 3)?),
+        }))
+    }
+
+    async fn ack(&self, job: &ReservedJob) -> Result<(), KvError> {
+        let attempt = i32::try_from(job.attempt).map_err(|_| not_reserved())?;
+        let deleted = self.query(ACK, &[&job.queue.as_str(), &job.id.as_str(), &attempt], "ack job").await?;
+        if deleted.is_empty() { Err(not_reserved()) } else { Ok(()) }
+    }
+
+    async fn nack(&self, job: &ReservedJob, retry_after: Duration) -> Result<NackOutcome, KvError> {
+        let attempt = i32::try_from(job.attempt).map_err(|_| not_reserved())?;
+        let retry = millis(retry_after, "retry_after")?;
+        let params: [&(dyn ToSql + Sync); 4] = [&job.queue.as_str(), &job.id.as_str(), &attempt, &retry];
+        let rows = self.query(NACK, &params, "nack job").await?;
+        match rows.first().map(|row| col::<String>(row, 0)).transpose()? {
+            Some(state) if state == "dead" => Ok(NackOutcome::Dead),
+            Some(_) => Ok(NackOutcome::Retrying),
+            None => Err(not_reserved()),
+        }
+    }
+
+    async fn dead_letters(&self, queue: &QueueName, limit: usize) -> Result<Vec<DeadJob>, KvError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self.query(DEAD_LETTERS, &[&queue.as_str(), &limit], "list dead jobs").await?;
+        rows.iter()
+            .map(|row| {
+                Ok(DeadJob {
+                    id: JobId::new(col::<String>(row, 0)?),
+                    payload: cpc_ports::Bytes::from(col::<Vec<u8>>(row, 1)?),
+                    attempts: attempts(col(row, 2)?),
+                })
+            })
+            .collect()
+    }
+
+    async fn requeue_dead(&self, queue: &QueueName, id: &JobId) -> Result<(), KvError> {
+        let moved = self.query(REQUEUE_DEAD, &[&queue.as_str(), &id.as_str()], "requeue dead job").await?;
+        if moved.is_empty() { Err(not_dead()) } else { Ok(()) }
+    }
+
+    async fn stats(&self, queue: &QueueName) -> Result<QueueStats, KvError> {
+        let rows = self.query(STATS, &[&queue.as_str()], "queue stats").await?;
+        let Some(row) = rows.first() else {
+            return Ok(QueueStats::default());
+        };
+        let count = |i: usize| col::<i64>(row, i).map(|n| u64::try_from(n).unwrap_or(0));
+        Ok(QueueStats { pending: count(0)?, in_flight: count(1)?, delayed: count(2)?, dead: count(3)? })
+    }
+
+    fn codec(&self) -> Codec {
+        self.settings.codec
+    }
+}

@@ -1,0 +1,91 @@
+//! `RedisJobQueue` against the shared Redis (`REDIS_URL`): the `JobQueue` contract (concrete and as
+//! `dyn JobQueue`), and what the adapter adds: the stream and consumer group underneath, idempotency keys that
+//! expire, and two queue values (two consumers) sharing jobs. Each test runs in its own key namespace.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![cfg(feature = "redis")]
+
+#[allow(dead_code)]
+mod common;
+
+use std::time::Duration;
+
+use common::redis::{namespace_keys, shared_manager};
+
+use cpc_adapters::redis::RedisJobQueue;
+use cpc_ports::{EnqueueOptions, JobQueue, JobQueueSettings, QueueName};
+
+async fn jobs(namespace: &str) -> RedisJobQueue {
+    RedisJobQueue::new(shared_manager(namespace).await)
+}
+
+mod contract_concrete {
+    cpc_testkit::job_queue_contract!(async { std::sync::Arc::new(super::jobs("job-queue-contract").await) });
+}
+
+mod contract_dyn {
+    use std::sync::Arc;
+
+    use cpc_ports::JobQueue;
+
+    cpc_testkit::job_queue_contract!(async {
+        Arc::new(super::jobs("job-queue-contract-dyn").await) as Arc<dyn JobQueue>
+    });
+}
+
+fn queue() -> QueueName {
+    QueueName::new("thumbnails").unwrap()
+}
+
+#[tokio::test]
+async fn jobs_live_in_a_stream_with_a_consumer_group_and_acked_jobs_leave_no_keys() {
+    let jobs = jobs("layout").await;
+    let q = queue();
+    jobs.enqueue_bytes(&q, "a".into(), EnqueueOptions::default()).await.unwrap();
+    let stream = jobs.manager().key("jq:{thumbnails}:s");
+    let mut conn = jobs.manager().connection();
+    let kind: String = redis::cmd("TYPE").arg(&stream).query_async(&mut conn).await.unwrap();
+    assert_eq!(kind, "stream");
+    let groups: Vec<redis::Value> =
+        redis::cmd("XINFO").arg("GROUPS").arg(&stream).query_async(&mut conn).await.unwrap();
+    assert_eq!(groups.len(), 1, "one consumer group");
+    let job = jobs.reserve(&q, Duration::from_secs(30)).await.unwrap().unwrap();
+    let pending: (u64, redis::Value, redis::Value, redis::Value) =
+        redis::cmd("XPENDING").arg(&stream).arg("w").query_async(&mut conn).await.unwrap();
+    assert_eq!(pending.0, 1, "the reserved job is in the group's pending entries list");
+    jobs.ack(&job).await.unwrap();
+    let pending: (u64, redis::Value, redis::Value, redis::Value) =
+        redis::cmd("XPENDING").arg(&stream).arg("w").query_async(&mut conn).await.unwrap();
+    assert_eq!(pending.0, 0, "XACK emptied the pending entries list");
+    let left: Vec<String> = namespace_keys(jobs.manager()).await;
+    assert_eq!(left, vec![stream], "only the (empty) stream remains after the ack: {left:?}");
+}
+
+#[tokio::test]
+async fn idempotency_keys_expire_after_the_window() {
+    let jobs = jobs("idempotency-window")
+        .await
+        .with_settings(JobQueueSettings { idempotency_window: Duration::from_millis(300), ..Default::default() });
+    let q = queue();
+    let keyed = || EnqueueOptions::default().idempotency_key("photo-1");
+    let first = jobs.enqueue_bytes(&q, "a".into(), keyed()).await.unwrap();
+    assert_eq!(jobs.enqueue_bytes(&q, "b".into(), keyed()).await.unwrap(), first);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_ne!(jobs.enqueue_bytes(&q, "c".into(), keyed()).await.unwrap(), first, "the window is over");
+    assert_eq!(jobs.stats(&q).await.unwrap().pending, 2);
+}
+
+#[tokio::test]
+async fn a_job_abandoned_by_one_consumer_is_claimed_by_another() {
+    let manager = shared_manager("two-consumers").await;
+    let (dies, survives) = (RedisJobQueue::new(manager.clone()), RedisJobQueue::new(manager));
+    let q = queue();
+    let id = dies.enqueue_bytes(&q, "a".into(), EnqueueOptions::default()).await.unwrap();
+    let abandoned = dies.reserve(&q, Duration::from_millis(200)).await.unwrap().unwrap();
+    assert!(survives.reserve(&q, Duration::from_secs(30)).await.unwrap().is_none());
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let claimed = survives.reserve(&q, Duration::from_secs(30)).await.unwrap().unwrap();
+    assert_eq!((&claimed.id, claimed.attempt), (&id, 2));
+    assert!(dies.ack(&abandoned).await.is_err(), "the first consumer's receipt is stale");
+    survives.ack(&claimed).await.unwrap();
+    assert_eq!(survives.stats(&q).await.unwrap(), cpc_ports::QueueStats::default());
+}

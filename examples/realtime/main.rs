@@ -1,0 +1,21 @@
+//! The realtime-signaling seed's integration: per-document broadcast over `PubSub`, per-peer `RateLimiter`.
+//!
+//! `cargo run --example realtime` (embedded), or with `REDIS_URL` set (Redis).
+
+#[path = "../common/mod.rs"]
+mod common;
+mod demo;
+mod service;
+#[cfg(test)]
+mod tests_fakes;
+#[cfg(test)]
+mod tests_mocks;
+#[cfg(test)]
+mod tests_run;
+
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    common::main("realtime", async |ports, out| demo::run(ports, out).await).await
+}

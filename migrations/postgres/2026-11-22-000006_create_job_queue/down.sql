@@ -1,0 +1,3 @@
+DROP TABLE cpc_job_keys;
+DROP SEQUENCE cpc_jobs_dead_seq;
+DROP TABLE cpc_jobs;

@@ -1,0 +1,363 @@
+//! The [`JobQueue`] port: background jobs enqueued by one part of an app and worked by another (the seeds'
+//! gallery "job queue functionality": thumbnails made after an upload, e-mails sent after a sign-up).
+//!
+//! # Delivery: at least once
+//!
+//! A job is handed to one worker at a time by [`JobQueue::reserve`], for a *visibility timeout*. The worker then
+//! [`ack`](JobQueue::ack)s it (done, removed) or [`nack`](JobQueue::nack)s it (failed, retried after a backoff).
+//! A worker that dies without doing either has its job **redelivered** once the visibility timeout passes, with
+//! its attempt number raised. So every job is delivered **at least once**, and may be delivered more than once
+//! (a worker that finishes its work but dies before its ack, or outlives its visibility timeout): handlers must
+//! be idempotent. After `max_attempts` deliveries a failing job goes to the queue's **dead-letter** list, where
+//! it can be listed and requeued; it is never dropped silently.
+//!
+//! ```
+//! # async fn demo(queue: &dyn cpc_ports::JobQueue) -> Result<(), cpc_ports::KvError> {
+//! use std::time::Duration;
+//! use cpc_ports::{EnqueueOptions, JobQueueExt, QueueName};
+//!
+//! let thumbnails = QueueName::new("thumbnails")?;
+//! queue.enqueue(&thumbnails, &("photo-42.jpg", 256), EnqueueOptions::default()).await?;
+//! if let Some(job) = queue.reserve_as::<(String, u32)>(&thumbnails, Duration::from_secs(30)).await? {
+//!     let (image, size) = &job.data;
+//!     assert!(!image.is_empty() && *size > 0); // ... make the thumbnail, then:
+//!     queue.ack(&job.job).await?;
+//! }
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use cpc_domain::ValidationError;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::{Codec, KvError};
+
+/// The longest queue name accepted, in bytes.
+pub const MAX_QUEUE_NAME_BYTES: usize = 128;
+/// The longest idempotency key accepted, in bytes.
+pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 512;
+/// The attempts a job gets when [`EnqueueOptions::max_attempts`] is not set.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
+/// How long a queue remembers an idempotency key by default: 24 hours.
+pub const DEFAULT_IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
+/// What every [`JobQueue`] implementation is configured with, whatever its backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobQueueSettings {
+    /// The codec of the typed methods ([`JobQueue::codec`]).
+    pub codec: Codec,
+    /// How long an idempotency key is remembered after its job was enqueued.
+    pub idempotency_window: Duration,
+}
+
+impl Default for JobQueueSettings {
+    /// JSON, a 24-hour idempotency window.
+    fn default() -> Self {
+        Self { codec: Codec::json(), idempotency_window: DEFAULT_IDEMPOTENCY_WINDOW }
+    }
+}
+
+/// The error of [`JobQueue::ack`] and [`JobQueue::nack`] for a job that is not a current reservation.
+pub fn not_reserved() -> KvError {
+    KvError::NotFound { what: "reserved job" }
+}
+
+/// The error of [`JobQueue::requeue_dead`] for a job that is not in the dead-letter list.
+pub fn not_dead() -> KvError {
+    KvError::NotFound { what: "dead job" }
+}
+
+/// The name of a queue: 1 to 128 ASCII letters, digits, `_`, `-`, `.` or `:`. The restriction keeps names safe
+/// inside backend keys and table columns, and readable in metrics.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct QueueName(String);
+
+impl QueueName {
+    /// Validates `s`.
+    pub fn new(s: impl Into<String>) -> Result<Self, ValidationError> {
+        let s = s.into();
+        if s.is_empty() || s.len() > MAX_QUEUE_NAME_BYTES {
+            return Err(ValidationError::new("queue", "must be 1 to 128 bytes"));
+        }
+        if !s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':')) {
+            return Err(ValidationError::new("queue", "may hold only ASCII letters, digits, `_`, `-`, `.` and `:`"));
+        }
+        Ok(Self(s))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for QueueName {
+    type Err = ValidationError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::new(s)
+    }
+}
+
+impl fmt::Display for QueueName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The id of a job, given by the queue at enqueue; opaque text, unique within its queue.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct JobId(String);
+
+impl JobId {
+    /// Wraps an id read back from a backend (or typed by an operator requeuing a dead job). Any text is accepted:
+    /// an id no queue holds is a [`KvError::NotFound`] when used.
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
+    /// A fresh random id (UUIDv7, so ids sort roughly by creation time).
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::now_v7().simple().to_string())
+    }
+
+    /// The text of the id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// How to enqueue a job. `EnqueueOptions::default()` is: ready at once, no idempotency key,
+/// [`DEFAULT_MAX_ATTEMPTS`] attempts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EnqueueOptions {
+    /// Do not deliver the job before this much time has passed.
+    pub delay: Option<Duration>,
+    /// Enqueue the job only if no job with this key was enqueued on the same queue within the queue's
+    /// idempotency window (24 hours by default); otherwise return the earlier job's id. 1 to 512 bytes.
+    pub idempotency_key: Option<String>,
+    /// Deliveries after which a failing job goes to the dead-letter list (at least 1).
+    pub max_attempts: Option<u32>,
+}
+
+impl EnqueueOptions {
+    /// The options with `delay`.
+    #[must_use]
+    pub fn delayed(mut self, delay: Duration) -> Self {
+        self.delay = Some(delay);
+        self
+    }
+
+    /// The options with an idempotency key.
+    #[must_use]
+    pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
+        self.idempotency_key = Some(key.into());
+        self
+    }
+
+    /// The options with at most `attempts` deliveries.
+    #[must_use]
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = Some(attempts);
+        self
+    }
+
+    /// Checks the options; implementations call it before storing anything. Returns the max attempts to use.
+    pub fn validate(&self) -> Result<u32, KvError> {
+        if let Some(key) = &self.idempotency_key
+            && (key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_BYTES)
+        {
+            return Err(KvError::invalid("idempotency_key", "must be 1 to 512 bytes"));
+        }
+        match self.max_attempts {
+            Some(0) => Err(KvError::invalid("max_attempts", "must be at least 1")),
+            Some(n) => Ok(n),
+            None => Ok(DEFAULT_MAX_ATTEMPTS),
+        }
+    }
+}
+
+/// A job handed to a worker by [`JobQueue::reserve`]: the payload, and the receipt to pass to [`JobQueue::ack`]
+/// or [`JobQueue::nack`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReservedJob {
+    /// The job's id.
+    pub id: JobId,
+    /// The queue it came from.
+    pub queue: QueueName,
+    /// The payload as enqueued.
+    pub payload: Bytes,
+    /// Which delivery this is: 1 the first time, 2 after one retry or one redelivery, and so on.
+    pub attempt: u32,
+    /// The deliveries the job gets before it goes to the dead-letter list.
+    pub max_attempts: u32,
+}
+
+impl ReservedJob {
+    /// Whether a failure now sends the job to the dead-letter list rather than to a retry.
+    pub fn is_last_attempt(&self) -> bool {
+        self.attempt >= self.max_attempts
+    }
+}
+
+/// A reserved job with its payload decoded, from [`JobQueueExt::reserve_as`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct TypedJob<T> {
+    /// The job as reserved (id, attempt, raw payload).
+    pub job: ReservedJob,
+    /// The decoded payload.
+    pub data: T,
+}
+
+/// A job in the dead-letter list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadJob {
+    /// The job's id: pass it to [`JobQueue::requeue_dead`].
+    pub id: JobId,
+    /// The payload as enqueued.
+    pub payload: Bytes,
+    /// The deliveries it had.
+    pub attempts: u32,
+}
+
+/// What a [`JobQueue::nack`] did with the job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NackOutcome {
+    /// The job will be delivered again after the backoff.
+    Retrying,
+    /// The job had its last attempt and went to the dead-letter list.
+    Dead,
+}
+
+/// How many jobs a queue holds, by state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Ready to be reserved now (including jobs whose visibility timeout or delay has passed).
+    pub pending: u64,
+    /// Reserved, within their visibility timeout, not yet acked or nacked.
+    pub in_flight: u64,
+    /// Waiting for their delay or retry backoff to pass.
+    pub delayed: u64,
+    /// In the dead-letter list.
+    pub dead: u64,
+}
+
+/// A queue of background jobs with at-least-once delivery (see the [module docs](self)). The byte-level core;
+/// [`JobQueueExt`] adds typed payloads through the [`Codec`].
+///
+/// Implementations: Redis Streams (`RedisJobQueue` in `cpc-adapters`), in-process (`cpc-adapters`, feature
+/// `memory`; re-exported by `cpc-testkit`). The worker loop over any of them is `cpc_adapters::worker`.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait JobQueue: Send + Sync + 'static {
+    /// Stores a job on `queue` and returns its id.
+    ///
+    /// MUST NOT deliver it before `options.delay` has passed. With an idempotency key already used on this queue
+    /// within the idempotency window, MUST store nothing and return the earlier job's id. MUST refuse invalid
+    /// options with [`KvError::Validation`].
+    async fn enqueue_bytes(&self, queue: &QueueName, payload: Bytes, options: EnqueueOptions)
+    -> Result<JobId, KvError>;
+
+    /// Reserves the next ready job, or `None` if there is none. Does not wait.
+    ///
+    /// Jobs of one producer without delays or failures MUST come out in the order they were enqueued. A reserved
+    /// job MUST NOT be handed to anyone else until `visibility_timeout` has passed; then, if not acked or nacked,
+    /// it MUST be delivered again with its attempt raised by one, or go to the dead-letter list if it had its
+    /// last attempt. MUST refuse a zero `visibility_timeout` with [`KvError::Validation`].
+    async fn reserve(&self, queue: &QueueName, visibility_timeout: Duration) -> Result<Option<ReservedJob>, KvError>;
+
+    /// Marks a reserved job done and removes it. `job` is the reservation [`JobQueue::reserve`] returned: it is the
+    /// receipt, so a worker whose visibility timeout passed cannot ack the job another worker now holds.
+    ///
+    /// MUST return [`KvError::NotFound`] when `job` is not a current reservation: never enqueued, already acked or
+    /// nacked, dead, or redelivered (to anyone) after its visibility timeout.
+    async fn ack(&self, job: &ReservedJob) -> Result<(), KvError>;
+
+    /// Gives a reserved job back as failed: it is delivered again after `retry_after`, or goes to the
+    /// dead-letter list if this was its last attempt.
+    ///
+    /// MUST return [`KvError::NotFound`] when `job` is not a current reservation, like [`JobQueue::ack`].
+    async fn nack(&self, job: &ReservedJob, retry_after: Duration) -> Result<NackOutcome, KvError>;
+
+    /// Up to `limit` jobs of the dead-letter list, the earliest dead first.
+    async fn dead_letters(&self, queue: &QueueName, limit: usize) -> Result<Vec<DeadJob>, KvError>;
+
+    /// Moves a dead job back to the queue, ready at once with a fresh set of attempts.
+    ///
+    /// MUST return [`KvError::NotFound`] if the job is not in the dead-letter list.
+    async fn requeue_dead(&self, queue: &QueueName, id: &JobId) -> Result<(), KvError>;
+
+    /// How many jobs the queue holds, by state.
+    async fn stats(&self, queue: &QueueName) -> Result<QueueStats, KvError>;
+
+    /// The codec the typed methods of [`JobQueueExt`] use.
+    fn codec(&self) -> Codec;
+}
+
+/// Typed payloads over any [`JobQueue`]. Blanket-implemented, `dyn JobQueue` included.
+#[async_trait]
+pub trait JobQueueExt: JobQueue {
+    /// Encodes `payload` with the queue's codec and enqueues it.
+    async fn enqueue<T: Serialize + Sync + ?Sized>(
+        &self,
+        queue: &QueueName,
+        payload: &T,
+        options: EnqueueOptions,
+    ) -> Result<JobId, KvError> {
+        let bytes = self.codec().encode(payload)?;
+        self.enqueue_bytes(queue, bytes, options).await
+    }
+
+    /// Reserves the next job and decodes its payload. A payload that does not decode is a [`KvError::Codec`]
+    /// and the job stays reserved: it is redelivered after the visibility timeout and, still failing, ends in
+    /// the dead-letter list.
+    async fn reserve_as<T: DeserializeOwned + Send>(
+        &self,
+        queue: &QueueName,
+        visibility_timeout: Duration,
+    ) -> Result<Option<TypedJob<T>>, KvError> {
+        let Some(job) = self.reserve(queue, visibility_timeout).await? else {
+            return Ok(None);
+        };
+        let data = self.codec().decode(&job.payload)?;
+        Ok(Some(TypedJob { job, data }))
+    }
+}
+
+impl<Q: JobQueue + ?Sized> JobQueueExt for Q {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_names_are_restricted_to_safe_characters() {
+        for good in ["thumbnails", "gallery:thumbs.v2", "a-b_c", &"q".repeat(128)] {
+            assert_eq!(QueueName::new(good).unwrap().as_str(), good);
+        }
+        for bad in ["", "with space", "ünï", "a{b}", "new\nline", &"q".repeat(129)] {
+            assert_eq!(QueueName::new(bad).unwrap_err().field, "queue", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn options_are_validated() {
+        assert_eq!(EnqueueOptions::default().validate().unwrap(), DEFAULT_MAX_ATTEMPTS);
+        assert_eq!(EnqueueOptions::default().max_attempts(2).validate().unwrap(), 2);
+        assert!(matches!(EnqueueOptions::default().max_attempts(0).validate(), Err(KvError::Validation(_))));
+        assert!(matches!(EnqueueOptions::default().idempotency_key("").validate(), Err(KvError::Validation(_))));
+        let long = "k".repeat(MAX_IDEMPOTENCY_KEY_BYTES + 1);
+        assert!(matches!(EnqueueOptions::default().idempotency_key(long).validate(), Err(KvError::Validation(_))));
+        assert_ne!(JobId::generate(), JobId::generate());
+    }
+}

@@ -1,0 +1,193 @@
+//! The composition root, reusable: [`wire`] builds every port from [`Settings`], and [`Ports`] hands them out as
+//! `Arc<dyn Port>`. It is the one place in an app that names adapter types (feature `wiring`, on by default).
+//!
+//! | setting | database | cache, lock, rate limiter, sessions, pub/sub, job queue |
+//! |---|---|---|
+//! | nothing set (embedded) | SQLite `<CPC_DATA_DIR or .cpc-data>/<app>.db`, migrated | in-process, single-process |
+//! | `DATABASE_URL=postgres://...` | PostgreSQL (`DbManager`), migrated | unchanged |
+//! | `REDIS_URL=redis://...` | unchanged | Redis (`CacheManager`, `DistributedLock`, ..., `RedisJobQueue`) under `REDIS_NAMESPACE` |
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use cpc_data::wiring::{Ports, Settings};
+//! let dir = tempfile::tempdir()?;
+//! let ports = Ports::wire(&Settings::embedded("demo", dir.path())).await?; // or Ports::from_env("demo")
+//! let (status, reports) = ports.health().await;
+//! println!("{status:?}: {} components", reports.len());
+//! # Ok(()) }
+//! ```
+
+mod error;
+mod settings;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cpc_adapters::diesel::DbManager;
+use cpc_adapters::diesel::migrations::{self, MigrationTarget};
+use cpc_adapters::memory::{
+    InMemoryCache, InMemoryJobQueue, InMemoryLock, InMemoryPubSub, InMemoryRateLimiter, InMemorySessionStore,
+    StaticHealthCheck,
+};
+use cpc_adapters::pool::DatabaseError;
+use cpc_adapters::redis::{
+    CacheManager, DistributedLock, PubSubManager, RedisHealthCheck, RedisJobQueue, RedisManager, RedisRateLimiter,
+    SessionManager,
+};
+use cpc_ports::{
+    Cache, CustomerRepository, EntityRepository, HealthCheck, HealthReport, HealthStatus, JobQueue, Lock, PubSub,
+    RateLimiter, SessionStore, TransactionRepository, UnitOfWork, UserRepository, check_all,
+};
+
+pub use error::WiringError;
+pub use settings::{DEFAULT_DATA_DIR, DatabaseSettings, Settings};
+
+/// How long a cache entry lives when the caller gives no TTL.
+pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);
+
+/// How long [`Ports::health`] waits for one component.
+pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Every port, wired. Clone it freely (it is a bundle of `Arc`s) and hand each service the ports it needs.
+#[derive(Clone)]
+pub struct Ports {
+    /// Users.
+    pub users: Arc<dyn UserRepository>,
+    /// Entities.
+    pub entities: Arc<dyn EntityRepository>,
+    /// Customers.
+    pub customers: Arc<dyn CustomerRepository>,
+    /// Finance transactions.
+    pub transactions: Arc<dyn TransactionRepository>,
+    /// Atomic writes across repositories.
+    pub unit_of_work: Arc<dyn UnitOfWork>,
+    /// The cache.
+    pub cache: Arc<dyn Cache>,
+    /// Locks with fencing tokens.
+    pub lock: Arc<dyn Lock>,
+    /// The rate limiter.
+    pub rate_limiter: Arc<dyn RateLimiter>,
+    /// Sessions.
+    pub sessions: Arc<dyn SessionStore>,
+    /// Publish/subscribe.
+    pub pubsub: Arc<dyn PubSub>,
+    /// Background jobs (Redis Streams, or in process: single-process, lost when the process ends).
+    pub jobs: Arc<dyn JobQueue>,
+    /// One health check per backend (the database, then Redis or the in-process store).
+    pub health_checks: Vec<Arc<dyn HealthCheck>>,
+    /// What was wired, in words (e.g. `"SQLite .cpc-data/app.db + in-process key-value ports"`); no secrets.
+    pub description: String,
+}
+
+impl std::fmt::Debug for Ports {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ports").field("description", &self.description).finish_non_exhaustive()
+    }
+}
+
+impl Ports {
+    /// [`Settings::from_env`] then [`Ports::wire`]: the embedded default when `DATABASE_URL` and `REDIS_URL`
+    /// are unset, PostgreSQL and/or Redis when they are.
+    pub async fn from_env(app: &str) -> Result<Self, WiringError> {
+        wire(&Settings::from_env(app)?).await
+    }
+
+    /// Same as [`wire`].
+    pub async fn wire(settings: &Settings) -> Result<Self, WiringError> {
+        wire(settings).await
+    }
+
+    /// Every health check at once, each bounded by [`HEALTH_TIMEOUT`]: the worst status and all reports.
+    pub async fn health(&self) -> (HealthStatus, Vec<HealthReport>) {
+        check_all(&self.health_checks, HEALTH_TIMEOUT).await
+    }
+}
+
+/// Connects to (or creates) the database, runs the pending migrations, and builds the key-value ports on
+/// Redis or in process. Fails fast with a one-line [`WiringError`] naming the server and the cause.
+pub async fn wire(settings: &Settings) -> Result<Ports, WiringError> {
+    let db = open_database(settings).await?;
+    let mut health_checks = vec![db.health_check()];
+    let database = format!("{} {}", settings.database.server(), settings.database.describe());
+    let kv = match &settings.redis {
+        Some(config) => {
+            let manager =
+                RedisManager::new(config).await.map_err(|e| WiringError::server("Redis", config.address(), e))?;
+            health_checks.push(Arc::new(RedisHealthCheck::new(manager.clone())));
+            KeyValue {
+                cache: Arc::new(CacheManager::new(manager.clone(), DEFAULT_CACHE_TTL)),
+                lock: Arc::new(DistributedLock::new(manager.clone())),
+                rate_limiter: Arc::new(RedisRateLimiter::new(manager.clone())),
+                sessions: Arc::new(SessionManager::new(manager.clone())),
+                pubsub: Arc::new(PubSubManager::new(manager.clone())),
+                jobs: Arc::new(RedisJobQueue::new(manager)),
+                description: format!("Redis {config} (namespace {:?})", config.namespace),
+            }
+        }
+        None => {
+            health_checks.push(Arc::new(StaticHealthCheck::healthy("in-process")));
+            KeyValue {
+                cache: Arc::new(InMemoryCache::new(DEFAULT_CACHE_TTL)),
+                lock: Arc::new(InMemoryLock::default()),
+                rate_limiter: Arc::new(InMemoryRateLimiter::default()),
+                sessions: Arc::new(InMemorySessionStore::default()),
+                pubsub: Arc::new(InMemoryPubSub::new()),
+                jobs: Arc::new(InMemoryJobQueue::new()),
+                description: "in-process key-value ports".to_owned(),
+            }
+        }
+    };
+    Ok(Ports {
+        users: db.users(),
+        entities: db.entities(),
+        customers: db.customers(),
+        transactions: db.transactions(),
+        unit_of_work: db.unit_of_work(),
+        cache: kv.cache,
+        lock: kv.lock,
+        rate_limiter: kv.rate_limiter,
+        sessions: kv.sessions,
+        pubsub: kv.pubsub,
+        jobs: kv.jobs,
+        health_checks,
+        description: format!("{database} + {}", kv.description),
+    })
+}
+
+/// The key-value half of [`Ports`].
+struct KeyValue {
+    cache: Arc<dyn Cache>,
+    lock: Arc<dyn Lock>,
+    rate_limiter: Arc<dyn RateLimiter>,
+    sessions: Arc<dyn SessionStore>,
+    pubsub: Arc<dyn PubSub>,
+    jobs: Arc<dyn JobQueue>,
+    description: String,
+}
+
+/// Opens the pool first (so a refused port or a wrong password is reported as such, at once), then migrates.
+async fn open_database(settings: &Settings) -> Result<DbManager, WiringError> {
+    if let Some(dir) = settings.sqlite_dir() {
+        std::fs::create_dir_all(dir).map_err(|source| WiringError::DataDir { path: dir.to_owned(), source })?;
+    }
+    let server = settings.database.server();
+    let address = settings.database.describe();
+    let (db, target) = match &settings.database {
+        DatabaseSettings::Sqlite(c) => (DbManager::sqlite(c, &settings.pool).await, MigrationTarget::Sqlite(c.clone())),
+        DatabaseSettings::Postgres(c) => {
+            (DbManager::postgres(c, &settings.pool).await, MigrationTarget::Postgres(c.clone()))
+        }
+    };
+    let db = db.map_err(|e| match e {
+        DatabaseError::Config { .. } => WiringError::config(e),
+        other => WiringError::server(server, &address, other),
+    })?;
+    migrations::run_pending(&target)
+        .await
+        .map_err(|e| WiringError::server(server, &address, format!("migrations failed: {e}")))?;
+    Ok(db)
+}
+
+#[cfg(test)]
+mod tests;

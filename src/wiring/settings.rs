@@ -1,0 +1,111 @@
+//! [`Settings`]: which backends to wire, read from the environment or built by hand.
+
+use std::path::{Path, PathBuf};
+
+use cpc_adapters::pool::PoolConfig;
+use cpc_adapters::postgres::DatabaseConfig;
+use cpc_adapters::redis::RedisConfig;
+use cpc_adapters::sqlite::{SqliteConfig, SqliteTarget};
+
+use super::WiringError;
+
+/// Where the embedded database lives when `CPC_DATA_DIR` is not set (relative to the working directory).
+pub const DEFAULT_DATA_DIR: &str = ".cpc-data";
+
+/// The database to wire.
+#[derive(Debug, Clone)]
+pub enum DatabaseSettings {
+    /// SQLite (the embedded default: a file under the data directory, created with its directory if missing).
+    Sqlite(SqliteConfig),
+    /// PostgreSQL.
+    Postgres(DatabaseConfig),
+}
+
+impl DatabaseSettings {
+    /// `"SQLite"` or `"PostgreSQL"`.
+    pub fn server(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "SQLite",
+            Self::Postgres(_) => "PostgreSQL",
+        }
+    }
+
+    /// Where the database is (`host:port/database` or a path), for messages; never a password.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Sqlite(c) => c.describe(),
+            Self::Postgres(c) => format!("{}/{}", c.address(), c.database),
+        }
+    }
+}
+
+/// What [`wire`](super::wire) builds: a database (always) and Redis (optional; the in-process implementations
+/// of the key-value ports otherwise).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The database.
+    pub database: DatabaseSettings,
+    /// Its connection pool.
+    pub pool: PoolConfig,
+    /// Redis for cache, lock, rate limiter, sessions and pub/sub; `None` wires the single-process in-memory ones.
+    pub redis: Option<RedisConfig>,
+}
+
+impl Settings {
+    /// The embedded default: SQLite at `<data_dir>/<app>.db`, in-process key-value ports, default pool.
+    pub fn embedded(app: &str, data_dir: impl AsRef<Path>) -> Self {
+        Self {
+            database: DatabaseSettings::Sqlite(SqliteConfig::file(data_dir.as_ref().join(format!("{app}.db")))),
+            pool: PoolConfig::default(),
+            redis: None,
+        }
+    }
+
+    /// Reads the environment (see [`Settings::from_lookup`]).
+    pub fn from_env(app: &str) -> Result<Self, WiringError> {
+        Self::from_lookup(app, |k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+    }
+
+    /// The settings for `app` from a variable lookup:
+    ///
+    /// * database: SQLite when `SQLITE_PATH` is set or `DATABASE_URL` starts with `sqlite:`; PostgreSQL when
+    ///   `DATABASE_URL` is set otherwise (refined by the libpq `PG*` variables, see `DatabaseConfig::from_env`);
+    ///   else the embedded default, `<CPC_DATA_DIR or .cpc-data>/<app>.db`. The pool reads `DB_POOL_*`.
+    /// * Redis when `REDIS_URL` is set (with `REDIS_NAMESPACE`, default `cpc:<app>:`, and the other `REDIS_*`
+    ///   variables of `RedisConfig::from_env`); else the in-process implementations.
+    ///
+    /// A malformed variable is a [`WiringError::Config`] naming it.
+    pub fn from_lookup(app: &str, get: impl Fn(&str) -> Option<String>) -> Result<Self, WiringError> {
+        let url = get("DATABASE_URL");
+        let database = if get("SQLITE_PATH").is_some() || url.as_deref().is_some_and(|u| u.starts_with("sqlite:")) {
+            DatabaseSettings::Sqlite(SqliteConfig::from_lookup(&get).map_err(WiringError::config)?)
+        } else if url.is_some() {
+            DatabaseSettings::Postgres(DatabaseConfig::from_lookup(&get).map_err(WiringError::config)?)
+        } else {
+            let dir = get("CPC_DATA_DIR").map_or_else(|| PathBuf::from(DEFAULT_DATA_DIR), PathBuf::from);
+            Self::embedded(app, dir).database
+        };
+        let pool = PoolConfig::from_lookup(&get).map_err(WiringError::config)?;
+        let redis = match get("REDIS_URL") {
+            Some(_) => {
+                let mut config = RedisConfig::from_lookup(&get).map_err(WiringError::config)?;
+                if get("REDIS_NAMESPACE").is_none() {
+                    config.namespace = format!("cpc:{app}:");
+                }
+                Some(config)
+            }
+            None => None,
+        };
+        Ok(Self { database, pool, redis })
+    }
+
+    /// The directory a SQLite file needs, if any.
+    pub(crate) fn sqlite_dir(&self) -> Option<&Path> {
+        match &self.database {
+            DatabaseSettings::Sqlite(SqliteConfig { target: SqliteTarget::File(path), .. }) => {
+                path.parent().filter(|p| !p.as_os_str().is_empty())
+            }
+            _ => None,
+        }
+    }
+}

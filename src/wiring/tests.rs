@@ -1,0 +1,99 @@
+//! The environment rules and the one-line, password-free errors of an unreachable server. None of these needs a
+//! server: the refused port 1 answers at once.
+
+use std::time::{Duration, Instant};
+
+use super::{DatabaseSettings, Ports, Settings, WiringError};
+
+fn lookup(pairs: &[(&'static str, String)]) -> impl Fn(&str) -> Option<String> + use<> {
+    let pairs = pairs.to_vec();
+    move |k| pairs.iter().find(|(name, _)| *name == k).map(|(_, v)| v.clone())
+}
+
+/// Wires from `pairs`, expecting a failure within 5 s; returns its message.
+async fn failure(pairs: &[(&'static str, String)]) -> String {
+    let settings = Settings::from_lookup("app", lookup(pairs)).expect("valid settings");
+    let started = Instant::now();
+    let err = Ports::wire(&settings).await.expect_err("the server is unreachable");
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    let message = err.to_string();
+    assert!(!message.contains('\n'), "one line: {message:?}");
+    message
+}
+
+#[test]
+fn nothing_set_is_the_embedded_default_under_the_data_dir() {
+    let s = Settings::from_lookup("app", lookup(&[])).unwrap();
+    assert!(matches!(s.database, DatabaseSettings::Sqlite(_)));
+    assert_eq!(s.database.describe(), format!("{}/app.db", super::DEFAULT_DATA_DIR));
+    assert!(s.redis.is_none());
+    let s = Settings::from_lookup("app", lookup(&[("CPC_DATA_DIR", "/tmp/x".into())])).unwrap();
+    assert_eq!(s.database.describe(), "/tmp/x/app.db");
+}
+
+#[test]
+fn database_url_picks_postgres_or_sqlite_and_redis_url_picks_redis() {
+    let pg = Settings::from_lookup("app", lookup(&[("DATABASE_URL", "postgres://u@db.example:5433/shop".into())]));
+    assert_eq!(pg.unwrap().database.describe(), "db.example:5433/shop");
+    let lite = Settings::from_lookup("app", lookup(&[("DATABASE_URL", "sqlite:///tmp/shop.db".into())])).unwrap();
+    assert!(matches!(lite.database, DatabaseSettings::Sqlite(_)));
+    let redis = Settings::from_lookup("app", lookup(&[("REDIS_URL", "redis://cache.example:6380".into())])).unwrap();
+    let redis = redis.redis.expect("REDIS_URL wires Redis");
+    assert_eq!((redis.address(), redis.namespace.as_str()), ("cache.example:6380".into(), "cpc:app:"));
+    let named =
+        Settings::from_lookup("app", lookup(&[("REDIS_URL", "redis://r".into()), ("REDIS_NAMESPACE", "x:".into())]));
+    assert_eq!(named.unwrap().redis.unwrap().namespace, "x:");
+}
+
+#[test]
+fn a_malformed_variable_is_a_configuration_error_naming_it() {
+    for (name, value) in [("DB_POOL_MAX", "lots"), ("REDIS_URL", "http://x"), ("DATABASE_URL", "postgres://h:port/")] {
+        match Settings::from_lookup("app", lookup(&[(name, value.into())])) {
+            Err(WiringError::Config(message)) => assert!(message.contains(name), "{message}"),
+            other => panic!("{name}={value}: expected a configuration error, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_postgres_is_one_line_naming_the_server_without_the_password() {
+    let message = failure(&[("DATABASE_URL", "postgres://postgres:hunter2@127.0.0.1:1/shop".into())]).await;
+    assert!(message.starts_with("PostgreSQL at 127.0.0.1:1/shop: "), "{message}");
+    assert!(message.contains("refused"), "the cause: {message}");
+    assert!(!message.contains("hunter2"), "no password: {message}");
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_is_one_line_naming_the_server_without_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let message = failure(&[
+        ("CPC_DATA_DIR", dir.path().display().to_string()),
+        ("REDIS_URL", "redis://:hunter2@127.0.0.1:1".into()),
+    ])
+    .await;
+    assert!(message.starts_with("Redis at 127.0.0.1:1: "), "{message}");
+    assert!(message.contains("refused"), "the cause: {message}");
+    assert!(!message.contains("hunter2"), "no password: {message}");
+}
+
+#[tokio::test]
+async fn a_data_dir_that_cannot_be_created_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"").unwrap();
+    let message = failure(&[("CPC_DATA_DIR", file.join("sub").display().to_string())]).await;
+    assert!(message.starts_with("cannot create the data directory "), "{message}");
+}
+
+#[tokio::test]
+async fn the_embedded_default_creates_its_directory_migrates_and_is_healthy() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("nested/data");
+    let ports = Ports::wire(&Settings::embedded("app", &data_dir)).await.unwrap();
+    assert!(data_dir.join("app.db").is_file());
+    assert_eq!(ports.users.count(&[]).await.unwrap(), 0, "the schema is there");
+    let (status, reports) = ports.health().await;
+    assert_eq!(status, cpc_ports::HealthStatus::Healthy);
+    let components: Vec<_> = reports.iter().map(|r| r.component.as_str()).collect();
+    assert_eq!(components, ["sqlite", "in-process"]);
+}

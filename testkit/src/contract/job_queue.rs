@@ -1,0 +1,365 @@
+//! The [`JobQueue`] contract: every implementation (Redis, in-memory, `dyn JobQueue` of either) must pass these
+//! cases.
+//!
+//! Run them all with [`job_queue_contract!`](crate::job_queue_contract):
+//!
+//! ```
+//! mod memory_job_queue {
+//!     cpc_testkit::job_queue_contract!(async {
+//!         std::sync::Arc::new(cpc_testkit::memory::InMemoryJobQueue::new())
+//!     });
+//! }
+//! # fn main() {}
+//! ```
+//!
+//! Each case works on a queue with a random name and uses real (short) sleeps, so it runs unchanged against a
+//! shared real server.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use cpc_ports::{
+    EnqueueOptions, JobId, JobQueue, JobQueueExt, KvError, NackOutcome, QueueName, QueueStats, ReservedJob,
+};
+use tokio::time::sleep;
+
+use super::concurrently;
+
+/// Runs every case of the [`JobQueue`] contract as a `#[tokio::test]`. `$factory` is an async expression
+/// yielding a fresh queue behind anything that derefs to it (`Arc<InMemoryJobQueue>`, `Arc<dyn JobQueue>`).
+#[macro_export]
+macro_rules! job_queue_contract {
+    ($factory:expr) => {
+        $crate::__contract_cases!(
+            $crate::contract::job_queue,
+            $factory,
+            [
+                jobs_of_one_producer_are_reserved_in_order,
+                an_empty_or_unknown_queue_reserves_nothing,
+                queues_are_independent,
+                a_delayed_job_is_not_reserved_before_its_delay,
+                a_reserved_job_is_invisible_until_its_visibility_timeout_then_redelivered,
+                an_acked_job_is_gone_and_never_redelivered,
+                nack_retries_after_the_backoff_then_dead_letters_after_max_attempts,
+                a_job_whose_worker_keeps_dying_ends_in_the_dead_letters,
+                dead_letters_are_listed_in_order_and_can_be_requeued,
+                an_idempotency_key_enqueues_the_job_once,
+                ack_or_nack_of_an_unknown_or_finished_job_is_not_found,
+                concurrent_workers_never_get_the_same_job_while_it_is_reserved,
+                stats_count_pending_in_flight_delayed_and_dead,
+                typed_payloads_round_trip_through_the_codec,
+                invalid_arguments_are_validation_errors,
+            ]
+        );
+    };
+}
+
+const LONG: Duration = Duration::from_secs(30);
+const SHORT: Duration = Duration::from_millis(200);
+const PAST_SHORT: Duration = Duration::from_millis(450);
+
+/// A queue no other case or run shares.
+fn queue(case: &str) -> QueueName {
+    let text = format!("contract:{}:{}", &case[..case.len().min(40)], uuid::Uuid::new_v4().simple());
+    QueueName::new(text.clone()).unwrap_or_else(|e| panic!("test queue {text:?} should be valid: {e}"))
+}
+
+fn body(n: u32) -> bytes::Bytes {
+    bytes::Bytes::from(format!("job-{n}"))
+}
+
+async fn put<P: JobQueue + ?Sized>(port: &P, q: &QueueName, n: u32, options: EnqueueOptions) -> JobId {
+    port.enqueue_bytes(q, body(n), options).await.unwrap()
+}
+
+async fn take<P: JobQueue + ?Sized>(port: &P, q: &QueueName, visibility: Duration) -> ReservedJob {
+    port.reserve(q, visibility).await.unwrap().unwrap_or_else(|| panic!("a job should be ready on {q}"))
+}
+
+async fn assert_empty<P: JobQueue + ?Sized>(port: &P, q: &QueueName, why: &str) {
+    let got = port.reserve(q, LONG).await.unwrap();
+    assert!(got.is_none(), "{why}, yet reserve gave {got:?}");
+}
+
+fn assert_not_found<T: std::fmt::Debug>(result: Result<T, KvError>, what: &str) {
+    match result {
+        Err(KvError::NotFound { .. }) => {}
+        other => panic!("{what} must be NotFound, got {other:?}"),
+    }
+}
+
+/// 20 jobs enqueued one after another come out in that order, each with attempt 1 and its own payload.
+pub async fn jobs_of_one_producer_are_reserved_in_order<P: JobQueue + ?Sized>(port: &P) {
+    let q = queue("jobs_of_one_producer_are_reserved_in_order");
+    let mut ids = Vec::new();
+    for n in 0..20 {
+        ids.push(put(port, &q, n, EnqueueOptions::default()).await);
+    }
+    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 20, "every job gets its own id");
+    for (n, id) in ids.iter().enumerate() {
+        let job = take(port, &q, LONG).await;
+        assert_eq!((&job.id, &job.payload, job.attempt), (id, &body(n as u32), 1), "job {n} out of order");
+        assert_eq!(job.queue, q);
+        port.ack(&job).await.unwrap();
+    }
+    assert_empty(port, &q, "all 20 jobs were acked").await;
+}
+
+/// `reserve` on a queue never used, or drained, answers `None` at once.
+pub async fn an_empty_or_unknown_queue_reserves_nothing<P: JobQueue + ?Sized>(port: &P) {
+    let q = queue("an_empty_or_unknown_queue_reserves_nothing");
+    assert_empty(port, &q, "the queue was never used").await;
+    assert_eq!(port.stats(&q).await.unwrap(), QueueStats::default());
+    assert!(port.dead_letters(&q, 10).await.unwrap().is_empty());
+    put(port, &q, 1, EnqueueOptions::default()).await;
+    let job = take(port, &q, LONG).await;
+    port.ack(&job).await.unwrap();
+    assert_empty(port, &q, "the only job was acked").await;
+}
+
+/// A job enqueued on one queue is never reserved from another.
+pub async fn queues_are_independent<P: JobQueue + ?Sized>(port: &P) {
+    let (a, b) = (queue("queues_are_independent_a"), queue("queues_are_independent_b"));
+    let id = put(port, &a, 1, EnqueueOptions::default()).await;
+    assert_empty(port, &b, "the job went to another queue").await;
+    let job = take(port, &a, LONG).await;
+    assert_eq!(job.id, id);
+    assert_not_found(port.ack(&ReservedJob { queue: b.clone(), ..job.clone() }).await, "ack on the wrong queue");
+    port.ack(&job).await.unwrap();
+}
+
+/// A delayed job stays invisible (and counted as delayed) until its delay has passed; a job without delay
+/// enqueued after it comes out first.
+pub async fn a_delayed_job_is_not_reserved_before_its_delay<P: JobQueue + ?Sized>(port: &P) {
+    let q = queue("a_delayed_job_is_not_reserved_before_its_delay");
+    let late = put(port, &q, 1, EnqueueOptions::default().delayed(Duration::from_millis(400))).await;
+    let now = put(port, &q, 2, EnqueueOptions::default()).await;
+    assert_eq!(port.stats(&q).await.unwrap().delayed, 1);
+    let first = take(port, &q, LONG).await;
+    assert_eq!(first.id, now, "the undelayed job comes first");
+    assert_empty(port, &q, "the delayed job's delay has not passed").await;
+    sleep(Duration::from_millis(700)).await;
+    let second = take(port, &q, LONG).await;
+    assert_eq!((second.id, second.attempt), (late, 1), "after its delay the job is delivered");
+}
+
+/// A reserved job is hidden from other workers within its visibility timeout; once it passes without an ack,
+/// the job is delivered again with attempt 2, and the first worker can no longer ack it.
+pub async fn a_reserved_job_is_invisible_until_its_visibility_timeout_then_redelivered<P: JobQueue + ?Sized>(port: &P) {
+    let q = queue("a_reserved_job_is_invisible_until_its_visibility_timeout");
+    let id = put(port, &q, 1, EnqueueOptions::default()).await;
+    let first = take(port, &q, SHORT).await;
+    assert_eq!((&first.id, first.attempt), (&id, 1));
+    assert_empty(port, &q, "the job is reserved").await;
+    assert_eq!(port.stats(&q).await.unwrap().in_flight, 1);
+    sleep(PAST_SHORT).await;
+    let again = take(port, &q, LONG).await;
+    assert_eq!((&again.id, again.attempt, &again.payload), (&id, 2, &body(1)), "redelivered with attempt 2");
+    assert_not_found(port.ack(&first).await, "the first worker's ack after the redelivery");
+    assert_not_found(port.nack(&first, SHORT).await, "the first worker's nack after the redelivery");
+    port.ack(&again).await.unwrap();
+    assert_empty(port, &q, "the redelivered job was acked by its holder").await;
+}
+
+/// After an ack the job is gone: not redelivered after the visibility timeout, not counted anywhere.
+pub async fn an_acked_job_is_gone_and_never_redelivered<P: JobQueue + ?Sized>(port: &P) {
+    let q = queue("an_acked_job_is_gone_and_never_redelivered");
+    put(port, &q, 1, EnqueueOptions::default()).await;
+    let job = take(port, &q, SHORT).await;
+    port.ack(&job).await.unwrap();
+    sleep(PAST_SHORT).await;
+    assert_empty(port, &q, "the job was acked before its visibility timeout").await;
+    assert_eq!(port.stats(&q).await.unwrap(), QueueStats::default());
+}
+
+/// A nacked job comes back after its backoff (not before) with its attempt raised; after `max_attempts` the
+/// nack answers `Dead` and the job is in the dead-letter list with its payload and attempts.
+pub async fn nack_retries_after_the_backoff_then_dead_letters_after_max_attempts<P: JobQueue + ?Sized>(port: &P) {
+    let q = queue("nack_retries_after_the_backoff_then_dead_letters");
+    let id = put(port, &q, 7, EnqueueOptions::default().max_attempts(3)).await;
+    for attempt in 1..=3 {
+        let job = take(port, &q, LONG).await;
+        assert_eq!((&job.id, job.attempt, job.max_attempts), (&id, attempt, 3));
+        assert_eq!(job.is_last_attempt(), attempt == 3);
+        let outcome = port.nack(&job, Duration::from_millis(300)).await.unwrap();
+        if attempt < 3 {
+            assert_eq!(outcome, NackOutcome::Retrying, "attempt {attempt} of 3 is retried");
+            assert_empty(port, &q, "the backoff has not passed").await;
+            assert_eq!(port.stats(&q).await.unwrap().delayed, 1, "a job in backoff counts as delayed");
+            sleep(Duration::from_millis(550)).await;
+        } else {
+            assert_eq!(outcome, NackOutcome::Dead, "the third failure of three is final");
+        }
+    }
+    sleep(Duration::from_millis(400)).await;
+    assert_empty(port, &q, "a dead job is not delivered").await;
+    let dead = port.dead_letters(&q, 10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!((&dead[0].id, &dead[0].payload, dead[0].attempts), (&id, &body(7), 3));
+}
+
+/// A job reserved and never acked (its worker died, every time) is dead-lettered once its last visibility
+/// timeout passes, instead of circulating for ever.
+pub async fn a_job_whose_worker_keeps_dying_ends_in_the_dead_letters<P: JobQueue + ?Sized>(port: &P) {
+    let q = queue("a_job_whose_worker_keeps_dying_ends_in_the_dead_letters");
+    let id = put(port, &q, 1, EnqueueOptions::default().max_attempts(2)).await;
+    assert_eq!(take(port, &q, SHORT).await.attempt, 1);
+    sleep(PAST_SHORT).await;
+    assert_eq!(take(port, &q, SHORT).await.attempt, 2);
+    sleep(PAST_SHORT).await;
+    assert_empty(port, &q, "the job had its 2 attempts").await;
+    let dead = port.dead_letters(&q, 10).await.unwrap();
+    assert_eq!(dead.iter().map(|d| (&d.id, d.attempts)).collect::<Vec<_>>(), vec![(&id, 2)]);
+}
+
+/// Dead jobs are listed earliest first, `limit` bounds the list, and a requeued job is delivered again with a
+/// fresh attempt count; requeuing it twice, or a job that is not dead, is `NotFound`.
+pub async fn dead_letters_are_listed_in_order_and_can_be_requeued<P: JobQueue + ?Sized>(port: &P) {
+    let q = queue("dead_letters_are_listed_in_order_and_can_be_requeued");
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        ids.push(put(port, &q, n, EnqueueOptions::default().max_attempts(1)).await);
+    }
+    for _ in 0..3 {
+        let job = take(port, &q, LONG).await;
+        assert_eq!(port.nack(&job, Duration::ZERO).await.unwrap(), NackOutcome::Dead);
+    }
+    let dead = port.dead_letters(&q, 10).await.unwrap();
+    assert_eq!(dead.iter().map(|d| &d.id).collect::<Vec<_>>(), ids.iter().collect::<Vec<_>>(), "death order");
+    assert_eq!(port.dead_letters(&q, 2).await.unwrap().len(), 2, "limit bounds the list");
+    assert_eq!(port.stats(&q).await.unwrap().dead, 3);
+
+    port.requeue_dead(&q, &ids[1]).await.unwrap();
+    assert_not_found(port.requeue_dead(&q, &ids[1]).await, "requeuing a job no longer dead");
+    assert_not_found(port.requeue_dead(&q, &JobId::new("no-such-job")).await, "requeuing an unknown job");
+    let again = take(port, &q, LONG).await;
+    assert_eq!((&again.id, again.attempt, &again.payload), (&ids[1], 1, &body(1)), "a fresh set of attempts");
+    port.ack(&again).await.unwrap();
+    let left: Vec<_> = port.dead_letters(&q, 10).await.unwrap().into_iter().map(|d| d.id).collect();
+    assert_eq!(left, vec![ids[0].clone(), ids[2].clone()]);
+}
+
+/// A second enqueue with the same idempotency key stores nothing and returns the first job's id, even after the
+/// first job was worked; other keys, or no key, enqueue normally.
+pub async fn an_idempotency_key_enqueues_the_job_once<P: JobQueue + ?Sized>(port: &P) {
+    let q = queue("an_idempotency_key_enqueues_the_job_once");
+    let keyed = || EnqueueOptions::default().idempotency_key("thumbnail:photo-42");
+    let first = put(port, &q, 1, keyed()).await;
+    let second = put(port, &q, 2, keyed()).await;
+    assert_eq!(first, second, "the same key gives the first job's id");
+    let other = put(port, &q, 3, EnqueueOptions::default().idempotency_key("thumbnail:photo-43")).await;
+    assert_ne!(other, first);
+    assert_eq!(port.stats(&q).await.unwrap().pending, 2, "the duplicate was not stored");
+    let job = take(port, &q, LONG).await;
+    assert_eq!((&job.id, &job.payload), (&first, &body(1)), "the first payload is kept");
+    port.ack(&job).await.unwrap();
+    assert_eq!(put(port, &q, 4, keyed()).await, first, "the key is remembered after the job was done");
+    assert_eq!(take(port, &q, LONG).await.id, other);
+    assert_empty(port, &q, "only two jobs were stored").await;
+}
+
+/// `ack` and `nack` of a job never enqueued, already acked, or dead are `NotFound`, and change nothing.
+pub async fn ack_or_nack_of_an_unknown_or_finished_job_is_not_found<P: JobQueue + ?Sized>(port: &P) {
+    let q = queue("ack_or_nack_of_an_unknown_or_finished_job_is_not_found");
+    let forged = |id: JobId| ReservedJob {
+        id,
+        queue: q.clone(),
+        payload: body(1),
+        attempt: 1,
+        max_attempts: cpc_ports::job_queue::DEFAULT_MAX_ATTEMPTS,
+    };
+    assert_not_found(port.ack(&forged(JobId::new("never-enqueued"))).await, "ack of an unknown job");
+    assert_not_found(port.nack(&forged(JobId::new("never-enqueued")), SHORT).await, "nack of an unknown job");
+    let waiting = put(port, &q, 1, EnqueueOptions::default()).await;
+    let _ = put(port, &q, 2, EnqueueOptions::default().max_attempts(1)).await;
+    assert_not_found(port.ack(&forged(waiting)).await, "ack of a job not yet reserved");
+    let job = take(port, &q, LONG).await;
+    port.ack(&job).await.unwrap();
+    assert_not_found(port.ack(&job).await, "a second ack");
+    assert_not_found(port.nack(&job, SHORT).await, "nack after ack");
+    let stale = ReservedJob { attempt: 2, ..take(port, &q, LONG).await };
+    assert_not_found(port.ack(&stale).await, "ack with a wrong attempt (not the current reservation)");
+    let doomed = ReservedJob { attempt: 1, ..stale };
+    assert_eq!(port.nack(&doomed, SHORT).await.unwrap(), NackOutcome::Dead);
+    assert_not_found(port.ack(&doomed).await, "ack of a dead job");
+    assert_eq!(port.stats(&q).await.unwrap(), QueueStats { dead: 1, ..QueueStats::default() });
+}
+
+/// 8 workers reserving at once from 200 jobs: no job is held by two workers at a time, and every job is
+/// delivered exactly once (all are acked well within their visibility timeout).
+pub async fn concurrent_workers_never_get_the_same_job_while_it_is_reserved<P: JobQueue + ?Sized>(port: &P) {
+    let q = queue("concurrent_workers_never_get_the_same_job_while_reserved");
+    let mut enqueued = HashSet::new();
+    for n in 0..200 {
+        enqueued.insert(put(port, &q, n, EnqueueOptions::default()).await);
+    }
+    let held: Mutex<HashSet<JobId>> = Mutex::new(HashSet::new());
+    let (q_ref, held_ref) = (&q, &held);
+    let per_worker = concurrently(8, |_| async move {
+        let mut mine = Vec::new();
+        while let Some(job) = port.reserve(q_ref, LONG).await.unwrap() {
+            assert!(held_ref.lock().unwrap().insert(job.id.clone()), "job {} handed to two workers", job.id);
+            tokio::task::yield_now().await;
+            held_ref.lock().unwrap().remove(&job.id);
+            port.ack(&job).await.unwrap();
+            mine.push(job.id);
+        }
+        mine
+    })
+    .await;
+    let delivered: Vec<JobId> = per_worker.into_iter().flatten().collect();
+    assert_eq!(delivered.len(), 200, "every job delivered once");
+    assert_eq!(delivered.into_iter().collect::<HashSet<_>>(), enqueued);
+}
+
+/// `stats` counts each job in exactly one state, and a job whose visibility timeout passed counts as pending.
+pub async fn stats_count_pending_in_flight_delayed_and_dead<P: JobQueue + ?Sized>(port: &P) {
+    let q = queue("stats_count_pending_in_flight_delayed_and_dead");
+    for n in 0..4 {
+        put(port, &q, n, EnqueueOptions::default().max_attempts(1)).await;
+    }
+    put(port, &q, 9, EnqueueOptions::default().delayed(LONG)).await;
+    let dying = take(port, &q, LONG).await;
+    port.nack(&dying, Duration::ZERO).await.unwrap();
+    let _held = take(port, &q, LONG).await;
+    let _abandoned = take(port, &q, SHORT).await;
+    let stats = port.stats(&q).await.unwrap();
+    assert_eq!(stats, QueueStats { pending: 1, in_flight: 2, delayed: 1, dead: 1 });
+    sleep(PAST_SHORT).await;
+    let stats = port.stats(&q).await.unwrap();
+    assert_eq!((stats.pending, stats.in_flight), (2, 1), "an expired reservation is pending again: {stats:?}");
+}
+
+/// `enqueue` / `reserve_as` carry a typed payload through the queue's codec.
+pub async fn typed_payloads_round_trip_through_the_codec<P: JobQueue + ?Sized>(port: &P) {
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Thumbnail {
+        image: String,
+        sizes: Vec<u32>,
+    }
+    let q = queue("typed_payloads_round_trip_through_the_codec");
+    let sent = Thumbnail { image: "gallery/ünïcode photo.jpg".into(), sizes: vec![64, 256] };
+    let id = port.enqueue(&q, &sent, EnqueueOptions::default()).await.unwrap();
+    let job = port.reserve_as::<Thumbnail>(&q, LONG).await.unwrap().unwrap();
+    assert_eq!((job.job.id, job.data), (id, sent));
+    put(port, &q, 1, EnqueueOptions::default()).await;
+    let err = port.reserve_as::<Thumbnail>(&q, LONG).await.unwrap_err();
+    assert!(matches!(err, KvError::Codec(_)), "bytes not made by a codec are a Codec error: {err:?}");
+}
+
+/// A zero visibility timeout, zero max attempts or an empty idempotency key are refused before anything is
+/// stored.
+pub async fn invalid_arguments_are_validation_errors<P: JobQueue + ?Sized>(port: &P) {
+    let q = queue("invalid_arguments_are_validation_errors");
+    let bad = [EnqueueOptions::default().max_attempts(0), EnqueueOptions::default().idempotency_key("")];
+    for options in bad {
+        let err = port.enqueue_bytes(&q, body(1), options.clone()).await.unwrap_err();
+        assert!(matches!(err, KvError::Validation(_)), "{options:?}: {err:?}");
+    }
+    assert_eq!(port.stats(&q).await.unwrap(), QueueStats::default(), "nothing was stored");
+    put(port, &q, 1, EnqueueOptions::default()).await;
+    let err = port.reserve(&q, Duration::ZERO).await.unwrap_err();
+    assert!(matches!(err, KvError::Validation(_)), "zero visibility timeout: {err:?}");
+    assert_eq!(take(port, &q, LONG).await.attempt, 1, "the refused reserve took nothing");
+}
