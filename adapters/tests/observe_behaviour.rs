@@ -16,8 +16,8 @@ use cpc_adapters::observe::{
     Decorate, Decorated, Observe, Observed, Op, PortError, Retry, RetryBudget, RetryPolicy, TimeLimit, Timeout,
 };
 use cpc_adapters::redis::CacheManager;
-use cpc_ports::mocks::MockCache;
-use cpc_ports::{Bytes, Cache, CacheKey, KvError, Lock, LockKey};
+use cpc_ports::mocks::{MockCache, MockJobQueue};
+use cpc_ports::{Bytes, Cache, CacheKey, EnqueueOptions, JobId, JobQueue, KvError, Lock, LockKey, QueueName};
 use cpc_testkit::memory::{InMemoryCache, InMemoryLock};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use tracing::field::{Field, Visit};
@@ -74,6 +74,33 @@ async fn retry_leaves_non_idempotent_operations_alone_unless_told() {
     m.expect_set_if_absent_bytes().times(3).returning(|_, _, _| Err(unavailable()));
     let cache = Retry::new(m, fast_retries().retry_non_idempotent(true));
     assert!(cache.set_if_absent_bytes(&key(), Bytes::new(), None).await.is_err());
+}
+
+#[tokio::test]
+async fn retry_repeats_an_enqueue_only_when_its_idempotency_key_makes_that_safe() {
+    let q = QueueName::new("q").unwrap();
+    // Without a key, a second attempt after a lost reply could store the job twice: one call, the error back.
+    let mut m = MockJobQueue::new();
+    m.expect_enqueue_bytes().times(1).returning(|_, _, _| Err(unavailable()));
+    let queue = Retry::new(m, fast_retries());
+    assert!(queue.enqueue_bytes(&q, Bytes::new(), EnqueueOptions::default()).await.is_err());
+
+    // With a key the queue stores it once however often it is sent: retried until it succeeds.
+    let mut m = MockJobQueue::new();
+    let mut calls = 0;
+    m.expect_enqueue_bytes().times(2).returning(move |_, _, _| {
+        calls += 1;
+        if calls < 2 { Err(unavailable()) } else { Ok(JobId::new("j")) }
+    });
+    let queue = Retry::new(m, fast_retries());
+    let keyed = EnqueueOptions::default().idempotency_key("order-7");
+    assert_eq!(queue.enqueue_bytes(&q, Bytes::new(), keyed).await.unwrap(), JobId::new("j"));
+
+    // Reserving is never repeated: the first attempt may have taken a job whose reply was lost.
+    let mut m = MockJobQueue::new();
+    m.expect_reserve().times(1).returning(|_, _| Err(unavailable()));
+    let queue = Retry::new(m, fast_retries());
+    assert!(queue.reserve(&q, Duration::from_secs(1)).await.is_err());
 }
 
 #[tokio::test]

@@ -10,11 +10,13 @@ use std::time::Duration;
 use cpc_adapters::observe::{Decorate, Decorated, Observe, RetryPolicy, TimeLimit};
 use cpc_ports::domain::{Email, EntityId, EntityKind, NewEntity, NewUser, UpdateUser, UserId, Username, Version};
 use cpc_ports::mocks::{
-    MockCache, MockCustomerRepository, MockEntityRepository, MockHealthCheck, MockLock, MockPubSub, MockRateLimiter,
+    MockCache, MockCustomerRepository, MockEntityRepository, MockHealthCheck, MockJobQueue, MockLock, MockPubSub,
+    MockRateLimiter,
     MockSessionStore, MockTransactionRepository, MockTx, MockUnitOfWork, MockUserRepository,
 };
 use cpc_ports::{
-    Bytes, Cache, CacheKey, Channel, ChannelPattern, Codec, CustomerRepository, EntityRepository, HealthCheck,
+    Bytes, Cache, CacheKey, DeadJob, EnqueueOptions, JobId, JobQueue, NackOutcome, QueueName, QueueStats,
+    ReservedJob, Channel, ChannelPattern, Codec, CustomerRepository, EntityRepository, HealthCheck,
     HealthReport, HealthStatus, KeyTtl, KvError, Lock, LockKey, LockLease, PageRequest, PubSub, Query,
     RateLimitDecision, RateLimitKey, RateLimitPolicy, RateLimiter, RepoError, Repository, SessionId, SessionStore,
     Subscription, TimeRange, TransactionRepository, UnitOfWork, UserRepository,
@@ -130,6 +132,41 @@ async fn health_check_forwards<D: Decorate>(d: D) {
     assert_eq!(Decorated::new(m, d).check().await.status, HealthStatus::Degraded);
 }
 
+async fn job_queue_forwards<D: Decorate>(d: D) {
+    let q = QueueName::new("q").unwrap();
+    let job = ReservedJob {
+        id: JobId::new("j1"),
+        queue: q.clone(),
+        payload: Bytes::from("p"),
+        attempt: 1,
+        max_attempts: 3,
+    };
+    let (reserved, dead) = (job.clone(), DeadJob { id: JobId::new("j0"), payload: Bytes::new(), attempts: 3 });
+    let stats = QueueStats { pending: 1, in_flight: 2, delayed: 3, dead: 4 };
+    let mut m = MockJobQueue::new();
+    m.expect_enqueue_bytes()
+        .times(1)
+        .withf(|q, p, o| q.as_str() == "q" && p == "p" && o.idempotency_key.as_deref() == Some("k"))
+        .returning(|_, _, _| Ok(JobId::new("j1")));
+    m.expect_reserve().times(1).withf(|_, v| *v == TTL).returning(move |_, _| Ok(Some(reserved.clone())));
+    m.expect_ack().times(1).withf(|j| j.id.as_str() == "j1").returning(|_| Ok(()));
+    m.expect_nack().times(1).withf(|_, after| *after == TTL).returning(|_, _| Ok(NackOutcome::Dead));
+    m.expect_dead_letters().times(1).withf(|_, limit| *limit == 10).returning(move |_, _| Ok(vec![dead.clone()]));
+    m.expect_requeue_dead().times(1).withf(|_, id| id.as_str() == "j0").returning(|_, _| Ok(()));
+    m.expect_stats().times(1).returning(move |_| Ok(stats));
+    m.expect_codec().times(1).returning(Codec::msgpack);
+    let jq = Decorated::new(m, d);
+    let options = EnqueueOptions::default().idempotency_key("k");
+    assert_eq!(jq.enqueue_bytes(&q, Bytes::from("p"), options).await.unwrap(), JobId::new("j1"));
+    assert_eq!(jq.reserve(&q, TTL).await.unwrap(), Some(job.clone()));
+    jq.ack(&job).await.unwrap();
+    assert_eq!(jq.nack(&job, TTL).await.unwrap(), NackOutcome::Dead);
+    assert_eq!(jq.dead_letters(&q, 10).await.unwrap().len(), 1);
+    jq.requeue_dead(&q, &JobId::new("j0")).await.unwrap();
+    assert_eq!(jq.stats(&q).await.unwrap(), stats);
+    assert_eq!(jq.codec(), Codec::msgpack());
+}
+
 fn not_found() -> RepoError {
     RepoError::NotFound { entity: "test", id: "x".into() }
 }
@@ -218,6 +255,7 @@ async fn every_port_forwards<D: Decorate>(d: D) {
     session_store_forwards(d.clone()).await;
     pubsub_forwards(d.clone()).await;
     health_check_forwards(d.clone()).await;
+    job_queue_forwards(d.clone()).await;
     repositories_forward(d.clone()).await;
     unit_of_work_forwards(d).await;
 }

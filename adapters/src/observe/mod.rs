@@ -2,8 +2,8 @@
 //! [`Timeout`] bounds each call, [`Retry`] retries retryable errors with backoff and a budget. All three are one
 //! type, [`Decorated<P, D>`](Decorated), whose port impls forward every method of [`Cache`](cpc_ports::Cache),
 //! [`Lock`](cpc_ports::Lock), [`RateLimiter`](cpc_ports::RateLimiter), [`SessionStore`](cpc_ports::SessionStore),
-//! [`PubSub`](cpc_ports::PubSub), [`HealthCheck`](cpc_ports::HealthCheck), the four repositories and
-//! [`UnitOfWork`](cpc_ports::UnitOfWork) to the wrapped port, through one [`Decorate::around`] per call. They
+//! [`PubSub`](cpc_ports::PubSub), [`HealthCheck`](cpc_ports::HealthCheck), [`JobQueue`](cpc_ports::JobQueue), the
+//! four repositories and [`UnitOfWork`](cpc_ports::UnitOfWork) to the wrapped port, through one [`Decorate::around`] per call. They
 //! stack: `Observed<Retry<Timeout<CacheManager>>>` traces one span per logical call, retried under a time limit
 //! per attempt.
 //!
@@ -25,8 +25,8 @@
 //! One `INFO` span `cpc.port` per call, following the OpenTelemetry database conventions: `db.system` (given at
 //! construction: `redis`, `postgresql`, `sqlite`, `memory`), `db.operation` (the port method, e.g. `get_bytes`),
 //! `db.namespace` (the key namespace or database name given at construction), `cpc.port` (`cache`, `lock`,
-//! `rate_limit`, `session`, `pubsub`, `health`, `unit_of_work`, or a repository's record: `user`, `entity`,
-//! `customer`, `transaction`), `otel.kind = "client"`, and on failure `error.type` (the error's kind) and
+//! `rate_limit`, `session`, `pubsub`, `health`, `job_queue`, `unit_of_work`, or a repository's record: `user`,
+//! `entity`, `customer`, `transaction`), `otel.kind = "client"`, and on failure `error.type` (the error's kind) and
 //! `otel.status_code = "ERROR"`. Keys, values, session ids and credentials are never recorded.
 //!
 //! # Metrics
@@ -44,6 +44,7 @@
 //! install the recorder before the first call.
 
 mod decorate;
+mod forward_jobs;
 mod forward_kv;
 mod forward_repo;
 mod observed;
