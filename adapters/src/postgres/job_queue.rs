@@ -14,19 +14,34 @@ use tokio_postgres::types::ToSql;
 use super::PgPool;
 use crate::pool::DatabaseError;
 
+/// Makes the statement's own (autocommit) transaction commit without waiting for the WAL flush, for the moves
+/// that at-least-once delivery lets a server crash undo (see [`PgJobQueue`]). A CTE joined into the statement, so
+/// it runs in the same round trip: `SET LOCAL` would need a transaction block of its own.
+macro_rules! no_flush_wait {
+    () => {
+        "WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true)) "
+    };
+}
+
 /// Dead-letters reservations that ran out of time on their last attempt (their worker died too often).
-const BURY_EXPIRED: &str = "UPDATE cpc_jobs SET state = 'dead', dead_seq = nextval('cpc_jobs_dead_seq') \
-     WHERE queue = $1 AND state = 'reserved' AND run_at <= now() AND attempts >= max_attempts";
+const BURY_EXPIRED: &str = concat!(
+    no_flush_wait!(),
+    "UPDATE cpc_jobs SET state = 'dead', dead_seq = nextval('cpc_jobs_dead_seq') FROM async_commit \
+     WHERE queue = $1 AND state = 'reserved' AND run_at <= now() AND attempts >= max_attempts"
+);
 
 /// Takes the due job first in line (ready, or reserved with its visibility timeout over), skipping rows other
 /// workers hold locked, and reserves it for `$2` milliseconds.
-const RESERVE: &str = "WITH next AS ( \
+const RESERVE: &str = concat!(
+    no_flush_wait!(),
+    ", next AS ( \
        SELECT id FROM cpc_jobs WHERE queue = $1 AND state <> 'dead' AND run_at <= now() \
        ORDER BY run_at, seq LIMIT 1 FOR UPDATE SKIP LOCKED) \
      UPDATE cpc_jobs j SET state = 'reserved', attempts = j.attempts + 1, \
        run_at = now() + $2::bigint * interval '1 millisecond' \
-     FROM next WHERE j.id = next.id \
-     RETURNING j.id, j.payload, j.attempts, j.max_attempts";
+     FROM next, async_commit WHERE j.id = next.id \
+     RETURNING j.id, j.payload, j.attempts, j.max_attempts"
+);
 
 const INSERT: &str = "INSERT INTO cpc_jobs (id, queue, payload, state, run_at, max_attempts) \
      VALUES ($1, $2, $3, 'ready', now() + $4::bigint * interval '1 millisecond', $5)";
@@ -40,15 +55,22 @@ const CLAIM_KEY: &str = "INSERT INTO cpc_job_keys (queue, key, job_id, expires_a
 
 const KEY_HOLDER: &str = "SELECT job_id FROM cpc_job_keys WHERE queue = $1 AND key = $2";
 
-const ACK: &str =
-    "DELETE FROM cpc_jobs WHERE queue = $1 AND id = $2 AND state = 'reserved' AND attempts = $3 RETURNING id";
+const ACK: &str = concat!(
+    no_flush_wait!(),
+    "DELETE FROM cpc_jobs USING async_commit \
+     WHERE queue = $1 AND id = $2 AND state = 'reserved' AND attempts = $3 RETURNING id"
+);
 
-const NACK: &str = "UPDATE cpc_jobs SET \
+const NACK: &str = concat!(
+    no_flush_wait!(),
+    "UPDATE cpc_jobs SET \
        state = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'ready' END, \
        dead_seq = CASE WHEN attempts >= max_attempts THEN nextval('cpc_jobs_dead_seq') END, \
        run_at = now() + $4::bigint * interval '1 millisecond' \
+     FROM async_commit \
      WHERE queue = $1 AND id = $2 AND state = 'reserved' AND attempts = $3 \
-     RETURNING state";
+     RETURNING state"
+);
 
 const DEAD_LETTERS: &str = "SELECT id, payload, attempts FROM cpc_jobs WHERE queue = $1 AND state = 'dead' \
      ORDER BY dead_seq LIMIT $2";
@@ -71,6 +93,12 @@ const STATS: &str = "SELECT \
 /// `UPDATE ... FROM (SELECT ... ORDER BY run_at, seq LIMIT 1 FOR UPDATE SKIP LOCKED)`: concurrent workers skip
 /// each other's rows instead of waiting, and a reservation whose timeout passed is simply due again. An ack
 /// deletes the row. Times are the database server's clock (`now()`).
+///
+/// **Durability.** An enqueue commits as every write does, waiting for the WAL flush. A reservation, an ack and a
+/// nack commit without waiting (`synchronous_commit = off` for their own transaction only): a server crash can undo
+/// the last few hundred milliseconds of them, never corrupt anything, and each undo is one at-least-once delivery
+/// already allows: a lost reservation or nack makes the job due again, a lost ack delivers it once more. On a disk
+/// whose flush is slow this is most of the throughput (measured in `docs/BENCHMARKS.md`).
 ///
 /// Idempotency keys live in `cpc_job_keys` for the window (24 h by default, see [`JobQueueSettings`]), claimed with
 /// `INSERT ... ON CONFLICT DO UPDATE ... WHERE expired`. Expired keys are replaced when reused, not swept.

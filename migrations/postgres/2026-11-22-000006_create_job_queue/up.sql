@@ -13,7 +13,17 @@ CREATE TABLE cpc_jobs (
     dead_seq      BIGINT,
     created_at    TIMESTAMPTZ NOT NULL DEFAULT now()
 );
+-- Every reservation and ack leaves a dead row version behind, at the head of the due index where every reserve
+-- starts. Vacuum after 1,000 of them rather than after 20% of the table (the default), without cost delay.
+ALTER TABLE cpc_jobs SET (
+    autovacuum_vacuum_scale_factor = 0,
+    autovacuum_vacuum_threshold = 1000,
+    autovacuum_vacuum_cost_delay = 0,
+    autovacuum_analyze_scale_factor = 0.05
+);
 CREATE INDEX cpc_jobs_due_idx ON cpc_jobs (queue, run_at, seq) WHERE state <> 'dead';
+-- Reservations alone, for finding those that timed out on their last attempt without scanning every due job.
+CREATE INDEX cpc_jobs_reserved_idx ON cpc_jobs (queue, run_at) WHERE state = 'reserved';
 CREATE INDEX cpc_jobs_dead_idx ON cpc_jobs (queue, dead_seq) WHERE state = 'dead';
 CREATE SEQUENCE cpc_jobs_dead_seq;
 
