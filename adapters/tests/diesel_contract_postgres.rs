@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use cpc_adapters::diesel::error::{ErrorContext, map_diesel_error};
 use cpc_adapters::diesel::migrations::{self, MigrationTarget};
-use cpc_adapters::diesel::{DbManager, DieselPgBackend};
+use cpc_adapters::diesel::{DbManager, DbPool, DieselPgBackend};
 use cpc_adapters::pool::{Pool, PoolConfig};
 use cpc_adapters::postgres::DatabaseConfig;
 use cpc_domain::{NewCustomer, NewUser};
@@ -68,6 +68,18 @@ mod repository {
 
 mod unit_of_work {
     cpc_testkit::uow_contract!(super::harness());
+}
+
+#[path = "common/nesting.rs"]
+mod nesting;
+
+/// Every way a unit of work with nested transactions can end leaves its connection outside any transaction: the
+/// one-connection pool reuses it (savepoint bookkeeping matches the connection's), and only committed rows stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_ending_of_nested_transactions_reuses_the_connection() {
+    let h = harness_with(PoolConfig::default().max_connections(1)).await;
+    let DbPool::Postgres(pool) = h.manager.pool() else { panic!("a postgres pool") };
+    nesting::every_ending_reuses_the_connection(&*h.uow, &*h.users, pool).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

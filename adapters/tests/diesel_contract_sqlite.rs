@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use cpc_adapters::diesel::error::{ErrorContext, map_diesel_error};
 use cpc_adapters::diesel::migrations::{self, MigrationTarget};
-use cpc_adapters::diesel::{DbManager, DieselSqliteBackend};
+use cpc_adapters::diesel::{DbManager, DbPool, DieselSqliteBackend};
 use cpc_adapters::pool::{Pool, PoolConfig};
 use cpc_adapters::sqlite::SqliteConfig;
 use cpc_domain::{NewCustomer, NewUser};
@@ -28,7 +28,7 @@ async fn migrate(path: &Path) {
 /// A migrated database file in a temporary directory, with a `DbManager` on it; derefs to the ports.
 struct Harness {
     ports: DataPorts,
-    _manager: DbManager,
+    manager: DbManager,
     config: SqliteConfig,
     _dir: tempfile::TempDir,
 }
@@ -53,7 +53,7 @@ async fn harness_with(pool: PoolConfig) -> Harness {
         transactions: manager.transactions(),
         uow: manager.unit_of_work(),
     };
-    Harness { ports, _manager: manager, config, _dir: dir }
+    Harness { ports, manager, config, _dir: dir }
 }
 
 async fn harness() -> Harness {
@@ -66,6 +66,18 @@ mod repository {
 
 mod unit_of_work {
     cpc_testkit::uow_contract!(super::harness());
+}
+
+#[path = "common/nesting.rs"]
+mod nesting;
+
+/// Every way a unit of work with nested transactions can end leaves its connection outside any transaction: the
+/// one-connection pool reuses it (savepoint bookkeeping matches the connection's), and only committed rows stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_ending_of_nested_transactions_reuses_the_connection() {
+    let h = harness_with(PoolConfig::default().max_connections(1)).await;
+    let DbPool::Sqlite(pool) = h.manager.pool() else { panic!("a sqlite pool") };
+    nesting::every_ending_reuses_the_connection(&*h.uow, &*h.users, pool).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -237,6 +237,16 @@ async fn unit_of_work_forwards<D: Decorate>(d: D) {
     });
     uow.expect_begin().times(1).in_sequence(&mut seq).returning(|| {
         let mut tx = MockTx::new();
+        tx.expect_savepoint().times(1).returning(|| {
+            let mut nested = MockTx::new();
+            nested.expect_users().times(1).returning(|| {
+                let mut users = MockUserRepository::new();
+                users.expect_count().times(1).returning(|_| Ok(2));
+                Arc::new(users)
+            });
+            nested.expect_commit().times(1).returning(|| Ok(()));
+            Ok(Box::new(nested))
+        });
         tx.expect_rollback().times(1).returning(|| Ok(()));
         Ok(Box::new(tx))
     });
@@ -245,7 +255,11 @@ async fn unit_of_work_forwards<D: Decorate>(d: D) {
     assert_eq!(tx.users().count(&[]).await.unwrap(), 1);
     let _ = (tx.entities(), tx.customers(), tx.transactions());
     tx.commit().await.unwrap();
-    u.begin().await.unwrap().rollback().await.unwrap();
+    let tx = u.begin().await.unwrap();
+    let nested = tx.savepoint().await.unwrap();
+    assert_eq!(nested.users().count(&[]).await.unwrap(), 2, "the nested transaction's repositories forward");
+    nested.commit().await.unwrap();
+    tx.rollback().await.unwrap();
 }
 
 async fn every_port_forwards<D: Decorate>(d: D) {

@@ -5,9 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cpc_data::domain::{Money, NewTransaction, Timestamp, Transaction, TransactionKind, UserId, ValidationError};
-use cpc_data::ports::{
-    ConflictKind, KvError, Lock, LockKey, Page, PageRequest, RepoError, TimeRange, TransactionRepository,
-};
+use cpc_data::ports::{KvError, Lock, LockKey, Page, PageRequest, RepoError, TimeRange, TransactionRepository};
 
 /// Why a ledger operation failed, in terms a caller (or an HTTP layer) can act on.
 #[derive(Debug, thiserror::Error)]
@@ -94,7 +92,8 @@ impl Ledger {
         for n in new {
             match self.transactions.create(n).await {
                 Ok(t) => recorded.push(t),
-                Err(RepoError::Conflict { kind: ConflictKind::Reference { .. }, .. }) => {
+                // The account (`user_id`) refers to no user.
+                Err(RepoError::Validation(e)) if e.field == "user_id" => {
                     outcome = Err(LedgerError::UnknownAccount(account));
                     break;
                 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use cpc_data::domain::{Transaction, TransactionKind, UserId, Version};
-use cpc_data::ports::{ConflictKind, FencingToken, KvError, LockKey, LockLease, RepoError};
+use cpc_data::ports::{FencingToken, KvError, LockKey, LockLease, RepoError};
 use cpc_testkit::mocks::{MockLock, MockTransactionRepository};
 use mockall::Sequence;
 
@@ -65,9 +65,11 @@ async fn a_missing_account_is_unknown_account_and_the_lock_is_still_released() {
     let mut seq = Sequence::new();
     let mut lock = granting_lock(account, &mut seq);
     let mut transactions = MockTransactionRepository::new();
-    transactions.expect_create().times(1).in_sequence(&mut seq).returning(|_| {
-        Err(RepoError::Conflict { entity: "transaction", kind: ConflictKind::Reference { field: "user_id".into() } })
-    });
+    transactions
+        .expect_create()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_| Err(RepoError::missing_reference("user_id")));
     expect_release(&mut lock, &mut seq);
     let ledger = Ledger::new(Arc::new(transactions), Arc::new(lock));
     let err = ledger.record(account, &[entry(100), entry(250)]).await.unwrap_err();

@@ -2,6 +2,7 @@
 //! key-value and coordination ports (cache, lock, rate limiter, sessions, pub/sub). Variants are semantic, so a
 //! caller can act on them without knowing which backend is behind the port.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use cpc_domain::{ValidationError, Version};
@@ -27,11 +28,6 @@ pub enum ConflictKind {
         /// The version stored now.
         actual: Version,
     },
-    /// The row refers to one that does not exist (a foreign key), or is still referred to.
-    Reference {
-        /// The field holding the reference.
-        field: String,
-    },
     /// The database aborted the write because of a concurrent one (serialization failure, deadlock); retrying
     /// the whole unit of work may succeed.
     Concurrent,
@@ -44,7 +40,6 @@ impl std::fmt::Display for ConflictKind {
             Self::StaleVersion { expected, actual } => {
                 write!(f, "stale version: expected {expected}, stored {actual}")
             }
-            Self::Reference { field } => write!(f, "broken reference in `{field}`"),
             Self::Concurrent => f.write_str("aborted by a concurrent transaction"),
         }
     }
@@ -70,7 +65,9 @@ pub enum RepoError {
         /// What conflicted.
         kind: ConflictKind,
     },
-    /// The request itself is invalid (a bad filter value, a page size of 0, a garbled cursor, an invalid model).
+    /// The request itself is invalid: a bad filter value, a page size of 0, a garbled cursor, an invalid model,
+    /// or a broken reference (a foreign key naming a row that does not exist, or deleting a row others still
+    /// refer to), naming the field (e.g. `user_id`).
     #[error(transparent)]
     Validation(#[from] ValidationError),
     /// The operation did not finish within its time limit.
@@ -92,6 +89,10 @@ pub enum RepoError {
     /// The unit of work this repository belongs to was already committed or rolled back.
     #[error("the unit of work was already committed or rolled back")]
     TransactionFinished,
+    /// A transaction nested in this one ([`Tx::savepoint`](crate::Tx::savepoint)) is still open: only the
+    /// innermost open transaction may be used. Finish the nested one (commit, rollback or drop) first.
+    #[error("a transaction nested in this one is still open; finish it first")]
+    NestedTransactionOpen,
     /// Anything else the backend reported.
     #[error("{backend} error: {source}")]
     Backend {
@@ -115,7 +116,8 @@ impl RepoError {
     }
 
     /// The variant in snake case (`not_found`, `conflict`, `validation`, `timeout`, `unavailable`,
-    /// `transaction_finished`, `backend`), for metric labels and log fields: never data or secrets.
+    /// `transaction_finished`, `nested_transaction_open`, `backend`), for metric labels and log fields: never
+    /// data or secrets. A broken reference is a `validation` error.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::NotFound { .. } => "not_found",
@@ -124,6 +126,7 @@ impl RepoError {
             Self::Timeout { .. } => "timeout",
             Self::Unavailable { .. } => "unavailable",
             Self::TransactionFinished => "transaction_finished",
+            Self::NestedTransactionOpen => "nested_transaction_open",
             Self::Backend { .. } => "backend",
         }
     }
@@ -131,6 +134,25 @@ impl RepoError {
     /// A [`RepoError::Backend`] wrapping `source`.
     pub fn backend(backend: &'static str, source: impl Into<BoxError>) -> Self {
         Self::Backend { backend, source: source.into() }
+    }
+
+    /// The rule of [`RepoError::missing_reference`].
+    pub const MISSING_REFERENCE: &'static str = "refers to a row that does not exist";
+
+    /// The rule of [`RepoError::still_referenced`].
+    pub const STILL_REFERENCED: &'static str =
+        "the row is still referred to by other rows; delete or change them first";
+
+    /// A [`RepoError::Validation`] for a write whose `field` (a foreign key, e.g. `user_id`) names a row that
+    /// does not exist. Its rule is [`RepoError::MISSING_REFERENCE`].
+    pub fn missing_reference(field: impl Into<Cow<'static, str>>) -> Self {
+        Self::Validation(ValidationError::new(field, Self::MISSING_REFERENCE))
+    }
+
+    /// A [`RepoError::Validation`] for deleting a row that other rows still refer to through `field` (e.g.
+    /// `user_id` of transactions, when deleting a user). Its rule is [`RepoError::STILL_REFERENCED`].
+    pub fn still_referenced(field: impl Into<Cow<'static, str>>) -> Self {
+        Self::Validation(ValidationError::new(field, Self::STILL_REFERENCED))
     }
 }
 
@@ -284,5 +306,10 @@ mod tests {
         let kv = KvError::Unavailable { backend: "redis", reason: "refused".into() };
         assert_eq!((kv.kind(), KvError::invalid("k", "r").kind()), ("unavailable", "validation"));
         assert_eq!(KvError::LeaseLost { key: "k".into() }.kind(), "lease_lost");
+        let missing = RepoError::missing_reference("user_id");
+        assert_eq!(missing.to_string(), "invalid user_id: refers to a row that does not exist");
+        assert_eq!((missing.kind(), missing.is_retryable()), ("validation", false));
+        let busy = RepoError::NestedTransactionOpen;
+        assert_eq!((busy.kind(), busy.is_retryable()), ("nested_transaction_open", false));
     }
 }

@@ -6,11 +6,12 @@
 //!
 //! * Data: [`Repository`] (generic CRUD with filter, sort and paging), the seeds' [`UserRepository`],
 //!   [`EntityRepository`], [`CustomerRepository`], [`TransactionRepository`], and [`UnitOfWork`] for writes that
-//!   must land together. Errors: [`RepoError`].
+//!   must land together, with nested transactions (savepoints, [`Tx::savepoint`]). Errors: [`RepoError`].
 //! * Key-value and coordination: [`Cache`], [`Lock`], [`RateLimiter`], [`SessionStore`], [`PubSub`]. Errors:
 //!   [`KvError`]. Values cross these ports as bytes made by a [`Codec`] (JSON or MessagePack, optional
 //!   compression, a format marker so foreign bytes are an error, never a wrong value); the typed extension traits
-//!   ([`CacheExt`], [`PubSubExt`], [`SessionStoreExt`], [`LockExt`], [`RateLimiterExt`], [`UnitOfWorkExt`]) add
+//!   ([`CacheExt`], [`PubSubExt`], [`SessionStoreExt`], [`LockExt`], [`RateLimiterExt`], [`UnitOfWorkExt`],
+//!   [`TxExt`]) add
 //!   `get::<T>()`-style convenience to every implementation, `dyn` ones included.
 //! * Background work: [`JobQueue`] (enqueue, reserve with a visibility timeout, ack, nack with retry, dead
 //!   letters; at-least-once delivery) and its typed [`JobQueueExt`]. Errors: [`KvError`].
@@ -55,7 +56,7 @@ pub use repository::{
     TransactionRepository, UserField, UserRepository, Value, ValueKind,
 };
 pub use session::{SessionStore, SessionStoreExt};
-pub use uow::{Tx, UnitOfWork, UnitOfWorkExt};
+pub use uow::{Tx, TxExt, UnitOfWork, UnitOfWorkExt};
 
 /// Re-exported so implementors and callers use the same `async_trait` as the traits.
 pub use async_trait::async_trait;

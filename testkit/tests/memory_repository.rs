@@ -49,9 +49,10 @@ mod concrete {
     }
 
     #[tokio::test]
-    async fn deleting_a_user_with_transactions_is_a_reference_conflict() {
+    async fn deleting_a_user_with_transactions_is_a_validation_error_on_user_id() {
         let db = InMemoryDatabase::new();
-        transactions::deleting_a_user_with_transactions_is_a_reference_conflict(&db.users(), &db.transactions()).await;
+        let (users, transactions) = (db.users(), db.transactions());
+        transactions::deleting_a_user_with_transactions_is_a_validation_error_on_user_id(&users, &transactions).await;
     }
 }
 
@@ -59,7 +60,7 @@ mod concrete {
 mod fake {
     use chrono::Timelike;
     use cpc_domain::{Money, NewTransaction, NewUser, TransactionKind, UpdateUser, Version};
-    use cpc_ports::{ConflictKind, Query, RepoError, Repository, UserField};
+    use cpc_ports::{Query, RepoError, Repository, UserField};
     use cpc_testkit::memory::{InMemoryDatabase, InMemoryTransactionRepository};
 
     #[tokio::test]
@@ -94,10 +95,10 @@ mod fake {
             chrono::Utc::now(),
         );
         match repo.create(new.unwrap()).await {
-            Err(RepoError::Conflict { entity: "transaction", kind: ConflictKind::Reference { field } }) => {
-                assert_eq!(field, "user_id")
+            Err(RepoError::Validation(e)) => {
+                assert_eq!((&*e.field, &*e.rule), ("user_id", RepoError::MISSING_REFERENCE))
             }
-            other => panic!("expected a reference conflict, got {other:?}"),
+            other => panic!("expected a missing reference, got {other:?}"),
         }
     }
 

@@ -4,7 +4,8 @@
 //! | database reports                                        | becomes                                              |
 //! |---------------------------------------------------------|------------------------------------------------------|
 //! | unique violation (`users_email_key`, `users.username`)  | `Conflict { Duplicate { field: "email" } }`          |
-//! | foreign-key violation                                   | `Conflict { Reference { field: "user_id" } }`        |
+//! | foreign-key violation on insert or update               | `Validation` naming the field ([`RepoError::missing_reference`]) |
+//! | foreign-key violation on delete (row still referred to) | `Validation` naming the field ([`RepoError::still_referenced`])  |
 //! | check violation (`users_username_check`)               | `Validation` naming the field                        |
 //! | serialization failure, deadlock, SQLite busy/locked     | `Conflict { Concurrent }` (retryable)                |
 //! | lost or closed connection, broken transaction state     | `Unavailable` (retryable)                            |
@@ -24,7 +25,9 @@ pub struct ErrorContext {
     pub table: &'static str,
     /// The record type in errors, e.g. `"user"`.
     pub entity: &'static str,
-    /// The column named by a foreign-key conflict when the database does not say which (SQLite never does).
+    /// The column named by a foreign-key error when the database does not say which (SQLite never does): the
+    /// table's own foreign key (`transactions`: `user_id`), or for a table others refer to, their column
+    /// (`users`: `user_id`).
     pub reference_field: &'static str,
 }
 
@@ -33,10 +36,23 @@ impl ErrorContext {
     pub fn map(&self, error: Error) -> RepoError {
         map_diesel_error(self, error)
     }
+
+    /// Maps an error of a `DELETE` of this table's rows: there a foreign-key violation means other rows still
+    /// refer to the row (SQLite does not say which side of the key failed; PostgreSQL does, and [`Self::map`]
+    /// reads it).
+    pub fn map_delete(&self, error: Error) -> RepoError {
+        map_error(self, error, true)
+    }
 }
 
-/// Maps a Diesel error into the port error (see the module documentation for the table).
+/// Maps a Diesel error into the port error (see the module documentation for the table). A foreign-key violation
+/// is taken as a reference to a missing row unless PostgreSQL says a deleted row is still referred to; for a
+/// `DELETE` on SQLite use [`ErrorContext::map_delete`].
 pub fn map_diesel_error(ctx: &ErrorContext, error: Error) -> RepoError {
+    map_error(ctx, error, false)
+}
+
+fn map_error(ctx: &ErrorContext, error: Error, deleting: bool) -> RepoError {
     let conflict = |kind| RepoError::Conflict { entity: ctx.entity, kind };
     match error {
         Error::DatabaseError(kind, info) => match classify_kind(kind, info.message()) {
@@ -48,7 +64,13 @@ pub fn map_diesel_error(ctx: &ErrorContext, error: Error) -> RepoError {
                     .constraint_name()
                     .and_then(|c| named_field(c, info.table_name().unwrap_or(ctx.table), "_fkey"))
                     .unwrap_or_else(|| ctx.reference_field.to_owned());
-                conflict(ConflictKind::Reference { field })
+                // PostgreSQL: "update or delete on table "users" violates foreign key constraint ... on table
+                // "transactions"" for a referred-to row, "insert or update on table ..." for a missing one.
+                if deleting || info.message().starts_with("update or delete on table") {
+                    RepoError::still_referenced(field)
+                } else {
+                    RepoError::missing_reference(field)
+                }
             }
             DatabaseErrorKind::CheckViolation | DatabaseErrorKind::NotNullViolation => {
                 let field = info
@@ -173,12 +195,37 @@ mod tests {
             assert!(matches!(mapped, RepoError::Conflict { kind: ConflictKind::Concurrent, .. }), "{mapped:?}");
             assert!(mapped.is_retryable());
         }
-        let fk = USERS.map(db(DatabaseErrorKind::Unknown, "FOREIGN KEY constraint failed"));
-        assert!(
-            matches!(fk, RepoError::Conflict { kind: ConflictKind::Reference { ref field }, .. } if field == "user_id")
-        );
         let closed = USERS.map(db(DatabaseErrorKind::ClosedConnection, "connection closed"));
         assert!(matches!(closed, RepoError::Unavailable { backend: "sqlite", .. }));
         assert!(matches!(USERS.map(db(DatabaseErrorKind::Unknown, "syntax")), RepoError::Backend { .. }));
+    }
+
+    fn validation(e: RepoError) -> (String, String) {
+        match e {
+            RepoError::Validation(v) => (v.field.into_owned(), v.rule.into_owned()),
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn foreign_key_violations_are_validation_errors_naming_the_field_and_the_side() {
+        let missing = || (String::from("user_id"), RepoError::MISSING_REFERENCE.to_owned());
+        let referred = || (String::from("user_id"), RepoError::STILL_REFERENCED.to_owned());
+        let sqlite = || db(DatabaseErrorKind::Unknown, "FOREIGN KEY constraint failed");
+        const TRANSACTIONS: ErrorContext = ErrorContext {
+            backend: "sqlite",
+            table: "transactions",
+            entity: "transaction",
+            reference_field: "user_id",
+        };
+        assert_eq!(validation(TRANSACTIONS.map(sqlite())), missing(), "sqlite insert");
+        assert_eq!(validation(USERS.map_delete(sqlite())), referred(), "sqlite delete");
+        let pg_insert = "insert or update on table \"transactions\" violates foreign key constraint \
+                         \"transactions_user_id_fkey\"";
+        let pg_delete = "update or delete on table \"users\" violates foreign key constraint \
+                         \"transactions_user_id_fkey\" on table \"transactions\"";
+        let fk = |message: &str| db(DatabaseErrorKind::ForeignKeyViolation, message);
+        assert_eq!(validation(TRANSACTIONS.map(fk(pg_insert))), missing(), "postgres insert");
+        assert_eq!(validation(USERS.map(fk(pg_delete))), referred(), "postgres delete, even through map");
     }
 }

@@ -161,4 +161,11 @@ impl<D: Decorate> Tx for DecoratedTx<D> {
     async fn rollback(self: Box<Self>) -> Result<(), RepoError> {
         self.end("rollback", false).await
     }
+
+    async fn savepoint(&self) -> Result<Box<dyn Tx>, RepoError> {
+        // Not retried: a retry after a savepoint that opened but timed out would nest a second one in it.
+        let op = Op::once("unit_of_work", "savepoint");
+        let tx = self.decorator.around(op, move || self.tx.savepoint()).await?;
+        Ok(Box::new(DecoratedTx { tx, decorator: self.decorator.clone() }))
+    }
 }

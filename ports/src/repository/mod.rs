@@ -71,7 +71,8 @@ pub trait Repository<T: Record>: Send + Sync + 'static {
     ///
     /// MUST return [`RepoError::Conflict`] with [`ConflictKind::Duplicate`](crate::ConflictKind::Duplicate)
     /// naming the field when a unique field (e.g. e-mail, compared case-insensitively) is taken, and
-    /// [`ConflictKind::Reference`](crate::ConflictKind::Reference) when a referenced row does not exist.
+    /// [`RepoError::Validation`] naming the field ([`RepoError::missing_reference`], e.g. `user_id`) when a
+    /// referenced row does not exist.
     /// Text MUST be stored verbatim, however odd (quotes, `'; DROP TABLE`, unicode).
     async fn create(&self, new: T::New) -> Result<T, RepoError>;
 
@@ -96,7 +97,8 @@ pub trait Repository<T: Record>: Send + Sync + 'static {
     /// changing nothing in either case.
     async fn update(&self, id: &T::Id, expected: Version, changes: T::Update) -> Result<T, RepoError>;
 
-    /// Deletes the row; returns whether it existed. MUST return a `Reference` conflict if other rows refer to it.
+    /// Deletes the row; returns whether it existed. MUST refuse, deleting nothing, with [`RepoError::Validation`]
+    /// naming the referring field ([`RepoError::still_referenced`], e.g. `user_id`) if other rows refer to it.
     async fn delete(&self, id: &T::Id) -> Result<bool, RepoError>;
 
     /// Whether a row with this id exists.

@@ -163,7 +163,7 @@ macro_rules! table_ops {
                 let deleted = diesel::delete($table::table.filter($table::id.eq(DbUuid(*id.as_uuid()))))
                     .execute(conn)
                     .await
-                    .map_err(|e| <Self as SqlTable<Conn>>::CONTEXT.map(e))?;
+                    .map_err(|e| <Self as SqlTable<Conn>>::CONTEXT.map_delete(e))?;
                 Ok(deleted > 0)
             }
 

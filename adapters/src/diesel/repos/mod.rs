@@ -7,8 +7,9 @@
 //! ordered by the sort keys then id ascending, keyset cursors hold the last row's sort values and id.
 //!
 //! A repository works either on the pool (every call checks a connection out and commits on its own) or inside a
-//! unit of work (every call runs on the transaction's connection; writes run in a savepoint, so a failed write
-//! leaves the transaction usable, as the fake does).
+//! unit of work, at one level of it (the top-level transaction or a nested one): every call runs on the
+//! transaction's connection, only while its level is the innermost one open; writes run in a savepoint, so a
+//! failed write leaves the transaction usable, as the fake does.
 //!
 //! With an [`AuditConfig`] ([`DieselRepository::audited`]), every create (one row per created row), update and
 //! delete (when a row was deleted) also inserts into `audit_log`, in the same transaction as the write: on the pool
@@ -23,6 +24,7 @@ mod postgres;
 mod source;
 mod sql;
 mod sqlite;
+mod tx_state;
 mod values;
 
 use std::fmt;
@@ -42,8 +44,9 @@ use cpc_ports::{
 pub use audit::{AuditAction, AuditConfig, AuditEntry};
 pub use model::Model;
 pub use source::Mode;
-pub(crate) use source::{Source, TxShared, tx_context};
+pub(crate) use source::{Source, tx_context};
 pub use sql::{EmailTable, SqlTable};
+pub(crate) use tx_state::{TxScope, roll_back_levels};
 pub use values::{DbJson, DbTime, DbUuid};
 
 use crate::diesel::connection::{DieselBackend, DieselPgBackend, DieselSqliteBackend};
@@ -88,8 +91,8 @@ impl<T, B: DieselBackend> DieselRepository<T, B> {
         Self { source, audit: None, record: PhantomData }
     }
 
-    pub(crate) fn in_tx(shared: &Arc<TxShared<B>>) -> Self {
-        Self::on(Source::Tx(shared.clone()))
+    pub(crate) fn in_tx(scope: &TxScope<B>) -> Self {
+        Self::on(Source::Tx(scope.clone()))
     }
 
     /// This repository writing an audit row for every create, update and delete (`None`: no audit trail).

@@ -1,8 +1,5 @@
-//! Where a repository runs its statements: a connection checked out of the pool per call, or the open
-//! transaction of a unit of work.
-
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+//! Where a repository runs its statements: a connection checked out of the pool per call, or one level of the
+//! open transaction of a unit of work.
 
 use cpc_ports::RepoError;
 use diesel_async::{AsyncConnection, TransactionManager};
@@ -10,7 +7,8 @@ use futures::future::BoxFuture;
 
 use crate::diesel::connection::DieselBackend;
 use crate::diesel::error::ErrorContext;
-use crate::pool::{Pool, PooledConn};
+use crate::diesel::repos::tx_state::{InFlight, TxScope};
+use crate::pool::Pool;
 
 /// What a repository call does, which decides how it is wrapped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,54 +22,12 @@ pub enum Mode {
     Atomic,
 }
 
-/// The open transaction of a unit of work: its connection (gone once finished), shared by the `Tx` and every
-/// repository it handed out.
-pub(crate) struct TxShared<B: DieselBackend> {
-    pub(crate) conn: tokio::sync::Mutex<Option<PooledConn<'static, B>>>,
-    /// Set by commit, rollback and drop, before anything else: later calls fail at once.
-    pub(crate) finished: AtomicBool,
-    /// Set when a call was cancelled halfway: the connection's state is unknown, so nothing more runs on it and
-    /// it is not rolled back but discarded (the pool does, as it is still inside a transaction).
-    pub(crate) interrupted: AtomicBool,
-}
-
-impl<B: DieselBackend> TxShared<B> {
-    pub(crate) fn new(conn: PooledConn<'static, B>) -> Self {
-        Self {
-            conn: tokio::sync::Mutex::new(Some(conn)),
-            finished: AtomicBool::new(false),
-            interrupted: AtomicBool::new(false),
-        }
-    }
-
-    pub(crate) fn interrupted_error() -> RepoError {
-        RepoError::Unavailable {
-            backend: B::NAME,
-            reason: "an operation of this unit of work was cancelled halfway; the transaction was abandoned".to_owned(),
-        }
-    }
-}
-
-/// Marks the transaction interrupted unless the call it guards completes.
-struct InFlight<'a> {
-    interrupted: &'a AtomicBool,
-    landed: bool,
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        if !self.landed {
-            self.interrupted.store(true, Ordering::SeqCst);
-        }
-    }
-}
-
 /// Where a repository runs its statements.
 pub(crate) enum Source<B: DieselBackend> {
     /// A connection checked out of the pool for each call.
     Pool(Pool<B>),
-    /// The transaction of a unit of work.
-    Tx(Arc<TxShared<B>>),
+    /// One level (the top-level transaction or a nested one) of a unit of work.
+    Tx(TxScope<B>),
 }
 
 impl<B: DieselBackend> Clone for Source<B> {
@@ -127,26 +83,21 @@ impl<B: DieselBackend> Source<B> {
                     Mode::Atomic => in_transaction::<B, R, F>(&mut conn, true, f).await,
                 }
             }
-            Self::Tx(shared) => {
-                if shared.finished.load(Ordering::SeqCst) {
+            Self::Tx(scope) => {
+                if scope.is_finished() {
                     return Err(RepoError::TransactionFinished);
                 }
-                let mut guard = shared.conn.lock().await;
-                if shared.finished.load(Ordering::SeqCst) {
-                    return Err(RepoError::TransactionFinished);
+                let mut state = scope.shared.state.lock().await;
+                let flight = InFlight::new(&scope.shared.interrupted);
+                let result = async {
+                    let conn = scope.enter(&mut state).await?;
+                    match mode {
+                        Mode::Read => f(conn).await,
+                        Mode::Write | Mode::Atomic => in_transaction::<B, R, F>(conn, false, f).await,
+                    }
                 }
-                let Some(conn) = guard.as_mut() else {
-                    return Err(RepoError::TransactionFinished);
-                };
-                if shared.interrupted.load(Ordering::SeqCst) {
-                    return Err(TxShared::<B>::interrupted_error());
-                }
-                let mut flight = InFlight { interrupted: &shared.interrupted, landed: false };
-                let result = match mode {
-                    Mode::Read => f(&mut **conn).await,
-                    Mode::Write | Mode::Atomic => in_transaction::<B, R, F>(&mut **conn, false, f).await,
-                };
-                flight.landed = true;
+                .await;
+                flight.land();
                 result
             }
         }

@@ -105,10 +105,14 @@ pub(crate) fn assert_duplicate<T: Debug>(result: Result<T, RepoError>, entity: &
     assert_conflict(result, entity, |k| matches!(k, ConflictKind::Duplicate { field: f } if f == field), what);
 }
 
-/// Asserts a `Reference` conflict on `entity`.
+/// Asserts a `Validation` error naming `field` with exactly `rule` (e.g. [`RepoError::MISSING_REFERENCE`]), so
+/// every implementation reports broken references in the same words.
 #[track_caller]
-pub(crate) fn assert_reference<T: Debug>(result: Result<T, RepoError>, entity: &str, what: &str) {
-    assert_conflict(result, entity, |k| matches!(k, ConflictKind::Reference { .. }), what);
+pub(crate) fn assert_invalid_reference<T: Debug>(result: Result<T, RepoError>, field: &str, rule: &str, what: &str) {
+    match result {
+        Err(RepoError::Validation(e)) if e.field == field && e.rule == rule => {}
+        other => panic!("{what}: expected a validation error on {field} ({rule}), got {other:?}"),
+    }
 }
 
 /// Asserts a `StaleVersion` conflict on `entity` with these versions.

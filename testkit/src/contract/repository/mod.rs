@@ -110,8 +110,8 @@ on_data_ports! {
     customers::entity_attributes_round_trip_and_are_replaced_whole(entities);
     customers::upsert_creates_then_replaces_keeping_created_at(entities);
     customers::concurrent_upserts_of_one_id_leave_one_consistent_row(entities);
-    transactions::transaction_for_an_unknown_user_is_a_reference_conflict(users, transactions);
-    transactions::deleting_a_user_with_transactions_is_a_reference_conflict(users, transactions);
+    transactions::transaction_for_an_unknown_user_is_a_validation_error_on_user_id(users, transactions);
+    transactions::deleting_a_user_with_transactions_is_a_validation_error_on_user_id(users, transactions);
     transactions::history_is_half_open_newest_first_and_per_user(users, transactions);
     transactions::history_pages_with_keyset_and_offset(users, transactions);
     transactions::transaction_fields_round_trip_and_filter(users, transactions);
@@ -183,8 +183,8 @@ macro_rules! repository_contract {
                 entity_attributes_round_trip_and_are_replaced_whole,
                 upsert_creates_then_replaces_keeping_created_at,
                 concurrent_upserts_of_one_id_leave_one_consistent_row,
-                transaction_for_an_unknown_user_is_a_reference_conflict,
-                deleting_a_user_with_transactions_is_a_reference_conflict,
+                transaction_for_an_unknown_user_is_a_validation_error_on_user_id,
+                deleting_a_user_with_transactions_is_a_validation_error_on_user_id,
                 history_is_half_open_newest_first_and_per_user,
                 history_pages_with_keyset_and_offset,
                 transaction_fields_round_trip_and_filter,

@@ -3,10 +3,10 @@
 use chrono::Duration;
 use cpc_domain::{NewTransaction, Transaction, TransactionId, TransactionKind, UpdateTransaction, UserId, Version};
 use cpc_ports::{
-    ConflictKind, Filter, PageRequest, Query, TimeRange, TransactionField, TransactionRepository, UserRepository, Value,
+    Filter, PageRequest, Query, RepoError, TimeRange, TransactionField, TransactionRepository, UserRepository, Value,
 };
 
-use super::fixtures::{Names, assert_conflict, assert_reference, at_hour, entry, eur, micros_now};
+use super::fixtures::{Names, assert_invalid_reference, at_hour, entry, eur, micros_now};
 
 fn ids(rows: &[Transaction]) -> Vec<TransactionId> {
     rows.iter().map(|t| t.id).collect()
@@ -16,33 +16,36 @@ fn of_user(user: UserId) -> Filter<TransactionField> {
     Filter::Eq(TransactionField::UserId, Value::Uuid(*user.as_uuid()))
 }
 
-/// A transaction naming an unknown user is a `Reference` conflict on `user_id`, alone or in a batch.
-pub async fn transaction_for_an_unknown_user_is_a_reference_conflict<U, X>(users: &U, transactions: &X)
+/// A transaction naming an unknown user is a validation error on `user_id` (a missing reference), alone or in a
+/// batch, and stores nothing.
+pub async fn transaction_for_an_unknown_user_is_a_validation_error_on_user_id<U, X>(users: &U, transactions: &X)
 where
     U: UserRepository + ?Sized,
     X: TransactionRepository + ?Sized,
 {
-    let names = Names::new("transaction_for_an_unknown_user_is_a_reference_conflict");
+    let names = Names::new("transaction_for_an_unknown_user_is_a_validation_error_on_user_id");
     let ghost = UserId::new();
-    let is_user_id = |k: &ConflictKind| matches!(k, ConflictKind::Reference { field } if field == "user_id");
-    assert_conflict(transactions.create(entry(ghost, 100, at_hour(0))).await, "transaction", is_user_id, "ghost");
+    let missing = |r, what| assert_invalid_reference(r, "user_id", RepoError::MISSING_REFERENCE, what);
+    missing(transactions.create(entry(ghost, 100, at_hour(0))).await.map(drop), "ghost");
     let user = users.create(names.user(1)).await.expect("create user");
     let batch = vec![entry(user.id, 100, at_hour(0)), entry(ghost, 200, at_hour(1))];
-    assert_conflict(transactions.create_many(batch).await, "transaction", is_user_id, "batch with a ghost");
+    missing(transactions.create_many(batch).await.map(drop), "batch with a ghost");
     assert_eq!(transactions.count(&[of_user(ghost)]).await.expect("count"), 0, "nothing for the ghost");
     assert_eq!(transactions.count(&[of_user(user.id)]).await.expect("count"), 0, "the batch stored nothing");
 }
 
-/// A user with transactions cannot be deleted (`Reference` conflict on `user`); once they are gone, it can.
-pub async fn deleting_a_user_with_transactions_is_a_reference_conflict<U, X>(users: &U, transactions: &X)
+/// A user with transactions cannot be deleted: a validation error on `user_id` (still referred to); once they are
+/// gone, it can.
+pub async fn deleting_a_user_with_transactions_is_a_validation_error_on_user_id<U, X>(users: &U, transactions: &X)
 where
     U: UserRepository + ?Sized,
     X: TransactionRepository + ?Sized,
 {
-    let names = Names::new("deleting_a_user_with_transactions_is_a_reference_conflict");
+    let names = Names::new("deleting_a_user_with_transactions_is_a_validation_error_on_user_id");
     let user = users.create(names.user(1)).await.expect("create user");
     let t = transactions.create(entry(user.id, 100, at_hour(0))).await.expect("create transaction");
-    assert_reference(users.delete(&user.id).await, "user", "user still referenced");
+    let refused = users.delete(&user.id).await;
+    assert_invalid_reference(refused, "user_id", RepoError::STILL_REFERENCED, "user still referenced");
     assert!(users.exists(&user.id).await.expect("exists"), "the user is still there");
     assert!(transactions.delete(&t.id).await.expect("delete transaction"), "transaction deleted");
     assert!(users.delete(&user.id).await.expect("delete user"), "now the user can go");

@@ -8,6 +8,7 @@
 
 pub mod concurrency;
 pub mod failures;
+pub mod nesting;
 pub mod visibility;
 
 use crate::contract::repository::{DataPorts, on_data_ports};
@@ -26,6 +27,15 @@ on_data_ports! {
     failures::a_validation_error_inside_run_keeps_nothing(uow, users, transactions);
     concurrency::concurrent_units_taking_the_same_email_commit_exactly_once(uow, users, transactions);
     concurrency::sequential_units_keep_counts_exact(uow, users, transactions);
+    nesting::a_nested_rollback_keeps_the_outer_writes(uow, users, transactions);
+    nesting::a_nested_commit_then_outer_rollback_keeps_nothing(uow, users, transactions);
+    nesting::a_nested_commit_then_outer_commit_keeps_everything(uow, users, transactions);
+    nesting::a_dropped_nested_transaction_rolls_back_to_its_savepoint(uow, users, transactions);
+    nesting::two_levels_of_nesting_unwind_one_at_a_time(uow, users, transactions);
+    nesting::repositories_of_a_finished_nested_transaction_fail(uow, users, transactions);
+    nesting::only_the_innermost_open_transaction_may_be_used(uow, users, transactions);
+    nesting::a_unique_violation_inside_a_nested_transaction_leaves_the_outer_usable(uow, users, transactions);
+    nesting::nested_runs_commit_on_ok_and_roll_back_on_err_or_panic(uow, users, transactions);
 }
 
 /// Runs the unit-of-work contract: one `#[tokio::test]` per case, named after it. `$factory` is an async
@@ -51,6 +61,15 @@ macro_rules! uow_contract {
                 a_validation_error_inside_run_keeps_nothing,
                 concurrent_units_taking_the_same_email_commit_exactly_once,
                 sequential_units_keep_counts_exact,
+                a_nested_rollback_keeps_the_outer_writes,
+                a_nested_commit_then_outer_rollback_keeps_nothing,
+                a_nested_commit_then_outer_commit_keeps_everything,
+                a_dropped_nested_transaction_rolls_back_to_its_savepoint,
+                two_levels_of_nesting_unwind_one_at_a_time,
+                repositories_of_a_finished_nested_transaction_fail,
+                only_the_innermost_open_transaction_may_be_used,
+                a_unique_violation_inside_a_nested_transaction_leaves_the_outer_usable,
+                nested_runs_commit_on_ok_and_roll_back_on_err_or_panic,
             ]
         );
     };

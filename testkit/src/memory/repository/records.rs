@@ -3,9 +3,9 @@
 //! `transactions.user_id` referencing `users.id`).
 
 use cpc_domain::{Customer, Entity, Transaction, User, UserId};
-use cpc_ports::{ConflictKind, RepoError};
+use cpc_ports::RepoError;
 
-use super::table::{Change, RowChange, StoredRecord, Table, Tables, UniqueKey, conflict};
+use super::table::{Change, RowChange, StoredRecord, Table, Tables, UniqueKey};
 
 impl StoredRecord for User {
     fn unique_keys(&self) -> Vec<UniqueKey> {
@@ -23,7 +23,7 @@ impl StoredRecord for User {
     fn check_unreferenced(id: &UserId, tables: &Tables) -> Result<(), RepoError> {
         // ON DELETE RESTRICT on transactions.user_id.
         if tables.transactions.rows().any(|t| t.user_id == *id) {
-            return Err(conflict::<Self>(ConflictKind::Reference { field: "user_id".to_owned() }));
+            return Err(RepoError::still_referenced("user_id"));
         }
         Ok(())
     }
@@ -74,7 +74,7 @@ impl StoredRecord for Transaction {
     }
     fn check_references(&self, tables: &Tables) -> Result<(), RepoError> {
         if tables.users.get(&self.user_id).is_none() {
-            return Err(conflict::<Self>(ConflictKind::Reference { field: "user_id".to_owned() }));
+            return Err(RepoError::missing_reference("user_id"));
         }
         Ok(())
     }

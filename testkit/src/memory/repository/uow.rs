@@ -8,7 +8,7 @@ use cpc_ports::{
 };
 
 use super::repos::InMemoryRepository;
-use super::store::{Shared, Store, TxHandle};
+use super::store::{Shared, Store, TxScope};
 
 /// Starts in-memory transactions. Get one from [`InMemoryDatabase::unit_of_work`](super::InMemoryDatabase::unit_of_work).
 ///
@@ -16,8 +16,12 @@ use super::store::{Shared, Store, TxHandle};
 /// PostgreSQL's READ COMMITTED); nobody else sees its writes before commit. Commit re-checks every write
 /// (unique keys, references, versions) against the state at that moment and applies all or none: where
 /// PostgreSQL would make a second writer wait for the first, the fake lets both proceed and fails the later
-/// commit with the same conflict, so it never blocks. Unlike PostgreSQL, a failed statement does not abort the
+/// commit with the same error, so it never blocks. Unlike PostgreSQL, a failed statement does not abort the
 /// transaction; portable code stops at the first error anyway (as [`UnitOfWorkExt::run`](cpc_ports::UnitOfWorkExt::run) does).
+///
+/// Nested transactions ([`Tx::savepoint`]) behave as on the databases: a stack where only the innermost open
+/// level may be used (others get [`RepoError::NestedTransactionOpen`]); a nested commit keeps its writes in the
+/// enclosing level, a nested rollback or drop undoes exactly its own.
 #[derive(Debug, Clone)]
 pub struct InMemoryUnitOfWork {
     shared: Shared,
@@ -32,19 +36,20 @@ impl InMemoryUnitOfWork {
 #[async_trait]
 impl UnitOfWork for InMemoryUnitOfWork {
     async fn begin(&self) -> Result<Box<dyn Tx>, RepoError> {
-        Ok(Box::new(InMemoryTx { handle: Arc::new(TxHandle::begin(self.shared.clone())) }))
+        Ok(Box::new(InMemoryTx { scope: TxScope::begin(self.shared.clone()) }))
     }
 }
 
-/// An open in-memory transaction. Dropping it without committing rolls it back.
+/// An open in-memory transaction: the top-level one of a unit of work, or one nested in it ([`Tx::savepoint`]).
+/// Dropping it without committing rolls it back (a nested one to its savepoint, at once).
 #[derive(Debug)]
 pub struct InMemoryTx {
-    handle: Arc<TxHandle>,
+    scope: TxScope,
 }
 
 impl InMemoryTx {
     fn repository<T>(&self) -> InMemoryRepository<T> {
-        InMemoryRepository::on(Store::Tx(self.handle.clone()))
+        InMemoryRepository::on(Store::Tx(self.scope.clone()))
     }
 }
 
@@ -64,18 +69,30 @@ impl Tx for InMemoryTx {
     }
 
     async fn commit(self: Box<Self>) -> Result<(), RepoError> {
-        self.handle.commit()
+        if self.scope.is_top() { self.scope.handle.commit() } else { self.scope.release() }
     }
 
     async fn rollback(self: Box<Self>) -> Result<(), RepoError> {
-        self.handle.rollback();
-        Ok(())
+        if self.scope.is_top() {
+            self.scope.handle.rollback();
+            Ok(())
+        } else {
+            self.scope.roll_back_nested()
+        }
+    }
+
+    async fn savepoint(&self) -> Result<Box<dyn Tx>, RepoError> {
+        Ok(Box::new(InMemoryTx { scope: self.scope.savepoint()? }))
     }
 }
 
 impl Drop for InMemoryTx {
     fn drop(&mut self) {
-        // After commit this finds the transaction finished and does nothing.
-        self.handle.rollback();
+        // After commit or rollback this finds the level finished and does nothing.
+        if self.scope.is_top() {
+            self.scope.handle.rollback();
+        } else {
+            self.scope.abandon_nested();
+        }
     }
 }
