@@ -11,15 +11,14 @@ use cpc_adapters::observe::{Decorate, Decorated, Observe, RetryPolicy, TimeLimit
 use cpc_ports::domain::{Email, EntityId, EntityKind, NewEntity, NewUser, UpdateUser, UserId, Username, Version};
 use cpc_ports::mocks::{
     MockCache, MockCustomerRepository, MockEntityRepository, MockHealthCheck, MockJobQueue, MockLock, MockPubSub,
-    MockRateLimiter,
-    MockSessionStore, MockTransactionRepository, MockTx, MockUnitOfWork, MockUserRepository,
+    MockRateLimiter, MockSessionStore, MockTransactionRepository, MockTx, MockUnitOfWork, MockUserRepository,
 };
 use cpc_ports::{
-    Bytes, Cache, CacheKey, DeadJob, EnqueueOptions, JobId, JobQueue, NackOutcome, QueueName, QueueStats,
-    ReservedJob, Channel, ChannelPattern, Codec, CustomerRepository, EntityRepository, HealthCheck,
-    HealthReport, HealthStatus, KeyTtl, KvError, Lock, LockKey, LockLease, PageRequest, PubSub, Query,
-    RateLimitDecision, RateLimitKey, RateLimitPolicy, RateLimiter, RepoError, Repository, SessionId, SessionStore,
-    Subscription, TimeRange, TransactionRepository, UnitOfWork, UserRepository,
+    Bytes, Cache, CacheKey, Channel, ChannelPattern, Codec, CustomerRepository, DeadJob, EnqueueOptions,
+    EntityRepository, HealthCheck, HealthReport, HealthStatus, JobId, JobQueue, KeyTtl, KvError, Lock, LockKey,
+    LockLease, NackOutcome, PageRequest, PubSub, Query, QueueName, QueueStats, RateLimitDecision, RateLimitKey,
+    RateLimitPolicy, RateLimiter, RepoError, Repository, ReservedJob, SessionId, SessionStore, Subscription, TimeRange,
+    TransactionRepository, UnitOfWork, UserRepository,
 };
 
 const TTL: Duration = Duration::from_secs(30);
@@ -134,13 +133,8 @@ async fn health_check_forwards<D: Decorate>(d: D) {
 
 async fn job_queue_forwards<D: Decorate>(d: D) {
     let q = QueueName::new("q").unwrap();
-    let job = ReservedJob {
-        id: JobId::new("j1"),
-        queue: q.clone(),
-        payload: Bytes::from("p"),
-        attempt: 1,
-        max_attempts: 3,
-    };
+    let job =
+        ReservedJob { id: JobId::new("j1"), queue: q.clone(), payload: Bytes::from("p"), attempt: 1, max_attempts: 3 };
     let (reserved, dead) = (job.clone(), DeadJob { id: JobId::new("j0"), payload: Bytes::new(), attempts: 3 });
     let stats = QueueStats { pending: 1, in_flight: 2, delayed: 3, dead: 4 };
     let mut m = MockJobQueue::new();
