@@ -8,24 +8,9 @@ use cpc_ports::{
 };
 use futures::FutureExt;
 
+use super::{Abandon, DeliberatePanic};
+
 use crate::contract::repository::fixtures::{Names, at_hour, entry};
-
-/// The error a unit of work in these cases gives up with.
-#[derive(Debug)]
-enum Abandon {
-    Repo(#[expect(dead_code, reason = "shown by Debug when an assertion fails")] RepoError),
-    OnPurpose,
-}
-
-impl From<RepoError> for Abandon {
-    fn from(e: RepoError) -> Self {
-        Self::Repo(e)
-    }
-}
-
-/// The panic payload of [`a_panic_inside_run_rolls_back_and_propagates`].
-#[derive(Debug)]
-struct DeliberatePanic;
 
 /// When the closure of `run` returns an error, `run` returns it and every write of the unit is undone: creates
 /// of users and transactions, and an update of a user that existed before.

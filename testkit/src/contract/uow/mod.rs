@@ -11,7 +11,26 @@ pub mod failures;
 pub mod nesting;
 pub mod visibility;
 
+use cpc_ports::RepoError;
+
 use crate::contract::repository::{DataPorts, on_data_ports};
+
+/// The error a unit of work (or a nested one) in these cases gives up with on purpose.
+#[derive(Debug)]
+enum Abandon {
+    Repo(#[expect(dead_code, reason = "shown by Debug when an assertion fails")] RepoError),
+    OnPurpose,
+}
+
+impl From<RepoError> for Abandon {
+    fn from(e: RepoError) -> Self {
+        Self::Repo(e)
+    }
+}
+
+/// The panic payload of the cases that panic inside a unit of work, to check that this very panic propagates.
+#[derive(Debug)]
+struct DeliberatePanic;
 
 on_data_ports! {
     visibility::committed_writes_are_visible(uow, users, transactions);

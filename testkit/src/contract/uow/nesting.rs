@@ -10,6 +10,8 @@ use cpc_ports::{
 };
 use futures::FutureExt;
 
+use super::{Abandon, DeliberatePanic};
+
 use crate::contract::repository::fixtures::{Names, at_hour, entry};
 
 async fn present<U: UserRepository + ?Sized>(users: &U, id: &UserId, what: &str) {
@@ -292,23 +294,6 @@ pub async fn a_unique_violation_inside_a_nested_transaction_leaves_the_outer_usa
     present(users, &c.id, "the outer's later write").await;
     absent(users, &b.id, "the rolled-back nested write").await;
 }
-
-/// The error a nested closure in [`nested_runs_commit_on_ok_and_roll_back_on_err_or_panic`] gives up with.
-#[derive(Debug)]
-enum Abandon {
-    Repo(#[expect(dead_code, reason = "shown by Debug when an assertion fails")] RepoError),
-    OnPurpose,
-}
-
-impl From<RepoError> for Abandon {
-    fn from(e: RepoError) -> Self {
-        Self::Repo(e)
-    }
-}
-
-/// The panic payload of [`nested_runs_commit_on_ok_and_roll_back_on_err_or_panic`].
-#[derive(Debug)]
-struct DeliberatePanic;
 
 /// `TxExt::nested` commits the nested transaction when its closure returns `Ok` (returning the value), rolls it
 /// back when the closure returns `Err` (returning the error) or panics (the panic propagates); either way the
