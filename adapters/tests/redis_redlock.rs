@@ -13,7 +13,7 @@ use cpc_ports::{KvError, Lock, LockKey, LockLease};
 use cpc_testkit::harness::PrivateRedisSet;
 
 /// Generous for a loaded 2-core CI machine; production would use less (the default is 100 ms).
-const NODE_TIMEOUT: Duration = Duration::from_millis(250);
+const NODE_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// A Redlock and the servers under it; the servers die with it.
 pub struct Nodes<L: ?Sized> {
@@ -127,7 +127,7 @@ async fn with_two_nodes_of_three_down_acquisition_fails_fast_with_a_clear_error(
     assert_unavailable(nodes.extend(&held, Duration::from_secs(10)).await, "1 of 3");
     assert_unavailable(nodes.release(held).await, "1 of 3");
     let took = started.elapsed();
-    assert!(took < Duration::from_secs(3), "five calls took {took:?}: each must give up within its node timeout");
+    assert!(took < Duration::from_secs(5), "five calls took {took:?}: each must give up within its node timeout");
 }
 
 #[tokio::test]
