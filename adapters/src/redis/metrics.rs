@@ -9,7 +9,7 @@
 //! | `cpc_redis_pubsub_dropped_total` | counter | `adapter` | messages dropped from a full subscription queue |
 //! | `cpc_redis_pubsub_lagged_total` | counter | `adapter` | `Lagged` notices read by subscribers |
 //!
-//! `adapter` is `cache`, `lock`, `rate_limit`, `session` or `pubsub`; `operation` the port method (e.g. `get`,
+//! `adapter` is `cache`, `lock`, `redlock`, `rate_limit`, `session` or `pubsub`; `operation` the port method (e.g. `get`,
 //! `try_acquire`, `check_token_bucket`); `kind` the [`KvError`] variant in snake case (`unavailable`, `timeout`,
 //! `lease_lost`, `not_found`, `validation`...). Every call counts, also one refused before any round trip (a zero
 //! TTL is a `validation` error). A lock `acquire`'s time includes its wait.

@@ -1,7 +1,7 @@
 //! Redis (feature `redis`, the seeds' `redis_utils`): [`RedisConfig`] and [`RedisManager`] own the connections;
 //! [`CacheManager`], [`DistributedLock`], [`RedisRateLimiter`], [`SessionManager`], [`PubSubManager`] and
 //! [`RedisJobQueue`] implement the `Cache`, `Lock`, `RateLimiter`, `SessionStore`, `PubSub` and `JobQueue` ports
-//! over them;
+//! over them; [`Redlock`] implements `Lock` over several independent servers ([`RedlockConfig`]);
 //! [`RedisHealthCheck`] reports on the server.
 
 mod cache;
@@ -21,7 +21,10 @@ pub use cache::CacheManager;
 pub use config::{RedisConfig, RedisConfigBuilder};
 pub use health::RedisHealthCheck;
 pub use job_queue::RedisJobQueue;
-pub use lock::{DistributedLock, KeyedLock, LockGuard};
+pub use lock::{
+    DEFAULT_CLOCK_DRIFT_FACTOR, DEFAULT_CLOCK_DRIFT_FLOOR, DEFAULT_NODE_TIMEOUT, DistributedLock, KeyedLock, LockGuard,
+    Redlock, RedlockConfig, RedlockConfigBuilder,
+};
 pub use manager::{ExclusiveBackend, ExclusiveConnection, RedisManager, TrackedRedisConnection};
 pub use pubsub::{DEFAULT_SUBSCRIPTION_BUFFER, PubSubManager};
 pub use rate_limit::{RedisRateLimiter, rate_limit_headers};

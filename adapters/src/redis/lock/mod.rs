@@ -1,6 +1,8 @@
 //! [`DistributedLock`]: the [`Lock`] port on Redis, with fencing tokens and an optional watchdog
-//! ([`LockGuard`]).
+//! ([`LockGuard`]); [`Redlock`]: the same port over N independent Redis servers.
 
+mod redlock;
+mod redlock_config;
 mod scripts;
 mod watchdog;
 
@@ -13,6 +15,10 @@ use cpc_ports::{FencingToken, KvError, Lock, LockKey, LockLease};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+pub use redlock::Redlock;
+pub use redlock_config::{
+    DEFAULT_CLOCK_DRIFT_FACTOR, DEFAULT_CLOCK_DRIFT_FLOOR, DEFAULT_NODE_TIMEOUT, RedlockConfig, RedlockConfigBuilder,
+};
 pub use watchdog::LockGuard;
 
 use super::RedisManager;

@@ -1,5 +1,5 @@
-//! The Lua scripts of [`DistributedLock`](super::DistributedLock). Each runs atomically on the server; redis-rs
-//! sends them with `EVALSHA` and falls back to `EVAL` on `NOSCRIPT`.
+//! The Lua scripts of [`DistributedLock`](super::DistributedLock) and [`Redlock`](super::Redlock). Each runs
+//! atomically on the server; redis-rs sends them with `EVALSHA` and falls back to `EVAL` on `NOSCRIPT`.
 
 use std::sync::LazyLock;
 
@@ -43,6 +43,22 @@ end
 return 0
 ";
 
+/// `KEYS[1]` lock, `KEYS[2]` fencing counter; `ARGV[1]` owner, `ARGV[2]` a fencing token. Used by
+/// [`Redlock`](super::Redlock) after a quorum answered with different counters: raises the counter to at least
+/// `ARGV[2]` (keeping its TTL), so every node of the quorum remembers the token handed out. Returns 1 if
+/// `ARGV[1]` still holds the lock, 0 if not.
+pub(super) const RAISE_FENCE: &str = r"
+local current = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
+if current < tonumber(ARGV[2]) then
+  redis.call('SET', KEYS[2], ARGV[2], 'KEEPTTL')
+end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return 1
+end
+return 0
+";
+
 pub(super) static ACQUIRE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(ACQUIRE));
 pub(super) static RELEASE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RELEASE));
 pub(super) static EXTEND_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(EXTEND));
+pub(super) static RAISE_FENCE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RAISE_FENCE));
