@@ -188,34 +188,13 @@ impl DistributedLock {
         ttl: Duration,
         wait: Duration,
     ) -> Result<(LockLease, Instant), KvError> {
-        let deadline = Instant::now().checked_add(wait);
-        let mut backoff = INITIAL_BACKOFF;
-        loop {
-            // Registered before the attempt, so a local release between the attempt and the sleep still wakes us.
-            let mut released = pin!(self.released.notified());
-            released.as_mut().enable();
-            let held_for = match self.attempt(key, ttl).await? {
-                Attempt::Taken { lease, sent } => return Ok((lease, sent)),
-                Attempt::Busy(held_for) => held_for,
-            };
-            let now = Instant::now();
-            let left = match deadline {
-                Some(deadline) if now >= deadline => {
-                    return Err(KvError::Timeout { operation: "acquire lock", after: wait });
-                }
-                Some(deadline) => deadline - now,
-                None => Duration::MAX,
-            };
-            let mut pause = jitter(backoff);
-            if let Some(held_for) = held_for {
-                pause = pause.min(held_for.max(Duration::from_millis(1)));
-            }
-            tokio::select! {
-                () = released => {}
-                () = tokio::time::sleep(pause.min(left)) => {}
-            }
-            backoff = (backoff * 2).min(MAX_BACKOFF);
-        }
+        retry_until_taken(&self.released, wait, Duration::ZERO, || async {
+            Ok(match self.attempt(key, ttl).await? {
+                Attempt::Taken { lease, sent } => Ok((lease, sent)),
+                Attempt::Busy(held_for) => Err(held_for),
+            })
+        })
+        .await
     }
 
     /// Releases `lease` in the background (if a runtime is running), ignoring the outcome.
@@ -230,6 +209,55 @@ impl DistributedLock {
                 }
             });
         }
+    }
+}
+
+/// Runs `attempt` until it takes the lock (`Ok(Ok(_))`) or `wait` runs out (`KvError::Timeout`). Between attempts
+/// it sleeps an exponential backoff with jitter, never longer than the holder's lease has left when the attempt
+/// says (`Ok(Err(Some(left)))`), and wakes early when this process releases a lock (`released`); woken that way,
+/// it first waits a random moment within `wake_spread` (for Redlock: waiters that all start at once split the
+/// nodes' votes and nobody reaches a quorum).
+async fn retry_until_taken<T, F, Fut>(
+    released: &Notify,
+    wait: Duration,
+    wake_spread: Duration,
+    mut attempt: F,
+) -> Result<T, KvError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Result<T, Option<Duration>>, KvError>>,
+{
+    let deadline = Instant::now().checked_add(wait);
+    let mut backoff = INITIAL_BACKOFF;
+    loop {
+        // Registered before the attempt, so a local release between the attempt and the sleep still wakes us.
+        let mut woken = pin!(released.notified());
+        woken.as_mut().enable();
+        let held_for = match attempt().await? {
+            Ok(taken) => return Ok(taken),
+            Err(held_for) => held_for,
+        };
+        let now = Instant::now();
+        let left = match deadline {
+            Some(deadline) if now >= deadline => {
+                return Err(KvError::Timeout { operation: "acquire lock", after: wait });
+            }
+            Some(deadline) => deadline - now,
+            None => Duration::MAX,
+        };
+        let mut pause = jitter(backoff);
+        if let Some(held_for) = held_for {
+            pause = pause.min(held_for.max(Duration::from_millis(1)));
+        }
+        tokio::select! {
+            () = woken => {
+                if !wake_spread.is_zero() {
+                    tokio::time::sleep((jitter(2 * wake_spread) - wake_spread).min(left)).await;
+                }
+            }
+            () = tokio::time::sleep(pause.min(left)) => {}
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
 

@@ -1,7 +1,6 @@
 //! [`Redlock`]: the [`Lock`] port over N independent Redis servers (the Redlock algorithm).
 
 use std::future::Future;
-use std::pin::pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,7 +13,7 @@ use tokio::time::Instant;
 
 use super::redlock_config::{RedlockConfig, quorum};
 use super::scripts::{ACQUIRE_SCRIPT, EXTEND_SCRIPT, RAISE_FENCE_SCRIPT, RELEASE_SCRIPT};
-use super::{INITIAL_BACKOFF, LockOp, MAX_BACKOFF, jitter, lease_lost, lease_millis, owner_token};
+use super::{LockOp, lease_lost, lease_millis, owner_token, retry_until_taken};
 use crate::redis::error::classify;
 use crate::redis::metrics::Instruments;
 use crate::redis::{RedisConfig, RedisManager};
@@ -396,38 +395,13 @@ impl Redlock {
     }
 
     async fn acquire_timed(&self, key: &LockKey, ttl: Duration, wait: Duration) -> Result<LockLease, KvError> {
-        let deadline = Instant::now().checked_add(wait);
-        let mut backoff = INITIAL_BACKOFF;
-        loop {
-            // Registered before the attempt, so a local release between the attempt and the sleep still wakes us.
-            let mut released = pin!(self.released.notified());
-            released.as_mut().enable();
-            let held_for = match self.attempt(key, ttl).await? {
-                Attempt::Taken { lease, .. } => return Ok(lease),
-                Attempt::Busy(held_for) => held_for,
-            };
-            let now = Instant::now();
-            let left = match deadline {
-                Some(deadline) if now >= deadline => {
-                    return Err(KvError::Timeout { operation: "acquire lock", after: wait });
-                }
-                Some(deadline) => deadline - now,
-                None => Duration::MAX,
-            };
-            let mut pause = jitter(backoff);
-            if let Some(held_for) = held_for {
-                pause = pause.min(held_for.max(Duration::from_millis(1)));
-            }
-            tokio::select! {
-                () = released => {
-                    // Every local waiter wakes at once; spread their attempts over a few milliseconds, or they
-                    // split the nodes' votes between them and nobody reaches a quorum.
-                    tokio::time::sleep((jitter(2 * WAKE_SPREAD) - WAKE_SPREAD).min(left)).await;
-                }
-                () = tokio::time::sleep(pause.min(left)) => {}
-            }
-            backoff = (backoff * 2).min(MAX_BACKOFF);
-        }
+        retry_until_taken(&self.released, wait, WAKE_SPREAD, || async {
+            Ok(match self.attempt(key, ttl).await? {
+                Attempt::Taken { lease, .. } => Ok(lease),
+                Attempt::Busy(held_for) => Err(held_for),
+            })
+        })
+        .await
     }
 }
 
