@@ -18,6 +18,8 @@
 
 #[cfg(feature = "diesel")]
 pub mod diesel;
+#[cfg(any(feature = "redis", feature = "observe"))]
+mod jitter;
 #[cfg(feature = "memory")]
 pub mod memory;
 #[cfg(feature = "observe")]

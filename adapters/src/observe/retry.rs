@@ -131,11 +131,7 @@ impl RetryPolicy {
 
     /// [`RetryPolicy::backoff_for`] with jitter: a random duration between half of it and all of it.
     fn jittered(&self, retry: u32) -> Duration {
-        let full = self.backoff_for(retry);
-        let half = full / 2;
-        let spread = u64::try_from((full - half).as_nanos()).unwrap_or(u64::MAX);
-        let random = getrandom::u64().unwrap_or(u64::MAX);
-        half + Duration::from_nanos(if spread == 0 { 0 } else { random % (spread + 1) })
+        crate::jitter::half_to_full(self.backoff_for(retry))
     }
 }
 

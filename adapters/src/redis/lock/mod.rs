@@ -24,6 +24,7 @@ pub use watchdog::LockGuard;
 use super::RedisManager;
 use super::error::classify;
 use super::metrics::{Instruments, operations};
+use crate::jitter::half_to_full;
 use scripts::{ACQUIRE_SCRIPT, EXTEND_SCRIPT, RELEASE_SCRIPT};
 
 operations!(LockOp {
@@ -245,28 +246,20 @@ where
             Some(deadline) => deadline - now,
             None => Duration::MAX,
         };
-        let mut pause = jitter(backoff);
+        let mut pause = half_to_full(backoff);
         if let Some(held_for) = held_for {
             pause = pause.min(held_for.max(Duration::from_millis(1)));
         }
         tokio::select! {
             () = woken => {
                 if !wake_spread.is_zero() {
-                    tokio::time::sleep((jitter(2 * wake_spread) - wake_spread).min(left)).await;
+                    tokio::time::sleep((half_to_full(2 * wake_spread) - wake_spread).min(left)).await;
                 }
             }
             () = tokio::time::sleep(pause.min(left)) => {}
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
-}
-
-/// A random pause in `[backoff / 2, backoff]` ("equal jitter"), so waiters do not retry in lockstep.
-fn jitter(backoff: Duration) -> Duration {
-    let half = backoff / 2;
-    let nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX).max(1);
-    let random = (uuid::Uuid::new_v4().as_u128() as u64) % nanos;
-    half + Duration::from_nanos(random)
 }
 
 /// The lease in whole milliseconds, rounded up; zero or absurdly long leases are validation errors.
@@ -416,15 +409,6 @@ mod tests {
         assert_eq!(lease_millis(Duration::from_millis(150)).unwrap(), 150);
         assert!(matches!(lease_millis(Duration::ZERO), Err(KvError::Validation(_))));
         assert!(matches!(lease_millis(Duration::MAX), Err(KvError::Validation(_))));
-    }
-
-    #[test]
-    fn jitter_stays_within_half_to_full_backoff() {
-        for _ in 0..1000 {
-            let j = jitter(Duration::from_millis(40));
-            assert!(j >= Duration::from_millis(20) && j <= Duration::from_millis(40), "{j:?}");
-        }
-        assert!(jitter(Duration::ZERO) <= Duration::from_nanos(1));
     }
 
     #[test]
