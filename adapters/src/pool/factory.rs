@@ -1,5 +1,6 @@
 //! [`PoolFactory`]: the seeds' entry point for building pools.
 
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
 use super::{DatabaseError, PoolConfig};
 
 /// Builds pools, as the seeds do: `PoolFactory::create_postgres_pool(&db_config, &pool_config).await?`.
