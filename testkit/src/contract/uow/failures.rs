@@ -8,7 +8,7 @@ use cpc_ports::{
 };
 use futures::FutureExt;
 
-use super::{Abandon, DeliberatePanic};
+use super::{Abandon, assert_deliberate_panic, create_then_panic};
 
 use crate::contract::repository::fixtures::{Names, at_hour, entry};
 
@@ -55,19 +55,8 @@ where
 {
     let names = Names::new("a_panic_inside_run_rolls_back_and_propagates");
     let new = names.user(1);
-    let unwound = AssertUnwindSafe(uow.run(|tx| {
-        Box::pin(async move {
-            let user = tx.users().create(new).await?;
-            if user.version == Version::FIRST {
-                std::panic::panic_any(DeliberatePanic);
-            }
-            Ok::<_, RepoError>(())
-        })
-    }))
-    .catch_unwind()
-    .await;
-    let payload = unwound.expect_err("the panic must reach the caller");
-    assert!(payload.downcast_ref::<DeliberatePanic>().is_some(), "the original panic payload propagates");
+    let unwound = AssertUnwindSafe(uow.run(|tx| Box::pin(create_then_panic(tx, new)))).catch_unwind().await;
+    assert_deliberate_panic(unwound);
     let email = Email::parse(&names.email(1)).expect("email");
     assert_eq!(users.find_by_email(&email).await.expect("find"), None, "the panicking unit was rolled back");
     users.create(names.user(1)).await.expect("its username and e-mail are free again");

@@ -11,7 +11,8 @@ pub mod failures;
 pub mod nesting;
 pub mod visibility;
 
-use cpc_ports::RepoError;
+use cpc_domain::{NewUser, Version};
+use cpc_ports::{RepoError, Tx};
 
 use crate::contract::repository::{DataPorts, on_data_ports};
 
@@ -31,6 +32,22 @@ impl From<RepoError> for Abandon {
 /// The panic payload of the cases that panic inside a unit of work, to check that this very panic propagates.
 #[derive(Debug)]
 struct DeliberatePanic;
+
+/// The work of those cases: creates `new` in `tx`, then panics with [`DeliberatePanic`] (written so the compiler
+/// does not see the panic as unconditional).
+async fn create_then_panic(tx: &dyn Tx, new: NewUser) -> Result<(), RepoError> {
+    let user = tx.users().create(new).await?;
+    if user.version == Version::FIRST {
+        std::panic::panic_any(DeliberatePanic);
+    }
+    Ok(())
+}
+
+/// Asserts that a unit's work unwound with [`DeliberatePanic`] and the panic reached the caller.
+fn assert_deliberate_panic<T>(unwound: std::thread::Result<T>) {
+    let payload = unwound.err().expect("the panic must reach the caller");
+    assert!(payload.downcast_ref::<DeliberatePanic>().is_some(), "the original panic payload propagates");
+}
 
 on_data_ports! {
     visibility::committed_writes_are_visible(uow, users, transactions);

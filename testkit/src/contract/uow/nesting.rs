@@ -10,7 +10,7 @@ use cpc_ports::{
 };
 use futures::FutureExt;
 
-use super::{Abandon, DeliberatePanic};
+use super::{Abandon, assert_deliberate_panic, create_then_panic};
 
 use crate::contract::repository::fixtures::{Names, at_hour, entry};
 
@@ -323,19 +323,8 @@ where
     assert!(matches!(failed, Err(Abandon::OnPurpose)), "nested returns the closure's error, got {failed:?}");
 
     let new = names.user(4);
-    let unwound = AssertUnwindSafe(tx.nested(|inner| {
-        Box::pin(async move {
-            let user = inner.users().create(new).await?;
-            if user.version == Version::FIRST {
-                std::panic::panic_any(DeliberatePanic);
-            }
-            Ok::<_, RepoError>(())
-        })
-    }))
-    .catch_unwind()
-    .await;
-    let payload = unwound.expect_err("the panic must reach the caller");
-    assert!(payload.downcast_ref::<DeliberatePanic>().is_some(), "the original panic payload propagates");
+    let unwound = AssertUnwindSafe(tx.nested(|inner| Box::pin(create_then_panic(inner, new)))).catch_unwind().await;
+    assert_deliberate_panic(unwound);
 
     let c = tx.users().create(names.user(5)).await.expect("the outer tx is still usable");
     tx.commit().await.expect("commit");
