@@ -91,6 +91,44 @@ async fn a_broken_connection_is_never_handed_out_again() {
 }
 
 #[tokio::test]
+async fn a_connection_returned_past_its_max_lifetime_is_closed_and_counted_as_a_lifetime_close() {
+    let backend = CountingBackend::default();
+    let pool = Pool::new(backend.clone(), &config().max_lifetime(Some(Duration::from_millis(100))), "t").await.unwrap();
+    let held = pool.get().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    drop(held);
+    drop(pool.get().await.unwrap());
+    assert_eq!(backend.0.connects.load(Ordering::SeqCst), 2, "the expired connection must have been replaced");
+    let m = pool.metrics();
+    assert_eq!((m.closed_lifetime, m.closed_broken), (1, 0), "{m:?}");
+}
+
+#[tokio::test]
+async fn an_idle_connection_past_its_max_lifetime_is_never_handed_out() {
+    let backend = CountingBackend::default();
+    let pool = Pool::new(backend.clone(), &config().max_lifetime(Some(Duration::from_millis(100))), "t").await.unwrap();
+    drop(pool.get().await.unwrap());
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let started = Instant::now();
+    drop(pool.get().await.unwrap());
+    assert!(started.elapsed() < Duration::from_millis(250), "replacing it took {:?}", started.elapsed());
+    assert_eq!(backend.0.connects.load(Ordering::SeqCst), 2, "the expired connection must have been replaced");
+    let m = pool.metrics();
+    assert_eq!((m.closed_lifetime, m.closed_broken), (1, 0), "{m:?}");
+}
+
+#[tokio::test]
+async fn connections_within_their_max_lifetime_are_reused() {
+    let backend = CountingBackend::default();
+    let pool = Pool::new(backend.clone(), &config().max_lifetime(Some(Duration::from_secs(60))), "t").await.unwrap();
+    for _ in 0..20 {
+        drop(pool.get().await.unwrap());
+    }
+    assert_eq!(backend.0.connects.load(Ordering::SeqCst), 1);
+    assert_eq!(pool.metrics().closed_lifetime, 0);
+}
+
+#[tokio::test]
 async fn a_fatal_connect_failure_fails_a_waiting_checkout_at_once_not_after_the_timeout() {
     let backend = CountingBackend::default();
     let cfg = config().connection_timeout(Duration::from_secs(30));

@@ -18,11 +18,12 @@ use std::task::Poll;
 use std::time::Duration;
 
 // A TSC clock: a checkout and its return read the clock once each, and a `quanta::Clock` reads it in a few ns
-// where `std::time::Instant` (a vDSO `clock_gettime`) takes 25-35 ns on the project's machine.
-use quanta::{Clock, Instant};
+// where `std::time::Instant` (a vDSO `clock_gettime`) takes 25-35 ns on the project's machine. Readings are kept
+// raw (`Clock::raw`, u64) and turned into nanoseconds only as differences (`elapsed_nanos`).
+use quanta::Clock;
 use tokio::sync::watch;
 
-use super::leak::LeakDetector;
+use super::leak::{LeakDetector, LeakEntry};
 use super::{CloseReason, DatabaseError, MetricsCollector, PoolConfig, PoolMetricsSnapshot};
 
 /// A database the pool can open connections to: the part that differs between PostgreSQL and SQLite.
@@ -43,12 +44,15 @@ pub trait Backend: Send + Sync + 'static {
     fn address(&self) -> String;
 }
 
-/// A connection as the pool keeps it: the backend's connection and when it was last handed back.
+/// A connection as the pool keeps it: the backend's connection, when it was opened and last handed back (raw
+/// clock readings), and its leak detection slot.
 #[derive(Debug)]
 pub struct Tracked<C> {
     conn: C,
-    last_used: Instant,
+    opened_at: u64,
+    returned_at: u64,
     invalid: bool,
+    leak: Option<LeakEntry>,
     /// The pool's count of open connections, which this one leaves when bb8 drops it (for whatever reason).
     live: Arc<AtomicU32>,
 }
@@ -59,6 +63,12 @@ impl<C> Drop for Tracked<C> {
     }
 }
 
+/// Nanoseconds from raw clock reading `start` to `end`; 0 if `end` is not later (readings taken on two cores may
+/// be a few cycles apart).
+pub(super) fn elapsed_nanos(clock: &Clock, start: u64, end: u64) -> u64 {
+    if end <= start { 0 } else { clock.delta_as_nanos(start, end) }
+}
+
 /// The bb8 connection manager over a [`Backend`].
 #[derive(Debug)]
 pub struct Manager<B: Backend> {
@@ -67,6 +77,7 @@ pub struct Manager<B: Backend> {
     /// Open connections (bb8's own count is behind its lock).
     live: Arc<AtomicU32>,
     clock: Clock,
+    leaks: Option<Arc<LeakDetector>>,
 }
 
 /// bb8's error sink: where it reports connect failures once their bookkeeping is done.
@@ -131,12 +142,21 @@ impl<B: Backend> bb8::ManageConnection for Manager<B> {
     type Error = DatabaseError;
 
     async fn connect(&self) -> Result<Self::Connection, Self::Error> {
-        let started = self.clock.now();
+        let started = self.clock.raw();
         match self.backend.connect().await {
             Ok(conn) => {
-                self.metrics.record_connection_created(started.elapsed());
+                let opened_at = self.clock.raw();
+                let took = elapsed_nanos(&self.clock, started, opened_at);
+                self.metrics.record_connection_created(Duration::from_nanos(took));
                 self.live.fetch_add(1, Ordering::Relaxed);
-                Ok(Tracked { conn, last_used: self.clock.now(), invalid: false, live: self.live.clone() })
+                Ok(Tracked {
+                    conn,
+                    opened_at,
+                    returned_at: opened_at,
+                    invalid: false,
+                    leak: self.leaks.as_ref().map(LeakDetector::register),
+                    live: self.live.clone(),
+                })
             }
             // Waiting checkouts learn of the failure through the error sink, which bb8 calls after releasing the
             // failed attempt's slot: told any earlier, a new checkout could find the slot still taken, start no
@@ -160,14 +180,19 @@ struct Shared<B: Backend> {
     pool: bb8::Pool<Manager<B>>,
     backend: Arc<B>,
     metrics: Arc<MetricsCollector>,
-    leaks: Option<LeakDetector>,
+    leaks: Option<Arc<LeakDetector>>,
     failures: Arc<Failures>,
     live: Arc<AtomicU32>,
     clock: Clock,
     config: PoolConfig,
+    /// `validation_skip_window` and `max_lifetime` in nanoseconds, compared on every checkout and return.
+    skip_window_nanos: u64,
+    lifetime_nanos: Option<u64>,
     name: String,
     address: String,
     closed_seen: Mutex<[u64; 3]>,
+    /// Connections closed for `max_lifetime` by this pool (bb8 counts them as broken).
+    retired: AtomicU64,
 }
 
 type Checkout<'p, B> = Result<bb8::PooledConnection<'p, Manager<B>>, bb8::RunError<DatabaseError>>;
@@ -211,12 +236,12 @@ impl<B: Backend> Shared<B> {
         &self,
         location: &'static Location<'static>,
         mut get: F,
-    ) -> Result<(bb8::PooledConnection<'p, Manager<B>>, Instant, Option<u64>), DatabaseError>
+    ) -> Result<(bb8::PooledConnection<'p, Manager<B>>, u64), DatabaseError>
     where
         F: FnMut() -> Fut + Send,
         Fut: Future<Output = Checkout<'p, B>> + Send,
     {
-        let started = self.clock.now();
+        let started = self.clock.raw();
         let first_generation = self.failures.generation();
         let mut generation = first_generation;
         let mut waited = false;
@@ -243,22 +268,35 @@ impl<B: Backend> Shared<B> {
                         .unwrap_or(DatabaseError::PoolTimeout(self.config.connection_timeout))
                 }
             })?;
-            if self.fresh(&mut conn, started) || Box::pin(self.answers(&mut conn, started)).await {
+            if self.expired(&conn, started) {
+                // Past `max_lifetime`: closed by bb8 when it comes back; try another.
+                self.retire(&mut conn);
+            } else if self.fresh(&mut conn, started) || Box::pin(self.answers(&mut conn, started)).await {
                 // A checkout served on the first poll did not wait for a connection: its wait is zero.
-                let taken = if waited { self.clock.now() } else { started };
-                self.metrics.record_connection_acquired(taken - started);
-                let ticket = self.leaks.as_ref().map(|l| l.track(location, taken));
-                return Ok((conn, taken, ticket));
+                let taken = if waited { self.clock.raw() } else { started };
+                self.metrics.record_acquired_nanos(elapsed_nanos(&self.clock, started, taken));
+                if let Some(leak) = &conn.leak {
+                    leak.slot().check_out(location, taken);
+                }
+                return Ok((conn, taken));
+            } else {
+                // Broken: bb8 discards it when it comes back; try another within the same time limit.
+                conn.invalid = true;
             }
-            // Broken: bb8 discards it when it comes back; try another within the same time limit.
-            conn.invalid = true;
             drop(conn);
             waited = true;
-            if started.elapsed() >= self.config.connection_timeout {
+            if self.elapsed(started) >= self.config.connection_timeout {
                 self.metrics.record_timeout();
                 return Err(DatabaseError::PoolTimeout(self.config.connection_timeout));
             }
         }
+    }
+
+    /// Marks a connection past its `max_lifetime` for closing when it goes back to bb8, which counts it as
+    /// broken; `retired` lets `refresh` report it as a lifetime close instead.
+    fn retire(&self, conn: &mut Tracked<B::Conn>) {
+        conn.invalid = true;
+        self.retired.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Whether a connect failure should end waiting checkouts: it is fatal, or no connection is left to wait for.
@@ -266,20 +304,30 @@ impl<B: Backend> Shared<B> {
         e.is_fatal() || self.live.load(Ordering::Relaxed) == 0
     }
 
+    /// Time since raw clock reading `since`.
+    fn elapsed(&self, since: u64) -> Duration {
+        Duration::from_nanos(elapsed_nanos(&self.clock, since, self.clock.raw()))
+    }
+
+    /// Whether a connection has lived past `max_lifetime` at raw clock reading `now`.
+    fn expired(&self, conn: &Tracked<B::Conn>, now: u64) -> bool {
+        self.lifetime_nanos.is_some_and(|lifetime| elapsed_nanos(&self.clock, conn.opened_at, now) >= lifetime)
+    }
+
     /// Whether a checked-out connection may be handed out without a ping: not broken, and used recently.
-    fn fresh(&self, conn: &mut Tracked<B::Conn>, started: Instant) -> bool {
-        !self.backend.is_broken(&mut conn.conn)
-            && started.saturating_duration_since(conn.last_used) < self.config.validation_skip_window
+    fn fresh(&self, conn: &mut Tracked<B::Conn>, started: u64) -> bool {
+        elapsed_nanos(&self.clock, conn.returned_at, started) < self.skip_window_nanos
+            && !self.backend.is_broken(&mut conn.conn)
     }
 
     /// Whether a connection that is not [`fresh`](Self::fresh) may be handed out: not broken, and answering a
     /// ping (boxed by the caller: the slow path's state stays out of every checkout's future).
-    async fn answers(&self, conn: &mut Tracked<B::Conn>, started: Instant) -> bool {
+    async fn answers(&self, conn: &mut Tracked<B::Conn>, started: u64) -> bool {
         if self.backend.is_broken(&mut conn.conn) {
             return false;
         }
         // A half-open connection may never answer: the ping gets what is left of the checkout's time.
-        let left = self.config.connection_timeout.saturating_sub(started.elapsed());
+        let left = self.config.connection_timeout.saturating_sub(self.elapsed(started));
         matches!(tokio::time::timeout(left, self.backend.ping(&mut conn.conn)).await, Ok(Ok(())))
     }
 }
@@ -332,8 +380,14 @@ impl<B: Backend> Pool<B> {
         let failures = Arc::new(Failures::default());
         let live = Arc::new(AtomicU32::new(0));
         let clock = Clock::new();
-        let manager =
-            Manager { backend: backend.clone(), metrics: metrics.clone(), live: live.clone(), clock: clock.clone() };
+        let leaks = config.leak_detection_threshold.map(|threshold| Arc::new(LeakDetector::new(threshold)));
+        let manager = Manager {
+            backend: backend.clone(),
+            metrics: metrics.clone(),
+            live: live.clone(),
+            clock: clock.clone(),
+            leaks: leaks.clone(),
+        };
         let first = bb8::ManageConnection::connect(&manager).await.inspect_err(|error| {
             tracing::warn!(backend = B::NAME, pool = %name, %address, %error, "could not open the pool's first connection");
         })?;
@@ -342,7 +396,10 @@ impl<B: Backend> Pool<B> {
             .min_idle(Some(config.min_connections).filter(|n| *n > 0))
             .connection_timeout(config.connection_timeout)
             .idle_timeout(config.idle_timeout)
-            .max_lifetime(config.max_lifetime)
+            // The pool enforces `max_lifetime` itself, on checkout and on return, with the TSC reading it takes
+            // anyway; bb8 would read the system clock once more on every return. An idle connection past its
+            // lifetime is closed when next checked out, or by `idle_timeout`.
+            .max_lifetime(None)
             .test_on_check_out(false)
             .retry_connection(false)
             .error_sink(Box::new(FailureSink(failures.clone())))
@@ -353,14 +410,17 @@ impl<B: Backend> Pool<B> {
             pool,
             backend,
             metrics,
-            leaks: config.leak_detection_threshold.map(LeakDetector::new),
+            leaks,
             failures,
             live,
             clock,
             config: config.clone(),
+            skip_window_nanos: nanos(config.validation_skip_window),
+            lifetime_nanos: config.max_lifetime.map(nanos),
             name,
             address,
             closed_seen: Mutex::new([0; 3]),
+            retired: AtomicU64::new(0),
         });
         spawn_housekeeping(Arc::downgrade(&shared));
         Ok(Self { shared })
@@ -377,8 +437,8 @@ impl<B: Backend> Pool<B> {
         let location = Location::caller();
         let shared: &Shared<B> = &self.shared;
         async move {
-            let (conn, taken, ticket) = shared.checkout(location, || shared.pool.get()).await?;
-            Ok(PooledConn { conn, shared: SharedRef::Borrowed(shared), taken, ticket })
+            let (conn, taken) = shared.checkout(location, || shared.pool.get()).await?;
+            Ok(PooledConn { conn, shared: SharedRef::Borrowed(shared), taken })
         }
     }
 
@@ -389,8 +449,8 @@ impl<B: Backend> Pool<B> {
         let location = Location::caller();
         let shared = self.shared.clone();
         async move {
-            let (conn, taken, ticket) = shared.checkout(location, || shared.pool.get_owned()).await?;
-            Ok(PooledConn { conn, shared: SharedRef::Owned(shared), taken, ticket })
+            let (conn, taken) = shared.checkout(location, || shared.pool.get_owned()).await?;
+            Ok(PooledConn { conn, shared: SharedRef::Owned(shared), taken })
         }
     }
 
@@ -456,10 +516,13 @@ fn refresh<B: Backend>(shared: &Shared<B>) {
     shared.metrics.record_idle(u64::from(state.idle_connections));
     shared.metrics.refresh_gauges();
     let s = &state.statistics;
+    // Read after bb8's figures: a connection retired since then is in `retired` but not yet in bb8's broken
+    // count, which makes `broken` briefly low; `seen` only ever grows, so that is never counted twice.
+    let retired = shared.retired.load(Ordering::Relaxed);
     let now = [
-        s.connections_closed_broken + s.connections_closed_invalid,
+        (s.connections_closed_broken + s.connections_closed_invalid).saturating_sub(retired),
         s.connections_closed_idle_timeout,
-        s.connections_closed_max_lifetime,
+        s.connections_closed_max_lifetime + retired,
     ];
     let mut seen = shared.closed_seen.lock().unwrap_or_else(|e| e.into_inner());
     for (i, reason) in [CloseReason::Broken, CloseReason::Idle, CloseReason::Lifetime].into_iter().enumerate() {
@@ -467,8 +530,8 @@ fn refresh<B: Backend>(shared: &Shared<B>) {
         if delta > 0 {
             shared.metrics.record_connection_dropped(reason, delta);
         }
+        seen[i] = seen[i].max(now[i]);
     }
-    *seen = now;
 }
 
 /// Once a second (or faster for short leak thresholds): refresh metrics and report leaks. Stops with the pool.
@@ -486,7 +549,7 @@ fn spawn_housekeeping<B: Backend>(shared: Weak<Shared<B>>) {
             let Some(shared) = shared.upgrade() else { return };
             refresh(&shared);
             if let Some(leaks) = &shared.leaks {
-                leaks.sweep(&shared.name);
+                leaks.sweep(&shared.clock, &shared.name);
             }
         }
     });
@@ -513,13 +576,16 @@ impl<B: Backend> Deref for SharedRef<'_, B> {
 pub struct PooledConn<'a, B: Backend> {
     conn: bb8::PooledConnection<'a, Manager<B>>,
     shared: SharedRef<'a, B>,
-    taken: Instant,
-    ticket: Option<u64>,
+    /// Raw clock reading of the checkout.
+    taken: u64,
 }
 
 impl<B: Backend> std::fmt::Debug for PooledConn<'_, B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PooledConn").field("pool", &self.shared.name).field("held", &self.taken.elapsed()).finish()
+        f.debug_struct("PooledConn")
+            .field("pool", &self.shared.name)
+            .field("held", &self.shared.elapsed(self.taken))
+            .finish()
     }
 }
 
@@ -538,11 +604,21 @@ impl<B: Backend> DerefMut for PooledConn<'_, B> {
 
 impl<B: Backend> Drop for PooledConn<'_, B> {
     fn drop(&mut self) {
-        let now = self.shared.clock.now();
-        self.conn.last_used = now;
-        self.shared.metrics.record_connection_returned(now - self.taken);
-        if let (Some(leaks), Some(ticket)) = (&self.shared.leaks, self.ticket) {
-            leaks.release(ticket, &self.shared.name);
+        let shared = &*self.shared;
+        let now = shared.clock.raw();
+        let held = elapsed_nanos(&shared.clock, self.taken, now);
+        let conn = &mut *self.conn;
+        conn.returned_at = now;
+        if shared.expired(conn, now) {
+            shared.retire(conn);
+        }
+        shared.metrics.record_returned_nanos(held);
+        if let (Some(leaks), Some(leak)) = (&shared.leaks, &conn.leak) {
+            leaks.release(leak.slot(), Duration::from_nanos(held), &shared.name);
         }
     }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }

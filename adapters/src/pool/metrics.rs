@@ -1,9 +1,11 @@
 //! [`MetricsCollector`]: pool metrics through the `metrics` crate, plus a snapshot for apps without a recorder.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
+
+use super::stripes::{Field, Striped};
 
 /// Why a pooled connection was closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -43,6 +45,7 @@ impl CloseReason {
 ///
 /// Handles are registered when the collector is made, so install the recorder (exporter) before building pools.
 /// [`MetricsCollector::snapshot`] gives the same figures without any recorder.
+
 #[derive(Debug)]
 pub struct MetricsCollector {
     acquire: Histogram,
@@ -58,55 +61,16 @@ pub struct MetricsCollector {
 }
 
 /// The counters behind [`MetricsCollector::snapshot`]. Those written on every checkout and return (and by every
-/// waiting checkout) are striped: each thread adds to a stripe of its own, on a cache line of its own, and a
-/// snapshot sums the stripes, so concurrent checkouts on different cores do not fight over one line.
+/// waiting checkout) are striped by thread: a plain store on a line of the thread's own (see `Striped`).
 #[derive(Debug, Default)]
 struct Stats {
-    acquired: Striped,
-    acquire_nanos: Striped,
-    returned: Striped,
-    in_use_nanos: Striped,
-    waiting: Striped,
+    striped: Striped,
     created: AtomicU64,
     connect_nanos: AtomicU64,
     timeouts: AtomicU64,
     closed: [AtomicU64; 3],
     idle: AtomicU64,
 }
-
-const STRIPES: usize = 8;
-
-/// A counter split into per-thread stripes (Java's `LongAdder`). Adds wrap, so a stripe may go "negative" for a
-/// gauge that one thread raises and another lowers; the sum is right.
-#[derive(Debug, Default)]
-struct Striped([Padded<AtomicU64>; STRIPES]);
-
-impl Striped {
-    fn add(&self, n: u64) {
-        self.0[stripe()].0.fetch_add(n, Ordering::Relaxed);
-    }
-
-    fn sub(&self, n: u64) {
-        self.0[stripe()].0.fetch_sub(n, Ordering::Relaxed);
-    }
-
-    fn sum(&self) -> u64 {
-        self.0.iter().fold(0u64, |sum, s| sum.wrapping_add(s.0.load(Ordering::Relaxed)))
-    }
-}
-
-/// This thread's stripe, handed out round robin on first use.
-fn stripe() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;
-    }
-    STRIPE.with(|s| *s)
-}
-
-#[derive(Debug, Default)]
-#[repr(align(128))]
-struct Padded<T>(T);
 
 /// The figures of a [`MetricsCollector`] at one moment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -143,6 +107,10 @@ fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
+fn secs(nanos: u64) -> f64 {
+    nanos as f64 / 1e9
+}
+
 impl MetricsCollector {
     /// A collector for the pool `pool` of `backend` (`"postgres"`, `"sqlite"`).
     pub fn new(backend: &'static str, pool: impl Into<String>) -> Self {
@@ -168,21 +136,31 @@ impl MetricsCollector {
         }
     }
 
+    /// [`record_connection_acquired`](Self::record_connection_acquired) in nanoseconds (the pool's clock).
+    pub(crate) fn record_acquired_nanos(&self, wait: u64) {
+        self.acquire.record(secs(wait));
+        // Most checkouts find an idle connection and wait for nothing: skip adding their zero.
+        if wait == 0 {
+            self.stats.striped.add(&[(Field::Acquired, 1)]);
+        } else {
+            self.stats.striped.add(&[(Field::Acquired, 1), (Field::AcquireNanos, wait)]);
+        }
+    }
+
+    /// [`record_connection_returned`](Self::record_connection_returned) in nanoseconds (the pool's clock).
+    pub(crate) fn record_returned_nanos(&self, held: u64) {
+        self.in_use_time.record(secs(held));
+        self.stats.striped.add(&[(Field::Returned, 1), (Field::InUseNanos, held)]);
+    }
+
     /// A checkout got a connection after waiting `wait`.
     pub fn record_connection_acquired(&self, wait: Duration) {
-        self.acquire.record(wait.as_secs_f64());
-        self.stats.acquired.add(1);
-        // Most checkouts find an idle connection and wait for nothing: skip adding their zero.
-        if !wait.is_zero() {
-            self.stats.acquire_nanos.add(nanos(wait));
-        }
+        self.record_acquired_nanos(nanos(wait));
     }
 
     /// A connection went back to the pool after being held for `held`.
     pub fn record_connection_returned(&self, held: Duration) {
-        self.in_use_time.record(held.as_secs_f64());
-        self.stats.returned.add(1);
-        self.stats.in_use_nanos.add(nanos(held));
+        self.record_returned_nanos(nanos(held));
     }
 
     /// Sets the `in_use` and `waiting` gauges from the counters (the pool does it about once a second, and on
@@ -216,11 +194,8 @@ impl MetricsCollector {
 
     /// A checkout started (`+1`) or stopped (`-1`) waiting for a connection.
     pub fn record_waiting(&self, delta: i64) {
-        if delta >= 0 {
-            self.stats.waiting.add(delta.unsigned_abs());
-        } else {
-            self.stats.waiting.sub(delta.unsigned_abs());
-        }
+        // Two's complement: adding the wrapped value of a negative delta subtracts.
+        self.stats.striped.add(&[(Field::Waiting, delta as u64)]);
     }
 
     /// The number of idle connections, read from the pool.
@@ -235,13 +210,14 @@ impl MetricsCollector {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         // Returns are read first: a checkout counted between the two reads can only make in_use larger, never
         // wrap it below zero.
-        let returned = s.returned.sum();
-        let acquired = s.acquired.sum();
+        let sum = |field| s.striped.sum(field);
+        let returned = sum(Field::Returned);
+        let acquired = sum(Field::Acquired);
         PoolMetricsSnapshot {
             acquired,
-            acquire_wait_total: Duration::from_nanos(s.acquire_nanos.sum()),
+            acquire_wait_total: Duration::from_nanos(sum(Field::AcquireNanos)),
             returned,
-            in_use_total: Duration::from_nanos(s.in_use_nanos.sum()),
+            in_use_total: Duration::from_nanos(sum(Field::InUseNanos)),
             created: get(&s.created),
             connect_total: Duration::from_nanos(get(&s.connect_nanos)),
             timeouts: get(&s.timeouts),
@@ -252,7 +228,7 @@ impl MetricsCollector {
             in_use: acquired.saturating_sub(returned),
             // The stripes are read one after another: a wait that ended on a stripe already read but began on
             // one read later would make the sum -1, which is 0.
-            waiting: u64::try_from(s.waiting.sum() as i64).unwrap_or(0),
+            waiting: u64::try_from(sum(Field::Waiting) as i64).unwrap_or(0),
         }
     }
 }

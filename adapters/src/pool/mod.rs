@@ -8,6 +8,8 @@ mod factory;
 mod health;
 mod leak;
 mod metrics;
+mod slot;
+mod stripes;
 
 pub use config::PoolConfig;
 pub use core::{Backend, Manager, Pool, PoolState, PooledConn, Tracked};
