@@ -163,9 +163,9 @@ impl<B: DieselBackend> ReplicaSet<B> {
         }
     }
 
-    /// Asks every replica now how far it has replayed (bounded by [`ReplicaPolicy::check_timeout`] each, all at
-    /// once), taking failing ones out of rotation and putting answering ones back: what the background recheck
-    /// does every interval.
+    /// Asks every replica now how far it has replayed (all at once; each answer bounded by
+    /// [`ReplicaPolicy::check_timeout`], the checkout by the pool's `connection_timeout`), taking failing ones
+    /// out of rotation and putting answering ones back: what the background recheck does every interval.
     pub async fn check_now(&self) {
         self.inner.check_all().await;
     }
@@ -175,6 +175,9 @@ impl<B: DieselBackend> ReplicaSet<B> {
     /// whose checkout or replay query fails is taken out of rotation on the way.
     pub(crate) async fn replica_for(&self, min_position: u64) -> Option<ReplicaConn<B>> {
         let n = self.inner.replicas.len();
+        if min_position == u64::MAX {
+            return None; // The caller's last write position is unknown: only the primary is safe.
+        }
         for _ in 0..n {
             let index = self.inner.next.fetch_add(1, Ordering::Relaxed) % n;
             let node = &self.inner.replicas[index];
@@ -258,10 +261,13 @@ impl<B: DieselBackend> Inner<B> {
 
     async fn check(&self, index: usize) {
         let node = &self.replicas[index];
-        let probe = async {
-            let mut conn = node.pool.get().await.map_err(|e| e.to_string())?;
-            B::replica_state(&mut conn).await.map_err(|e| e.to_string())
+        // Only the server's answer is timed: waiting for a connection of a busy pool is not the replica's fault
+        // (the checkout is bounded by the pool's own timeout, and fails at once when the server is unreachable).
+        let mut conn = match node.pool.get().await {
+            Ok(conn) => conn,
+            Err(e) => return self.take_out(index, &e.to_string()),
         };
+        let probe = async { B::replica_state(&mut conn).await.map_err(|e| e.to_string()) };
         match tokio::time::timeout(self.policy.check_timeout, probe).await {
             Ok(Ok(Some(state))) => {
                 node.replayed.fetch_max(state.replayed, Ordering::AcqRel);
