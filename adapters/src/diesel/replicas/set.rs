@@ -9,7 +9,7 @@ use cpc_ports::RepoError;
 
 use super::ReplicaPolicy;
 use crate::diesel::connection::DieselBackend;
-use crate::pool::{Pool, PooledConn};
+use crate::pool::{DatabaseError, Pool, PooledConn};
 
 /// One primary and its read replicas, each with its own [`Pool`]. Cheap to clone (clones share everything).
 ///
@@ -265,6 +265,8 @@ impl<B: DieselBackend> Inner<B> {
         // (the checkout is bounded by the pool's own timeout, and fails at once when the server is unreachable).
         let mut conn = match node.pool.get().await {
             Ok(conn) => conn,
+            // Every connection busy serving reads: no verdict this round.
+            Err(DatabaseError::PoolTimeout(_)) => return,
             Err(e) => return self.take_out(index, &e.to_string()),
         };
         let probe = async { B::replica_state(&mut conn).await.map_err(|e| e.to_string()) };
@@ -302,7 +304,7 @@ impl ReplicaSet<crate::diesel::DieselPgBackend> {
     /// Opens the primary's pool and one pool per replica (each opens its first connection now, so a wrong
     /// password or an unreachable server is reported at start-up, naming the server), then starts the
     /// background recheck. Pools are named `diesel-postgres-primary` and `diesel-postgres-replica-<i>`.
-    pub async fn connect(config: &super::ReplicaConfig) -> Result<Self, crate::pool::DatabaseError> {
+    pub async fn connect(config: &super::ReplicaConfig) -> Result<Self, DatabaseError> {
         use crate::diesel::DieselPgBackend;
         config.validate()?;
         let primary =
