@@ -20,10 +20,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use cpc_adapters::diesel::migrations::{self, MigrationTarget};
@@ -38,11 +37,12 @@ use cpc_domain::{NewUser, UserId};
 use cpc_ports::UserRepository;
 use diesel::{ExpressionMethods, OptionalExtension, QueryDsl};
 use futures::FutureExt;
-use futures::future::BoxFuture;
 use uuid::Uuid;
 
-const SECONDS: u64 = 3;
-const WARM_UP: Duration = Duration::from_millis(300);
+#[path = "common/throughput.rs"]
+mod throughput;
+use throughput::{best, measure, rotated};
+
 const ROUNDS: usize = 3;
 const SEED_USERS: usize = 10_000;
 const BULK: usize = 10_000;
@@ -65,70 +65,6 @@ fn fresh_user() -> NewUser {
 /// `CPC_BENCH_ONLY=bulk`: run only the `create_many` against one-by-one comparison.
 fn bulk_only() -> bool {
     std::env::var("CPC_BENCH_ONLY").is_ok_and(|v| v == "bulk")
-}
-
-fn xorshift(seed: &mut u64) -> u64 {
-    *seed ^= *seed << 13;
-    *seed ^= *seed >> 7;
-    *seed ^= *seed << 17;
-    *seed
-}
-
-/// Operations per second of `tasks` tasks each calling `op` (with a random number) in a loop: `WARM_UP`
-/// uncounted (connections opened, statements prepared), then `SECONDS` counted.
-async fn measure<F, Fut>(tasks: usize, op: F) -> f64
-where
-    F: Fn(u64) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let op = Arc::new(op);
-    let done = Arc::new(AtomicU64::new(0));
-    let counted_from = Instant::now() + WARM_UP;
-    let deadline = counted_from + Duration::from_secs(SECONDS);
-    let handles: Vec<_> = (0..tasks)
-        .map(|i| {
-            let (op, done) = (op.clone(), done.clone());
-            tokio::spawn(async move {
-                let mut seed = 0x9E37_79B9_7F4A_7C15u64 ^ (i as u64 + 1);
-                let mut n = 0u64;
-                loop {
-                    let started = Instant::now();
-                    if started >= deadline {
-                        break;
-                    }
-                    op(xorshift(&mut seed)).await;
-                    if started >= counted_from {
-                        n += 1;
-                    }
-                }
-                done.fetch_add(n, Ordering::Relaxed);
-            })
-        })
-        .collect();
-    for h in handles {
-        h.await.unwrap();
-    }
-    AtomicU64::load(&done, Ordering::Relaxed) as f64 / counted_from.elapsed().as_secs_f64()
-}
-
-/// Runs the measurements one after the other, starting with a different one each round (so none is always
-/// first, right after the pools opened), keeping the best figure of each.
-async fn rotated(round: usize, mut runs: Vec<BoxFuture<'static, f64>>, best_of: &mut [f64]) {
-    let n = runs.len();
-    let mut results = vec![0.0; n];
-    for k in 0..n {
-        let i = (k + round) % n;
-        results[i] = std::mem::replace(&mut runs[i], Box::pin(async { 0.0 })).await;
-    }
-    for (b, r) in best_of.iter_mut().zip(results) {
-        best(b, r);
-    }
-}
-
-fn best(a: &mut f64, b: f64) {
-    if b > *a {
-        *a = b;
-    }
 }
 
 /// Prints one row per (operation, tasks): each implementation's ops/s and the repository's ratio to each.

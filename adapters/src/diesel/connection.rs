@@ -10,6 +10,7 @@
 use std::future::Future;
 
 use diesel::connection::SimpleConnection;
+use diesel::sql_types::{BigInt, Bool, Double, Nullable};
 use diesel::sqlite::SqliteConnection;
 use diesel::{Connection, QueryResult};
 use diesel_async::pooled_connection::PoolableConnection;
@@ -29,6 +30,25 @@ pub trait DieselBackend: Backend<Conn: AsyncConnection + Send> {
     /// transaction takes the write lock up front, waiting up to `busy_timeout`, instead of failing when a reader
     /// later tries to write).
     fn begin(conn: &mut Self::Conn) -> impl Future<Output = QueryResult<()>> + Send;
+
+    /// The WAL position a replica must have replayed to show everything committed on this (primary) connection
+    /// so far: PostgreSQL's `pg_current_wal_insert_lsn()`. `None` on a backend without replicas (SQLite).
+    fn write_position(conn: &mut Self::Conn) -> impl Future<Output = QueryResult<Option<u64>>> + Send;
+
+    /// What a replica connection says about its replication: `None` when the server is not a replica (SQLite, or
+    /// a PostgreSQL server not in recovery, e.g. a promoted one).
+    fn replica_state(conn: &mut Self::Conn) -> impl Future<Output = QueryResult<Option<ReplicaState>>> + Send;
+}
+
+/// How far a replica is, as it reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicaState {
+    /// The WAL position replayed so far (PostgreSQL `pg_last_wal_replay_lsn()`), comparable with
+    /// [`DieselBackend::write_position`] on the primary.
+    pub replayed: u64,
+    /// How far behind the primary the replayed data is: zero when everything received is replayed, else the
+    /// age of the last replayed transaction (the usual `now() - pg_last_xact_replay_timestamp()` measure).
+    pub lag: std::time::Duration,
 }
 
 /// Opens `diesel_async::AsyncPgConnection`s: connects (TLS included) through [`PgBackend`], then hands the
@@ -87,9 +107,38 @@ impl Backend for DieselPgBackend {
     }
 }
 
+/// `pg_lsn` as a number of bytes (`pg_lsn` itself has no Diesel type); exact up to 8 EiB of WAL.
+const LSN_BYTES: &str = "pg_wal_lsn_diff({}, '0/0')::bigint";
+
 impl DieselBackend for DieselPgBackend {
     fn begin(conn: &mut AsyncPgConnection) -> impl Future<Output = QueryResult<()>> + Send {
         <diesel_async::AnsiTransactionManager as diesel_async::TransactionManager<_>>::begin_transaction(conn)
+    }
+
+    async fn write_position(conn: &mut AsyncPgConnection) -> QueryResult<Option<u64>> {
+        let sql = LSN_BYTES.replace("{}", "pg_current_wal_insert_lsn()");
+        let lsn: i64 = diesel::select(diesel::dsl::sql::<BigInt>(&sql)).get_result(conn).await?;
+        Ok(Some(lsn.unsigned_abs()))
+    }
+
+    async fn replica_state(conn: &mut AsyncPgConnection) -> QueryResult<Option<ReplicaState>> {
+        let sql = format!(
+            "pg_is_in_recovery(), {}, (CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 \
+             ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp()) END)::float8",
+            LSN_BYTES.replace("{}", "pg_last_wal_replay_lsn()")
+        );
+        let (in_recovery, replayed, lag): (bool, Option<i64>, Option<f64>) =
+            diesel::select(diesel::dsl::sql::<(Bool, Nullable<BigInt>, Nullable<Double>)>(&sql))
+                .get_result(conn)
+                .await?;
+        Ok(match (in_recovery, replayed) {
+            (true, Some(replayed)) => Some(ReplicaState {
+                replayed: replayed.unsigned_abs(),
+                // No transaction replayed since start-up: nothing is known to be behind.
+                lag: std::time::Duration::try_from_secs_f64(lag.unwrap_or(0.0).max(0.0)).unwrap_or_default(),
+            }),
+            _ => None,
+        })
     }
 }
 
@@ -177,5 +226,15 @@ impl Backend for DieselSqliteBackend {
 impl DieselBackend for DieselSqliteBackend {
     fn begin(conn: &mut AsyncSqliteConnection) -> impl Future<Output = QueryResult<()>> + Send {
         conn.spawn_blocking(|c| diesel::connection::AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE"))
+    }
+
+    /// SQLite has no replicas.
+    fn write_position(_: &mut AsyncSqliteConnection) -> impl Future<Output = QueryResult<Option<u64>>> + Send {
+        std::future::ready(Ok(None))
+    }
+
+    /// SQLite has no replicas.
+    fn replica_state(_: &mut AsyncSqliteConnection) -> impl Future<Output = QueryResult<Option<ReplicaState>>> + Send {
+        std::future::ready(Ok(None))
     }
 }

@@ -13,7 +13,8 @@ use cpc_ports::{
 use futures::future::BoxFuture;
 
 use crate::diesel::connection::{DieselBackend, DieselPgBackend, DieselSqliteBackend};
-use crate::diesel::repos::{AuditConfig, DieselRepository, EmailTable, SqlTable};
+use crate::diesel::replicas::{ReadConsistency, ReplicaConfig, ReplicaSet, Session};
+use crate::diesel::repos::{AuditConfig, DieselRepository, EmailTable, Routed, Source, SqlTable};
 use crate::diesel::uow::DieselUnitOfWork;
 use crate::pool::{DatabaseError, HealthChecker, Pool, PoolConfig};
 use crate::postgres::DatabaseConfig;
@@ -64,16 +65,30 @@ pub struct DbManager {
     uow: Arc<dyn UnitOfWork>,
     pool: DbPool,
     audit: Option<Arc<AuditConfig>>,
+    replicas: Option<ReplicaSet<DieselPgBackend>>,
+    consistency: ReadConsistency,
 }
 
 impl std::fmt::Debug for DbManager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DbManager").field("pool", &self.pool).field("audit", &self.audit).finish_non_exhaustive()
+        f.debug_struct("DbManager")
+            .field("pool", &self.pool)
+            .field("audit", &self.audit)
+            .field("replicas", &self.replicas)
+            .field("consistency", &self.consistency)
+            .finish_non_exhaustive()
     }
 }
 
-/// The repositories and unit of work over `pool`, auditing when `audit` is given.
-fn assemble<B>(pool: Pool<B>, wrap: fn(Pool<B>) -> DbPool, audit: Option<Arc<AuditConfig>>) -> DbManager
+/// The repositories on `source` and the unit of work on `uow_pool` (its commits counting as writes of `session`),
+/// auditing when `audit` is given; strong reads, no replica set (callers set those).
+fn assemble<B>(
+    source: Source<B>,
+    uow_pool: Pool<B>,
+    session: Option<Arc<Session>>,
+    pool: DbPool,
+    audit: Option<Arc<AuditConfig>>,
+) -> DbManager
 where
     B: DieselBackend,
     User: EmailTable<B::Conn>,
@@ -82,13 +97,15 @@ where
     Transaction: SqlTable<B::Conn>,
 {
     DbManager {
-        users: Arc::new(DieselRepository::<User, B>::new(pool.clone()).audited(audit.clone())),
-        entities: Arc::new(DieselRepository::<Entity, B>::new(pool.clone()).audited(audit.clone())),
-        customers: Arc::new(DieselRepository::<Customer, B>::new(pool.clone()).audited(audit.clone())),
-        transactions: Arc::new(DieselRepository::<Transaction, B>::new(pool.clone()).audited(audit.clone())),
-        uow: Arc::new(DieselUnitOfWork::new(pool.clone()).audited(audit.clone())),
-        pool: wrap(pool),
+        users: Arc::new(DieselRepository::<User, B>::on(source.clone()).audited(audit.clone())),
+        entities: Arc::new(DieselRepository::<Entity, B>::on(source.clone()).audited(audit.clone())),
+        customers: Arc::new(DieselRepository::<Customer, B>::on(source.clone()).audited(audit.clone())),
+        transactions: Arc::new(DieselRepository::<Transaction, B>::on(source).audited(audit.clone())),
+        uow: Arc::new(DieselUnitOfWork::new(uow_pool).audited(audit.clone()).in_session(session)),
+        pool,
         audit,
+        replicas: None,
+        consistency: ReadConsistency::Strong,
     }
 }
 
@@ -100,6 +117,13 @@ impl DbManager {
         Ok(Self::from_pg_pool(pool))
     }
 
+    /// Connects to a PostgreSQL primary and its read replicas ([`ReplicaSet::connect`]). The manager reads
+    /// strongly (everything on the primary); [`stale_reads`](Self::stale_reads) gives the view whose reads may
+    /// go to the replicas. The schema must be migrated (on the primary; the replicas follow).
+    pub async fn postgres_with_replicas(config: &ReplicaConfig) -> Result<Self, DatabaseError> {
+        Ok(Self::replicated(ReplicaSet::connect(config).await?))
+    }
+
     /// Opens a SQLite database (the first connection is opened now). The schema must be migrated.
     pub async fn sqlite(config: &SqliteConfig, pool: &PoolConfig) -> Result<Self, DatabaseError> {
         let pool = Pool::new(DieselSqliteBackend::new(config)?, pool, "diesel-sqlite").await?;
@@ -108,12 +132,34 @@ impl DbManager {
 
     /// Over an existing PostgreSQL pool (no audit trail).
     pub fn from_pg_pool(pool: Pool<DieselPgBackend>) -> Self {
-        assemble(pool, DbPool::Postgres, None)
+        assemble(Source::Pool(pool.clone()), pool.clone(), None, DbPool::Postgres(pool), None)
     }
 
     /// Over an existing SQLite pool (no audit trail).
     pub fn from_sqlite_pool(pool: Pool<DieselSqliteBackend>) -> Self {
-        assemble(pool, DbPool::Sqlite, None)
+        assemble(Source::Pool(pool.clone()), pool.clone(), None, DbPool::Sqlite(pool), None)
+    }
+
+    /// Over a PostgreSQL [`ReplicaSet`] (no audit trail), reading strongly: [`pool`](Self::pool) is its primary.
+    pub fn replicated(set: ReplicaSet<DieselPgBackend>) -> Self {
+        let mut manager = Self::from_pg_pool(set.primary().clone());
+        manager.replicas = Some(set);
+        manager
+    }
+
+    /// A view of this manager whose repositories' reads may go to a replica ([`ReadConsistency::AllowStale`]):
+    /// they may miss other callers' latest writes, never the view's own. The view is one caller: its writes and
+    /// its units of work's commits send its next reads to the primary until a replica has replayed them
+    /// (read-your-writes). Take one view per caller (a request, a job) for the most replica reads; a view shared
+    /// by the whole app is still correct, only more of its reads go to the primary. Writes and units of work run
+    /// on the primary as always. Without replicas (SQLite, or a plain PostgreSQL pool) reads stay on the pool.
+    pub fn stale_reads(&self) -> Self {
+        self.view(self.audit.clone(), ReadConsistency::AllowStale)
+    }
+
+    /// A view of this manager reading everything from the primary ([`ReadConsistency::Strong`], the default).
+    pub fn strong_reads(&self) -> Self {
+        self.view(self.audit.clone(), ReadConsistency::Strong)
     }
 
     /// A manager over the same pool whose repositories, units of work and transactions write one `audit_log` row
@@ -121,13 +167,40 @@ impl DbManager {
     /// or deleted (only when a row was deleted), in the same database transaction as the write: a write that
     /// fails or is rolled back leaves no audit row, and a failing audit insert fails the write. The time is the
     /// row's `updated_at` for creates and updates, the deletion time for deletes. Off by default. Cheap (the pool
-    /// is shared), so a manager per actor (e.g. per request) is fine.
+    /// is shared), so a manager per actor (e.g. per request) is fine. It reads as this one does (a stale-reads
+    /// view gives a stale-reads view, with a session of its own).
     pub fn with_audit(&self, audit: AuditConfig) -> Self {
-        let audit = Some(Arc::new(audit));
-        match &self.pool {
-            DbPool::Postgres(pool) => assemble(pool.clone(), DbPool::Postgres, audit),
-            DbPool::Sqlite(pool) => assemble(pool.clone(), DbPool::Sqlite, audit),
-        }
+        self.view(Some(Arc::new(audit)), self.consistency)
+    }
+
+    /// The same pools, auditing as `audit` says, reading as `consistency` says (with a new session).
+    fn view(&self, audit: Option<Arc<AuditConfig>>, consistency: ReadConsistency) -> Self {
+        let mut manager = match (&self.pool, &self.replicas, consistency) {
+            (DbPool::Postgres(_), Some(set), ReadConsistency::AllowStale) => {
+                let session = Arc::new(Session::default());
+                let source = Source::Replicas(Routed { set: set.clone(), session: session.clone() });
+                assemble(source, set.primary().clone(), Some(session), self.pool.clone(), audit)
+            }
+            (DbPool::Postgres(pool), _, _) => {
+                assemble(Source::Pool(pool.clone()), pool.clone(), None, self.pool.clone(), audit)
+            }
+            (DbPool::Sqlite(pool), _, _) => {
+                assemble(Source::Pool(pool.clone()), pool.clone(), None, self.pool.clone(), audit)
+            }
+        };
+        manager.replicas = self.replicas.clone();
+        manager.consistency = consistency;
+        manager
+    }
+
+    /// How this manager's repositories read.
+    pub fn consistency(&self) -> ReadConsistency {
+        self.consistency
+    }
+
+    /// The replica set, when the manager has one: its replicas' health and where routed reads went.
+    pub fn replica_set(&self) -> Option<&ReplicaSet<DieselPgBackend>> {
+        self.replicas.as_ref()
     }
 
     /// The audit trail's configuration, when it is on.
@@ -194,13 +267,23 @@ impl DbManager {
     }
 }
 
-/// Checks the pool through [`HealthChecker`] (component `"postgres"` or `"sqlite"`, with `server_version`).
+/// Checks the pool through [`HealthChecker`] (component `"postgres"` or `"sqlite"`, with `server_version`). With
+/// replicas, the primary decides the status (reads fall back to it) and `replicas_up` says how many replicas are
+/// in rotation (`"1/2"`).
 #[async_trait]
 impl HealthCheck for DbManager {
     async fn check(&self) -> HealthReport {
-        match &self.pool {
+        let report = match &self.pool {
             DbPool::Postgres(pool) => HealthChecker::check_pool(pool).await,
             DbPool::Sqlite(pool) => HealthChecker::check_pool(pool).await,
+        };
+        match &self.replicas {
+            Some(set) => {
+                let replicas = set.replicas();
+                let up = replicas.iter().filter(|r| r.up).count();
+                report.with_detail("replicas_up", format!("{up}/{}", replicas.len()))
+            }
+            None => report,
         }
     }
 }

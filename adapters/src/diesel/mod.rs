@@ -6,6 +6,7 @@
 //! * [`connection`]: Diesel connections as pool backends ([`DieselPgBackend`], [`DieselSqliteBackend`]).
 //! * [`repos`]: [`DieselRepository`], implementing the repository ports on both backends.
 //! * [`uow`]: [`DieselUnitOfWork`] and its transactions.
+//! * [`replicas`]: PostgreSQL read replicas: [`ReplicaSet`], [`ReplicaConfig`], [`ReadConsistency`].
 //! * [`error`]: how Diesel errors become [`DbError`] variants.
 //! * [`migrations`]: the embedded migrations: run pending, revert the last N, status.
 
@@ -13,12 +14,14 @@ pub mod connection;
 pub mod error;
 pub mod manager;
 pub mod migrations;
+pub mod replicas;
 pub mod repos;
 pub mod schema;
 pub mod uow;
 
-pub use connection::{AsyncSqliteConnection, DieselBackend, DieselPgBackend, DieselSqliteBackend};
+pub use connection::{AsyncSqliteConnection, DieselBackend, DieselPgBackend, DieselSqliteBackend, ReplicaState};
 pub use manager::{DbManager, DbPool};
+pub use replicas::{ReadConsistency, ReplicaConfig, ReplicaPolicy, ReplicaSet};
 pub use repos::{AuditAction, AuditConfig, DieselRepository};
 pub use uow::{DieselTx, DieselUnitOfWork, PgUnitOfWork, SqliteUnitOfWork};
 

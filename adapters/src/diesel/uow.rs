@@ -24,13 +24,17 @@ use cpc_ports::{
 use diesel_async::{AsyncConnection, TransactionManager};
 
 use crate::diesel::connection::{DieselBackend, DieselPgBackend, DieselSqliteBackend};
-use crate::diesel::repos::{AuditConfig, DieselRepository, EmailTable, SqlTable, TxScope, roll_back_levels};
+use crate::diesel::replicas::Session;
+use crate::diesel::repos::{
+    AuditConfig, DieselRepository, EmailTable, SqlTable, TxScope, record_write, roll_back_levels,
+};
 use crate::pool::Pool;
 
 /// Starts transactions on connections of a pool.
 pub struct DieselUnitOfWork<B: DieselBackend> {
     pool: Pool<B>,
     audit: Option<Arc<AuditConfig>>,
+    session: Option<Arc<Session>>,
 }
 
 /// The unit of work on PostgreSQL.
@@ -41,7 +45,7 @@ pub type SqliteUnitOfWork = DieselUnitOfWork<DieselSqliteBackend>;
 impl<B: DieselBackend> DieselUnitOfWork<B> {
     /// Units of work on `pool`'s connections: each holds one connection from `begin` to commit or rollback.
     pub fn new(pool: Pool<B>) -> Self {
-        Self { pool, audit: None }
+        Self { pool, audit: None, session: None }
     }
 
     /// Units of work whose repositories write an audit row for every create, update and delete, in the
@@ -50,11 +54,18 @@ impl<B: DieselBackend> DieselUnitOfWork<B> {
         self.audit = audit;
         self
     }
+
+    /// Units of work whose commits count as writes of `session` (a caller reading from replicas): its next reads
+    /// wait for a replica that replayed the commit, or go to the primary.
+    pub(crate) fn in_session(mut self, session: Option<Arc<Session>>) -> Self {
+        self.session = session;
+        self
+    }
 }
 
 impl<B: DieselBackend> Clone for DieselUnitOfWork<B> {
     fn clone(&self) -> Self {
-        Self { pool: self.pool.clone(), audit: self.audit.clone() }
+        Self { pool: self.pool.clone(), audit: self.audit.clone(), session: self.session.clone() }
     }
 }
 
@@ -77,7 +88,7 @@ where
         let mut conn = self.pool.get_owned().await.map_err(RepoError::from)?;
         // If this is cancelled halfway, the transaction manager marks the connection broken and the pool drops it.
         B::begin(&mut conn).await.map_err(|e| crate::diesel::repos::tx_context(B::NAME).map(e))?;
-        Ok(Box::new(DieselTx { scope: TxScope::begin(conn), audit: self.audit.clone() }))
+        Ok(Box::new(DieselTx { scope: TxScope::begin(conn), audit: self.audit.clone(), session: self.session.clone() }))
     }
 }
 
@@ -86,6 +97,7 @@ where
 pub struct DieselTx<B: DieselBackend> {
     scope: TxScope<B>,
     audit: Option<Arc<AuditConfig>>,
+    session: Option<Arc<Session>>,
 }
 
 impl<B: DieselBackend> std::fmt::Debug for DieselTx<B> {
@@ -138,7 +150,11 @@ where
         // Savepoints of dropped nested transactions are undone first; their writes must not be committed.
         roll_back_levels::<B>(&mut *conn, savepoints).await?;
         // On failure the transaction manager rolls back or marks the connection broken (then the pool drops it).
-        Tm::<B::Conn>::commit_transaction(&mut *conn).await.map_err(|e| ctx.map(e))
+        let committed = Tm::<B::Conn>::commit_transaction(&mut *conn).await.map_err(|e| ctx.map(e));
+        if let Some(session) = &self.session {
+            record_write::<B>(session, &mut *conn, committed.is_ok()).await;
+        }
+        committed
     }
 
     async fn rollback(self: Box<Self>) -> Result<(), RepoError> {
@@ -151,7 +167,7 @@ where
 
     async fn savepoint(&self) -> Result<Box<dyn Tx>, RepoError> {
         let scope = self.scope.savepoint().await?;
-        Ok(Box::new(DieselTx { scope, audit: self.audit.clone() }))
+        Ok(Box::new(DieselTx { scope, audit: self.audit.clone(), session: self.session.clone() }))
     }
 }
 

@@ -7,6 +7,8 @@
 //!   temporary directory on a free port of 127.0.0.1. Costs about a second. Use it when a test must stop, kill or
 //!   restart the server, or needs TLS ([`PrivatePostgresBuilder::tls`]) or password authentication
 //!   ([`PrivatePostgresBuilder::password_auth`]). Dropping it kills the server and removes the directory.
+//! * [`PrivateReplicaPair`]: a private primary and a streaming replica of it (`pg_basebackup`), for read-replica
+//!   routing; the replica can be killed, restarted and have its replay paused.
 //! * [`PrivateRedis`]: a `redis-server` of the test's own on a free port (optionally with a password), for tests
 //!   that kill and restart Redis; [`PrivateRedisSet`]: several of them, for multi-node adapters (Redlock).
 //! * [`TestCertificates`]: the throw-away CA and server certificate behind the TLS mode, usable on their own.
@@ -51,12 +53,14 @@ mod postgres;
 mod private_postgres;
 mod private_redis;
 mod private_redis_set;
+mod private_replica;
 mod tls;
 
 pub use postgres::{DATABASE_URL_ENV, DEFAULT_DATABASE_URL, TestDatabase, connect, database_url, redact_url};
 pub use private_postgres::{PrivatePostgres, PrivatePostgresBuilder, TLS_MISMATCH_HOST};
 pub use private_redis::PrivateRedis;
 pub use private_redis_set::PrivateRedisSet;
+pub use private_replica::PrivateReplicaPair;
 pub use tls::TestCertificates;
 
 /// Quotes an SQL identifier (`"na""me"`).

@@ -42,6 +42,7 @@ pub struct PrivatePostgresBuilder {
     require_tls: bool,
     password: Option<String>,
     settings: Vec<(String, String)>,
+    replication: bool,
 }
 
 impl std::fmt::Debug for PrivatePostgresBuilder {
@@ -51,11 +52,20 @@ impl std::fmt::Debug for PrivatePostgresBuilder {
             .field("require_tls", &self.require_tls)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("settings", &self.settings)
+            .field("replication", &self.replication)
             .finish()
     }
 }
 
 impl PrivatePostgresBuilder {
+    /// Makes the server a primary that streaming replicas can copy and follow: `wal_level = replica`,
+    /// `max_wal_senders`, some WAL kept for a replica that was down a while, and a `pg_hba.conf` line trusting
+    /// replication connections from 127.0.0.1. [`PrivateReplicaPair`](super::PrivateReplicaPair) uses it.
+    pub fn replication(mut self, on: bool) -> Self {
+        self.replication = on;
+        self
+    }
+
     /// Serves TLS with a fresh [`TestCertificates`] set (`ssl = on`); plain connections are still accepted unless
     /// [`require_tls`](Self::require_tls) is set.
     pub fn tls(mut self, on: bool) -> Self {
@@ -144,6 +154,7 @@ pub struct PrivatePostgres {
     listen_second_loopback: bool,
     listen_ipv6: bool,
     require_tls: bool,
+    replication: bool,
     settings: Vec<(String, String)>,
     tls: Option<TlsFiles>,
     auth: Mutex<AuthState>,
@@ -179,6 +190,20 @@ impl PrivatePostgres {
 
     /// Blocking set-up: folder, initdb, certificates, configuration, first start.
     fn init(options: PrivatePostgresBuilder) -> Self {
+        Self::create(options, None)
+    }
+
+    /// Blocking set-up of a streaming replica of the primary listening on 127.0.0.1:`primary_port` (started with
+    /// [`PrivatePostgresBuilder::replication`]): folder, `pg_basebackup -R` (which writes `standby.signal` and
+    /// `primary_conninfo`), configuration, first start. `pg_ctl start -w` returns once it accepts read-only
+    /// connections.
+    pub(super) fn init_replica_of(primary_port: u16) -> Self {
+        Self::create(PrivatePostgresBuilder::default().replication(true), Some(primary_port))
+    }
+
+    /// Folder, data directory (`initdb`, or a base backup of the primary on `replica_of`), certificates,
+    /// configuration, first start.
+    fn create(options: PrivatePostgresBuilder, replica_of: Option<u16>) -> Self {
         let tools = PgTools::discover();
         reap_orphans(&tools);
 
@@ -199,6 +224,7 @@ impl PrivatePostgres {
             listen_second_loopback: can_bind(SECOND_LOOPBACK),
             listen_ipv6: can_bind("::1"),
             require_tls: options.require_tls,
+            replication: options.replication,
             settings: options.settings,
             tls: None,
             auth: Mutex::new(AuthState { scram: options.password.is_some(), password: options.password }),
@@ -207,26 +233,15 @@ impl PrivatePostgres {
             root,
         };
 
-        let mut initdb = server.tools.command("initdb", &server.root);
-        initdb.arg("-D").arg(&server.data_dir).args([
-            "-A",
-            "trust",
-            "-U",
-            SUPERUSER,
-            "-E",
-            "UTF8",
-            "--locale=C",
-            "--no-sync",
-        ]);
-        server.tools.run(initdb).unwrap_or_else(|e| panic!("initdb failed: {e}"));
-
+        match replica_of {
+            None => server.initdb(),
+            // The copy holds the primary's postgresql.conf, which already includes the harness's settings file;
+            // `write_conf` below replaces that file with the replica's own port and socket folder.
+            Some(primary_port) => server.base_backup(primary_port),
+        }
         if options.tls {
             server.tls = Some(server.write_certificates());
         }
-        let conf = server.data_dir.join("postgresql.conf");
-        let mut main_conf = std::fs::read_to_string(&conf).expect("read postgresql.conf");
-        main_conf.push_str(&format!("\n# Added by cpc-testkit.\ninclude '{CONF_FILE}'\n"));
-        server.write_data_file("postgresql.conf", &main_conf, 0o600);
         server.write_hba();
 
         // The free port may be taken between probing and binding: retry with another one.
@@ -241,6 +256,49 @@ impl PrivatePostgres {
             }
         }
         panic!("the private PostgreSQL server found no free port: {last_error}");
+    }
+
+    /// A fresh cluster in the data directory, including the harness's settings file from `postgresql.conf`.
+    fn initdb(&self) {
+        let mut initdb = self.tools.command("initdb", &self.root);
+        initdb.arg("-D").arg(&self.data_dir).args([
+            "-A",
+            "trust",
+            "-U",
+            SUPERUSER,
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        ]);
+        self.tools.run(initdb).unwrap_or_else(|e| panic!("initdb failed: {e}"));
+        let conf = self.data_dir.join("postgresql.conf");
+        let mut main_conf = std::fs::read_to_string(&conf).expect("read postgresql.conf");
+        main_conf.push_str(&format!("\n# Added by cpc-testkit.\ninclude '{CONF_FILE}'\n"));
+        self.write_data_file("postgresql.conf", &main_conf, 0o600);
+    }
+
+    /// A copy of the primary on 127.0.0.1:`primary_port`, set up to follow it (`pg_basebackup -R -X stream`).
+    fn base_backup(&self, primary_port: u16) {
+        let tool = self.tools.tool("pg_basebackup");
+        assert!(
+            tool.is_file(),
+            "{} not found: a streaming replica is made with pg_basebackup, which ships with the PostgreSQL server \
+             binaries (`apt-get install postgresql`); set PG_BINDIR to the folder that holds it",
+            tool.display()
+        );
+        let mut backup = self.tools.command("pg_basebackup", &self.root);
+        backup.arg("-D").arg(&self.data_dir).args(["-h", HOST, "-p"]).arg(primary_port.to_string()).args([
+            "-U",
+            SUPERUSER,
+            "-X",
+            "stream",
+            "-R",
+            "--no-sync",
+            "-c",
+            "fast",
+        ]);
+        self.tools.run(backup).unwrap_or_else(|e| panic!("pg_basebackup of the primary failed: {e}"));
     }
 
     /// The server's TCP port (on 127.0.0.1 and the other listen addresses); it stays the same across restarts.
@@ -547,6 +605,11 @@ impl PrivatePostgres {
             settings.push(("ssl_cert_file".into(), "server.crt".into()));
             settings.push(("ssl_key_file".into(), "server.key".into()));
         }
+        if self.replication {
+            settings.push(("wal_level".into(), "replica".into()));
+            settings.push(("max_wal_senders".into(), "10".into()));
+            settings.push(("wal_keep_size".into(), "256MB".into()));
+        }
         settings.extend(self.settings.iter().cloned());
         let mut text = String::from("# Written by cpc-testkit's PrivatePostgres.\n");
         for (name, value) in settings {
@@ -559,12 +622,15 @@ impl PrivatePostgres {
         let scram = self.auth.lock().unwrap_or_else(|e| e.into_inner()).scram;
         let method = if scram { "scram-sha-256" } else { "trust" };
         let kind = if self.require_tls { "hostssl" } else { "host" };
-        let text = format!(
+        let mut text = format!(
             "# Written by cpc-testkit's PrivatePostgres. The Unix socket is the harness's trusted admin door.\n\
              local all all trust\n\
              {kind} all all 127.0.0.0/8 {method}\n\
              {kind} all all ::1/128 {method}\n"
         );
+        if self.replication {
+            text.push_str(&format!("{kind} replication all 127.0.0.1/32 trust\n"));
+        }
         self.write_data_file("pg_hba.conf", &text, 0o600);
     }
 }
@@ -588,7 +654,7 @@ impl Drop for PrivatePostgres {
 }
 
 /// Runs blocking work on tokio's blocking pool, re-raising its panic in the caller.
-async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+pub(super) async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
     match tokio::task::spawn_blocking(work).await {
         Ok(value) => value,
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),

@@ -44,12 +44,13 @@ use cpc_ports::{
 pub use audit::{AuditAction, AuditConfig, AuditEntry};
 pub use model::Model;
 pub use source::Mode;
-pub(crate) use source::{Source, tx_context};
+pub(crate) use source::{Routed, Source, record_write, tx_context};
 pub use sql::{EmailTable, SqlTable};
 pub(crate) use tx_state::{TxScope, roll_back_levels};
 pub use values::{DbJson, DbTime, DbUuid};
 
 use crate::diesel::connection::{DieselBackend, DieselPgBackend, DieselSqliteBackend};
+use crate::diesel::replicas::{ReadConsistency, ReplicaSet};
 use crate::pool::Pool;
 
 /// Rows per `INSERT` statement in `create_many` (well under both backends' bind-parameter limits); larger
@@ -87,6 +88,16 @@ impl<T, B: DieselBackend> DieselRepository<T, B> {
         Self::on(Source::Pool(pool))
     }
 
+    /// A repository over a replica set: writes on the primary; reads on the primary too when `consistency` is
+    /// [`Strong`](ReadConsistency::Strong), else on a replica that has replayed this repository's last write
+    /// (its clones share that memory; a new repository starts with none).
+    pub fn replicated(set: ReplicaSet<B>, consistency: ReadConsistency) -> Self {
+        match consistency {
+            ReadConsistency::Strong => Self::new(set.primary().clone()),
+            ReadConsistency::AllowStale => Self::on(Source::Replicas(Routed { set, session: Arc::default() })),
+        }
+    }
+
     pub(crate) fn on(source: Source<B>) -> Self {
         Self { source, audit: None, record: PhantomData }
     }
@@ -118,6 +129,7 @@ impl<T: Record, B: DieselBackend> fmt::Debug for DieselRepository<T, B> {
         let scope = match self.source {
             Source::Pool(_) => "pool",
             Source::Tx(_) => "unit of work",
+            Source::Replicas(_) => "replicas (stale reads allowed)",
         };
         f.debug_struct("DieselRepository")
             .field("entity", &T::ENTITY)
@@ -187,14 +199,14 @@ where
 
     async fn find_by_id(&self, id: &T::Id) -> Result<Option<T>, RepoError> {
         let id = id.clone();
-        self.source.run(Mode::Read, move |conn| Box::pin(async move { T::find(conn, &id).await })).await
+        self.source.read(move |conn| Box::pin(async move { T::find(conn, &id).await })).await
     }
 
     async fn find_page(&self, query: &Query<T::Field>) -> Result<Page<T>, RepoError> {
         query.validate()?;
         let query = query.clone();
         self.source
-            .run(Mode::Read, move |conn| {
+            .read(move |conn| {
                 Box::pin(async move {
                     match &query.page {
                         PageRequest::Offset { offset, limit } => {
@@ -284,13 +296,13 @@ where
 
     async fn exists(&self, id: &T::Id) -> Result<bool, RepoError> {
         let id = id.clone();
-        self.source.run(Mode::Read, move |conn| Box::pin(async move { T::exists(conn, &id).await })).await
+        self.source.read(move |conn| Box::pin(async move { T::exists(conn, &id).await })).await
     }
 
     async fn count(&self, filters: &[Filter<T::Field>]) -> Result<u64, RepoError> {
         filters.iter().try_for_each(Filter::validate)?;
         let filters = filters.to_vec();
-        self.source.run(Mode::Read, move |conn| Box::pin(async move { T::count(conn, &filters).await })).await
+        self.source.read(move |conn| Box::pin(async move { T::count(conn, &filters).await })).await
     }
 }
 
@@ -302,15 +314,13 @@ where
 {
     async fn find_by_email(&self, email: &Email) -> Result<Option<User>, RepoError> {
         let email = email.as_str().to_owned();
-        self.source.run(Mode::Read, move |conn| Box::pin(async move { User::find_by_email(conn, &email).await })).await
+        self.source.read(move |conn| Box::pin(async move { User::find_by_email(conn, &email).await })).await
     }
 
     async fn find_by_username(&self, username: &Username) -> Result<Option<User>, RepoError> {
         let filters = vec![Filter::Eq(UserField::Username, Value::Text(username.as_str().to_owned()))];
         self.source
-            .run(Mode::Read, move |conn| {
-                Box::pin(async move { Ok(User::select(conn, &filters, &[], None, 0, 1).await?.pop()) })
-            })
+            .read(move |conn| Box::pin(async move { Ok(User::select(conn, &filters, &[], None, 0, 1).await?.pop()) }))
             .await
     }
 }
@@ -323,9 +333,7 @@ where
 {
     async fn find_by_email(&self, email: &Email) -> Result<Option<Customer>, RepoError> {
         let email = email.as_str().to_owned();
-        self.source
-            .run(Mode::Read, move |conn| Box::pin(async move { Customer::find_by_email(conn, &email).await }))
-            .await
+        self.source.read(move |conn| Box::pin(async move { Customer::find_by_email(conn, &email).await })).await
     }
 }
 

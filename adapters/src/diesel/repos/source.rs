@@ -1,5 +1,8 @@
-//! Where a repository runs its statements: a connection checked out of the pool per call, or one level of the
-//! open transaction of a unit of work.
+//! Where a repository runs its statements: a connection checked out of the pool per call, one level of the open
+//! transaction of a unit of work, or a [`ReplicaSet`] (writes on the primary, reads that allow stale data on a
+//! replica that has replayed the caller's last write).
+
+use std::sync::Arc;
 
 use cpc_ports::RepoError;
 use diesel_async::{AsyncConnection, TransactionManager};
@@ -7,6 +10,7 @@ use futures::future::BoxFuture;
 
 use crate::diesel::connection::DieselBackend;
 use crate::diesel::error::ErrorContext;
+use crate::diesel::replicas::{ReplicaSet, Session};
 use crate::diesel::repos::tx_state::{InFlight, TxScope};
 use crate::pool::Pool;
 
@@ -28,6 +32,14 @@ pub(crate) enum Source<B: DieselBackend> {
     Pool(Pool<B>),
     /// One level (the top-level transaction or a nested one) of a unit of work.
     Tx(TxScope<B>),
+    /// The primary of a replica set for writes, a replica for reads when it replayed the session's last write.
+    Replicas(Routed<B>),
+}
+
+/// A replica set and the session (the caller) whose writes decide where its reads may go.
+pub(crate) struct Routed<B: DieselBackend> {
+    pub(crate) set: ReplicaSet<B>,
+    pub(crate) session: Arc<Session>,
 }
 
 impl<B: DieselBackend> Clone for Source<B> {
@@ -35,7 +47,38 @@ impl<B: DieselBackend> Clone for Source<B> {
         match self {
             Self::Pool(p) => Self::Pool(p.clone()),
             Self::Tx(t) => Self::Tx(t.clone()),
+            Self::Replicas(r) => Self::Replicas(Routed { set: r.set.clone(), session: r.session.clone() }),
         }
+    }
+}
+
+/// Failures that say the server or the connection is gone, not that the query was wrong: a replica failing so is
+/// taken out of rotation and the read runs on the primary.
+fn is_connection_failure(e: &RepoError) -> bool {
+    matches!(e, RepoError::Unavailable { .. } | RepoError::Timeout { .. })
+}
+
+/// Records in `session` the primary's WAL position after a write on `conn` (whatever its outcome: a failed call
+/// may still have committed part of its work).
+pub(crate) async fn record_write<B: DieselBackend>(session: &Session, conn: &mut B::Conn, succeeded: bool) {
+    match B::write_position(conn).await {
+        Ok(Some(position)) => session.wrote(Some(position)),
+        Ok(None) => {}
+        Err(_) if succeeded => session.wrote(None),
+        Err(_) => {}
+    }
+}
+
+/// Runs `f` on a pool connection: as is, or in a transaction of its own for [`Mode::Atomic`].
+async fn on_connection<B, R, F>(conn: &mut B::Conn, mode: Mode, f: F) -> Result<R, RepoError>
+where
+    B: DieselBackend,
+    F: for<'c> FnOnce(&'c mut B::Conn) -> BoxFuture<'c, Result<R, RepoError>> + Send,
+    R: Send,
+{
+    match mode {
+        Mode::Read | Mode::Write => f(conn).await,
+        Mode::Atomic => in_transaction::<B, R, F>(conn, true, f).await,
     }
 }
 
@@ -69,6 +112,32 @@ where
 }
 
 impl<B: DieselBackend> Source<B> {
+    /// Runs the read `f`: on a replica when this source routes reads and one can serve the caller (run again on
+    /// the primary if that replica fails), else as [`run`](Self::run) would.
+    pub(crate) async fn read<R, F>(&self, f: F) -> Result<R, RepoError>
+    where
+        F: for<'c> FnOnce(&'c mut B::Conn) -> BoxFuture<'c, Result<R, RepoError>> + Send + Clone,
+        R: Send,
+    {
+        let Self::Replicas(routed) = self else { return self.run(Mode::Read, f).await };
+        let mut fallback = false;
+        if let Some(mut replica) = routed.set.replica_for(routed.session.min_position()).await {
+            match f.clone()(&mut replica.conn).await {
+                Err(e) if is_connection_failure(&e) => {
+                    routed.set.replica_failed(replica.index, &e);
+                    fallback = true;
+                }
+                outcome => {
+                    routed.set.served_by_replica(replica.index);
+                    return outcome;
+                }
+            }
+        }
+        routed.set.served_by_primary(fallback);
+        let mut conn = routed.set.primary().get().await.map_err(RepoError::from)?;
+        f(&mut conn).await
+    }
+
     /// Runs `f` on a connection, wrapped as `mode` asks.
     pub(crate) async fn run<R, F>(&self, mode: Mode, f: F) -> Result<R, RepoError>
     where
@@ -78,10 +147,15 @@ impl<B: DieselBackend> Source<B> {
         match self {
             Self::Pool(pool) => {
                 let mut conn = pool.get().await.map_err(RepoError::from)?;
-                match mode {
-                    Mode::Read | Mode::Write => f(&mut conn).await,
-                    Mode::Atomic => in_transaction::<B, R, F>(&mut conn, true, f).await,
+                on_connection::<B, R, F>(&mut conn, mode, f).await
+            }
+            Self::Replicas(routed) => {
+                let mut conn = routed.set.primary().get().await.map_err(RepoError::from)?;
+                let result = on_connection::<B, R, F>(&mut conn, mode, f).await;
+                if mode != Mode::Read {
+                    record_write::<B>(&routed.session, &mut conn, result.is_ok()).await;
                 }
+                result
             }
             Self::Tx(scope) => {
                 if scope.is_finished() {

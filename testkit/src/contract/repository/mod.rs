@@ -77,8 +77,17 @@ macro_rules! on_data_ports {
         /// The name of every case, for checking that a suite macro runs them all.
         #[doc(hidden)]
         pub const CASES: &[&str] = &[$(stringify!($case)),+];
+
+        /// Every case with its name, to run them all in one test (on one server that is expensive to start).
+        pub fn all() -> Vec<(&'static str, $crate::contract::repository::Case)> {
+            vec![$((stringify!($case), (|ports| Box::pin($case(ports))) as $crate::contract::repository::Case)),+]
+        }
     };
 }
+
+/// One case of a suite on [`DataPorts`], as listed by `all()` in [`repository`](self) and
+/// [`uow`](crate::contract::uow).
+pub type Case = for<'a> fn(&'a DataPorts) -> futures::future::BoxFuture<'a, ()>;
 pub(crate) use on_data_ports;
 
 on_data_ports! {

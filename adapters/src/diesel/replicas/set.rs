@@ -1,0 +1,319 @@
+//! [`ReplicaSet`]: one primary pool and N replica pools, with the replicas' health: who is in rotation, how far
+//! each has replayed, and a background recheck that takes a failing replica out and puts it back once it answers.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use cpc_ports::RepoError;
+
+use super::ReplicaPolicy;
+use crate::diesel::connection::DieselBackend;
+use crate::pool::{DatabaseError, Pool, PooledConn};
+
+/// One primary and its read replicas, each with its own [`Pool`]. Cheap to clone (clones share everything).
+///
+/// Reads that allow stale data take the next replica in rotation (round robin); a replica that fails a checkout
+/// or a query with a connection-level error, reports it is no longer in recovery, or lags more than
+/// [`ReplicaPolicy::max_lag`] is taken out of rotation, and reads fall back to the primary. A background task
+/// (every [`ReplicaPolicy::recheck_interval`], as long as a clone of the set lives) asks every replica how far
+/// it has replayed and puts the ones that answer well back. Build one with
+/// [`ReplicaSet::connect`](ReplicaSet::connect) from a [`ReplicaConfig`](super::ReplicaConfig), or with
+/// [`ReplicaSet::new`] over pools you made.
+pub struct ReplicaSet<B: DieselBackend> {
+    inner: Arc<Inner<B>>,
+}
+
+struct Inner<B: DieselBackend> {
+    primary: Pool<B>,
+    replicas: Vec<Node<B>>,
+    policy: ReplicaPolicy,
+    next: AtomicUsize,
+    primary_reads: AtomicU64,
+    fallbacks: AtomicU64,
+}
+
+/// A replica and what the set knows about it.
+struct Node<B: DieselBackend> {
+    pool: Pool<B>,
+    up: AtomicBool,
+    /// The highest WAL position it was seen to have replayed.
+    replayed: AtomicU64,
+    reads: AtomicU64,
+    /// Why it was last taken out of rotation.
+    last_error: Mutex<Option<String>>,
+}
+
+/// A replica as the set sees it now ([`ReplicaSet::replicas`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaHealth {
+    /// `host:port` (never credentials).
+    pub address: String,
+    /// In rotation: stale reads may go there.
+    pub up: bool,
+    /// The highest WAL position it was seen to have replayed.
+    pub replayed: u64,
+    /// Reads it served.
+    pub reads: u64,
+    /// Why it was last taken out of rotation (kept after it came back, for diagnosis).
+    pub last_error: Option<String>,
+}
+
+/// Where the set's routed reads went so far ([`ReplicaSet::stats`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutingStats {
+    /// Reads that allowed stale data but ran on the primary (no replica in rotation, none replayed the caller's
+    /// last write yet, or the replica failed).
+    pub primary_reads: u64,
+    /// Reads served by each replica, in configuration order.
+    pub replica_reads: Vec<u64>,
+    /// Of the primary reads, those that tried a replica first and fell back because it failed.
+    pub fallbacks: u64,
+}
+
+/// A checked-out replica connection, with which replica it is.
+pub(crate) struct ReplicaConn<B: DieselBackend> {
+    pub(crate) index: usize,
+    pub(crate) conn: PooledConn<'static, B>,
+}
+
+impl<B: DieselBackend> Clone for ReplicaSet<B> {
+    fn clone(&self) -> Self {
+        Self { inner: self.inner.clone() }
+    }
+}
+
+impl<B: DieselBackend> std::fmt::Debug for ReplicaSet<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplicaSet")
+            .field("primary", &self.inner.primary.address())
+            .field("replicas", &self.replicas())
+            .field("policy", &self.inner.policy)
+            .finish()
+    }
+}
+
+impl<B: DieselBackend> ReplicaSet<B> {
+    /// A set over existing pools, every replica in rotation. Starts the background recheck when called inside a
+    /// tokio runtime (it stops when the last clone of the set is dropped); outside one, only failures take
+    /// replicas out and [`check_now`](Self::check_now) puts them back.
+    pub fn new(primary: Pool<B>, replicas: Vec<Pool<B>>, policy: ReplicaPolicy) -> Self {
+        let replicas = replicas
+            .into_iter()
+            .map(|pool| Node {
+                pool,
+                up: AtomicBool::new(true),
+                replayed: AtomicU64::new(0),
+                reads: AtomicU64::new(0),
+                last_error: Mutex::new(None),
+            })
+            .collect();
+        let inner = Arc::new(Inner {
+            primary,
+            replicas,
+            policy,
+            next: AtomicUsize::new(0),
+            primary_reads: AtomicU64::new(0),
+            fallbacks: AtomicU64::new(0),
+        });
+        if !inner.replicas.is_empty()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(recheck_loop(Arc::downgrade(&inner)));
+        }
+        Self { inner }
+    }
+
+    /// The primary's pool: writes, units of work and reads that must see the latest data.
+    pub fn primary(&self) -> &Pool<B> {
+        &self.inner.primary
+    }
+
+    /// The replicas' pools, in configuration order.
+    pub fn replica_pools(&self) -> impl Iterator<Item = &Pool<B>> {
+        self.inner.replicas.iter().map(|n| &n.pool)
+    }
+
+    /// The rules the set follows.
+    pub fn policy(&self) -> &ReplicaPolicy {
+        &self.inner.policy
+    }
+
+    /// Each replica's state now, in configuration order.
+    pub fn replicas(&self) -> Vec<ReplicaHealth> {
+        self.inner
+            .replicas
+            .iter()
+            .map(|n| ReplicaHealth {
+                address: n.pool.address().to_owned(),
+                up: n.up.load(Ordering::Acquire),
+                replayed: n.replayed.load(Ordering::Acquire),
+                reads: n.reads.load(Ordering::Relaxed),
+                last_error: n.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            })
+            .collect()
+    }
+
+    /// Where routed reads went so far.
+    pub fn stats(&self) -> RoutingStats {
+        RoutingStats {
+            primary_reads: self.inner.primary_reads.load(Ordering::Relaxed),
+            replica_reads: self.inner.replicas.iter().map(|n| n.reads.load(Ordering::Relaxed)).collect(),
+            fallbacks: self.inner.fallbacks.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Asks every replica now how far it has replayed (all at once; each answer bounded by
+    /// [`ReplicaPolicy::check_timeout`], the checkout by the pool's `connection_timeout`), taking failing ones
+    /// out of rotation and putting answering ones back: what the background recheck does every interval.
+    pub async fn check_now(&self) {
+        self.inner.check_all().await;
+    }
+
+    /// A connection to the next replica in rotation that has replayed at least `min_position` (the caller's last
+    /// write; 0 if none), or `None` when no replica can serve it (the read then goes to the primary). A replica
+    /// whose checkout or replay query fails is taken out of rotation on the way.
+    pub(crate) async fn replica_for(&self, min_position: u64) -> Option<ReplicaConn<B>> {
+        let n = self.inner.replicas.len();
+        if min_position == u64::MAX {
+            return None; // The caller's last write position is unknown: only the primary is safe.
+        }
+        for _ in 0..n {
+            let index = self.inner.next.fetch_add(1, Ordering::Relaxed) % n;
+            let node = &self.inner.replicas[index];
+            if !node.up.load(Ordering::Acquire) {
+                continue;
+            }
+            let mut conn = match node.pool.get_owned().await {
+                Ok(conn) => conn,
+                Err(e) => {
+                    self.inner.take_out(index, &e.to_string());
+                    continue;
+                }
+            };
+            if node.replayed.load(Ordering::Acquire) < min_position {
+                match B::replica_state(&mut conn).await {
+                    Ok(Some(state)) => {
+                        node.replayed.fetch_max(state.replayed, Ordering::AcqRel);
+                        if state.replayed < min_position {
+                            continue; // Not there yet: fine, just not for this read.
+                        }
+                    }
+                    Ok(None) => {
+                        self.inner.take_out(index, "the server is not in recovery (promoted?)");
+                        continue;
+                    }
+                    Err(e) => {
+                        self.inner.take_out(index, &e.to_string());
+                        continue;
+                    }
+                }
+            }
+            return Some(ReplicaConn { index, conn });
+        }
+        None
+    }
+
+    /// Counts a read served by replica `index`.
+    pub(crate) fn served_by_replica(&self, index: usize) {
+        if let Some(node) = self.inner.replicas.get(index) {
+            node.reads.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts a routed read served by the primary (`fallback`: after a replica failed).
+    pub(crate) fn served_by_primary(&self, fallback: bool) {
+        self.inner.primary_reads.fetch_add(1, Ordering::Relaxed);
+        if fallback {
+            self.inner.fallbacks.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Takes replica `index` out of rotation after `error` on it.
+    pub(crate) fn replica_failed(&self, index: usize, error: &RepoError) {
+        self.inner.take_out(index, &error.to_string());
+    }
+}
+
+impl<B: DieselBackend> Inner<B> {
+    fn take_out(&self, index: usize, reason: &str) {
+        let Some(node) = self.replicas.get(index) else { return };
+        *node.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.to_owned());
+        if node.up.swap(false, Ordering::AcqRel) {
+            tracing::warn!(
+                replica = node.pool.address(),
+                reason,
+                "replica taken out of rotation; reads fall back to the primary"
+            );
+        }
+    }
+
+    fn put_back(&self, index: usize) {
+        let Some(node) = self.replicas.get(index) else { return };
+        if !node.up.swap(true, Ordering::AcqRel) {
+            tracing::info!(replica = node.pool.address(), "replica back in rotation");
+        }
+    }
+
+    async fn check_all(&self) {
+        futures::future::join_all((0..self.replicas.len()).map(|i| self.check(i))).await;
+    }
+
+    async fn check(&self, index: usize) {
+        let node = &self.replicas[index];
+        // Only the server's answer is timed: waiting for a connection of a busy pool is not the replica's fault
+        // (the checkout is bounded by the pool's own timeout, and fails at once when the server is unreachable).
+        let mut conn = match node.pool.get().await {
+            Ok(conn) => conn,
+            // Every connection busy serving reads: no verdict this round.
+            Err(DatabaseError::PoolTimeout(_)) => return,
+            Err(e) => return self.take_out(index, &e.to_string()),
+        };
+        let probe = async { B::replica_state(&mut conn).await.map_err(|e| e.to_string()) };
+        match tokio::time::timeout(self.policy.check_timeout, probe).await {
+            Ok(Ok(Some(state))) => {
+                node.replayed.fetch_max(state.replayed, Ordering::AcqRel);
+                match self.policy.max_lag {
+                    Some(max) if state.lag > max => {
+                        self.take_out(index, &format!("lags {:?} behind the primary (more than {max:?})", state.lag));
+                    }
+                    _ => self.put_back(index),
+                }
+            }
+            Ok(Ok(None)) => self.take_out(index, "the server is not in recovery (promoted?)"),
+            Ok(Err(e)) => self.take_out(index, &e),
+            Err(_) => self.take_out(index, &format!("no answer within {:?}", self.policy.check_timeout)),
+        }
+    }
+}
+
+/// Rechecks the replicas every interval while the set lives.
+async fn recheck_loop<B: DieselBackend>(set: Weak<Inner<B>>) {
+    let interval = match set.upgrade() {
+        Some(inner) => inner.policy.recheck_interval.max(Duration::from_millis(10)),
+        None => return,
+    };
+    loop {
+        tokio::time::sleep(interval).await;
+        let Some(inner) = set.upgrade() else { return };
+        inner.check_all().await;
+    }
+}
+
+impl ReplicaSet<crate::diesel::DieselPgBackend> {
+    /// Opens the primary's pool and one pool per replica (each opens its first connection now, so a wrong
+    /// password or an unreachable server is reported at start-up, naming the server), then starts the
+    /// background recheck. Pools are named `diesel-postgres-primary` and `diesel-postgres-replica-<i>`.
+    pub async fn connect(config: &super::ReplicaConfig) -> Result<Self, DatabaseError> {
+        use crate::diesel::DieselPgBackend;
+        config.validate()?;
+        let primary =
+            Pool::new(DieselPgBackend::new(&config.primary)?, &config.pool, "diesel-postgres-primary").await?;
+        let mut replicas = Vec::with_capacity(config.replicas.len());
+        for (i, replica) in config.replicas.iter().enumerate() {
+            let name = format!("diesel-postgres-replica-{i}");
+            replicas.push(Pool::new(DieselPgBackend::new(replica)?, &config.pool, name).await?);
+        }
+        Ok(Self::new(primary, replicas, config.policy.clone()))
+    }
+}

@@ -1,0 +1,235 @@
+//! The Diesel repositories over a PostgreSQL primary and a streaming replica, both real servers started by the
+//! harness (`PrivateReplicaPair`): where reads go (stale-allowed reads on the replica, strong reads, writes and
+//! units of work on the primary), read-your-writes, a replica killed and brought back, a lagging replica taken
+//! out, and the repository and unit-of-work contract suites over the replica set.
+//!
+//! A paused replica (`pause_replay`) is how a test proves where a read went: it keeps answering with old data,
+//! so a read that sees the latest write ran on the primary, and one that misses it ran on the replica. Each test
+//! starts its own pair (nextest runs every test in a process of its own), in a couple of seconds.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![cfg(feature = "diesel")]
+
+use std::time::{Duration, Instant};
+
+use cpc_adapters::diesel::DieselPgBackend;
+use cpc_adapters::diesel::migrations::{self, MigrationTarget};
+use cpc_adapters::diesel::{DbManager, ReadConsistency, ReplicaConfig, ReplicaPolicy, ReplicaSet};
+use cpc_adapters::pool::PoolConfig;
+use cpc_adapters::postgres::DatabaseConfig;
+use cpc_domain::{NewUser, UpdateUser};
+use cpc_ports::{HealthCheck, RepoError};
+use cpc_testkit::contract::repository::DataPorts;
+use cpc_testkit::harness::PrivateReplicaPair;
+
+/// A migrated database `app` on a primary + replica pair, and a manager over both (strong reads).
+struct Setup {
+    db: DbManager,
+    pair: PrivateReplicaPair,
+}
+
+impl Setup {
+    async fn start(policy: ReplicaPolicy) -> Self {
+        let pair = PrivateReplicaPair::start().await;
+        let (primary_url, replica_url) = pair.create_database("app").await;
+        let primary = DatabaseConfig::from_url(&primary_url).unwrap();
+        migrations::run_pending(&MigrationTarget::Postgres(primary.clone())).await.unwrap();
+        pair.wait_replayed().await;
+        let config = ReplicaConfig::builder(primary)
+            .replica(DatabaseConfig::from_url(&replica_url).unwrap())
+            .pool(PoolConfig::default().max_connections(4))
+            .policy(policy)
+            .build()
+            .unwrap();
+        let db = DbManager::postgres_with_replicas(&config).await.unwrap();
+        Self { db, pair }
+    }
+
+    async fn with_defaults() -> Self {
+        Self::start(ReplicaPolicy::default().recheck_interval(Duration::from_millis(200))).await
+    }
+
+    fn set(&self) -> &ReplicaSet<DieselPgBackend> {
+        self.db.replica_set().expect("a replica set")
+    }
+
+    fn replica_reads(&self) -> u64 {
+        self.set().stats().replica_reads[0]
+    }
+
+    fn primary_reads(&self) -> u64 {
+        self.set().stats().primary_reads
+    }
+
+    /// A user created through the strong manager, replayed on the replica.
+    async fn replicated_user(&self, name: &str) -> cpc_domain::User {
+        let user = self.db.users().create(NewUser::new(name, &format!("{name}@example.org")).unwrap()).await.unwrap();
+        self.pair.wait_replayed().await;
+        user
+    }
+
+    /// User `ada`, replayed on the replica, then renamed `ada2` on the primary with replay paused: the replica
+    /// shows the first version, the primary the second. Returns both.
+    async fn renamed_behind_the_replica(&self) -> (cpc_domain::User, cpc_domain::User) {
+        let user = self.replicated_user("ada").await;
+        self.pair.pause_replay().await;
+        let renamed = self.db.users().update(&user.id, user.version, rename("ada2")).await.unwrap();
+        (user, renamed)
+    }
+}
+
+fn rename(name: &str) -> UpdateUser {
+    UpdateUser { username: Some(cpc_domain::Username::parse(name).unwrap()), ..UpdateUser::default() }
+}
+
+/// Polls `done` every 50 ms until it holds, failing after `limit`.
+async fn eventually(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_reads_land_on_the_replica_and_strong_reads_on_the_primary() {
+    let s = Setup::with_defaults().await;
+    let (user, renamed) = s.renamed_behind_the_replica().await;
+    let stale = s.db.stale_reads();
+    assert_eq!(stale.consistency(), ReadConsistency::AllowStale);
+    assert_eq!(s.db.consistency(), ReadConsistency::Strong, "reads are strong unless the caller opts in");
+    let seen = stale.users().find_by_id(&user.id).await.unwrap().unwrap();
+    assert_eq!(seen, user, "the stale read ran on the paused replica: it misses the rename");
+    assert_eq!((s.replica_reads(), s.primary_reads()), (1, 0));
+
+    let strong = s.db.users().find_by_id(&user.id).await.unwrap().unwrap();
+    assert_eq!(strong, renamed, "the strong read ran on the primary");
+    assert_eq!(s.replica_reads(), 1, "and not on the replica");
+
+    for _ in 0..3 {
+        stale.users().count(&[]).await.unwrap();
+    }
+    assert_eq!(s.replica_reads(), 4, "every stale read of a caller that wrote nothing went to the replica");
+    s.pair.resume_replay().await;
+    assert_eq!(stale.users().find_by_id(&user.id).await.unwrap(), Some(renamed), "the replica caught up");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callers_own_write_is_read_back_at_once_and_other_callers_read_the_replica() {
+    let s = Setup::with_defaults().await;
+    s.replicated_user("warm").await;
+    s.pair.pause_replay().await;
+
+    let me = s.db.stale_reads();
+    let mine = me.users().create(NewUser::new("mine", "mine@example.org").unwrap()).await.unwrap();
+    assert_eq!(me.users().find_by_id(&mine.id).await.unwrap(), Some(mine.clone()), "read-your-writes");
+    assert_eq!(me.users().find_by_email(&mine.email).await.unwrap(), Some(mine.clone()));
+    assert_eq!((s.replica_reads(), s.primary_reads()), (0, 2), "both reads went to the primary");
+
+    let other = s.db.stale_reads();
+    assert_eq!(other.users().find_by_id(&mine.id).await.unwrap(), None, "another caller reads the stale replica");
+    assert_eq!(s.replica_reads(), 1);
+
+    s.pair.resume_replay().await;
+    assert_eq!(me.users().find_by_id(&mine.id).await.unwrap(), Some(mine), "a caught-up replica serves the writer");
+    assert_eq!(s.replica_reads(), 2, "from the replica, once it replayed past the write");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn units_of_work_run_on_the_primary_and_their_commits_count_as_the_callers_writes() {
+    let s = Setup::with_defaults().await;
+    let (user, renamed) = s.renamed_behind_the_replica().await;
+    let stale = s.db.stale_reads();
+    let (seen, created) = stale
+        .transaction(|tx| {
+            Box::pin(async move {
+                let seen = tx.users().find_by_id(&user.id).await?;
+                let created = tx.users().create(NewUser::new("grace", "grace@example.org").unwrap()).await?;
+                Ok::<_, RepoError>((seen, created))
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!(seen, Some(renamed), "the read inside the unit of work ran on the primary");
+    assert_eq!(s.replica_reads(), 0, "nothing in the unit of work touched the replica");
+    assert_eq!(
+        stale.users().find_by_id(&created.id).await.unwrap(),
+        Some(created),
+        "the commit counts as the caller's write: its next read goes to the primary"
+    );
+    assert_eq!((s.replica_reads(), s.primary_reads()), (0, 1));
+    s.pair.resume_replay().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_replica_is_taken_out_reads_fall_back_and_it_comes_back() {
+    let s = Setup::with_defaults().await;
+    let user = s.replicated_user("ada").await;
+    let stale = s.db.stale_reads();
+    assert_eq!(stale.users().find_by_id(&user.id).await.unwrap(), Some(user.clone()));
+    assert_eq!(s.replica_reads(), 1);
+
+    s.pair.replica().kill();
+    for _ in 0..5 {
+        let started = Instant::now();
+        let read = tokio::time::timeout(Duration::from_secs(5), stale.users().find_by_id(&user.id)).await;
+        assert_eq!(read.expect("bounded").unwrap(), Some(user.clone()), "the read fell back to the primary");
+        assert!(started.elapsed() < Duration::from_secs(2), "fallback took {:?}", started.elapsed());
+    }
+    let health = &s.set().replicas()[0];
+    assert!(!health.up, "the dead replica is out of rotation");
+    assert!(health.last_error.is_some());
+    assert_eq!(s.replica_reads(), 1, "no read was served by the dead replica");
+    assert_eq!(s.primary_reads(), 5);
+    assert_eq!(s.db.check().await.details.get("replicas_up").map(String::as_str), Some("0/1"));
+
+    s.pair.restart_replica().await;
+    eventually(Duration::from_secs(10), "the replica back in rotation", || s.set().replicas()[0].up).await;
+    assert_eq!(stale.users().find_by_id(&user.id).await.unwrap(), Some(user));
+    assert_eq!(s.replica_reads(), 2, "the replica serves stale reads again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_lagging_past_max_lag_is_taken_out_until_it_catches_up() {
+    let policy =
+        ReplicaPolicy::default().recheck_interval(Duration::from_millis(100)).max_lag(Some(Duration::from_millis(300)));
+    let s = Setup::start(policy).await;
+    let user = s.replicated_user("ada").await;
+    s.pair.pause_replay().await;
+    // The replica receives this write but does not replay it: its lag grows from now on.
+    s.db.users().update(&user.id, user.version, rename("ada2")).await.unwrap();
+    eventually(Duration::from_secs(10), "the lagging replica out of rotation", || !s.set().replicas()[0].up).await;
+    let last_error = s.set().replicas()[0].last_error.clone().unwrap();
+    assert!(last_error.contains("lags"), "{last_error}");
+    let renamed = s.db.stale_reads().users().find_by_id(&user.id).await.unwrap().unwrap();
+    assert_eq!(renamed.username.as_str(), "ada2", "with the replica out, the stale read ran on the primary");
+
+    s.pair.resume_replay().await;
+    eventually(Duration::from_secs(10), "the caught-up replica back", || s.set().replicas()[0].up).await;
+}
+
+/// Every case of the repository and unit-of-work contract suites, through a stale-reads view (a new one per
+/// case) over the replica set, on one shared database (the cases keep to their own rows).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_repository_and_unit_of_work_contracts_pass_over_the_replica_set() {
+    let s = Setup::with_defaults().await;
+    let cases = cpc_testkit::contract::repository::all()
+        .into_iter()
+        .chain(cpc_testkit::contract::uow::all())
+        .collect::<Vec<_>>();
+    assert!(cases.len() > 40, "both suites listed");
+    for (name, case) in cases {
+        let view = s.db.stale_reads();
+        let ports = DataPorts {
+            users: view.users(),
+            entities: view.entities(),
+            customers: view.customers(),
+            transactions: view.transactions(),
+            uow: view.unit_of_work(),
+        };
+        let started = Instant::now();
+        case(&ports).await;
+        tracing::debug!(case = name, took = ?started.elapsed());
+    }
+    let stats = s.set().stats();
+    assert!(stats.replica_reads[0] > 0, "some contract reads were served by the replica: {stats:?}");
+}
