@@ -8,7 +8,8 @@
 //!   restart the server, or needs TLS ([`PrivatePostgresBuilder::tls`]) or password authentication
 //!   ([`PrivatePostgresBuilder::password_auth`]). Dropping it kills the server and removes the directory.
 //! * [`PrivateRedis`]: a `redis-server` of the test's own on a free port (optionally with a password), for tests
-//!   that kill and restart Redis; [`PrivateRedisSet`]: several of them, for multi-node adapters (Redlock).
+//!   that kill and restart Redis; [`PrivateRedisSet`]: several of them, for multi-node adapters (Redlock);
+//!   [`PrivateRedisCluster`]: a Redis Cluster of 3 masters and 3 replicas, for the cluster adapters and failover.
 //! * [`TestCertificates`]: the throw-away CA and server certificate behind the TLS mode, usable on their own.
 //!
 //! A test that needs a server and cannot get one **fails** with a message that says how to get one; nothing here
@@ -50,12 +51,14 @@ mod os;
 mod postgres;
 mod private_postgres;
 mod private_redis;
+mod private_redis_cluster;
 mod private_redis_set;
 mod tls;
 
 pub use postgres::{DATABASE_URL_ENV, DEFAULT_DATABASE_URL, TestDatabase, connect, database_url, redact_url};
 pub use private_postgres::{PrivatePostgres, PrivatePostgresBuilder, TLS_MISMATCH_HOST};
 pub use private_redis::PrivateRedis;
+pub use private_redis_cluster::{NODE_TIMEOUT as CLUSTER_NODE_TIMEOUT, PrivateRedisCluster};
 pub use private_redis_set::PrivateRedisSet;
 pub use tls::TestCertificates;
 
