@@ -1,5 +1,5 @@
 //! Every Redis adapter on a Redis Cluster of 3 masters and 3 replicas started by the harness
-//! (`PrivateRedisCluster`): the cache, lock, rate limiter, session and pub/sub contract suites unchanged (pub/sub
+//! (`PrivateRedisCluster`): the cache, lock, rate limiter, session, job queue and pub/sub contract suites unchanged (pub/sub
 //! without its pattern cases: sharded channels have no pattern form, and a pattern subscription must be refused
 //! as `Unsupported`), multi-key operations whose keys span hash slots, the configuration forms, and a failover:
 //! a master is killed and, once its replica is promoted, the same adapters work again.
@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cpc_adapters::redis::{
-    CacheManager, DistributedLock, PubSubManager, RedisConfig, RedisHealthCheck, RedisManager, RedisRateLimiter,
-    SessionManager,
+    CacheManager, DistributedLock, PubSubManager, RedisConfig, RedisHealthCheck, RedisJobQueue, RedisManager,
+    RedisRateLimiter, SessionManager,
 };
 use cpc_ports::{
     Bytes, Cache, CacheKey, Channel, HealthCheck, HealthStatus, KvError, Lock, LockKey, PubSub, RateLimitKey,
@@ -72,6 +72,13 @@ async fn the_pubsub_contract_holds_on_a_cluster_with_sharded_channels_and_no_pat
         inline,
         without_patterns
     );
+}
+
+/// The job queue keeps every key of a queue under the hash tag `{queue}`, so its scripts run on one slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_job_queue_contract_holds_on_a_cluster() {
+    let cluster = PrivateRedisCluster::start().await;
+    cpc_testkit::job_queue_contract!(async { Arc::new(RedisJobQueue::new(manager(&cluster, "jobs").await)) }, inline);
 }
 
 /// Keys spread over many hash slots (and so over the three masters), and what crosses slots: `get_many` and

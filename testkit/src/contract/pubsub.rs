@@ -24,7 +24,8 @@ use serde::{Deserialize, Serialize};
 /// `pubsub_contract!(factory, inline)` expands instead to a block that runs every case in turn, inside a test of
 /// the caller's (for a server costly to start, such as a Redis Cluster, that the factory may then borrow);
 /// `pubsub_contract!(factory, inline, without_patterns)` does so for a bus without pattern subscriptions (a Redis
-/// Cluster's sharded pub/sub): the pattern cases are replaced by [`pattern_subscriptions_are_refused_as_unsupported`].
+/// Cluster's sharded pub/sub): the pattern cases are replaced by
+/// [`pattern_subscriptions_are_refused_as_unsupported`](crate::contract::pubsub::pattern_subscriptions_are_refused_as_unsupported).
 #[macro_export]
 macro_rules! pubsub_contract {
     (@cases $factory:expr, [$($pattern_case:ident),+] $(, $mode:ident)?) => {
