@@ -48,9 +48,9 @@ pub const DEFAULT_SUBSCRIPTION_BUFFER: usize = 1024;
 ///
 /// Channels are **sharded** (Redis 7): `publish` is `SPUBLISH`, a subscription is `SSUBSCRIBE`, both sent to
 /// the node serving the channel's hash slot, so messages travel within one shard instead of being broadcast to
-/// every node. Subscriptions share one RESP3 cluster connection that subscribes again by itself after a
-/// reconnection or a failover; each disconnection reaches every subscription as one `Err(KvError::Unavailable)`
-/// item. `publish` counts the receivers on the channel's shard. **Pattern subscriptions have no sharded form:**
+/// every node. Subscriptions share one RESP3 cluster connection; each lost node connection reaches every
+/// subscription as one `Err(KvError::Unavailable)` item, and every live channel is then subscribed again (with
+/// backoff until it succeeds) on whichever node serves its slot by then, the promoted replica after a failover. `publish` counts the receivers on the channel's shard. **Pattern subscriptions have no sharded form:**
 /// `psubscribe_bytes` answers [`KvError::Unsupported`] at once.
 ///
 /// # Lost connections

@@ -5,17 +5,23 @@
 //! `Err(KvError::Unavailable)` item (messages published meanwhile are lost).
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use cpc_ports::{Bytes, KvError, Message};
 use redis::cluster_async::ClusterConnection;
 use redis::{PushInfo, PushKind, Value};
-use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
-use tokio::time::timeout;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use tokio::time::{Instant, sleep_until, timeout};
 
 use super::driver::{Command, Pump};
 use super::queue::{Kind, Registry, lock};
 use crate::redis::RedisConfig;
 use crate::redis::error::classify;
+
+/// The first wait before subscribing again after a failed attempt; doubled up to [`MAX_BACKOFF`].
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+/// The longest wait between two attempts to subscribe again.
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 /// The sharded driver's state; [`ShardedDriver::run`] is its task.
 pub(super) struct ShardedDriver {
@@ -23,6 +29,11 @@ pub(super) struct ShardedDriver {
     registry: Arc<Mutex<Registry>>,
     commands: UnboundedReceiver<Command>,
     connection: Option<(ClusterConnection, Pump)>,
+    /// Told by the pump when a node connection was lost.
+    lost: (UnboundedSender<()>, UnboundedReceiver<()>),
+    /// When to subscribe every channel again (after a lost connection), if due.
+    resubscribe_at: Option<Instant>,
+    backoff: Duration,
 }
 
 impl ShardedDriver {
@@ -31,12 +42,27 @@ impl ShardedDriver {
         registry: Arc<Mutex<Registry>>,
         commands: UnboundedReceiver<Command>,
     ) -> Self {
-        Self { config, registry, commands, connection: None }
+        let lost = unbounded_channel();
+        Self { config, registry, commands, connection: None, lost, resubscribe_at: None, backoff: MIN_BACKOFF }
     }
 
     /// Serves commands until the bus is dropped.
     pub(super) async fn run(mut self) {
-        while let Some(command) = self.commands.recv().await {
+        loop {
+            let due = self.resubscribe_at;
+            let command = tokio::select! {
+                command = self.commands.recv() => command,
+                Some(()) = self.lost.1.recv() => {
+                    self.backoff = MIN_BACKOFF;
+                    self.resubscribe_at = Some(Instant::now());
+                    continue;
+                }
+                () = sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
+                    self.resubscribe().await;
+                    continue;
+                }
+            };
+            let Some(command) = command else { break };
             match command {
                 Command::Subscribe { kind: Kind::Channel, topic, done } => {
                     if !done.is_closed() {
@@ -55,6 +81,21 @@ impl ShardedDriver {
         for queue in lock(&self.registry).queues() {
             queue.close();
         }
+    }
+
+    /// Subscribes every registered channel again (on whichever node serves its slot now); on a failure, tries
+    /// again after a backoff.
+    async fn resubscribe(&mut self) {
+        let topics: Vec<String> = lock(&self.registry).topics(Kind::Channel).keys().cloned().collect();
+        for topic in &topics {
+            if let Err(error) = self.subscribe(topic).await {
+                tracing::debug!(nodes = %self.config.address(), %error, "sharded resubscribe failed; retrying");
+                self.resubscribe_at = Some(Instant::now() + self.backoff);
+                self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+                return;
+            }
+        }
+        self.resubscribe_at = None;
     }
 
     /// `SSUBSCRIBE topic` on the node serving its slot, connecting first if needed.
@@ -91,7 +132,9 @@ impl ShardedDriver {
                 .await
                 .map_err(|_| KvError::Timeout { operation: "connect for pub/sub", after: limit })?
                 .map_err(|e| classify(e, "connect for pub/sub", self.config.response_timeout))?;
-            let pump = Pump(tokio::spawn(pump(pushes, Arc::clone(&self.registry), self.config.namespace.clone())));
+            let (registry, namespace, lost) =
+                (Arc::clone(&self.registry), self.config.namespace.clone(), self.lost.0.clone());
+            let pump = Pump(tokio::spawn(pump(pushes, registry, namespace, lost)));
             self.connection = Some((conn, pump));
         }
         match self.connection.as_mut() {
@@ -102,8 +145,13 @@ impl ShardedDriver {
 }
 
 /// Routes every `smessage` push to the queues of the channel's subscriptions (namespace cut off the name), and
-/// reports every disconnection to every subscription.
-async fn pump(mut pushes: UnboundedReceiver<PushInfo>, registry: Arc<Mutex<Registry>>, namespace: String) {
+/// reports every disconnection to every subscription and to the driver (`lost`), which subscribes again.
+async fn pump(
+    mut pushes: UnboundedReceiver<PushInfo>,
+    registry: Arc<Mutex<Registry>>,
+    namespace: String,
+    lost: UnboundedSender<()>,
+) {
     while let Some(push) = pushes.recv().await {
         match push.kind {
             PushKind::SMessage => {
@@ -125,6 +173,7 @@ async fn pump(mut pushes: UnboundedReceiver<PushInfo>, registry: Arc<Mutex<Regis
                 for queue in lock(&registry).queues() {
                     queue.push_disconnected();
                 }
+                let _ = lost.send(());
             }
             _ => {}
         }
