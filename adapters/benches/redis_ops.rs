@@ -13,15 +13,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+use common::{RUN, ops_per_sec};
 
 use cpc_adapters::redis::{CacheManager, DistributedLock, RedisConfig, RedisManager, RedisRateLimiter};
 use cpc_ports::{Bytes, Cache, CacheKey, Lock, LockKey, RateLimitKey, RateLimitPolicy, RateLimiter};
-
-const RUN: Duration = Duration::from_secs(3);
 
 fn redis_benchmark(config: &RedisConfig, clients: usize, test: &str) -> f64 {
     let n = if clients == 1 { 100_000 } else { 600_000 };
@@ -35,34 +36,6 @@ fn redis_benchmark(config: &RedisConfig, clients: usize, test: &str) -> f64 {
         .filter(|l| l.starts_with(&format!("\"{}\"", test.to_uppercase())))
         .find_map(|l| l.split(',').nth(1).and_then(|v| v.trim_matches('"').parse().ok()))
         .unwrap_or_else(|| panic!("no {test} figure in redis-benchmark output:\n{text}"))
-}
-
-async fn ops_per_sec<F, Fut>(tasks: usize, op: F) -> f64
-where
-    F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = ()> + Send,
-{
-    let op = Arc::new(op);
-    let done = Arc::new(AtomicU64::new(0));
-    let deadline = Instant::now() + RUN;
-    let started = Instant::now();
-    let handles: Vec<_> = (0..tasks)
-        .map(|t| {
-            let (op, done) = (op.clone(), done.clone());
-            tokio::spawn(async move {
-                let mut n = 0u64;
-                while Instant::now() < deadline {
-                    op(t, n).await;
-                    n += 1;
-                }
-                done.fetch_add(n, Ordering::Relaxed);
-            })
-        })
-        .collect();
-    for h in handles {
-        h.await.unwrap();
-    }
-    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
 }
 
 fn key(i: u64) -> CacheKey {

@@ -227,6 +227,17 @@ pub enum KvError {
         #[source]
         source: BoxError,
     },
+    /// The backend, as configured, cannot do this at all (e.g. pattern subscriptions on a Redis Cluster, whose
+    /// sharded pub/sub has no pattern form). Not retryable: the call or the configuration has to change.
+    #[error("{backend} does not support {operation}: {reason}")]
+    Unsupported {
+        /// Which backend.
+        backend: &'static str,
+        /// What was asked, e.g. `"pattern subscriptions"`.
+        operation: &'static str,
+        /// Why, and what to do instead.
+        reason: &'static str,
+    },
 }
 
 impl KvError {
@@ -236,7 +247,7 @@ impl KvError {
     }
 
     /// Every value [`KvError::kind`] returns, in declaration order.
-    pub const KINDS: [&'static str; 10] = [
+    pub const KINDS: [&'static str; 11] = [
         "not_found",
         "validation",
         "too_large",
@@ -247,6 +258,7 @@ impl KvError {
         "authentication",
         "unavailable",
         "backend",
+        "unsupported",
     ];
 
     /// The variant in snake case (one of [`KvError::KINDS`]), for metric labels and log fields: never data or
@@ -268,6 +280,7 @@ impl KvError {
             Self::Authentication { .. } => 7,
             Self::Unavailable { .. } => 8,
             Self::Backend { .. } => 9,
+            Self::Unsupported { .. } => 10,
         }
     }
 

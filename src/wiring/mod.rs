@@ -6,6 +6,7 @@
 //! | nothing set (embedded) | SQLite `<CPC_DATA_DIR or .cpc-data>/<app>.db`, migrated | in-process, single-process |
 //! | `DATABASE_URL=postgres://...` | PostgreSQL (`DbManager`), migrated | unchanged |
 //! | `REDIS_URL=redis://...` | unchanged | Redis (`CacheManager`, `DistributedLock`, ..., `RedisJobQueue`) under `REDIS_NAMESPACE` |
+//! | `REDIS_CLUSTER_URLS=redis://a:7000,...` or `REDIS_URL=redis+cluster://a:7000,b:7001` | unchanged | the same, on a Redis Cluster |
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]

@@ -71,8 +71,9 @@ impl Settings {
     /// * database: SQLite when `SQLITE_PATH` is set or `DATABASE_URL` starts with `sqlite:`; PostgreSQL when
     ///   `DATABASE_URL` is set otherwise (refined by the libpq `PG*` variables, see `DatabaseConfig::from_env`);
     ///   else the embedded default, `<CPC_DATA_DIR or .cpc-data>/<app>.db`. The pool reads `DB_POOL_*`.
-    /// * Redis when `REDIS_URL` is set (with `REDIS_NAMESPACE`, default `cpc:<app>:`, and the other `REDIS_*`
-    ///   variables of `RedisConfig::from_env`); else the in-process implementations.
+    /// * Redis when `REDIS_URL` or `REDIS_CLUSTER_URLS` (a Redis Cluster) is set (with `REDIS_NAMESPACE`, default
+    ///   `cpc:<app>:`, and the other `REDIS_*` variables of `RedisConfig::from_env`); else the in-process
+    ///   implementations.
     ///
     /// A malformed variable is a [`WiringError::Config`] naming it.
     pub fn from_lookup(app: &str, get: impl Fn(&str) -> Option<String>) -> Result<Self, WiringError> {
@@ -86,7 +87,7 @@ impl Settings {
             Self::embedded(app, dir).database
         };
         let pool = PoolConfig::from_lookup(&get).map_err(WiringError::config)?;
-        let redis = match get("REDIS_URL") {
+        let redis = match get("REDIS_URL").or_else(|| get("REDIS_CLUSTER_URLS")) {
             Some(_) => {
                 let mut config = RedisConfig::from_lookup(&get).map_err(WiringError::config)?;
                 if get("REDIS_NAMESPACE").is_none() {

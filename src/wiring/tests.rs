@@ -43,6 +43,10 @@ fn database_url_picks_postgres_or_sqlite_and_redis_url_picks_redis() {
     let named =
         Settings::from_lookup("app", lookup(&[("REDIS_URL", "redis://r".into()), ("REDIS_NAMESPACE", "x:".into())]));
     assert_eq!(named.unwrap().redis.unwrap().namespace, "x:");
+    let cluster =
+        Settings::from_lookup("app", lookup(&[("REDIS_CLUSTER_URLS", "redis://a:7000,redis://b:7001".into())]));
+    let cluster = cluster.unwrap().redis.expect("REDIS_CLUSTER_URLS wires Redis");
+    assert_eq!((cluster.is_cluster(), cluster.address()), (true, "a:7000,b:7001".into()));
 }
 
 #[test]

@@ -42,7 +42,8 @@ pub mod mocks {
 }
 
 /// Expands to one `#[tokio::test]` per named case: each evaluates `$factory` (an async expression yielding a
-/// smart pointer to the port) and calls `$module::$case(&*port)`. Used by the per-port suite macros.
+/// smart pointer to the port) and calls `$module::$case(&*port)`; with `inline`, to a block running every case in
+/// turn inside the caller's own test. Used by the per-port suite macros.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __contract_cases {
@@ -56,4 +57,17 @@ macro_rules! __contract_cases {
             }
         )+
     };
+    ($module:path, $factory:expr, [$($case:ident),+ $(,)?], inline) => {{
+        // Every case in turn, each on a fresh port from the factory, as statements of the caller's test: for
+        // ports whose server is costly to start (a Redis Cluster), so one test starts it once and the factory
+        // may borrow it. The failing case is named.
+        use $module as suite;
+        $(
+            {
+                let port = $factory.await;
+                eprintln!("contract case {}", stringify!($case));
+                suite::$case(&*port).await;
+            }
+        )+
+    }};
 }

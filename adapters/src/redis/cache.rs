@@ -14,6 +14,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::RedisManager;
+use super::cluster::by_slot;
 use super::error::classify;
 use super::metrics::{Instruments, operations};
 use super::ttl::ttl_millis;
@@ -41,10 +42,12 @@ const FLIGHT_SHARDS: usize = 16;
 ///
 /// * `get`/`set`/`delete`/`exists`/`ttl` are `GET`, `SET PX`, `UNLINK`, `EXISTS`, `PTTL`; `set_if_absent` is
 ///   `SET NX PX`; `get_many` is one `MGET`; `set_many` one `MULTI`/`EXEC` of `SET PX`s (one round trip, all or
-///   nothing).
+///   nothing). On a Redis Cluster, the `MGET` is split by hash slot by the cluster client and its answers put
+///   back in order, and `set_many` sends one `MULTI`/`EXEC` per hash slot, concurrently: all or nothing per
+///   slot, not across slots.
 /// * `delete_prefix` walks the namespace with `SCAN MATCH` (never `KEYS`), the prefix glob-escaped so it is taken
 ///   literally, and deletes what it finds with `UNLINK` in batches of 1000. It only ever touches keys in this
-///   cache's namespace. A key written while the walk runs may survive it.
+///   cache's namespace. A key written while the walk runs may survive it. On a cluster it walks every master.
 /// * [`CacheManager::get_or_set`] computes a missing value once per key and process (single flight).
 /// * [`CacheManager::with_ttl_jitter`] spreads expiry times so entries written together do not expire together.
 /// * Values over [`CacheManager::with_max_value_bytes`] (default 8 MiB) are refused with [`KvError::TooLarge`]
@@ -358,22 +361,26 @@ impl Cache for CacheManager {
                 for (_, value) in &entries {
                     self.check_size(value)?;
                 }
-                if entries.is_empty() {
-                    return Ok(());
+                let entries: Vec<(Bytes, String)> =
+                    entries.into_iter().map(|(key, value)| (value, self.manager.key(key.as_str()))).collect();
+                // One MULTI/EXEC per hash slot: all or nothing on one server; on a cluster, per slot (a
+                // transaction cannot span slots), the slots' transactions sent concurrently.
+                let mut pipes = Vec::new();
+                for group in by_slot(entries, self.manager.is_cluster(), |(_, key)| key.as_bytes()) {
+                    let mut pipe = redis::pipe();
+                    pipe.atomic();
+                    for (value, key) in &group {
+                        // Each entry draws its own jitter, so a batch does not expire as one.
+                        pipe.cmd("SET").arg(key).arg(value.as_ref()).arg("PX").arg(self.px(ttl)?).ignore();
+                    }
+                    pipes.push(pipe);
                 }
-                let mut pipe = redis::pipe();
-                pipe.atomic();
-                for (key, value) in &entries {
-                    // Each entry draws its own jitter, so a batch does not expire as one.
-                    pipe.cmd("SET")
-                        .arg(self.manager.key(key.as_str()))
-                        .arg(value.as_ref())
-                        .arg("PX")
-                        .arg(self.px(ttl)?)
-                        .ignore();
-                }
-                let mut conn = self.manager.connection();
-                pipe.query_async::<()>(&mut conn).await.map_err(self.error("set many"))
+                let sent = pipes.iter().map(|pipe| {
+                    let mut conn = self.manager.connection();
+                    async move { pipe.query_async::<()>(&mut conn).await }
+                });
+                futures::future::try_join_all(sent).await.map_err(self.error("set many"))?;
+                Ok(())
             })
             .await
     }
@@ -386,31 +393,30 @@ impl Cache for CacheManager {
                 }
                 let pattern = format!("{}*", glob_escape(&self.manager.key(prefix)));
                 let mut conn = self.manager.connection();
-                let mut cursor: u64 = 0;
                 let mut deleted = 0;
-                loop {
-                    let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(&pattern)
-                        .arg("COUNT")
-                        .arg(SCAN_BATCH)
-                        .query_async(&mut conn)
-                        .await
-                        .map_err(self.error("delete prefix: scan"))?;
-                    for batch in keys.chunks(SCAN_BATCH) {
-                        let n: u64 = redis::cmd("UNLINK")
-                            .arg(batch)
-                            .query_async(&mut conn)
-                            .await
-                            .map_err(self.error("delete prefix: unlink"))?;
-                        deleted += n;
+                // A cluster's keys are spread over its masters: walk each one.
+                for target in conn.scan_targets().await.map_err(self.error("delete prefix: nodes"))? {
+                    let mut cursor: u64 = 0;
+                    loop {
+                        let mut scan = redis::cmd("SCAN");
+                        scan.arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(SCAN_BATCH);
+                        let (next, keys): (u64, Vec<Vec<u8>>) =
+                            conn.query_on(&target, &scan).await.map_err(self.error("delete prefix: scan"))?;
+                        for batch in keys.chunks(SCAN_BATCH) {
+                            let n: u64 = redis::cmd("UNLINK")
+                                .arg(batch)
+                                .query_async(&mut conn)
+                                .await
+                                .map_err(self.error("delete prefix: unlink"))?;
+                            deleted += n;
+                        }
+                        if next == 0 {
+                            break;
+                        }
+                        cursor = next;
                     }
-                    if next == 0 {
-                        return Ok(deleted);
-                    }
-                    cursor = next;
                 }
+                Ok(deleted)
             })
             .await
     }

@@ -33,21 +33,38 @@ pub struct RedisConfig {
     pub exclusive_pool_size: u32,
     /// PEM file of root certificates to trust for `rediss://` instead of the web PKI roots (`REDIS_CA_CERT`).
     pub ca_cert: Option<std::path::PathBuf>,
+    /// The seed nodes (`host`, `port`) of a Redis Cluster; empty for one server. When set, the adapters run on
+    /// the cluster through redis-rs's async cluster client (see [`RedisConfig::is_cluster`]), and `host`/`port`
+    /// are the first seed's.
+    pub cluster_nodes: Vec<(String, u16)>,
 }
 
 impl RedisConfig {
     /// Reads `REDIS_URL` (`redis://[user[:password]@]host[:port][/db]`, or `rediss://` for TLS; default
     /// `redis://127.0.0.1:6379`), plus `REDIS_NAMESPACE`, `REDIS_CONNECT_TIMEOUT_MS` and
     /// `REDIS_RESPONSE_TIMEOUT_MS`. Errors name the variable.
+    ///
+    /// A Redis Cluster is chosen by `REDIS_CLUSTER_URLS` (comma-separated seed nodes,
+    /// `redis://[user[:password]@]host:port,...`, all with the same scheme and credentials) or by a
+    /// `redis+cluster://[user[:password]@]host:port,host:port` (`rediss+cluster://` for TLS) `REDIS_URL`; setting
+    /// both variables is an error naming `REDIS_CLUSTER_URLS`.
     pub fn from_env() -> Result<Self, KvError> {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
 
     /// [`RedisConfig::from_env`] over any lookup.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, KvError> {
-        let mut c = match get("REDIS_URL") {
-            Some(url) => Self::parse_url(&url, "REDIS_URL")?,
-            None => Self::builder().build()?,
+        let mut c = match (get("REDIS_URL"), get("REDIS_CLUSTER_URLS")) {
+            (Some(_), Some(_)) => {
+                return Err(KvError::invalid(
+                    "REDIS_CLUSTER_URLS",
+                    "set either REDIS_URL or REDIS_CLUSTER_URLS, not both",
+                ));
+            }
+            (None, Some(urls)) => Self::parse_cluster_urls(&urls, "REDIS_CLUSTER_URLS")?,
+            (Some(url), None) if is_cluster_url(&url) => Self::parse_cluster_url(&url, "REDIS_URL")?,
+            (Some(url), None) => Self::parse_url(&url, "REDIS_URL")?,
+            (None, None) => Self::builder().build()?,
         };
         if let Some(ns) = get("REDIS_NAMESPACE") {
             c.namespace = ns;
@@ -112,6 +129,59 @@ impl RedisConfig {
         })
     }
 
+    /// Parses comma-separated seed-node URLs of a Redis Cluster (`redis://[user[:password]@]host:port,...`);
+    /// every URL must have the same scheme and credentials and database 0. Errors name `field`.
+    pub fn parse_cluster_urls(raw: &str, field: &'static str) -> Result<Self, KvError> {
+        let bad = |rule: String| KvError::Validation(ValidationError::new(field, rule));
+        let mut nodes = raw.split(',').map(str::trim).filter(|u| !u.is_empty());
+        let first = nodes.next().ok_or_else(|| bad("must name at least one seed node".into()))?;
+        let mut config = Self::parse_url(first, field)?;
+        let same = |a: &Self, b: &Self| {
+            a.tls == b.tls
+                && a.username == b.username
+                && a.password.as_ref().map(ExposeSecret::expose_secret)
+                    == b.password.as_ref().map(ExposeSecret::expose_secret)
+        };
+        config.cluster_nodes.push((config.host.clone(), config.port));
+        for url in nodes {
+            let node = Self::parse_url(url, field)?;
+            if !same(&config, &node) {
+                return Err(bad("every seed node must use the same scheme and credentials".into()));
+            }
+            if node.database != 0 {
+                return Err(bad("a Redis Cluster has only database 0".into()));
+            }
+            config.cluster_nodes.push((node.host, node.port));
+        }
+        config.validate().map_err(|e| match e {
+            KvError::Validation(v) => bad(format!("{}: {}", v.field, v.rule)),
+            other => other,
+        })?;
+        Ok(config)
+    }
+
+    /// Parses `redis+cluster://[user[:password]@]host:port,host:port[/0]` (`rediss+cluster://` for TLS): the
+    /// seed nodes of a Redis Cluster sharing one set of credentials. Errors name `field`.
+    pub fn parse_cluster_url(raw: &str, field: &'static str) -> Result<Self, KvError> {
+        let bad = |rule: &str| KvError::Validation(ValidationError::new(field, rule.to_owned()));
+        let (scheme, rest) = raw
+            .split_once("://")
+            .filter(|(scheme, _)| matches!(*scheme, "redis+cluster" | "rediss+cluster"))
+            .ok_or_else(|| bad("a cluster URL starts with redis+cluster:// or rediss+cluster://"))?;
+        let scheme = scheme.trim_end_matches("+cluster");
+        let (authority, path) = rest.split_once('/').map_or((rest, None), |(a, p)| (a, Some(p)));
+        let (auth, hosts) = authority.rsplit_once('@').map_or(("", authority), |(a, h)| (a, h));
+        let auth = if auth.is_empty() { String::new() } else { format!("{auth}@") };
+        let path = path.map(|p| format!("/{p}")).unwrap_or_default();
+        let urls: Vec<String> = hosts.split(',').map(|host| format!("{scheme}://{auth}{host}{path}")).collect();
+        Self::parse_cluster_urls(&urls.join(","), field)
+    }
+
+    /// Whether this configuration names a Redis Cluster (seed nodes set).
+    pub fn is_cluster(&self) -> bool {
+        !self.cluster_nodes.is_empty()
+    }
+
     /// A builder starting from `redis://127.0.0.1:6379/0`, no namespace, 2 s connect and 1 s response timeouts.
     pub fn builder() -> RedisConfigBuilder {
         RedisConfigBuilder {
@@ -127,6 +197,7 @@ impl RedisConfig {
                 response_timeout: Duration::from_secs(1),
                 exclusive_pool_size: 8,
                 ca_cert: None,
+                cluster_nodes: Vec::new(),
             },
         }
     }
@@ -136,8 +207,12 @@ impl RedisConfig {
         self.password.as_ref()
     }
 
-    /// `host:port`, for messages.
+    /// `host:port` (for a cluster, the seed nodes' comma-separated), for messages.
     pub fn address(&self) -> String {
+        if self.is_cluster() {
+            let nodes: Vec<String> = self.cluster_nodes.iter().map(|(h, p)| format!("{h}:{p}")).collect();
+            return nodes.join(",");
+        }
         format!("{}:{}", self.host, self.port)
     }
 
@@ -162,6 +237,20 @@ impl RedisConfig {
         if self.exclusive_pool_size == 0 {
             return bad("exclusive_pool_size", "must be at least 1");
         }
+        if self.is_cluster() {
+            if self.cluster_nodes.iter().any(|(host, port)| host.is_empty() || *port == 0) {
+                return bad("cluster_nodes", "every seed node needs a host and a port from 1 to 65535");
+            }
+            if self.database != 0 {
+                return bad("database", "a Redis Cluster has only database 0");
+            }
+            if self.namespace.contains(['{', '}']) {
+                return bad(
+                    "namespace",
+                    "must not contain { or } on a Redis Cluster (they would change the hash slots)",
+                );
+            }
+        }
         Ok(())
     }
 
@@ -182,6 +271,12 @@ impl RedisConfig {
 
     /// The URL redis-rs connects with, credentials included. Never log it.
     pub(crate) fn connection_url(&self) -> String {
+        self.node_url(&self.host, self.port)
+    }
+
+    /// The URL of one server (a cluster's seed node) with this configuration's scheme and credentials. Never
+    /// log it.
+    pub(crate) fn node_url(&self, host: &str, port: u16) -> String {
         let enc = |s: &str| utf8_percent_encode(s, NON_ALPHANUMERIC).to_string();
         let auth = match (&self.username, &self.password) {
             (Some(u), Some(p)) => format!("{}:{}@", enc(u), enc(p.expose_secret())),
@@ -190,8 +285,8 @@ impl RedisConfig {
             (None, None) => String::new(),
         };
         let scheme = if self.tls { "rediss" } else { "redis" };
-        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
-        format!("{scheme}://{auth}{host}:{}/{}", self.port, self.database)
+        let host = if host.contains(':') { format!("[{host}]") } else { host.to_owned() };
+        format!("{scheme}://{auth}{host}:{port}/{}", self.database)
     }
 }
 
@@ -257,6 +352,16 @@ impl RedisConfigBuilder {
         self.config.ca_cert = Some(path.into());
         self
     }
+    /// Adds a seed node of a Redis Cluster (call once per node): the configuration then names a cluster.
+    pub fn cluster_node(mut self, host: impl Into<String>, port: u16) -> Self {
+        let host = host.into();
+        if self.config.cluster_nodes.is_empty() {
+            self.config.host.clone_from(&host);
+            self.config.port = port;
+        }
+        self.config.cluster_nodes.push((host, port));
+        self
+    }
     /// Validates and returns the configuration.
     pub fn build(self) -> Result<RedisConfig, KvError> {
         self.config.validate()?;
@@ -279,6 +384,7 @@ impl fmt::Debug for RedisConfig {
             .field("response_timeout", &self.response_timeout)
             .field("exclusive_pool_size", &self.exclusive_pool_size)
             .field("ca_cert", &self.ca_cert)
+            .field("cluster_nodes", &self.cluster_nodes)
             .finish()
     }
 }
@@ -286,7 +392,12 @@ impl fmt::Debug for RedisConfig {
 /// The URL with the password replaced by `***`.
 impl fmt::Display for RedisConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let scheme = if self.tls { "rediss" } else { "redis" };
+        let scheme = match (self.tls, self.is_cluster()) {
+            (false, false) => "redis",
+            (true, false) => "rediss",
+            (false, true) => "redis+cluster",
+            (true, true) => "rediss+cluster",
+        };
         let user = self.username.as_deref().unwrap_or("");
         let auth = match (user, self.password.is_some()) {
             ("", false) => String::new(),
@@ -295,6 +406,11 @@ impl fmt::Display for RedisConfig {
         };
         write!(f, "{scheme}://{auth}{}/{}", self.address(), self.database)
     }
+}
+
+/// Whether `url` has the `redis+cluster://` or `rediss+cluster://` scheme.
+fn is_cluster_url(url: &str) -> bool {
+    url.starts_with("redis+cluster://") || url.starts_with("rediss+cluster://")
 }
 
 #[cfg(test)]
@@ -351,5 +467,34 @@ mod tests {
         let c = RedisConfig::parse_url("redis://:hunter2@h:6379/0", "url").unwrap();
         assert!(!format!("{c:?}").contains("hunter2"));
         assert_eq!(c.to_string(), "redis://:***@h:6379/0");
+    }
+
+    #[test]
+    fn a_cluster_is_chosen_by_either_variable() {
+        let nodes = |c: &RedisConfig| c.cluster_nodes.clone();
+        let want = vec![("a".to_owned(), 7000), ("b".to_owned(), 7001)];
+        let c =
+            RedisConfig::from_lookup(env(&[("REDIS_CLUSTER_URLS", "redis://:pw@a:7000, redis://:pw@b:7001")])).unwrap();
+        assert!(c.is_cluster());
+        assert_eq!(nodes(&c), want);
+        assert_eq!(c.to_string(), "redis+cluster://:***@a:7000,b:7001/0");
+        let c = RedisConfig::from_lookup(env(&[("REDIS_URL", "rediss+cluster://u:p%40ss@a:7000,b:7001")])).unwrap();
+        assert_eq!((nodes(&c), c.tls), (want, true));
+        assert_eq!(c.password().map(|p| p.expose_secret().to_owned()), Some("p@ss".into()));
+        assert_eq!(c.node_url("b", 7001), "rediss://u:p%40ss@b:7001/0");
+        assert!(!format!("{c:?}{c}").contains("p@ss"));
+        assert!(!RedisConfig::from_lookup(env(&[])).unwrap().is_cluster());
+    }
+
+    #[test]
+    fn cluster_errors_name_the_variable() {
+        let field_of = |pairs: &'static [(&'static str, &'static str)]| field(RedisConfig::from_lookup(env(pairs)));
+        assert_eq!(field_of(&[("REDIS_CLUSTER_URLS", "redis://a:1,rediss://b:2")]), "REDIS_CLUSTER_URLS");
+        assert_eq!(field_of(&[("REDIS_CLUSTER_URLS", "redis://a:1/0,redis://b:2/3")]), "REDIS_CLUSTER_URLS");
+        assert_eq!(field_of(&[("REDIS_CLUSTER_URLS", " , ")]), "REDIS_CLUSTER_URLS");
+        assert_eq!(field_of(&[("REDIS_URL", "redis+cluster://a:notaport,b:1")]), "REDIS_URL");
+        assert_eq!(field_of(&[("REDIS_URL", "redis://a"), ("REDIS_CLUSTER_URLS", "redis://b")]), "REDIS_CLUSTER_URLS");
+        assert_eq!(field(RedisConfig::builder().cluster_node("a", 1).namespace("{x}").build()), "namespace");
+        assert_eq!(field(RedisConfig::builder().cluster_node("a", 1).cluster_node("", 2).build()), "cluster_nodes");
     }
 }

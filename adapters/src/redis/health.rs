@@ -7,7 +7,8 @@ use cpc_ports::{HealthCheck, HealthReport, HealthStatus};
 use super::RedisManager;
 
 /// Checks Redis through the manager's shared connection: `PING` round trip, then `INFO server` and
-/// `INFO replication` for the version and role. Never fails: problems are an `Unhealthy` report.
+/// `INFO replication` for the version and role (on a cluster, `CLUSTER INFO` for its state: `Degraded` unless
+/// `ok`). Never fails: problems are an `Unhealthy` report.
 #[derive(Debug, Clone)]
 pub struct RedisHealthCheck {
     manager: RedisManager,
@@ -17,6 +18,28 @@ impl RedisHealthCheck {
     /// A check over `manager`.
     pub fn new(manager: RedisManager) -> Self {
         Self { manager }
+    }
+}
+
+impl RedisHealthCheck {
+    /// On a cluster: `CLUSTER INFO`'s `cluster_state` and slot count; `Degraded` unless the state is `ok`.
+    async fn cluster_details(&self, report: HealthReport) -> HealthReport {
+        let report = report
+            .with_detail("nodes", self.manager.config().address())
+            .with_detail("namespace", &self.manager.config().namespace);
+        let mut info = redis::cmd("CLUSTER");
+        info.arg("INFO");
+        match self.manager.query::<String>(&info, "cluster info").await {
+            Ok(text) => {
+                let state = info_field(&text, "cluster_state").unwrap_or_default();
+                let mut r = report.with_detail("cluster_state", &state);
+                if let Some(slots) = info_field(&text, "cluster_slots_ok") {
+                    r = r.with_detail("cluster_slots_ok", slots);
+                }
+                if state == "ok" { r } else { HealthReport { status: HealthStatus::Degraded, ..r } }
+            }
+            Err(e) => HealthReport { status: HealthStatus::Degraded, ..report }.with_detail("error", e),
+        }
     }
 }
 
@@ -38,6 +61,9 @@ impl HealthCheck for RedisHealthCheck {
                     .with_detail("address", self.manager.config().address());
             }
         };
+        if self.manager.is_cluster() {
+            return self.cluster_details(report).await;
+        }
         let mut info = redis::cmd("INFO");
         info.arg("server").arg("replication");
         let report = match self.manager.query::<String>(&info, "info").await {

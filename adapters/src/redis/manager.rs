@@ -5,8 +5,8 @@ use std::time::Duration;
 use cpc_ports::KvError;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use super::RedisConfig;
 use super::error::classify;
+use super::{RedisConfig, RedisConnection};
 use crate::pool::{Backend, DatabaseError, Pool, PoolConfig, PooledConn};
 
 /// bb8-redis's `RedisConnectionManager` as a pool [`Backend`], so exclusive connections get the pool core's fast,
@@ -124,20 +124,23 @@ impl Backend for ExclusiveBackend {
 /// An exclusive connection checked out of the [`RedisManager`]'s pool; derefs to a redis-rs connection.
 pub type ExclusiveConnection = PooledConn<'static, ExclusiveBackend>;
 
-/// Owns the connections to one Redis server (the seeds' `RedisManager`):
+/// Owns the connections to one Redis server or to a Redis Cluster (the seeds' `RedisManager`):
 ///
-/// * a shared, multiplexed [`ConnectionManager`] for ordinary commands: every caller pipelines over one socket,
-///   it reconnects by itself after a disconnect, and a reply that arrives after its caller timed out is consumed
-///   in order and dropped, never handed to another caller;
-/// * a bb8-redis pool of exclusive connections for what must not share a socket (blocking commands,
-///   `WATCH`/`MULTI`), sized by `exclusive_pool_size`.
+/// * a shared, multiplexed [`RedisConnection`] for ordinary commands. On one server it is a [`ConnectionManager`]:
+///   every caller pipelines over one socket, it reconnects by itself after a disconnect, and a reply that
+///   arrives after its caller timed out is consumed in order and dropped, never handed to another caller. On a
+///   cluster ([`RedisConfig::is_cluster`]) it is redis-rs's async cluster connection: one multiplexed socket per
+///   node, each command routed to the master of its key's slot, the slot map refreshed after a failover;
+/// * on one server, a bb8-redis pool of exclusive connections for what must not share a socket (blocking
+///   commands, `WATCH`/`MULTI`), sized by `exclusive_pool_size`. A cluster has none ([`RedisManager::exclusive`]
+///   answers [`KvError::Unsupported`]).
 ///
 /// Cheap to clone.
 #[derive(Clone)]
 pub struct RedisManager {
     config: RedisConfig,
-    shared: ConnectionManager,
-    exclusive: Pool<ExclusiveBackend>,
+    shared: RedisConnection,
+    exclusive: Option<Pool<ExclusiveBackend>>,
 }
 
 impl std::fmt::Debug for RedisManager {
@@ -148,9 +151,12 @@ impl std::fmt::Debug for RedisManager {
 
 impl RedisManager {
     /// Connects (eagerly, so a wrong password or an unreachable server is reported here, within
-    /// `connect_timeout`).
+    /// `connect_timeout`; for a cluster, within `connect_timeout` plus `response_timeout`).
     pub async fn new(config: &RedisConfig) -> Result<Self, KvError> {
         config.validate()?;
+        if config.is_cluster() {
+            return Self::new_cluster(config).await;
+        }
         let unavailable = |reason: String| KvError::Unavailable { backend: "redis", reason };
         let client = config.client()?;
         let info = client.get_connection_info().clone();
@@ -175,23 +181,50 @@ impl RedisManager {
         let backend = ExclusiveBackend { manager, address: config.address() };
         let exclusive =
             Pool::new(backend, &pool_config, "redis-exclusive").await.map_err(|e| from_database_error(e, config))?;
-        Ok(Self { config: config.clone(), shared, exclusive })
+        Ok(Self { config: config.clone(), shared: RedisConnection::Single(shared), exclusive: Some(exclusive) })
     }
 
-    /// The shared multiplexed connection (clone it per use; clones share the socket).
-    pub fn connection(&self) -> ConnectionManager {
+    async fn new_cluster(config: &RedisConfig) -> Result<Self, KvError> {
+        let client = super::cluster::client(config, None)?;
+        let limit = super::cluster::connect_limit(config);
+        let shared = tokio::time::timeout(limit, client.get_async_connection())
+            .await
+            .map_err(|_| KvError::Unavailable {
+                backend: "redis",
+                reason: format!("no connection to the cluster at {} within {limit:?}", config.address()),
+            })
+            .and_then(|r| r.map_err(|e| classify(e, "connect", config.response_timeout)))
+            .inspect_err(
+                |error| tracing::warn!(nodes = %config.address(), %error, "could not connect to the Redis Cluster"),
+            )?;
+        Ok(Self { config: config.clone(), shared: RedisConnection::Cluster(shared), exclusive: None })
+    }
+
+    /// The shared multiplexed connection (clone it per use; clones share the sockets).
+    pub fn connection(&self) -> RedisConnection {
         self.shared.clone()
     }
 
-    /// An exclusive connection from the pool, for blocking commands and transactions. A refused connection or
-    /// rejected credentials are reported at once as `Unavailable` / `Authentication`, not as a timeout.
-    pub async fn exclusive(&self) -> Result<ExclusiveConnection, KvError> {
-        self.exclusive.get_owned().await.map_err(|e| from_database_error(e, &self.config))
+    /// Whether this manager runs on a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.shared.is_cluster()
     }
 
-    /// The pool of exclusive connections (state, metrics, health).
-    pub fn exclusive_pool(&self) -> &Pool<ExclusiveBackend> {
-        &self.exclusive
+    /// An exclusive connection from the pool, for blocking commands and transactions. A refused connection or
+    /// rejected credentials are reported at once as `Unavailable` / `Authentication`, not as a timeout. On a
+    /// cluster: [`KvError::Unsupported`] (a cluster has no one server to hold a connection to).
+    pub async fn exclusive(&self) -> Result<ExclusiveConnection, KvError> {
+        let pool = self.exclusive.as_ref().ok_or(KvError::Unsupported {
+            backend: "redis",
+            operation: "exclusive connections",
+            reason: "a Redis Cluster has no single server to hold one to",
+        })?;
+        pool.get_owned().await.map_err(|e| from_database_error(e, &self.config))
+    }
+
+    /// The pool of exclusive connections (state, metrics, health); `None` on a cluster.
+    pub fn exclusive_pool(&self) -> Option<&Pool<ExclusiveBackend>> {
+        self.exclusive.as_ref()
     }
 
     /// The configuration.

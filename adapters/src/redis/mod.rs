@@ -2,10 +2,13 @@
 //! [`CacheManager`], [`DistributedLock`], [`RedisRateLimiter`], [`SessionManager`], [`PubSubManager`] and
 //! [`RedisJobQueue`] implement the `Cache`, `Lock`, `RateLimiter`, `SessionStore`, `PubSub` and `JobQueue` ports
 //! over them; [`Redlock`] implements `Lock` over several independent servers ([`RedlockConfig`]);
-//! [`RedisHealthCheck`] reports on the server.
+//! [`RedisHealthCheck`] reports on the server. Every adapter runs on one server or on a Redis Cluster, as the
+//! [`RedisConfig`] says ([`RedisConnection`]).
 
 mod cache;
+mod cluster;
 mod config;
+mod connection;
 mod error;
 mod health;
 mod job_queue;
@@ -19,6 +22,7 @@ mod ttl;
 
 pub use cache::CacheManager;
 pub use config::{RedisConfig, RedisConfigBuilder};
+pub use connection::RedisConnection;
 pub use health::RedisHealthCheck;
 pub use job_queue::RedisJobQueue;
 pub use lock::{

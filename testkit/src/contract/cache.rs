@@ -22,9 +22,11 @@ use tokio::time::sleep;
 
 /// Runs every case of the [`Cache`] contract as a `#[tokio::test]`. `$factory` is an async expression yielding
 /// a fresh cache behind anything that derefs to it (`Arc<InMemoryCache>`, `Arc<dyn Cache>`).
+/// `cache_contract!(factory, inline)` expands instead to a block that runs every case in turn, inside a test of
+/// the caller's (for a server costly to start, such as a Redis Cluster, that the factory may then borrow).
 #[macro_export]
 macro_rules! cache_contract {
-    ($factory:expr) => {
+    ($factory:expr $(, $mode:ident)?) => {
         $crate::__contract_cases!(
             $crate::contract::cache,
             $factory,
@@ -49,7 +51,7 @@ macro_rules! cache_contract {
                 delete_prefix_refuses_an_empty_prefix,
                 typed_values_round_trip_through_the_codec,
                 foreign_bytes_are_a_codec_error_not_a_value,
-            ]
+            ] $(, $mode)?
         );
     };
 }

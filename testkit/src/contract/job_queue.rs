@@ -28,9 +28,11 @@ use super::concurrently;
 
 /// Runs every case of the [`JobQueue`] contract as a `#[tokio::test]`. `$factory` is an async expression
 /// yielding a fresh queue behind anything that derefs to it (`Arc<InMemoryJobQueue>`, `Arc<dyn JobQueue>`).
+/// `job_queue_contract!(factory, inline)` expands instead to a block that runs every case in turn, inside a test
+/// of the caller's (for a server costly to start, such as a Redis Cluster, that the factory may then borrow).
 #[macro_export]
 macro_rules! job_queue_contract {
-    ($factory:expr) => {
+    ($factory:expr $(, $mode:ident)?) => {
         $crate::__contract_cases!(
             $crate::contract::job_queue,
             $factory,
@@ -50,7 +52,7 @@ macro_rules! job_queue_contract {
                 stats_count_pending_in_flight_delayed_and_dead,
                 typed_payloads_round_trip_through_the_codec,
                 invalid_arguments_are_validation_errors,
-            ]
+            ] $(, $mode)?
         );
     };
 }

@@ -24,9 +24,11 @@ use super::concurrently;
 
 /// Runs every case of the [`Lock`] contract as a `#[tokio::test]`. `$factory` is an async expression yielding
 /// a fresh lock service behind anything that derefs to it (`Arc<InMemoryLock>`, `Arc<dyn Lock>`).
+/// `lock_contract!(factory, inline)` expands instead to a block that runs every case in turn, inside a test of
+/// the caller's (for a server costly to start, such as a Redis Cluster, that the factory may then borrow).
 #[macro_export]
 macro_rules! lock_contract {
-    ($factory:expr) => {
+    ($factory:expr $(, $mode:ident)?) => {
         $crate::__contract_cases!(
             $crate::contract::lock,
             $factory,
@@ -47,7 +49,7 @@ macro_rules! lock_contract {
                 with_lock_reports_a_lease_lost_during_the_work,
                 zero_ttl_is_refused,
                 odd_keys_are_distinct_locks,
-            ]
+            ] $(, $mode)?
         );
     };
 }

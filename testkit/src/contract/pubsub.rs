@@ -20,9 +20,15 @@ use serde::{Deserialize, Serialize};
 /// }
 /// # fn main() {}
 /// ```
+///
+/// `pubsub_contract!(factory, inline)` expands instead to a block that runs every case in turn, inside a test of
+/// the caller's (for a server costly to start, such as a Redis Cluster, that the factory may then borrow);
+/// `pubsub_contract!(factory, inline, without_patterns)` does so for a bus without pattern subscriptions (a Redis
+/// Cluster's sharded pub/sub): the pattern cases are replaced by
+/// [`pattern_subscriptions_are_refused_as_unsupported`](crate::contract::pubsub::pattern_subscriptions_are_refused_as_unsupported).
 #[macro_export]
 macro_rules! pubsub_contract {
-    ($factory:expr) => {
+    (@cases $factory:expr, [$($pattern_case:ident),+] $(, $mode:ident)?) => {
         $crate::__contract_cases!(
             $crate::contract::pubsub,
             $factory,
@@ -35,16 +41,32 @@ macro_rules! pubsub_contract {
                 messages_from_one_publisher_arrive_in_order,
                 concurrent_publishers_each_keep_their_order,
                 channels_are_isolated,
-                pattern_subscription_receives_matching_channels_by_their_concrete_name,
-                pattern_subscription_ignores_channels_that_do_not_match,
-                patterns_follow_redis_glob_syntax,
                 channel_subscription_treats_glob_characters_literally,
-                channel_and_matching_pattern_both_receive,
                 typed_messages_round_trip_through_the_codec,
                 undecodable_payload_is_a_codec_error_and_the_stream_goes_on,
                 dropping_a_subscription_stops_delivery_to_it,
                 odd_channel_names_work,
+                $($pattern_case),+
+            ] $(, $mode)?
+        );
+    };
+    ($factory:expr, inline, without_patterns) => {
+        $crate::pubsub_contract!(@cases $factory, [pattern_subscriptions_are_refused_as_unsupported], inline);
+    };
+    ($factory:expr $(, $mode:ident)?) => {
+        $crate::pubsub_contract!(
+            @cases $factory,
+            [
+                pattern_subscription_receives_matching_channels_by_their_concrete_name,
+                pattern_subscription_ignores_channels_that_do_not_match,
+                patterns_follow_redis_glob_syntax,
+                channel_and_matching_pattern_both_receive,
+                pattern_subscription_is_active_when_psubscribe_returns,
+                typed_messages_round_trip_through_a_pattern,
+                dropping_a_pattern_subscription_stops_delivery_to_it,
+                a_pattern_reports_odd_channel_names_exactly
             ]
+            $(, $mode)?
         );
     };
 }
@@ -115,18 +137,24 @@ pub async fn subscriber_receives_the_payload_byte_for_byte<P: PubSub + ?Sized>(b
     assert_eq!(message.payload, Bytes::from(payload), "the payload must arrive byte for byte");
 }
 
-/// A subscription MUST be active when `subscribe_bytes`/`psubscribe_bytes` returns: a publish right after it
-/// (no sleep) reaches it, every time.
+/// A subscription MUST be active when `subscribe_bytes` returns: a publish right after it (no sleep) reaches it,
+/// every time.
 pub async fn subscription_is_active_when_subscribe_returns<P: PubSub + ?Sized>(bus: &P) {
     for round in 0..20u32 {
         let ch = channel(&format!("subscription_is_active_when_subscribe_returns.{round}"));
         let mut sub = bus.subscribe_bytes(&ch).await.unwrap();
         publish_expecting(bus, &ch, b"at once", 1).await;
         assert_eq!(next_message(&mut sub, "the new subscription").await.payload, Bytes::from_static(b"at once"));
-        drop(sub);
-        let glob = pattern(&format!("subscription_is_active_when_subscribe_returns.{round}.*"));
+    }
+}
+
+/// A pattern subscription MUST be active when `psubscribe_bytes` returns: a publish right after it (no sleep)
+/// reaches it, every time.
+pub async fn pattern_subscription_is_active_when_psubscribe_returns<P: PubSub + ?Sized>(bus: &P) {
+    for round in 0..20u32 {
+        let glob = pattern(&format!("pattern_subscription_is_active_when_psubscribe_returns.{round}.*"));
         let mut psub = bus.psubscribe_bytes(&glob).await.unwrap();
-        let matching = channel(&format!("subscription_is_active_when_subscribe_returns.{round}.x"));
+        let matching = channel(&format!("pattern_subscription_is_active_when_psubscribe_returns.{round}.x"));
         publish_expecting(bus, &matching, b"at once", 1).await;
         assert_eq!(next_message(&mut psub, "the new pattern subscription").await.channel, matching.as_str());
     }
@@ -321,18 +349,28 @@ pub async fn channel_and_matching_pattern_both_receive<P: PubSub + ?Sized>(bus: 
     }
 }
 
-/// The typed [`PubSubExt`] methods round-trip a struct through the bus's codec, for channels and patterns.
+/// The typed [`PubSubExt`] methods round-trip a struct through the bus's codec on a channel.
 pub async fn typed_messages_round_trip_through_the_codec<P: PubSub + ?Sized>(bus: &P) {
     let case = "typed_messages_round_trip_through_the_codec";
     let ch = channel(&format!("{case}.events"));
     let mut sub = bus.subscribe::<Event>(&ch).await.unwrap();
-    let mut psub = bus.psubscribe::<Event>(&pattern(&format!("{case}.*"))).await.unwrap();
     for n in [1, 2] {
-        let reached = bus.publish(&ch, &event(case, n)).await.unwrap();
-        assert!((1..=2).contains(&reached), "two subscriptions, {reached} receivers reported");
+        assert_eq!(bus.publish(&ch, &event(case, n)).await.unwrap(), 1, "one subscription, one receiver");
     }
     for n in [1, 2] {
         assert_eq!(next_item(&mut sub, "the typed subscriber").await.unwrap(), event(case, n));
+    }
+}
+
+/// The typed [`PubSubExt`] methods round-trip a struct through the bus's codec on a pattern subscription too.
+pub async fn typed_messages_round_trip_through_a_pattern<P: PubSub + ?Sized>(bus: &P) {
+    let case = "typed_messages_round_trip_through_a_pattern";
+    let ch = channel(&format!("{case}.events"));
+    let mut psub = bus.psubscribe::<Event>(&pattern(&format!("{case}.*"))).await.unwrap();
+    for n in [1, 2] {
+        assert_eq!(bus.publish(&ch, &event(case, n)).await.unwrap(), 1, "one pattern subscription, one receiver");
+    }
+    for n in [1, 2] {
         assert_eq!(next_item(&mut psub, "the typed pattern subscriber").await.unwrap(), event(case, n));
     }
 }
@@ -358,22 +396,40 @@ pub async fn undecodable_payload_is_a_codec_error_and_the_stream_goes_on<P: PubS
 /// (An adapter may unsubscribe in the background, so the count is given up to a second to drop.)
 pub async fn dropping_a_subscription_stops_delivery_to_it<P: PubSub + ?Sized>(bus: &P) {
     let ch = channel("dropping_a_subscription_stops_delivery_to_it");
-    let glob = pattern("dropping_a_subscription_stops_delivery_to_it*");
-    let mut kept = bus.subscribe_bytes(&ch).await.unwrap();
+    let kept = bus.subscribe_bytes(&ch).await.unwrap();
     let dropped = bus.subscribe_bytes(&ch).await.unwrap();
-    let dropped_pattern = bus.psubscribe_bytes(&glob).await.unwrap();
-    publish_expecting(bus, &ch, b"before", 3).await;
+    dropping_stops_delivery(bus, &ch, kept, dropped, 2).await;
+}
+
+/// Dropping a pattern subscription unsubscribes it like a channel subscription.
+pub async fn dropping_a_pattern_subscription_stops_delivery_to_it<P: PubSub + ?Sized>(bus: &P) {
+    let ch = channel("dropping_a_pattern_subscription_stops_delivery_to_it");
+    let kept = bus.subscribe_bytes(&ch).await.unwrap();
+    let dropped =
+        bus.psubscribe_bytes(&pattern("dropping_a_pattern_subscription_stops_delivery_to_it*")).await.unwrap();
+    dropping_stops_delivery(bus, &ch, kept, dropped, 2).await;
+}
+
+/// Publishes on `ch`, drops `dropped`, and checks that publishes stop reaching it (the count falls to 1 within
+/// [`WAIT`]) while `kept` and a fresh subscription receive.
+async fn dropping_stops_delivery<P: PubSub + ?Sized>(
+    bus: &P,
+    ch: &Channel,
+    mut kept: Subscription,
+    dropped: Subscription,
+    subscriptions: u64,
+) {
+    publish_expecting(bus, ch, b"before", subscriptions).await;
     drop(dropped);
-    drop(dropped_pattern);
     let deadline = tokio::time::Instant::now() + WAIT;
     let mut published_after = 0;
     loop {
-        let reached = bus.publish_bytes(&ch, Bytes::from_static(b"after")).await.unwrap();
+        let reached = bus.publish_bytes(ch, Bytes::from_static(b"after")).await.unwrap();
         published_after += 1;
         if reached == 1 {
             break;
         }
-        assert!(reached <= 3, "a publish cannot reach more subscriptions than exist: {reached}");
+        assert!(reached <= subscriptions, "a publish cannot reach more subscriptions than exist: {reached}");
         assert!(tokio::time::Instant::now() < deadline, "dropped subscriptions are still counted after {WAIT:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -381,28 +437,49 @@ pub async fn dropping_a_subscription_stops_delivery_to_it<P: PubSub + ?Sized>(bu
     for _ in 0..published_after {
         assert_eq!(next_message(&mut kept, "the kept subscriber").await.payload, Bytes::from_static(b"after"));
     }
-    let mut fresh = bus.subscribe_bytes(&ch).await.unwrap();
-    publish_expecting(bus, &ch, b"again", 2).await;
+    let mut fresh = bus.subscribe_bytes(ch).await.unwrap();
+    publish_expecting(bus, ch, b"again", 2).await;
     assert_eq!(next_message(&mut fresh, "a new subscriber").await.payload, Bytes::from_static(b"again"));
+}
+
+/// The odd channel names [`odd_channel_names_work`] and [`a_pattern_reports_odd_channel_names_exactly`] use.
+fn odd_names(case: &str) -> [String; 5] {
+    [
+        format!("{case} ünïcödé 频道 🔔"),
+        format!("{case} with  spaces "),
+        format!("{case}\nnew\r\nlines\t"),
+        format!("{case}:{{json}}=\"quoted\"/%20"),
+        format!("{case} {}", "k".repeat(1024)),
+    ]
 }
 
 /// Channel names with unicode, spaces, newlines, glob-free punctuation and 1 KiB of text work like any other.
 pub async fn odd_channel_names_work<P: PubSub + ?Sized>(bus: &P) {
-    let odd = [
-        "odd_channel_names_work ünïcödé 频道 🔔".to_owned(),
-        "odd_channel_names_work with  spaces ".to_owned(),
-        "odd_channel_names_work\nnew\r\nlines\t".to_owned(),
-        "odd_channel_names_work:{json}=\"quoted\"/%20".to_owned(),
-        format!("odd_channel_names_work {}", "k".repeat(1024)),
-    ];
-    let mut catch_all = bus.psubscribe_bytes(&pattern("odd_channel_names_work*")).await.unwrap();
-    for name in &odd {
+    for name in &odd_names("odd_channel_names_work") {
         let ch = channel(name);
         let mut sub = bus.subscribe_bytes(&ch).await.unwrap();
-        publish_expecting(bus, &ch, name.as_bytes(), 2).await;
+        publish_expecting(bus, &ch, name.as_bytes(), 1).await;
         let message = next_message(&mut sub, &format!("the subscriber of {name:?}")).await;
         assert_eq!((&message.channel, &message.payload[..]), (name, name.as_bytes()), "odd name {name:?}");
+    }
+}
+
+/// A pattern subscription reports odd channel names exactly as published.
+pub async fn a_pattern_reports_odd_channel_names_exactly<P: PubSub + ?Sized>(bus: &P) {
+    let case = "a_pattern_reports_odd_channel_names_exactly";
+    let mut catch_all = bus.psubscribe_bytes(&pattern(&format!("{case}*"))).await.unwrap();
+    for name in &odd_names(case) {
+        publish_expecting(bus, &channel(name), name.as_bytes(), 1).await;
         let message = next_message(&mut catch_all, &format!("the pattern subscriber, for {name:?}")).await;
-        assert_eq!(&message.channel, name, "a pattern must report the odd channel name exactly");
+        assert_eq!((&message.channel, &message.payload[..]), (name, name.as_bytes()), "odd name {name:?}");
+    }
+}
+
+/// A bus without pattern subscriptions (a Redis Cluster's sharded pub/sub has no pattern form) MUST refuse one
+/// with [`KvError::Unsupported`] at once, never accept it and stay silent.
+pub async fn pattern_subscriptions_are_refused_as_unsupported<P: PubSub + ?Sized>(bus: &P) {
+    match bus.psubscribe_bytes(&pattern("news.*")).await {
+        Err(KvError::Unsupported { .. }) => {}
+        other => panic!("a bus without patterns must refuse a pattern subscription as Unsupported, got {other:?}"),
     }
 }

@@ -25,9 +25,11 @@ use super::concurrently;
 /// Runs every case of the [`RateLimiter`] contract as a `#[tokio::test]`. `$factory` is an async expression
 /// yielding a fresh limiter behind anything that derefs to it (`Arc<InMemoryRateLimiter>`,
 /// `Arc<dyn RateLimiter>`).
+/// `rate_limit_contract!(factory, inline)` expands instead to a block that runs every case in turn, inside a test of
+/// the caller's (for a server costly to start, such as a Redis Cluster, that the factory may then borrow).
 #[macro_export]
 macro_rules! rate_limit_contract {
-    ($factory:expr) => {
+    ($factory:expr $(, $mode:ident)?) => {
         $crate::__contract_cases!(
             $crate::contract::rate_limit,
             $factory,
@@ -46,7 +48,7 @@ macro_rules! rate_limit_contract {
                 algorithms_on_one_key_do_not_share_state,
                 reset_clears_every_policy_of_the_key_only,
                 decision_fields_describe_the_allowance,
-            ]
+            ] $(, $mode)?
         );
     };
 }

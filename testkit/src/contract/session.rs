@@ -22,9 +22,11 @@ use serde::{Deserialize, Serialize};
 /// }
 /// # fn main() {}
 /// ```
+/// `session_contract!(factory, inline)` expands instead to a block that runs every case in turn, inside a test of
+/// the caller's (for a server costly to start, such as a Redis Cluster, that the factory may then borrow).
 #[macro_export]
 macro_rules! session_contract {
-    ($factory:expr) => {
+    ($factory:expr $(, $mode:ident)?) => {
         $crate::__contract_cases!(
             $crate::contract::session,
             $factory,
@@ -50,7 +52,7 @@ macro_rules! session_contract {
                 sessions_are_isolated_from_each_other,
                 foreign_bytes_are_a_codec_error_on_typed_load,
                 insert_stores_under_the_given_id_and_never_overwrites,
-            ]
+            ] $(, $mode)?
         );
     };
 }

@@ -10,7 +10,8 @@
 //! * [`PrivateReplicaPair`]: a private primary and a streaming replica of it (`pg_basebackup`), for read-replica
 //!   routing; the replica can be killed, restarted and have its replay paused.
 //! * [`PrivateRedis`]: a `redis-server` of the test's own on a free port (optionally with a password), for tests
-//!   that kill and restart Redis; [`PrivateRedisSet`]: several of them, for multi-node adapters (Redlock).
+//!   that kill and restart Redis; [`PrivateRedisSet`]: several of them, for multi-node adapters (Redlock);
+//!   [`PrivateRedisCluster`]: a Redis Cluster of 3 masters and 3 replicas, for the cluster adapters and failover.
 //! * [`TestCertificates`]: the throw-away CA and server certificate behind the TLS mode, usable on their own.
 //!
 //! A test that needs a server and cannot get one **fails** with a message that says how to get one; nothing here
@@ -52,6 +53,7 @@ mod os;
 mod postgres;
 mod private_postgres;
 mod private_redis;
+mod private_redis_cluster;
 mod private_redis_set;
 mod private_replica;
 mod tls;
@@ -59,6 +61,7 @@ mod tls;
 pub use postgres::{DATABASE_URL_ENV, DEFAULT_DATABASE_URL, TestDatabase, connect, database_url, redact_url};
 pub use private_postgres::{PrivatePostgres, PrivatePostgresBuilder, TLS_MISMATCH_HOST};
 pub use private_redis::PrivateRedis;
+pub use private_redis_cluster::{NODE_TIMEOUT as CLUSTER_NODE_TIMEOUT, PrivateRedisCluster};
 pub use private_redis_set::PrivateRedisSet;
 pub use private_replica::PrivateReplicaPair;
 pub use tls::TestCertificates;

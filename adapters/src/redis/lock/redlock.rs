@@ -4,10 +4,10 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::redis::RedisConnection;
 use async_trait::async_trait;
 use cpc_ports::{FencingToken, KvError, Lock, LockKey, LockLease};
 use futures::future::join_all;
-use redis::aio::ConnectionManager;
 use tokio::sync::{Notify, OnceCell};
 use tokio::time::Instant;
 
@@ -257,7 +257,7 @@ impl Redlock {
     /// Runs `call` on `node`'s shared connection within the per-node timeout.
     async fn on_node<T, F, Fut>(&self, node: &Node, operation: &'static str, call: F) -> Result<T, KvError>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: FnOnce(RedisConnection) -> Fut,
         Fut: Future<Output = Result<T, redis::RedisError>>,
     {
         let run = async {

@@ -37,7 +37,7 @@ pub(super) enum Command {
 }
 
 /// Aborts the message pump when dropped (the pump owns the connection's read half, so this closes it).
-struct Pump(JoinHandle<()>);
+pub(super) struct Pump(pub(super) JoinHandle<()>);
 
 impl Drop for Pump {
     fn drop(&mut self) {

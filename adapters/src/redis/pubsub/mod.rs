@@ -3,6 +3,7 @@
 
 mod driver;
 mod queue;
+mod sharded;
 
 use std::sync::{Arc, Mutex};
 
@@ -13,6 +14,7 @@ use tokio::sync::oneshot;
 
 use self::driver::{Command, Driver};
 use self::queue::{Kind, Registry, lock, register};
+use self::sharded::ShardedDriver;
 use super::RedisManager;
 use super::metrics::{Instruments, operations};
 
@@ -41,6 +43,15 @@ pub const DEFAULT_SUBSCRIPTION_BUFFER: usize = 1024;
 ///   `psubscribe_bytes` return once Redis has confirmed the subscription, dropping a
 ///   [`Subscription`] sends `UNSUBSCRIBE`/`PUNSUBSCRIBE` when it was the channel's (or pattern's) last one, and
 ///   dropping every clone of the `PubSubManager` ends every subscription's stream, as the in-memory fake does.
+///
+/// # On a Redis Cluster
+///
+/// Channels are **sharded** (Redis 7): `publish` is `SPUBLISH`, a subscription is `SSUBSCRIBE`, both sent to
+/// the node serving the channel's hash slot, so messages travel within one shard instead of being broadcast to
+/// every node. Subscriptions share one RESP3 cluster connection; each lost node connection reaches every
+/// subscription as one `Err(KvError::Unavailable)` item, and every live channel is then subscribed again (with
+/// backoff until it succeeds) on whichever node serves its slot by then, the promoted replica after a failover. `publish` counts the receivers on the channel's shard. **Pattern subscriptions have no sharded form:**
+/// `psubscribe_bytes` answers [`KvError::Unsupported`] at once.
 ///
 /// # Lost connections
 ///
@@ -169,10 +180,13 @@ impl PubSubManager {
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| KvError::backend("redis", "pub/sub subscriptions need a Tokio runtime"))?;
         let config = self.manager.config();
-        let client = config.client()?;
         let (tx, rx) = unbounded_channel();
-        let task = Driver::new(client, config.clone(), Arc::clone(&self.shared.registry), rx);
-        runtime.spawn(task.run());
+        if self.manager.is_cluster() {
+            runtime.spawn(ShardedDriver::new(config.clone(), Arc::clone(&self.shared.registry), rx).run());
+        } else {
+            let task = Driver::new(config.client()?, config.clone(), Arc::clone(&self.shared.registry), rx);
+            runtime.spawn(task.run());
+        }
         *driver = Some(tx.clone());
         Ok(tx)
     }
@@ -195,7 +209,7 @@ impl PubSub for PubSubManager {
     async fn publish_bytes(&self, channel: &Channel, payload: Bytes) -> Result<u64, KvError> {
         self.metrics
             .run(PubSubOp::Publish, async {
-                let mut cmd = redis::cmd("PUBLISH");
+                let mut cmd = redis::cmd(if self.manager.is_cluster() { "SPUBLISH" } else { "PUBLISH" });
                 cmd.arg(self.manager.key(channel.as_str())).arg(payload.as_ref());
                 self.manager.query(&cmd, "publish").await
             })
@@ -211,6 +225,9 @@ impl PubSub for PubSubManager {
     async fn psubscribe_bytes(&self, pattern: &ChannelPattern) -> Result<Subscription, KvError> {
         self.metrics
             .run(PubSubOp::Psubscribe, async {
+                if self.manager.is_cluster() {
+                    return Err(patterns_unsupported());
+                }
                 let topic = format!("{}{}", escape_glob(&self.manager.config().namespace), pattern.as_str());
                 self.add(Kind::Pattern, topic).await
             })
@@ -219,6 +236,15 @@ impl PubSub for PubSubManager {
 
     fn codec(&self) -> Codec {
         self.codec
+    }
+}
+
+/// What a pattern subscription on a Redis Cluster answers.
+fn patterns_unsupported() -> KvError {
+    KvError::Unsupported {
+        backend: "redis",
+        operation: "pattern subscriptions on a Redis Cluster",
+        reason: "sharded pub/sub (SSUBSCRIBE) has no pattern form; subscribe to each channel instead",
     }
 }
 

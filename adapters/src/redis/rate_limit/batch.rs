@@ -1,5 +1,6 @@
 //! Batching of rate-limit checks: the checks callers make at the same moment go to Redis together, as one
-//! `EVALSHA` of the checks script (`scripts.rs`), instead of one script call each.
+//! `EVALSHA` of the checks script (`scripts.rs`), instead of one script call each (on a Redis Cluster, one per
+//! hash slot among them).
 //!
 //! Why: on the server, a script call costs far more than the work of one check (setting up the call, reading the
 //! clock, converting the reply); a batch pays that once for all its checks. Under load the server's single thread is
@@ -22,10 +23,11 @@ use cpc_ports::KvError;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use redis::Value;
-use redis::aio::ConnectionManager;
 use tokio::sync::{mpsc, oneshot};
 
 use super::scripts::CHECKS_SCRIPT;
+use crate::redis::RedisConnection;
+use crate::redis::cluster::by_slot;
 use crate::redis::error::classify;
 
 /// The most checks sent as one script call.
@@ -58,7 +60,7 @@ impl Batcher {
     pub(super) async fn run(
         &self,
         check: Check,
-        connection: impl FnOnce() -> ConnectionManager,
+        connection: impl FnOnce() -> RedisConnection,
         response_timeout: Duration,
     ) -> Result<Reply, KvError> {
         let queue = self.queue.get_or_init(|| {
@@ -75,7 +77,7 @@ impl Batcher {
 }
 
 /// Takes what is queued, a batch at a time, keeping up to [`MAX_IN_FLIGHT`] batches in flight.
-async fn drive(mut queue: mpsc::UnboundedReceiver<Queued>, connection: ConnectionManager, timeout: Duration) {
+async fn drive(mut queue: mpsc::UnboundedReceiver<Queued>, connection: RedisConnection, timeout: Duration) {
     let mut in_flight = FuturesUnordered::new();
     let mut open = true;
     while open || !in_flight.is_empty() {
@@ -99,8 +101,17 @@ async fn drive(mut queue: mpsc::UnboundedReceiver<Queued>, connection: Connectio
     }
 }
 
-/// Sends one batch and answers each of its checks.
-async fn send(mut connection: ConnectionManager, batch: Vec<Queued>, timeout: Duration) {
+/// Sends one batch and answers each of its checks. On a cluster a script runs on one hash slot, so the batch is
+/// split into one script call per slot (each key's two states share a slot through their `{rl:<key>}` tag), sent
+/// concurrently.
+async fn send(connection: RedisConnection, batch: Vec<Queued>, timeout: Duration) {
+    let cluster = connection.is_cluster();
+    let groups = by_slot(batch, cluster, |q| q.check.key.as_bytes());
+    futures::future::join_all(groups.into_iter().map(|group| send_one_slot(connection.clone(), group, timeout))).await;
+}
+
+/// Sends checks whose keys share a hash slot as one script call and answers each.
+async fn send_one_slot(mut connection: RedisConnection, batch: Vec<Queued>, timeout: Duration) {
     let mut invocation = CHECKS_SCRIPT.prepare_invoke();
     for q in &batch {
         invocation.key(&q.check.key);

@@ -1,0 +1,220 @@
+//! Every Redis adapter on a Redis Cluster of 3 masters and 3 replicas started by the harness
+//! (`PrivateRedisCluster`): the cache, lock, rate limiter, session, job queue and pub/sub contract suites unchanged (pub/sub
+//! without its pattern cases: sharded channels have no pattern form, and a pattern subscription must be refused
+//! as `Unsupported`), multi-key operations whose keys span hash slots, the configuration forms, and a failover:
+//! a master is killed and, once its replica is promoted, the same adapters work again.
+//!
+//! Each contract suite runs in one test on a cluster of its own (starting one costs a few seconds), each case
+//! under a fresh key namespace.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![cfg(feature = "redis")]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cpc_adapters::redis::{
+    CacheManager, DistributedLock, PubSubManager, RedisConfig, RedisHealthCheck, RedisJobQueue, RedisManager,
+    RedisRateLimiter, SessionManager,
+};
+use cpc_ports::{
+    Bytes, Cache, CacheKey, Channel, HealthCheck, HealthStatus, KvError, Lock, LockKey, PubSub, RateLimitKey,
+    RateLimitPolicy, RateLimiter, SessionStore,
+};
+use cpc_testkit::harness::PrivateRedisCluster;
+use futures::StreamExt;
+
+/// A manager on `cluster` (from `REDIS_CLUSTER_URLS`) under a namespace of its own.
+async fn manager(cluster: &PrivateRedisCluster, case: &str) -> RedisManager {
+    let namespace = format!("cpc-cluster-test:{case}:{}:", uuid::Uuid::new_v4());
+    let config = RedisConfig::from_lookup(|name| match name {
+        "REDIS_CLUSTER_URLS" => Some(cluster.urls()),
+        "REDIS_NAMESPACE" => Some(namespace.clone()),
+        _ => None,
+    })
+    .unwrap();
+    assert!(config.is_cluster());
+    RedisManager::new(&config).await.unwrap_or_else(|e| panic!("no connection to the test cluster {config}: {e}"))
+}
+
+fn cache_on(manager: RedisManager) -> CacheManager {
+    CacheManager::new(manager, Duration::from_secs(60))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cache_contract_holds_on_a_cluster() {
+    let cluster = PrivateRedisCluster::start().await;
+    cpc_testkit::cache_contract!(async { Arc::new(cache_on(manager(&cluster, "cache").await)) }, inline);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lock_contract_holds_on_a_cluster() {
+    let cluster = PrivateRedisCluster::start().await;
+    cpc_testkit::lock_contract!(async { Arc::new(DistributedLock::new(manager(&cluster, "lock").await)) }, inline);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rate_limit_contract_holds_on_a_cluster() {
+    let cluster = PrivateRedisCluster::start().await;
+    cpc_testkit::rate_limit_contract!(async { Arc::new(RedisRateLimiter::new(manager(&cluster, "rl").await)) }, inline);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_contract_holds_on_a_cluster() {
+    let cluster = PrivateRedisCluster::start().await;
+    cpc_testkit::session_contract!(async { Arc::new(SessionManager::new(manager(&cluster, "session").await)) }, inline);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pubsub_contract_holds_on_a_cluster_with_sharded_channels_and_no_patterns() {
+    let cluster = PrivateRedisCluster::start().await;
+    cpc_testkit::pubsub_contract!(
+        async { Arc::new(PubSubManager::new(manager(&cluster, "pubsub").await)) },
+        inline,
+        without_patterns
+    );
+}
+
+/// The job queue keeps every key of a queue under the hash tag `{queue}`, so its scripts run on one slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_job_queue_contract_holds_on_a_cluster() {
+    let cluster = PrivateRedisCluster::start().await;
+    cpc_testkit::job_queue_contract!(async { Arc::new(RedisJobQueue::new(manager(&cluster, "jobs").await)) }, inline);
+}
+
+/// Keys spread over many hash slots (and so over the three masters), and what crosses slots: `get_many` and
+/// `set_many` of 60 keys, `delete_prefix` over every master, 64 concurrent rate-limit checks batched per slot,
+/// the health check, and the exclusive pool a cluster does not have.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operations_spanning_hash_slots_work_on_a_cluster() {
+    let cluster = PrivateRedisCluster::start().await;
+    let m = manager(&cluster, "slots").await;
+    assert!(m.is_cluster());
+    let cache = cache_on(m.clone());
+    let keys: Vec<CacheKey> = (0..60).map(|i| CacheKey::new(format!("item:{i}")).unwrap()).collect();
+    let entries: Vec<(CacheKey, Bytes)> =
+        keys.iter().enumerate().map(|(i, k)| (k.clone(), Bytes::from(format!("value {i}")))).collect();
+    cache.set_many_bytes(entries, None).await.unwrap();
+    let mut asked = keys.clone();
+    asked.insert(30, CacheKey::new("missing").unwrap());
+    let found = cache.get_many_bytes(&asked).await.unwrap();
+    assert_eq!(found.len(), 61);
+    assert_eq!(found[30], None, "the missing key reads as None in its place");
+    for (i, value) in found.iter().enumerate().filter(|(i, _)| *i != 30) {
+        let n = if i < 30 { i } else { i - 1 };
+        assert_eq!(value.as_deref(), Some(format!("value {n}").as_bytes()), "entry {i} in order");
+    }
+    assert_eq!(cache.delete_prefix("item:").await.unwrap(), 60, "every master was walked");
+    assert!(cache.get_many_bytes(&keys).await.unwrap().iter().all(Option::is_none));
+
+    let limiter = RedisRateLimiter::new(m.clone());
+    let policy =
+        RateLimitPolicy::TokenBucket { capacity: 2, refill_tokens: 1, refill_interval: Duration::from_secs(60) };
+    let checks = (0..64).map(|i| {
+        let (limiter, key) = (limiter.clone(), RateLimitKey::new(format!("user:{}", i % 32)).unwrap());
+        async move { limiter.check(&key, &policy, 1).await.unwrap().allowed }
+    });
+    let allowed = futures::future::join_all(checks).await.into_iter().filter(|a| *a).count();
+    assert_eq!(allowed, 64, "two checks per key fit a capacity of 2, whatever slot each key is in");
+    let third = limiter.check(&RateLimitKey::new("user:7").unwrap(), &policy, 1).await.unwrap();
+    assert!(!third.allowed, "a third check on one key is refused");
+
+    let report = RedisHealthCheck::new(m.clone()).check().await;
+    assert_eq!(report.status, HealthStatus::Healthy, "{report:?}");
+    assert!(format!("{report:?}").contains("cluster_state"), "{report:?}");
+    assert!(matches!(m.exclusive().await, Err(KvError::Unsupported { .. })));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_configuration_forms_reach_the_cluster() {
+    let cluster = PrivateRedisCluster::start().await;
+    let from_url = RedisConfig::from_lookup(|name| (name == "REDIS_URL").then(|| cluster.cluster_url())).unwrap();
+    let from_list = RedisConfig::from_lookup(|name| (name == "REDIS_CLUSTER_URLS").then(|| cluster.urls())).unwrap();
+    assert_eq!(from_url.cluster_nodes, from_list.cluster_nodes);
+    assert_eq!(from_url.cluster_nodes.len(), 6);
+    for config in [from_url, from_list] {
+        let cache = cache_on(RedisManager::new(&config).await.unwrap());
+        let key = CacheKey::new(format!("form:{}", uuid::Uuid::new_v4())).unwrap();
+        cache.set_bytes(&key, Bytes::from_static(b"ok"), None).await.unwrap();
+        assert_eq!(cache.get_bytes(&key).await.unwrap().as_deref(), Some(&b"ok"[..]));
+    }
+}
+
+/// Retries `op` until it succeeds, for at most `limit`; panics with the last error after that.
+async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut op: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, KvError>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        match op().await {
+            Ok(value) => return value,
+            Err(e) if Instant::now() < deadline => {
+                tracing::debug!(%e, "{what}: not yet");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("{what} still fails {limit:?} after the failover: {e}"),
+        }
+    }
+}
+
+/// A master is killed (`SIGKILL`); once its replica is promoted (bounded: 30 s), the cache, lock, rate limiter,
+/// sessions and pub/sub built before the failover work again on keys of that master's slots, without being
+/// rebuilt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_master_fails_over_the_same_adapters_work_again() {
+    let cluster = PrivateRedisCluster::start().await;
+    let m = manager(&cluster, "failover").await;
+    let cache = cache_on(m.clone());
+    let lock = DistributedLock::new(m.clone());
+    let limiter = RedisRateLimiter::new(m.clone());
+    let sessions = SessionManager::new(m.clone());
+    let bus = PubSubManager::new(m.clone());
+    let key = CacheKey::new("hot").unwrap();
+    let lock_key = LockKey::new("hot").unwrap();
+    // The channel's stored name is the cache key's, so both live on the master that is killed.
+    let channel = Channel::new("hot").unwrap();
+    cache.set_bytes(&key, Bytes::from_static(b"before"), None).await.unwrap();
+    let mut sub = bus.subscribe_bytes(&channel).await.unwrap();
+    assert_eq!(bus.publish_bytes(&channel, Bytes::from_static(b"before")).await.unwrap(), 1);
+    let first = tokio::time::timeout(Duration::from_secs(2), sub.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(first.payload, Bytes::from_static(b"before"));
+
+    let old = cluster.master_of(&m.key("hot"));
+    assert_eq!(cluster.master_of(&m.key(channel.as_str())), old);
+    assert_eq!(cluster.master_of(&lock.lock_key_name(&lock_key)), cluster.master_of(&lock.fence_key_name(&lock_key)));
+    let killed_at = Instant::now();
+    cluster.kill(old);
+    let new = cluster.wait_for_new_master(&m.key("hot"), old).await;
+    assert_ne!(new, old);
+    eprintln!("replica on port {new} took over from {old} after {:?}", killed_at.elapsed());
+
+    let limit = Duration::from_secs(30);
+    eventually("cache set", limit, || cache.set_bytes(&key, Bytes::from_static(b"after"), None)).await;
+    assert_eq!(cache.get_bytes(&key).await.unwrap().as_deref(), Some(&b"after"[..]));
+    let lease =
+        eventually("lock acquire", limit, || lock.acquire(&lock_key, Duration::from_secs(5), Duration::ZERO)).await;
+    lock.release(lease).await.unwrap();
+    let policy =
+        RateLimitPolicy::TokenBucket { capacity: 5, refill_tokens: 1, refill_interval: Duration::from_secs(1) };
+    let rl_key = RateLimitKey::new("hot").unwrap();
+    let decision = eventually("rate limit", limit, || limiter.check(&rl_key, &policy, 1)).await;
+    assert!(decision.allowed);
+    let id = eventually("session create", limit, || {
+        sessions.create_bytes(Bytes::from_static(b"s"), Duration::from_secs(60))
+    })
+    .await;
+    assert_eq!(sessions.load_bytes(&id).await.unwrap().as_deref(), Some(&b"s"[..]));
+
+    // The subscription survives: the bus subscribes again on the new master of the channel's slot.
+    let deadline = Instant::now() + limit;
+    loop {
+        let _ = bus.publish_bytes(&channel, Bytes::from_static(b"after")).await;
+        match tokio::time::timeout(Duration::from_millis(500), sub.next()).await {
+            Ok(Some(Ok(message))) if message.payload == Bytes::from_static(b"after") => break,
+            Ok(Some(_)) | Err(_) => assert!(Instant::now() < deadline, "the subscription never received again"),
+            Ok(None) => panic!("the subscription ended"),
+        }
+    }
+    assert!(killed_at.elapsed() < Duration::from_secs(60), "the whole failover took {:?}", killed_at.elapsed());
+}
