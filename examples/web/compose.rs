@@ -20,7 +20,7 @@ pub fn metrics() -> Result<PrometheusHandle, String> {
 pub fn systems(settings: &Settings) -> (&'static str, &'static str) {
     let db = match settings.database {
         DatabaseSettings::Sqlite(_) => "sqlite",
-        DatabaseSettings::Postgres(_) => "postgresql",
+        DatabaseSettings::Postgres(_) | DatabaseSettings::PostgresWithReplicas(_) => "postgresql",
     };
     (db, if settings.redis.is_some() { "redis" } else { "memory" })
 }

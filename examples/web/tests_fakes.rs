@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cpc_data::ports::{Cache, CacheExt, Lock, LockKey};
-use cpc_data::wiring::Ports;
+use cpc_data::wiring::{Ports, Repositories};
 use cpc_testkit::memory::{
     InMemoryCache, InMemoryDatabase, InMemoryJobQueue, InMemoryLock, InMemoryPubSub, InMemoryRateLimiter,
     InMemorySessionStore, StaticHealthCheck,
@@ -17,12 +17,20 @@ use crate::service::{AccountError, AccountPorts, Accounts, OPENING_DEPOSIT, bala
 /// Every port on the in-memory fakes.
 pub fn fake_ports() -> Ports {
     let db = InMemoryDatabase::new();
-    Ports {
+    let repos = Repositories {
         users: Arc::new(db.users()),
         entities: Arc::new(db.entities()),
         customers: Arc::new(db.customers()),
         transactions: Arc::new(db.transactions()),
         unit_of_work: Arc::new(db.unit_of_work()),
+    };
+    Ports {
+        users: repos.users.clone(),
+        entities: repos.entities.clone(),
+        customers: repos.customers.clone(),
+        transactions: repos.transactions.clone(),
+        unit_of_work: repos.unit_of_work.clone(),
+        stale_views: repos.always(),
         cache: Arc::new(InMemoryCache::default()),
         lock: Arc::new(InMemoryLock::default()),
         rate_limiter: Arc::new(InMemoryRateLimiter::default()),

@@ -5,6 +5,7 @@
 //! |---|---|---|
 //! | nothing set (embedded) | SQLite `<CPC_DATA_DIR or .cpc-data>/<app>.db`, migrated | in-process, single-process |
 //! | `DATABASE_URL=postgres://...` | PostgreSQL (`DbManager`), migrated | unchanged |
+//! | and `DATABASE_REPLICA_URLS=postgres://r1/...,...` | the same, with read replicas for [`Ports::stale_reads`] views | unchanged |
 //! | `REDIS_URL=redis://...` | unchanged | Redis (`CacheManager`, `DistributedLock`, ..., `RedisJobQueue`) under `REDIS_NAMESPACE` |
 //! | `REDIS_CLUSTER_URLS=redis://a:7000,...` or `REDIS_URL=redis+cluster://a:7000,b:7001` | unchanged | the same, on a Redis Cluster |
 //!
@@ -25,8 +26,8 @@ mod settings;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cpc_adapters::diesel::DbManager;
 use cpc_adapters::diesel::migrations::{self, MigrationTarget};
+use cpc_adapters::diesel::{DbManager, ReplicaConfig};
 use cpc_adapters::memory::{
     InMemoryCache, InMemoryJobQueue, InMemoryLock, InMemoryPubSub, InMemoryRateLimiter, InMemorySessionStore,
     StaticHealthCheck,
@@ -63,6 +64,8 @@ pub struct Ports {
     pub transactions: Arc<dyn TransactionRepository>,
     /// Atomic writes across repositories.
     pub unit_of_work: Arc<dyn UnitOfWork>,
+    /// Makes the views of [`Ports::stale_reads`].
+    pub stale_views: StaleViews,
     /// The cache.
     pub cache: Arc<dyn Cache>,
     /// Locks with fencing tokens.
@@ -99,11 +102,61 @@ impl Ports {
         wire(settings).await
     }
 
+    /// The repositories and unit of work of one caller (a request, a job) whose reads may come from a PostgreSQL
+    /// read replica, so they may miss other callers' latest writes, never the caller's own: until a replica has
+    /// replayed the caller's last write (through this view), its reads go to the primary. Writes and units of
+    /// work always run on the primary. Take one view per caller. Without replicas the view reads the database
+    /// like the other ports.
+    pub fn stale_reads(&self) -> Repositories {
+        (self.stale_views)()
+    }
+
     /// Every health check at once, each bounded by [`HEALTH_TIMEOUT`]: the worst status and all reports.
     pub async fn health(&self) -> (HealthStatus, Vec<HealthReport>) {
         check_all(&self.health_checks, HEALTH_TIMEOUT).await
     }
 }
+
+/// The repositories and the unit of work, as one caller's view of the database (see [`Ports::stale_reads`]).
+#[derive(Clone)]
+pub struct Repositories {
+    /// Users.
+    pub users: Arc<dyn UserRepository>,
+    /// Entities.
+    pub entities: Arc<dyn EntityRepository>,
+    /// Customers.
+    pub customers: Arc<dyn CustomerRepository>,
+    /// Finance transactions.
+    pub transactions: Arc<dyn TransactionRepository>,
+    /// Atomic writes across repositories (on the primary).
+    pub unit_of_work: Arc<dyn UnitOfWork>,
+}
+
+impl std::fmt::Debug for Repositories {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Repositories").finish_non_exhaustive()
+    }
+}
+
+impl Repositories {
+    /// Views that are all these same repositories: for a database without replicas, or fakes in tests.
+    pub fn always(self) -> StaleViews {
+        Arc::new(move || self.clone())
+    }
+
+    fn of(db: &DbManager) -> Self {
+        Self {
+            users: db.users(),
+            entities: db.entities(),
+            customers: db.customers(),
+            transactions: db.transactions(),
+            unit_of_work: db.unit_of_work(),
+        }
+    }
+}
+
+/// Makes one caller's [`Repositories`] view whose reads may come from a read replica ([`Ports::stale_reads`]).
+pub type StaleViews = Arc<dyn Fn() -> Repositories + Send + Sync>;
 
 /// Connects to (or creates) the database, runs the pending migrations, and builds the key-value ports on
 /// Redis or in process. Fails fast with a one-line [`WiringError`] naming the server and the cause.
@@ -139,12 +192,17 @@ pub async fn wire(settings: &Settings) -> Result<Ports, WiringError> {
             }
         }
     };
+    let stale_views: StaleViews = {
+        let db = db.clone();
+        Arc::new(move || Repositories::of(&db.stale_reads()))
+    };
     Ok(Ports {
         users: db.users(),
         entities: db.entities(),
         customers: db.customers(),
         transactions: db.transactions(),
         unit_of_work: db.unit_of_work(),
+        stale_views,
         cache: kv.cache,
         lock: kv.lock,
         rate_limiter: kv.rate_limiter,
@@ -178,6 +236,10 @@ async fn open_database(settings: &Settings) -> Result<DbManager, WiringError> {
         DatabaseSettings::Sqlite(c) => (DbManager::sqlite(c, &settings.pool).await, MigrationTarget::Sqlite(c.clone())),
         DatabaseSettings::Postgres(c) => {
             (DbManager::postgres(c, &settings.pool).await, MigrationTarget::Postgres(c.clone()))
+        }
+        DatabaseSettings::PostgresWithReplicas(c) => {
+            let config = ReplicaConfig { pool: settings.pool.clone(), ..c.clone() };
+            (DbManager::postgres_with_replicas(&config).await, MigrationTarget::Postgres(c.primary.clone()))
         }
     };
     let db = db.map_err(|e| match e {

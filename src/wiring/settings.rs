@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use cpc_adapters::diesel::ReplicaConfig;
+use cpc_adapters::diesel::replicas::REPLICA_URLS_ENV;
 use cpc_adapters::pool::PoolConfig;
 use cpc_adapters::postgres::DatabaseConfig;
 use cpc_adapters::redis::RedisConfig;
@@ -19,6 +21,10 @@ pub enum DatabaseSettings {
     Sqlite(SqliteConfig),
     /// PostgreSQL.
     Postgres(DatabaseConfig),
+    /// PostgreSQL with read replicas: writes, units of work and strong reads on the primary, reads of
+    /// [`Ports::stale_reads`](super::Ports::stale_reads) views on a replica. Its `pool` is replaced by
+    /// [`Settings::pool`] when wired.
+    PostgresWithReplicas(ReplicaConfig),
 }
 
 impl DatabaseSettings {
@@ -26,7 +32,7 @@ impl DatabaseSettings {
     pub fn server(&self) -> &'static str {
         match self {
             Self::Sqlite(_) => "SQLite",
-            Self::Postgres(_) => "PostgreSQL",
+            Self::Postgres(_) | Self::PostgresWithReplicas(_) => "PostgreSQL",
         }
     }
 
@@ -35,6 +41,11 @@ impl DatabaseSettings {
         match self {
             Self::Sqlite(c) => c.describe(),
             Self::Postgres(c) => format!("{}/{}", c.address(), c.database),
+            Self::PostgresWithReplicas(c) => {
+                let replicas: Vec<String> =
+                    c.replicas.iter().map(|r| format!("{}/{}", r.address(), r.database)).collect();
+                format!("{}/{} (replicas: {})", c.primary.address(), c.primary.database, replicas.join(", "))
+            }
         }
     }
 }
@@ -70,7 +81,9 @@ impl Settings {
     ///
     /// * database: SQLite when `SQLITE_PATH` is set or `DATABASE_URL` starts with `sqlite:`; PostgreSQL when
     ///   `DATABASE_URL` is set otherwise (refined by the libpq `PG*` variables, see `DatabaseConfig::from_env`);
-    ///   else the embedded default, `<CPC_DATA_DIR or .cpc-data>/<app>.db`. The pool reads `DB_POOL_*`.
+    ///   else the embedded default, `<CPC_DATA_DIR or .cpc-data>/<app>.db`. The pool reads `DB_POOL_*`. With
+    ///   PostgreSQL, `DATABASE_REPLICA_URLS` (comma-separated) adds read replicas (and `DB_REPLICA_*` tunes them,
+    ///   see `ReplicaConfig::from_env`); with SQLite it is an error.
     /// * Redis when `REDIS_URL` or `REDIS_CLUSTER_URLS` (a Redis Cluster) is set (with `REDIS_NAMESPACE`, default
     ///   `cpc:<app>:`, and the other `REDIS_*` variables of `RedisConfig::from_env`); else the in-process
     ///   implementations.
@@ -80,12 +93,20 @@ impl Settings {
         let url = get("DATABASE_URL");
         let database = if get("SQLITE_PATH").is_some() || url.as_deref().is_some_and(|u| u.starts_with("sqlite:")) {
             DatabaseSettings::Sqlite(SqliteConfig::from_lookup(&get).map_err(WiringError::config)?)
+        } else if url.is_some() && get(REPLICA_URLS_ENV).is_some_and(|v| !v.trim().is_empty()) {
+            DatabaseSettings::PostgresWithReplicas(ReplicaConfig::from_lookup(&get).map_err(WiringError::config)?)
         } else if url.is_some() {
             DatabaseSettings::Postgres(DatabaseConfig::from_lookup(&get).map_err(WiringError::config)?)
         } else {
             let dir = get("CPC_DATA_DIR").map_or_else(|| PathBuf::from(DEFAULT_DATA_DIR), PathBuf::from);
             Self::embedded(app, dir).database
         };
+        if !matches!(database, DatabaseSettings::PostgresWithReplicas(_)) && get(REPLICA_URLS_ENV).is_some() {
+            return Err(WiringError::Config(format!(
+                "{REPLICA_URLS_ENV}: read replicas need a PostgreSQL DATABASE_URL, but the database is {}",
+                database.server()
+            )));
+        }
         let pool = PoolConfig::from_lookup(&get).map_err(WiringError::config)?;
         let redis = match get("REDIS_URL").or_else(|| get("REDIS_CLUSTER_URLS")) {
             Some(_) => {
