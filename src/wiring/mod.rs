@@ -196,12 +196,13 @@ pub async fn wire(settings: &Settings) -> Result<Ports, WiringError> {
         let db = db.clone();
         Arc::new(move || Repositories::of(&db.stale_reads()))
     };
+    let repos = Repositories::of(&db);
     Ok(Ports {
-        users: db.users(),
-        entities: db.entities(),
-        customers: db.customers(),
-        transactions: db.transactions(),
-        unit_of_work: db.unit_of_work(),
+        users: repos.users,
+        entities: repos.entities,
+        customers: repos.customers,
+        transactions: repos.transactions,
+        unit_of_work: repos.unit_of_work,
         stale_views,
         cache: kv.cache,
         lock: kv.lock,

@@ -24,6 +24,7 @@ use quanta::Clock;
 use tokio::sync::watch;
 
 use super::leak::{LeakDetector, LeakEntry};
+use super::metrics::nanos;
 use super::{CloseReason, DatabaseError, MetricsCollector, PoolConfig, PoolMetricsSnapshot};
 
 /// A database the pool can open connections to: the part that differs between PostgreSQL and SQLite.
@@ -617,8 +618,4 @@ impl<B: Backend> Drop for PooledConn<'_, B> {
             leaks.release(leak.slot(), Duration::from_nanos(held), &shared.name);
         }
     }
-}
-
-fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
