@@ -28,10 +28,8 @@ pub(crate) fn client(
         .response_timeout(config.response_timeout)
         .min_retry_wait(MIN_RETRY_WAIT_MS)
         .max_retry_wait(MAX_RETRY_WAIT_MS);
-    if let (Some(path), true) = (&config.ca_cert, config.tls) {
-        let invalid = |rule: String| KvError::Validation(ValidationError::new("ca_cert", rule));
-        let pem = std::fs::read(path).map_err(|e| invalid(format!("{}: {e}", path.display())))?;
-        builder = builder.certs(redis::TlsCertificates { client_tls: None, root_cert: Some(pem) });
+    if let Some(certs) = config.tls_certificates()? {
+        builder = builder.certs(certs);
     }
     if let Some(push) = push {
         builder = builder.use_protocol(redis::ProtocolVersion::RESP3).push_sender(push);

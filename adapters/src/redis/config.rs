@@ -39,6 +39,12 @@ pub struct RedisConfig {
     pub cluster_nodes: Vec<(String, u16)>,
 }
 
+/// A `ca_cert` problem (the file, or its contents), naming the field and the path.
+fn ca_cert_error(path: Option<&std::path::Path>, e: impl std::fmt::Display) -> KvError {
+    let path = path.map_or_else(String::new, |p| format!("{}: ", p.display()));
+    KvError::Validation(ValidationError::new("ca_cert", format!("{path}{e}")))
+}
+
 impl RedisConfig {
     /// Reads `REDIS_URL` (`redis://[user[:password]@]host[:port][/db]`, or `rediss://` for TLS; default
     /// `redis://127.0.0.1:6379`), plus `REDIS_NAMESPACE`, `REDIS_CONNECT_TIMEOUT_MS` and
@@ -257,15 +263,22 @@ impl RedisConfig {
     /// A redis-rs client for this configuration: TLS with the configured root certificates when `tls` and
     /// `ca_cert` are set. Every connection this crate opens (shared, exclusive, pub/sub) comes from here.
     pub(crate) fn client(&self) -> Result<redis::Client, KvError> {
-        let invalid = |rule: String| KvError::Validation(ValidationError::new("ca_cert", rule));
+        match self.tls_certificates()? {
+            Some(certs) => redis::Client::build_with_tls(self.connection_url(), certs)
+                .map_err(|e| ca_cert_error(self.ca_cert.as_deref(), e)),
+            None => redis::Client::open(self.connection_url()).map_err(|e| KvError::backend("redis", e)),
+        }
+    }
+
+    /// The root certificates to trust, read from `ca_cert`, when `tls` and `ca_cert` are set (for one server and
+    /// for a cluster alike).
+    pub(crate) fn tls_certificates(&self) -> Result<Option<redis::TlsCertificates>, KvError> {
         match (&self.ca_cert, self.tls) {
             (Some(path), true) => {
-                let pem = std::fs::read(path).map_err(|e| invalid(format!("{}: {e}", path.display())))?;
-                let certs = redis::TlsCertificates { client_tls: None, root_cert: Some(pem) };
-                redis::Client::build_with_tls(self.connection_url(), certs)
-                    .map_err(|e| invalid(format!("{}: {e}", path.display())))
+                let pem = std::fs::read(path).map_err(|e| ca_cert_error(Some(path), e))?;
+                Ok(Some(redis::TlsCertificates { client_tls: None, root_cert: Some(pem) }))
             }
-            _ => redis::Client::open(self.connection_url()).map_err(|e| KvError::backend("redis", e)),
+            _ => Ok(None),
         }
     }
 
