@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cpc_ports::{Bytes, KvError, Message};
+use cpc_ports::KvError;
 use futures::StreamExt;
 use redis::aio::{PubSubSink, PubSubStream};
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -133,9 +133,7 @@ impl Driver {
             }
         }
         self.connection = None;
-        for queue in lock(&self.registry).queues() {
-            queue.close();
-        }
+        lock(&self.registry).close();
     }
 
     /// Makes the server subscription for `topic` active.
@@ -202,9 +200,7 @@ impl Driver {
             return;
         }
         tracing::warn!(server = %self.config.address(), "redis pub/sub connection lost; reconnecting");
-        for queue in lock(&self.registry).queues() {
-            queue.push_disconnected();
-        }
+        lock(&self.registry).disconnected();
         self.backoff = MIN_BACKOFF;
         self.next_attempt = Instant::now();
     }
@@ -263,20 +259,11 @@ impl Driver {
 async fn pump(mut stream: PubSubStream, registry: Arc<Mutex<Registry>>, namespace: String) {
     while let Some(msg) = stream.next().await {
         let channel: Vec<u8> = msg.get_channel().unwrap_or_default();
-        let visible = channel.strip_prefix(namespace.as_bytes()).unwrap_or(&channel);
-        let message = Message {
-            channel: String::from_utf8_lossy(visible).into_owned(),
-            payload: Bytes::copy_from_slice(msg.get_payload_bytes()),
+        let pattern = msg.get_pattern::<Option<Vec<u8>>>().ok().flatten();
+        let (kind, topic) = match &pattern {
+            Some(pattern) => (Kind::Pattern, pattern.as_slice()),
+            None => (Kind::Channel, channel.as_slice()),
         };
-        let (kind, topic) = match msg.get_pattern::<Option<Vec<u8>>>() {
-            Ok(Some(pattern)) => (Kind::Pattern, pattern),
-            _ => (Kind::Channel, channel),
-        };
-        let Ok(topic) = std::str::from_utf8(&topic) else { continue };
-        let reg = lock(&registry);
-        for subscriber in reg.topics(kind).get(topic).into_iter().flatten() {
-            subscriber.queue.push(message.clone());
-            reg.deliveries.delivered.increment(1);
-        }
+        lock(&registry).deliver(&namespace, kind, topic, &channel, msg.get_payload_bytes());
     }
 }

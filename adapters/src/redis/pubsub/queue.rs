@@ -157,6 +157,37 @@ impl Registry {
         self.channels.values().chain(self.patterns.values()).flatten().map(|s| &s.queue)
     }
 
+    /// Hands a message published on `channel` to every subscription of `kind` to `topic` (the channel itself, or
+    /// the pattern it matched), with `namespace` cut off the channel name. A topic that is not UTF-8 has no
+    /// subscription.
+    pub(super) fn deliver(&self, namespace: &str, kind: Kind, topic: &[u8], channel: &[u8], payload: &[u8]) {
+        let Ok(topic) = std::str::from_utf8(topic) else { return };
+        let Some(subscribers) = self.topics(kind).get(topic) else { return };
+        let visible = channel.strip_prefix(namespace.as_bytes()).unwrap_or(channel);
+        let message = Message {
+            channel: String::from_utf8_lossy(visible).into_owned(),
+            payload: cpc_ports::Bytes::copy_from_slice(payload),
+        };
+        for subscriber in subscribers {
+            subscriber.queue.push(message.clone());
+            self.deliveries.delivered.increment(1);
+        }
+    }
+
+    /// Tells every subscription that the connection was lost (messages published meanwhile are missed).
+    pub(super) fn disconnected(&self) {
+        for queue in self.queues() {
+            queue.push_disconnected();
+        }
+    }
+
+    /// Ends every subscription (the bus is gone).
+    pub(super) fn close(&self) {
+        for queue in self.queues() {
+            queue.close();
+        }
+    }
+
     /// Whether any subscription exists.
     pub(super) fn is_empty(&self) -> bool {
         self.channels.is_empty() && self.patterns.is_empty()

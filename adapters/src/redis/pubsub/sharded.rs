@@ -7,7 +7,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cpc_ports::{Bytes, KvError, Message};
+use cpc_ports::KvError;
 use redis::cluster_async::ClusterConnection;
 use redis::{PushInfo, PushKind, Value};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
@@ -78,9 +78,7 @@ impl ShardedDriver {
             }
         }
         self.connection = None;
-        for queue in lock(&self.registry).queues() {
-            queue.close();
-        }
+        lock(&self.registry).close();
     }
 
     /// Subscribes every registered channel again (on whichever node serves its slot now); on a failure, tries
@@ -157,22 +155,10 @@ async fn pump(
             PushKind::SMessage => {
                 let [channel, payload] = push.data.as_slice() else { continue };
                 let (Some(channel), Some(payload)) = (bytes_of(channel), bytes_of(payload)) else { continue };
-                let visible = channel.strip_prefix(namespace.as_bytes()).unwrap_or(channel);
-                let message = Message {
-                    channel: String::from_utf8_lossy(visible).into_owned(),
-                    payload: Bytes::copy_from_slice(payload),
-                };
-                let Ok(topic) = std::str::from_utf8(channel) else { continue };
-                let reg = lock(&registry);
-                for subscriber in reg.topics(Kind::Channel).get(topic).into_iter().flatten() {
-                    subscriber.queue.push(message.clone());
-                    reg.deliveries.delivered.increment(1);
-                }
+                lock(&registry).deliver(&namespace, Kind::Channel, channel, channel, payload);
             }
             PushKind::Disconnection => {
-                for queue in lock(&registry).queues() {
-                    queue.push_disconnected();
-                }
+                lock(&registry).disconnected();
                 let _ = lost.send(());
             }
             _ => {}
