@@ -39,9 +39,8 @@ use diesel::{ExpressionMethods, OptionalExtension, QueryDsl};
 use futures::FutureExt;
 use uuid::Uuid;
 
-#[path = "common/throughput.rs"]
-mod throughput;
-use throughput::{best, measure, rotated};
+mod common;
+use common::{best, measure, rotated};
 
 const ROUNDS: usize = 3;
 const SEED_USERS: usize = 10_000;

@@ -11,10 +11,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use common::{per_sec, random};
 
 use cpc_adapters::pool::{PoolConfig, PoolFactory};
 use cpc_adapters::postgres::DatabaseConfig;
@@ -55,35 +57,17 @@ async fn pool_tps(clients: usize, config: &DatabaseConfig) -> f64 {
     let pool = PoolFactory::create_postgres_pool(&db, &PoolConfig::default().max_connections(clients as u32))
         .await
         .expect("pool");
-    let done = Arc::new(AtomicU64::new(0));
-    let deadline = Instant::now() + Duration::from_secs(SECONDS);
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..clients)
-        .map(|i| {
-            let (pool, done) = (pool.clone(), done.clone());
-            tokio::spawn(async move {
-                let mut seed = 0x9E37_79B9_7F4A_7C15u64 ^ (i as u64 + 1);
-                let mut n = 0u64;
-                while Instant::now() < deadline {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 7;
-                    seed ^= seed << 17;
-                    let aid = (seed % (SCALE as u64 * 100_000)) as i32 + 1;
-                    let mut conn = pool.get().await.expect("checkout");
-                    let stmt =
-                        conn.prepare_cached("SELECT abalance FROM pgbench_accounts WHERE aid = $1").await.unwrap();
-                    let row = conn.query_one(&stmt, &[&aid]).await.expect("lookup");
-                    let _: i32 = row.get(0);
-                    n += 1;
-                }
-                done.fetch_add(n, Ordering::Relaxed);
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await.unwrap();
-    }
-    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+    per_sec(clients, Duration::ZERO, Duration::from_secs(SECONDS), move |t, n| {
+        let pool = pool.clone();
+        async move {
+            let aid = (random(t, n) % (SCALE as u64 * 100_000)) as i32 + 1;
+            let mut conn = pool.get().await.expect("checkout");
+            let stmt = conn.prepare_cached("SELECT abalance FROM pgbench_accounts WHERE aid = $1").await.unwrap();
+            let row = conn.query_one(&stmt, &[&aid]).await.expect("lookup");
+            let _: i32 = row.get(0);
+        }
+    })
+    .await
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

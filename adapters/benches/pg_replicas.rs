@@ -29,9 +29,8 @@ use cpc_ports::UserRepository;
 use cpc_testkit::harness::PrivateReplicaPair;
 use futures::FutureExt;
 
-#[path = "common/throughput.rs"]
-mod throughput;
-use throughput::{measure, rotated};
+mod common;
+use common::{measure, rotated};
 
 const ROUNDS: usize = 3;
 const SEED_USERS: usize = 10_000;
