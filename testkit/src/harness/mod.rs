@@ -50,6 +50,7 @@
 //!   certificate against `host`. No DNS override is needed.
 
 mod os;
+mod ports;
 mod postgres;
 mod private_postgres;
 mod private_redis;

@@ -730,17 +730,10 @@ fn can_bind(ip: &str) -> bool {
 
 /// A port free on 127.0.0.1 (and on the other listen addresses in use).
 fn free_port(second_loopback: bool, ipv6: bool) -> u16 {
-    for _ in 0..50 {
-        let Ok(listener) = TcpListener::bind((HOST, 0)) else { continue };
-        let Ok(addr) = listener.local_addr() else { continue };
-        let port = addr.port();
-        let others_free = (!second_loopback || TcpListener::bind((SECOND_LOOPBACK, port)).is_ok())
-            && (!ipv6 || TcpListener::bind(("::1", port)).is_ok());
-        if others_free {
-            return port;
-        }
-    }
-    panic!("found no free TCP port on 127.0.0.1");
+    super::ports::free_port(|port| {
+        (!second_loopback || TcpListener::bind((SECOND_LOOPBACK, port)).is_ok())
+            && (!ipv6 || TcpListener::bind(("::1", port)).is_ok())
+    })
 }
 
 // Keeps the type `Send + Sync` (it is shared through `Arc` in tests); checked at compile time.

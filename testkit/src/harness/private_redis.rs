@@ -1,12 +1,12 @@
 //! [`PrivateRedis`]: a redis-server of the test's own, on a free port, that the test may stop and start again.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::TestCertificates;
+use super::ports::free_port;
 
 /// A private `redis-server` on 127.0.0.1 and a free port, with no persistence. Dropping it kills the server.
 #[derive(Debug)]
@@ -57,10 +57,7 @@ impl PrivateRedis {
     }
 
     async fn start_inner(password: Option<String>, tls: Option<TlsFiles>) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free TCP port on 127.0.0.1");
+        let port = free_port(|_| true);
         let server = Self { port, password, tls, child: Mutex::new(None) };
         server.spawn().await;
         server

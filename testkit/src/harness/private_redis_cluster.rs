@@ -5,6 +5,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use super::ports::free_port;
+
 /// How many masters the cluster has; each has one replica.
 const MASTERS: usize = 3;
 /// `cluster-node-timeout`: how long a master may be unreachable before its replica takes over. Short, so a
@@ -54,14 +56,7 @@ impl Node {
 
 /// A free port `p` of 127.0.0.1 whose cluster bus port `p + 10000` is free as well.
 fn free_port_pair() -> u16 {
-    for _ in 0..200 {
-        let Ok(listener) = TcpListener::bind("127.0.0.1:0") else { continue };
-        let Ok(port) = listener.local_addr().map(|a| a.port()) else { continue };
-        if port < 55_000 && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free pair of TCP ports (p, p + 10000) on 127.0.0.1 after 200 tries")
+    free_port(|port| port < 55_000 && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok())
 }
 
 /// Runs `redis-cli` with `args`, panicking with the install hint if it cannot be started.
@@ -78,14 +73,7 @@ impl PrivateRedisCluster {
     pub async fn start() -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory for the cluster's files");
         let mut cluster = Self { dir, nodes: Vec::new() };
-        let mut ports = Vec::new();
-        while ports.len() < 2 * MASTERS {
-            let port = free_port_pair();
-            if !ports.contains(&port) {
-                ports.push(port);
-            }
-        }
-        for port in ports {
+        for port in (0..2 * MASTERS).map(|_| free_port_pair()) {
             let child = cluster.spawn(port);
             cluster.nodes.push(Node { port, child: Mutex::new(Some(child)) });
         }
