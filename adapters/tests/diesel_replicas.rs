@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use cpc_adapters::diesel::DieselPgBackend;
 use cpc_adapters::diesel::migrations::{self, MigrationTarget};
 use cpc_adapters::diesel::{DbManager, ReadConsistency, ReplicaConfig, ReplicaPolicy, ReplicaSet};
-use cpc_adapters::pool::PoolConfig;
+use cpc_adapters::pool::{DatabaseError, PoolConfig};
 use cpc_adapters::postgres::DatabaseConfig;
 use cpc_domain::{NewUser, UpdateUser};
 use cpc_ports::{HealthCheck, RepoError};
@@ -29,17 +29,7 @@ struct Setup {
 
 impl Setup {
     async fn start(policy: ReplicaPolicy) -> Self {
-        let pair = PrivateReplicaPair::start().await;
-        let (primary_url, replica_url) = pair.create_database("app").await;
-        let primary = DatabaseConfig::from_url(&primary_url).unwrap();
-        migrations::run_pending(&MigrationTarget::Postgres(primary.clone())).await.unwrap();
-        pair.wait_replayed().await;
-        let config = ReplicaConfig::builder(primary)
-            .replica(DatabaseConfig::from_url(&replica_url).unwrap())
-            .pool(PoolConfig::default().max_connections(4))
-            .policy(policy)
-            .build()
-            .unwrap();
+        let (pair, config) = prepare(policy).await;
         let db = DbManager::postgres_with_replicas(&config).await.unwrap();
         Self { db, pair }
     }
@@ -75,6 +65,22 @@ impl Setup {
         let renamed = self.db.users().update(&user.id, user.version, rename("ada2")).await.unwrap();
         (user, renamed)
     }
+}
+
+/// A started pair with database `app` migrated and replayed, and the configuration of a set over it.
+async fn prepare(policy: ReplicaPolicy) -> (PrivateReplicaPair, ReplicaConfig) {
+    let pair = PrivateReplicaPair::start().await;
+    let (primary_url, replica_url) = pair.create_database("app").await;
+    let primary = DatabaseConfig::from_url(&primary_url).unwrap();
+    migrations::run_pending(&MigrationTarget::Postgres(primary.clone())).await.unwrap();
+    pair.wait_replayed().await;
+    let config = ReplicaConfig::builder(primary)
+        .replica(DatabaseConfig::from_url(&replica_url).unwrap())
+        .pool(PoolConfig::default().max_connections(4))
+        .policy(policy)
+        .build()
+        .unwrap();
+    (pair, config)
 }
 
 fn rename(name: &str) -> UpdateUser {
@@ -184,6 +190,75 @@ async fn a_killed_replica_is_taken_out_reads_fall_back_and_it_comes_back() {
 
     s.pair.restart_replica().await;
     eventually(Duration::from_secs(10), "the replica back in rotation", || s.set().replicas()[0].up).await;
+    assert_eq!(stale.users().find_by_id(&user.id).await.unwrap(), Some(user));
+    assert_eq!(s.replica_reads(), 2, "the replica serves stale reads again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_down_at_start_up_starts_out_of_rotation_and_joins_once_it_answers() {
+    let (pair, config) = prepare(ReplicaPolicy::default().recheck_interval(Duration::from_millis(200))).await;
+    pair.replica().kill();
+    let started = Instant::now();
+    let db = DbManager::postgres_with_replicas(&config).await.expect("a down replica does not stop the start");
+    assert!(started.elapsed() < Duration::from_secs(2), "start-up took {:?}", started.elapsed());
+    let set = db.replica_set().unwrap();
+    let health = &set.replicas()[0];
+    assert!(!health.up, "the unreachable replica starts out of rotation");
+    let reason = health.last_error.clone().unwrap();
+    assert!(reason.contains("unreachable at start-up"), "{reason}");
+
+    let stale = db.stale_reads();
+    let user = db.users().create(NewUser::new("ada", "ada@example.org").unwrap()).await.unwrap();
+    assert_eq!(db.stale_reads().users().find_by_id(&user.id).await.unwrap(), Some(user.clone()));
+    assert_eq!((set.stats().replica_reads[0], set.stats().primary_reads), (0, 1), "read on the primary");
+
+    pair.restart_replica().await;
+    pair.wait_replayed().await;
+    eventually(Duration::from_secs(10), "the replica in rotation once it answers", || set.replicas()[0].up).await;
+    assert_eq!(stale.users().find_by_id(&user.id).await.unwrap(), Some(user));
+    assert_eq!(set.stats().replica_reads[0], 1, "the replica serves stale reads");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_refuses_its_configuration_fails_the_start_naming_the_cause() {
+    let (pair, mut config) = prepare(ReplicaPolicy::default()).await;
+    config.replicas[0] = DatabaseConfig::from_url(&pair.replica().url_for_database("no_such_db")).unwrap();
+    let error = DbManager::postgres_with_replicas(&config).await.expect_err("a misconfigured replica is an error");
+    assert!(matches!(error, DatabaseError::DatabaseNotFound { .. }), "{error:?}");
+    assert!(error.to_string().contains("no_such_db"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_replica_costs_one_bounded_read_then_reads_go_to_the_primary_until_it_answers() {
+    let policy = ReplicaPolicy::default()
+        .recheck_interval(Duration::from_millis(200))
+        .check_timeout(Duration::from_millis(300))
+        .read_timeout(Some(Duration::from_millis(500)));
+    let s = Setup::start(policy).await;
+    let user = s.replicated_user("ada").await;
+    let stale = s.db.stale_reads();
+    assert_eq!(stale.users().find_by_id(&user.id).await.unwrap(), Some(user.clone()));
+    assert_eq!(s.replica_reads(), 1);
+
+    s.pair.replica().freeze();
+    let started = Instant::now();
+    let read = tokio::time::timeout(Duration::from_secs(5), stale.users().find_by_id(&user.id)).await;
+    assert_eq!(read.expect("bounded").unwrap(), Some(user.clone()), "the read was run again on the primary");
+    assert!(started.elapsed() < Duration::from_secs(2), "the hung read took {:?}", started.elapsed());
+    let health = &s.set().replicas()[0];
+    assert!(!health.up, "the hung replica is out of rotation");
+    let reason = health.last_error.clone().unwrap();
+    assert!(reason.contains("no answer"), "{reason}");
+    for _ in 0..3 {
+        let started = Instant::now();
+        assert_eq!(stale.users().find_by_id(&user.id).await.unwrap(), Some(user.clone()));
+        assert!(started.elapsed() < Duration::from_millis(500), "a later read took {:?}", started.elapsed());
+    }
+    assert_eq!(s.replica_reads(), 1, "no read was served by the hung replica");
+    assert_eq!((s.primary_reads(), s.set().stats().fallbacks), (4, 1));
+
+    s.pair.replica().thaw();
+    eventually(Duration::from_secs(10), "the thawed replica back in rotation", || s.set().replicas()[0].up).await;
     assert_eq!(stale.users().find_by_id(&user.id).await.unwrap(), Some(user));
     assert_eq!(s.replica_reads(), 2, "the replica serves stale reads again");
 }

@@ -172,6 +172,37 @@ async fn the_first_connection_failing_fails_the_pool_build_with_the_cause() {
 }
 
 #[tokio::test]
+async fn an_unconnected_pool_opens_nothing_until_asked_then_reports_the_cause_and_heals() {
+    let backend = CountingBackend::default();
+    *backend.0.fail_with.lock().unwrap() =
+        Some(DatabaseError::ConnectionRefused { address: "db:5432".into(), message: "refused".into() });
+    let cfg = config().connection_timeout(Duration::from_secs(30));
+    let pool = Pool::new_unconnected(backend.clone(), &cfg, "t").expect("no connection is opened to build it");
+    assert_eq!(pool.state().connections, 0);
+    let started = Instant::now();
+    let err = pool.get().await.unwrap_err();
+    assert!(matches!(err, DatabaseError::ConnectionRefused { .. }), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+    *backend.0.fail_with.lock().unwrap() = None;
+    pool.get().await.expect("connects once the server answers");
+    assert_eq!(backend.0.connects.load(Ordering::SeqCst), 1);
+    let bad = PoolConfig::default().max_connections(0);
+    assert!(matches!(Pool::new_unconnected(backend, &bad, "t"), Err(DatabaseError::Config { .. })));
+}
+
+#[tokio::test]
+async fn a_discarded_connection_is_closed_not_handed_out_again() {
+    let backend = CountingBackend::default();
+    let pool = Pool::new(backend.clone(), &config(), "t").await.unwrap();
+    let mut conn = pool.get().await.unwrap();
+    conn.discard();
+    drop(conn);
+    let _again = pool.get().await.unwrap();
+    assert_eq!(backend.0.connects.load(Ordering::SeqCst), 2, "a new connection replaced the discarded one");
+    assert_eq!(pool.metrics().closed_broken, 1);
+}
+
+#[tokio::test]
 async fn an_exhausted_pool_times_out_after_connection_timeout_and_recovers() {
     let pool = Pool::new(CountingBackend::default(), &config(), "t").await.unwrap();
     let a = pool.get().await.unwrap();

@@ -81,6 +81,19 @@ pub struct Manager<B: Backend> {
     leaks: Option<Arc<LeakDetector>>,
 }
 
+impl<B: Backend> Manager<B> {
+    /// The manager of pool `name` over `backend`.
+    fn new(backend: B, config: &PoolConfig, name: &str) -> Self {
+        Self {
+            backend: Arc::new(backend),
+            metrics: Arc::new(MetricsCollector::new(B::NAME, name.to_owned())),
+            live: Arc::new(AtomicU32::new(0)),
+            clock: Clock::new(),
+            leaks: config.leak_detection_threshold.map(|threshold| Arc::new(LeakDetector::new(threshold))),
+        }
+    }
+}
+
 /// bb8's error sink: where it reports connect failures once their bookkeeping is done.
 #[derive(Debug, Clone)]
 struct FailureSink(Arc<Failures>);
@@ -375,23 +388,38 @@ impl<B: Backend> Pool<B> {
     pub async fn new(backend: B, config: &PoolConfig, name: impl Into<String>) -> Result<Self, DatabaseError> {
         config.validate()?;
         let name = name.into();
-        let address = backend.address();
-        let backend = Arc::new(backend);
-        let metrics = Arc::new(MetricsCollector::new(B::NAME, name.clone()));
-        let failures = Arc::new(Failures::default());
-        let live = Arc::new(AtomicU32::new(0));
-        let clock = Clock::new();
-        let leaks = config.leak_detection_threshold.map(|threshold| Arc::new(LeakDetector::new(threshold)));
-        let manager = Manager {
-            backend: backend.clone(),
-            metrics: metrics.clone(),
-            live: live.clone(),
-            clock: clock.clone(),
-            leaks: leaks.clone(),
-        };
+        let manager = Manager::new(backend, config, &name);
         let first = bb8::ManageConnection::connect(&manager).await.inspect_err(|error| {
+            let address = manager.backend.address();
             tracing::warn!(backend = B::NAME, pool = %name, %address, %error, "could not open the pool's first connection");
         })?;
+        let pool = Self::assemble(manager, config, name);
+        // A fresh pool has room for its first connection; if not, dropping it is harmless.
+        let _ = pool.shared.pool.add(first);
+        Ok(pool)
+    }
+
+    /// Builds a pool without connecting: the first checkout (or bb8's `min_connections` upkeep) opens the first
+    /// connection, and reports why it could not. For a server that may be down at start-up and should not stop
+    /// the app from starting (a read replica, say); [`Pool::new`] is the right choice for everything else, since
+    /// it reports a wrong password or an unreachable server at once. Must be called inside a tokio runtime.
+    pub fn new_unconnected(backend: B, config: &PoolConfig, name: impl Into<String>) -> Result<Self, DatabaseError> {
+        config.validate()?;
+        let name = name.into();
+        Ok(Self::assemble(Manager::new(backend, config, &name), config, name))
+    }
+
+    /// The pool over `manager`, with its housekeeping started; holds no connection yet.
+    fn assemble(manager: Manager<B>, config: &PoolConfig, name: String) -> Self {
+        let failures = Arc::new(Failures::default());
+        let (backend, metrics, live, clock, leaks) = (
+            manager.backend.clone(),
+            manager.metrics.clone(),
+            manager.live.clone(),
+            manager.clock.clone(),
+            manager.leaks.clone(),
+        );
+        let address = backend.address();
         let pool = bb8::Pool::builder()
             .max_size(config.max_connections)
             .min_idle(Some(config.min_connections).filter(|n| *n > 0))
@@ -405,8 +433,6 @@ impl<B: Backend> Pool<B> {
             .retry_connection(false)
             .error_sink(Box::new(FailureSink(failures.clone())))
             .build_unchecked(manager);
-        // A fresh pool has room for its first connection; if not, dropping it is harmless.
-        let _ = pool.add(first);
         let shared = Arc::new(Shared {
             pool,
             backend,
@@ -424,7 +450,7 @@ impl<B: Backend> Pool<B> {
             retired: AtomicU64::new(0),
         });
         spawn_housekeeping(Arc::downgrade(&shared));
-        Ok(Self { shared })
+        Self { shared }
     }
 
     /// Checks out a connection, waiting up to `connection_timeout`. The connection borrows the pool (as bb8's
@@ -587,6 +613,15 @@ impl<B: Backend> std::fmt::Debug for PooledConn<'_, B> {
             .field("pool", &self.shared.name)
             .field("held", &self.shared.elapsed(self.taken))
             .finish()
+    }
+}
+
+impl<B: Backend> PooledConn<'_, B> {
+    /// Marks the connection as unusable: the pool closes it when it comes back (counted as broken) instead of
+    /// handing it out again. For a connection left in an unknown state, such as one whose query was abandoned
+    /// at a timeout.
+    pub fn discard(&mut self) {
+        self.conn.invalid = true;
     }
 }
 

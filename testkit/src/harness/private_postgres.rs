@@ -460,6 +460,28 @@ impl PrivatePostgres {
         pg_ctl_stop(&self.tools, &self.root, &self.data_dir, "immediate").unwrap_or_else(|e| panic!("{e}"));
     }
 
+    /// Freezes the server (SIGSTOP to the postmaster and every backend): connections stay open and new ones are
+    /// accepted by the kernel, but nothing answers, as with a hung host or a half-open network path. Undo with
+    /// [`thaw`](Self::thaw); dropping the server thaws it first.
+    ///
+    /// # Panics
+    ///
+    /// If the server is not running or cannot be signalled.
+    pub fn freeze(&self) {
+        super::os::signal(&super::os::server_processes(&self.data_dir), "STOP")
+            .unwrap_or_else(|e| panic!("could not freeze the private PostgreSQL: {e}"));
+    }
+
+    /// Lets a [`freeze`](Self::freeze)d server run again (SIGCONT to the postmaster and every backend).
+    ///
+    /// # Panics
+    ///
+    /// If the server is not running or cannot be signalled.
+    pub fn thaw(&self) {
+        super::os::signal(&super::os::server_processes(&self.data_dir), "CONT")
+            .unwrap_or_else(|e| panic!("could not thaw the private PostgreSQL: {e}"));
+    }
+
     /// Starts the server again after [`stop`](Self::stop) or [`kill`](Self::kill): same data, same port, same
     /// authentication and TLS files. Waits until it accepts connections.
     ///
@@ -649,6 +671,8 @@ impl std::fmt::Debug for PrivatePostgres {
 impl Drop for PrivatePostgres {
     /// Kills the server (immediate mode, then SIGKILL if it is still there); the folder is deleted afterwards.
     fn drop(&mut self) {
+        // A frozen server would not act on the stop signal: let it run first (harmless when it was not frozen).
+        let _ = super::os::signal(&super::os::server_processes(&self.data_dir), "CONT");
         shut_down_hard(&self.tools, &self.root, &self.data_dir);
     }
 }

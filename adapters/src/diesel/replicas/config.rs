@@ -18,11 +18,22 @@ pub struct ReplicaPolicy {
     /// A replica lagging more than this (at a recheck) is taken out of rotation. Default `None`: no bound, only
     /// read-your-writes decides (`DB_REPLICA_MAX_LAG_MS`, 0 for none).
     pub max_lag: Option<Duration>,
+    /// How long one read may take on a replica. A replica that has not answered by then (a hung server, a
+    /// half-open connection) is taken out of rotation, its connection is closed, and the read is run again on
+    /// the primary. Default 10 s (`DB_REPLICA_READ_TIMEOUT_MS`, 0 for none); raise it for long analytic reads,
+    /// which would otherwise be run a second time on the primary. Waiting for a replica's connection is bounded
+    /// by [`check_timeout`](Self::check_timeout): past it, the read goes to the primary.
+    pub read_timeout: Option<Duration>,
 }
 
 impl Default for ReplicaPolicy {
     fn default() -> Self {
-        Self { recheck_interval: Duration::from_secs(5), check_timeout: Duration::from_secs(2), max_lag: None }
+        Self {
+            recheck_interval: Duration::from_secs(5),
+            check_timeout: Duration::from_secs(2),
+            max_lag: None,
+            read_timeout: Some(Duration::from_secs(10)),
+        }
     }
 }
 
@@ -45,6 +56,12 @@ impl ReplicaPolicy {
         self
     }
 
+    /// Sets `read_timeout`.
+    pub fn read_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.read_timeout = timeout;
+        self
+    }
+
     /// Checks that the intervals are not zero; errors name the field.
     pub fn validate(&self) -> Result<(), DatabaseError> {
         if self.recheck_interval.is_zero() {
@@ -55,6 +72,9 @@ impl ReplicaPolicy {
         }
         if self.max_lag.is_some_and(|l| l.is_zero()) {
             return Err(DatabaseError::config("max_lag", "must be greater than zero (use None for no bound)"));
+        }
+        if self.read_timeout.is_some_and(|t| t.is_zero()) {
+            return Err(DatabaseError::config("read_timeout", "must be greater than zero (use None for no bound)"));
         }
         Ok(())
     }
@@ -137,8 +157,8 @@ impl ReplicaConfig {
     /// The primary as [`DatabaseConfig::from_env`] reads it (`DATABASE_URL`, `PG*`); the replicas from
     /// `DATABASE_REPLICA_URLS` (comma-separated `postgres://` URLs, each complete: user, password and database
     /// are not taken from the primary; unset or empty: no replica); the pools from `DB_POOL_*`
-    /// ([`PoolConfig::from_env`]); the policy from `DB_REPLICA_RECHECK_MS`, `DB_REPLICA_CHECK_TIMEOUT_MS` and
-    /// `DB_REPLICA_MAX_LAG_MS`. Errors name the variable (for a replica URL, with its position; never its
+    /// ([`PoolConfig::from_env`]); the policy from `DB_REPLICA_RECHECK_MS`, `DB_REPLICA_CHECK_TIMEOUT_MS`,
+    /// `DB_REPLICA_MAX_LAG_MS` and `DB_REPLICA_READ_TIMEOUT_MS`. Errors name the variable (for a replica URL, with its position; never its
     /// password).
     pub fn from_env() -> Result<Self, DatabaseError> {
         Self::from_lookup(|k| std::env::var(k).ok())
@@ -166,6 +186,9 @@ impl ReplicaConfig {
         }
         if let Some(ms) = millis(&get, "DB_REPLICA_MAX_LAG_MS")? {
             policy.max_lag = (!ms.is_zero()).then_some(ms);
+        }
+        if let Some(ms) = millis(&get, "DB_REPLICA_READ_TIMEOUT_MS")? {
+            policy.read_timeout = (!ms.is_zero()).then_some(ms);
         }
         builder.policy(policy).build()
     }
@@ -219,6 +242,7 @@ mod tests {
             (REPLICA_URLS_ENV, " postgres://app:pw@r1/app , ,postgres://app:pw@r2:6543/app"),
             ("DB_REPLICA_RECHECK_MS", "250"),
             ("DB_REPLICA_MAX_LAG_MS", "1500"),
+            ("DB_REPLICA_READ_TIMEOUT_MS", "0"),
         ]))
         .unwrap();
         assert_eq!(c.primary.address(), "primary:5432");
@@ -226,6 +250,7 @@ mod tests {
         assert_eq!(replicas, ["r1:5432", "r2:6543"]);
         assert_eq!(c.policy.recheck_interval, Duration::from_millis(250));
         assert_eq!(c.policy.max_lag, Some(Duration::from_millis(1500)));
+        assert_eq!(c.policy.read_timeout, None);
     }
 
     #[test]
@@ -249,6 +274,12 @@ mod tests {
             "DB_REPLICA_RECHECK_MS"
         );
         assert_eq!(field(ReplicaConfig::from_lookup(env(&[("DB_REPLICA_RECHECK_MS", "0")]))).0, "recheck_interval");
+        assert_eq!(
+            field(ReplicaConfig::from_lookup(env(&[("DB_REPLICA_READ_TIMEOUT_MS", "-1")]))).0,
+            "DB_REPLICA_READ_TIMEOUT_MS"
+        );
+        let zero = ReplicaPolicy::default().read_timeout(Some(Duration::ZERO));
+        assert!(matches!(zero.validate(), Err(DatabaseError::Config { field, .. }) if field == "read_timeout"));
         let primary = DatabaseConfig::builder().build().unwrap();
         let mut bad = DatabaseConfig::builder().build().unwrap();
         bad.user = String::new();

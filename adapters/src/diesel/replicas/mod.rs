@@ -10,8 +10,10 @@
 //!   has replayed past the caller's own last write (read-your-writes: after each write the repository reads
 //!   `pg_current_wal_insert_lsn()` on the primary; a replica whose `pg_last_wal_replay_lsn()` is behind it is
 //!   skipped), else to the primary;
-//! * a replica whose checkout or query fails with a connection error is taken out of rotation at once, and the
-//!   read is run again on the primary; a background recheck puts it back once it answers.
+//! * a replica whose checkout or query fails with a connection error, or whose read has no answer within
+//!   [`ReplicaPolicy::read_timeout`], is taken out of rotation at once, and the read is run again on the primary;
+//!   a background recheck puts it back once it answers;
+//! * a replica unreachable at start-up starts out of rotation ([`ReplicaSet::connect`]).
 //!
 //! Apps that depend on ports only never see any of this: the composition root hands them repositories of a
 //! [`DbManager`](crate::diesel::DbManager) view, strong or [`stale_reads`](crate::diesel::DbManager::stale_reads).

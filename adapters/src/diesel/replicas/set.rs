@@ -98,14 +98,19 @@ impl<B: DieselBackend> ReplicaSet<B> {
     /// tokio runtime (it stops when the last clone of the set is dropped); outside one, only failures take
     /// replicas out and [`check_now`](Self::check_now) puts them back.
     pub fn new(primary: Pool<B>, replicas: Vec<Pool<B>>, policy: ReplicaPolicy) -> Self {
+        Self::with_states(primary, replicas.into_iter().map(|pool| (pool, None)).collect(), policy)
+    }
+
+    /// A set whose replicas start in rotation, or out of it with the reason given.
+    fn with_states(primary: Pool<B>, replicas: Vec<(Pool<B>, Option<String>)>, policy: ReplicaPolicy) -> Self {
         let replicas = replicas
             .into_iter()
-            .map(|pool| Node {
+            .map(|(pool, down)| Node {
                 pool,
-                up: AtomicBool::new(true),
+                up: AtomicBool::new(down.is_none()),
                 replayed: AtomicU64::new(0),
                 reads: AtomicU64::new(0),
-                last_error: Mutex::new(None),
+                last_error: Mutex::new(down),
             })
             .collect();
         let inner = Arc::new(Inner {
@@ -184,15 +189,25 @@ impl<B: DieselBackend> ReplicaSet<B> {
             if !node.up.load(Ordering::Acquire) {
                 continue;
             }
-            let mut conn = match node.pool.get_owned().await {
-                Ok(conn) => conn,
-                Err(e) => {
+            // A busy replica may make the checkout wait; past `check_timeout` the read goes elsewhere (a hung
+            // replica is taken out by the read timeout or the next recheck, not by a slow checkout).
+            let mut conn = match tokio::time::timeout(self.inner.policy.check_timeout, node.pool.get_owned()).await {
+                Ok(Ok(conn)) => conn,
+                Ok(Err(e)) => {
                     self.inner.take_out(index, &e.to_string());
                     continue;
                 }
+                Err(_) => continue,
             };
             if node.replayed.load(Ordering::Acquire) < min_position {
-                match B::replica_state(&mut conn).await {
+                let state = tokio::time::timeout(self.inner.policy.check_timeout, B::replica_state(&mut conn)).await;
+                let Ok(state) = state else {
+                    conn.discard();
+                    let reason = format!("no answer within {:?}", self.inner.policy.check_timeout);
+                    self.inner.take_out(index, &reason);
+                    continue;
+                };
+                match state {
                     Ok(Some(state)) => {
                         node.replayed.fetch_max(state.replayed, Ordering::AcqRel);
                         if state.replayed < min_position {
@@ -232,6 +247,11 @@ impl<B: DieselBackend> ReplicaSet<B> {
     /// Takes replica `index` out of rotation after `error` on it.
     pub(crate) fn replica_failed(&self, index: usize, error: &RepoError) {
         self.inner.take_out(index, &error.to_string());
+    }
+
+    /// Takes replica `index` out of rotation after a read got no answer within the policy's `read_timeout`.
+    pub(crate) fn replica_timed_out(&self, index: usize, after: Duration) {
+        self.inner.take_out(index, &format!("no answer to a read within {after:?}"));
     }
 }
 
@@ -301,19 +321,32 @@ async fn recheck_loop<B: DieselBackend>(set: Weak<Inner<B>>) {
 }
 
 impl ReplicaSet<crate::diesel::DieselPgBackend> {
-    /// Opens the primary's pool and one pool per replica (each opens its first connection now, so a wrong
-    /// password or an unreachable server is reported at start-up, naming the server), then starts the
-    /// background recheck. Pools are named `diesel-postgres-primary` and `diesel-postgres-replica-<i>`.
+    /// Opens the primary's pool and one pool per replica, all at once, each opening its first connection now,
+    /// then starts the background recheck. Pools are named `diesel-postgres-primary` and
+    /// `diesel-postgres-replica-<i>`.
+    ///
+    /// Fails, naming the server, when the primary cannot be reached or refuses, and when a replica refuses for a
+    /// reason waiting cannot fix (a wrong password, an unknown database, a TLS failure: a configuration
+    /// mistake). A replica that is only unreachable (refused, timed out, down) does not stop the start: it
+    /// starts out of rotation, with the reason in [`replicas`](Self::replicas), and the recheck puts it in
+    /// once it answers.
     pub async fn connect(config: &super::ReplicaConfig) -> Result<Self, DatabaseError> {
         use crate::diesel::DieselPgBackend;
         config.validate()?;
-        let primary =
-            Pool::new(DieselPgBackend::new(&config.primary)?, &config.pool, "diesel-postgres-primary").await?;
-        let mut replicas = Vec::with_capacity(config.replicas.len());
-        for (i, replica) in config.replicas.iter().enumerate() {
+        let primary = Pool::new(DieselPgBackend::new(&config.primary)?, &config.pool, "diesel-postgres-primary");
+        let replicas = config.replicas.iter().enumerate().map(|(i, replica)| async move {
             let name = format!("diesel-postgres-replica-{i}");
-            replicas.push(Pool::new(DieselPgBackend::new(replica)?, &config.pool, name).await?);
-        }
-        Ok(Self::new(primary, replicas, config.policy.clone()))
+            match Pool::new(DieselPgBackend::new(replica)?, &config.pool, name.clone()).await {
+                Ok(pool) => Ok((pool, None)),
+                Err(e) if e.is_fatal() => Err(e),
+                Err(e) => {
+                    tracing::warn!(replica = %replica.address(), error = %e, "replica unreachable at start-up; it starts out of rotation");
+                    let pool = Pool::new_unconnected(DieselPgBackend::new(replica)?, &config.pool, name)?;
+                    Ok((pool, Some(format!("unreachable at start-up: {e}"))))
+                }
+            }
+        });
+        let (primary, replicas) = futures::future::join(primary, futures::future::try_join_all(replicas)).await;
+        Ok(Self::with_states(primary?, replicas?, config.policy.clone()))
     }
 }

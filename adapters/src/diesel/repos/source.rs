@@ -122,12 +122,22 @@ impl<B: DieselBackend> Source<B> {
         let Self::Replicas(routed) = self else { return self.run(Mode::Read, f).await };
         let mut fallback = false;
         if let Some(mut replica) = routed.set.replica_for(routed.session.min_position()).await {
-            match f.clone()(&mut replica.conn).await {
-                Err(e) if is_connection_failure(&e) => {
+            let outcome = match routed.set.policy().read_timeout {
+                Some(limit) => tokio::time::timeout(limit, f.clone()(&mut replica.conn)).await.map_err(|_| limit),
+                None => Ok(f.clone()(&mut replica.conn).await),
+            };
+            match outcome {
+                Err(after) => {
+                    // Abandoned mid-query: the connection's state is unknown, so it is closed, not reused.
+                    replica.conn.discard();
+                    routed.set.replica_timed_out(replica.index, after);
+                    fallback = true;
+                }
+                Ok(Err(e)) if is_connection_failure(&e) => {
                     routed.set.replica_failed(replica.index, &e);
                     fallback = true;
                 }
-                outcome => {
+                Ok(outcome) => {
                     routed.set.served_by_replica(replica.index);
                     return outcome;
                 }
