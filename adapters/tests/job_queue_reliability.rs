@@ -1,7 +1,7 @@
 //! At-least-once delivery when a worker dies: a worker is killed mid-job (its tasks aborted: no ack, no nack,
 //! exactly what a crashed process leaves behind), a second worker takes over, and every job is processed at least
 //! once; the duplicates (jobs the dead worker finished but never acked) are counted and bounded by the jobs it had
-//! in flight. Run on the in-memory queue, Redis and PostgreSQL, with a few thousand jobs; set
+//! in flight. Run on the in-memory queue, Redis (one server and a cluster) and PostgreSQL, with a few thousand jobs; set
 //! `CPC_RELIABILITY_JOBS` (e.g. 100000) for the figure in `docs/RELIABILITY.md`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(all(feature = "worker", feature = "memory", feature = "redis", feature = "diesel"))]
@@ -17,10 +17,10 @@ use cpc_adapters::diesel::migrations::{self, MigrationTarget};
 use cpc_adapters::memory::InMemoryJobQueue;
 use cpc_adapters::pool::{PoolConfig, PoolFactory};
 use cpc_adapters::postgres::{DatabaseConfig, PgJobQueue};
-use cpc_adapters::redis::RedisJobQueue;
+use cpc_adapters::redis::{RedisConfig, RedisJobQueue, RedisManager};
 use cpc_adapters::worker::{Worker, WorkerConfig};
 use cpc_ports::{EnqueueOptions, JobQueue, JobQueueExt, QueueName};
-use cpc_testkit::harness::TestDatabase;
+use cpc_testkit::harness::{PrivateRedisCluster, TestDatabase};
 
 const HANDLERS: usize = 8;
 
@@ -132,6 +132,22 @@ async fn in_memory_no_job_is_lost_when_a_worker_dies_mid_job() {
 async fn redis_no_job_is_lost_when_a_worker_dies_mid_job() {
     let queue = RedisJobQueue::new(common::redis::shared_manager("reliability").await);
     check(kill_a_worker_mid_run(Arc::new(queue), jobs_or(3_000)).await);
+}
+
+/// The same run on a Redis Cluster of 3 masters and 3 replicas started by the harness: the queue's keys share a
+/// hash tag, so its scripts run on one slot, and the takeover works as on one server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_no_job_is_lost_when_a_worker_dies_mid_job() {
+    let cluster = PrivateRedisCluster::start().await;
+    let namespace = format!("reliability:{}:", uuid::Uuid::new_v4().simple());
+    let config = RedisConfig::from_lookup(|name| match name {
+        "REDIS_CLUSTER_URLS" => Some(cluster.urls()),
+        "REDIS_NAMESPACE" => Some(namespace.clone()),
+        _ => None,
+    })
+    .unwrap();
+    let manager = RedisManager::new(&config).await.unwrap();
+    check(kill_a_worker_mid_run(Arc::new(RedisJobQueue::new(manager)), jobs_or(3_000)).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
