@@ -9,12 +9,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(feature = "diesel")]
 
+#[allow(dead_code)]
+mod common;
+
 use std::time::{Duration, Instant};
 
 use cpc_adapters::diesel::DieselPgBackend;
 use cpc_adapters::diesel::migrations::{self, MigrationTarget};
 use cpc_adapters::diesel::{DbManager, ReadConsistency, ReplicaConfig, ReplicaPolicy, ReplicaSet};
-use cpc_adapters::pool::{DatabaseError, PoolConfig};
+use cpc_adapters::pool::{DatabaseError, Pool, PoolConfig};
 use cpc_adapters::postgres::DatabaseConfig;
 use cpc_domain::{NewUser, UpdateUser};
 use cpc_ports::{HealthCheck, RepoError};
@@ -186,6 +189,7 @@ async fn a_killed_replica_is_taken_out_reads_fall_back_and_it_comes_back() {
     assert!(health.last_error.is_some());
     assert_eq!(s.replica_reads(), 1, "no read was served by the dead replica");
     assert_eq!(s.primary_reads(), 5);
+    assert_eq!(s.set().stats().fallbacks, 1, "only the first read tried the dead replica");
     assert_eq!(s.db.check().await.details.get("replicas_up").map(String::as_str), Some("0/1"));
 
     s.pair.restart_replica().await;
@@ -261,6 +265,48 @@ async fn a_hung_replica_costs_one_bounded_read_then_reads_go_to_the_primary_unti
     eventually(Duration::from_secs(10), "the thawed replica back in rotation", || s.set().replicas()[0].up).await;
     assert_eq!(stale.users().find_by_id(&user.id).await.unwrap(), Some(user));
     assert_eq!(s.replica_reads(), 2, "the replica serves stale reads again");
+}
+
+/// Routing reaches an installed `metrics` recorder: reads by server, fallbacks, the replica's up gauge and its
+/// take-outs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routing_is_reported_to_the_metrics_recorder() {
+    use common::recorded::{find, series};
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    let (pair, config) = prepare(ReplicaPolicy::default().recheck_interval(Duration::from_secs(60))).await;
+    let pool = |c: &DatabaseConfig, name: &str| {
+        let (c, pool_config, name) = (c.clone(), config.pool.clone(), name.to_owned());
+        async move { Pool::new(DieselPgBackend::new(&c).unwrap(), &pool_config, name).await.unwrap() }
+    };
+    let (primary, replica) = (pool(&config.primary, "p").await, pool(&config.replicas[0], "r").await);
+    let replica_address = replica.address().to_owned();
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let set = metrics::with_local_recorder(&recorder, || ReplicaSet::new(primary, vec![replica], config.policy));
+    let db = DbManager::replicated(set);
+    let (on_replica, replica) = ([("server", replica_address.as_str())], [("replica", replica_address.as_str())]);
+
+    let stale = db.stale_reads();
+    stale.users().count(&[]).await.unwrap();
+    stale.users().count(&[]).await.unwrap();
+    let before = series(&snapshotter);
+    assert_eq!(find(&before, "cpc_db_replica_reads_total", &on_replica), &DebugValue::Counter(2));
+    assert_eq!(find(&before, "cpc_db_replica_reads_total", &[("server", "primary")]), &DebugValue::Counter(0));
+    assert_eq!(find(&before, "cpc_db_replica_up", &replica), &DebugValue::Gauge(1.0.into()));
+
+    pair.replica().kill();
+    stale.users().count(&[]).await.unwrap();
+    let after = series(&snapshotter);
+    assert_eq!(find(&after, "cpc_db_replica_reads_total", &[("server", "primary")]), &DebugValue::Counter(1));
+    assert_eq!(find(&after, "cpc_db_replica_fallbacks_total", &[]), &DebugValue::Counter(1));
+    assert_eq!(find(&after, "cpc_db_replica_taken_out_total", &replica), &DebugValue::Counter(1));
+    assert_eq!(find(&after, "cpc_db_replica_reads_total", &on_replica), &DebugValue::Counter(0), "none since");
+    // A snapshot also resets gauges, so the gauge is checked where it rises again: the replica back in rotation.
+    assert!(!db.replica_set().unwrap().replicas()[0].up);
+    pair.restart_replica().await;
+    db.replica_set().unwrap().check_now().await;
+    assert!(db.replica_set().unwrap().replicas()[0].up);
+    assert_eq!(find(&series(&snapshotter), "cpc_db_replica_up", &replica), &DebugValue::Gauge(1.0.into()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,8 +7,8 @@ use std::time::Duration;
 use cpc_adapters::pool::{CloseReason, MetricsCollector};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 
-/// A reported series: name, labels, value.
-type Series = (String, Vec<(String, String)>, DebugValue);
+#[allow(dead_code)]
+mod common;
 
 #[test]
 fn every_documented_series_is_reported_with_backend_and_pool_labels() {
@@ -26,16 +26,7 @@ fn every_documented_series_is_reported_with_backend_and_pool_labels() {
         m.record_idle(5);
         m.refresh_gauges();
     });
-    let series: Vec<Series> = snapshotter
-        .snapshot()
-        .into_vec()
-        .into_iter()
-        .map(|(key, _, _, value)| {
-            let key = key.key();
-            let labels = key.labels().map(|l| (l.key().to_owned(), l.value().to_owned())).collect();
-            (key.name().to_owned(), labels, value)
-        })
-        .collect();
+    let series = common::recorded::series(&snapshotter);
     let find = |name: &str, extra: Option<(&str, &str)>| {
         series
             .iter()

@@ -20,33 +20,9 @@ use cpc_ports::{
 };
 use cpc_testkit::harness::PrivateRedis;
 use futures::StreamExt;
-use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 
-/// A reported series: name, labels, value.
-type Series = (String, Vec<(String, String)>, DebugValue);
-
-fn series(snapshotter: &Snapshotter) -> Vec<Series> {
-    snapshotter
-        .snapshot()
-        .into_vec()
-        .into_iter()
-        .map(|(key, _, _, value)| {
-            let key = key.key();
-            let labels = key.labels().map(|l| (l.key().to_owned(), l.value().to_owned())).collect();
-            (key.name().to_owned(), labels, value)
-        })
-        .collect()
-}
-
-/// The value of the series `name` with exactly `labels`.
-fn find<'a>(all: &'a [Series], name: &str, labels: &[(&str, &str)]) -> &'a DebugValue {
-    all.iter()
-        .find(|(n, l, _)| {
-            n == name && l.len() == labels.len() && labels.iter().all(|(k, v)| l.contains(&((*k).into(), (*v).into())))
-        })
-        .map(|(_, _, v)| v)
-        .unwrap_or_else(|| panic!("series {name} {labels:?} not reported; got {all:#?}"))
-}
+use common::recorded::{Series, find, series};
 
 fn counter(all: &[Series], name: &str, labels: &[(&str, &str)]) -> u64 {
     match find(all, name, labels) {

@@ -15,11 +15,14 @@
 //!   a background recheck puts it back once it answers;
 //! * a replica unreachable at start-up starts out of rotation ([`ReplicaSet::connect`]).
 //!
+//! The set reports its routing to the `metrics` crate (`cpc_db_replica_*`, listed in `metrics.rs`).
+//!
 //! Apps that depend on ports only never see any of this: the composition root hands them repositories of a
 //! [`DbManager`](crate::diesel::DbManager) view, strong or [`stale_reads`](crate::diesel::DbManager::stale_reads).
 
 mod config;
 mod consistency;
+mod metrics;
 mod set;
 
 pub use config::{REPLICA_URLS_ENV, ReplicaConfig, ReplicaConfigBuilder, ReplicaPolicy};

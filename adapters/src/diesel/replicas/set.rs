@@ -8,6 +8,7 @@ use std::time::Duration;
 use cpc_ports::RepoError;
 
 use super::ReplicaPolicy;
+use super::metrics::{PrimarySeries, ReplicaSeries};
 use crate::diesel::connection::DieselBackend;
 use crate::pool::{DatabaseError, Pool, PooledConn};
 
@@ -31,6 +32,7 @@ struct Inner<B: DieselBackend> {
     next: AtomicUsize,
     primary_reads: AtomicU64,
     fallbacks: AtomicU64,
+    primary_series: PrimarySeries,
 }
 
 /// A replica and what the set knows about it.
@@ -42,6 +44,7 @@ struct Node<B: DieselBackend> {
     reads: AtomicU64,
     /// Why it was last taken out of rotation.
     last_error: Mutex<Option<String>>,
+    series: ReplicaSeries,
 }
 
 /// A replica as the set sees it now ([`ReplicaSet::replicas`]).
@@ -67,7 +70,8 @@ pub struct RoutingStats {
     pub primary_reads: u64,
     /// Reads served by each replica, in configuration order.
     pub replica_reads: Vec<u64>,
-    /// Of the primary reads, those that tried a replica first and fell back because it failed.
+    /// Of the primary reads, those that tried a replica first and fell back because it failed (its checkout, its
+    /// replay position query or the read itself failed with a connection error or timed out).
     pub fallbacks: u64,
 }
 
@@ -106,6 +110,7 @@ impl<B: DieselBackend> ReplicaSet<B> {
         let replicas = replicas
             .into_iter()
             .map(|(pool, down)| Node {
+                series: ReplicaSeries::new(pool.address(), down.is_none()),
                 pool,
                 up: AtomicBool::new(down.is_none()),
                 replayed: AtomicU64::new(0),
@@ -120,6 +125,7 @@ impl<B: DieselBackend> ReplicaSet<B> {
             next: AtomicUsize::new(0),
             primary_reads: AtomicU64::new(0),
             fallbacks: AtomicU64::new(0),
+            primary_series: PrimarySeries::new(),
         });
         if !inner.replicas.is_empty()
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
@@ -177,8 +183,8 @@ impl<B: DieselBackend> ReplicaSet<B> {
 
     /// A connection to the next replica in rotation that has replayed at least `min_position` (the caller's last
     /// write; 0 if none), or `None` when no replica can serve it (the read then goes to the primary). A replica
-    /// whose checkout or replay query fails is taken out of rotation on the way.
-    pub(crate) async fn replica_for(&self, min_position: u64) -> Option<ReplicaConn<B>> {
+    /// whose checkout or replay query fails is taken out of rotation on the way, and `failed` set.
+    pub(crate) async fn replica_for(&self, min_position: u64, failed: &mut bool) -> Option<ReplicaConn<B>> {
         let n = self.inner.replicas.len();
         if min_position == u64::MAX {
             return None; // The caller's last write position is unknown: only the primary is safe.
@@ -195,6 +201,7 @@ impl<B: DieselBackend> ReplicaSet<B> {
                 Ok(Ok(conn)) => conn,
                 Ok(Err(e)) => {
                     self.inner.take_out(index, &e.to_string());
+                    *failed = true;
                     continue;
                 }
                 Err(_) => continue,
@@ -205,6 +212,7 @@ impl<B: DieselBackend> ReplicaSet<B> {
                     conn.discard();
                     let reason = format!("no answer within {:?}", self.inner.policy.check_timeout);
                     self.inner.take_out(index, &reason);
+                    *failed = true;
                     continue;
                 };
                 match state {
@@ -216,10 +224,12 @@ impl<B: DieselBackend> ReplicaSet<B> {
                     }
                     Ok(None) => {
                         self.inner.take_out(index, "the server is not in recovery (promoted?)");
+                        *failed = true;
                         continue;
                     }
                     Err(e) => {
                         self.inner.take_out(index, &e.to_string());
+                        *failed = true;
                         continue;
                     }
                 }
@@ -233,14 +243,17 @@ impl<B: DieselBackend> ReplicaSet<B> {
     pub(crate) fn served_by_replica(&self, index: usize) {
         if let Some(node) = self.inner.replicas.get(index) {
             node.reads.fetch_add(1, Ordering::Relaxed);
+            node.series.reads.increment(1);
         }
     }
 
     /// Counts a routed read served by the primary (`fallback`: after a replica failed).
     pub(crate) fn served_by_primary(&self, fallback: bool) {
         self.inner.primary_reads.fetch_add(1, Ordering::Relaxed);
+        self.inner.primary_series.reads.increment(1);
         if fallback {
             self.inner.fallbacks.fetch_add(1, Ordering::Relaxed);
+            self.inner.primary_series.fallbacks.increment(1);
         }
     }
 
@@ -260,6 +273,8 @@ impl<B: DieselBackend> Inner<B> {
         let Some(node) = self.replicas.get(index) else { return };
         *node.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.to_owned());
         if node.up.swap(false, Ordering::AcqRel) {
+            node.series.up.set(0.0);
+            node.series.taken_out.increment(1);
             tracing::warn!(
                 replica = node.pool.address(),
                 reason,
@@ -271,6 +286,7 @@ impl<B: DieselBackend> Inner<B> {
     fn put_back(&self, index: usize) {
         let Some(node) = self.replicas.get(index) else { return };
         if !node.up.swap(true, Ordering::AcqRel) {
+            node.series.up.set(1.0);
             tracing::info!(replica = node.pool.address(), "replica back in rotation");
         }
     }

@@ -121,7 +121,7 @@ impl<B: DieselBackend> Source<B> {
     {
         let Self::Replicas(routed) = self else { return self.run(Mode::Read, f).await };
         let mut fallback = false;
-        if let Some(mut replica) = routed.set.replica_for(routed.session.min_position()).await {
+        if let Some(mut replica) = routed.set.replica_for(routed.session.min_position(), &mut fallback).await {
             let outcome = match routed.set.policy().read_timeout {
                 Some(limit) => tokio::time::timeout(limit, f.clone()(&mut replica.conn)).await.map_err(|_| limit),
                 None => Ok(f.clone()(&mut replica.conn).await),
