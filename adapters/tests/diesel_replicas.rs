@@ -232,8 +232,21 @@ async fn a_replica_that_refuses_its_configuration_fails_the_start_naming_the_cau
     assert!(error.to_string().contains("no_such_db"), "{error}");
 }
 
+/// A replica that hangs (SIGSTOP: connections stay open, nothing answers) while its connection was just used:
+/// the read itself gets no answer and is abandoned at `read_timeout`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_replica_costs_one_bounded_read_then_reads_go_to_the_primary_until_it_answers() {
+    hung_replica(false).await;
+}
+
+/// The same with its connection idle past the validation window: the checkout's validation ping gets no answer
+/// and is abandoned at `check_timeout` (the recheck's checkout too, so it takes the replica out as well).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_replica_with_idle_connections_is_taken_out_at_checkout() {
+    hung_replica(true).await;
+}
+
+async fn hung_replica(idle_first: bool) {
     let policy = ReplicaPolicy::default()
         .recheck_interval(Duration::from_millis(200))
         .check_timeout(Duration::from_millis(300))
@@ -243,21 +256,28 @@ async fn a_hung_replica_costs_one_bounded_read_then_reads_go_to_the_primary_unti
     let stale = s.db.stale_reads();
     assert_eq!(stale.users().find_by_id(&user.id).await.unwrap(), Some(user.clone()));
     assert_eq!(s.replica_reads(), 1);
+    if idle_first {
+        // Past the pool's validation window (500 ms): the next checkout pings the connection first.
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
 
     s.pair.replica().freeze();
     let started = Instant::now();
     let read = tokio::time::timeout(Duration::from_secs(5), stale.users().find_by_id(&user.id)).await;
-    assert_eq!(read.expect("bounded").unwrap(), Some(user.clone()), "the read was run again on the primary");
+    assert_eq!(read.expect("bounded").unwrap(), Some(user.clone()), "the read was run on the primary");
     assert!(started.elapsed() < Duration::from_secs(2), "the hung read took {:?}", started.elapsed());
     let health = &s.set().replicas()[0];
     assert!(!health.up, "the hung replica is out of rotation");
     let reason = health.last_error.clone().unwrap();
-    assert!(reason.contains("no answer"), "{reason}");
+    assert!(reason.contains("no answer") || reason.contains("no connection"), "{reason}");
     for _ in 0..3 {
         let started = Instant::now();
         assert_eq!(stale.users().find_by_id(&user.id).await.unwrap(), Some(user.clone()));
         assert!(started.elapsed() < Duration::from_millis(500), "a later read took {:?}", started.elapsed());
     }
+    // The recheck keeps it out while it hangs: its checkout is bounded too.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(!s.set().replicas()[0].up, "a recheck put the hung replica back");
     assert_eq!(s.replica_reads(), 1, "no read was served by the hung replica");
     assert_eq!((s.primary_reads(), s.set().stats().fallbacks), (4, 1));
 

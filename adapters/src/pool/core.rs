@@ -340,9 +340,14 @@ impl<B: Backend> Shared<B> {
         if self.backend.is_broken(&mut conn.conn) {
             return false;
         }
-        // A half-open connection may never answer: the ping gets what is left of the checkout's time.
+        // A half-open connection may never answer: the ping gets what is left of the checkout's time. Until it
+        // answers the connection counts as broken, so a checkout abandoned mid-ping (its future dropped by a
+        // caller's own timeout) leaves it to be closed, not handed out with a reply still on its way.
         let left = self.config.connection_timeout.saturating_sub(self.elapsed(started));
-        matches!(tokio::time::timeout(left, self.backend.ping(&mut conn.conn)).await, Ok(Ok(())))
+        conn.invalid = true;
+        let answered = matches!(tokio::time::timeout(left, self.backend.ping(&mut conn.conn)).await, Ok(Ok(())));
+        conn.invalid = !answered;
+        answered
     }
 }
 

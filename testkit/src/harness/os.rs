@@ -171,40 +171,48 @@ fn chown_recursive(path: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The processes of the server in `data_dir`: the postmaster (the first line of `postmaster.pid`) and its
-/// children (their parent, read from `/proc/<pid>/stat`). Empty when the server is not running.
-pub(crate) fn server_processes(data_dir: &Path) -> Vec<u32> {
-    let postmaster = std::fs::read_to_string(data_dir.join("postmaster.pid"))
+/// The postmaster of the server in `data_dir` (the first line of `postmaster.pid`), if it runs.
+fn postmaster(data_dir: &Path) -> Option<u32> {
+    std::fs::read_to_string(data_dir.join("postmaster.pid"))
         .ok()
-        .and_then(|t| t.lines().next().and_then(|l| l.trim().parse::<u32>().ok()));
-    let Some(postmaster) = postmaster else { return Vec::new() };
-    let mut pids = vec![postmaster];
-    let Ok(entries) = std::fs::read_dir("/proc") else { return pids };
-    for entry in entries.filter_map(|e| e.ok()) {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
-        // `pid (comm) state ppid ...`: comm may hold spaces and parentheses, so read after the last `)`.
-        let parent = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
-        if parent == Some(postmaster) {
-            pids.push(pid);
-        }
-    }
-    pids
+        .and_then(|t| t.lines().next().and_then(|l| l.trim().parse::<u32>().ok()))
 }
 
-/// Sends `signal` (a `kill` name: `STOP`, `CONT`) to `pids`.
-pub(crate) fn signal(pids: &[u32], signal: &str) -> Result<(), String> {
-    if pids.is_empty() {
-        return Err("the server is not running".into());
+/// The children of process `parent` now (their parent, read from `/proc/<pid>/stat`).
+fn children(parent: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .filter_map(|e| e.ok())
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            // `pid (comm) state ppid ...`: comm may hold spaces and parentheses, so read after the last `)`.
+            let ppid = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse::<u32>().ok()?;
+            (ppid == parent).then_some(pid)
+        })
+        .collect()
+}
+
+/// Sends `signal` (a `kill` name: `STOP`, `CONT`) to the server in `data_dir`: its postmaster first (a stopped
+/// postmaster starts no new backend), then every child it has. A child that ends meanwhile is no error.
+pub(crate) fn signal_server(data_dir: &Path, signal: &str) -> Result<(), String> {
+    let postmaster = postmaster(data_dir).ok_or("the server is not running")?;
+    kill(postmaster, signal)?;
+    for child in children(postmaster) {
+        let _ = kill(child, signal); // It may have exited since it was listed.
     }
+    Ok(())
+}
+
+fn kill(pid: u32, signal: &str) -> Result<(), String> {
     let output = Command::new("kill")
         .arg(format!("-{signal}"))
-        .args(pids.iter().map(u32::to_string))
+        .arg(pid.to_string())
         .output()
         .map_err(|e| format!("could not run kill: {e}"))?;
     if output.status.success() {
         Ok(())
     } else {
-        Err(format!("kill -{signal} failed: {}", String::from_utf8_lossy(&output.stderr).trim()))
+        Err(format!("kill -{signal} {pid} failed: {}", String::from_utf8_lossy(&output.stderr).trim()))
     }
 }

@@ -468,7 +468,7 @@ impl PrivatePostgres {
     ///
     /// If the server is not running or cannot be signalled.
     pub fn freeze(&self) {
-        super::os::signal(&super::os::server_processes(&self.data_dir), "STOP")
+        super::os::signal_server(&self.data_dir, "STOP")
             .unwrap_or_else(|e| panic!("could not freeze the private PostgreSQL: {e}"));
     }
 
@@ -478,7 +478,7 @@ impl PrivatePostgres {
     ///
     /// If the server is not running or cannot be signalled.
     pub fn thaw(&self) {
-        super::os::signal(&super::os::server_processes(&self.data_dir), "CONT")
+        super::os::signal_server(&self.data_dir, "CONT")
             .unwrap_or_else(|e| panic!("could not thaw the private PostgreSQL: {e}"));
     }
 
@@ -672,7 +672,7 @@ impl Drop for PrivatePostgres {
     /// Kills the server (immediate mode, then SIGKILL if it is still there); the folder is deleted afterwards.
     fn drop(&mut self) {
         // A frozen server would not act on the stop signal: let it run first (harmless when it was not frozen).
-        let _ = super::os::signal(&super::os::server_processes(&self.data_dir), "CONT");
+        let _ = super::os::signal_server(&self.data_dir, "CONT");
         shut_down_hard(&self.tools, &self.root, &self.data_dir);
     }
 }

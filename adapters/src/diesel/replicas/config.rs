@@ -12,8 +12,10 @@ pub struct ReplicaPolicy {
     /// How often every replica is asked how far it has replayed; one that fails is out of rotation until a
     /// recheck finds it answering again. Default 5 s (`DB_REPLICA_RECHECK_MS`).
     pub recheck_interval: Duration,
-    /// How long one replica may take to answer a recheck's query, once it has a connection (the checkout is
-    /// bounded by the pool's `connection_timeout`). Default 2 s (`DB_REPLICA_CHECK_TIMEOUT_MS`).
+    /// How long one replica may take to give a connection (for a read or a recheck), and to answer a recheck's
+    /// query. A replica that does not is taken out of rotation, unless every connection of its pool was busy
+    /// serving reads (the read then goes elsewhere, the recheck gives no verdict). Default 2 s
+    /// (`DB_REPLICA_CHECK_TIMEOUT_MS`).
     pub check_timeout: Duration,
     /// A replica lagging more than this (at a recheck) is taken out of rotation. Default `None`: no bound, only
     /// read-your-writes decides (`DB_REPLICA_MAX_LAG_MS`, 0 for none).

@@ -75,6 +75,15 @@ pub struct RoutingStats {
     pub fallbacks: u64,
 }
 
+/// How a bounded checkout of a replica connection ended.
+enum Checkout<B: DieselBackend> {
+    Ready(PooledConn<'static, B>),
+    /// Every connection was serving reads, and none came back in time.
+    Busy,
+    /// The replica did not give a connection: why.
+    Failed(String),
+}
+
 /// A checked-out replica connection, with which replica it is.
 pub(crate) struct ReplicaConn<B: DieselBackend> {
     pub(crate) index: usize,
@@ -174,8 +183,8 @@ impl<B: DieselBackend> ReplicaSet<B> {
         }
     }
 
-    /// Asks every replica now how far it has replayed (all at once; each answer bounded by
-    /// [`ReplicaPolicy::check_timeout`], the checkout by the pool's `connection_timeout`), taking failing ones
+    /// Asks every replica now how far it has replayed (all at once; the checkout and the answer each bounded by
+    /// [`ReplicaPolicy::check_timeout`]), taking failing ones
     /// out of rotation and putting answering ones back: what the background recheck does every interval.
     pub async fn check_now(&self) {
         self.inner.check_all().await;
@@ -195,16 +204,14 @@ impl<B: DieselBackend> ReplicaSet<B> {
             if !node.up.load(Ordering::Acquire) {
                 continue;
             }
-            // A busy replica may make the checkout wait; past `check_timeout` the read goes elsewhere (a hung
-            // replica is taken out by the read timeout or the next recheck, not by a slow checkout).
-            let mut conn = match tokio::time::timeout(self.inner.policy.check_timeout, node.pool.get_owned()).await {
-                Ok(Ok(conn)) => conn,
-                Ok(Err(e)) => {
-                    self.inner.take_out(index, &e.to_string());
+            let mut conn = match self.inner.checkout(index).await {
+                Checkout::Ready(conn) => conn,
+                Checkout::Busy => continue, // Every connection serving reads: this read goes elsewhere.
+                Checkout::Failed(reason) => {
+                    self.inner.take_out(index, &reason);
                     *failed = true;
                     continue;
                 }
-                Err(_) => continue,
             };
             if node.replayed.load(Ordering::Acquire) < min_position {
                 let state = tokio::time::timeout(self.inner.policy.check_timeout, B::replica_state(&mut conn)).await;
@@ -295,15 +302,26 @@ impl<B: DieselBackend> Inner<B> {
         futures::future::join_all((0..self.replicas.len()).map(|i| self.check(i))).await;
     }
 
+    /// A connection to replica `index` within `check_timeout`. A wait past it is the replica's fault (it does not
+    /// answer a connect or a validation ping) unless every connection of its pool was already serving reads.
+    async fn checkout(&self, index: usize) -> Checkout<B> {
+        let pool = &self.replicas[index].pool;
+        let state = pool.state();
+        let busy = state.idle == 0 && state.connections >= state.max;
+        match tokio::time::timeout(self.policy.check_timeout, pool.get_owned()).await {
+            Ok(Ok(conn)) => Checkout::Ready(conn),
+            Ok(Err(DatabaseError::PoolTimeout(_))) | Err(_) if busy => Checkout::Busy,
+            Ok(Err(e)) => Checkout::Failed(e.to_string()),
+            Err(_) => Checkout::Failed(format!("no connection within {:?}", self.policy.check_timeout)),
+        }
+    }
+
     async fn check(&self, index: usize) {
         let node = &self.replicas[index];
-        // Only the server's answer is timed: waiting for a connection of a busy pool is not the replica's fault
-        // (the checkout is bounded by the pool's own timeout, and fails at once when the server is unreachable).
-        let mut conn = match node.pool.get().await {
-            Ok(conn) => conn,
-            // Every connection busy serving reads: no verdict this round.
-            Err(DatabaseError::PoolTimeout(_)) => return,
-            Err(e) => return self.take_out(index, &e.to_string()),
+        let mut conn = match self.checkout(index).await {
+            Checkout::Ready(conn) => conn,
+            Checkout::Busy => return, // Every connection serving reads: no verdict this round.
+            Checkout::Failed(reason) => return self.take_out(index, &reason),
         };
         let probe = async { B::replica_state(&mut conn).await.map_err(|e| e.to_string()) };
         match tokio::time::timeout(self.policy.check_timeout, probe).await {
