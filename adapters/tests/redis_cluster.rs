@@ -3,7 +3,7 @@
 //! without its pattern cases: sharded channels have no pattern form, and a pattern subscription must be refused
 //! as `Unsupported`), multi-key operations whose keys span hash slots, the configuration forms, two failovers
 //! (a master is killed, or swapped with its replica by `CLUSTER FAILOVER`) after which the same adapters work
-//! again.
+//! again, and a TLS-only cluster (`rediss://` seeds, the CA from `REDIS_CA_CERT`; a wrong CA fails fast).
 //!
 //! Each contract suite runs in one test on a cluster of its own (starting one costs a few seconds), each case
 //! under a fresh key namespace.
@@ -342,4 +342,88 @@ async fn after_a_manual_failover_the_same_adapters_work_within_seconds() {
          rate limit {rl_failures}; the writer wrote {written} times and failed {} times: {errors:?}",
         errors.len()
     );
+}
+
+/// TLS-only nodes (clients, cluster bus and replication): the cache contract holds through `rediss://` seeds
+/// with the test CA from `REDIS_CA_CERT`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cache_contract_holds_on_a_tls_cluster() {
+    let cluster = PrivateRedisCluster::with_tls().await;
+    assert!(cluster.urls().starts_with("rediss://"));
+    cpc_testkit::cache_contract!(async { Arc::new(cache_on(manager(&cluster, "tls-cache").await)) }, inline);
+}
+
+/// A `rediss+cluster://` URL and the CA reach every master of a TLS-only cluster (the nodes have no plain
+/// port): keys on all three masters one by one and in batches, a prefix delete that walks every master, a lock
+/// that excludes a second holder, and a sharded subscription.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rediss_cluster_url_with_the_ca_serves_every_master_a_lock_and_pub_sub_over_tls() {
+    let cluster = PrivateRedisCluster::with_tls().await;
+    let (ca, namespace) = (cluster.ca_cert_path().display().to_string(), format!("tls:{}:", uuid::Uuid::new_v4()));
+    let config = RedisConfig::from_lookup(|name| match name {
+        "REDIS_URL" => Some(cluster.cluster_url()),
+        "REDIS_CA_CERT" => Some(ca.clone()),
+        "REDIS_NAMESPACE" => Some(namespace.clone()),
+        _ => None,
+    })
+    .unwrap();
+    assert!(config.tls && config.is_cluster(), "{config}");
+    assert!(config.to_string().starts_with("rediss+cluster://"), "{config}");
+    let m = RedisManager::new(&config).await.unwrap();
+    let cache = cache_on(m.clone());
+    let keys: Vec<CacheKey> = (0..30).map(|i| CacheKey::new(format!("tls:{i}")).unwrap()).collect();
+    let masters: std::collections::HashSet<u16> = keys.iter().map(|k| cluster.master_of(&m.key(k.as_str()))).collect();
+    assert_eq!(masters.len(), 3, "the keys cover every master");
+    for (i, key) in keys.iter().enumerate() {
+        cache.set_bytes(key, Bytes::from(format!("one {i}")), None).await.unwrap();
+        assert_eq!(cache.get_bytes(key).await.unwrap(), Some(Bytes::from(format!("one {i}"))));
+    }
+    let entries = keys.iter().enumerate().map(|(i, k)| (k.clone(), Bytes::from(format!("many {i}")))).collect();
+    cache.set_many_bytes(entries, None).await.unwrap();
+    let found = cache.get_many_bytes(&keys).await.unwrap();
+    let want: Vec<Option<Bytes>> = (0..30).map(|i| Some(Bytes::from(format!("many {i}")))).collect();
+    assert_eq!(found, want);
+    assert_eq!(cache.delete_prefix("tls:").await.unwrap(), 30, "every master was walked over TLS");
+
+    let lock = DistributedLock::new(m.clone());
+    let lock_key = LockKey::new("tls").unwrap();
+    let lease = lock.acquire(&lock_key, Duration::from_secs(5), Duration::ZERO).await.unwrap();
+    assert!(lock.try_acquire(&lock_key, Duration::from_secs(5)).await.unwrap().is_none(), "the lock excludes");
+    lock.release(lease).await.unwrap();
+    assert!(lock.try_acquire(&lock_key, Duration::from_secs(5)).await.unwrap().is_some(), "released");
+
+    let bus = PubSubManager::new(m.clone());
+    let channel = Channel::new("tls-events").unwrap();
+    let mut sub = bus.subscribe_bytes(&channel).await.unwrap();
+    assert_eq!(bus.publish_bytes(&channel, Bytes::from_static(b"sealed")).await.unwrap(), 1);
+    let message = tokio::time::timeout(Duration::from_secs(2), sub.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(message.payload, Bytes::from_static(b"sealed"));
+}
+
+/// A CA that did not sign the nodes' certificate is refused within the connect limit (no hang), as a
+/// validation error naming `ca_cert` (not retryable) that states the certificate problem; plain
+/// `redis+cluster://` to TLS-only nodes fails as fast, as a retryable error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_cluster_with_a_wrong_ca_or_without_tls_fails_fast() {
+    let cluster = PrivateRedisCluster::with_tls().await;
+    let mut config = RedisConfig::parse_cluster_url(&cluster.cluster_url(), "url").unwrap();
+    config.ca_cert = Some(cluster.wrong_ca_cert_path());
+    config.connect_timeout = Duration::from_secs(1);
+    let started = Instant::now();
+    let err = RedisManager::new(&config).await.unwrap_err();
+    let took = started.elapsed();
+    eprintln!("wrong CA: {err:?} after {took:?}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    assert!(matches!(&err, KvError::Validation(v) if v.field == "ca_cert"), "names the field to fix: {err:?}");
+    assert!(!err.is_retryable(), "retrying cannot fix a wrong CA: {err:?}");
+    assert!(err.to_string().contains("UnknownIssuer"), "the certificate check must be what fails: {err}");
+
+    let mut plain =
+        RedisConfig::parse_cluster_url(&cluster.cluster_url().replacen("rediss+", "redis+", 1), "url").unwrap();
+    plain.connect_timeout = Duration::from_secs(1);
+    let started = Instant::now();
+    let err = RedisManager::new(&plain).await.unwrap_err();
+    eprintln!("plain: {err:?} after {:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(err.is_retryable(), "{err:?}");
 }
