@@ -1,8 +1,9 @@
 //! Every Redis adapter on a Redis Cluster of 3 masters and 3 replicas started by the harness
 //! (`PrivateRedisCluster`): the cache, lock, rate limiter, session, job queue and pub/sub contract suites unchanged (pub/sub
 //! without its pattern cases: sharded channels have no pattern form, and a pattern subscription must be refused
-//! as `Unsupported`), multi-key operations whose keys span hash slots, the configuration forms, and a failover:
-//! a master is killed and, once its replica is promoted, the same adapters work again.
+//! as `Unsupported`), multi-key operations whose keys span hash slots, the configuration forms, two failovers
+//! (a master is killed, or swapped with its replica by `CLUSTER FAILOVER`) after which the same adapters work
+//! again, and a TLS-only cluster (`rediss://` seeds, the CA from `REDIS_CA_CERT`; a wrong CA fails fast).
 //!
 //! Each contract suite runs in one test on a cluster of its own (starting one costs a few seconds), each case
 //! under a fresh key namespace.
@@ -23,12 +24,15 @@ use cpc_ports::{
 use cpc_testkit::harness::PrivateRedisCluster;
 use futures::StreamExt;
 
-/// A manager on `cluster` (from `REDIS_CLUSTER_URLS`) under a namespace of its own.
+/// A manager on `cluster` (from `REDIS_CLUSTER_URLS`, plus `REDIS_CA_CERT` for a TLS cluster) under a namespace
+/// of its own.
 async fn manager(cluster: &PrivateRedisCluster, case: &str) -> RedisManager {
     let namespace = format!("cpc-cluster-test:{case}:{}:", uuid::Uuid::new_v4());
+    let ca = cluster.is_tls().then(|| cluster.ca_cert_path().display().to_string());
     let config = RedisConfig::from_lookup(|name| match name {
         "REDIS_CLUSTER_URLS" => Some(cluster.urls()),
         "REDIS_NAMESPACE" => Some(namespace.clone()),
+        "REDIS_CA_CERT" => ca.clone(),
         _ => None,
     })
     .unwrap();
@@ -217,4 +221,209 @@ async fn after_a_master_fails_over_the_same_adapters_work_again() {
         }
     }
     assert!(killed_at.elapsed() < Duration::from_secs(60), "the whole failover took {:?}", killed_at.elapsed());
+}
+
+/// Retries `op` until it succeeds, for at most `limit`, and fails at once on an error a caller could not retry:
+/// during a failover an operation may fail, but only as `Timeout` or `Unavailable`. Returns the value and how
+/// many tries failed.
+async fn retryably<T, F, Fut>(what: &str, limit: Duration, mut op: F) -> (T, usize)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, KvError>>,
+{
+    let deadline = Instant::now() + limit;
+    let mut failures = 0;
+    loop {
+        match op().await {
+            Ok(value) => return (value, failures),
+            Err(e) => {
+                assert!(e.is_retryable(), "{what} failed with an error that is not retryable: {e:?}");
+                assert!(Instant::now() < deadline, "{what} still fails {limit:?} after the failover: {e}");
+                failures += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// The first of the keys `make(0)`, `make(1)`, ... (up to 500) that satisfies `wanted`.
+fn first<K, E: std::fmt::Debug>(make: impl Fn(usize) -> Result<K, E>, wanted: impl Fn(&K) -> bool) -> K {
+    (0..500).map(|i| make(i).unwrap()).find(|k| wanted(k)).expect("a key that satisfies the condition among 500")
+}
+
+/// A manual failover (`CLUSTER FAILOVER` on the replica): no node goes down and the old master keeps every
+/// connection open, but answers writes with `READONLY` or `MOVED` now. The cache, a lock, a rate limiter and a
+/// live sharded subscription, all built and used before the switch, work again within 5 s on the same
+/// manager; a writer running through the switch sees only retryable errors, if any.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_manual_failover_the_same_adapters_work_within_seconds() {
+    let cluster = PrivateRedisCluster::start().await;
+    let m = manager(&cluster, "manual-failover").await;
+    let cache = cache_on(m.clone());
+    let lock = DistributedLock::new(m.clone());
+    let limiter = RedisRateLimiter::new(m.clone());
+    let bus = PubSubManager::new(m.clone());
+    let key = CacheKey::new("hot").unwrap();
+    let old = cluster.master_of(&m.key("hot"));
+    // The channel's stored name is the cache key's; the lock and the rate limit get keys on the same master.
+    let channel = Channel::new("hot").unwrap();
+    // A writer runs through the switch on a key of its own on that master.
+    let on_old = |names: &[String]| names.iter().all(|name| cluster.master_of(name) == old);
+    let lock_key =
+        first(|i| LockKey::new(format!("hot{i}")), |k| on_old(&[lock.lock_key_name(k), lock.fence_key_name(k)]));
+    let rl_key = first(|i| RateLimitKey::new(format!("hot{i}")), |k| on_old(&[limiter.token_bucket_key_name(k)]));
+    let writer_key = first(|i| CacheKey::new(format!("hot-writer{i}")), |k| on_old(&[m.key(k.as_str())]));
+    let policy =
+        RateLimitPolicy::TokenBucket { capacity: 100, refill_tokens: 1, refill_interval: Duration::from_secs(3600) };
+    // Every adapter has talked to the master before the switch, so each holds its connection and slot map.
+    cache.set_bytes(&key, Bytes::from_static(b"before"), None).await.unwrap();
+    lock.release(lock.acquire(&lock_key, Duration::from_secs(5), Duration::ZERO).await.unwrap()).await.unwrap();
+    assert!(limiter.check(&rl_key, &policy, 1).await.unwrap().allowed);
+    let mut sub = bus.subscribe_bytes(&channel).await.unwrap();
+    assert_eq!(bus.publish_bytes(&channel, Bytes::from_static(b"before")).await.unwrap(), 1);
+    let first = tokio::time::timeout(Duration::from_secs(2), sub.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(first.payload, Bytes::from_static(b"before"));
+    assert_eq!(cluster.master_of(&m.key(channel.as_str())), old);
+
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = tokio::spawn({
+        let (cache, key, stop) = (cache.clone(), writer_key, Arc::clone(&stop));
+        async move {
+            let (mut ok, mut errors) = (0_usize, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match cache.set_bytes(&key, Bytes::from_static(b"during"), None).await {
+                    Ok(()) => ok += 1,
+                    Err(e) => errors.push(e),
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            (ok, errors)
+        }
+    });
+    let started = Instant::now();
+    let new = cluster.manual_failover(old).await;
+    let switched = Instant::now();
+    assert_ne!(new, old);
+    assert_eq!(cluster.master_of(&m.key("hot")), new);
+    eprintln!("the replica on port {new} took over from {old} in {:?}", switched - started);
+
+    let limit = Duration::from_secs(5);
+    let ((), set_failures) =
+        retryably("cache set", limit, || cache.set_bytes(&key, Bytes::from_static(b"after"), None)).await;
+    assert_eq!(cache.get_bytes(&key).await.unwrap().as_deref(), Some(&b"after"[..]));
+    let (lease, lock_failures) =
+        retryably("lock acquire", limit, || lock.acquire(&lock_key, Duration::from_secs(5), Duration::ZERO)).await;
+    assert!(lock.is_held(&lease).await.unwrap());
+    lock.release(lease).await.unwrap();
+    let (decision, rl_failures) = retryably("rate limit", limit, || limiter.check(&rl_key, &policy, 1)).await;
+    assert!(decision.allowed);
+    assert_eq!(decision.remaining, 98, "the bucket kept its state through the switch (two of 100 taken)");
+
+    // The subscription was made on the old master; it must now receive what is published on the new one.
+    let mut received = false;
+    while !received && switched.elapsed() < limit {
+        let _ = bus.publish_bytes(&channel, Bytes::from_static(b"after")).await;
+        match tokio::time::timeout(Duration::from_millis(200), sub.next()).await {
+            Ok(Some(Ok(message))) => received = message.payload == Bytes::from_static(b"after"),
+            Ok(Some(Err(e))) => assert!(e.is_retryable(), "the subscription reported {e:?}"),
+            Ok(None) => panic!("the subscription ended"),
+            Err(_) => {}
+        }
+    }
+    assert!(received, "the subscription received nothing published in the {limit:?} after the failover");
+    let recovered = switched.elapsed();
+
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (written, errors) = writer.await.unwrap();
+    assert!(written > 0);
+    assert!(errors.iter().all(KvError::is_retryable), "the writer saw an error that is not retryable: {errors:?}");
+    eprintln!(
+        "recovered {recovered:?} after the switch; failed tries: set {set_failures}, lock {lock_failures}, \
+         rate limit {rl_failures}; the writer wrote {written} times and failed {} times: {errors:?}",
+        errors.len()
+    );
+}
+
+/// TLS-only nodes (clients, cluster bus and replication): the cache contract holds through `rediss://` seeds
+/// with the test CA from `REDIS_CA_CERT`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cache_contract_holds_on_a_tls_cluster() {
+    let cluster = PrivateRedisCluster::with_tls().await;
+    assert!(cluster.urls().starts_with("rediss://"));
+    cpc_testkit::cache_contract!(async { Arc::new(cache_on(manager(&cluster, "tls-cache").await)) }, inline);
+}
+
+/// A `rediss+cluster://` URL and the CA reach every master of a TLS-only cluster (the nodes have no plain
+/// port): keys on all three masters one by one and in batches, a prefix delete that walks every master, a lock
+/// that excludes a second holder, and a sharded subscription.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rediss_cluster_url_with_the_ca_serves_every_master_a_lock_and_pub_sub_over_tls() {
+    let cluster = PrivateRedisCluster::with_tls().await;
+    let (ca, namespace) = (cluster.ca_cert_path().display().to_string(), format!("tls:{}:", uuid::Uuid::new_v4()));
+    let config = RedisConfig::from_lookup(|name| match name {
+        "REDIS_URL" => Some(cluster.cluster_url()),
+        "REDIS_CA_CERT" => Some(ca.clone()),
+        "REDIS_NAMESPACE" => Some(namespace.clone()),
+        _ => None,
+    })
+    .unwrap();
+    assert!(config.tls && config.is_cluster(), "{config}");
+    assert!(config.to_string().starts_with("rediss+cluster://"), "{config}");
+    let m = RedisManager::new(&config).await.unwrap();
+    let cache = cache_on(m.clone());
+    let keys: Vec<CacheKey> = (0..30).map(|i| CacheKey::new(format!("tls:{i}")).unwrap()).collect();
+    let masters: std::collections::HashSet<u16> = keys.iter().map(|k| cluster.master_of(&m.key(k.as_str()))).collect();
+    assert_eq!(masters.len(), 3, "the keys cover every master");
+    for (i, key) in keys.iter().enumerate() {
+        cache.set_bytes(key, Bytes::from(format!("one {i}")), None).await.unwrap();
+        assert_eq!(cache.get_bytes(key).await.unwrap(), Some(Bytes::from(format!("one {i}"))));
+    }
+    let entries = keys.iter().enumerate().map(|(i, k)| (k.clone(), Bytes::from(format!("many {i}")))).collect();
+    cache.set_many_bytes(entries, None).await.unwrap();
+    let found = cache.get_many_bytes(&keys).await.unwrap();
+    let want: Vec<Option<Bytes>> = (0..30).map(|i| Some(Bytes::from(format!("many {i}")))).collect();
+    assert_eq!(found, want);
+    assert_eq!(cache.delete_prefix("tls:").await.unwrap(), 30, "every master was walked over TLS");
+
+    let lock = DistributedLock::new(m.clone());
+    let lock_key = LockKey::new("tls").unwrap();
+    let lease = lock.acquire(&lock_key, Duration::from_secs(5), Duration::ZERO).await.unwrap();
+    assert!(lock.try_acquire(&lock_key, Duration::from_secs(5)).await.unwrap().is_none(), "the lock excludes");
+    lock.release(lease).await.unwrap();
+    assert!(lock.try_acquire(&lock_key, Duration::from_secs(5)).await.unwrap().is_some(), "released");
+
+    let bus = PubSubManager::new(m.clone());
+    let channel = Channel::new("tls-events").unwrap();
+    let mut sub = bus.subscribe_bytes(&channel).await.unwrap();
+    assert_eq!(bus.publish_bytes(&channel, Bytes::from_static(b"sealed")).await.unwrap(), 1);
+    let message = tokio::time::timeout(Duration::from_secs(2), sub.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(message.payload, Bytes::from_static(b"sealed"));
+}
+
+/// A CA that did not sign the nodes' certificate is refused within the connect limit (no hang), as a
+/// validation error naming `ca_cert` (not retryable) that states the certificate problem; plain
+/// `redis+cluster://` to TLS-only nodes fails as fast, as a retryable error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_cluster_with_a_wrong_ca_or_without_tls_fails_fast() {
+    let cluster = PrivateRedisCluster::with_tls().await;
+    let mut config = RedisConfig::parse_cluster_url(&cluster.cluster_url(), "url").unwrap();
+    config.ca_cert = Some(cluster.wrong_ca_cert_path());
+    config.connect_timeout = Duration::from_secs(1);
+    let started = Instant::now();
+    let err = RedisManager::new(&config).await.unwrap_err();
+    let took = started.elapsed();
+    eprintln!("wrong CA: {err:?} after {took:?}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    assert!(matches!(&err, KvError::Validation(v) if v.field == "ca_cert"), "names the field to fix: {err:?}");
+    assert!(!err.is_retryable(), "retrying cannot fix a wrong CA: {err:?}");
+    assert!(err.to_string().contains("UnknownIssuer"), "the certificate check must be what fails: {err}");
+
+    let mut plain =
+        RedisConfig::parse_cluster_url(&cluster.cluster_url().replacen("rediss+", "redis+", 1), "url").unwrap();
+    plain.connect_timeout = Duration::from_secs(1);
+    let started = Instant::now();
+    let err = RedisManager::new(&plain).await.unwrap_err();
+    eprintln!("plain: {err:?} after {:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(err.is_retryable(), "{err:?}");
 }

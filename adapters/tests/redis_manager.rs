@@ -147,6 +147,7 @@ mod tls {
         assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
         assert!(!matches!(err, KvError::Authentication { .. }), "{err:?}");
         assert!(err.to_string().contains("UnknownIssuer"), "the certificate check must be what fails: {err}");
+        assert!(matches!(&err, KvError::Validation(v) if v.field == "ca_cert"), "not retryable: {err:?}");
         let plain =
             RedisConfig::builder().port(server.port()).connect_timeout(Duration::from_millis(500)).build().unwrap();
         assert!(RedisManager::new(&plain).await.is_err(), "a TLS-only server must not serve plain connections");

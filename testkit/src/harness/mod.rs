@@ -11,7 +11,9 @@
 //!   routing; the replica can be killed, restarted and have its replay paused.
 //! * [`PrivateRedis`]: a `redis-server` of the test's own on a free port (optionally with a password), for tests
 //!   that kill and restart Redis; [`PrivateRedisSet`]: several of them, for multi-node adapters (Redlock);
-//!   [`PrivateRedisCluster`]: a Redis Cluster of 3 masters and 3 replicas, for the cluster adapters and failover.
+//!   [`PrivateRedisCluster`]: a Redis Cluster of 3 masters and 3 replicas, for the cluster adapters and failover
+//!   (a killed master, or [`PrivateRedisCluster::manual_failover`]), optionally TLS-only
+//!   ([`PrivateRedisCluster::with_tls`]).
 //! * [`TestCertificates`]: the throw-away CA and server certificate behind the TLS mode, usable on their own.
 //!
 //! A test that needs a server and cannot get one **fails** with a message that says how to get one; nothing here
@@ -49,6 +51,7 @@
 //!   with `hostaddr=127.0.0.1`: both libpq and tokio-postgres open the TCP connection to `hostaddr` but check the
 //!   certificate against `host`. No DNS override is needed.
 
+mod cluster_nodes;
 mod os;
 mod ports;
 mod postgres;

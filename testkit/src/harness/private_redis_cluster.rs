@@ -1,10 +1,13 @@
 //! [`PrivateRedisCluster`]: a Redis Cluster of the test's own (3 masters, 3 replicas) on free ports of 127.0.0.1.
 
 use std::net::TcpListener;
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use super::TestCertificates;
+use super::cluster_nodes::{self, NodeLine};
 use super::ports::free_port;
 
 /// How many masters the cluster has; each has one replica.
@@ -27,12 +30,19 @@ const INSTALL_HINT: &str = "install them (apt-get install redis-server; ./script
 /// The nodes run with `cluster-node-timeout` [`NODE_TIMEOUT`], so after [`PrivateRedisCluster::kill`] of a
 /// master its replica is promoted within a few seconds ([`PrivateRedisCluster::wait_until_ok`]).
 ///
-/// Needs `redis-server` and `redis-cli` (Redis 7 for sharded pub/sub) on the `PATH`; without them it panics
-/// saying how to get them.
+/// [`PrivateRedisCluster::manual_failover`] swaps a master and its replica the way an operator does
+/// (`CLUSTER FAILOVER` on the replica): no node goes down, the old master just becomes a replica.
+///
+/// [`PrivateRedisCluster::with_tls`] starts TLS-only nodes instead (clients, the cluster bus and replication
+/// all speak TLS), with a certificate for `127.0.0.1`/`localhost` signed by a throw-away CA.
+///
+/// Needs `redis-server` and `redis-cli` (Redis 7 for sharded pub/sub, built with TLS for `with_tls`) on the
+/// `PATH`; without them it panics saying how to get them.
 #[derive(Debug)]
 pub struct PrivateRedisCluster {
     dir: tempfile::TempDir,
     nodes: Vec<Node>,
+    tls: Option<TestCertificates>,
 }
 
 #[derive(Debug)]
@@ -59,20 +69,36 @@ fn free_port_pair() -> u16 {
     free_port(|port| port < 55_000 && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok())
 }
 
-/// Runs `redis-cli` with `args`, panicking with the install hint if it cannot be started.
-fn redis_cli(args: &[&str]) -> Output {
-    Command::new("redis-cli")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run redis-cli ({e}); {INSTALL_HINT}"))
-}
-
 impl PrivateRedisCluster {
     /// Starts the six servers, creates the cluster and waits until every node reports `cluster_state:ok`.
     pub async fn start() -> Self {
+        Self::start_inner(None).await
+    }
+
+    /// Like [`PrivateRedisCluster::start`], but every node listens for TLS only (`--port 0 --tls-port <port>`,
+    /// `tls-cluster` and `tls-replication` on, client certificates not required). The certificate is valid for
+    /// `localhost` and `127.0.0.1` and signed by a throw-away CA ([`PrivateRedisCluster::ca_cert_path`]); a
+    /// second, unrelated CA is at [`PrivateRedisCluster::wrong_ca_cert_path`]. [`urls`](Self::urls) and
+    /// [`cluster_url`](Self::cluster_url) then use the `rediss` schemes.
+    pub async fn with_tls() -> Self {
+        Self::start_inner(Some(TestCertificates::generate())).await
+    }
+
+    async fn start_inner(tls: Option<TestCertificates>) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory for the cluster's files");
-        let mut cluster = Self { dir, nodes: Vec::new() };
+        if let Some(certificates) = &tls {
+            for (name, pem) in [
+                ("ca.crt", certificates.ca_cert_pem()),
+                ("server.crt", certificates.server_cert_pem()),
+                ("server.key", certificates.server_key_pem()),
+                ("client.crt", certificates.client_cert_pem()),
+                ("client.key", certificates.client_key_pem()),
+                ("wrong-ca.crt", certificates.wrong_ca_cert_pem()),
+            ] {
+                std::fs::write(dir.path().join(name), pem).expect("writing a TLS file");
+            }
+        }
+        let mut cluster = Self { dir, nodes: Vec::new(), tls };
         for port in (0..2 * MASTERS).map(|_| free_port_pair()) {
             let child = cluster.spawn(port);
             cluster.nodes.push(Node { port, child: Mutex::new(Some(child)) });
@@ -84,7 +110,7 @@ impl PrivateRedisCluster {
         let mut args = vec!["--cluster", "create"];
         args.extend(addresses.iter().map(String::as_str));
         args.extend(["--cluster-replicas", "1", "--cluster-yes"]);
-        let created = redis_cli(&args);
+        let created = cluster.cli(&args);
         assert!(
             created.status.success() && String::from_utf8_lossy(&created.stdout).contains("[OK]"),
             "redis-cli --cluster create failed: {}{}",
@@ -102,7 +128,7 @@ impl PrivateRedisCluster {
         let deadline = Instant::now() + FORM_TIMEOUT;
         for node in &self.nodes {
             loop {
-                let out = redis_cli(&["-p", &node.port.to_string(), "info", "replication"]);
+                let out = self.cli(&["-p", &node.port.to_string(), "info", "replication"]);
                 let info = String::from_utf8_lossy(&out.stdout).into_owned();
                 if info.contains("role:master") || info.contains("master_link_status:up") {
                     break;
@@ -117,10 +143,64 @@ impl PrivateRedisCluster {
         }
     }
 
+    /// Runs `redis-cli` with `args` (and, for a TLS cluster, `--tls --cacert <ca>` in front), for at most 30 s
+    /// (`--cluster create` waits forever for nodes that cannot reach each other).
+    ///
+    /// # Panics
+    /// If it cannot be started (with the install hint), or does not finish within 30 s.
+    fn cli(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new("redis-cli");
+        if self.tls.is_some() {
+            cmd.args(["--tls", "--cacert", &self.file("ca.crt")]);
+        }
+        let mut child = cmd
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run redis-cli ({e}); {INSTALL_HINT}"));
+        let deadline = Instant::now() + FORM_TIMEOUT;
+        while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let finished = matches!(child.try_wait(), Ok(Some(_)));
+        if !finished {
+            let _ = child.kill();
+        }
+        let output = child.wait_with_output().expect("the output of redis-cli");
+        assert!(
+            finished,
+            "redis-cli {args:?} did not finish within {FORM_TIMEOUT:?}: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output
+    }
+
+    /// The path of `name` in the cluster's directory.
+    fn file(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+
     fn spawn(&self, port: u16) -> Child {
         let dir = self.dir.path().display().to_string();
-        Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--dir", &dir])
+        let mut cmd = Command::new("redis-server");
+        match &self.tls {
+            None => cmd.args(["--port", &port.to_string()]),
+            // The cluster bus port is the TLS port + 10000, as it is the client port + 10000 without TLS. Clients
+            // need no certificate, but the cluster bus always checks the connecting node's: the nodes present a
+            // client certificate of the same CA (the server certificate is for `serverAuth` only, and a bus
+            // handshake with it fails with "certificate verify failed", so the cluster never forms).
+            Some(_) => cmd
+                .args(["--port", "0", "--tls-port", &port.to_string(), "--tls-auth-clients", "no"])
+                .args(["--tls-cluster", "yes", "--tls-replication", "yes"])
+                .args(["--tls-cert-file", &self.file("server.crt"), "--tls-key-file", &self.file("server.key")])
+                .args(["--tls-client-cert-file", &self.file("client.crt")])
+                .args(["--tls-client-key-file", &self.file("client.key")])
+                .args(["--tls-ca-cert-file", &self.file("ca.crt")]),
+        };
+        cmd.args(["--bind", "127.0.0.1", "--dir", &dir])
             .args(["--cluster-enabled", "yes", "--cluster-config-file", &format!("nodes-{port}.conf")])
             .args(["--cluster-node-timeout", &NODE_TIMEOUT.as_millis().to_string()])
             // Replicas sync at once (the default waits 5 s for more replicas to share the transfer), and a replica
@@ -134,15 +214,45 @@ impl PrivateRedisCluster {
             .unwrap_or_else(|e| panic!("cannot start redis-server ({e}); {INSTALL_HINT}"))
     }
 
-    /// The seed nodes, comma-separated as `REDIS_CLUSTER_URLS` takes them (`redis://127.0.0.1:<port>,...`).
+    /// The seed nodes, comma-separated as `REDIS_CLUSTER_URLS` takes them (`redis://127.0.0.1:<port>,...`;
+    /// `rediss://` for a TLS cluster).
     pub fn urls(&self) -> String {
-        self.nodes.iter().map(|n| format!("redis://127.0.0.1:{}", n.port)).collect::<Vec<_>>().join(",")
+        let scheme = self.scheme();
+        self.nodes.iter().map(|n| format!("{scheme}://127.0.0.1:{}", n.port)).collect::<Vec<_>>().join(",")
     }
 
-    /// The same nodes as one `redis+cluster://127.0.0.1:<port>,127.0.0.1:<port>,...` URL.
+    /// The same nodes as one `redis+cluster://127.0.0.1:<port>,127.0.0.1:<port>,...` URL
+    /// (`rediss+cluster://` for a TLS cluster).
     pub fn cluster_url(&self) -> String {
         let hosts: Vec<String> = self.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
-        format!("redis+cluster://{}", hosts.join(","))
+        format!("{}+cluster://{}", self.scheme(), hosts.join(","))
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "rediss" } else { "redis" }
+    }
+
+    /// Whether the nodes speak TLS only ([`PrivateRedisCluster::with_tls`]).
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// The CA that signed a TLS cluster's certificate: the one clients must trust.
+    ///
+    /// # Panics
+    /// If the cluster was not started [`with_tls`](PrivateRedisCluster::with_tls).
+    pub fn ca_cert_path(&self) -> PathBuf {
+        assert!(self.is_tls(), "the cluster was not started with_tls");
+        self.dir.path().join("ca.crt")
+    }
+
+    /// A CA that did not sign a TLS cluster's certificate.
+    ///
+    /// # Panics
+    /// If the cluster was not started [`with_tls`](PrivateRedisCluster::with_tls).
+    pub fn wrong_ca_cert_path(&self) -> PathBuf {
+        assert!(self.is_tls(), "the cluster was not started with_tls");
+        self.dir.path().join("wrong-ca.crt")
     }
 
     /// The ports of the six nodes, in start order.
@@ -160,34 +270,24 @@ impl PrivateRedisCluster {
     }
 
     fn find_master(&self, key: &str) -> Result<u16, String> {
-        let port = self.running_port();
-        let slot = String::from_utf8_lossy(&redis_cli(&["-p", &port.to_string(), "cluster", "keyslot", key]).stdout)
+        let port = self.running_port().to_string();
+        let slot = String::from_utf8_lossy(&self.cli(&["-p", &port, "cluster", "keyslot", key]).stdout)
             .trim()
             .parse::<u16>()
             .map_err(|_| format!("CLUSTER KEYSLOT {key:?} did not answer a number"))?;
-        // `CLUSTER NODES`: one line per node, `<id> <ip:port@bus> <flags> <master> <ping> <pong> <epoch> <link>
-        // <slot ranges>...`; the slots are listed on the master that serves them.
-        let nodes = redis_cli(&["-p", &port.to_string(), "cluster", "nodes"]);
-        let text = String::from_utf8_lossy(&nodes.stdout).into_owned();
-        for line in text.lines() {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            if fields.len() < 9 || !fields[2].contains("master") || fields[2].contains("fail") {
-                continue;
-            }
-            let serves = fields[8..].iter().any(|range| {
-                let mut ends = range.splitn(2, '-').map(|n| n.parse::<u16>());
-                match (ends.next(), ends.next()) {
-                    (Some(Ok(start)), Some(Ok(end))) => (start..=end).contains(&slot),
-                    (Some(Ok(only)), None) => only == slot,
-                    _ => false,
-                }
-            });
-            let address = fields[1].split('@').next().unwrap_or_default();
-            if serves && let Some(Ok(port)) = address.rsplit(':').next().map(str::parse::<u16>) {
-                return Ok(port);
-            }
-        }
-        Err(format!("no master serves slot {slot} according to CLUSTER NODES:\n{text}"))
+        let (nodes, text) = self.nodes_seen_by(self.running_port());
+        nodes
+            .iter()
+            .find(|n| n.serves(slot))
+            .map(|n| n.port)
+            .ok_or_else(|| format!("no master serves slot {slot} according to CLUSTER NODES:\n{text}"))
+    }
+
+    /// The `CLUSTER NODES` table as the node on `port` sees it, parsed and as text (for messages).
+    fn nodes_seen_by(&self, port: u16) -> (Vec<NodeLine>, String) {
+        let text =
+            String::from_utf8_lossy(&self.cli(&["-p", &port.to_string(), "cluster", "nodes"]).stdout).into_owned();
+        (cluster_nodes::parse(&text), text)
     }
 
     fn running_port(&self) -> u16 {
@@ -221,6 +321,52 @@ impl PrivateRedisCluster {
         }
     }
 
+    /// A manual failover of the master on `master` (`CLUSTER FAILOVER`, sent to its replica): the replica
+    /// catches up with the master, takes over its slots and the old master becomes its replica, with no node
+    /// going down. Returns once every running node's `CLUSTER NODES` shows the swapped roles, every node
+    /// reports `cluster_state:ok` and the new replica has synced (so a later failover works too); returns the
+    /// port of the new master.
+    ///
+    /// Clients connected to the old master keep their connections: a write sent there now answers `READONLY`
+    /// (or `MOVED`), which is what a client library must cope with.
+    ///
+    /// # Panics
+    /// If `master` is not a master with a replica, if the replica refuses, or if the roles have not swapped
+    /// within 30 s.
+    pub async fn manual_failover(&self, master: u16) -> u16 {
+        let (nodes, text) = self.nodes_seen_by(master);
+        let old = nodes.iter().find(|n| n.port == master && n.is_master);
+        let old = old.unwrap_or_else(|| panic!("port {master} is not a master:\n{text}"));
+        let replica = nodes.iter().find(|n| n.is_replica && !n.failed && n.master_id == old.id);
+        let replica = replica.unwrap_or_else(|| panic!("the master on port {master} has no replica:\n{text}")).port;
+        let reply = self.cli(&["-p", &replica.to_string(), "cluster", "failover"]);
+        let reply = String::from_utf8_lossy(&reply.stdout).into_owned();
+        assert_eq!(reply.trim(), "OK", "CLUSTER FAILOVER on port {replica} was refused");
+        let deadline = Instant::now() + FORM_TIMEOUT;
+        loop {
+            let swapped = self.nodes.iter().filter(|n| n.is_running()).all(|n| {
+                let (view, _) = self.nodes_seen_by(n.port);
+                let role = |port: u16| view.iter().find(|line| line.port == port).cloned();
+                matches!(
+                    (role(replica), role(master)),
+                    (Some(new), Some(old)) if new.is_master && !new.slots.is_empty() && old.is_replica
+                )
+            });
+            if swapped {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the replica on port {replica} did not take over from {master} within 30 s:\n{}",
+                self.nodes_seen_by(replica).1
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.wait_until_ok().await;
+        self.wait_for_replicas().await;
+        replica
+    }
+
     /// Waits (at most 30 s) until every running node reports `cluster_state:ok` and every slot is served
     /// (`cluster_slots_ok:16384`): after [`PrivateRedisCluster::start`], or after a failover.
     ///
@@ -231,7 +377,7 @@ impl PrivateRedisCluster {
         loop {
             let mut last = String::new();
             let all_ok = self.nodes.iter().filter(|n| n.is_running()).all(|n| {
-                let out = redis_cli(&["-p", &n.port.to_string(), "cluster", "info"]);
+                let out = self.cli(&["-p", &n.port.to_string(), "cluster", "info"]);
                 last = String::from_utf8_lossy(&out.stdout).into_owned();
                 last.contains("cluster_state:ok") && last.contains("cluster_slots_ok:16384")
             });

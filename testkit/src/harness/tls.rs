@@ -4,7 +4,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
 };
 
-/// A test CA, a server certificate signed by it, and a second, unrelated CA.
+/// A test CA, a server certificate and a client certificate signed by it, and a second, unrelated CA.
 ///
 /// The server certificate is valid for exactly [`TestCertificates::SERVER_NAMES`]: a client that trusts
 /// [`ca_cert_pem`](Self::ca_cert_pem) and verifies host names accepts the server under those names only. A client
@@ -15,6 +15,8 @@ pub struct TestCertificates {
     ca_cert_pem: String,
     server_cert_pem: String,
     server_key_pem: String,
+    client_cert_pem: String,
+    client_key_pem: String,
     wrong_ca_cert_pem: String,
 }
 
@@ -23,8 +25,8 @@ impl TestCertificates {
     /// and IP `::1`. Anything else (`127.0.0.2`, `not-the-server.invalid`) is a name mismatch.
     pub const SERVER_NAMES: &'static [&'static str] = &["localhost", "127.0.0.1", "::1"];
 
-    /// Generates a CA, a server certificate for [`SERVER_NAMES`](Self::SERVER_NAMES) signed by it, and an
-    /// unrelated second CA.
+    /// Generates a CA, a server certificate for [`SERVER_NAMES`](Self::SERVER_NAMES) and a client certificate
+    /// signed by it, and an unrelated second CA.
     ///
     /// # Panics
     ///
@@ -44,10 +46,22 @@ impl TestCertificates {
         let server_key = KeyPair::generate().expect("generate the server key");
         let server_cert = params.signed_by(&server_key, &ca_issuer).expect("sign the server certificate");
 
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("empty SAN list");
+        params.distinguished_name.push(DnType::CommonName, "cpc-testkit client");
+        params.distinguished_name.push(DnType::OrganizationName, "cpc-testkit");
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.use_authority_key_identifier_extension = true;
+        let client_key = KeyPair::generate().expect("generate the client key");
+        let client_cert = params.signed_by(&client_key, &ca_issuer).expect("sign the client certificate");
+
         TestCertificates {
             ca_cert_pem,
             server_cert_pem: server_cert.pem(),
             server_key_pem: server_key.serialize_pem(),
+            client_cert_pem: client_cert.pem(),
+            client_key_pem: client_key.serialize_pem(),
             wrong_ca_cert_pem,
         }
     }
@@ -67,6 +81,18 @@ impl TestCertificates {
         &self.server_key_pem
     }
 
+    /// A client certificate (PEM) signed by the CA, for the `clientAuth` usage only: what a server that checks
+    /// its clients accepts. Redis Cluster nodes present it to each other, since the TLS cluster bus always checks
+    /// the connecting node's certificate (and the server certificate is for `serverAuth` only).
+    pub fn client_cert_pem(&self) -> &str {
+        &self.client_cert_pem
+    }
+
+    /// The client certificate's private key (PKCS#8 PEM).
+    pub fn client_key_pem(&self) -> &str {
+        &self.client_key_pem
+    }
+
     /// A second, unrelated CA certificate (PEM): a client that trusts only this one must reject the server.
     pub fn wrong_ca_cert_pem(&self) -> &str {
         &self.wrong_ca_cert_pem
@@ -78,6 +104,7 @@ impl std::fmt::Debug for TestCertificates {
         f.debug_struct("TestCertificates")
             .field("server_names", &Self::SERVER_NAMES)
             .field("server_key_pem", &"<redacted>")
+            .field("client_key_pem", &"<redacted>")
             .finish_non_exhaustive()
     }
 }

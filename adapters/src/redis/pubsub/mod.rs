@@ -50,7 +50,11 @@ pub const DEFAULT_SUBSCRIPTION_BUFFER: usize = 1024;
 /// the node serving the channel's hash slot, so messages travel within one shard instead of being broadcast to
 /// every node. Subscriptions share one RESP3 cluster connection; each lost node connection reaches every
 /// subscription as one `Err(KvError::Unavailable)` item, and every live channel is then subscribed again (with
-/// backoff until it succeeds) on whichever node serves its slot by then, the promoted replica after a failover. `publish` counts the receivers on the channel's shard. **Pattern subscriptions have no sharded form:**
+/// backoff until it succeeds) on whichever node serves its slot by then, the promoted replica after a failover.
+/// A node that drops a channel's subscription itself because the slot left it (the old master after a manual
+/// `CLUSTER FAILOVER`, which keeps its connections) is handled the same way for that channel: its subscribers
+/// read one `Err(KvError::Unavailable)` item and the channel is subscribed again on the new owner. `publish`
+/// counts the receivers on the channel's shard. **Pattern subscriptions have no sharded form:**
 /// `psubscribe_bytes` answers [`KvError::Unsupported`] at once.
 ///
 /// # Lost connections

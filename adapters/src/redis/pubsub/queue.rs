@@ -181,6 +181,14 @@ impl Registry {
         }
     }
 
+    /// Tells the subscriptions of `kind` to `topic` that their subscription was lost (the server dropped it;
+    /// messages published until it is made again are missed).
+    pub(super) fn lost(&self, kind: Kind, topic: &str) {
+        for subscriber in self.topics(kind).get(topic).into_iter().flatten() {
+            subscriber.queue.push_disconnected();
+        }
+    }
+
     /// Ends every subscription (the bus is gone).
     pub(super) fn close(&self) {
         for queue in self.queues() {
@@ -239,8 +247,8 @@ pub(super) struct Feed {
 fn disconnected() -> KvError {
     KvError::Unavailable {
         backend: "redis",
-        reason: "the pub/sub connection was lost; it reconnects and resubscribes by itself, and messages \
-                 published until then are lost"
+        reason: "the pub/sub connection (or a sharded channel's subscription) was lost; it reconnects and \
+                 resubscribes by itself, and messages published until then are lost"
             .into(),
     }
 }
