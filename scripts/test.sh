@@ -117,7 +117,7 @@ export CPC_REQUIRE_SERVERS=1
 printf 'DATABASE_URL=%s\nREDIS_URL=%s\nCPC_REQUIRE_SERVERS=%s\n' "$DATABASE_URL" "$REDIS_URL" "$CPC_REQUIRE_SERVERS"
 [ "$SERVICES_ONLY" -eq 0 ] || exit 0
 
-# Disk: a build of every test target takes about 7 GB, and the private servers write under /tmp. A full disk
+# Disk: a build of every test target takes about 4 GB (7 GB with incremental caches), and the private servers write under /tmp. A full disk
 # shows up as odd test failures ("No space left on device" from initdb or pg_basebackup), so say so up front.
 for dir in "${CARGO_TARGET_DIR:-$PWD}" "${TMPDIR:-/tmp}"; do
   free_mb=$(df -Pm "$dir" 2>/dev/null | awk 'NR == 2 { print $4 }')
