@@ -1,10 +1,12 @@
 //! The composition root over a PostgreSQL primary and a streaming replica started by the harness
 //! (`PrivateReplicaPair`): `DATABASE_REPLICA_URLS` wires the replica, the ordinary ports read the primary, and a
 //! `Ports::stale_reads` view reads the replica except right after its own writes. A paused replica proves where
-//! a read went: it keeps answering with the data it had.
+//! a read went: it keeps answering with the data it had. The health report counts the replicas in rotation, and
+//! an app started while its replica is down starts degraded.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use cpc_data::domain::{NewUser, UpdateUser, Username};
+use cpc_data::ports::HealthStatus;
 use cpc_data::wiring::{DatabaseSettings, Ports, Settings, WiringError};
 use cpc_testkit::harness::PrivateReplicaPair;
 
@@ -39,7 +41,21 @@ async fn wired_replicas_serve_stale_views_and_never_a_callers_own_write() {
 
     pair.resume_replay().await;
     pair.wait_replayed().await;
-    assert_eq!(other.users.find_by_id(&ada.id).await.unwrap(), Some(renamed), "the replica caught up");
+    assert_eq!(other.users.find_by_id(&ada.id).await.unwrap(), Some(renamed.clone()), "the replica caught up");
+    let (status, reports) = ports.health().await;
+    assert_eq!((status, reports[0].details["replicas_up"].as_str()), (HealthStatus::Healthy, "1/1"), "{reports:?}");
+
+    // The replica dies: reads fall back to the primary, and the health report says so.
+    pair.replica().kill();
+    assert_eq!(ports.stale_reads().users.find_by_id(&ada.id).await.unwrap(), Some(renamed.clone()));
+    let (status, reports) = ports.health().await;
+    assert_eq!((status, reports[0].details["replicas_up"].as_str()), (HealthStatus::Degraded, "0/1"), "{reports:?}");
+
+    // An app started while it is down starts all the same, degraded, and reads the primary.
+    let started = Ports::wire(&settings).await.expect("a replica down at start-up does not stop the app");
+    assert_eq!(started.stale_reads().users.find_by_id(&ada.id).await.unwrap(), Some(renamed));
+    let (status, reports) = started.health().await;
+    assert_eq!((status, reports[0].details["replicas_up"].as_str()), (HealthStatus::Degraded, "0/1"), "{reports:?}");
 }
 
 #[test]

@@ -20,7 +20,7 @@ use cpc_adapters::diesel::{DbManager, ReadConsistency, ReplicaConfig, ReplicaPol
 use cpc_adapters::pool::{DatabaseError, Pool, PoolConfig};
 use cpc_adapters::postgres::DatabaseConfig;
 use cpc_domain::{NewUser, UpdateUser};
-use cpc_ports::{HealthCheck, RepoError};
+use cpc_ports::{HealthStatus, RepoError};
 use cpc_testkit::contract::repository::DataPorts;
 use cpc_testkit::harness::PrivateReplicaPair;
 
@@ -190,10 +190,14 @@ async fn a_killed_replica_is_taken_out_reads_fall_back_and_it_comes_back() {
     assert_eq!(s.replica_reads(), 1, "no read was served by the dead replica");
     assert_eq!(s.primary_reads(), 5);
     assert_eq!(s.set().stats().fallbacks, 1, "only the first read tried the dead replica");
-    assert_eq!(s.db.check().await.details.get("replicas_up").map(String::as_str), Some("0/1"));
+    let report = s.db.health_check().check().await;
+    assert_eq!(report.details.get("replicas_up").map(String::as_str), Some("0/1"));
+    assert_eq!(report.status, HealthStatus::Degraded, "working on the primary, short of a replica");
 
     s.pair.restart_replica().await;
     eventually(Duration::from_secs(10), "the replica back in rotation", || s.set().replicas()[0].up).await;
+    let report = s.db.health_check().check().await;
+    assert_eq!((report.status, report.details["replicas_up"].as_str()), (HealthStatus::Healthy, "1/1"));
     assert_eq!(stale.users().find_by_id(&user.id).await.unwrap(), Some(user));
     assert_eq!(s.replica_reads(), 2, "the replica serves stale reads again");
 }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use cpc_domain::{Customer, Entity, Transaction, User};
 use cpc_ports::{
-    CustomerRepository, EntityRepository, HealthCheck, HealthReport, RepoError, TransactionRepository, Tx, UnitOfWork,
-    UnitOfWorkExt, UserRepository,
+    CustomerRepository, EntityRepository, HealthCheck, HealthReport, HealthStatus, RepoError, TransactionRepository,
+    Tx, UnitOfWork, UnitOfWorkExt, UserRepository,
 };
 use futures::future::BoxFuture;
 
@@ -238,12 +238,13 @@ impl DbManager {
         &self.pool
     }
 
-    /// A health check of the pool ([`HealthChecker`]): round-trip latency, server version and pool state. The
-    /// manager is a [`HealthCheck`] itself too.
+    /// A health check of the pool ([`HealthChecker`]): round-trip latency, server version and pool state; with
+    /// replicas, the manager's own check (the primary's report, `replicas_up`, `Degraded` while one is out).
     pub fn health_check(&self) -> Arc<dyn HealthCheck> {
-        match &self.pool {
-            DbPool::Postgres(pool) => Arc::new(HealthChecker::new(pool.clone())),
-            DbPool::Sqlite(pool) => Arc::new(HealthChecker::new(pool.clone())),
+        match (&self.pool, &self.replicas) {
+            (_, Some(_)) => Arc::new(self.clone()), // Adds the replicas to the primary's report.
+            (DbPool::Postgres(pool), None) => Arc::new(HealthChecker::new(pool.clone())),
+            (DbPool::Sqlite(pool), None) => Arc::new(HealthChecker::new(pool.clone())),
         }
     }
 
@@ -268,8 +269,8 @@ impl DbManager {
 }
 
 /// Checks the pool through [`HealthChecker`] (component `"postgres"` or `"sqlite"`, with `server_version`). With
-/// replicas, the primary decides the status (reads fall back to it) and `replicas_up` says how many replicas are
-/// in rotation (`"1/2"`).
+/// replicas, `replicas_up` says how many replicas are in rotation (`"1/2"`), and a healthy primary with a replica
+/// out of rotation is `Degraded` (reads fall back to the primary: working, short of capacity).
 #[async_trait]
 impl HealthCheck for DbManager {
     async fn check(&self) -> HealthReport {
@@ -281,7 +282,12 @@ impl HealthCheck for DbManager {
             Some(set) => {
                 let replicas = set.replicas();
                 let up = replicas.iter().filter(|r| r.up).count();
-                report.with_detail("replicas_up", format!("{up}/{}", replicas.len()))
+                let mut report = report.with_detail("replicas_up", format!("{up}/{}", replicas.len()));
+                // Reads still work (they fall back to the primary), with less capacity than configured.
+                if up < replicas.len() && report.status == HealthStatus::Healthy {
+                    report.status = HealthStatus::Degraded;
+                }
+                report
             }
             None => report,
         }
