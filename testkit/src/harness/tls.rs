@@ -36,25 +36,9 @@ impl TestCertificates {
         let (wrong_ca_cert_pem, _) = new_ca("cpc-testkit unrelated CA");
 
         let names: Vec<String> = Self::SERVER_NAMES.iter().map(|n| (*n).to_owned()).collect();
-        let mut params = CertificateParams::new(names).expect("valid server names");
-        params.distinguished_name.push(DnType::CommonName, "localhost");
-        params.distinguished_name.push(DnType::OrganizationName, "cpc-testkit");
-        params.is_ca = IsCa::ExplicitNoCa;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        params.use_authority_key_identifier_extension = true;
-        let server_key = KeyPair::generate().expect("generate the server key");
-        let server_cert = params.signed_by(&server_key, &ca_issuer).expect("sign the server certificate");
-
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("empty SAN list");
-        params.distinguished_name.push(DnType::CommonName, "cpc-testkit client");
-        params.distinguished_name.push(DnType::OrganizationName, "cpc-testkit");
-        params.is_ca = IsCa::ExplicitNoCa;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        params.use_authority_key_identifier_extension = true;
-        let client_key = KeyPair::generate().expect("generate the client key");
-        let client_cert = params.signed_by(&client_key, &ca_issuer).expect("sign the client certificate");
+        let (server_cert, server_key) = leaf(&ca_issuer, names, "localhost", ExtendedKeyUsagePurpose::ServerAuth);
+        let (client_cert, client_key) =
+            leaf(&ca_issuer, Vec::new(), "cpc-testkit client", ExtendedKeyUsagePurpose::ClientAuth);
 
         TestCertificates {
             ca_cert_pem,
@@ -119,4 +103,23 @@ fn new_ca(common_name: &str) -> (String, Issuer<'static, KeyPair>) {
     let key = KeyPair::generate().expect("generate a CA key");
     let cert = params.self_signed(&key).expect("self-sign the CA");
     (cert.pem(), Issuer::new(params, key))
+}
+
+/// A certificate for `names` (its subject alternative names) and `purpose`, signed by `issuer`, and its key.
+fn leaf(
+    issuer: &Issuer<'static, KeyPair>,
+    names: Vec<String>,
+    common_name: &str,
+    purpose: ExtendedKeyUsagePurpose,
+) -> (rcgen::Certificate, KeyPair) {
+    let mut params = CertificateParams::new(names).expect("valid subject alternative names");
+    params.distinguished_name.push(DnType::CommonName, common_name);
+    params.distinguished_name.push(DnType::OrganizationName, "cpc-testkit");
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![purpose];
+    params.use_authority_key_identifier_extension = true;
+    let key = KeyPair::generate().expect("generate a key");
+    let cert = params.signed_by(&key, issuer).expect("sign a certificate");
+    (cert, key)
 }

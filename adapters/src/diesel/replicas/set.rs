@@ -9,7 +9,7 @@ use cpc_ports::RepoError;
 
 use super::ReplicaPolicy;
 use super::metrics::{PrimarySeries, ReplicaSeries};
-use crate::diesel::connection::DieselBackend;
+use crate::diesel::connection::{DieselBackend, ReplicaState};
 use crate::pool::{DatabaseError, Pool, PooledConn};
 
 /// One primary and its read replicas, each with its own [`Pool`]. Cheap to clone (clones share everything).
@@ -214,28 +214,11 @@ impl<B: DieselBackend> ReplicaSet<B> {
                 }
             };
             if node.replayed.load(Ordering::Acquire) < min_position {
-                let state = tokio::time::timeout(self.inner.policy.check_timeout, B::replica_state(&mut conn)).await;
-                let Ok(state) = state else {
-                    conn.discard();
-                    let reason = format!("no answer within {:?}", self.inner.policy.check_timeout);
-                    self.inner.take_out(index, &reason);
-                    *failed = true;
-                    continue;
-                };
-                match state {
-                    Ok(Some(state)) => {
-                        node.replayed.fetch_max(state.replayed, Ordering::AcqRel);
-                        if state.replayed < min_position {
-                            continue; // Not there yet: fine, just not for this read.
-                        }
-                    }
-                    Ok(None) => {
-                        self.inner.take_out(index, "the server is not in recovery (promoted?)");
-                        *failed = true;
-                        continue;
-                    }
-                    Err(e) => {
-                        self.inner.take_out(index, &e.to_string());
+                match self.inner.probe(index, &mut conn).await {
+                    Ok(state) if state.replayed < min_position => continue, // Not there yet: just not for this read.
+                    Ok(_) => {}
+                    Err(reason) => {
+                        self.inner.take_out(index, &reason);
                         *failed = true;
                         continue;
                     }
@@ -317,27 +300,37 @@ impl<B: DieselBackend> Inner<B> {
     }
 
     async fn check(&self, index: usize) {
-        let node = &self.replicas[index];
         let mut conn = match self.checkout(index).await {
             Checkout::Ready(conn) => conn,
             Checkout::Busy => return, // Every connection serving reads: no verdict this round.
             Checkout::Failed(reason) => return self.take_out(index, &reason),
         };
-        let probe = async { B::replica_state(&mut conn).await.map_err(|e| e.to_string()) };
-        match tokio::time::timeout(self.policy.check_timeout, probe).await {
-            Ok(Ok(Some(state))) => {
-                node.replayed.fetch_max(state.replayed, Ordering::AcqRel);
-                match self.policy.max_lag {
-                    Some(max) if state.lag > max => {
-                        self.take_out(index, &format!("lags {:?} behind the primary (more than {max:?})", state.lag));
-                    }
-                    _ => self.put_back(index),
+        match self.probe(index, &mut conn).await {
+            Ok(state) => match self.policy.max_lag {
+                Some(max) if state.lag > max => {
+                    self.take_out(index, &format!("lags {:?} behind the primary (more than {max:?})", state.lag));
                 }
-            }
-            Ok(Ok(None)) => self.take_out(index, "the server is not in recovery (promoted?)"),
-            Ok(Err(e)) => self.take_out(index, &e),
-            Err(_) => self.take_out(index, &format!("no answer within {:?}", self.policy.check_timeout)),
+                _ => self.put_back(index),
+            },
+            Err(reason) => self.take_out(index, &reason),
         }
+    }
+
+    /// Asks replica `index` (on `conn`, one of its connections) how far it has replayed, within `check_timeout`,
+    /// and records the answer. `Err` says why the replica should leave the rotation: no answer in time (the
+    /// connection, abandoned mid-query, is then discarded), an error, or no longer in recovery.
+    async fn probe(&self, index: usize, conn: &mut PooledConn<'_, B>) -> Result<ReplicaState, String> {
+        let state = match tokio::time::timeout(self.policy.check_timeout, B::replica_state(conn)).await {
+            Ok(Ok(Some(state))) => state,
+            Ok(Ok(None)) => return Err("the server is not in recovery (promoted?)".into()),
+            Ok(Err(e)) => return Err(e.to_string()),
+            Err(_) => {
+                conn.discard();
+                return Err(format!("no answer within {:?}", self.policy.check_timeout));
+            }
+        };
+        self.replicas[index].replayed.fetch_max(state.replayed, Ordering::AcqRel);
+        Ok(state)
     }
 }
 
@@ -370,12 +363,14 @@ impl ReplicaSet<crate::diesel::DieselPgBackend> {
         let primary = Pool::new(DieselPgBackend::new(&config.primary)?, &config.pool, "diesel-postgres-primary");
         let replicas = config.replicas.iter().enumerate().map(|(i, replica)| async move {
             let name = format!("diesel-postgres-replica-{i}");
-            match Pool::new(DieselPgBackend::new(replica)?, &config.pool, name.clone()).await {
-                Ok(pool) => Ok((pool, None)),
+            let pool = Pool::new_unconnected(DieselPgBackend::new(replica)?, &config.pool, name)?;
+            // The first checkout opens the first connection, and fails fast with the cause when it cannot.
+            let opened = pool.get().await.map(drop);
+            match opened {
+                Ok(()) => Ok((pool, None)),
                 Err(e) if e.is_fatal() => Err(e),
                 Err(e) => {
                     tracing::warn!(replica = %replica.address(), error = %e, "replica unreachable at start-up; it starts out of rotation");
-                    let pool = Pool::new_unconnected(DieselPgBackend::new(replica)?, &config.pool, name)?;
                     Ok((pool, Some(format!("unreachable at start-up: {e}"))))
                 }
             }
