@@ -5,7 +5,7 @@
 #![cfg(feature = "diesel")]
 
 use cpc_adapters::diesel::migrations::{self, MigrationTarget};
-use cpc_adapters::diesel::repos::{DbTime, DbUuid};
+use cpc_adapters::diesel::repos::DbTime;
 use cpc_adapters::diesel::{AuditConfig, DbManager, DbPool};
 use cpc_adapters::pool::PoolConfig;
 use cpc_adapters::postgres::DatabaseConfig;
@@ -53,10 +53,12 @@ struct AuditRow {
     at: Timestamp,
 }
 
-type RawRow = (String, DbUuid, String, Option<String>, DbTime);
+type RawRow = (String, String, String, Option<String>, DbTime);
 
 fn row((table, row_id, action, actor, at): RawRow) -> AuditRow {
-    AuditRow { table, row_id: row_id.0, action, actor, at: at.0 }
+    // Keys are stored as text (records may have integer keys); the built-in records' are hyphenated UUIDs.
+    let row_id = Uuid::parse_str(&row_id).expect("a built-in record's key is a UUID");
+    AuditRow { table, row_id, action, actor, at: at.0 }
 }
 
 /// Every `audit_log` row, in insertion order.

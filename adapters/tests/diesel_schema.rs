@@ -238,12 +238,12 @@ async fn postgres_a_row_in_every_table_round_trips_through_the_definitions() {
 
     for actor in [Some("ada".to_owned()), None] {
         let id = if actor.is_some() { 7i64 } else { 8 };
-        let entry = (id, "users".to_owned(), user.0, "update".to_owned(), actor, t2);
+        let entry = (id, "users".to_owned(), user.0.hyphenated().to_string(), "update".to_owned(), actor, t2);
         diesel::insert_into(audit_log::table)
             .values((
                 audit_log::id.eq(entry.0),
                 audit_log::table_name.eq(&entry.1),
-                audit_log::row_id.eq(entry.2),
+                audit_log::row_id.eq(&entry.2),
                 audit_log::action.eq(&entry.3),
                 audit_log::actor.eq(&entry.4),
                 audit_log::at.eq(entry.5),
@@ -255,7 +255,11 @@ async fn postgres_a_row_in_every_table_round_trips_through_the_definitions() {
     }
     // The sequence fills the id when it is left out.
     let generated: i64 = diesel::insert_into(audit_log::table)
-        .values((audit_log::table_name.eq("users"), audit_log::row_id.eq(user.0), audit_log::action.eq("delete")))
+        .values((
+            audit_log::table_name.eq("users"),
+            audit_log::row_id.eq(user.0.hyphenated().to_string()),
+            audit_log::action.eq("delete"),
+        ))
         .returning(audit_log::id)
         .get_result(&mut conn)
         .await

@@ -51,12 +51,13 @@ pub use pubsub::{Message, PubSub, PubSubExt, Subscription, TypedSubscription};
 pub use rate_limit::{RateLimitDecision, RateLimitPolicy, RateLimiter, RateLimiterExt};
 pub use rate_limit_headers::rate_limit_headers;
 pub use repository::{
-    Cursor, CustomerField, CustomerRepository, Direction, EntityField, EntityRepository, Field, Filter, MAX_PAGE_SIZE,
-    Page, PageRequest, Query, Record, Repository, RepositoryExt, Sort, TimeRange, TransactionField,
-    TransactionRepository, UserField, UserRepository, Value, ValueKind,
+    Cursor, CustomerField, CustomerRepository, Direction, EntityField, EntityRepository, Field, FieldValue, Filter,
+    Float, MAX_IN_VALUES, MAX_PAGE_SIZE, Page, PageRequest, Query, Record, RecordId, RecordStore, RecordStoreExt,
+    Reference, Repository, RepositoryExt, Sort, TimeRange, TransactionField, TransactionRepository, UniqueKey,
+    UserField, UserRepository, Value, ValueKind, placeholder_id,
 };
 pub use session::{SessionStore, SessionStoreExt};
-pub use uow::{Tx, TxExt, UnitOfWork, UnitOfWorkExt};
+pub use uow::{Tx, TxExt, UnitOfWork, UnitOfWorkExt, unknown_record};
 
 /// Re-exported so implementors and callers use the same `async_trait` as the traits.
 pub use async_trait::async_trait;

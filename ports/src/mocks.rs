@@ -1,7 +1,7 @@
 //! mockall mocks of the traits that extend [`Repository`] (mockall's `automock` cannot see
 //! supertraits, so these are spelled out). The other core traits get theirs from `automock`: [`MockCache`],
 //! [`MockLock`], [`MockRateLimiter`], [`MockSessionStore`], [`MockPubSub`], [`MockHealthCheck`], [`MockJobQueue`],
-//! [`MockRepository`], [`MockUnitOfWork`], [`MockTx`].
+//! [`MockRepository`], [`MockRecordStore`], [`MockUnitOfWork`], [`MockTx`].
 
 use async_trait::async_trait;
 use cpc_domain::{
@@ -14,7 +14,7 @@ pub use crate::job_queue::MockJobQueue;
 pub use crate::lock::MockLock;
 pub use crate::pubsub::MockPubSub;
 pub use crate::rate_limit::MockRateLimiter;
-pub use crate::repository::MockRepository;
+pub use crate::repository::{MockRecordStore, MockRepository};
 pub use crate::session::MockSessionStore;
 pub use crate::uow::{MockTx, MockUnitOfWork};
 use crate::{

@@ -1,5 +1,6 @@
 //! The [`UnitOfWork`] port: several repository writes that land together or not at all.
 
+use std::any::{Any, TypeId};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
@@ -7,7 +8,9 @@ use async_trait::async_trait;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
-use crate::{CustomerRepository, EntityRepository, RepoError, TransactionRepository, UserRepository};
+use crate::{
+    CustomerRepository, EntityRepository, Record, RepoError, Repository, TransactionRepository, UserRepository,
+};
 
 /// An open database transaction, with repositories bound to it.
 ///
@@ -51,6 +54,21 @@ pub trait Tx: Send + Sync {
     fn customers(&self) -> Arc<dyn CustomerRepository>;
     /// Finance transactions, inside this transaction.
     fn transactions(&self) -> Arc<dyn TransactionRepository>;
+
+    /// The repository of the record type whose `TypeId` is `record`, inside this transaction, as a
+    /// `Box<Arc<dyn Repository<T>>>` behind `dyn Any`; `None` when the unit of work does not know the record (it
+    /// was not registered with the database at start-up). Call it through [`TxExt::repo`], which is typed.
+    ///
+    /// MUST hand out a repository whose writes belong to this transaction (this level of it), exactly like the
+    /// built-in accessors.
+    fn repository(&self, record: TypeId) -> Option<Box<dyn Any + Send>>;
+
+    /// The backend's own handle on this transaction, for an adapter's escape hatch (for example
+    /// `cpc_adapters::diesel::with_connection`, which runs an app's own Diesel query on the transaction's
+    /// connection). `None` where there is none (the in-memory fake).
+    fn backend_handle(&self) -> Option<Arc<dyn Any + Send + Sync>> {
+        None
+    }
 
     /// Makes every write visible at once.
     ///
@@ -130,6 +148,24 @@ impl<U: UnitOfWork + ?Sized> UnitOfWorkExt for U {}
 /// ```
 #[async_trait]
 pub trait TxExt: Tx {
+    /// The repository of record `T` inside this transaction (an app's own record, or a built-in one).
+    ///
+    /// ```
+    /// # async fn demo(tx: &dyn cpc_ports::Tx) -> Result<(), cpc_ports::RepoError> {
+    /// use cpc_ports::{Repository, TxExt};
+    /// let users = tx.repo::<cpc_domain::User>()?;
+    /// assert_eq!(users.count(&[]).await?, tx.users().count(&[]).await?);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// Fails with [`RepoError::Validation`] naming `record` when the unit of work does not know `T`.
+    fn repo<T: Record>(&self) -> Result<Arc<dyn Repository<T>>, RepoError> {
+        self.repository(TypeId::of::<T>())
+            .and_then(|any| any.downcast::<Arc<dyn Repository<T>>>().ok())
+            .map(|boxed| *boxed)
+            .ok_or_else(unknown_record::<T>)
+    }
+
     /// Opens a nested transaction ([`Tx::savepoint`]), runs `work` in it, and commits it (its writes join this
     /// transaction) if it returns `Ok`; rolls back to the savepoint if it returns `Err` or panics (the panic
     /// then continues), leaving this transaction usable with its earlier writes. The closure's error type only
@@ -170,4 +206,12 @@ where
             std::panic::resume_unwind(panic)
         }
     }
+}
+
+/// The error of a repository asked for a record type the database was not told about.
+pub fn unknown_record<T: Record>() -> RepoError {
+    RepoError::Validation(cpc_domain::ValidationError::new(
+        "record",
+        format!("{} is not registered with this database (register it at start-up)", T::ENTITY),
+    ))
 }

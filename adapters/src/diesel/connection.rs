@@ -25,7 +25,7 @@ use crate::sqlite::{SqliteConfig, SqliteTarget};
 pub type AsyncSqliteConnection = SyncConnectionWrapper<SqliteConnection>;
 
 /// A pool [`Backend`] whose connections are Diesel async connections, with how to open a transaction on them.
-pub trait DieselBackend: Backend<Conn: AsyncConnection + Send> {
+pub trait DieselBackend: Backend<Conn: AsyncConnection + Send + crate::diesel::sql::RecordConn> {
     /// Opens a top-level transaction: `BEGIN` on PostgreSQL (READ COMMITTED), `BEGIN IMMEDIATE` on SQLite (so a
     /// transaction takes the write lock up front, waiting up to `busy_timeout`, instead of failing when a reader
     /// later tries to write).

@@ -25,9 +25,9 @@ pub struct ErrorContext {
     pub table: &'static str,
     /// The record type in errors, e.g. `"user"`.
     pub entity: &'static str,
-    /// The column named by a foreign-key error when the database does not say which (SQLite never does): the
-    /// table's own foreign key (`transactions`: `user_id`), or for a table others refer to, their column
-    /// (`users`: `user_id`).
+    /// The column named by a foreign-key error of an insert or update when the database does not say which
+    /// (SQLite never does): the table's own foreign key (`transactions`: `user_id`). A refused delete names
+    /// `<entity>_id` there (`users`: `user_id`).
     pub reference_field: &'static str,
 }
 
@@ -60,10 +60,14 @@ fn map_error(ctx: &ErrorContext, error: Error, deleting: bool) -> RepoError {
                 conflict(ConflictKind::Duplicate { field: unique_field(ctx.table, info.as_ref()) })
             }
             DatabaseErrorKind::ForeignKeyViolation => {
+                // SQLite never names the key: a delete was refused by rows referring to this one (conventionally
+                // through `<entity>_id`), an insert or update by this row's own reference.
                 let field = info
                     .constraint_name()
                     .and_then(|c| named_field(c, info.table_name().unwrap_or(ctx.table), "_fkey"))
-                    .unwrap_or_else(|| ctx.reference_field.to_owned());
+                    .unwrap_or_else(|| {
+                        if deleting { format!("{}_id", ctx.entity) } else { ctx.reference_field.to_owned() }
+                    });
                 // PostgreSQL: "update or delete on table "users" violates foreign key constraint ... on table
                 // "transactions"" for a referred-to row, "insert or update on table ..." for a missing one.
                 if deleting || info.message().starts_with("update or delete on table") {

@@ -2,19 +2,22 @@
 //! work, on PostgreSQL or SQLite, handed out as port trait objects; optionally with an audit trail
 //! ([`DbManager::with_audit`]); itself a [`HealthCheck`] of its pool.
 
+use std::any::{Any, TypeId};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use cpc_domain::{Customer, Entity, Transaction, User};
 use cpc_ports::{
-    CustomerRepository, EntityRepository, HealthCheck, HealthReport, HealthStatus, RepoError, TransactionRepository,
-    Tx, UnitOfWork, UnitOfWorkExt, UserRepository,
+    CustomerRepository, EntityRepository, HealthCheck, HealthReport, HealthStatus, RecordStore, RepoError, Repository,
+    TransactionRepository, Tx, UnitOfWork, UnitOfWorkExt, UserRepository,
 };
 use futures::future::BoxFuture;
 
-use crate::diesel::connection::{DieselBackend, DieselPgBackend, DieselSqliteBackend};
+use crate::diesel::connection::{DieselPgBackend, DieselSqliteBackend};
+use crate::diesel::records::{DieselRecord, PickBackend, Records};
 use crate::diesel::replicas::{ReadConsistency, ReplicaConfig, ReplicaSet, Session};
-use crate::diesel::repos::{AuditConfig, DieselRepository, EmailTable, Routed, Source, SqlTable};
+use crate::diesel::repos::{AuditConfig, DieselRepository, Routed, Source};
+use crate::diesel::sql::{EmailTable, SqlTable};
 use crate::diesel::uow::DieselUnitOfWork;
 use crate::pool::{DatabaseError, HealthChecker, Pool, PoolConfig};
 use crate::postgres::DatabaseConfig;
@@ -58,6 +61,8 @@ pub enum DbPool {
 /// ```
 #[derive(Clone)]
 pub struct DbManager {
+    source: AnySource,
+    records: Records,
     users: Arc<dyn UserRepository>,
     entities: Arc<dyn EntityRepository>,
     customers: Arc<dyn CustomerRepository>,
@@ -80,28 +85,57 @@ impl std::fmt::Debug for DbManager {
     }
 }
 
+/// Where a manager's repositories run, on either backend.
+#[derive(Clone)]
+enum AnySource {
+    Postgres(Source<DieselPgBackend>),
+    Sqlite(Source<DieselSqliteBackend>),
+}
+
+/// A backend whose sources a [`DbManager`] can hold.
+trait ManagedBackend: PickBackend {
+    fn wrap(source: Source<Self>) -> AnySource;
+}
+
+impl ManagedBackend for DieselPgBackend {
+    fn wrap(source: Source<Self>) -> AnySource {
+        AnySource::Postgres(source)
+    }
+}
+
+impl ManagedBackend for DieselSqliteBackend {
+    fn wrap(source: Source<Self>) -> AnySource {
+        AnySource::Sqlite(source)
+    }
+}
+
 /// The repositories on `source` and the unit of work on `uow_pool` (its commits counting as writes of `session`),
-/// auditing when `audit` is given; strong reads, no replica set (callers set those).
+/// for `records`, auditing when `audit` is given; strong reads, no replica set (callers set those).
 fn assemble<B>(
     source: Source<B>,
     uow_pool: Pool<B>,
     session: Option<Arc<Session>>,
     pool: DbPool,
     audit: Option<Arc<AuditConfig>>,
+    records: Records,
 ) -> DbManager
 where
-    B: DieselBackend,
+    B: ManagedBackend,
     User: EmailTable<B::Conn>,
     Entity: SqlTable<B::Conn>,
     Customer: EmailTable<B::Conn>,
     Transaction: SqlTable<B::Conn>,
 {
     DbManager {
+        source: B::wrap(source.clone()),
         users: Arc::new(DieselRepository::<User, B>::on(source.clone()).audited(audit.clone())),
         entities: Arc::new(DieselRepository::<Entity, B>::on(source.clone()).audited(audit.clone())),
         customers: Arc::new(DieselRepository::<Customer, B>::on(source.clone()).audited(audit.clone())),
         transactions: Arc::new(DieselRepository::<Transaction, B>::on(source).audited(audit.clone())),
-        uow: Arc::new(DieselUnitOfWork::new(uow_pool).audited(audit.clone()).in_session(session)),
+        uow: Arc::new(
+            DieselUnitOfWork::new(uow_pool).audited(audit.clone()).in_session(session).with_records(records.clone()),
+        ),
+        records,
         pool,
         audit,
         replicas: None,
@@ -132,12 +166,12 @@ impl DbManager {
 
     /// Over an existing PostgreSQL pool (no audit trail).
     pub fn from_pg_pool(pool: Pool<DieselPgBackend>) -> Self {
-        assemble(Source::Pool(pool.clone()), pool.clone(), None, DbPool::Postgres(pool), None)
+        assemble(Source::Pool(pool.clone()), pool.clone(), None, DbPool::Postgres(pool), None, Records::default())
     }
 
     /// Over an existing SQLite pool (no audit trail).
     pub fn from_sqlite_pool(pool: Pool<DieselSqliteBackend>) -> Self {
-        assemble(Source::Pool(pool.clone()), pool.clone(), None, DbPool::Sqlite(pool), None)
+        assemble(Source::Pool(pool.clone()), pool.clone(), None, DbPool::Sqlite(pool), None, Records::default())
     }
 
     /// Over a PostgreSQL [`ReplicaSet`] (no audit trail), reading strongly: [`pool`](Self::pool) is its primary.
@@ -175,17 +209,18 @@ impl DbManager {
 
     /// The same pools, auditing as `audit` says, reading as `consistency` says (with a new session).
     fn view(&self, audit: Option<Arc<AuditConfig>>, consistency: ReadConsistency) -> Self {
+        let records = self.records.clone();
         let mut manager = match (&self.pool, &self.replicas, consistency) {
             (DbPool::Postgres(_), Some(set), ReadConsistency::AllowStale) => {
                 let session = Arc::new(Session::default());
                 let source = Source::Replicas(Routed { set: set.clone(), session: session.clone() });
-                assemble(source, set.primary().clone(), Some(session), self.pool.clone(), audit)
+                assemble(source, set.primary().clone(), Some(session), self.pool.clone(), audit, records)
             }
             (DbPool::Postgres(pool), _, _) => {
-                assemble(Source::Pool(pool.clone()), pool.clone(), None, self.pool.clone(), audit)
+                assemble(Source::Pool(pool.clone()), pool.clone(), None, self.pool.clone(), audit, records)
             }
             (DbPool::Sqlite(pool), _, _) => {
-                assemble(Source::Pool(pool.clone()), pool.clone(), None, self.pool.clone(), audit)
+                assemble(Source::Pool(pool.clone()), pool.clone(), None, self.pool.clone(), audit, records)
             }
         };
         manager.replicas = self.replicas.clone();
@@ -233,6 +268,46 @@ impl DbManager {
         self.uow.clone()
     }
 
+    /// Registers an app's record (declared with [`record!`](crate::record) or [`sql_table!`](crate::sql_table)),
+    /// so its repository is handed out by [`repository`](Self::repository), by the [`RecordStore`] port and
+    /// inside units of work ([`TxExt::repo`](cpc_ports::TxExt::repo)). Every view of this manager (audited,
+    /// stale reads) shares the registration. Check the declarations against the database with
+    /// [`verify_records`](Self::verify_records) at start-up.
+    pub fn register<T: DieselRecord>(&self) -> &Self {
+        self.records.register::<T>();
+        self
+    }
+
+    /// The records this manager knows: the four built-in ones and those registered.
+    pub fn records(&self) -> &Records {
+        &self.records
+    }
+
+    /// The repository of record `T` (registering it), reading and auditing as this manager does.
+    pub fn repository<T: DieselRecord>(&self) -> Arc<dyn Repository<T>> {
+        self.records.register::<T>();
+        let made = match &self.source {
+            AnySource::Postgres(source) => {
+                Arc::new(DieselRepository::<T, DieselPgBackend>::on(source.clone()).audited(self.audit.clone()))
+                    as Arc<dyn Repository<T>>
+            }
+            AnySource::Sqlite(source) => {
+                Arc::new(DieselRepository::<T, DieselSqliteBackend>::on(source.clone()).audited(self.audit.clone()))
+            }
+        };
+        made
+    }
+
+    /// Checks every registered record's declaration against the database (one query per table reading no row):
+    /// a missing table or column fails here, at start-up, with a [`RepoError::Validation`] naming the table and
+    /// the column, rather than at the first query in production.
+    pub async fn verify_records(&self) -> Result<(), RepoError> {
+        match &self.pool {
+            DbPool::Postgres(pool) => self.records.verify(pool).await,
+            DbPool::Sqlite(pool) => self.records.verify(pool).await,
+        }
+    }
+
     /// The pool, for metrics and health checks.
     pub fn pool(&self) -> &DbPool {
         &self.pool
@@ -265,6 +340,19 @@ impl DbManager {
         F: for<'t> FnOnce(&'t dyn Tx) -> BoxFuture<'t, Result<R, E>> + Send,
     {
         self.uow.run(work).await
+    }
+}
+
+impl RecordStore for DbManager {
+    fn repository(&self, record: TypeId) -> Option<Box<dyn Any + Send>> {
+        match &self.source {
+            AnySource::Postgres(source) => self.records.make(record, source, self.audit.clone()),
+            AnySource::Sqlite(source) => self.records.make(record, source, self.audit.clone()),
+        }
+    }
+
+    fn unit_of_work(&self) -> Arc<dyn UnitOfWork> {
+        self.uow.clone()
     }
 }
 

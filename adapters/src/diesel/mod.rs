@@ -10,20 +10,25 @@
 //! * [`error`]: how Diesel errors become [`DbError`] variants.
 //! * [`migrations`]: the embedded migrations: run pending, revert the last N, status.
 
+pub mod builtin;
 pub mod connection;
 pub mod error;
 pub mod manager;
 pub mod migrations;
+pub mod records;
 pub mod replicas;
 pub mod repos;
 pub mod schema;
+pub mod sql;
+pub mod sql_types;
 pub mod uow;
 
 pub use connection::{AsyncSqliteConnection, DieselBackend, DieselPgBackend, DieselSqliteBackend, ReplicaState};
 pub use manager::{DbManager, DbPool};
+pub use records::{DieselRecord, Records};
 pub use replicas::{ReadConsistency, ReplicaConfig, ReplicaPolicy, ReplicaSet};
 pub use repos::{AuditAction, AuditConfig, DieselRepository};
-pub use uow::{DieselTx, DieselUnitOfWork, PgUnitOfWork, SqliteUnitOfWork};
+pub use uow::{DieselConn, DieselTx, DieselUnitOfWork, PgUnitOfWork, SqliteUnitOfWork, with_connection};
 
 /// The seeds' unified `DbError`: the data ports' [`RepoError`](cpc_ports::RepoError). Diesel and driver errors are
 /// mapped into its semantic variants (unique violation: `Conflict`, missing row: `NotFound`, lost connection:

@@ -14,6 +14,7 @@
 //! out again. A nested `DieselTx` dropped without commit is finished at once and rolled back to its savepoint
 //! before the next statement of the unit runs (on a spawned task, or by that next call, whichever comes first).
 
+use std::any::{Any, TypeId};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -23,11 +24,12 @@ use cpc_ports::{
 };
 use diesel_async::{AsyncConnection, TransactionManager};
 
-use crate::diesel::connection::{DieselBackend, DieselPgBackend, DieselSqliteBackend};
+use crate::diesel::connection::{AsyncSqliteConnection, DieselBackend, DieselPgBackend, DieselSqliteBackend};
+use crate::diesel::records::{PickBackend, Records};
 use crate::diesel::replicas::Session;
-use crate::diesel::repos::{
-    AuditConfig, DieselRepository, EmailTable, SqlTable, TxScope, record_write, roll_back_levels,
-};
+use crate::diesel::repos::{AuditConfig, DieselRepository, TxScope, record_write, roll_back_levels};
+use crate::diesel::repos::{Mode, Source};
+use crate::diesel::sql::{EmailTable, SqlTable};
 use crate::pool::Pool;
 
 /// Starts transactions on connections of a pool.
@@ -35,6 +37,7 @@ pub struct DieselUnitOfWork<B: DieselBackend> {
     pool: Pool<B>,
     audit: Option<Arc<AuditConfig>>,
     session: Option<Arc<Session>>,
+    records: Records,
 }
 
 /// The unit of work on PostgreSQL.
@@ -45,7 +48,13 @@ pub type SqliteUnitOfWork = DieselUnitOfWork<DieselSqliteBackend>;
 impl<B: DieselBackend> DieselUnitOfWork<B> {
     /// Units of work on `pool`'s connections: each holds one connection from `begin` to commit or rollback.
     pub fn new(pool: Pool<B>) -> Self {
-        Self { pool, audit: None, session: None }
+        Self { pool, audit: None, session: None, records: Records::default() }
+    }
+
+    /// Units of work whose transactions hand out the repositories of `records` ([`TxExt::repo`](cpc_ports::TxExt::repo)).
+    pub fn with_records(mut self, records: Records) -> Self {
+        self.records = records;
+        self
     }
 
     /// Units of work whose repositories write an audit row for every create, update and delete, in the
@@ -65,7 +74,12 @@ impl<B: DieselBackend> DieselUnitOfWork<B> {
 
 impl<B: DieselBackend> Clone for DieselUnitOfWork<B> {
     fn clone(&self) -> Self {
-        Self { pool: self.pool.clone(), audit: self.audit.clone(), session: self.session.clone() }
+        Self {
+            pool: self.pool.clone(),
+            audit: self.audit.clone(),
+            session: self.session.clone(),
+            records: self.records.clone(),
+        }
     }
 }
 
@@ -78,7 +92,7 @@ impl<B: DieselBackend> std::fmt::Debug for DieselUnitOfWork<B> {
 #[async_trait]
 impl<B> UnitOfWork for DieselUnitOfWork<B>
 where
-    B: DieselBackend,
+    B: PickBackend,
     User: EmailTable<B::Conn>,
     Entity: SqlTable<B::Conn>,
     Customer: EmailTable<B::Conn>,
@@ -88,7 +102,12 @@ where
         let mut conn = self.pool.get_owned().await.map_err(RepoError::from)?;
         // If this is cancelled halfway, the transaction manager marks the connection broken and the pool drops it.
         B::begin(&mut conn).await.map_err(|e| crate::diesel::repos::tx_context(B::NAME).map(e))?;
-        Ok(Box::new(DieselTx { scope: TxScope::begin(conn), audit: self.audit.clone(), session: self.session.clone() }))
+        Ok(Box::new(DieselTx {
+            scope: TxScope::begin(conn),
+            audit: self.audit.clone(),
+            session: self.session.clone(),
+            records: self.records.clone(),
+        }))
     }
 }
 
@@ -98,6 +117,7 @@ pub struct DieselTx<B: DieselBackend> {
     scope: TxScope<B>,
     audit: Option<Arc<AuditConfig>>,
     session: Option<Arc<Session>>,
+    records: Records,
 }
 
 impl<B: DieselBackend> std::fmt::Debug for DieselTx<B> {
@@ -115,7 +135,7 @@ type Tm<C> = <C as AsyncConnection>::TransactionManager;
 #[async_trait]
 impl<B> Tx for DieselTx<B>
 where
-    B: DieselBackend,
+    B: PickBackend,
     User: EmailTable<B::Conn>,
     Entity: SqlTable<B::Conn>,
     Customer: EmailTable<B::Conn>,
@@ -132,6 +152,15 @@ where
     }
     fn transactions(&self) -> Arc<dyn TransactionRepository> {
         Arc::new(DieselRepository::<Transaction, B>::in_tx(&self.scope).audited(self.audit.clone()))
+    }
+
+    fn repository(&self, record: TypeId) -> Option<Box<dyn Any + Send>> {
+        self.records.make(record, &Source::Tx(self.scope.clone()), self.audit.clone())
+    }
+
+    /// This transaction's level, for [`with_connection`].
+    fn backend_handle(&self) -> Option<Arc<dyn Any + Send + Sync>> {
+        Some(Arc::new(self.scope.clone()))
     }
 
     /// Commits (a nested transaction: releases its savepoint). With a transaction nested in this one still open,
@@ -167,7 +196,12 @@ where
 
     async fn savepoint(&self) -> Result<Box<dyn Tx>, RepoError> {
         let scope = self.scope.savepoint().await?;
-        Ok(Box::new(DieselTx { scope, audit: self.audit.clone(), session: self.session.clone() }))
+        Ok(Box::new(DieselTx {
+            scope,
+            audit: self.audit.clone(),
+            session: self.session.clone(),
+            records: self.records.clone(),
+        }))
     }
 }
 
@@ -209,4 +243,59 @@ impl<B: DieselBackend> Drop for DieselTx<B> {
             }
         }
     }
+}
+
+/// A unit of work's connection, as [`with_connection`] hands it to an app's own Diesel query.
+pub enum DieselConn<'c> {
+    /// PostgreSQL.
+    Postgres(&'c mut diesel_async::AsyncPgConnection),
+    /// SQLite.
+    Sqlite(&'c mut AsyncSqliteConnection),
+}
+
+/// Runs an app's own Diesel query (a join, an aggregate the query model lacks) on the connection of the open
+/// transaction `tx`, at its level, in a savepoint of its own: its writes commit or roll back with the
+/// transaction's, and a failure leaves the transaction usable.
+///
+/// ```no_run
+/// # async fn demo(uow: &dyn cpc_ports::UnitOfWork) -> Result<(), cpc_ports::RepoError> {
+/// use cpc_adapters::diesel::{DieselConn, with_connection};
+/// use cpc_ports::UnitOfWorkExt;
+/// use diesel::sql_types::BigInt;
+/// use diesel_async::RunQueryDsl;
+///
+/// #[derive(diesel::QueryableByName)]
+/// struct Count { #[diesel(sql_type = BigInt)] n: i64 }
+///
+/// let n = uow.run(|tx| Box::pin(async move {
+///     with_connection(tx, |conn| Box::pin(async move {
+///         let query = diesel::sql_query("SELECT count(*) AS n FROM users");
+///         let row: Count = match conn {
+///             DieselConn::Postgres(c) => query.get_result(c).await,
+///             DieselConn::Sqlite(c) => query.get_result(c).await,
+///         }
+///         .map_err(|e| cpc_ports::RepoError::backend("diesel", e))?;
+///         Ok(row.n)
+///     })).await
+/// })).await?;
+/// # Ok(()) }
+/// ```
+///
+/// Fails with [`RepoError::Validation`] naming `tx` when `tx` is not a Diesel transaction (the in-memory fake).
+pub async fn with_connection<R, F>(tx: &dyn Tx, f: F) -> Result<R, RepoError>
+where
+    R: Send,
+    F: for<'c> FnOnce(DieselConn<'c>) -> futures::future::BoxFuture<'c, Result<R, RepoError>> + Send,
+{
+    let handle = tx.backend_handle();
+    if let Some(scope) = handle.as_deref().and_then(|h| h.downcast_ref::<TxScope<DieselPgBackend>>()) {
+        return Source::Tx(scope.clone()).run(Mode::Write, move |c| f(DieselConn::Postgres(c))).await;
+    }
+    if let Some(scope) = handle.as_deref().and_then(|h| h.downcast_ref::<TxScope<DieselSqliteBackend>>()) {
+        return Source::Tx(scope.clone()).run(Mode::Write, move |c| f(DieselConn::Sqlite(c))).await;
+    }
+    Err(RepoError::Validation(cpc_domain::ValidationError::new(
+        "tx",
+        "is not a Diesel transaction: run app-specific SQL on a PostgreSQL or SQLite unit of work",
+    )))
 }

@@ -154,6 +154,16 @@ impl<D: Decorate> Tx for DecoratedTx<D> {
         Arc::new(Decorated::from_arc(self.tx.transactions(), self.decorator.clone()))
     }
 
+    /// An app record's repository, undecorated: its type is known only to the caller (decorate the repository
+    /// the app gets from `TxExt::repo` with `Decorated` if it needs the same metrics).
+    fn repository(&self, record: std::any::TypeId) -> Option<Box<dyn std::any::Any + Send>> {
+        self.tx.repository(record)
+    }
+
+    fn backend_handle(&self) -> Option<Arc<dyn std::any::Any + Send + Sync>> {
+        self.tx.backend_handle()
+    }
+
     async fn commit(self: Box<Self>) -> Result<(), RepoError> {
         self.end("commit", true).await
     }

@@ -1,10 +1,11 @@
 //! The data ports: the generic [`Repository`] and the seeds' specific repositories.
 
+mod field_value;
 mod query;
 mod records;
+mod store;
 
 use std::fmt;
-use std::hash::Hash;
 
 use async_trait::async_trait;
 use cpc_domain::{
@@ -13,15 +14,38 @@ use cpc_domain::{
 
 use crate::RepoError;
 
+pub use field_value::{FieldValue, RecordId};
 pub use query::{
-    Cursor, Direction, Field, Filter, MAX_PAGE_SIZE, Page, PageRequest, Query, Sort, TimeRange, Value, ValueKind,
+    Cursor, Direction, Field, Filter, Float, MAX_IN_VALUES, MAX_PAGE_SIZE, Page, PageRequest, Query, Sort, TimeRange,
+    Value, ValueKind,
 };
 pub use records::{CustomerField, EntityField, TransactionField, UserField};
+#[cfg(feature = "mocks")]
+pub use store::MockRecordStore;
+pub use store::{RecordStore, RecordStoreExt};
+
+/// A unique key of a row, as the in-memory fake indexes it: the field (or constraint) name a duplicate is reported
+/// under, and the row's normalised value of it (for example `("email", lowercased address)`).
+pub type UniqueKey = (&'static str, String);
+
+/// A foreign key of a record: `field` holds the id of a row of the record whose [`Record::ENTITY`] is `to`.
+/// Deleting a referenced row is refused (`ON DELETE RESTRICT`), as the in-memory fake enforces it too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reference {
+    /// The referring field, e.g. `"user_id"`.
+    pub field: &'static str,
+    /// The referenced record's [`Record::ENTITY`], e.g. `"user"`.
+    pub to: &'static str,
+}
 
 /// A model a [`Repository`] stores: ties it to its id, its create and update forms, and its queryable fields.
+///
+/// Apps rarely implement it by hand: `cpc_adapters::record!` declares it (with the Diesel table operations) for a
+/// model struct whose fields are the table's columns. The four built-in records implement it by hand because
+/// their fields are domain types (an `Email`, a `Money` spread over two columns).
 pub trait Record: Clone + fmt::Debug + Send + Sync + 'static {
-    /// The id newtype.
-    type Id: Clone + Eq + Hash + fmt::Debug + fmt::Display + Send + Sync + 'static;
+    /// The id: a UUID made by the library or an `i64` the database assigns (see [`Record::new_id`]).
+    type Id: RecordId;
     /// What `create` takes.
     type New: Clone + fmt::Debug + Send + Sync + 'static;
     /// What `update` takes.
@@ -32,27 +56,54 @@ pub trait Record: Clone + fmt::Debug + Send + Sync + 'static {
     const ENTITY: &'static str;
     /// The id field, the final tie-break of every sort.
     const ID_FIELD: Self::Field;
+    /// Whether rows carry an optimistic-locking version. Without one, [`Record::version`] is always
+    /// [`Version::FIRST`] and `update` does not compare versions (the last write wins).
+    const VERSIONED: bool = true;
+    /// The record's foreign keys.
+    const REFERENCES: &'static [Reference] = &[];
 
     /// The row's id.
     fn id(&self) -> &Self::Id;
     /// An id as a query [`Value`].
-    fn id_value(id: &Self::Id) -> Value;
+    fn id_value(id: &Self::Id) -> Value {
+        id.to_value()
+    }
     /// The row's optimistic-locking version.
     fn version(&self) -> Version;
     /// The row's value of `field`.
     fn value(&self, field: Self::Field) -> Value;
+    /// The row's unique keys (see [`UniqueKey`]); a constraint that does not apply to this row (a partial
+    /// unique index) is left out.
+    fn unique_keys(&self) -> Vec<UniqueKey> {
+        Vec::new()
+    }
 
-    /// A fresh id for a new row.
-    fn new_id() -> Self::Id;
+    /// A fresh id for a new row, or `None` when the database assigns it (a serial key): the store then builds
+    /// the row with a placeholder id and sets the assigned one with [`Record::set_id`].
+    fn new_id() -> Option<Self::Id> {
+        Self::Id::generate()
+    }
+    /// Sets the row's id (for database-assigned keys).
+    fn set_id(&mut self, id: Self::Id);
     /// A new row from its create form: [`Version::FIRST`], both timestamps `now`. Every store builds rows this
     /// way, so what `create` returns is the same whatever the backend.
     fn build(id: Self::Id, new: Self::New, now: Timestamp) -> Self;
     /// Applies a partial change to the row's own fields (not version or timestamps).
     fn apply(&mut self, changes: Self::Update);
-    /// Sets the version and moves `updated_at` to `now`, never backwards.
+    /// Sets the version and moves `updated_at` to `now`, never backwards (each where the record has them).
     fn touch(&mut self, version: Version, now: Timestamp);
-    /// When the row last changed (its creation time for a new row).
-    fn updated_at(&self) -> Timestamp;
+    /// When the row last changed, where the record keeps it.
+    fn updated_at(&self) -> Option<Timestamp>;
+}
+
+/// The placeholder id a row with a database-assigned key carries until the store sets the real one.
+pub fn placeholder_id<T: Record>() -> Result<T::Id, RepoError> {
+    T::Id::from_value(&Value::Int(0)).ok_or_else(|| {
+        RepoError::Validation(cpc_domain::ValidationError::new(
+            T::ID_FIELD.name(),
+            "has no generated value and is not an integer the database can assign",
+        ))
+    })
 }
 
 /// The current time as every store keeps it: UTC, microsecond precision (PostgreSQL's `timestamptz`).

@@ -15,12 +15,29 @@ use uuid::Uuid;
 pub enum ValueKind {
     /// Text.
     Text,
-    /// A 64-bit integer.
+    /// An integer (`i32` and `i64` columns alike).
     Int,
     /// A UUID.
     Uuid,
     /// A UTC timestamp.
     Time,
+    /// A boolean.
+    Bool,
+    /// A 64-bit float.
+    Float,
+    /// A calendar date.
+    Date,
+    /// A JSON document: stored and returned, never compared (only `IS NULL` / `IS NOT NULL` filters apply).
+    Json,
+    /// SQL `NULL`: the value of a nullable field that is not set.
+    Null,
+}
+
+impl ValueKind {
+    /// Whether values of this kind can be compared and sorted (every kind but JSON and null).
+    pub const fn is_comparable(self) -> bool {
+        !matches!(self, Self::Json | Self::Null)
+    }
 }
 
 /// A value to compare a field with.
@@ -28,12 +45,22 @@ pub enum ValueKind {
 pub enum Value {
     /// Text.
     Text(String),
-    /// A 64-bit integer.
+    /// An integer.
     Int(i64),
     /// A UUID.
     Uuid(Uuid),
     /// A UTC timestamp.
     Time(Timestamp),
+    /// A boolean.
+    Bool(bool),
+    /// A float, totally ordered ([`f64::total_cmp`]).
+    Float(Float),
+    /// A calendar date.
+    Date(chrono::NaiveDate),
+    /// A JSON document, as its compact text (what [`Record::value`](super::Record::value) reports for a JSON field).
+    Json(String),
+    /// SQL `NULL`.
+    Null,
 }
 
 impl Value {
@@ -44,7 +71,38 @@ impl Value {
             Self::Int(_) => ValueKind::Int,
             Self::Uuid(_) => ValueKind::Uuid,
             Self::Time(_) => ValueKind::Time,
+            Self::Bool(_) => ValueKind::Bool,
+            Self::Float(_) => ValueKind::Float,
+            Self::Date(_) => ValueKind::Date,
+            Self::Json(_) => ValueKind::Json,
+            Self::Null => ValueKind::Null,
         }
+    }
+}
+
+/// An `f64` with a total order, so [`Value`] can be compared, hashed and sorted (`-0.0 < 0.0`, NaN last).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Float(pub f64);
+
+impl PartialEq for Float {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.total_cmp(&other.0).is_eq()
+    }
+}
+impl Eq for Float {}
+impl PartialOrd for Float {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Float {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+impl std::hash::Hash for Float {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.to_bits().hash(state);
     }
 }
 
@@ -73,6 +131,31 @@ impl From<Timestamp> for Value {
         Self::Time(t)
     }
 }
+impl From<i32> for Value {
+    fn from(n: i32) -> Self {
+        Self::Int(i64::from(n))
+    }
+}
+impl From<bool> for Value {
+    fn from(b: bool) -> Self {
+        Self::Bool(b)
+    }
+}
+impl From<f64> for Value {
+    fn from(x: f64) -> Self {
+        Self::Float(Float(x))
+    }
+}
+impl From<chrono::NaiveDate> for Value {
+    fn from(d: chrono::NaiveDate) -> Self {
+        Self::Date(d)
+    }
+}
+impl<T: Into<Value>> From<Option<T>> for Value {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(Self::Null, Into::into)
+    }
+}
 
 /// A column of a record that queries may filter and sort on. Implemented by the `*Field` enums.
 pub trait Field: Copy + Eq + fmt::Debug + Send + Sync + 'static {
@@ -80,9 +163,18 @@ pub trait Field: Copy + Eq + fmt::Debug + Send + Sync + 'static {
     fn name(self) -> &'static str;
     /// The type of its values.
     fn kind(self) -> ValueKind;
+    /// Whether the column may be `NULL` (its value is then [`Value::Null`]). Nullable fields can be filtered on,
+    /// not sorted on (the databases disagree on where `NULL`s sort).
+    fn nullable(self) -> bool {
+        false
+    }
 }
 
-/// One condition on a field. Several filters in a query are combined with AND.
+/// The most values an [`Filter::In`] list may hold.
+pub const MAX_IN_VALUES: usize = 1000;
+
+/// A condition on the rows. Several filters in a query are combined with AND; [`Filter::Or`] and
+/// [`Filter::And`] nest.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Filter<F> {
     /// The field equals the value.
@@ -98,44 +190,92 @@ pub enum Filter<F> {
     },
     /// A text field starts with the given text (taken literally: `%` and `_` are not wildcards).
     Prefix(F, String),
+    /// The field equals one of the values (SQL `IN`); an empty list matches nothing. At most [`MAX_IN_VALUES`].
+    In(F, Vec<Value>),
+    /// The field is `NULL`.
+    IsNull(F),
+    /// The field is not `NULL`.
+    IsNotNull(F),
+    /// At least one of the conditions holds; an empty list matches nothing.
+    Or(Vec<Filter<F>>),
+    /// Every condition holds; an empty list matches everything.
+    And(Vec<Filter<F>>),
 }
 
 impl<F: Field> Filter<F> {
-    /// The field filtered on.
-    pub fn field(&self) -> F {
+    /// `field IN (values...)`.
+    pub fn any_of<V: Into<Value>>(field: F, values: impl IntoIterator<Item = V>) -> Self {
+        Self::In(field, values.into_iter().map(Into::into).collect())
+    }
+
+    /// Every field this filter names, nested ones included.
+    pub fn fields(&self) -> Vec<F> {
+        let mut out = Vec::new();
+        self.collect_fields(&mut out);
+        out
+    }
+
+    fn collect_fields(&self, out: &mut Vec<F>) {
         match self {
-            Self::Eq(f, _) | Self::Prefix(f, _) => *f,
-            Self::Range { field, .. } => *field,
+            Self::Eq(f, _) | Self::Prefix(f, _) | Self::In(f, _) | Self::IsNull(f) | Self::IsNotNull(f) => out.push(*f),
+            Self::Range { field, .. } => out.push(*field),
+            Self::Or(all) | Self::And(all) => all.iter().for_each(|f| f.collect_fields(out)),
         }
     }
 
-    /// Checks that values match the field's type and that prefixes are on text fields; the error names the field.
+    /// Checks that values match their field's type (a comparable one), that prefixes are on text fields and that
+    /// `IN` lists are not too long; the error names the field.
     pub fn validate(&self) -> Result<(), ValidationError> {
-        let field = self.field();
-        let wrong = || ValidationError::new(field.name(), format!("filter value must be of kind {:?}", field.kind()));
-        match self {
-            Self::Eq(_, v) if v.kind() != field.kind() => Err(wrong()),
-            Self::Range { from, to, .. } => {
-                if from.iter().chain(to).any(|v| v.kind() != field.kind()) {
-                    return Err(wrong());
+        let check = |field: F, values: &mut dyn Iterator<Item = &Value>| -> Result<(), ValidationError> {
+            if !field.kind().is_comparable() {
+                return Err(ValidationError::new(
+                    field.name(),
+                    format!("{:?} fields can only be filtered with IS NULL / IS NOT NULL", field.kind()),
+                ));
+            }
+            for v in values {
+                if v.kind() == ValueKind::Null {
+                    return Err(ValidationError::new(field.name(), "compare with NULL using is_null / is_not_null"));
                 }
-                Ok(())
+                if v.kind() != field.kind() {
+                    return Err(ValidationError::new(
+                        field.name(),
+                        format!("filter value must be of kind {:?}", field.kind()),
+                    ));
+                }
             }
-            Self::Prefix(..) if field.kind() != ValueKind::Text => {
-                Err(ValidationError::new(field.name(), "prefix filters need a text field"))
+            Ok(())
+        };
+        match self {
+            Self::Eq(f, v) => check(*f, &mut std::iter::once(v)),
+            Self::Range { field, from, to } => check(*field, &mut from.iter().chain(to)),
+            Self::Prefix(f, _) if f.kind() != ValueKind::Text => {
+                Err(ValidationError::new(f.name(), "prefix filters need a text field"))
             }
-            _ => Ok(()),
+            Self::Prefix(..) | Self::IsNull(_) | Self::IsNotNull(_) => Ok(()),
+            Self::In(f, values) if values.len() > MAX_IN_VALUES => {
+                Err(ValidationError::new(f.name(), format!("an IN list holds at most {MAX_IN_VALUES} values")))
+            }
+            Self::In(f, values) => check(*f, &mut values.iter()),
+            Self::Or(all) | Self::And(all) => all.iter().try_for_each(Self::validate),
         }
     }
 
-    /// Whether `value` (the record's value of this filter's field) passes the filter. For in-memory stores.
-    pub fn matches(&self, value: &Value) -> bool {
+    /// Whether a row passes the filter, given the row's value of each field. For in-memory stores; SQL semantics
+    /// (a comparison with `NULL` is never true).
+    pub fn matches(&self, value_of: &dyn Fn(F) -> Value) -> bool {
+        let set = |f: F| Some(value_of(f)).filter(|v| *v != Value::Null);
         match self {
-            Self::Eq(_, v) => value == v,
-            Self::Range { from, to, .. } => {
-                from.as_ref().is_none_or(|f| value >= f) && to.as_ref().is_none_or(|t| value < t)
-            }
-            Self::Prefix(_, p) => matches!(value, Value::Text(s) if s.starts_with(p.as_str())),
+            Self::Eq(f, v) => set(*f).is_some_and(|value| value == *v),
+            Self::Range { field, from, to } => set(*field).is_some_and(|value| {
+                from.as_ref().is_none_or(|f| value >= *f) && to.as_ref().is_none_or(|t| value < *t)
+            }),
+            Self::Prefix(f, p) => matches!(set(*f), Some(Value::Text(s)) if s.starts_with(p.as_str())),
+            Self::In(f, values) => set(*f).is_some_and(|value| values.contains(&value)),
+            Self::IsNull(f) => value_of(*f) == Value::Null,
+            Self::IsNotNull(f) => value_of(*f) != Value::Null,
+            Self::Or(all) => all.iter().any(|c| c.matches(value_of)),
+            Self::And(all) => all.iter().all(|c| c.matches(value_of)),
         }
     }
 }
@@ -251,6 +391,30 @@ impl<F: Field> Query<F> {
         self
     }
 
+    /// Adds `field IN (values...)`.
+    pub fn any_of<V: Into<Value>>(mut self, field: F, values: impl IntoIterator<Item = V>) -> Self {
+        self.filters.push(Filter::any_of(field, values));
+        self
+    }
+
+    /// Adds `field IS NULL`.
+    pub fn is_null(mut self, field: F) -> Self {
+        self.filters.push(Filter::IsNull(field));
+        self
+    }
+
+    /// Adds `field IS NOT NULL`.
+    pub fn is_not_null(mut self, field: F) -> Self {
+        self.filters.push(Filter::IsNotNull(field));
+        self
+    }
+
+    /// Adds a condition (for example a [`Filter::Or`]).
+    pub fn filter(mut self, filter: Filter<F>) -> Self {
+        self.filters.push(filter);
+        self
+    }
+
     /// Sorts by `field` ascending (after earlier sort keys).
     pub fn asc(mut self, field: F) -> Self {
         self.sort.push(Sort { field, direction: Direction::Asc });
@@ -275,9 +439,14 @@ impl<F: Field> Query<F> {
         self
     }
 
-    /// Validates filters and page size.
+    /// Validates filters, sort keys (comparable, non-nullable fields) and page size.
     pub fn validate(&self) -> Result<(), ValidationError> {
         self.filters.iter().try_for_each(Filter::validate)?;
+        for s in &self.sort {
+            if !s.field.kind().is_comparable() || s.field.nullable() {
+                return Err(ValidationError::new(s.field.name(), "cannot sort on a nullable or JSON field"));
+            }
+        }
         self.page.validate()
     }
 }
@@ -398,9 +567,17 @@ mod tests {
             }
         }
         let f = Filter::Range { field: N, from: Some(Value::Int(1)), to: Some(Value::Int(3)) };
-        assert!(!f.matches(&Value::Int(0)));
-        assert!(f.matches(&Value::Int(1)));
-        assert!(!f.matches(&Value::Int(3)));
+        assert!(!f.matches(&|_| Value::Int(0)));
+        assert!(f.matches(&|_| Value::Int(1)));
+        assert!(!f.matches(&|_| Value::Int(3)));
+        assert!(!f.matches(&|_| Value::Null));
+        let either = Filter::Or(vec![Filter::IsNull(N), Filter::any_of(N, [7_i64, 9])]);
+        assert!(either.matches(&|_| Value::Null));
+        assert!(either.matches(&|_| Value::Int(9)));
+        assert!(!either.matches(&|_| Value::Int(8)));
+        assert!(!Filter::<N>::Or(vec![]).matches(&|_| Value::Int(8)));
+        assert_eq!(Filter::Eq(N, Value::Null).validate().unwrap_err().field, "n");
+        assert!(Filter::any_of(N, 0..1001_i64).validate().is_err());
         assert_eq!(Filter::Eq(N, Value::from("x")).validate().unwrap_err().field, "n");
         assert!(Filter::Prefix(N, "1".into()).validate().is_err());
         assert_eq!(Query::<N>::new().offset(0, 0).validate().unwrap_err().field, "limit");

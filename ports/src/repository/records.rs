@@ -6,7 +6,7 @@ use cpc_domain::{
     TransactionId, UpdateCustomer, UpdateEntity, UpdateTransaction, UpdateUser, User, UserId, Version,
 };
 
-use super::{Field, Record, Value, ValueKind};
+use super::{Field, Record, Reference, UniqueKey, Value, ValueKind};
 
 macro_rules! fields {
     ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident => $col:literal : $kind:ident),+ $(,)? }) => {
@@ -109,8 +109,8 @@ macro_rules! versioned {
             self.version = version;
             self.updated_at = self.updated_at.max(now);
         }
-        fn updated_at(&self) -> Timestamp {
-            self.updated_at
+        fn updated_at(&self) -> Option<Timestamp> {
+            Some(self.updated_at)
         }
     };
 }
@@ -123,11 +123,12 @@ impl Record for User {
     const ENTITY: &'static str = "user";
     const ID_FIELD: UserField = UserField::Id;
 
+    fn unique_keys(&self) -> Vec<UniqueKey> {
+        vec![("username", self.username.as_str().to_owned()), ("email", self.email.normalized())]
+    }
+
     fn id(&self) -> &UserId {
         &self.id
-    }
-    fn id_value(id: &UserId) -> Value {
-        Value::Uuid(*id.as_uuid())
     }
     fn version(&self) -> Version {
         self.version
@@ -141,8 +142,8 @@ impl Record for User {
             UserField::UpdatedAt => Value::Time(self.updated_at),
         }
     }
-    fn new_id() -> UserId {
-        UserId::new()
+    fn set_id(&mut self, id: UserId) {
+        self.id = id;
     }
     fn build(id: UserId, new: NewUser, now: Timestamp) -> Self {
         Self { id, username: new.username, email: new.email, created_at: now, updated_at: now, version: Version::FIRST }
@@ -169,9 +170,6 @@ impl Record for Entity {
     fn id(&self) -> &EntityId {
         &self.id
     }
-    fn id_value(id: &EntityId) -> Value {
-        Value::Uuid(*id.as_uuid())
-    }
     fn version(&self) -> Version {
         self.version
     }
@@ -184,8 +182,8 @@ impl Record for Entity {
             EntityField::UpdatedAt => Value::Time(self.updated_at),
         }
     }
-    fn new_id() -> EntityId {
-        EntityId::new()
+    fn set_id(&mut self, id: EntityId) {
+        self.id = id;
     }
     fn build(id: EntityId, new: NewEntity, now: Timestamp) -> Self {
         Self {
@@ -217,11 +215,12 @@ impl Record for Customer {
     const ENTITY: &'static str = "customer";
     const ID_FIELD: CustomerField = CustomerField::Id;
 
+    fn unique_keys(&self) -> Vec<UniqueKey> {
+        vec![("email", self.email.normalized())]
+    }
+
     fn id(&self) -> &CustomerId {
         &self.id
-    }
-    fn id_value(id: &CustomerId) -> Value {
-        Value::Uuid(*id.as_uuid())
     }
     fn version(&self) -> Version {
         self.version
@@ -235,8 +234,8 @@ impl Record for Customer {
             CustomerField::UpdatedAt => Value::Time(self.updated_at),
         }
     }
-    fn new_id() -> CustomerId {
-        CustomerId::new()
+    fn set_id(&mut self, id: CustomerId) {
+        self.id = id;
     }
     fn build(id: CustomerId, new: NewCustomer, now: Timestamp) -> Self {
         Self {
@@ -270,12 +269,11 @@ impl Record for Transaction {
     type Field = TransactionField;
     const ENTITY: &'static str = "transaction";
     const ID_FIELD: TransactionField = TransactionField::Id;
+    // ON DELETE RESTRICT: a user with ledger entries cannot be deleted.
+    const REFERENCES: &'static [Reference] = &[Reference { field: "user_id", to: "user" }];
 
     fn id(&self) -> &TransactionId {
         &self.id
-    }
-    fn id_value(id: &TransactionId) -> Value {
-        Value::Uuid(*id.as_uuid())
     }
     fn version(&self) -> Version {
         self.version
@@ -292,8 +290,8 @@ impl Record for Transaction {
             TransactionField::UpdatedAt => Value::Time(self.updated_at),
         }
     }
-    fn new_id() -> TransactionId {
-        TransactionId::new()
+    fn set_id(&mut self, id: TransactionId) {
+        self.id = id;
     }
     fn build(id: TransactionId, new: NewTransaction, now: Timestamp) -> Self {
         Self {

@@ -3,12 +3,11 @@
 //! land or neither does.
 
 use cpc_domain::Timestamp;
-use cpc_ports::RepoError;
-use uuid::Uuid;
+use cpc_ports::{RecordId, RepoError};
 
 use super::INSERT_CHUNK;
-use super::sql::SqlTable;
 use crate::diesel::error::ErrorContext;
+use crate::diesel::sql::{RecordConn, SqlTable};
 
 /// Turns the audit trail on (see [`DbManager::with_audit`](crate::diesel::DbManager::with_audit)).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -56,8 +55,8 @@ impl AuditAction {
 pub struct AuditEntry {
     /// The table written, e.g. `"users"`.
     pub table: &'static str,
-    /// The row written.
-    pub row_id: Uuid,
+    /// The row written: its key as text (a UUID, or a database-assigned integer).
+    pub row_id: String,
     /// What was done.
     pub action: AuditAction,
     /// Who did it, if known.
@@ -81,6 +80,7 @@ pub(crate) async fn record<T, C>(
 ) -> Result<(), RepoError>
 where
     T: SqlTable<C>,
+    C: RecordConn,
 {
     let Some(audit) = audit else {
         return Ok(());
@@ -89,14 +89,23 @@ where
         .into_iter()
         .map(|(id, at)| AuditEntry {
             table: T::CONTEXT.table,
-            row_id: id.clone().into(),
+            row_id: key_text(&id.to_value()),
             action,
             actor: audit.actor.clone(),
             at,
         })
         .collect();
     for chunk in entries.chunks(INSERT_CHUNK) {
-        T::audit(conn, chunk).await?;
+        conn.write_audit(chunk).await?;
     }
     Ok(())
+}
+
+/// A key as `audit_log.row_id` stores it: a UUID hyphenated, an integer in decimal.
+fn key_text(key: &cpc_ports::Value) -> String {
+    match key {
+        cpc_ports::Value::Uuid(u) => u.hyphenated().to_string(),
+        cpc_ports::Value::Int(n) => n.to_string(),
+        other => format!("{other:?}"),
+    }
 }

@@ -16,14 +16,8 @@
 //! the write and its audit rows run in a transaction of their own, inside a unit of work in one savepoint. The
 //! audit time is the row's own `updated_at` (the same clock), or the deletion time.
 
-#[macro_use]
-mod macros;
 mod audit;
-mod model;
-mod postgres;
 mod source;
-mod sql;
-mod sqlite;
 mod tx_state;
 mod values;
 
@@ -41,16 +35,16 @@ use cpc_ports::{
     UserField, UserRepository, Value, ValueKind,
 };
 
+pub(crate) use audit::audit_context;
 pub use audit::{AuditAction, AuditConfig, AuditEntry};
-pub use model::Model;
 pub use source::Mode;
 pub(crate) use source::{Routed, Source, record_write, tx_context};
-pub use sql::{EmailTable, SqlTable};
 pub(crate) use tx_state::{TxScope, roll_back_levels};
 pub use values::{DbJson, DbTime, DbUuid};
 
 use crate::diesel::connection::{DieselBackend, DieselPgBackend, DieselSqliteBackend};
 use crate::diesel::replicas::{ReadConsistency, ReplicaSet};
+use crate::diesel::sql::{EmailTable, SqlTable};
 use crate::pool::Pool;
 
 /// Rows per `INSERT` statement in `create_many` (well under both backends' bind-parameter limits); larger
@@ -102,6 +96,7 @@ impl<T, B: DieselBackend> DieselRepository<T, B> {
         Self { source, audit: None, record: PhantomData }
     }
 
+    /// A repository bound to one level of a unit of work.
     pub(crate) fn in_tx(scope: &TxScope<B>) -> Self {
         Self::on(Source::Tx(scope.clone()))
     }
@@ -140,6 +135,19 @@ impl<T: Record, B: DieselBackend> fmt::Debug for DieselRepository<T, B> {
     }
 }
 
+/// The current time as both databases store it: UTC, microsecond precision.
+fn now() -> cpc_domain::Timestamp {
+    cpc_ports::repository::stored_now()
+}
+
+/// The id of a new row: made here, or a placeholder the database's assigned key replaces.
+fn new_id<T: Record>() -> Result<T::Id, RepoError> {
+    match T::new_id() {
+        Some(id) => Ok(id),
+        None => cpc_ports::placeholder_id::<T>(),
+    }
+}
+
 fn stale<T: Record>(expected: Version, actual: Version) -> RepoError {
     RepoError::Conflict { entity: T::ENTITY, kind: ConflictKind::StaleVersion { expected, actual } }
 }
@@ -160,14 +168,15 @@ where
     T: SqlTable<B::Conn>,
 {
     async fn create(&self, new: T::New) -> Result<T, RepoError> {
-        let row = T::build(T::new_id(), new, model::now());
+        let now = now();
+        let mut row = T::build(new_id::<T>()?, new, now);
         let audit = self.audit.clone();
         self.source
             .run(self.write_mode(Mode::Write), move |conn| {
                 Box::pin(async move {
-                    T::insert(conn, std::slice::from_ref(&row)).await?;
-                    audit::record::<T, _>(conn, audit.as_deref(), AuditAction::Create, [(row.id(), row.updated_at())])
-                        .await?;
+                    T::insert(conn, std::slice::from_mut(&mut row)).await?;
+                    let at = row.updated_at().unwrap_or(now);
+                    audit::record::<T, _>(conn, audit.as_deref(), AuditAction::Create, [(row.id(), at)]).await?;
                     Ok(row)
                 })
             })
@@ -178,18 +187,19 @@ where
         if new.is_empty() {
             return Ok(Vec::new());
         }
-        let now = model::now();
-        let rows: Vec<T> = new.into_iter().map(|n| T::build(T::new_id(), n, now)).collect();
+        let now = now();
+        let mut rows =
+            new.into_iter().map(|n| Ok(T::build(new_id::<T>()?, n, now))).collect::<Result<Vec<T>, RepoError>>()?;
         // One statement is atomic by itself; several need a transaction.
         let mode = self.write_mode(if rows.len() > INSERT_CHUNK { Mode::Atomic } else { Mode::Write });
         let audit = self.audit.clone();
         self.source
             .run(mode, move |conn| {
                 Box::pin(async move {
-                    for chunk in rows.chunks(INSERT_CHUNK) {
+                    for chunk in rows.chunks_mut(INSERT_CHUNK) {
                         T::insert(conn, chunk).await?;
                     }
-                    let created = rows.iter().map(|r| (r.id(), r.updated_at()));
+                    let created = rows.iter().map(|r| (r.id(), r.updated_at().unwrap_or(now)));
                     audit::record::<T, _>(conn, audit.as_deref(), AuditAction::Create, created).await?;
                     Ok(rows)
                 })
@@ -256,14 +266,16 @@ where
                     let Some(old) = T::find(conn, &id).await? else {
                         return Err(not_found::<T>(&id));
                     };
-                    if old.version() != expected {
+                    if T::VERSIONED && old.version() != expected {
                         return Err(stale::<T>(expected, old.version()));
                     }
+                    let stored = old.version();
                     let mut row = old;
+                    let now = now();
                     row.apply(changes);
-                    row.touch(expected.next(), model::now());
-                    if T::overwrite(conn, &row, expected).await? {
-                        let updated = [(row.id(), row.updated_at())];
+                    row.touch(stored.next(), now);
+                    if T::overwrite(conn, &row, stored).await? {
+                        let updated = [(row.id(), row.updated_at().unwrap_or(now))];
                         audit::record::<T, _>(conn, audit.as_deref(), AuditAction::Update, updated).await?;
                         return Ok(row);
                     }
@@ -285,8 +297,7 @@ where
                 Box::pin(async move {
                     let deleted = T::remove(conn, &id).await?;
                     if deleted {
-                        audit::record::<T, _>(conn, audit.as_deref(), AuditAction::Delete, [(&id, model::now())])
-                            .await?;
+                        audit::record::<T, _>(conn, audit.as_deref(), AuditAction::Delete, [(&id, now())]).await?;
                     }
                     Ok(deleted)
                 })
@@ -358,11 +369,11 @@ where
         self.source
             .run(self.write_mode(Mode::Atomic), move |conn| {
                 Box::pin(async move {
-                    let now = model::now();
+                    let now = now();
                     let Some(old) = Entity::find(conn, &id).await? else {
-                        let row = Entity::build(id, new, now);
+                        let mut row = Entity::build(id, new, now);
                         // A concurrent upsert that created the same id first makes this insert a duplicate.
-                        Entity::insert(conn, std::slice::from_ref(&row)).await.map_err(|e| match e {
+                        Entity::insert(conn, std::slice::from_mut(&mut row)).await.map_err(|e| match e {
                             RepoError::Conflict { kind: ConflictKind::Duplicate { .. }, .. } => {
                                 RepoError::Conflict { entity: "entity", kind: ConflictKind::Concurrent }
                             }

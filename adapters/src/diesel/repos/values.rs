@@ -12,22 +12,27 @@ use diesel::sql_types::{Jsonb, Text, Timestamptz};
 use diesel::sqlite::{Sqlite, SqliteValue};
 use uuid::Uuid;
 
+use crate::diesel::sql_types as portable;
+
 /// A UUID column: `uuid` on PostgreSQL, hyphenated lowercase text on SQLite.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, AsExpression, FromSqlRow)]
 #[diesel(sql_type = diesel::sql_types::Uuid)]
 #[diesel(sql_type = Text)]
+#[diesel(sql_type = portable::Uuid)]
 pub struct DbUuid(pub Uuid);
 
 /// A timestamp column: `timestamptz` on PostgreSQL, `YYYY-MM-DDTHH:MM:SS.ffffffZ` text on SQLite.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, AsExpression, FromSqlRow)]
 #[diesel(sql_type = Timestamptz)]
 #[diesel(sql_type = Text)]
+#[diesel(sql_type = portable::Timestamptz)]
 pub struct DbTime(pub DateTime<Utc>);
 
 /// A JSON column: `jsonb` on PostgreSQL, JSON text on SQLite.
 #[derive(Debug, Clone, PartialEq, AsExpression, FromSqlRow)]
 #[diesel(sql_type = Jsonb)]
 #[diesel(sql_type = Text)]
+#[diesel(sql_type = portable::Jsonb)]
 pub struct DbJson(pub serde_json::Value);
 
 impl DbTime {
@@ -114,6 +119,37 @@ impl FromSql<Text, Sqlite> for DbJson {
         Ok(Self(serde_json::from_str(&text)?))
     }
 }
+
+/// `ToSql` in a portable type (see [`sql_types`](crate::diesel::sql_types)): the backend's native type on
+/// PostgreSQL, text on SQLite.
+macro_rules! portable {
+    ($wrapper:ty, $portable:ty, $pg:ty) => {
+        impl ToSql<$portable, Pg> for $wrapper {
+            fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+                <$wrapper as ToSql<$pg, Pg>>::to_sql(self, out)
+            }
+        }
+        impl ToSql<$portable, Sqlite> for $wrapper {
+            fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Sqlite>) -> serialize::Result {
+                <$wrapper as ToSql<Text, Sqlite>>::to_sql(self, out)
+            }
+        }
+        impl FromSql<$portable, Pg> for $wrapper {
+            fn from_sql(bytes: PgValue<'_>) -> deserialize::Result<Self> {
+                <$wrapper as FromSql<$pg, Pg>>::from_sql(bytes)
+            }
+        }
+        impl FromSql<$portable, Sqlite> for $wrapper {
+            fn from_sql(value: SqliteValue<'_, '_, '_>) -> deserialize::Result<Self> {
+                <$wrapper as FromSql<Text, Sqlite>>::from_sql(value)
+            }
+        }
+    };
+}
+
+portable!(DbUuid, portable::Uuid, diesel::sql_types::Uuid);
+portable!(DbTime, portable::Timestamptz, Timestamptz);
+portable!(DbJson, portable::Jsonb, Jsonb);
 
 #[cfg(test)]
 mod tests {

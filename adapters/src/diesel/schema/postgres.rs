@@ -91,8 +91,8 @@ diesel::table! {
         id -> Int8,
         /// Table written.
         table_name -> Text,
-        /// Row written.
-        row_id -> Uuid,
+        /// Row written (its key as text).
+        row_id -> Text,
         /// `create`, `update` or `delete`.
         action -> Text,
         /// Who, if known.

@@ -1,29 +1,33 @@
-//! The SQL side of the repositories: the per-table operations ([`SqlTable`], implemented for each model on each
-//! backend by [`table_ops!`](crate::diesel::repos::macros)), and the query-building helpers they share. Every
-//! value reaches the database as a bind parameter of Diesel's query builder; no SQL text is built from values.
+//! The SQL side of every repository, public so an app's records get exactly what the built-in ones get:
+//! [`SqlTable`] (a record's table operations on one connection type, implemented by [`sql_table!`](crate::sql_table)
+//! and [`record!`](crate::record)), [`RecordConn`] (the two connection types), and the query-building helpers the
+//! macros expand to. Every value reaches the database as a bind parameter; identifiers come from the declaration.
+
+mod bind;
+mod dialect;
+mod keys;
+mod macros;
+mod record;
 
 use std::future::Future;
 
-use cpc_domain::{Timestamp, ValidationError, Version};
+use cpc_domain::Version;
 use cpc_ports::{Direction, Field, Filter, RepoError, Sort, Value};
-use diesel::backend::Backend;
 use diesel::expression::{AsExpression, BoxableExpression};
-use diesel::sql_types::{Bool, Text};
-use diesel::{BoolExpressionMethods, ExpressionMethods, dsl};
+use diesel::sql_types::Bool;
+use diesel_async::{AsyncConnection, AsyncPgConnection};
 
-use super::audit::AuditEntry;
-use super::model::Model;
-use super::values::{DbTime, DbUuid};
+pub use bind::{BindAs, bind_as};
+pub use dialect::{Dialect, like_prefix};
+pub use keys::SqlKey;
+
+use crate::diesel::connection::AsyncSqliteConnection;
 use crate::diesel::error::ErrorContext;
+use crate::diesel::repos::AuditEntry;
 
 diesel::define_sql_function! {
     /// SQL `lower(text)`.
-    fn lower(x: Text) -> Text;
-}
-
-diesel::define_sql_function! {
-    /// SQL `substr(text, start, length)` (1-based, in characters).
-    fn substr(x: Text, start: diesel::sql_types::Integer, length: diesel::sql_types::Integer) -> Text;
+    fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
 }
 
 /// A boxed boolean condition on table `Tab` for backend `DB`.
@@ -42,66 +46,131 @@ pub enum Op {
     Lt,
 }
 
-/// `col <op> value`, boxed.
-pub fn compare<Tab, DB, C, V>(col: C, op: Op, value: V) -> Cond<Tab, DB>
-where
-    DB: Backend,
-    C: ExpressionMethods,
-    C::SqlType: diesel::sql_types::SqlType,
-    V: AsExpression<C::SqlType>,
-    dsl::Eq<C, V>: BoxableExpression<Tab, DB, SqlType = Bool> + 'static,
-    dsl::Gt<C, V>: BoxableExpression<Tab, DB, SqlType = Bool> + 'static,
-    dsl::GtEq<C, V>: BoxableExpression<Tab, DB, SqlType = Bool> + 'static,
-    dsl::Lt<C, V>: BoxableExpression<Tab, DB, SqlType = Bool> + 'static,
-{
-    match op {
-        Op::Eq => Box::new(col.eq(value)),
-        Op::Gt => Box::new(col.gt(value)),
-        Op::Ge => Box::new(col.ge(value)),
-        Op::Lt => Box::new(col.lt(value)),
+impl Op {
+    /// The SQL operator.
+    pub const fn sql(self) -> &'static str {
+        match self {
+            Self::Eq => " = ",
+            Self::Gt => " > ",
+            Self::Ge => " >= ",
+            Self::Lt => " < ",
+        }
     }
 }
 
-/// `a AND b`.
-pub fn and<Tab, DB>(a: Cond<Tab, DB>, b: Cond<Tab, DB>) -> Cond<Tab, DB>
+/// A connection type records are stored through: `AsyncPgConnection` or the SQLite one.
+pub trait RecordConn: AsyncConnection + Send + 'static {
+    /// Its Diesel backend.
+    type Db: Dialect;
+    /// `"postgres"` or `"sqlite"`.
+    const BACKEND: &'static str;
+    /// Inserts `audit_log` rows with one multi-row `INSERT`.
+    fn write_audit<'a>(
+        &'a mut self,
+        entries: &'a [AuditEntry],
+    ) -> impl Future<Output = Result<(), RepoError>> + Send + 'a;
+}
+
+impl RecordConn for AsyncPgConnection {
+    type Db = diesel::pg::Pg;
+    const BACKEND: &'static str = "postgres";
+    fn write_audit<'a>(
+        &'a mut self,
+        entries: &'a [AuditEntry],
+    ) -> impl Future<Output = Result<(), RepoError>> + Send + 'a {
+        crate::diesel::builtin::write_audit_pg(self, entries)
+    }
+}
+
+impl RecordConn for AsyncSqliteConnection {
+    type Db = diesel::sqlite::Sqlite;
+    const BACKEND: &'static str = "sqlite";
+    fn write_audit<'a>(
+        &'a mut self,
+        entries: &'a [AuditEntry],
+    ) -> impl Future<Output = Result<(), RepoError>> + Send + 'a {
+        crate::diesel::builtin::write_audit_sqlite(self, entries)
+    }
+}
+
+fn constant<Tab, DB: Dialect>(value: bool) -> Cond<Tab, DB>
 where
-    DB: Backend,
-    dsl::And<Cond<Tab, DB>, Cond<Tab, DB>>: BoxableExpression<Tab, DB, SqlType = Bool> + 'static,
+    dsl_bool::Constant: BoxableExpression<Tab, DB, SqlType = Bool> + 'static,
 {
-    Box::new(a.and(b))
+    Box::new(<bool as AsExpression<Bool>>::as_expression(value))
+}
+
+mod dsl_bool {
+    /// A bound boolean constant.
+    pub type Constant = diesel::dsl::AsExprOf<bool, diesel::sql_types::Bool>;
+}
+
+/// How a table's conditions are built, given per-field closures: `cmp(field, op, value)`, `prefix(field, text)`,
+/// `null(field, is_null)`.
+pub struct FieldConds<'f, F, Tab, DB> {
+    /// `field <op> value`.
+    pub cmp: &'f dyn Fn(F, Op, &Value) -> Result<Cond<Tab, DB>, RepoError>,
+    /// `field` starts with the text.
+    pub prefix: &'f dyn Fn(F, &str) -> Result<Cond<Tab, DB>, RepoError>,
+    /// `field IS NULL` (`true`) or `IS NOT NULL` (`false`).
+    pub null: &'f dyn Fn(F, bool) -> Cond<Tab, DB>,
+}
+
+/// `a AND b`.
+fn and<Tab, DB: Dialect>(a: Cond<Tab, DB>, b: Cond<Tab, DB>) -> Cond<Tab, DB>
+where
+    Tab: 'static,
+{
+    DB::and(a, b)
 }
 
 /// `a OR b`.
-pub fn or<Tab, DB>(a: Cond<Tab, DB>, b: Cond<Tab, DB>) -> Cond<Tab, DB>
+fn or<Tab, DB: Dialect>(a: Cond<Tab, DB>, b: Cond<Tab, DB>) -> Cond<Tab, DB>
 where
-    DB: Backend,
-    dsl::Or<Cond<Tab, DB>, Cond<Tab, DB>>: BoxableExpression<Tab, DB, SqlType = Bool> + 'static,
+    Tab: 'static,
 {
-    Box::new(a.or(b))
+    DB::or(a, b)
 }
 
-/// The condition of a filter on one field, given how to compare that field with a value.
+/// The condition of a filter (nested ones included).
 pub fn filter_cond<F, Tab, DB>(
     filter: &Filter<F>,
-    cmp: impl Fn(Op, &Value) -> Result<Cond<Tab, DB>, RepoError>,
-    prefix: impl FnOnce(&str) -> Result<Cond<Tab, DB>, RepoError>,
+    conds: &FieldConds<'_, F, Tab, DB>,
 ) -> Result<Cond<Tab, DB>, RepoError>
 where
     F: Field,
-    DB: Backend,
-    dsl::And<Cond<Tab, DB>, Cond<Tab, DB>>: BoxableExpression<Tab, DB, SqlType = Bool> + 'static,
-    bool: AsExpression<Bool>,
-    dsl::AsExprOf<bool, Bool>: BoxableExpression<Tab, DB, SqlType = Bool> + 'static,
+    Tab: 'static,
+    DB: Dialect,
+    dsl_bool::Constant: BoxableExpression<Tab, DB, SqlType = Bool> + 'static,
 {
+    let combine = |all: &[Filter<F>], join: fn(Cond<Tab, DB>, Cond<Tab, DB>) -> Cond<Tab, DB>, empty: bool| {
+        let mut acc: Option<Cond<Tab, DB>> = None;
+        for f in all {
+            let c = filter_cond(f, conds)?;
+            acc = Some(match acc {
+                None => c,
+                Some(before) => join(before, c),
+            });
+        }
+        Ok(acc.unwrap_or_else(|| constant(empty)))
+    };
     match filter {
-        Filter::Eq(_, v) => cmp(Op::Eq, v),
-        Filter::Range { from, to, .. } => match (from, to) {
-            (Some(f), Some(t)) => Ok(and(cmp(Op::Ge, f)?, cmp(Op::Lt, t)?)),
-            (Some(f), None) => cmp(Op::Ge, f),
-            (None, Some(t)) => cmp(Op::Lt, t),
-            (None, None) => Ok(Box::new(<bool as AsExpression<Bool>>::as_expression(true))),
+        Filter::Eq(f, v) => (conds.cmp)(*f, Op::Eq, v),
+        Filter::Range { field, from, to } => match (from, to) {
+            (Some(a), Some(b)) => Ok(and((conds.cmp)(*field, Op::Ge, a)?, (conds.cmp)(*field, Op::Lt, b)?)),
+            (Some(a), None) => (conds.cmp)(*field, Op::Ge, a),
+            (None, Some(b)) => (conds.cmp)(*field, Op::Lt, b),
+            (None, None) => Ok((conds.null)(*field, false)),
         },
-        Filter::Prefix(_, p) => prefix(p),
+        Filter::Prefix(f, p) => (conds.prefix)(*f, p),
+        Filter::In(f, values) => {
+            let eqs: Vec<Filter<F>> = values.iter().map(|v| Filter::Eq(*f, v.clone())).collect();
+            combine(&eqs, or, false)
+        }
+        Filter::IsNull(f) => Ok((conds.null)(*f, true)),
+        Filter::IsNotNull(f) => Ok((conds.null)(*f, false)),
+        Filter::Or(all) => combine(all, or, false),
+        Filter::And(all) => combine(all, and, true),
     }
 }
 
@@ -111,13 +180,12 @@ where
 pub fn keyset_cond<F, Tab, DB>(
     keys: &[(F, Direction)],
     values: &[Value],
-    cmp: impl Fn(F, Op, &Value) -> Result<Cond<Tab, DB>, RepoError>,
+    cmp: &dyn Fn(F, Op, &Value) -> Result<Cond<Tab, DB>, RepoError>,
 ) -> Result<Option<Cond<Tab, DB>>, RepoError>
 where
     F: Field,
-    DB: Backend,
-    dsl::And<Cond<Tab, DB>, Cond<Tab, DB>>: BoxableExpression<Tab, DB, SqlType = Bool> + 'static,
-    dsl::Or<Cond<Tab, DB>, Cond<Tab, DB>>: BoxableExpression<Tab, DB, SqlType = Bool> + 'static,
+    Tab: 'static,
+    DB: Dialect,
 {
     let mut any: Option<Cond<Tab, DB>> = None;
     for (i, ((field, direction), value)) in keys.iter().zip(values).enumerate() {
@@ -134,63 +202,10 @@ where
     Ok(any)
 }
 
-fn wrong_kind(value: &Value) -> RepoError {
-    RepoError::Validation(ValidationError::new("value", format!("unexpected value kind {:?}", value.kind())))
-}
-
-/// A text value.
-pub fn as_text(v: &Value) -> Result<String, RepoError> {
-    match v {
-        Value::Text(s) => Ok(s.clone()),
-        other => Err(wrong_kind(other)),
-    }
-}
-
-/// A UUID value.
-pub fn as_uuid(v: &Value) -> Result<DbUuid, RepoError> {
-    match v {
-        Value::Uuid(u) => Ok(DbUuid(*u)),
-        other => Err(wrong_kind(other)),
-    }
-}
-
-/// A time value.
-pub fn as_time(v: &Value) -> Result<DbTime, RepoError> {
-    match v {
-        Value::Time(t) => Ok(DbTime(*t)),
-        other => Err(wrong_kind(other)),
-    }
-}
-
-/// An integer value.
-pub fn as_int(v: &Value) -> Result<i64, RepoError> {
-    match v {
-        Value::Int(n) => Ok(*n),
-        other => Err(wrong_kind(other)),
-    }
-}
-
-/// The `LIKE` pattern matching text that starts with `prefix` literally (`\` is the escape character).
-pub fn like_prefix(prefix: &str) -> String {
-    let mut pattern = String::with_capacity(prefix.len() + 1);
-    for c in prefix.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            pattern.push('\\');
-        }
-        pattern.push(c);
-    }
-    pattern.push('%');
-    pattern
-}
-
-/// A timestamp as a bind value.
-pub fn time(t: Timestamp) -> DbTime {
-    DbTime(t)
-}
-
-/// The operations of one model's table on connection type `C`. Public only because the repositories' generic
-/// impls name it; it lives in a private module, so nothing outside this crate can name or implement it.
-pub trait SqlTable<C>: Model {
+/// The operations of one record's table on connection type `C`: implemented by [`sql_table!`](crate::sql_table)
+/// (and so by [`record!`](crate::record)); the repositories, units of work and replica routing are written once
+/// over it.
+pub trait SqlTable<C>: cpc_ports::Record {
     /// Where errors on this table happen.
     const CONTEXT: ErrorContext;
 
@@ -198,7 +213,7 @@ pub trait SqlTable<C>: Model {
     fn find<'a>(conn: &'a mut C, id: &'a Self::Id)
     -> impl Future<Output = Result<Option<Self>, RepoError>> + Send + 'a;
 
-    /// The stored version of the row with this id.
+    /// The stored version of the row with this id ([`Version::FIRST`] for a table without versions).
     fn stored_version<'a>(
         conn: &'a mut C,
         id: &'a Self::Id,
@@ -207,19 +222,17 @@ pub trait SqlTable<C>: Model {
     /// Whether a row with this id exists.
     fn exists<'a>(conn: &'a mut C, id: &'a Self::Id) -> impl Future<Output = Result<bool, RepoError>> + Send + 'a;
 
-    /// Inserts fully built rows with one multi-row `INSERT`.
-    fn insert<'a>(conn: &'a mut C, rows: &'a [Self]) -> impl Future<Output = Result<(), RepoError>> + Send + 'a;
+    /// Inserts fully built rows (one multi-row `INSERT` where the ids are made here; one `INSERT ... RETURNING`
+    /// per row where the database assigns them, which are then set on the rows).
+    fn insert<'a>(conn: &'a mut C, rows: &'a mut [Self]) -> impl Future<Output = Result<(), RepoError>> + Send + 'a;
 
-    /// Writes `row` over the stored one if that is still at version `expected`; returns whether it was.
+    /// Writes `row` over the stored one if that is still at version `expected` (any version, for a table
+    /// without versions); returns whether it was.
     fn overwrite<'a>(
         conn: &'a mut C,
         row: &'a Self,
         expected: Version,
     ) -> impl Future<Output = Result<bool, RepoError>> + Send + 'a;
-
-    /// Inserts `audit_log` rows (each entry names its table) with one multi-row `INSERT`.
-    fn audit<'a>(conn: &'a mut C, entries: &'a [AuditEntry])
-    -> impl Future<Output = Result<(), RepoError>> + Send + 'a;
 
     /// Deletes the row; returns whether it existed.
     fn remove<'a>(conn: &'a mut C, id: &'a Self::Id) -> impl Future<Output = Result<bool, RepoError>> + Send + 'a;
@@ -240,6 +253,10 @@ pub trait SqlTable<C>: Model {
         conn: &'a mut C,
         filters: &'a [Filter<Self::Field>],
     ) -> impl Future<Output = Result<u64, RepoError>> + Send + 'a;
+
+    /// Reads no row but names every column the declaration selects, so a declaration that does not match the
+    /// database's table fails at start-up with an error naming the table and the column, not at the first query.
+    fn verify<'a>(conn: &'a mut C) -> impl Future<Output = Result<(), RepoError>> + Send + 'a;
 }
 
 /// Tables with a case-insensitively unique e-mail address.
@@ -251,15 +268,48 @@ pub trait EmailTable<C>: SqlTable<C> {
     ) -> impl Future<Output = Result<Option<Self>, RepoError>> + Send + 'a;
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// What a start-up check of a declaration reports when the table does not match it.
+pub fn mismatch(table: &'static str, error: diesel::result::Error) -> RepoError {
+    RepoError::Validation(cpc_domain::ValidationError::new(
+        table,
+        format!("the table does not match its record declaration: {error}"),
+    ))
+}
 
-    #[test]
-    fn like_patterns_escape_wildcards_and_the_escape_character() {
-        assert_eq!(like_prefix("100%"), r"100\%%");
-        assert_eq!(like_prefix("a_b"), r"a\_b%");
-        assert_eq!(like_prefix(r"a\"), r"a\\%");
-        assert_eq!(like_prefix(""), "%");
+/// The first name of `names`, or `default` (for the macros, in constants).
+pub const fn first_or(names: &[&'static str], default: &'static str) -> &'static str {
+    match names {
+        [first, ..] => first,
+        [] => default,
+    }
+}
+
+/// Used by the macros' expansions; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use async_trait;
+    pub use cpc_domain::{Timestamp, ValidationError, Version};
+    pub use cpc_ports::{
+        Direction, Field, FieldValue, Filter, Record, RecordId, Reference, RepoError, Sort, UniqueKey, Value, ValueKind,
+    };
+    pub use diesel;
+    pub use diesel_async;
+    pub use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+    pub use super::{
+        Cond, Dialect, EmailTable, FieldConds, Op, RecordConn, SqlKey, SqlTable, bind_as, filter_cond, first_or,
+        keyset_cond, lower, mismatch,
+    };
+    pub use crate::diesel::connection::AsyncSqliteConnection;
+    pub use crate::diesel::error::ErrorContext;
+
+    /// The kind and nullability of a model field's type, from an accessor.
+    pub fn kind_of<M, T: FieldValue>(_: fn(&M) -> &T) -> (ValueKind, bool) {
+        (T::KIND, T::NULLABLE)
+    }
+
+    /// The kind of a key type.
+    pub fn key_kind<M, K: SqlKey>(_: fn(&M) -> &K) -> (ValueKind, bool) {
+        (K::KIND, false)
     }
 }

@@ -5,12 +5,9 @@
 use cpc_domain::{Customer, Entity, Transaction, User, UserId};
 use cpc_ports::RepoError;
 
-use super::table::{Change, RowChange, StoredRecord, Table, Tables, UniqueKey};
+use super::table::{Change, RowChange, StoredRecord, Table, Tables};
 
 impl StoredRecord for User {
-    fn unique_keys(&self) -> Vec<UniqueKey> {
-        vec![("username", self.username.as_str().to_owned()), ("email", self.email.normalized())]
-    }
     fn table(tables: &Tables) -> &Table<Self> {
         &tables.users
     }
@@ -30,9 +27,6 @@ impl StoredRecord for User {
 }
 
 impl StoredRecord for Entity {
-    fn unique_keys(&self) -> Vec<UniqueKey> {
-        Vec::new()
-    }
     fn table(tables: &Tables) -> &Table<Self> {
         &tables.entities
     }
@@ -45,9 +39,6 @@ impl StoredRecord for Entity {
 }
 
 impl StoredRecord for Customer {
-    fn unique_keys(&self) -> Vec<UniqueKey> {
-        vec![("email", self.email.normalized())]
-    }
     fn table(tables: &Tables) -> &Table<Self> {
         &tables.customers
     }
@@ -60,9 +51,6 @@ impl StoredRecord for Customer {
 }
 
 impl StoredRecord for Transaction {
-    fn unique_keys(&self) -> Vec<UniqueKey> {
-        Vec::new()
-    }
     fn table(tables: &Tables) -> &Table<Self> {
         &tables.transactions
     }

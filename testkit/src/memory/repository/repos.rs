@@ -67,16 +67,22 @@ impl<T: Record> fmt::Debug for InMemoryRepository<T> {
     }
 }
 
+/// The id of a new row. (Database-assigned keys arrive with the generic tables.)
+fn new_id<T: Record>() -> Result<T::Id, RepoError> {
+    T::new_id().map_or_else(cpc_ports::placeholder_id::<T>, Ok)
+}
+
 #[async_trait]
 impl<T: StoredRecord> Repository<T> for InMemoryRepository<T> {
     async fn create(&self, new: T::New) -> Result<T, RepoError> {
-        let row = T::build(T::new_id(), new, now());
+        let row = T::build(new_id::<T>()?, new, now());
         self.store.write(|_| Ok((row.clone(), vec![T::journal(RowChange::Insert(row))])))
     }
 
     async fn create_many(&self, new: Vec<T::New>) -> Result<Vec<T>, RepoError> {
         let now = now();
-        let rows: Vec<T> = new.into_iter().map(|n| T::build(T::new_id(), n, now)).collect();
+        let rows =
+            new.into_iter().map(|n| Ok(T::build(new_id::<T>()?, n, now))).collect::<Result<Vec<T>, RepoError>>()?;
         self.store.write(|_| {
             let changes = rows.iter().map(|row| T::journal(RowChange::Insert(row.clone()))).collect();
             Ok((rows, changes))

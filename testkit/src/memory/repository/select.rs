@@ -8,7 +8,7 @@ use cpc_ports::{Cursor, Direction, Field, Filter, Page, PageRequest, Query, Reco
 
 /// Whether `row` passes every filter.
 pub(crate) fn matches_all<T: Record>(row: &T, filters: &[Filter<T::Field>]) -> bool {
-    filters.iter().all(|f| f.matches(&row.value(f.field())))
+    filters.iter().all(|f| f.matches(&|field| row.value(field)))
 }
 
 /// Counts the rows passing every filter, after validating the filters.

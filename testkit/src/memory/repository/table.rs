@@ -6,16 +6,13 @@ use std::collections::HashMap;
 use cpc_domain::{Customer, Entity, Transaction, User, Version};
 use cpc_ports::{ConflictKind, Field, Record, RepoError};
 
-/// A unique key of a row: the field it belongs to and its (normalised) value.
-pub(crate) type UniqueKey = (&'static str, String);
+pub(crate) use cpc_ports::UniqueKey;
 
 /// What the store needs beyond [`Record`] to keep a record type: building, updating, unique keys, references.
 ///
 /// Public only because the repositories' blanket impls name it; it lives in a private module, so nothing
 /// outside this crate can name or implement it.
 pub trait StoredRecord: Record {
-    /// The row's values that must be unique in its table, e.g. `("email", lowercased address)`.
-    fn unique_keys(&self) -> Vec<UniqueKey>;
     /// This record's table.
     fn table(tables: &Tables) -> &Table<Self>;
     /// This record's table, mutably.
@@ -65,7 +62,7 @@ impl<T: StoredRecord> Table<T> {
     }
 
     fn check_unique(&self, row: &T, except: Option<&T::Id>) -> Result<(), RepoError> {
-        for key in row.unique_keys() {
+        for key in Record::unique_keys(row) {
             if self.unique.get(&key).is_some_and(|holder| Some(holder) != except) {
                 return Err(conflict::<T>(ConflictKind::Duplicate { field: key.0.to_owned() }));
             }
@@ -74,7 +71,7 @@ impl<T: StoredRecord> Table<T> {
     }
 
     fn insert(&mut self, row: T) {
-        for key in row.unique_keys() {
+        for key in Record::unique_keys(&row) {
             self.unique.insert(key, row.id().clone());
         }
         self.rows.insert(row.id().clone(), row);
@@ -82,7 +79,7 @@ impl<T: StoredRecord> Table<T> {
 
     fn remove(&mut self, id: &T::Id) {
         if let Some(old) = self.rows.remove(id) {
-            for key in old.unique_keys() {
+            for key in Record::unique_keys(&old) {
                 self.unique.remove(&key);
             }
         }

@@ -68,6 +68,10 @@ impl Tx for InMemoryTx {
         Arc::new(self.repository::<cpc_domain::Transaction>())
     }
 
+    fn repository(&self, _record: std::any::TypeId) -> Option<Box<dyn std::any::Any + Send>> {
+        None
+    }
+
     async fn commit(self: Box<Self>) -> Result<(), RepoError> {
         if self.scope.is_top() { self.scope.handle.commit() } else { self.scope.release() }
     }
