@@ -1,9 +1,15 @@
 //! The embedded migrations on real databases: up, down and up again give the same schema; status, partial revert,
-//! idempotence, failures named by migration; on current-thread and multi-thread runtimes.
+//! idempotence, failures named by migration; on current-thread and multi-thread runtimes. An app's own migration set
+//! (`tests/fixtures/app_migrations/`) beside the library's: run, status, down, the `migrate` command line, and the
+//! sets refused before anything runs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(feature = "diesel")]
 
-use cpc_adapters::diesel::migrations::{self, MIGRATIONS_BACKEND, MigrationStatus, MigrationTarget};
+use cpc_adapters::diesel::migrations::{
+    self, CHECK_SETS, EmbeddedMigrations, LIBRARY, MIGRATIONS_BACKEND, MigrationEntry, MigrationFailure, MigrationRef,
+    MigrationSet, MigrationState, MigrationStatus, MigrationTarget, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS,
+    embed_migrations,
+};
 use cpc_adapters::postgres::DatabaseConfig;
 use cpc_adapters::sqlite::SqliteConfig;
 use cpc_ports::RepoError;
@@ -355,4 +361,328 @@ fn the_target_comes_from_the_environment() {
     assert_eq!(t.backend_name(), "postgres");
     assert_eq!(t.describe(), "db.example:6543/app");
     assert!(MigrationTarget::from_lookup(env(&[("SQLITE_PATH", ":memory:")])).is_err());
+}
+
+// ---- An app's own migration set beside the library's ----
+
+// Through the re-export, as an app that does not depend on diesel_migrations itself would.
+use cpc_adapters::diesel::migrations::diesel_migrations;
+
+static APP_POSTGRES: EmbeddedMigrations = embed_migrations!("tests/fixtures/app_migrations/postgres");
+static APP_SQLITE: EmbeddedMigrations = embed_migrations!("tests/fixtures/app_migrations/sqlite");
+/// The test app's set: one migration, `widgets`, newer than every library one.
+const APP: MigrationSet = MigrationSet::new("app", &APP_POSTGRES, &APP_SQLITE);
+/// The same migrations under another name: every version clashes with [`APP`]'s.
+const APP_COPY: MigrationSet = MigrationSet::new("app-copy", &APP_POSTGRES, &APP_SQLITE);
+/// The library's directories under another name: every version clashes with the library's.
+const IMPOSTOR: MigrationSet = MigrationSet::new("impostor", &POSTGRES_MIGRATIONS, &SQLITE_MIGRATIONS);
+/// Another set named like the app's.
+const APP_AGAIN: MigrationSet = MigrationSet::postgres_only("app", &POSTGRES_MIGRATIONS);
+
+static PLUGIN_POSTGRES: EmbeddedMigrations = embed_migrations!("tests/fixtures/plugin_migrations/postgres");
+static PLUGIN_SQLITE: EmbeddedMigrations = embed_migrations!("tests/fixtures/plugin_migrations/sqlite");
+/// A second app set (a plugin's): one migration, `gadgets`, newer than [`APP`]'s.
+const PLUGIN: MigrationSet = MigrationSet::new("plugin", &PLUGIN_POSTGRES, &PLUGIN_SQLITE);
+
+const WIDGETS: &str = "20261201000001";
+const GADGETS: &str = "20261202000001";
+const WIDGETS_NAME: &str = "2026-12-01-000001_create_widgets";
+
+fn app_ref() -> MigrationRef {
+    MigrationRef { set: "app", version: WIDGETS.into(), name: WIDGETS_NAME.into() }
+}
+
+fn library_refs(target: &MigrationTarget) -> Vec<MigrationRef> {
+    all(target)
+        .into_iter()
+        .map(|version| {
+            let name = library_name(&version);
+            MigrationRef { set: "cpc-data", version, name }
+        })
+        .collect()
+}
+
+/// The folder name of a library migration, from its version.
+fn library_name(version: &str) -> String {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations/postgres");
+    let dashed = format!("{}-{}-{}-{}", &version[..4], &version[4..6], &version[6..8], &version[8..]);
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .find(|n| n.starts_with(&dashed))
+        .unwrap_or_else(|| panic!("no library migration {version}"))
+}
+
+/// The status entries of the library's set and the app's, every one in `library` / `app` state.
+fn entries(target: &MigrationTarget, library: MigrationState, app: MigrationState) -> Vec<MigrationEntry> {
+    let mut e: Vec<MigrationEntry> = library_refs(target)
+        .into_iter()
+        .map(|m| MigrationEntry { set: Some("cpc-data"), version: m.version, name: Some(m.name), state: library })
+        .collect();
+    e.push(MigrationEntry { set: Some("app"), version: WIDGETS.into(), name: Some(WIDGETS_NAME.into()), state: app });
+    e
+}
+
+/// The `MigrationFailure` inside a migrations error.
+fn migration_failure(err: &RepoError) -> &MigrationFailure {
+    match err {
+        RepoError::Backend { backend, source } => {
+            assert_eq!(*backend, MIGRATIONS_BACKEND);
+            source.downcast_ref::<MigrationFailure>().unwrap_or_else(|| panic!("{err:?}"))
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Run applies both sets (the app's last, by version); status labels each migration with its set; down 1 reverts the
+/// app's (newest) migration and leaves the library's; run again re-applies only it.
+async fn app_set_beside_the_library<F, Fut>(target: &MigrationTarget, tables: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Vec<String>>,
+{
+    let status = migrations::status_with(target, &[APP]).await.unwrap();
+    assert_eq!(status.entries, entries(target, MigrationState::Pending, MigrationState::Pending));
+
+    let mut both = library_refs(target);
+    both.push(app_ref());
+    assert_eq!(migrations::run_pending_with(target, &[APP]).await.unwrap(), both, "both sets, by version");
+    assert!(tables().await.contains(&"widgets".to_owned()), "the app's table exists");
+    assert!(tables().await.contains(&"users".to_owned()), "the library's tables exist");
+    assert_eq!(migrations::run_pending_with(target, &[APP]).await.unwrap(), vec![], "nothing left to apply");
+
+    let status = migrations::status_with(target, &[APP]).await.unwrap();
+    assert_eq!(status.entries, entries(target, MigrationState::Applied, MigrationState::Applied));
+    assert_eq!(status.of_set("app").count(), 1);
+    assert_eq!(status.of_set("cpc-data").count(), all(target).len());
+    // Listing the library's set explicitly changes nothing.
+    assert_eq!(migrations::status_with(target, &[LIBRARY, APP]).await.unwrap(), status);
+
+    // Without the app's set, its migration is applied but unknown, which is no error for run or status.
+    let library_only = migrations::status_with(target, &[]).await.unwrap();
+    let unknown: Vec<&MigrationEntry> = library_only.in_state(MigrationState::Unknown).collect();
+    assert_eq!(
+        unknown,
+        vec![&MigrationEntry { set: None, version: WIDGETS.into(), name: None, state: MigrationState::Unknown }]
+    );
+    assert_eq!(unknown[0].set_label(), "unknown");
+    assert_eq!(migrations::run_pending(target).await.unwrap(), Vec::<String>::new());
+    let mut applied = all(target);
+    applied.push(WIDGETS.into());
+    assert_eq!(migrations::status(target).await.unwrap(), MigrationStatus { applied, pending: vec![] });
+
+    assert_eq!(migrations::revert_last_with(target, 1, &[APP]).await.unwrap(), vec![app_ref()]);
+    let after = tables().await;
+    assert!(!after.contains(&"widgets".to_owned()), "the app's table is gone: {after:?}");
+    assert_eq!(ours(&after), tables_of(target).0, "the library's tables stay");
+    let status = migrations::status_with(target, &[APP]).await.unwrap();
+    assert_eq!(status.entries, entries(target, MigrationState::Applied, MigrationState::Pending));
+
+    assert_eq!(migrations::run_pending_with(target, &[APP]).await.unwrap(), vec![app_ref()], "only the app's");
+    assert!(tables().await.contains(&"widgets".to_owned()));
+
+    // down N crosses sets, newest first: the app's, then the library's newest.
+    let reverted = migrations::revert_last_with(target, 2, &[APP]).await.unwrap();
+    assert_eq!(reverted, vec![app_ref(), library_refs(target).pop().unwrap()]);
+    assert_eq!(migrations::run_pending_with(target, &[APP]).await.unwrap().len(), 2);
+}
+
+/// A library-only revert after the app's set was applied: the newest migration is the app's, which the library
+/// does not know, so it refuses, names it, and reverts nothing, even when asked for more than that one.
+async fn library_revert_refuses_the_apps_migration<F, Fut>(target: &MigrationTarget, tables: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Vec<String>>,
+{
+    migrations::run_pending_with(target, &[APP]).await.unwrap();
+    let before = migrations::status_with(target, &[APP]).await.unwrap();
+    for n in [1, 3] {
+        let err = migrations::revert_last(target, n).await.unwrap_err();
+        let failure = migration_failure(&err);
+        assert_eq!(failure.action, "revert");
+        assert_eq!(failure.migration.as_deref(), Some(WIDGETS), "{err}");
+        let message = err.to_string();
+        assert!(message.contains(WIDGETS) && message.contains("nothing was reverted"), "{message}");
+        assert!(message.contains("cpc-data"), "names the sets it was given: {message}");
+        assert_eq!(migrations::status_with(target, &[APP]).await.unwrap(), before, "nothing reverted (n = {n})");
+        assert!(tables().await.contains(&"widgets".to_owned()));
+        assert_eq!(ours(&tables().await), tables_of(target).0, "the library's tables all stay (n = {n})");
+    }
+    // A set named "app" that does not have it is no better: on PostgreSQL it clashes with the library (it has the
+    // library's versions) and is refused; on SQLite it has no migrations, so the app's one is still unknown.
+    let err = migrations::revert_last_with(target, 1, &[APP_AGAIN]).await.unwrap_err();
+    match target {
+        MigrationTarget::Postgres(_) => assert_eq!(migration_failure(&err).action, CHECK_SETS, "{err}"),
+        _ => assert_eq!(migration_failure(&err).migration.as_deref(), Some(WIDGETS), "{err}"),
+    }
+    assert_eq!(migrations::status_with(target, &[APP]).await.unwrap(), before);
+    // With the app's set it works.
+    assert_eq!(migrations::revert_last_with(target, 1, &[APP]).await.unwrap(), vec![app_ref()]);
+}
+
+/// Sets that cannot run together are refused before anything touches the database: a version in two sets (named
+/// with both sets), a version clashing with the library's, two sets with one name.
+async fn clashing_sets_are_refused_before_anything_runs<F, Fut>(target: &MigrationTarget, tables: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Vec<String>>,
+{
+    let err = migrations::run_pending_with(target, &[APP, APP_COPY]).await.unwrap_err();
+    let failure = migration_failure(&err);
+    assert_eq!(failure.action, CHECK_SETS);
+    let message = err.to_string();
+    for part in [WIDGETS, "\"app\"", "\"app-copy\"", WIDGETS_NAME] {
+        assert!(message.contains(part), "{part} missing from: {message}");
+    }
+
+    let err = migrations::run_pending_with(target, &[IMPOSTOR]).await.unwrap_err();
+    let message = err.to_string();
+    assert_eq!(migration_failure(&err).action, CHECK_SETS);
+    assert!(message.contains("\"cpc-data\"") && message.contains("\"impostor\""), "{message}");
+    assert!(message.contains(ALL[0]), "names the first clashing version: {message}");
+
+    let err = migrations::run_pending_with(target, &[APP, APP_AGAIN]).await.unwrap_err();
+    assert_eq!(migration_failure(&err).action, CHECK_SETS);
+    assert!(err.to_string().contains("two migration sets are named \"app\""), "{err}");
+
+    for (op, result) in [
+        ("revert", migrations::revert_last_with(target, 1, &[APP, APP_COPY]).await.map(drop)),
+        ("status", migrations::status_with(target, &[APP, APP_COPY]).await.map(drop)),
+    ] {
+        assert_eq!(migration_failure(&result.unwrap_err()).action, CHECK_SETS, "{op}");
+    }
+    assert_eq!(tables().await, Vec::<String>::new(), "nothing ran, not even diesel's bookkeeping table");
+}
+
+/// Three sets (library, app, plugin) run as one list by version; a revert whose N newest include one no given set
+/// knows (the app's, below the plugin's) refuses before reverting any, even the plugin's it knows.
+async fn a_revert_reaching_an_unknown_migration_reverts_nothing<F, Fut>(target: &MigrationTarget, tables: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Vec<String>>,
+{
+    let applied = migrations::run_pending_with(target, &[PLUGIN, APP]).await.unwrap();
+    let tail: Vec<(&str, &str)> = applied.iter().rev().take(2).map(|m| (m.set, m.version.as_str())).collect();
+    assert_eq!(tail, [("plugin", GADGETS), ("app", WIDGETS)], "by version, whatever the order of the sets");
+    let before = migrations::status_with(target, &[APP, PLUGIN]).await.unwrap();
+
+    let err = migrations::revert_last_with(target, 2, &[PLUGIN]).await.unwrap_err();
+    assert_eq!(migration_failure(&err).migration.as_deref(), Some(WIDGETS), "{err}");
+    assert!(err.to_string().contains("cpc-data, plugin"), "names the sets it was given: {err}");
+    assert_eq!(migrations::status_with(target, &[APP, PLUGIN]).await.unwrap(), before, "the plugin's stays too");
+    assert!(tables().await.contains(&"gadgets".to_owned()));
+
+    // Its newest alone is fine.
+    let reverted = migrations::revert_last_with(target, 1, &[PLUGIN]).await.unwrap();
+    assert_eq!(reverted.iter().map(|m| m.version.as_str()).collect::<Vec<_>>(), [GADGETS]);
+    assert!(!tables().await.contains(&"gadgets".to_owned()));
+}
+
+fn sqlite_all_tables(target: &MigrationTarget) -> Vec<String> {
+    if !sqlite_path(target).exists() {
+        return vec![];
+    }
+    sqlite_tables(target)
+}
+
+#[tokio::test]
+async fn postgres_an_app_set_runs_beside_the_library() {
+    let db = TestDatabase::create().await;
+    app_set_beside_the_library(&pg_target(&db), || pg_tables(&db)).await;
+}
+
+#[tokio::test]
+async fn sqlite_an_app_set_runs_beside_the_library() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = sqlite_target(&dir);
+    app_set_beside_the_library(&target, || async { sqlite_all_tables(&target) }).await;
+}
+
+#[tokio::test]
+async fn postgres_a_library_only_revert_refuses_the_apps_migration_and_reverts_nothing() {
+    let db = TestDatabase::create().await;
+    library_revert_refuses_the_apps_migration(&pg_target(&db), || pg_tables(&db)).await;
+}
+
+#[tokio::test]
+async fn sqlite_a_library_only_revert_refuses_the_apps_migration_and_reverts_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = sqlite_target(&dir);
+    library_revert_refuses_the_apps_migration(&target, || async { sqlite_all_tables(&target) }).await;
+}
+
+#[tokio::test]
+async fn postgres_a_revert_reaching_an_unknown_migration_reverts_nothing() {
+    let db = TestDatabase::create().await;
+    a_revert_reaching_an_unknown_migration_reverts_nothing(&pg_target(&db), || pg_tables(&db)).await;
+}
+
+#[tokio::test]
+async fn sqlite_a_revert_reaching_an_unknown_migration_reverts_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = sqlite_target(&dir);
+    a_revert_reaching_an_unknown_migration_reverts_nothing(&target, || async { sqlite_all_tables(&target) }).await;
+}
+
+#[tokio::test]
+async fn postgres_clashing_sets_are_refused_before_anything_runs() {
+    let db = TestDatabase::create().await;
+    clashing_sets_are_refused_before_anything_runs(&pg_target(&db), || pg_tables(&db)).await;
+}
+
+#[tokio::test]
+async fn sqlite_clashing_sets_are_refused_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = sqlite_target(&dir);
+    clashing_sets_are_refused_before_anything_runs(&target, || async { sqlite_all_tables(&target) }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_concurrent_migrators_with_an_app_set_apply_each_migration_once() {
+    let db = TestDatabase::create().await;
+    let target = pg_target(&db);
+    let (a, b, c) = tokio::join!(
+        migrations::run_pending_with(&target, &[APP]),
+        migrations::run_pending_with(&target, &[APP]),
+        migrations::run_pending(&target)
+    );
+    let mut applied: Vec<String> = [a.unwrap(), b.unwrap()].concat().into_iter().map(|m| m.version).collect();
+    applied.extend(c.unwrap());
+    applied.sort();
+    let mut expected = all(&target);
+    expected.push(WIDGETS.into());
+    assert_eq!(applied, expected, "the advisory lock serialises migrators of both sets: each version applied once");
+}
+
+#[tokio::test]
+async fn the_migrate_command_line_runs_the_apps_set() {
+    let db = TestDatabase::create().await;
+    let target = pg_target(&db);
+    let out = migrations::cli_on(&target, &["up"], &[APP]).await.unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], format!("postgres {}: applied {} migration(s)", target.describe(), all(&target).len() + 1));
+    assert_eq!(lines.last().unwrap().split_whitespace().collect::<Vec<_>>(), ["applied", "app", WIDGETS_NAME]);
+    assert_eq!(lines[1].split_whitespace().collect::<Vec<_>>(), ["applied", "cpc-data", &library_name(ALL[0])]);
+
+    let out = migrations::cli_on(&target, &["status"], &[APP]).await.unwrap();
+    assert!(out.starts_with(&format!(
+        "postgres {}: {} applied, 0 pending\n",
+        target.describe(),
+        all(&target).len() + 1
+    )));
+    assert!(out.lines().any(|l| l.split_whitespace().eq(["applied", "app", WIDGETS_NAME])), "{out}");
+    // The library's own `migrate` (no app set) lists the app's migration as unknown, and its `down` refuses.
+    let out = migrations::cli_on::<&str>(&target, &[], &[]).await.unwrap();
+    assert!(out.lines().next().unwrap().ends_with(", 1 applied but in no set given"), "{out}");
+    assert!(out.lines().any(|l| l.split_whitespace().eq(["unknown", "unknown", WIDGETS])), "{out}");
+    let err = migrations::cli_on(&target, &["down"], &[]).await.unwrap_err();
+    assert_eq!(err.exit_code(), 1);
+    assert!(err.to_string().contains(WIDGETS), "{err}");
+
+    let out = migrations::cli_on(&target, &["down", "1"], &[APP]).await.unwrap();
+    assert_eq!(out.lines().nth(1).unwrap().split_whitespace().collect::<Vec<_>>(), ["reverted", "app", WIDGETS_NAME]);
+    let err = migrations::cli_on(&target, &["down", "many"], &[APP]).await.unwrap_err();
+    assert_eq!(err.exit_code(), 2, "{err}");
+    let status = migrations::status_with(&target, &[APP]).await.unwrap();
+    assert_eq!(status.entries, entries(&target, MigrationState::Applied, MigrationState::Pending));
 }

@@ -10,6 +10,12 @@
 //! Each migration runs in its own transaction. On PostgreSQL, applying and reverting hold a session advisory lock,
 //! so app instances starting together migrate one after the other instead of racing.
 //!
+//! An app's own migrations run beside the library's: it embeds its directories as a [`MigrationSet`] and calls
+//! [`run_pending_with`], [`revert_last_with`] and [`status_with`] (or [`cli`] from its own `migrate` binary). The
+//! library's set ([`LIBRARY`]) and the app's then behave as one list ordered by version, under the same lock:
+//! `down 1` reverts the newest migration whichever set has it. [`run_pending`], [`revert_last`] and [`status`] are
+//! the same with the library's set only.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), cpc_adapters::diesel::DbError> {
 //! use cpc_adapters::diesel::migrations::{self, MigrationTarget};
@@ -20,15 +26,25 @@
 //! # Ok(()) }
 //! ```
 
+mod cli;
+mod sets;
+
 use std::fmt;
 
 use diesel::Connection;
 use diesel::backend::Backend;
 use diesel::connection::SimpleConnection;
-use diesel::migration::{Migration, MigrationSource};
 use diesel_async::AsyncPgConnection;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
-use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+/// The `diesel_migrations` crate this module uses: [`embed_migrations!`] expands to `diesel_migrations::...` paths,
+/// so an app that does not depend on it brings this into scope (`use cpc_adapters::diesel::migrations::diesel_migrations;`).
+pub use diesel_migrations;
+use diesel_migrations::MigrationHarness;
+pub use diesel_migrations::{EmbeddedMigrations, embed_migrations};
+
+pub use cli::{CliError, cli, cli_on};
+use sets::CombinedSource;
+pub use sets::{CHECK_SETS, LIBRARY, MigrationEntry, MigrationRef, MigrationReport, MigrationSet, MigrationState};
 
 use super::DbError;
 use crate::pool::{Backend as _, DatabaseError};
@@ -91,7 +107,7 @@ impl MigrationTarget {
         }
     }
 
-    /// The embedded migrations for this backend.
+    /// The library's embedded migrations for this backend ([`LIBRARY`]'s).
     pub fn migrations(&self) -> &'static EmbeddedMigrations {
         match self {
             Self::Postgres(_) => &POSTGRES_MIGRATIONS,
@@ -113,9 +129,11 @@ pub struct MigrationStatus {
 /// Why a migration step failed: the source of a [`RepoError::Backend`] whose backend is [`MIGRATIONS_BACKEND`].
 #[derive(Debug, thiserror::Error)]
 pub struct MigrationFailure {
-    /// What was being done: `"apply"`, `"revert"` or `"read applied migrations"`.
+    /// What was being done: `"apply"`, `"revert"`, `"read applied migrations"` or [`CHECK_SETS`] (the sets
+    /// given cannot run together).
     pub action: &'static str,
-    /// The migration (`<version>_<name>`), when one was involved.
+    /// The migration (`<version>_<name>`, or only the version for one no given set knows), when one was
+    /// involved.
     pub migration: Option<String>,
     /// Diesel's error.
     #[source]
@@ -139,32 +157,70 @@ fn failure(
     RepoError::backend(MIGRATIONS_BACKEND, MigrationFailure { action, migration, source: source.into() })
 }
 
-/// Applies every pending migration, oldest first, each in its own transaction; returns the versions applied
-/// (empty when the database is up to date). On failure the migrations before the failing one stay applied and the
-/// error names the failing one.
+/// Applies every pending migration of the library's set, oldest first, each in its own transaction; returns the
+/// versions applied (empty when the database is up to date). On failure the migrations before the failing one stay
+/// applied and the error names the failing one. Applied versions the library does not know (an app's) are left
+/// alone. [`run_pending_with`] with no app set.
 pub async fn run_pending(target: &MigrationTarget) -> Result<Vec<String>, DbError> {
-    match execute(target, Op::RunPending).await? {
-        Outcome::Versions(v) => Ok(v),
-        Outcome::Status(_) => unreachable_outcome(),
-    }
+    Ok(versions(run_pending_with(target, &[]).await?))
 }
 
 /// Reverts the `n` most recently applied migrations (fewer if fewer are applied), newest first; returns the
-/// versions reverted in that order.
+/// versions reverted in that order. If one of those `n` is not the library's (an app's, applied with
+/// [`run_pending_with`]), nothing is reverted and the error names it: revert it with [`revert_last_with`] and its
+/// set. [`revert_last_with`] with no app set.
 pub async fn revert_last(target: &MigrationTarget, n: usize) -> Result<Vec<String>, DbError> {
-    match execute(target, Op::Revert(n)).await? {
-        Outcome::Versions(v) => Ok(v),
-        Outcome::Status(_) => unreachable_outcome(),
+    Ok(versions(revert_last_with(target, n, &[]).await?))
+}
+
+/// Which migrations are applied and which are pending, the library's set only (applied versions it does not know
+/// are listed as applied). Creates diesel's bookkeeping table (`__diesel_schema_migrations`) if the database has
+/// none yet, as diesel_cli does. [`status_with`] with no app set, flattened.
+pub async fn status(target: &MigrationTarget) -> Result<MigrationStatus, DbError> {
+    Ok(status_with(target, &[]).await?.to_status())
+}
+
+/// Applies every pending migration of the library's set and of `sets`, by ascending version whichever set has it,
+/// each in its own transaction and (PostgreSQL) under the migration lock; returns those applied, in that order.
+///
+/// Before connecting, refuses sets that cannot run together (action [`CHECK_SETS`]): a version in two sets (the
+/// error names the version and both sets), two sets with one name. On failure the migrations before the failing one
+/// stay applied and the error names the failing one. Applied versions no given set knows are left alone.
+pub async fn run_pending_with(target: &MigrationTarget, sets: &[MigrationSet]) -> Result<Vec<MigrationRef>, DbError> {
+    match execute(target, sets, Op::RunPending).await? {
+        Outcome::Migrations(v) => Ok(v),
+        Outcome::Report(_) => unreachable_outcome(),
     }
 }
 
-/// Which migrations are applied and which are pending. Creates diesel's bookkeeping table
-/// (`__diesel_schema_migrations`) if the database has none yet, as diesel_cli does.
-pub async fn status(target: &MigrationTarget) -> Result<MigrationStatus, DbError> {
-    match execute(target, Op::Status).await? {
-        Outcome::Status(s) => Ok(s),
-        Outcome::Versions(_) => unreachable_outcome(),
+/// Reverts the `n` most recently applied migrations (by version, as diesel orders them, whichever set has them;
+/// fewer if fewer are applied), newest first, under the migration lock; returns them in that order.
+///
+/// If one of those `n` is in none of the library's set and `sets`, nothing is reverted and the error (action
+/// `"revert"`) names its version. Sets that cannot run together are refused as by [`run_pending_with`].
+pub async fn revert_last_with(
+    target: &MigrationTarget,
+    n: usize,
+    sets: &[MigrationSet],
+) -> Result<Vec<MigrationRef>, DbError> {
+    match execute(target, sets, Op::Revert(n)).await? {
+        Outcome::Migrations(v) => Ok(v),
+        Outcome::Report(_) => unreachable_outcome(),
     }
+}
+
+/// Every migration of the library's set and of `sets`, applied or pending, with its set, plus the applied versions
+/// none of them knows ([`MigrationState::Unknown`]), by version. Creates diesel's bookkeeping table if the database
+/// has none yet. Sets that cannot run together are refused as by [`run_pending_with`].
+pub async fn status_with(target: &MigrationTarget, sets: &[MigrationSet]) -> Result<MigrationReport, DbError> {
+    match execute(target, sets, Op::Status).await? {
+        Outcome::Report(r) => Ok(r),
+        Outcome::Migrations(_) => unreachable_outcome(),
+    }
+}
+
+fn versions(migrations: Vec<MigrationRef>) -> Vec<String> {
+    migrations.into_iter().map(|m| m.version).collect()
 }
 
 fn unreachable_outcome<T>() -> Result<T, DbError> {
@@ -179,22 +235,24 @@ enum Op {
 }
 
 enum Outcome {
-    Versions(Vec<String>),
-    Status(MigrationStatus),
+    Migrations(Vec<MigrationRef>),
+    Report(MigrationReport),
 }
 
-/// Runs `op` on the blocking pool, so neither the caller's runtime flavor nor a slow migration matters.
-async fn execute(target: &MigrationTarget, op: Op) -> Result<Outcome, DbError> {
+/// Checks the sets, then runs `op` on the blocking pool, so neither the caller's runtime flavor nor a slow migration
+/// matters.
+async fn execute(target: &MigrationTarget, sets: &[MigrationSet], op: Op) -> Result<Outcome, DbError> {
+    let source = CombinedSource::for_target(target, sets)?;
     let target = target.clone();
     tokio::task::spawn_blocking(move || match &target {
-        MigrationTarget::Postgres(config) => execute_postgres(config, op),
-        MigrationTarget::Sqlite(config) => execute_sqlite(config, op),
+        MigrationTarget::Postgres(config) => execute_postgres(config, &source, op),
+        MigrationTarget::Sqlite(config) => execute_sqlite(config, &source, op),
     })
     .await
     .map_err(|e| failure("migrate", None, format!("migration worker failed: {e}")))?
 }
 
-fn execute_postgres(config: &DatabaseConfig, op: Op) -> Result<Outcome, DbError> {
+fn execute_postgres(config: &DatabaseConfig, source: &CombinedSource, op: Op) -> Result<Outcome, DbError> {
     // A private runtime drives the connection: its worker thread does the I/O while this blocking thread waits in
     // `Handle::block_on` (through the wrapper), which works whatever runtime the caller runs on.
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -215,7 +273,7 @@ fn execute_postgres(config: &DatabaseConfig, op: Op) -> Result<Outcome, DbError>
         conn.batch_execute(&format!("SELECT pg_advisory_lock({PG_ADVISORY_LOCK_KEY})"))
             .map_err(|e| failure("take the migration lock", None, e))?;
     }
-    let outcome = perform(&mut conn, &POSTGRES_MIGRATIONS, op);
+    let outcome = perform(&mut conn, source, op);
     if locks {
         // Dropping the connection releases the lock anyway; unlocking first just makes it prompt.
         let _ = conn.batch_execute(&format!("SELECT pg_advisory_unlock({PG_ADVISORY_LOCK_KEY})"));
@@ -224,7 +282,7 @@ fn execute_postgres(config: &DatabaseConfig, op: Op) -> Result<Outcome, DbError>
     outcome
 }
 
-fn execute_sqlite(config: &SqliteConfig, op: Op) -> Result<Outcome, DbError> {
+fn execute_sqlite(config: &SqliteConfig, source: &CombinedSource, op: Op) -> Result<Outcome, DbError> {
     config.validate()?;
     let address = config.describe();
     let refused = |message: String| DatabaseError::ConnectionRefused { address: address.clone(), message };
@@ -249,57 +307,79 @@ fn execute_sqlite(config: &SqliteConfig, op: Op) -> Result<Outcome, DbError> {
     // Reading the schema makes a file that is not a database fail here, as a connection error.
     pragmas.push_str(" SELECT count(*) FROM sqlite_master;");
     conn.batch_execute(&pragmas).map_err(|e| refused(e.to_string()))?;
-    perform(&mut conn, &SQLITE_MIGRATIONS, op)
+    perform(&mut conn, source, op)
 }
 
 /// The backend-independent part, on any synchronous diesel connection.
-fn perform<C, DB>(conn: &mut C, source: &EmbeddedMigrations, op: Op) -> Result<Outcome, DbError>
+fn perform<C, DB>(conn: &mut C, source: &CombinedSource, op: Op) -> Result<Outcome, DbError>
 where
     DB: Backend,
     C: MigrationHarness<DB>,
-    EmbeddedMigrations: MigrationSource<DB>,
 {
-    let known = MigrationSource::<DB>::migrations(source).map_err(|e| failure("read embedded migrations", None, e))?;
-    // Newest first.
+    let known = source.known::<DB>()?;
+    // Newest first, as diesel orders them.
     let applied: Vec<String> = conn
         .applied_migrations()
         .map_err(|e| failure("read applied migrations", None, e))?
         .into_iter()
         .map(|v| v.to_string())
         .collect();
-    let version = |m: &dyn Migration<DB>| m.name().version().to_string();
     match op {
         Op::Status => {
-            let pending = known.iter().map(|m| version(&**m)).filter(|v| !applied.contains(v)).collect();
-            let mut applied = applied;
-            applied.sort();
-            Ok(Outcome::Status(MigrationStatus { applied, pending: sorted(pending) }))
+            let mut entries: Vec<MigrationEntry> = known
+                .iter()
+                .map(|k| MigrationEntry {
+                    set: Some(k.set),
+                    version: k.version.clone(),
+                    name: Some(k.migration.name().to_string()),
+                    state: if applied.contains(&k.version) { MigrationState::Applied } else { MigrationState::Pending },
+                })
+                .collect();
+            entries.extend(
+                applied.iter().filter(|v| !known.iter().any(|k| &k.version == *v)).map(|v| MigrationEntry {
+                    set: None,
+                    version: v.clone(),
+                    name: None,
+                    state: MigrationState::Unknown,
+                }),
+            );
+            entries.sort_by(|a, b| a.version.cmp(&b.version));
+            Ok(Outcome::Report(MigrationReport { entries }))
         }
         Op::RunPending => {
-            let mut pending: Vec<_> = known.iter().filter(|m| !applied.contains(&version(&***m))).collect();
-            pending.sort_by_key(|m| version(&***m));
-            let mut done = Vec::with_capacity(pending.len());
-            for m in pending {
-                conn.run_migration(&**m).map_err(|e| failure("apply", Some(m.name().to_string()), e))?;
-                done.push(version(&**m));
+            // `known` is in ascending version order.
+            let mut done = Vec::new();
+            for k in known.iter().filter(|k| !applied.contains(&k.version)) {
+                conn.run_migration(&*k.migration)
+                    .map_err(|e| failure("apply", Some(k.migration.name().to_string()), e))?;
+                done.push(k.to_ref());
             }
-            Ok(Outcome::Versions(done))
+            Ok(Outcome::Migrations(done))
         }
         Op::Revert(n) => {
-            let mut done = Vec::with_capacity(n.min(applied.len()));
-            for v in applied.into_iter().take(n) {
-                let m = known.iter().find(|m| version(&***m) == v).ok_or_else(|| {
-                    failure("revert", Some(v.clone()), "the database has it applied but this build does not embed it")
+            // Every one of the n must be known before the first is reverted.
+            let mut plan = Vec::with_capacity(n.min(applied.len()));
+            for v in applied.iter().take(n) {
+                let k = known.iter().find(|k| &k.version == v).ok_or_else(|| {
+                    failure(
+                        "revert",
+                        Some(v.clone()),
+                        format!(
+                            "the database has it applied but none of the migration sets given ({}) has it; \
+                             nothing was reverted",
+                            source.names()
+                        ),
+                    )
                 })?;
-                conn.revert_migration(&**m).map_err(|e| failure("revert", Some(m.name().to_string()), e))?;
-                done.push(v);
+                plan.push(k);
             }
-            Ok(Outcome::Versions(done))
+            let mut done = Vec::with_capacity(plan.len());
+            for k in plan {
+                conn.revert_migration(&*k.migration)
+                    .map_err(|e| failure("revert", Some(k.migration.name().to_string()), e))?;
+                done.push(k.to_ref());
+            }
+            Ok(Outcome::Migrations(done))
         }
     }
-}
-
-fn sorted(mut v: Vec<String>) -> Vec<String> {
-    v.sort();
-    v
 }
