@@ -3,7 +3,7 @@
 //! filtered (=, ranges, IN, IS NULL, IS NOT NULL, OR, prefixes); database-assigned `i64` keys; a table without
 //! version or timestamps; audit rows for integer keys; a unit of work handing out the app's repository and running
 //! the app's own SQL; a declaration that does not match its table refused at start-up, naming table and column.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 #![cfg(feature = "diesel")]
 
 use std::sync::Arc;

@@ -23,6 +23,7 @@ pub fn fake_ports() -> Ports {
         customers: Arc::new(db.customers()),
         transactions: Arc::new(db.transactions()),
         unit_of_work: Arc::new(db.unit_of_work()),
+        records: Arc::new(db.clone()),
     };
     Ports {
         users: repos.users.clone(),
@@ -30,6 +31,7 @@ pub fn fake_ports() -> Ports {
         customers: repos.customers.clone(),
         transactions: repos.transactions.clone(),
         unit_of_work: repos.unit_of_work.clone(),
+        records: repos.records.clone(),
         stale_views: repos.always(),
         cache: Arc::new(InMemoryCache::default()),
         lock: Arc::new(InMemoryLock::default()),

@@ -20,6 +20,7 @@
 //! # Ok(()) }
 //! ```
 
+mod app_data;
 mod error;
 mod settings;
 
@@ -39,9 +40,11 @@ use cpc_adapters::redis::{
 };
 use cpc_ports::{
     Cache, CustomerRepository, EntityRepository, HealthCheck, HealthReport, HealthStatus, JobQueue, Lock, PubSub,
-    RateLimiter, SessionStore, TransactionRepository, UnitOfWork, UserRepository, check_all,
+    RateLimiter, Record, RecordStore, RecordStoreExt, RepoError, Repository, SessionStore, TransactionRepository,
+    UnitOfWork, UserRepository, check_all,
 };
 
+pub use app_data::AppData;
 pub use error::WiringError;
 pub use settings::{DEFAULT_DATA_DIR, DatabaseSettings, Settings};
 
@@ -64,6 +67,8 @@ pub struct Ports {
     pub transactions: Arc<dyn TransactionRepository>,
     /// Atomic writes across repositories.
     pub unit_of_work: Arc<dyn UnitOfWork>,
+    /// The repository of every record the database knows, the app's own included ([`Ports::repo`]).
+    pub records: Arc<dyn RecordStore>,
     /// Makes the views of [`Ports::stale_reads`].
     pub stale_views: StaleViews,
     /// The cache.
@@ -102,6 +107,22 @@ impl Ports {
         wire(settings).await
     }
 
+    /// [`Settings::from_env`] then [`wire_with`]: the app's own records and migrations beside the library's.
+    pub async fn from_env_with(app: &str, data: &AppData) -> Result<Self, WiringError> {
+        wire_with(&Settings::from_env(app)?, data).await
+    }
+
+    /// Same as [`wire_with`].
+    pub async fn wire_with(settings: &Settings, data: &AppData) -> Result<Self, WiringError> {
+        wire_with(settings, data).await
+    }
+
+    /// The repository of record `T` (an app's own record registered in its [`AppData`], or a built-in one), on
+    /// the database the environment picked; [`RepoError::Validation`] naming `record` when `T` is not known.
+    pub fn repo<T: Record>(&self) -> Result<Arc<dyn Repository<T>>, RepoError> {
+        self.records.repo::<T>()
+    }
+
     /// The repositories and unit of work of one caller (a request, a job) whose reads may come from a PostgreSQL
     /// read replica, so they may miss other callers' latest writes, never the caller's own: until a replica has
     /// replayed the caller's last write (through this view), its reads go to the primary. Writes and units of
@@ -130,6 +151,8 @@ pub struct Repositories {
     pub transactions: Arc<dyn TransactionRepository>,
     /// Atomic writes across repositories (on the primary).
     pub unit_of_work: Arc<dyn UnitOfWork>,
+    /// Every record's repository, the app's own included, reading as this view does.
+    pub records: Arc<dyn RecordStore>,
 }
 
 impl std::fmt::Debug for Repositories {
@@ -151,6 +174,7 @@ impl Repositories {
             customers: db.customers(),
             transactions: db.transactions(),
             unit_of_work: db.unit_of_work(),
+            records: Arc::new(db.clone()),
         }
     }
 }
@@ -161,7 +185,14 @@ pub type StaleViews = Arc<dyn Fn() -> Repositories + Send + Sync>;
 /// Connects to (or creates) the database, runs the pending migrations, and builds the key-value ports on
 /// Redis or in process. Fails fast with a one-line [`WiringError`] naming the server and the cause.
 pub async fn wire(settings: &Settings) -> Result<Ports, WiringError> {
-    let db = open_database(settings).await?;
+    wire_with(settings, &AppData::new()).await
+}
+
+/// [`wire`], with the app's own records and migrations: its migration sets run with the library's (under the
+/// same lock), its records are registered, and every declaration is checked against the migrated database, so a
+/// record whose table lacks a column fails here, naming the table and the column.
+pub async fn wire_with(settings: &Settings, data: &AppData) -> Result<Ports, WiringError> {
+    let db = open_database(settings, data).await?;
     let mut health_checks = vec![db.health_check()];
     let database = format!("{} {}", settings.database.server(), settings.database.describe());
     let kv = match &settings.redis {
@@ -203,6 +234,7 @@ pub async fn wire(settings: &Settings) -> Result<Ports, WiringError> {
         customers: repos.customers,
         transactions: repos.transactions,
         unit_of_work: repos.unit_of_work,
+        records: repos.records,
         stale_views,
         cache: kv.cache,
         lock: kv.lock,
@@ -227,7 +259,7 @@ struct KeyValue {
 }
 
 /// Opens the pool first (so a refused port or a wrong password is reported as such, at once), then migrates.
-async fn open_database(settings: &Settings) -> Result<DbManager, WiringError> {
+async fn open_database(settings: &Settings, data: &AppData) -> Result<DbManager, WiringError> {
     if let Some(dir) = settings.sqlite_dir() {
         std::fs::create_dir_all(dir).map_err(|source| WiringError::DataDir { path: dir.to_owned(), source })?;
     }
@@ -247,9 +279,13 @@ async fn open_database(settings: &Settings) -> Result<DbManager, WiringError> {
         DatabaseError::Config { .. } => WiringError::config(e),
         other => WiringError::server(server, &address, other),
     })?;
-    migrations::run_pending(&target)
+    migrations::run_pending_with(&target, data.migration_sets())
         .await
         .map_err(|e| WiringError::server(server, &address, format!("migrations failed: {e}")))?;
+    data.register_with(&db);
+    db.verify_records()
+        .await
+        .map_err(|e| WiringError::server(server, &address, format!("a record does not match its table: {e}")))?;
     Ok(db)
 }
 

@@ -286,7 +286,7 @@ impl DbManager {
     /// The repository of record `T` (registering it), reading and auditing as this manager does.
     pub fn repository<T: DieselRecord>(&self) -> Arc<dyn Repository<T>> {
         self.records.register::<T>();
-        let made = match &self.source {
+        match &self.source {
             AnySource::Postgres(source) => {
                 Arc::new(DieselRepository::<T, DieselPgBackend>::on(source.clone()).audited(self.audit.clone()))
                     as Arc<dyn Repository<T>>
@@ -294,8 +294,7 @@ impl DbManager {
             AnySource::Sqlite(source) => {
                 Arc::new(DieselRepository::<T, DieselSqliteBackend>::on(source.clone()).audited(self.audit.clone()))
             }
-        };
-        made
+        }
     }
 
     /// Checks every registered record's declaration against the database (one query per table reading no row):

@@ -37,9 +37,10 @@ pub struct Entry {
     verify_sqlite: Verifier<DieselSqliteBackend>,
 }
 
-fn make<T: DieselRecord, B: DieselBackend>(source: Source<B>, audit: Option<Arc<AuditConfig>>) -> Box<dyn Any + Send>
+fn make<T, B>(source: Source<B>, audit: Option<Arc<AuditConfig>>) -> Box<dyn Any + Send>
 where
-    T: SqlTable<B::Conn>,
+    T: DieselRecord + SqlTable<B::Conn>,
+    B: DieselBackend,
 {
     let repo: Arc<dyn Repository<T>> = Arc::new(DieselRepository::<T, B>::on(source).audited(audit));
     Box::new(repo)

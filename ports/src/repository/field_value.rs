@@ -131,6 +131,6 @@ mod tests {
         let doc = serde_json::json!({"a": [1, 2]});
         assert_eq!(serde_json::Value::from_value(&doc.to_value()), Some(doc));
         assert_eq!(<Option<f64> as FieldValue>::KIND, ValueKind::Float);
-        assert!(<Option<f64> as FieldValue>::NULLABLE);
+        assert_eq!((<Option<f64> as FieldValue>::NULLABLE, <f64 as FieldValue>::NULLABLE), (true, false));
     }
 }

@@ -15,16 +15,17 @@ use self::schema::{audit_log, customers, entities, transactions, users};
 use crate::diesel::connection::AsyncSqliteConnection;
 use crate::diesel::repos::{AuditEntry, DbJson, DbTime, DbUuid, audit_context};
 
-/// The `audit_log` rows of `entries`, as insert values.
-fn audit_values(
-    entries: &[AuditEntry],
-) -> Vec<(
+/// One `audit_log` row as insert values.
+type AuditValues = (
     diesel::dsl::Eq<audit_log::table_name, String>,
     diesel::dsl::Eq<audit_log::row_id, String>,
     diesel::dsl::Eq<audit_log::action, &'static str>,
     diesel::dsl::Eq<audit_log::actor, Option<String>>,
     diesel::dsl::Eq<audit_log::at, DbTime>,
-)> {
+);
+
+/// The `audit_log` rows of `entries`, as insert values.
+fn audit_values(entries: &[AuditEntry]) -> Vec<AuditValues> {
     entries
         .iter()
         .map(|e| {

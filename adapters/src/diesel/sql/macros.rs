@@ -297,6 +297,7 @@ macro_rules! sql_table {
                 Ok(u64::try_from(n).unwrap_or_default())
             }
 
+            #[allow(clippy::needless_lifetimes)]
             async fn verify<'a>(conn: &'a mut Conn) -> Result<(), RepoError> {
                 let rows: Vec<$row> = $table::table
                     .select($select)

@@ -105,13 +105,20 @@ mod dsl_bool {
     pub type Constant = diesel::dsl::AsExprOf<bool, diesel::sql_types::Bool>;
 }
 
+/// `field <op> value` on table `Tab`, given a field.
+pub type CmpFn<'f, F, Tab, DB> = &'f dyn Fn(F, Op, &Value) -> Result<Cond<Tab, DB>, RepoError>;
+/// `field` starts with a text, on table `Tab`.
+pub type PrefixFn<'f, F, Tab, DB> = &'f dyn Fn(F, &str) -> Result<Cond<Tab, DB>, RepoError>;
+/// Combines two conditions.
+type JoinFn<Tab, DB> = fn(Cond<Tab, DB>, Cond<Tab, DB>) -> Cond<Tab, DB>;
+
 /// How a table's conditions are built, given per-field closures: `cmp(field, op, value)`, `prefix(field, text)`,
 /// `null(field, is_null)`.
 pub struct FieldConds<'f, F, Tab, DB> {
     /// `field <op> value`.
-    pub cmp: &'f dyn Fn(F, Op, &Value) -> Result<Cond<Tab, DB>, RepoError>,
+    pub cmp: CmpFn<'f, F, Tab, DB>,
     /// `field` starts with the text.
-    pub prefix: &'f dyn Fn(F, &str) -> Result<Cond<Tab, DB>, RepoError>,
+    pub prefix: PrefixFn<'f, F, Tab, DB>,
     /// `field IS NULL` (`true`) or `IS NOT NULL` (`false`).
     pub null: &'f dyn Fn(F, bool) -> Cond<Tab, DB>,
 }
@@ -143,7 +150,7 @@ where
     DB: Dialect,
     dsl_bool::Constant: BoxableExpression<Tab, DB, SqlType = Bool> + 'static,
 {
-    let combine = |all: &[Filter<F>], join: fn(Cond<Tab, DB>, Cond<Tab, DB>) -> Cond<Tab, DB>, empty: bool| {
+    let combine = |all: &[Filter<F>], join: JoinFn<Tab, DB>, empty: bool| {
         let mut acc: Option<Cond<Tab, DB>> = None;
         for f in all {
             let c = filter_cond(f, conds)?;
@@ -180,7 +187,7 @@ where
 pub fn keyset_cond<F, Tab, DB>(
     keys: &[(F, Direction)],
     values: &[Value],
-    cmp: &dyn Fn(F, Op, &Value) -> Result<Cond<Tab, DB>, RepoError>,
+    cmp: CmpFn<'_, F, Tab, DB>,
 ) -> Result<Option<Cond<Tab, DB>>, RepoError>
 where
     F: Field,

@@ -72,6 +72,32 @@ impl InMemoryDatabase {
     }
 }
 
+/// The four built-in records (app records arrive with the generic tables).
+impl cpc_ports::RecordStore for InMemoryDatabase {
+    fn repository(&self, record: std::any::TypeId) -> Option<Box<dyn std::any::Any + Send>> {
+        use std::any::TypeId;
+        use std::sync::Arc;
+        fn boxed<T: cpc_ports::Record>(repo: InMemoryRepository<T>) -> Option<Box<dyn std::any::Any + Send>>
+        where
+            InMemoryRepository<T>: cpc_ports::Repository<T>,
+        {
+            let repo: Arc<dyn cpc_ports::Repository<T>> = Arc::new(repo);
+            Some(Box::new(repo))
+        }
+        match record {
+            r if r == TypeId::of::<cpc_domain::User>() => boxed(self.users()),
+            r if r == TypeId::of::<cpc_domain::Entity>() => boxed(self.entities()),
+            r if r == TypeId::of::<cpc_domain::Customer>() => boxed(self.customers()),
+            r if r == TypeId::of::<cpc_domain::Transaction>() => boxed(self.transactions()),
+            _ => None,
+        }
+    }
+
+    fn unit_of_work(&self) -> std::sync::Arc<dyn cpc_ports::UnitOfWork> {
+        std::sync::Arc::new(InMemoryDatabase::unit_of_work(self))
+    }
+}
+
 impl fmt::Debug for InMemoryDatabase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let committed = lock(&self.shared);
