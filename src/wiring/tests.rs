@@ -3,7 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use super::{DatabaseSettings, Ports, Settings, WiringError};
+use cpc_ports::RepoError;
+
+use super::{AppData, DatabaseSettings, Ports, Settings, WiringError};
 
 fn lookup(pairs: &[(&'static str, String)]) -> impl Fn(&str) -> Option<String> + use<> {
     let pairs = pairs.to_vec();
@@ -100,4 +102,121 @@ async fn the_embedded_default_creates_its_directory_migrates_and_is_healthy() {
     assert_eq!(status, cpc_ports::HealthStatus::Healthy);
     let components: Vec<_> = reports.iter().map(|r| r.component.as_str()).collect();
     assert_eq!(components, ["sqlite", "in-process"]);
+}
+
+/// A test app's own table (`adapters/tests/fixtures/app_migrations`), declared as an app declares it.
+mod widgets {
+    #![allow(missing_docs)]
+    use cpc_adapters::diesel::migrations::{EmbeddedMigrations, MigrationSet, embed_migrations};
+
+    pub static POSTGRES: EmbeddedMigrations = embed_migrations!("adapters/tests/fixtures/app_migrations/postgres");
+    pub static SQLITE: EmbeddedMigrations = embed_migrations!("adapters/tests/fixtures/app_migrations/sqlite");
+    pub const MIGRATIONS: MigrationSet = MigrationSet::new("widgets", &POSTGRES, &SQLITE);
+
+    diesel::table! {
+        use cpc_adapters::diesel::sql_types::*;
+        widgets (id) {
+            id -> BigInt,
+            owner_id -> Uuid,
+            name -> Text,
+        }
+    }
+
+    #[derive(Debug, Clone, PartialEq, diesel::Queryable, diesel::Selectable)]
+    #[diesel(table_name = widgets)]
+    pub struct Widget {
+        pub id: i64,
+        pub owner_id: uuid::Uuid,
+        pub name: String,
+    }
+
+    #[derive(Debug, Clone)]
+    pub struct NewWidget {
+        pub owner_id: uuid::Uuid,
+        pub name: String,
+    }
+
+    cpc_adapters::record! {
+        Widget in widgets as "widget" {
+            key: id: i64,
+            new: NewWidget,
+            update: NewWidget {},
+            fields: WidgetField { owner_id, name },
+            references: { owner_id => cpc_domain::User },
+        }
+    }
+
+    /// The same table, declared with a column it does not have.
+    pub mod drifted {
+        diesel::table! {
+            use cpc_adapters::diesel::sql_types::*;
+            widgets (id) {
+                id -> BigInt,
+                name -> Text,
+                colour -> Text,
+            }
+        }
+
+        #[derive(Debug, Clone, diesel::Queryable, diesel::Selectable)]
+        #[diesel(table_name = widgets)]
+        pub struct Drifted {
+            pub id: i64,
+            pub name: String,
+            pub colour: String,
+        }
+
+        cpc_adapters::record! {
+            Drifted in widgets as "drifted widget" {
+                key: id: i64,
+                new: Drifted,
+                update: Drifted {},
+                fields: DriftedField { name, colour },
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_apps_records_and_migrations_are_wired_beside_the_library() {
+    use cpc_ports::{RecordStoreExt, TxExt, UnitOfWorkExt};
+    use widgets::{NewWidget, Widget};
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = AppData::new().record::<Widget>().migrations(widgets::MIGRATIONS);
+    let ports = Ports::wire_with(&Settings::embedded("app", dir.path()), &data).await.unwrap();
+    let ada = ports.users.create(cpc_domain::NewUser::new("ada", "ada@example.org").unwrap()).await.unwrap();
+    let owner_id = *ada.id.as_uuid();
+    let first = ports.repo::<Widget>().unwrap().create(NewWidget { owner_id, name: "a".into() }).await.unwrap();
+    // A unit of work spans the app's record and the built-in ones.
+    let second = ports
+        .unit_of_work
+        .run(|tx| {
+            Box::pin(async move {
+                let widget = tx.repo::<Widget>()?.create(NewWidget { owner_id, name: "b".into() }).await?;
+                tx.users().count(&[]).await?;
+                Ok::<_, RepoError>(widget)
+            })
+        })
+        .await
+        .unwrap();
+    assert!(second.id > first.id);
+    assert_eq!(ports.repo::<Widget>().unwrap().count(&[]).await.unwrap(), 2);
+    // The reference is the database's: a widget of an unknown owner is refused, naming the field.
+    let widgets = ports.repo::<Widget>().unwrap();
+    let missing = widgets.create(NewWidget { owner_id: uuid::Uuid::now_v7(), name: "c".into() }).await.unwrap_err();
+    assert!(matches!(&missing, RepoError::Validation(v) if v.field == "owner_id"), "{missing:?}");
+    // Wiring again finds everything migrated; the stale-reads view hands the app's record out too.
+    let again = Ports::wire_with(&Settings::embedded("app", dir.path()), &data).await.unwrap();
+    let view = again.stale_reads();
+    assert_eq!(view.records.repo::<Widget>().unwrap().count(&[]).await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn a_record_that_does_not_match_its_table_stops_the_start_naming_table_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = AppData::new().record::<widgets::drifted::Drifted>().migrations(widgets::MIGRATIONS);
+    let err = Ports::wire_with(&Settings::embedded("app", dir.path()), &data).await.unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("a record does not match its table"), "{message}");
+    assert!(message.contains("widgets") && message.contains("colour"), "{message}");
 }
