@@ -4,7 +4,7 @@
 
 use std::process::ExitCode;
 
-use cpc_data::wiring::Ports;
+use cpc_data::wiring::{AppData, Ports};
 
 /// Any failure of an example's flow; `main` prints it on one line.
 pub type FlowError = Box<dyn std::error::Error + Send + Sync>;
@@ -16,7 +16,16 @@ pub async fn main<T>(
     app: &str,
     flow: impl AsyncFnOnce(&Ports, &mut std::io::Stdout) -> Result<T, FlowError>,
 ) -> ExitCode {
-    let result = match Ports::from_env(app).await {
+    main_with(app, &AppData::new(), flow).await
+}
+
+/// [`main`] for an app with records and migrations of its own ([`AppData`]).
+pub async fn main_with<T>(
+    app: &str,
+    data: &AppData,
+    flow: impl AsyncFnOnce(&Ports, &mut std::io::Stdout) -> Result<T, FlowError>,
+) -> ExitCode {
+    let result = match Ports::from_env_with(app, data).await {
         Ok(ports) => flow(&ports, &mut std::io::stdout()).await.map(drop),
         Err(e) => Err(e.into()),
     };
@@ -41,7 +50,7 @@ pub fn run_tag() -> String {
 pub mod testing {
     use cpc_data::adapters::postgres::DatabaseConfig;
     use cpc_data::adapters::redis::RedisConfig;
-    use cpc_data::wiring::{DatabaseSettings, Ports, Settings};
+    use cpc_data::wiring::{AppData, DatabaseSettings, Ports, Settings};
     use cpc_testkit::harness::TestDatabase;
 
     use super::FlowError;
@@ -56,8 +65,14 @@ pub mod testing {
 
     /// The embedded default: SQLite in a fresh temporary directory, in-process key-value ports.
     pub async fn embedded(app: &str) -> Wired {
+        embedded_with(app, &AppData::new()).await
+    }
+
+    /// [`embedded`] for an app with records and migrations of its own.
+    pub async fn embedded_with(app: &str, data: &AppData) -> Wired {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let ports = Ports::wire(&Settings::embedded(app, dir.path())).await.unwrap_or_else(|e| panic!("{e}"));
+        let ports =
+            Ports::wire_with(&Settings::embedded(app, dir.path()), data).await.unwrap_or_else(|e| panic!("{e}"));
         Wired { ports, _dir: Some(dir), _db: None }
     }
 
@@ -65,6 +80,11 @@ pub mod testing {
     /// `redis://127.0.0.1:6379`, under a random namespace). Panics, saying how to get the servers, when they
     /// cannot be reached.
     pub async fn on_servers(app: &str) -> Wired {
+        on_servers_with(app, &AppData::new()).await
+    }
+
+    /// [`on_servers`] for an app with records and migrations of its own.
+    pub async fn on_servers_with(app: &str, data: &AppData) -> Wired {
         let db = TestDatabase::create().await;
         let redis_url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
         let mut redis = RedisConfig::parse_url(&redis_url, "REDIS_URL").unwrap_or_else(|e| panic!("{e}"));
@@ -74,7 +94,7 @@ pub mod testing {
             pool: Default::default(),
             redis: Some(redis),
         };
-        let ports = Ports::wire(&settings).await.unwrap_or_else(|e| {
+        let ports = Ports::wire_with(&settings, data).await.unwrap_or_else(|e| {
             panic!("{e}. Start PostgreSQL and Redis (./scripts/test.sh does) or set DATABASE_URL and REDIS_URL")
         });
         Wired { ports, _dir: None, _db: Some(db) }
