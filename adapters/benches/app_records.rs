@@ -195,11 +195,8 @@ async fn main() {
         .create_many(names().into_iter().map(|(username, email)| NewAccount { username, email }).collect())
         .await
         .unwrap();
-    let users = manager
-        .users()
-        .create_many(names().iter().map(|(n, e)| NewUser::new(n, e).unwrap()).collect())
-        .await
-        .unwrap();
+    let users =
+        manager.users().create_many(names().iter().map(|(n, e)| NewUser::new(n, e).unwrap()).collect()).await.unwrap();
     let ids = Arc::new((accounts.iter().map(|a| a.id).collect(), users.iter().map(|u| *u.id.as_uuid()).collect()));
     drop(manager);
 

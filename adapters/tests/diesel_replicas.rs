@@ -378,3 +378,73 @@ async fn the_repository_and_unit_of_work_contracts_pass_over_the_replica_set() {
     let stats = s.set().stats();
     assert!(stats.replica_reads[0] > 0, "some contract reads were served by the replica: {stats:?}");
 }
+
+/// An app's own record, declared as an app declares it.
+mod notes {
+    #![allow(missing_docs)]
+
+    diesel::table! {
+        use cpc_adapters::diesel::sql_types::*;
+        notes (id) {
+            id -> Uuid,
+            body -> Text,
+            version -> BigInt,
+        }
+    }
+
+    #[derive(Debug, Clone, PartialEq, diesel::Queryable, diesel::Selectable)]
+    #[diesel(table_name = notes)]
+    pub struct Note {
+        pub id: uuid::Uuid,
+        pub body: String,
+        pub version: i64,
+    }
+
+    #[derive(Debug, Clone)]
+    pub struct NewNote {
+        pub body: String,
+    }
+
+    cpc_adapters::record! {
+        Note in notes as "note" {
+            key: id: uuid::Uuid,
+            new: NewNote,
+            update: NewNote {},
+            fields: NoteField { body },
+            version: version,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apps_record_reads_its_own_writes_and_other_callers_read_the_replica() {
+    use diesel_async::SimpleAsyncConnection;
+    use notes::{NewNote, Note};
+
+    let (pair, config) = prepare(ReplicaPolicy::default().recheck_interval(Duration::from_millis(200))).await;
+    let db = DbManager::postgres_with_replicas(&config).await.unwrap();
+    let cpc_adapters::diesel::DbPool::Postgres(primary) = db.pool() else { unreachable!("a PostgreSQL manager") };
+    let table = "CREATE TABLE notes (id UUID PRIMARY KEY, body TEXT NOT NULL, version BIGINT NOT NULL)";
+    primary.get().await.unwrap().batch_execute(table).await.unwrap();
+    db.register::<Note>();
+    pair.wait_replayed().await;
+    pair.pause_replay().await;
+    let set = db.replica_set().unwrap().clone();
+    let reads = move || (set.stats().replica_reads[0], set.stats().primary_reads);
+
+    let me = db.stale_reads();
+    let mine = me.repository::<Note>().create(NewNote { body: "mine".into() }).await.unwrap();
+    assert_eq!(me.repository::<Note>().find_by_id(&mine.id).await.unwrap(), Some(mine.clone()), "read-your-writes");
+    assert_eq!(reads(), (0, 1), "the writer's read went to the primary");
+    let other = db.stale_reads();
+    assert_eq!(
+        other.repository::<Note>().find_by_id(&mine.id).await.unwrap(),
+        None,
+        "another caller reads the replica"
+    );
+    assert_eq!(reads(), (1, 1));
+    pair.resume_replay().await;
+    pair.wait_replayed().await;
+    assert_eq!(other.repository::<Note>().find_by_id(&mine.id).await.unwrap(), Some(mine));
+    assert_eq!(reads(), (2, 1), "from the caught-up replica");
+}
