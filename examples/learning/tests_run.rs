@@ -45,3 +45,40 @@ async fn the_demo_runs_on_the_embedded_default() {
 async fn the_demo_runs_on_postgres_and_redis() {
     check(on_servers_with("learning", &app_data()).await, "wired: PostgreSQL ").await;
 }
+
+#[tokio::test]
+async fn concurrent_completions_of_one_learner_are_numbered_one_by_one_on_postgres_and_redis() {
+    // No unique index guards a learner's completion numbers: only the learner's lock (Redis here) keeps two
+    // completions on PostgreSQL from reading the same count.
+    use std::sync::Arc;
+
+    use cpc_data::domain::NewUser;
+
+    use crate::service::{Learning, LearningPorts, LessonResult};
+
+    let wired = on_servers_with("learning", &app_data()).await;
+    let ports = &wired.ports;
+    let learning = Arc::new(Learning::new(LearningPorts::from_store(&*ports.records, ports.lock.clone()).unwrap()));
+    let ada = ports.users.create(NewUser::new("ada", "ada@example.org").unwrap()).await.unwrap();
+    let ada = *ada.id.as_uuid();
+    let mut attempts = Vec::new();
+    for i in 0..6 {
+        let (course, lessons) =
+            learning.create_course(&format!("course-{i}"), "Course", &["one", "two"]).await.unwrap();
+        // Each course twice at the same time: the second is refused once the first is recorded.
+        for score in [50, 60] {
+            let results: Vec<LessonResult> = lessons.iter().map(|l| LessonResult { lesson: l.id, score }).collect();
+            let learning = learning.clone();
+            attempts.push(tokio::spawn(async move { learning.complete_course(ada, course.id, &results).await }));
+        }
+    }
+    let outcomes: Vec<_> = futures::future::join_all(attempts).await.into_iter().map(Result::unwrap).collect();
+    let mut numbers: Vec<i32> = outcomes.iter().filter_map(|o| o.as_ref().ok().map(|c| c.number)).collect();
+    numbers.sort_unstable();
+    assert_eq!(numbers, [1, 2, 3, 4, 5, 6], "{outcomes:?}");
+    let refused =
+        outcomes.iter().filter(|o| matches!(o, Err(crate::service::LearningError::AlreadyCompleted { .. }))).count();
+    assert_eq!(refused, 6, "{outcomes:?}");
+    let history = learning.history(ada, None, 100).await.unwrap();
+    assert_eq!(history.items.len(), 12, "two lesson rows per completion, none from a refused one");
+}
