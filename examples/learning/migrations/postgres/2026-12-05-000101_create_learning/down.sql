@@ -1,0 +1,4 @@
+DROP TABLE progress;
+DROP TABLE completions;
+DROP TABLE lessons;
+DROP TABLE courses;
