@@ -158,7 +158,9 @@ impl PgJobQueue {
 /// Maps a pool or query failure to the port's error.
 fn to_kv(e: DatabaseError, operation: &'static str) -> KvError {
     match e {
-        DatabaseError::PoolTimeout(after) => KvError::Timeout { operation, after },
+        DatabaseError::PoolTimeout(after) | DatabaseError::QueryTimeout { after, .. } => {
+            KvError::Timeout { operation, after }
+        }
         DatabaseError::Authentication { message, .. } => {
             KvError::Authentication { backend: "postgres", reason: message }
         }
