@@ -141,7 +141,7 @@ async fn delete_prefix_with_a_glob_looking_prefix_deletes_only_literal_matches_o
     assert_eq!(deleted, 3000, "every key under the literal prefix is deleted");
     let left = namespace_keys(cache.manager()).await;
     assert_eq!(left.len(), outside.len(), "no key outside the prefix is deleted");
-    let ns = cache.manager().key("");
+    let ns = cache.stored_key("");
     assert!(left.iter().all(|k| !k[ns.len()..].starts_with(prefix)), "nothing under the prefix survives");
     assert_eq!(cache.delete_prefix(prefix).await.unwrap(), 0);
 }
@@ -275,7 +275,7 @@ async fn foreign_bytes_written_by_another_client_are_a_codec_error() {
     let m = cache.manager();
     let raw = |k: &str, v: &[u8]| {
         let mut cmd = redis::cmd("SET");
-        cmd.arg(m.key(k)).arg(v).arg("EX").arg(60);
+        cmd.arg(cache.stored_key(k)).arg(v).arg("EX").arg(60);
         cmd
     };
     let _: () = m.query(&raw("json", br#"{"n":1}"#), "raw set").await.unwrap();
@@ -298,8 +298,7 @@ async fn msgpack_with_compression_round_trips_and_stores_large_values_compressed
     let big: Vec<String> = vec!["repetitive text ".repeat(4); 500];
     cache.set(&key("big"), &big, None).await.unwrap();
     assert_eq!(cache.get::<Vec<String>>(&key("big")).await.unwrap(), Some(big.clone()));
-    let stored: u64 =
-        cache.manager().query(redis::cmd("STRLEN").arg(cache.manager().key("big")), "strlen").await.unwrap();
+    let stored: u64 = cache.manager().query(redis::cmd("STRLEN").arg(cache.stored_key("big")), "strlen").await.unwrap();
     let plain = Codec::msgpack().encode(&big).unwrap().len() as u64;
     assert!(stored * 10 < plain, "the value is stored compressed: {stored} bytes against {plain}");
     let json_reader = CacheManager::new(cache.manager().clone(), Duration::from_secs(60));
@@ -310,7 +309,7 @@ async fn msgpack_with_compression_round_trips_and_stores_large_values_compressed
 async fn persistent_keys_written_elsewhere_report_persistent() {
     let cache = cache("persistent").await;
     let m = cache.manager();
-    let _: () = m.query(redis::cmd("SET").arg(m.key("forever")).arg("x"), "raw set").await.unwrap();
+    let _: () = m.query(redis::cmd("SET").arg(cache.stored_key("forever")).arg("x"), "raw set").await.unwrap();
     assert_eq!(cache.ttl(&key("forever")).await.unwrap(), KeyTtl::Persistent);
     assert!(cache.delete(&key("forever")).await.unwrap());
 }

@@ -176,20 +176,21 @@ async fn after_a_master_fails_over_the_same_adapters_work_again() {
     let bus = PubSubManager::new(m.clone());
     let key = CacheKey::new("hot").unwrap();
     let lock_key = LockKey::new("hot").unwrap();
-    // The channel's stored name is the cache key's, so both live on the master that is killed.
-    let channel = Channel::new("hot").unwrap();
+    // The channel's stored name is the cache key's (`<namespace>cache:hot`), so both live on the master that is
+    // killed.
+    let channel = Channel::new(format!("{}hot", CacheManager::KEY_PREFIX)).unwrap();
     cache.set_bytes(&key, Bytes::from_static(b"before"), None).await.unwrap();
     let mut sub = bus.subscribe_bytes(&channel).await.unwrap();
     assert_eq!(bus.publish_bytes(&channel, Bytes::from_static(b"before")).await.unwrap(), 1);
     let first = tokio::time::timeout(Duration::from_secs(2), sub.next()).await.unwrap().unwrap().unwrap();
     assert_eq!(first.payload, Bytes::from_static(b"before"));
 
-    let old = cluster.master_of(&m.key("hot"));
+    let old = cluster.master_of(&cache.stored_key("hot"));
     assert_eq!(cluster.master_of(&m.key(channel.as_str())), old);
     assert_eq!(cluster.master_of(&lock.lock_key_name(&lock_key)), cluster.master_of(&lock.fence_key_name(&lock_key)));
     let killed_at = Instant::now();
     cluster.kill(old);
-    let new = cluster.wait_for_new_master(&m.key("hot"), old).await;
+    let new = cluster.wait_for_new_master(&cache.stored_key("hot"), old).await;
     assert_ne!(new, old);
     eprintln!("replica on port {new} took over from {old} after {:?}", killed_at.elapsed());
 
@@ -264,15 +265,15 @@ async fn after_a_manual_failover_the_same_adapters_work_within_seconds() {
     let limiter = RedisRateLimiter::new(m.clone());
     let bus = PubSubManager::new(m.clone());
     let key = CacheKey::new("hot").unwrap();
-    let old = cluster.master_of(&m.key("hot"));
+    let old = cluster.master_of(&cache.stored_key("hot"));
     // The channel's stored name is the cache key's; the lock and the rate limit get keys on the same master.
-    let channel = Channel::new("hot").unwrap();
+    let channel = Channel::new(format!("{}hot", CacheManager::KEY_PREFIX)).unwrap();
     // A writer runs through the switch on a key of its own on that master.
     let on_old = |names: &[String]| names.iter().all(|name| cluster.master_of(name) == old);
     let lock_key =
         first(|i| LockKey::new(format!("hot{i}")), |k| on_old(&[lock.lock_key_name(k), lock.fence_key_name(k)]));
     let rl_key = first(|i| RateLimitKey::new(format!("hot{i}")), |k| on_old(&[limiter.token_bucket_key_name(k)]));
-    let writer_key = first(|i| CacheKey::new(format!("hot-writer{i}")), |k| on_old(&[m.key(k.as_str())]));
+    let writer_key = first(|i| CacheKey::new(format!("hot-writer{i}")), |k| on_old(&[cache.stored_key(k.as_str())]));
     let policy =
         RateLimitPolicy::TokenBucket { capacity: 100, refill_tokens: 1, refill_interval: Duration::from_secs(3600) };
     // Every adapter has talked to the master before the switch, so each holds its connection and slot map.
@@ -304,7 +305,7 @@ async fn after_a_manual_failover_the_same_adapters_work_within_seconds() {
     let new = cluster.manual_failover(old).await;
     let switched = Instant::now();
     assert_ne!(new, old);
-    assert_eq!(cluster.master_of(&m.key("hot")), new);
+    assert_eq!(cluster.master_of(&cache.stored_key("hot")), new);
     eprintln!("the replica on port {new} took over from {old} in {:?}", switched - started);
 
     let limit = Duration::from_secs(5);
@@ -372,7 +373,8 @@ async fn a_rediss_cluster_url_with_the_ca_serves_every_master_a_lock_and_pub_sub
     let m = RedisManager::new(&config).await.unwrap();
     let cache = cache_on(m.clone());
     let keys: Vec<CacheKey> = (0..30).map(|i| CacheKey::new(format!("tls:{i}")).unwrap()).collect();
-    let masters: std::collections::HashSet<u16> = keys.iter().map(|k| cluster.master_of(&m.key(k.as_str()))).collect();
+    let masters: std::collections::HashSet<u16> =
+        keys.iter().map(|k| cluster.master_of(&cache.stored_key(k.as_str()))).collect();
     assert_eq!(masters.len(), 3, "the keys cover every master");
     for (i, key) in keys.iter().enumerate() {
         cache.set_bytes(key, Bytes::from(format!("one {i}")), None).await.unwrap();

@@ -8,6 +8,7 @@
 //! | foreign-key violation on delete (row still referred to) | `Validation` naming the field ([`RepoError::still_referenced`])  |
 //! | check violation (`users_username_check`)               | `Validation` naming the field                        |
 //! | serialization failure, deadlock, SQLite busy/locked     | `Conflict { Concurrent }` (retryable)                |
+//! | `statement_timeout` or `lock_timeout` ran out           | `Timeout` naming the setting (retryable)             |
 //! | lost or closed connection, broken transaction state     | `Unavailable` (retryable)                            |
 //! | `NotFound`                                              | `NotFound`                                           |
 //! | anything else                                           | `Backend { backend: "postgres" \| "sqlite" }`        |
@@ -89,6 +90,10 @@ fn map_error(ctx: &ErrorContext, error: Error, deleting: bool) -> RepoError {
                 RepoError::Unavailable { backend: ctx.backend, reason: info.message().to_owned() }
             }
             _ if is_concurrency_failure(info.message()) => conflict(ConflictKind::Concurrent),
+            // The limit is not in the message; the caller's source fills in how long the call ran.
+            _ if let Some(setting) = server_timeout(info.message()) => {
+                RepoError::Timeout { operation: setting, after: std::time::Duration::ZERO }
+            }
             _ => RepoError::backend(ctx.backend, Error::DatabaseError(kind, info)),
         },
         Error::NotFound => RepoError::NotFound { entity: ctx.entity, id: String::new() },
@@ -120,6 +125,16 @@ fn is_concurrency_failure(message: &str) -> bool {
     message.starts_with("deadlock detected")
         || message.starts_with("database is locked")
         || message.starts_with("database table is locked")
+}
+
+/// PostgreSQL's `statement_timeout` and `lock_timeout` cancellations (SQLSTATE 57014 and 55P03, which Diesel does
+/// not pass on): the setting that ran out.
+fn server_timeout(message: &str) -> Option<&'static str> {
+    match message {
+        "canceling statement due to statement timeout" => Some("statement_timeout"),
+        "canceling statement due to lock timeout" => Some("lock_timeout"),
+        _ => None,
+    }
 }
 
 /// The field of a unique violation: PostgreSQL names the index (`users_email_key`, `users_pkey`); SQLite names the

@@ -57,6 +57,15 @@ pub enum DatabaseError {
     /// connection broke mid-query.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// The server cut a statement off at one of its limits ([`QueryTimeouts`](crate::postgres::QueryTimeouts)):
+    /// `setting` is `statement_timeout` or `lock_timeout`, `after` the configured limit.
+    #[error("the statement was cancelled by the server's {setting} ({after:?})")]
+    QueryTimeout {
+        /// The PostgreSQL setting that ran out.
+        setting: &'static str,
+        /// Its value.
+        after: Duration,
+    },
     /// A query failed.
     #[error("query failed: {0}")]
     Query(#[source] Arc<dyn std::error::Error + Send + Sync>),
@@ -71,7 +80,10 @@ impl DatabaseError {
     /// True for failures that may pass by themselves: timeouts, refused connections, an unavailable server.
     /// Wrong credentials, a missing database, TLS and configuration errors need someone to fix something.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::PoolTimeout(_) | Self::ConnectionRefused { .. } | Self::Unavailable(_))
+        matches!(
+            self,
+            Self::PoolTimeout(_) | Self::QueryTimeout { .. } | Self::ConnectionRefused { .. } | Self::Unavailable(_)
+        )
     }
 
     /// True for failures that no amount of waiting fixes (used by the pool to fail waiting checkouts at once).
@@ -88,6 +100,7 @@ impl From<DatabaseError> for RepoError {
         let backend = "database";
         match e {
             DatabaseError::PoolTimeout(after) => RepoError::Timeout { operation: "acquire connection", after },
+            DatabaseError::QueryTimeout { setting, after } => RepoError::Timeout { operation: setting, after },
             DatabaseError::ConnectionRefused { .. } | DatabaseError::Unavailable(_) => {
                 RepoError::Unavailable { backend, reason: e.to_string() }
             }

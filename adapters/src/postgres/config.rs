@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
+use super::timeouts::{ENV_VARS as TIMEOUT_VARS, QueryTimeouts};
 use crate::pool::DatabaseError;
 
 /// libpq's `sslmode`.
@@ -71,6 +72,8 @@ pub struct DatabaseConfig {
     pub application_name: Option<String>,
     /// Limit for opening one connection, TCP and TLS included (default 5 s).
     pub connect_timeout: Duration,
+    /// Server-side limits on every statement, lock wait and idle transaction (default 30 s, 10 s, 60 s).
+    pub timeouts: QueryTimeouts,
 }
 
 impl DatabaseConfig {
@@ -80,7 +83,9 @@ impl DatabaseConfig {
     /// Reads the environment as libpq does: `DATABASE_URL` when set (a `postgres://` URL whose query may carry
     /// `sslmode`, `sslrootcert`, `application_name`, `connect_timeout`, `host`), on top of `PGHOST`, `PGPORT`,
     /// `PGDATABASE`, `PGUSER`, `PGPASSWORD`, `PGSSLMODE`, `PGSSLROOTCERT`, `PGAPPNAME` and `PGCONNECT_TIMEOUT`,
-    /// on top of libpq's defaults. Errors name the variable at fault.
+    /// on top of libpq's defaults, plus the server-side limits of [`QueryTimeouts`]
+    /// (`DATABASE_STATEMENT_TIMEOUT`, `DATABASE_LOCK_TIMEOUT`, `DATABASE_IDLE_IN_TRANSACTION_TIMEOUT`). Errors
+    /// name the variable at fault.
     pub fn from_env() -> Result<Self, DatabaseError> {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
@@ -111,6 +116,11 @@ impl DatabaseConfig {
             b = b.connect_timeout(parse_timeout(&t, "PGCONNECT_TIMEOUT")?);
         }
         let mut config = b.build()?;
+        for name in TIMEOUT_VARS {
+            if let Some(value) = get(name) {
+                config.timeouts.set(name, &value, name)?;
+            }
+        }
         if let Some(url) = get("DATABASE_URL") {
             config.apply_url(&url, "DATABASE_URL")?;
         }
@@ -139,6 +149,7 @@ impl DatabaseConfig {
                 ssl_root_cert: None,
                 application_name: None,
                 connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
+                timeouts: QueryTimeouts::default(),
             },
         }
     }
@@ -194,11 +205,13 @@ impl DatabaseConfig {
                 "user" => self.user = v.into_owned(),
                 "password" => self.password = Some(SecretString::from(v.into_owned())),
                 "dbname" => self.database = v.into_owned(),
+                name if self.timeouts.set(name, &v, field)? => {}
                 // The name is not echoed: in a URL whose user or password holds an unencoded `?`, what looks
                 // like a parameter is part of the password.
                 _ => {
                     return Err(bad("unsupported parameter (supported: sslmode, sslrootcert, application_name, \
-                         connect_timeout, host, port, user, password, dbname; percent-encode `?`, `@`, `/` and `:` \
+                         connect_timeout, host, port, user, password, dbname, statement_timeout, lock_timeout, \
+                         idle_in_transaction_session_timeout; percent-encode `?`, `@`, `/` and `:` \
                          in the user and password)"));
                 }
             }
@@ -223,6 +236,7 @@ impl DatabaseConfig {
         if self.connect_timeout.is_zero() {
             return Err(DatabaseError::config("connect_timeout", "must be greater than zero"));
         }
+        self.timeouts.validate()?;
         if self.host.starts_with('/') && self.ssl_mode != SslMode::Disable && self.ssl_mode != SslMode::Prefer {
             return Err(DatabaseError::config("ssl_mode", "TLS is not available over a Unix socket"));
         }
@@ -235,6 +249,7 @@ impl DatabaseConfig {
         c.host(&self.host).port(self.port).dbname(&self.database).user(&self.user);
         c.connect_timeout(self.connect_timeout);
         c.keepalives(true).keepalives_idle(Duration::from_secs(30));
+        c.options(self.timeouts.startup_options());
         if let Some(p) = &self.password {
             c.password(p.expose_secret());
         }
@@ -302,6 +317,11 @@ impl DatabaseConfigBuilder {
         self.config.connect_timeout = timeout;
         self
     }
+    /// Sets the server-side statement, lock-wait and idle-transaction limits.
+    pub fn timeouts(mut self, timeouts: QueryTimeouts) -> Self {
+        self.config.timeouts = timeouts;
+        self
+    }
     /// Validates and returns the configuration.
     pub fn build(self) -> Result<DatabaseConfig, DatabaseError> {
         self.config.validate()?;
@@ -322,6 +342,7 @@ impl fmt::Debug for DatabaseConfig {
             .field("ssl_root_cert", &self.ssl_root_cert)
             .field("application_name", &self.application_name)
             .field("connect_timeout", &self.connect_timeout)
+            .field("timeouts", &self.timeouts)
             .finish()
     }
 }

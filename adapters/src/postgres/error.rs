@@ -14,6 +14,19 @@ pub(crate) fn classify(e: tokio_postgres::Error, config: &DatabaseConfig) -> Dat
         if *code == SqlState::INVALID_PASSWORD || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION {
             return DatabaseError::Authentication { user: config.user.clone(), message: db.message().to_owned() };
         }
+        if *code == SqlState::QUERY_CANCELED && db.message().contains("statement timeout") {
+            return DatabaseError::QueryTimeout { setting: "statement_timeout", after: config.timeouts.statement };
+        }
+        if *code == SqlState::LOCK_NOT_AVAILABLE {
+            return DatabaseError::QueryTimeout { setting: "lock_timeout", after: config.timeouts.lock };
+        }
+        if *code == SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT {
+            return DatabaseError::Unavailable(format!(
+                "{} (idle_in_transaction_session_timeout {:?}: the transaction was rolled back)",
+                db.message(),
+                config.timeouts.idle_in_transaction
+            ));
+        }
         if *code == SqlState::INVALID_CATALOG_NAME {
             return DatabaseError::DatabaseNotFound { database: config.database.clone() };
         }

@@ -46,12 +46,26 @@ const RESERVE: &str = concat!(
 const INSERT: &str = "INSERT INTO cpc_jobs (id, queue, payload, state, run_at, max_attempts) \
      VALUES ($1, $2, $3, 'ready', now() + $4::bigint * interval '1 millisecond', $5)";
 
-/// Claims an idempotency key for a new job unless a live one holds it; returns the job id if claimed.
-const CLAIM_KEY: &str = "INSERT INTO cpc_job_keys (queue, key, job_id, expires_at) \
-     VALUES ($1, $2, $3, now() + $4::bigint * interval '1 millisecond') \
-     ON CONFLICT (queue, key) DO UPDATE SET job_id = EXCLUDED.job_id, expires_at = EXCLUDED.expires_at \
-       WHERE cpc_job_keys.expires_at <= now() \
-     RETURNING job_id";
+/// A keyed enqueue in ONE statement (so one transaction): claims the idempotency key `$6` for `$7` milliseconds
+/// unless a live claim holds it, inserts the job only if the claim succeeded, and returns the id of the job that
+/// holds the key: the new one, or the live holder's. A crash, a killed connection or a cancelled call can never
+/// leave the key claimed without its job, nor the job without its key.
+///
+/// No row comes back when another enqueue claimed the key concurrently and committed after this statement
+/// started: its row is not in this statement's snapshot, so the caller reads the holder again ([`KEY_HOLDER`]).
+const ENQUEUE_KEYED: &str = "WITH claim AS ( \
+       INSERT INTO cpc_job_keys (queue, key, job_id, expires_at) \
+       VALUES ($2, $6, $1, now() + $7::bigint * interval '1 millisecond') \
+       ON CONFLICT (queue, key) DO UPDATE SET job_id = EXCLUDED.job_id, expires_at = EXCLUDED.expires_at \
+         WHERE cpc_job_keys.expires_at <= now() \
+       RETURNING job_id), \
+     job AS ( \
+       INSERT INTO cpc_jobs (id, queue, payload, state, run_at, max_attempts) \
+       SELECT $1, $2, $3, 'ready', now() + $4::bigint * interval '1 millisecond', $5 FROM claim \
+       RETURNING id) \
+     SELECT id FROM job \
+     UNION ALL \
+     SELECT job_id FROM cpc_job_keys WHERE queue = $2 AND key = $6 AND NOT EXISTS (SELECT 1 FROM claim)";
 
 const KEY_HOLDER: &str = "SELECT job_id FROM cpc_job_keys WHERE queue = $1 AND key = $2";
 
@@ -101,7 +115,8 @@ const STATS: &str = "SELECT \
 /// whose flush is slow this is most of the throughput (measured in `docs/BENCHMARKS.md`).
 ///
 /// Idempotency keys live in `cpc_job_keys` for the window (24 h by default, see [`JobQueueSettings`]), claimed with
-/// `INSERT ... ON CONFLICT DO UPDATE ... WHERE expired`. Expired keys are replaced when reused, not swept.
+/// `INSERT ... ON CONFLICT DO UPDATE ... WHERE expired` in the same statement that inserts the job, so a key is
+/// never claimed without its job. Expired keys are replaced when reused, not swept.
 #[derive(Clone)]
 pub struct PgJobQueue {
     pool: PgPool,
@@ -143,7 +158,9 @@ impl PgJobQueue {
 /// Maps a pool or query failure to the port's error.
 fn to_kv(e: DatabaseError, operation: &'static str) -> KvError {
     match e {
-        DatabaseError::PoolTimeout(after) => KvError::Timeout { operation, after },
+        DatabaseError::PoolTimeout(after) | DatabaseError::QueryTimeout { after, .. } => {
+            KvError::Timeout { operation, after }
+        }
         DatabaseError::Authentication { message, .. } => {
             KvError::Authentication { backend: "postgres", reason: message }
         }
@@ -190,13 +207,16 @@ impl JobQueue for PgJobQueue {
         let q = queue.as_str();
         if let Some(key) = &options.idempotency_key {
             let window = millis(self.settings.idempotency_window, "idempotency_window")?;
-            let claimed = self.query(CLAIM_KEY, &[&q, key, &id.as_str(), &window], "claim idempotency key").await?;
-            if claimed.is_empty() {
-                let holder = self.query(KEY_HOLDER, &[&q, key], "read idempotency key").await?;
-                if let Some(row) = holder.first() {
-                    return Ok(JobId::new(col::<String>(row, 0)?));
-                }
+            let params: [&(dyn ToSql + Sync); 7] =
+                [&id.as_str(), &q, &payload.as_ref(), &delay, &max_attempts, key, &window];
+            let mut rows = self.query(ENQUEUE_KEYED, &params, "enqueue keyed job").await?;
+            if rows.is_empty() {
+                rows = self.query(KEY_HOLDER, &[&q, key], "read idempotency key").await?;
             }
+            let row = rows.first().ok_or_else(|| {
+                KvError::backend("postgres", "the idempotency key was neither claimed nor held by a job")
+            })?;
+            return Ok(JobId::new(col::<String>(row, 0)?));
         }
         self.query(INSERT, &[&id.as_str(), &q, &payload.as_ref(), &delay, &max_attempts], "enqueue job").await?;
         Ok(id)

@@ -20,11 +20,13 @@ mod backend;
 mod config;
 mod error;
 mod job_queue;
+mod timeouts;
 mod tls;
 
 pub use backend::{PgBackend, PgConnection};
 pub use config::{DatabaseConfig, DatabaseConfigBuilder, SslMode};
 pub use job_queue::PgJobQueue;
+pub use timeouts::QueryTimeouts;
 
 /// A PostgreSQL connection pool; `pool.get().await?` derefs to a [`PgConnection`], which derefs to a
 /// `tokio_postgres::Client`.

@@ -37,8 +37,8 @@ const SCAN_BATCH: usize = 1000;
 const FLIGHT_SHARDS: usize = 16;
 
 /// The Redis [`Cache`] (the seeds' `CacheManager`): each entry is a Redis string under the manager's namespace
-/// ([`RedisManager::key`]), written with `SET .. PX`, so every key this cache writes expires (with the TTL given
-/// or the default TTL).
+/// and the cache's own prefix (`<namespace>cache:<key>`, [`CacheManager::stored_key`]), written with `SET .. PX`,
+/// so every key this cache writes expires (with the TTL given or the default TTL).
 ///
 /// * `get`/`set`/`delete`/`exists`/`ttl` are `GET`, `SET PX`, `UNLINK`, `EXISTS`, `PTTL`; `set_if_absent` is
 ///   `SET NX PX`; `get_many` is one `MGET`; `set_many` one `MULTI`/`EXEC` of `SET PX`s (one round trip, all or
@@ -46,8 +46,8 @@ const FLIGHT_SHARDS: usize = 16;
 ///   back in order, and `set_many` sends one `MULTI`/`EXEC` per hash slot, concurrently: all or nothing per
 ///   slot, not across slots.
 /// * `delete_prefix` walks the namespace with `SCAN MATCH` (never `KEYS`), the prefix glob-escaped so it is taken
-///   literally, and deletes what it finds with `UNLINK` in batches of 1000. It only ever touches keys in this
-///   cache's namespace. A key written while the walk runs may survive it. On a cluster it walks every master.
+///   literally, and deletes what it finds with `UNLINK` in batches of 1000. It only ever touches this cache's
+///   entries (`<namespace>cache:<prefix>*`), never another adapter's keys in the same namespace. A key written while the walk runs may survive it. On a cluster it walks every master.
 /// * [`CacheManager::get_or_set`] computes a missing value once per key and process (single flight).
 /// * [`CacheManager::with_ttl_jitter`] spreads expiry times so entries written together do not expire together.
 /// * Values over [`CacheManager::with_max_value_bytes`] (default 8 MiB) are refused with [`KvError::TooLarge`]
@@ -90,6 +90,18 @@ struct Shared {
 impl CacheManager {
     /// The default largest value: 8 MiB.
     pub const DEFAULT_MAX_VALUE_BYTES: usize = 8 * 1024 * 1024;
+
+    /// The cache's own sub-namespace: every entry is stored under `<namespace>cache:<key>`. No key of the other
+    /// Redis adapters starts with it (locks `{lock:`, rate limits `{rl:`, sessions `session:`, job queues `jq:`),
+    /// so nothing written, read or deleted through the cache, `delete_prefix` included, can reach their data.
+    pub const KEY_PREFIX: &'static str = "cache:";
+
+    /// The name under which the cache stores `key`: the manager's namespace, [`Self::KEY_PREFIX`], then `key`.
+    pub fn stored_key(&self, key: &str) -> String {
+        let mut stored = self.manager.key(Self::KEY_PREFIX);
+        stored.push_str(key);
+        stored
+    }
 
     /// A cache over `manager` whose entries live for `default_ttl` when written without a TTL, with the JSON
     /// codec, an 8 MiB value limit and no jitter. A zero `default_ttl` makes every write without an explicit TTL
@@ -267,7 +279,7 @@ impl Cache for CacheManager {
         self.metrics
             .run(CacheOp::Get, async {
                 let found: Option<Vec<u8>> =
-                    self.manager.query(redis::cmd("GET").arg(self.manager.key(key.as_str())), "get").await?;
+                    self.manager.query(redis::cmd("GET").arg(self.stored_key(key.as_str())), "get").await?;
                 Ok(found.map(Bytes::from))
             })
             .await
@@ -279,7 +291,7 @@ impl Cache for CacheManager {
                 let px = self.px(ttl)?;
                 self.check_size(&value)?;
                 let mut cmd = redis::cmd("SET");
-                cmd.arg(self.manager.key(key.as_str())).arg(value.as_ref()).arg("PX").arg(px);
+                cmd.arg(self.stored_key(key.as_str())).arg(value.as_ref()).arg("PX").arg(px);
                 self.manager.query::<()>(&cmd, "set").await
             })
             .await
@@ -291,7 +303,7 @@ impl Cache for CacheManager {
                 let px = self.px(ttl)?;
                 self.check_size(&value)?;
                 let mut cmd = redis::cmd("SET");
-                cmd.arg(self.manager.key(key.as_str())).arg(value.as_ref()).arg("NX").arg("PX").arg(px);
+                cmd.arg(self.stored_key(key.as_str())).arg(value.as_ref()).arg("NX").arg("PX").arg(px);
                 let reply: Option<String> = self.manager.query(&cmd, "set if absent").await?;
                 Ok(reply.is_some())
             })
@@ -302,7 +314,7 @@ impl Cache for CacheManager {
         self.metrics
             .run(CacheOp::Delete, async {
                 let n: u64 =
-                    self.manager.query(redis::cmd("UNLINK").arg(self.manager.key(key.as_str())), "delete").await?;
+                    self.manager.query(redis::cmd("UNLINK").arg(self.stored_key(key.as_str())), "delete").await?;
                 Ok(n > 0)
             })
             .await
@@ -312,7 +324,7 @@ impl Cache for CacheManager {
         self.metrics
             .run(CacheOp::Exists, async {
                 let n: u64 =
-                    self.manager.query(redis::cmd("EXISTS").arg(self.manager.key(key.as_str())), "exists").await?;
+                    self.manager.query(redis::cmd("EXISTS").arg(self.stored_key(key.as_str())), "exists").await?;
                 Ok(n > 0)
             })
             .await
@@ -322,7 +334,7 @@ impl Cache for CacheManager {
         self.metrics
             .run(CacheOp::Ttl, async {
                 let millis: i64 =
-                    self.manager.query(redis::cmd("PTTL").arg(self.manager.key(key.as_str())), "ttl").await?;
+                    self.manager.query(redis::cmd("PTTL").arg(self.stored_key(key.as_str())), "ttl").await?;
                 Ok(match millis {
                     -1 => KeyTtl::Persistent,
                     m if m < 0 => KeyTtl::Missing,
@@ -340,7 +352,7 @@ impl Cache for CacheManager {
                 }
                 let mut cmd = redis::cmd("MGET");
                 for key in keys {
-                    cmd.arg(self.manager.key(key.as_str()));
+                    cmd.arg(self.stored_key(key.as_str()));
                 }
                 let found: Vec<Option<Vec<u8>>> = self.manager.query(&cmd, "get many").await?;
                 if found.len() != keys.len() {
@@ -362,7 +374,7 @@ impl Cache for CacheManager {
                     self.check_size(value)?;
                 }
                 let entries: Vec<(Bytes, String)> =
-                    entries.into_iter().map(|(key, value)| (value, self.manager.key(key.as_str()))).collect();
+                    entries.into_iter().map(|(key, value)| (value, self.stored_key(key.as_str()))).collect();
                 // One MULTI/EXEC per hash slot: all or nothing on one server; on a cluster, per slot (a
                 // transaction cannot span slots), the slots' transactions sent concurrently.
                 let mut pipes = Vec::new();
@@ -391,7 +403,7 @@ impl Cache for CacheManager {
                 if prefix.is_empty() {
                     return Err(KvError::invalid("prefix", "must not be empty"));
                 }
-                let pattern = format!("{}*", glob_escape(&self.manager.key(prefix)));
+                let pattern = format!("{}*", glob_escape(&self.stored_key(prefix)));
                 let mut conn = self.manager.connection();
                 let mut deleted = 0;
                 // A cluster's keys are spread over its masters: walk each one.

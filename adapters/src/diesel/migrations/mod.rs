@@ -261,6 +261,11 @@ fn execute_postgres(config: &DatabaseConfig, source: &CombinedSource, op: Op) ->
         .enable_all()
         .build()
         .map_err(|e| failure("start the migration runtime", None, e))?;
+    // Migrations may build large indexes and wait for another migrator's lock: no statement or lock limit here.
+    let mut unlimited = config.clone();
+    unlimited.timeouts.statement = std::time::Duration::ZERO;
+    unlimited.timeouts.lock = std::time::Duration::ZERO;
+    let config = &unlimited;
     let connection = runtime.block_on(async {
         let client = PgBackend::new(config)?.connect().await?.into_client();
         AsyncPgConnection::try_from(client).await.map_err(|e| DatabaseError::Unavailable(e.to_string()))

@@ -111,6 +111,17 @@ where
     }
 }
 
+/// A server-side timeout mapped from Diesel's error carries no duration (PostgreSQL does not say the limit):
+/// it gets how long the call ran, which is the limit it hit plus the round trip.
+fn with_elapsed(e: RepoError, started: std::time::Instant) -> RepoError {
+    match e {
+        RepoError::Timeout { operation, after } if after.is_zero() => {
+            RepoError::Timeout { operation, after: started.elapsed() }
+        }
+        other => other,
+    }
+}
+
 impl<B: DieselBackend> Source<B> {
     /// Runs the read `f`: on a replica when this source routes reads and one can serve the caller (run again on
     /// the primary if that replica fails), else as [`run`](Self::run) would.
@@ -144,12 +155,22 @@ impl<B: DieselBackend> Source<B> {
             }
         }
         routed.set.served_by_primary(fallback);
+        let started = std::time::Instant::now();
         let mut conn = routed.set.primary().get().await.map_err(RepoError::from)?;
-        f(&mut conn).await
+        f(&mut conn).await.map_err(|e| with_elapsed(e, started))
     }
 
     /// Runs `f` on a connection, wrapped as `mode` asks.
     pub(crate) async fn run<R, F>(&self, mode: Mode, f: F) -> Result<R, RepoError>
+    where
+        F: for<'c> FnOnce(&'c mut B::Conn) -> BoxFuture<'c, Result<R, RepoError>> + Send,
+        R: Send,
+    {
+        let started = std::time::Instant::now();
+        self.run_untimed(mode, f).await.map_err(|e| with_elapsed(e, started))
+    }
+
+    async fn run_untimed<R, F>(&self, mode: Mode, f: F) -> Result<R, RepoError>
     where
         F: for<'c> FnOnce(&'c mut B::Conn) -> BoxFuture<'c, Result<R, RepoError>> + Send,
         R: Send,
