@@ -15,14 +15,76 @@
 //! # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
 //! ```
 //!
-//! An app's own record (declared with `cpc_adapters::record!`, or any [`Record`](cpc_ports::Record)) is
-//! registered once, then reached as on the databases, through [`RecordStoreExt::repo`](cpc_ports::RecordStoreExt::repo)
-//! or `tx.repo::<T>()` in a unit of work:
+//! An app's own record (declared with `cpc_adapters::record!`, or any hand-written [`Record`](cpc_ports::Record))
+//! is [registered](InMemoryDatabase::register) once, then reached as on the databases: through
+//! [`RecordStoreExt::repo`](cpc_ports::RecordStoreExt::repo), or `tx.repo::<T>()` in a unit of work. Its unique
+//! keys and references (here to the built-in users) are enforced:
 //!
-//! ```ignore
+//! ```
+//! use chrono::{DateTime, Utc};
+//! use cpc_ports::{RecordStoreExt, RepoError, Repository};
+//! use cpc_testkit::memory::InMemoryDatabase;
+//! use uuid::Uuid;
+//!
+//! diesel::table! {
+//!     use cpc_adapters::diesel::sql_types::*;
+//!     notes (id) {
+//!         id -> Uuid,
+//!         author_id -> Uuid,
+//!         title -> Text,
+//!         created_at -> Timestamptz,
+//!         updated_at -> Timestamptz,
+//!         version -> BigInt,
+//!     }
+//! }
+//!
+//! #[derive(Debug, Clone, PartialEq, diesel::Queryable, diesel::Selectable)]
+//! #[diesel(table_name = notes)]
+//! pub struct Note {
+//!     pub id: Uuid,
+//!     pub author_id: Uuid,
+//!     pub title: String,
+//!     pub created_at: DateTime<Utc>,
+//!     pub updated_at: DateTime<Utc>,
+//!     pub version: i64,
+//! }
+//! #[derive(Debug, Clone)]
+//! pub struct NewNote {
+//!     pub author_id: Uuid,
+//!     pub title: String,
+//! }
+//! #[derive(Debug, Clone, Default)]
+//! pub struct NoteChanges {
+//!     pub title: Option<String>,
+//! }
+//!
+//! cpc_adapters::record! {
+//!     Note in notes as "note" {
+//!         key: id: Uuid,
+//!         new: NewNote,
+//!         update: NoteChanges { title },
+//!         fields: NoteField { author_id, title },
+//!         version: version,
+//!         created_at: created_at,
+//!         updated_at: updated_at,
+//!         unique: { "title" => |n| Some(n.title.clone()) },
+//!         references: { author_id => cpc_domain::User },
+//!     }
+//! }
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # tokio::runtime::Runtime::new()?.block_on(async {
 //! let db = InMemoryDatabase::new();
 //! db.register::<Note>();
 //! let notes = db.repo::<Note>()?; // Arc<dyn Repository<Note>>
+//! let ada = db.users().create(cpc_domain::NewUser::new("ada", "ada@example.org")?).await?;
+//! let note = notes.create(NewNote { author_id: *ada.id.as_uuid(), title: "hello".into() }).await?;
+//! assert_eq!(notes.find_by_id(&note.id).await?, Some(note));
+//! // No user has this id: the reference is refused, naming its field.
+//! let orphan = notes.create(NewNote { author_id: Uuid::now_v7(), title: "bye".into() }).await;
+//! assert!(matches!(orphan, Err(RepoError::Validation(e)) if e.field == "author_id"));
+//! # Ok(()) })
+//! # }
 //! ```
 
 mod repos;
