@@ -58,10 +58,8 @@ pub async fn run(ports: &Ports, out: &mut impl Write) -> Result<Outcome, FlowErr
     writeln!(out, "granted newsletter again from {}", regranted.source)?;
 
     // Two grants of one purpose at once: the partial unique index lets exactly one in.
-    let (a, b) = tokio::join!(
-        consents.grant(&subject, "marketing", "app"),
-        consents.grant(&subject, "marketing", "web"),
-    );
+    let (a, b) =
+        tokio::join!(consents.grant(&subject, "marketing", "app"), consents.grant(&subject, "marketing", "web"),);
     let won = [&a, &b].iter().filter(|r| r.is_ok()).count();
     let refused = [&a, &b].iter().filter(|r| matches!(r, Err(ConsentError::AlreadyGranted { .. }))).count();
     let active = repo

@@ -11,11 +11,9 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
 use cpc_data::domain::ValidationError;
-use cpc_data::ports::{
-    ConflictKind, Cursor, Page, Query, Record, RecordStore, RecordStoreExt, RepoError, Repository,
-};
+use cpc_data::ports::repository::stored_now;
+use cpc_data::ports::{ConflictKind, Cursor, Page, Query, Record, RecordStore, RecordStoreExt, RepoError, Repository};
 
 use crate::records::{ACTIVE_GRANT_FIELD, Consent, ConsentChanges, ConsentField, NewConsent};
 
@@ -126,7 +124,8 @@ impl Consents {
         let Some(active) = self.ports.consents.find_page(&query).await?.items.into_iter().next() else {
             return Ok(None);
         };
-        let changes = ConsentChanges { revoked_at: Some(Some(Utc::now())) };
+        // At the precision the stores keep, so the revocation returned equals the one read back later.
+        let changes = ConsentChanges { revoked_at: Some(Some(stored_now())) };
         match self.ports.consents.update(&active.id, active.version(), changes).await {
             Ok(revoked) => Ok(Some(revoked)),
             // Revoked (or gone) meanwhile: the other revocation did the work.
