@@ -9,10 +9,7 @@ mod common;
 mod demo;
 mod records;
 mod service;
-// waits on: the in-memory fake for any record (`InMemoryDatabase::register::<T>()`, `impl RecordStore for
-// InMemoryDatabase` handing out the app's records), being finished on branch wt-fake. Today the fake knows only
-// the built-in records; turn `cfg(any())` back into `cfg(test)` when it lands.
-#[cfg(any())]
+#[cfg(test)]
 mod tests_fakes;
 #[cfg(test)]
 mod tests_mocks;
