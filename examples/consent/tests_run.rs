@@ -60,7 +60,7 @@ async fn check_duplicate_field(wired: Wired) {
     // The partial index no longer covers the revoked row.
     repo.create(new()).await.unwrap();
     let mine = Filter::Eq(ConsentField::subject, "s-1".into());
-    assert_eq!(repo.count(&[mine.clone()]).await.unwrap(), 3);
+    assert_eq!(repo.count(std::slice::from_ref(&mine)).await.unwrap(), 3);
     assert_eq!(repo.count(&[mine, Filter::IsNull(ConsentField::revoked_at)]).await.unwrap(), 2);
 }
 
