@@ -20,9 +20,11 @@ pub enum RateLimitPolicy {
         /// The interval.
         refill_interval: Duration,
     },
-    /// At most `limit` units in any window of length `window` ending now (an exact sliding log).
+    /// At most `limit` units in any window of length `window` ending now (an exact sliding log: the store keeps
+    /// one entry per unit spent in the window, so `limit` is at most [`RateLimitPolicy::MAX_SLIDING_WINDOW_LIMIT`];
+    /// use a token bucket for larger allowances).
     SlidingWindow {
-        /// Units allowed per window.
+        /// Units allowed per window, 1 to [`RateLimitPolicy::MAX_SLIDING_WINDOW_LIMIT`].
         limit: u64,
         /// The window length.
         window: Duration,
@@ -30,6 +32,10 @@ pub enum RateLimitPolicy {
 }
 
 impl RateLimitPolicy {
+    /// The largest sliding-window `limit` (and so the largest cost of one check): each unit spent is one entry
+    /// of the key's log (about 50 bytes on Redis), so a window holds at most this many.
+    pub const MAX_SLIDING_WINDOW_LIMIT: u64 = 100_000;
+
     /// A token bucket of `capacity` refilled at `per_second` tokens per second (the seeds' `check_token_bucket`).
     pub const fn token_bucket(capacity: u64, per_second: u64) -> Self {
         Self::TokenBucket { capacity, refill_tokens: per_second, refill_interval: Duration::from_secs(1) }
@@ -63,8 +69,12 @@ impl RateLimitPolicy {
                 }
             }
             Self::SlidingWindow { limit, window } => {
-                if limit == 0 {
-                    return Err(ValidationError::new("limit", "must be at least 1"));
+                if limit == 0 || limit > Self::MAX_SLIDING_WINDOW_LIMIT {
+                    return Err(ValidationError::new(
+                        "limit",
+                        "must be 1 to 100000 for a sliding window (each unit is one entry of its log); use a token \
+                         bucket for larger allowances",
+                    ));
                 }
                 if window < Duration::from_millis(1) {
                     return Err(ValidationError::new("window", "must be at least 1 ms"));
@@ -158,5 +168,8 @@ mod tests {
         assert_eq!(field(RateLimitPolicy::sliding_window(3, Duration::from_secs(1)), 4), "cost");
         assert_eq!(field(RateLimitPolicy::sliding_window(3, Duration::from_secs(1)), 0), "cost");
         assert!(RateLimitPolicy::token_bucket(3, 1).validate(3).is_ok());
+        let cap = RateLimitPolicy::MAX_SLIDING_WINDOW_LIMIT;
+        assert_eq!(field(RateLimitPolicy::sliding_window(cap + 1, Duration::from_secs(1)), 1), "limit");
+        assert!(RateLimitPolicy::sliding_window(cap, Duration::from_secs(1)).validate(cap).is_ok());
     }
 }

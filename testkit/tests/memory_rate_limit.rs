@@ -126,8 +126,11 @@ async fn huge_parameters_do_not_panic() {
     let huge =
         RateLimitPolicy::TokenBucket { capacity: u64::MAX, refill_tokens: u64::MAX, refill_interval: Duration::MAX };
     assert!(limiter.check(&key("k"), &huge, u64::MAX).await.unwrap().allowed);
-    let window = RateLimitPolicy::sliding_window(u64::MAX, Duration::MAX);
-    assert!(limiter.check(&key("k"), &window, u64::MAX).await.unwrap().allowed);
+    let too_big = RateLimitPolicy::sliding_window(u64::MAX, Duration::MAX);
+    assert!(limiter.check(&key("k"), &too_big, u64::MAX).await.is_err(), "a sliding log is capped");
+    let cap = RateLimitPolicy::MAX_SLIDING_WINDOW_LIMIT;
+    let window = RateLimitPolicy::sliding_window(cap, Duration::MAX);
+    assert!(limiter.check(&key("k"), &window, cap).await.unwrap().allowed);
     let d = limiter.check(&key("k"), &window, 1).await.unwrap();
     assert!(!d.allowed && d.retry_after.is_some(), "{d:?}");
 }

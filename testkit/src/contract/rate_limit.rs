@@ -282,15 +282,24 @@ pub async fn invalid_policy_or_cost_is_refused<P: RateLimiter + ?Sized>(port: &P
         (RateLimitPolicy::sliding_window(5, second), 0),
         (RateLimitPolicy::sliding_window(5, second), 6),
         (RateLimitPolicy::sliding_window(5, second), u64::MAX),
+        // A sliding log keeps one entry per unit: a huge limit with a matching cost would write that many.
+        (RateLimitPolicy::sliding_window(100_000_000, second), 100_000_000),
+        (RateLimitPolicy::sliding_window(RateLimitPolicy::MAX_SLIDING_WINDOW_LIMIT + 1, second), 1),
     ];
     for (policy, cost) in invalid {
         match port.check(&key, &policy, cost).await {
+            Err(KvError::Validation(v)) if matches!(policy, RateLimitPolicy::SlidingWindow { limit, .. } if limit > RateLimitPolicy::MAX_SLIDING_WINDOW_LIMIT) =>
+            {
+                assert_eq!(v.field, "limit", "an oversized window names its limit");
+            }
             Err(KvError::Validation(_)) => {}
             other => panic!("check({policy:?}, cost {cost}) must be a Validation error, got {other:?}"),
         }
     }
     assert!(check(port, &key, bucket(5, 1, second), 5).await, "invalid checks must not spend from the bucket");
     assert!(check(port, &key, RateLimitPolicy::sliding_window(5, second), 5).await, "nor from the window");
+    let largest = RateLimitPolicy::sliding_window(RateLimitPolicy::MAX_SLIDING_WINDOW_LIMIT, second);
+    assert!(check(port, &rl_key("invalid_policy_or_cost_is_refused", "max"), largest, 1).await, "the cap is allowed");
 }
 
 /// Exhausting one key leaves every other key (odd ones included) its full allowance.
