@@ -112,6 +112,36 @@ async fn expiry_ends_the_session(store: Arc<dyn SessionStore>) {
     assert!(sessions.load(&id).await.unwrap().is_none());
 }
 
+/// A logout (delete) in one request racing a save of the same session in another: the session stays gone.
+async fn a_save_racing_a_logout_does_not_bring_the_session_back(store: Arc<dyn SessionStore>) {
+    use tower_sessions::session::Record;
+    let sessions = TowerSessionStore::new(Arc::clone(&store));
+    let mut record = Record {
+        id: Id::default(),
+        data: [("user".to_owned(), serde_json::json!("ann"))].into(),
+        expiry_date: time::OffsetDateTime::now_utc() + time::Duration::minutes(5),
+    };
+    sessions.create(&mut record).await.unwrap();
+    assert!(sessions.load(&record.id).await.unwrap().is_some());
+    sessions.delete(&record.id).await.unwrap(); // the logout
+    sessions.save(&record).await.unwrap(); // the other request, finishing after it
+    assert!(sessions.load(&record.id).await.unwrap().is_none(), "the logged-out session stays gone");
+    assert!(!store.destroy(&TowerSessionStore::<dyn SessionStore>::session_id(&record.id)).await.unwrap());
+}
+
+/// A session the store keeps for thousands of years (beyond the dates tower-sessions can represent) loads
+/// with the latest representable expiry instead of panicking.
+async fn a_session_with_a_huge_ttl_loads_without_panicking(store: Arc<dyn SessionStore>) {
+    let sessions = TowerSessionStore::new(Arc::clone(&store));
+    let data = store.codec().encode(&std::collections::HashMap::<String, serde_json::Value>::new()).unwrap();
+    let ten_thousand_years = Duration::from_secs(10_000 * 366 * 24 * 3600);
+    let id = Id::default();
+    let sid = TowerSessionStore::<dyn SessionStore>::session_id(&id);
+    assert!(store.insert_bytes(&sid, data, ten_thousand_years).await.unwrap());
+    let record = sessions.load(&id).await.unwrap().expect("the session loads");
+    assert_eq!(record.expiry_date, time::PrimitiveDateTime::MAX.assume_utc());
+}
+
 async fn redis(test: &str) -> Arc<dyn SessionStore> {
     Arc::new(SessionManager::new(common::redis::shared_manager(test).await))
 }
@@ -146,4 +176,6 @@ on_both_backends!(
     login_stores_data_the_cookie_reads_back,
     cycle_id_at_login_changes_the_id_and_the_old_id_no_longer_loads,
     expiry_ends_the_session,
+    a_save_racing_a_logout_does_not_bring_the_session_back,
+    a_session_with_a_huge_ttl_loads_without_panicking,
 );

@@ -26,6 +26,8 @@ type Data = HashMap<String, serde_json::Value>;
 /// * expiry: the store's lifetime is the record's expiry date minus now, so the store drops the session then
 ///   (a save resets it, which is how `Expiry::OnInactivity` slides); a load reads the lifetime back as the
 ///   expiry date; a record already expired is deleted rather than saved;
+/// * a save of a session that is gone (deleted by a logout in another request, or expired) is dropped, never
+///   stored again: a request racing a logout cannot bring the session back;
 /// * `cycle_id`: tower-sessions deletes the old id and creates the session under a new one, so the old id no
 ///   longer loads.
 ///
@@ -94,6 +96,12 @@ fn lifetime(expiry: OffsetDateTime) -> Option<Duration> {
     (!left.is_zero()).then(|| left.max(Duration::from_millis(1)))
 }
 
+/// Now plus `ttl`, saturating at the latest date `time` represents (a store may keep a session for longer).
+fn expiry_after(ttl: Duration) -> OffsetDateTime {
+    let latest = time::PrimitiveDateTime::MAX.assume_utc();
+    time::Duration::try_from(ttl).ok().and_then(|ttl| OffsetDateTime::now_utc().checked_add(ttl)).unwrap_or(latest)
+}
+
 fn backend(e: KvError) -> Error {
     match e {
         KvError::Codec(e) => Error::Decode(e.to_string()),
@@ -123,8 +131,9 @@ impl<S: SessionStore + ?Sized> tower_sessions_core::SessionStore for TowerSessio
         };
         match saved {
             Ok(()) => Ok(()),
-            // Gone meanwhile (expired, or deleted by another request): store it again under its id.
-            Err(KvError::NotFound { .. }) => self.insert(&mut record.clone(), ttl).await,
+            // Gone meanwhile (a logout in another request, or expiry): it stays gone. Storing it again would undo
+            // the logout.
+            Err(KvError::NotFound { .. }) => Ok(()),
             Err(e) => Err(backend(e)),
         }
     }
@@ -138,8 +147,7 @@ impl<S: SessionStore + ?Sized> tower_sessions_core::SessionStore for TowerSessio
             return Ok(None);
         };
         let data: Data = self.inner.codec().decode(&bytes).map_err(|e| Error::Decode(e.to_string()))?;
-        let expiry_date = OffsetDateTime::now_utc() + ttl;
-        Ok(Some(Record { id: *id, data, expiry_date }))
+        Ok(Some(Record { id: *id, data, expiry_date: expiry_after(ttl) }))
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
@@ -159,6 +167,7 @@ mod tests {
         assert_ne!(Store::session_id(&a), Store::session_id(&b));
         assert_eq!(Store::session_id(&a), Store::session_id(&Id(1)));
         assert_eq!(lifetime(OffsetDateTime::now_utc() - time::Duration::seconds(1)), None);
+        assert_eq!(expiry_after(Duration::MAX), time::PrimitiveDateTime::MAX.assume_utc(), "saturates, no panic");
         let left = lifetime(OffsetDateTime::now_utc() + time::Duration::seconds(60)).unwrap();
         assert!(left <= Duration::from_secs(60) && left > Duration::from_secs(59), "{left:?}");
     }
