@@ -214,7 +214,7 @@ impl Codec {
         let limit = self.max_decoded_bytes as u64;
         let mut out = Vec::new();
         ZlibDecoder::new(payload)
-            .take(limit + 1)
+            .take(limit.saturating_add(1))
             .read_to_end(&mut out)
             .map_err(|e| CodecError::Decompress(e.to_string()))?;
         if out.len() as u64 > limit {
@@ -296,6 +296,9 @@ mod tests {
         let zeros = vec![0u8; 4 * 1024 * 1024];
         let bomb = Codec::msgpack().with_compression(Compression::above(0)).encode(&zeros).unwrap();
         assert!(bomb.len() < 64 * 1024);
+        let unlimited = Codec::json().with_compression(Compression::above(0)).with_max_decoded_bytes(usize::MAX);
+        let bytes = unlimited.encode(&vec![7_u32; 100]).unwrap();
+        assert_eq!(unlimited.decode::<Vec<u32>>(&bytes).unwrap(), vec![7; 100], "no overflow at usize::MAX");
         let strict = Codec::msgpack().with_max_decoded_bytes(1024 * 1024);
         assert_eq!(strict.decode::<Vec<u8>>(&bomb).unwrap_err(), CodecError::TooLarge { max: 1024 * 1024 });
     }

@@ -233,8 +233,8 @@ impl DatabaseConfig {
         if self.port == 0 {
             return Err(DatabaseError::config("port", "must be 1 to 65535"));
         }
-        if self.connect_timeout.is_zero() {
-            return Err(DatabaseError::config("connect_timeout", "must be greater than zero"));
+        if self.connect_timeout.is_zero() || self.connect_timeout > Duration::from_secs(3600) {
+            return Err(DatabaseError::config("connect_timeout", "must be greater than zero and at most 1 hour"));
         }
         self.timeouts.validate()?;
         if self.host.starts_with('/') && self.ssl_mode != SslMode::Disable && self.ssl_mode != SslMode::Prefer {
@@ -400,6 +400,12 @@ mod tests {
             Err(DatabaseError::Config { field, .. }) => field,
             other => panic!("expected a config error, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn an_endless_connect_timeout_is_refused_naming_it() {
+        let err = DatabaseConfig::builder().connect_timeout(Duration::MAX).build().unwrap_err();
+        assert!(matches!(&err, DatabaseError::Config { field, .. } if field == "connect_timeout"), "{err}");
     }
 
     #[test]

@@ -234,11 +234,12 @@ impl RedisConfig {
         if self.database < 0 {
             return bad("database", "must not be negative");
         }
-        if self.connect_timeout.is_zero() {
-            return bad("connect_timeout", "must be greater than zero");
+        const HOUR: Duration = Duration::from_secs(3600);
+        if self.connect_timeout.is_zero() || self.connect_timeout > HOUR {
+            return bad("connect_timeout", "must be greater than zero and at most 1 hour");
         }
-        if self.response_timeout.is_zero() {
-            return bad("response_timeout", "must be greater than zero");
+        if self.response_timeout.is_zero() || self.response_timeout > HOUR {
+            return bad("response_timeout", "must be greater than zero and at most 1 hour");
         }
         if self.exclusive_pool_size == 0 {
             return bad("exclusive_pool_size", "must be at least 1");
@@ -509,5 +510,8 @@ mod tests {
         assert_eq!(field_of(&[("REDIS_URL", "redis://a"), ("REDIS_CLUSTER_URLS", "redis://b")]), "REDIS_CLUSTER_URLS");
         assert_eq!(field(RedisConfig::builder().cluster_node("a", 1).namespace("{x}").build()), "namespace");
         assert_eq!(field(RedisConfig::builder().cluster_node("a", 1).cluster_node("", 2).build()), "cluster_nodes");
+        // Extremes are refused by name instead of overflowing later (connect_timeout + 500 ms).
+        assert_eq!(field(RedisConfig::builder().connect_timeout(Duration::MAX).build()), "connect_timeout");
+        assert_eq!(field(RedisConfig::builder().response_timeout(Duration::MAX).build()), "response_timeout");
     }
 }

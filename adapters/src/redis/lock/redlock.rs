@@ -242,12 +242,12 @@ impl Redlock {
 
     /// The drift allowance of a lease of `ttl`.
     fn drift(&self, ttl: Duration) -> Duration {
-        ttl.mul_f64(self.drift_factor) + self.drift_floor
+        ttl.mul_f64(self.drift_factor).saturating_add(self.drift_floor)
     }
 
     /// What is left of `ttl` after `elapsed` and the drift; `None` if nothing.
     fn validity(&self, ttl: Duration, elapsed: Duration) -> Option<Duration> {
-        ttl.checked_sub(elapsed + self.drift(ttl)).filter(|v| !v.is_zero())
+        ttl.checked_sub(elapsed.saturating_add(self.drift(ttl))).filter(|v| !v.is_zero())
     }
 
     fn fence_millis(&self, lease_ms: u64) -> u64 {

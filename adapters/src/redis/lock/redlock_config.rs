@@ -105,8 +105,11 @@ impl RedlockConfig {
                 )));
             }
         }
-        if self.node_timeout.is_zero() {
-            return Err(KvError::invalid("node_timeout", "must be greater than zero"));
+        if self.node_timeout.is_zero() || self.node_timeout > Duration::from_secs(3600) {
+            return Err(KvError::invalid("node_timeout", "must be greater than zero and at most 1 hour"));
+        }
+        if self.clock_drift_floor > Duration::from_secs(3600) {
+            return Err(KvError::invalid("clock_drift_floor", "must be at most 1 hour"));
         }
         if !(0.0..1.0).contains(&self.clock_drift_factor) {
             return Err(KvError::invalid("clock_drift_factor", "must be at least 0 and less than 1"));
@@ -246,6 +249,14 @@ mod tests {
         assert!(c.nodes.iter().all(|n| n.namespace == "billing:"));
         assert_eq!(c.node_timeout, Duration::from_millis(30));
         assert!(!format!("{c:?}").contains("s3cret"), "{c:?}");
+    }
+
+    #[test]
+    fn extreme_durations_are_refused_naming_the_field() {
+        let node = || RedisConfig::builder().host("a").build().unwrap();
+        let built = |b: RedlockConfigBuilder| field(b.node(node()).build());
+        assert_eq!(built(RedlockConfig::builder().node_timeout(Duration::MAX)), "node_timeout");
+        assert_eq!(built(RedlockConfig::builder().clock_drift(0.01, Duration::MAX)), "clock_drift_floor");
     }
 
     #[test]
