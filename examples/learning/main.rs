@@ -11,8 +11,7 @@ mod records;
 mod service;
 // waits on: the in-memory fake for any record (`InMemoryDatabase::register::<T>()`, `impl RecordStore for
 // InMemoryDatabase` handing out the app's records, `tx.repo::<T>()` on its units of work), being finished on main.
-// Today the fake knows only the built-in records; turn `cfg(any())` back into `cfg(test)` when it lands.
-#[cfg(any())]
+#[cfg(test)]
 mod tests_fakes;
 #[cfg(test)]
 mod tests_mocks;

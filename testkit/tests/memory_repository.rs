@@ -70,7 +70,7 @@ mod fake {
         assert!(db.clone().users().exists(&ada.id).await.unwrap(), "a clone shares the rows");
         assert!(!other.users().exists(&ada.id).await.unwrap(), "another database does not");
         other.users().create(NewUser::new("ada", "ada@example.org").unwrap()).await.unwrap();
-        assert!(format!("{db:?}").contains("users: 1"), "Debug shows row counts: {db:?}");
+        assert!(format!("{db:?}").contains("user: 1"), "Debug shows row counts per record: {db:?}");
     }
 
     #[tokio::test]

@@ -168,6 +168,12 @@ pub trait Field: Copy + Eq + fmt::Debug + Send + Sync + 'static {
     fn nullable(self) -> bool {
         false
     }
+    /// Every field of the record, in schema order.
+    fn all() -> &'static [Self];
+    /// The field whose column is `name`, if the record has one.
+    fn from_name(name: &str) -> Option<Self> {
+        Self::all().iter().copied().find(|f| f.name() == name)
+    }
 }
 
 /// The most values an [`Filter::In`] list may hold.
@@ -565,7 +571,12 @@ mod tests {
             fn kind(self) -> ValueKind {
                 ValueKind::Int
             }
+            fn all() -> &'static [Self] {
+                &[N]
+            }
         }
+        assert_eq!(N::from_name("n"), Some(N));
+        assert_eq!(N::from_name("m"), None);
         let f = Filter::Range { field: N, from: Some(Value::Int(1)), to: Some(Value::Int(3)) };
         assert!(!f.matches(&|_| Value::Int(0)));
         assert!(f.matches(&|_| Value::Int(1)));

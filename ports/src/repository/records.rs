@@ -28,6 +28,9 @@ macro_rules! fields {
             fn kind(self) -> ValueKind {
                 match self { $($name::$variant => ValueKind::$kind),+ }
             }
+            fn all() -> &'static [Self] {
+                Self::ALL
+            }
         }
     };
 }

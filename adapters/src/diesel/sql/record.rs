@@ -101,6 +101,14 @@ macro_rules! record {
             fn nullable(self) -> bool {
                 self.kind_and_nullability().1
             }
+            fn all() -> &'static [Self] {
+                &[
+                    Self::$key,
+                    $(Self::$col,)+
+                    $(Self::$created,)?
+                    $(Self::$updated,)?
+                ]
+            }
         }
 
         impl $fty {

@@ -14,7 +14,7 @@ use cpc_ports::{
 
 use super::select;
 use super::store::{Shared, Store};
-use super::table::{RowChange, StoredRecord, conflict, now};
+use super::table::{Change, RowChange, conflict, now};
 
 /// An in-memory repository of `T` rows, behaving like the PostgreSQL adapter: case-insensitive unique e-mails,
 /// foreign keys, optimistic versions, microsecond timestamps, offset and keyset paging.
@@ -51,9 +51,12 @@ impl<T> Clone for InMemoryRepository<T> {
     }
 }
 
-impl<T> Default for InMemoryRepository<T> {
+/// A repository on a fresh database of its own, with `T` registered.
+impl<T: Record> Default for InMemoryRepository<T> {
     fn default() -> Self {
-        Self::committed(&Shared::default())
+        let shared = Shared::default();
+        super::store::lock(&shared).tables.register::<T>();
+        Self::committed(&shared)
     }
 }
 
@@ -67,82 +70,82 @@ impl<T: Record> fmt::Debug for InMemoryRepository<T> {
     }
 }
 
-/// The id of a new row. (Database-assigned keys arrive with the generic tables.)
-fn new_id<T: Record>() -> Result<T::Id, RepoError> {
-    T::new_id().map_or_else(cpc_ports::placeholder_id::<T>, Ok)
-}
-
 #[async_trait]
-impl<T: StoredRecord> Repository<T> for InMemoryRepository<T> {
+impl<T: Record> Repository<T> for InMemoryRepository<T> {
     async fn create(&self, new: T::New) -> Result<T, RepoError> {
-        let row = T::build(new_id::<T>()?, new, now());
-        self.store.write(|_| Ok((row.clone(), vec![T::journal(RowChange::Insert(row))])))
+        self.store.write(|tables| {
+            let row = T::build(tables.new_id::<T>()?, new, now());
+            Ok((row.clone(), vec![Change::from(RowChange::Insert(row))]))
+        })
     }
 
     async fn create_many(&self, new: Vec<T::New>) -> Result<Vec<T>, RepoError> {
         let now = now();
-        let rows =
-            new.into_iter().map(|n| Ok(T::build(new_id::<T>()?, n, now))).collect::<Result<Vec<T>, RepoError>>()?;
-        self.store.write(|_| {
-            let changes = rows.iter().map(|row| T::journal(RowChange::Insert(row.clone()))).collect();
+        self.store.write(|tables| {
+            let rows = new
+                .into_iter()
+                .map(|n| Ok(T::build(tables.new_id::<T>()?, n, now)))
+                .collect::<Result<Vec<T>, RepoError>>()?;
+            let changes = rows.iter().map(|row| Change::from(RowChange::Insert(row.clone()))).collect();
             Ok((rows, changes))
         })
     }
 
     async fn find_by_id(&self, id: &T::Id) -> Result<Option<T>, RepoError> {
-        self.store.read(|tables| Ok(T::table(tables).get(id).cloned()))
+        self.store.read(|tables| Ok(tables.table::<T>()?.get(id).cloned()))
     }
 
     async fn find_page(&self, query: &Query<T::Field>) -> Result<Page<T>, RepoError> {
-        self.store.read(|tables| select::page(T::table(tables).rows(), query))
+        self.store.read(|tables| select::page(tables.table::<T>()?.rows(), query))
     }
 
     async fn update(&self, id: &T::Id, expected: Version, changes: T::Update) -> Result<T, RepoError> {
         self.store.write(|tables| {
-            let Some(old) = T::table(tables).get(id) else {
+            let Some(old) = tables.table::<T>()?.get(id) else {
                 return Err(RepoError::NotFound { entity: T::ENTITY, id: id.to_string() });
             };
-            if old.version() != expected {
+            if T::VERSIONED && old.version() != expected {
                 return Err(conflict::<T>(ConflictKind::StaleVersion { expected, actual: old.version() }));
             }
-            let mut row = old.clone();
+            let (mut row, stored) = (old.clone(), old.version());
             row.apply(changes);
-            row.touch(expected.next(), now());
-            Ok((row.clone(), vec![T::journal(RowChange::Replace { expected, row })]))
+            row.touch(stored.next(), now());
+            Ok((row.clone(), vec![Change::from(RowChange::Replace { expected: stored, row })]))
         })
     }
 
     async fn delete(&self, id: &T::Id) -> Result<bool, RepoError> {
-        self.store.write(|tables| match T::table(tables).get(id) {
+        self.store.write(|tables| match tables.table::<T>()?.get(id) {
             None => Ok((false, Vec::new())),
-            Some(_) => Ok((true, vec![T::journal(RowChange::Delete(id.clone()))])),
+            Some(_) => Ok((true, vec![Change::from(RowChange::<T>::Delete(id.clone()))])),
         })
     }
 
     async fn exists(&self, id: &T::Id) -> Result<bool, RepoError> {
-        self.store.read(|tables| Ok(T::table(tables).get(id).is_some()))
+        self.store.read(|tables| Ok(tables.table::<T>()?.get(id).is_some()))
     }
 
     async fn count(&self, filters: &[Filter<T::Field>]) -> Result<u64, RepoError> {
-        self.store.read(|tables| select::count(T::table(tables).rows(), filters))
+        self.store.read(|tables| select::count(tables.table::<T>()?.rows(), filters))
     }
 }
 
 #[async_trait]
 impl UserRepository for InMemoryRepository<User> {
     async fn find_by_email(&self, email: &Email) -> Result<Option<User>, RepoError> {
-        self.store.read(|tables| Ok(tables.users.find_unique("email", email.normalized()).cloned()))
+        self.store.read(|tables| Ok(tables.table::<User>()?.find_unique("email", email.normalized()).cloned()))
     }
 
     async fn find_by_username(&self, username: &Username) -> Result<Option<User>, RepoError> {
-        self.store.read(|tables| Ok(tables.users.find_unique("username", username.as_str().to_owned()).cloned()))
+        self.store
+            .read(|tables| Ok(tables.table::<User>()?.find_unique("username", username.as_str().to_owned()).cloned()))
     }
 }
 
 #[async_trait]
 impl CustomerRepository for InMemoryRepository<Customer> {
     async fn find_by_email(&self, email: &Email) -> Result<Option<Customer>, RepoError> {
-        self.store.read(|tables| Ok(tables.customers.find_unique("email", email.normalized()).cloned()))
+        self.store.read(|tables| Ok(tables.table::<Customer>()?.find_unique("email", email.normalized()).cloned()))
     }
 }
 
@@ -158,17 +161,17 @@ impl EntityRepository for InMemoryRepository<Entity> {
     }
 
     async fn upsert(&self, id: &EntityId, new: NewEntity) -> Result<Entity, RepoError> {
-        self.store.write(|tables| match Entity::table(tables).get(id) {
+        self.store.write(|tables| match tables.table::<Entity>()?.get(id) {
             None => {
                 let row = Entity::build(*id, new, now());
-                Ok((row.clone(), vec![Entity::journal(RowChange::Insert(row))]))
+                Ok((row.clone(), vec![Change::from(RowChange::Insert(row))]))
             }
             Some(old) => {
                 let expected = old.version;
                 let mut row = old.clone();
                 row.replace_with(new);
                 row.touch(expected.next(), now());
-                Ok((row.clone(), vec![Entity::journal(RowChange::Replace { expected, row })]))
+                Ok((row.clone(), vec![Change::from(RowChange::Replace { expected, row })]))
             }
         })
     }

@@ -25,6 +25,15 @@ pub(crate) struct Committed {
     generation: u64,
 }
 
+impl Committed {
+    /// Gives record `T` a table unless it has one; open units of work see it from their next statement.
+    pub(crate) fn register<T: cpc_ports::Record>(&mut self) {
+        if self.tables.register::<T>() {
+            self.generation += 1;
+        }
+    }
+}
+
 /// One database's committed state, shared by its repositories and units of work.
 pub(crate) type Shared = Arc<Mutex<Committed>>;
 
@@ -100,6 +109,15 @@ impl TxScope {
 }
 
 impl Store {
+    /// The repository of the record whose `TypeId` is `record` on this store, if the database has its table.
+    pub(crate) fn repository(&self, record: std::any::TypeId) -> Option<Box<dyn std::any::Any + Send>> {
+        let shared = match self {
+            Self::Committed(shared) => shared,
+            Self::Tx(scope) => &scope.handle.shared,
+        };
+        lock(shared).tables.repository(record, self.clone())
+    }
+
     /// Runs a read against the visible state.
     pub(crate) fn read<R>(&self, f: impl FnOnce(&Tables) -> Result<R, RepoError>) -> Result<R, RepoError> {
         match self {
@@ -148,7 +166,7 @@ impl Store {
 /// handed out.
 #[derive(Debug)]
 pub(crate) struct TxHandle {
-    shared: Shared,
+    pub(crate) shared: Shared,
     state: Mutex<TxState>,
 }
 

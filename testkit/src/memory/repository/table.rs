@@ -1,33 +1,24 @@
-//! The generic core of the in-memory data store: one [`Table`] per record type, the [`Tables`] of a database,
-//! and the row changes ([`Change`]) that writes produce, apply, and (inside a unit of work) journal for commit.
+//! The generic core of the in-memory data store: one [`Table`] per record type, the [`Tables`] of a database
+//! (any record registered with it, the four built-in ones always), and the row changes ([`Change`]) that writes
+//! produce, apply, and (inside a unit of work) journal for commit.
+//!
+//! Every rule is the record's own declaration, as the databases enforce it: unique keys from
+//! [`Record::unique_keys`], foreign keys (`ON DELETE RESTRICT`) from [`Record::REFERENCES`], optimistic versions
+//! where [`Record::VERSIONED`], keys the database assigns (an `i64` sequence per table) where
+//! [`Record::new_id`] gives none.
 
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
 
-use cpc_domain::{Customer, Entity, Transaction, User, Version};
-use cpc_ports::{ConflictKind, Field, Record, RepoError};
+use cpc_domain::{Customer, Entity, Transaction, User, ValidationError, Version};
+use cpc_ports::{ConflictKind, Field, Record, RecordId, RepoError, Repository, Value, unknown_record};
 
 pub(crate) use cpc_ports::UniqueKey;
 
-/// What the store needs beyond [`Record`] to keep a record type: building, updating, unique keys, references.
-///
-/// Public only because the repositories' blanket impls name it; it lives in a private module, so nothing
-/// outside this crate can name or implement it.
-pub trait StoredRecord: Record {
-    /// This record's table.
-    fn table(tables: &Tables) -> &Table<Self>;
-    /// This record's table, mutably.
-    fn table_mut(tables: &mut Tables) -> &mut Table<Self>;
-    /// Wraps a row change for the journal.
-    fn journal(change: RowChange<Self>) -> Change;
-    /// Checks the row's outgoing references (foreign keys).
-    fn check_references(&self, _tables: &Tables) -> Result<(), RepoError> {
-        Ok(())
-    }
-    /// Checks that no other row still refers to the row with this id.
-    fn check_unreferenced(_id: &Self::Id, _tables: &Tables) -> Result<(), RepoError> {
-        Ok(())
-    }
-}
+use super::repos::InMemoryRepository;
+use super::store::{Store, lock};
 
 /// The current time as PostgreSQL stores it: UTC, microsecond precision.
 pub(crate) use cpc_ports::repository::stored_now as now;
@@ -45,7 +36,7 @@ impl<T: Record> Default for Table<T> {
     }
 }
 
-impl<T: StoredRecord> Table<T> {
+impl<T: Record> Table<T> {
     /// The row with this id.
     pub(crate) fn get(&self, id: &T::Id) -> Option<&T> {
         self.rows.get(id)
@@ -91,20 +82,176 @@ pub(crate) fn conflict<T: Record>(kind: ConflictKind) -> RepoError {
     RepoError::Conflict { entity: T::ENTITY, kind }
 }
 
-/// Every table of one database.
-#[derive(Debug, Clone, Default)]
+/// What the store needs of a table whatever its record type.
+trait AnyTable: Send + Sync {
+    fn entity(&self) -> &'static str;
+    fn len(&self) -> usize;
+    fn clone_box(&self) -> Box<dyn AnyTable>;
+    fn as_any(&self) -> &dyn Any;
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+    /// Whether a row has this id.
+    fn contains(&self, id: &Value) -> bool;
+    /// The field through which a row refers to the `entity` row with this id, if any row does.
+    fn referrer(&self, entity: &str, id: &Value) -> Option<&'static str>;
+    /// The repository of this table's record on `store`, as `Box<Arc<dyn Repository<T>>>`.
+    fn repository(&self, store: Store) -> Box<dyn Any + Send>;
+}
+
+impl<T: Record> AnyTable for Table<T> {
+    fn entity(&self) -> &'static str {
+        T::ENTITY
+    }
+    fn len(&self) -> usize {
+        self.rows.len()
+    }
+    fn clone_box(&self) -> Box<dyn AnyTable> {
+        Box::new(self.clone())
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+    fn contains(&self, id: &Value) -> bool {
+        T::Id::from_value(id).is_some_and(|id| self.rows.contains_key(&id))
+    }
+    fn referrer(&self, entity: &str, id: &Value) -> Option<&'static str> {
+        T::REFERENCES.iter().filter(|r| r.to == entity).find_map(|r| {
+            let field = T::Field::from_name(r.field)?;
+            self.rows.values().any(|row| row.value(field) == *id).then_some(r.field)
+        })
+    }
+    fn repository(&self, store: Store) -> Box<dyn Any + Send> {
+        let repo: Arc<dyn Repository<T>> = Arc::new(InMemoryRepository::<T>::on(store));
+        Box::new(repo)
+    }
+}
+
+/// The next value of each table's key sequence (for keys the database assigns). Shared by every copy of a
+/// database's tables and never rolled back, like a PostgreSQL sequence: ids are not reused.
+type Sequences = Arc<Mutex<HashMap<TypeId, i64>>>;
+
+/// Every table of one database: the four built-in records and any the app registered.
 pub struct Tables {
-    pub(crate) users: Table<User>,
-    pub(crate) entities: Table<Entity>,
-    pub(crate) customers: Table<Customer>,
-    pub(crate) transactions: Table<Transaction>,
+    tables: HashMap<TypeId, Box<dyn AnyTable>>,
+    sequences: Sequences,
+}
+
+impl Default for Tables {
+    fn default() -> Self {
+        let mut tables = Self { tables: HashMap::new(), sequences: Sequences::default() };
+        tables.register::<User>();
+        tables.register::<Entity>();
+        tables.register::<Customer>();
+        tables.register::<Transaction>();
+        tables
+    }
+}
+
+impl Clone for Tables {
+    fn clone(&self) -> Self {
+        let tables = self.tables.iter().map(|(id, table)| (*id, table.clone_box())).collect();
+        Self { tables, sequences: self.sequences.clone() }
+    }
+}
+
+impl fmt::Debug for Tables {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut counts: Vec<_> = self.tables.values().map(|t| (t.entity(), t.len())).collect();
+        counts.sort_unstable();
+        f.debug_map().entries(counts).finish()
+    }
 }
 
 impl Tables {
+    /// Adds an empty table for `T` unless it has one. Returns whether it was added.
+    pub(crate) fn register<T: Record>(&mut self) -> bool {
+        if self.tables.contains_key(&TypeId::of::<T>()) {
+            return false;
+        }
+        self.tables.insert(TypeId::of::<T>(), Box::new(Table::<T>::default()));
+        true
+    }
+
+    /// The rows of each table, by record name, sorted.
+    pub(crate) fn counts(&self) -> Vec<(&'static str, usize)> {
+        let mut counts: Vec<_> = self.tables.values().map(|t| (t.entity(), t.len())).collect();
+        counts.sort_unstable();
+        counts
+    }
+
+    /// `T`'s table; [`unknown_record`] when `T` was not registered.
+    pub(crate) fn table<T: Record>(&self) -> Result<&Table<T>, RepoError> {
+        self.tables
+            .get(&TypeId::of::<T>())
+            .and_then(|t| t.as_any().downcast_ref::<Table<T>>())
+            .ok_or_else(unknown_record::<T>)
+    }
+
+    fn table_mut<T: Record>(&mut self) -> Result<&mut Table<T>, RepoError> {
+        self.tables
+            .get_mut(&TypeId::of::<T>())
+            .and_then(|t| t.as_any_mut().downcast_mut::<Table<T>>())
+            .ok_or_else(unknown_record::<T>)
+    }
+
+    /// The repository of the record whose `TypeId` is `record`, on `store`, if it has a table.
+    pub(crate) fn repository(&self, record: TypeId, store: Store) -> Option<Box<dyn Any + Send>> {
+        self.tables.get(&record).map(|t| t.repository(store))
+    }
+
+    /// A fresh id for a new `T` row: the record's own (a UUID), or the next value of the table's sequence.
+    pub(crate) fn new_id<T: Record>(&self) -> Result<T::Id, RepoError> {
+        if let Some(id) = T::new_id() {
+            return Ok(id);
+        }
+        let mut sequences = lock(&self.sequences);
+        let next = sequences.entry(TypeId::of::<T>()).or_insert(1);
+        let id = T::Id::from_value(&Value::Int(*next)).map_or_else(|| cpc_ports::placeholder_id::<T>(), Ok)?;
+        *next += 1;
+        Ok(id)
+    }
+
+    /// Checks the row's references (foreign keys): each names an existing row of a registered record, or is null.
+    fn check_references<T: Record>(&self, row: &T) -> Result<(), RepoError> {
+        for reference in T::REFERENCES {
+            let Some(field) = T::Field::from_name(reference.field) else {
+                return Err(RepoError::Validation(ValidationError::new(
+                    reference.field,
+                    format!("is declared as a reference but is not a field of {}", T::ENTITY),
+                )));
+            };
+            let value = row.value(field);
+            if value == Value::Null {
+                continue;
+            }
+            let Some(target) = self.tables.values().find(|t| t.entity() == reference.to) else {
+                return Err(RepoError::Validation(ValidationError::new(
+                    reference.field,
+                    format!("refers to record {:?}, which is not registered with this database", reference.to),
+                )));
+            };
+            if !target.contains(&value) {
+                return Err(RepoError::missing_reference(reference.field));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that no row of any table still refers to the `T` row with this id (`ON DELETE RESTRICT`).
+    fn check_unreferenced<T: Record>(&self, id: &T::Id) -> Result<(), RepoError> {
+        let id = T::id_value(id);
+        match self.tables.values().find_map(|t| t.referrer(T::ENTITY, &id)) {
+            Some(field) => Err(RepoError::still_referenced(field)),
+            None => Ok(()),
+        }
+    }
+
     /// Applies changes in order, checking each like the database would; stops at the first failure, leaving the
     /// earlier ones applied (callers apply to a copy they discard on error).
     pub(crate) fn apply_each(&mut self, changes: &[Change]) -> Result<(), RepoError> {
-        changes.iter().try_for_each(|change| change.apply(self))
+        changes.iter().try_for_each(|change| change.0.apply(self))
     }
 
     /// Applies changes all or nothing.
@@ -112,7 +259,7 @@ impl Tables {
         match changes {
             [] => Ok(()),
             // A single change checks everything before it mutates anything.
-            [one] => one.apply(self),
+            [one] => one.0.apply(self),
             _ => {
                 let mut next = self.clone();
                 next.apply_each(changes)?;
@@ -139,15 +286,20 @@ pub enum RowChange<T: Record> {
     Delete(T::Id),
 }
 
-impl<T: StoredRecord> RowChange<T> {
+/// A [`RowChange`] of any record type.
+trait AnyChange: fmt::Debug + Send + Sync {
+    fn apply(&self, tables: &mut Tables) -> Result<(), RepoError>;
+}
+
+impl<T: Record> AnyChange for RowChange<T> {
     /// Checks the change against `tables` (unique keys, references, versions) and, if it passes, applies it.
     /// Versions and existence were checked when the change was made; failing them here means a concurrent
     /// commit got in between, so that is reported as [`ConflictKind::Concurrent`].
     fn apply(&self, tables: &mut Tables) -> Result<(), RepoError> {
         match self {
             Self::Insert(row) => {
-                row.check_references(tables)?;
-                let table = T::table_mut(tables);
+                tables.check_references(row)?;
+                let table = tables.table_mut::<T>()?;
                 if table.rows.contains_key(row.id()) {
                     return Err(conflict::<T>(ConflictKind::Duplicate { field: T::ID_FIELD.name().to_owned() }));
                 }
@@ -155,20 +307,22 @@ impl<T: StoredRecord> RowChange<T> {
                 table.insert(row.clone());
             }
             Self::Replace { expected, row } => {
-                let stored = T::table(tables).get(row.id()).map(Record::version);
-                if stored != Some(*expected) {
+                let stored = tables.table::<T>()?.get(row.id()).map(Record::version);
+                // Without versions the last write wins; the row must still be there.
+                let current = if T::VERSIONED { stored == Some(*expected) } else { stored.is_some() };
+                if !current {
                     return Err(conflict::<T>(ConflictKind::Concurrent));
                 }
-                row.check_references(tables)?;
-                let table = T::table_mut(tables);
+                tables.check_references(row)?;
+                let table = tables.table_mut::<T>()?;
                 table.check_unique(row, Some(row.id()))?;
                 table.remove(row.id());
                 table.insert(row.clone());
             }
             Self::Delete(id) => {
-                if T::table(tables).get(id).is_some() {
-                    T::check_unreferenced(id, tables)?;
-                    T::table_mut(tables).remove(id);
+                if tables.table::<T>()?.get(id).is_some() {
+                    tables.check_unreferenced::<T>(id)?;
+                    tables.table_mut::<T>()?.remove(id);
                 }
             }
         }
@@ -176,26 +330,12 @@ impl<T: StoredRecord> RowChange<T> {
     }
 }
 
-/// A [`RowChange`] to any table.
+/// A [`RowChange`] to any table, as journaled.
 #[derive(Debug, Clone)]
-pub enum Change {
-    /// To `users`.
-    User(RowChange<User>),
-    /// To `entities`.
-    Entity(RowChange<Entity>),
-    /// To `customers`.
-    Customer(RowChange<Customer>),
-    /// To `transactions`.
-    Transaction(RowChange<Transaction>),
-}
+pub struct Change(Arc<dyn AnyChange>);
 
-impl Change {
-    fn apply(&self, tables: &mut Tables) -> Result<(), RepoError> {
-        match self {
-            Self::User(c) => c.apply(tables),
-            Self::Entity(c) => c.apply(tables),
-            Self::Customer(c) => c.apply(tables),
-            Self::Transaction(c) => c.apply(tables),
-        }
+impl<T: Record> From<RowChange<T>> for Change {
+    fn from(change: RowChange<T>) -> Self {
+        Self(Arc::new(change))
     }
 }

@@ -48,7 +48,7 @@ pub struct InMemoryTx {
 }
 
 impl InMemoryTx {
-    fn repository<T>(&self) -> InMemoryRepository<T> {
+    fn repo<T>(&self) -> InMemoryRepository<T> {
         InMemoryRepository::on(Store::Tx(self.scope.clone()))
     }
 }
@@ -56,20 +56,20 @@ impl InMemoryTx {
 #[async_trait]
 impl Tx for InMemoryTx {
     fn users(&self) -> Arc<dyn UserRepository> {
-        Arc::new(self.repository::<cpc_domain::User>())
+        Arc::new(self.repo::<cpc_domain::User>())
     }
     fn entities(&self) -> Arc<dyn EntityRepository> {
-        Arc::new(self.repository::<cpc_domain::Entity>())
+        Arc::new(self.repo::<cpc_domain::Entity>())
     }
     fn customers(&self) -> Arc<dyn CustomerRepository> {
-        Arc::new(self.repository::<cpc_domain::Customer>())
+        Arc::new(self.repo::<cpc_domain::Customer>())
     }
     fn transactions(&self) -> Arc<dyn TransactionRepository> {
-        Arc::new(self.repository::<cpc_domain::Transaction>())
+        Arc::new(self.repo::<cpc_domain::Transaction>())
     }
 
-    fn repository(&self, _record: std::any::TypeId) -> Option<Box<dyn std::any::Any + Send>> {
-        None
+    fn repository(&self, record: std::any::TypeId) -> Option<Box<dyn std::any::Any + Send>> {
+        Store::Tx(self.scope.clone()).repository(record)
     }
 
     async fn commit(self: Box<Self>) -> Result<(), RepoError> {
