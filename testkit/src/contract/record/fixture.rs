@@ -30,7 +30,7 @@ pub type FieldOf<F> = <<F as RecordFixture>::Record as Record>::Field;
 /// # #[derive(Debug, Clone)] pub struct Note; #[derive(Debug, Clone)] pub struct NewNote { pub owner_id: uuid::Uuid, pub title: String }
 /// # #[derive(Debug, Clone, Default)] pub struct NoteChanges { pub title: Option<String> }
 /// # #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)] pub enum NoteField { Id, Title, OwnerId }
-/// # impl cpc_ports::Field for NoteField { fn name(self) -> &'static str { "title" } fn kind(self) -> cpc_ports::ValueKind { cpc_ports::ValueKind::Text } }
+/// # impl cpc_ports::Field for NoteField { fn name(self) -> &'static str { "title" } fn kind(self) -> cpc_ports::ValueKind { cpc_ports::ValueKind::Text } fn all() -> &'static [Self] { &[NoteField::Id, NoteField::Title, NoteField::OwnerId] } }
 /// # impl Record for Note { type Id = uuid::Uuid; type New = NewNote; type Update = NoteChanges; type Field = NoteField;
 /// #   const ENTITY: &'static str = "note"; const ID_FIELD: NoteField = NoteField::Id;
 /// #   fn id(&self) -> &uuid::Uuid { unimplemented!() } fn version(&self) -> cpc_domain::Version { cpc_domain::Version::FIRST }

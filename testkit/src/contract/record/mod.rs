@@ -74,7 +74,7 @@ on_record_fixture! {
 /// #     fn new_row(&self, _: &(), _: u32) -> cpc_domain::NewUser { unimplemented!() }
 /// #     fn scope(&self, _: &()) -> cpc_ports::Filter<cpc_ports::UserField> { unimplemented!() }
 /// #     fn only(&self, _: &(), _: u32) -> cpc_ports::Filter<cpc_ports::UserField> { unimplemented!() }
-/// #     fn changes(&self, _: &(), _: u32) -> (cpc_domain::UserUpdate, cpc_ports::UserField, cpc_ports::Value) { unimplemented!() }
+/// #     fn changes(&self, _: &(), _: u32) -> (cpc_domain::UpdateUser, cpc_ports::UserField, cpc_ports::Value) { unimplemented!() }
 /// # }
 /// # async fn my_store() -> Arc<dyn RecordStore> { unimplemented!() }
 /// mod on_my_database {

@@ -87,5 +87,5 @@ pub async fn an_app_row_and_a_user_commit_and_roll_back_together<F: RecordFixtur
     tx.commit().await.expect("commit");
     assert!(users.exists(&user.id).await.expect("exists"), "the user is committed");
     assert!(repo.exists(row.id()).await.expect("exists"), "the app row is committed");
-    assert_eq!(count_scope(fixture, &ctx, &*repo).await, 1);
+    assert_eq!(count_scope(fixture, ctx, &*repo).await, 1);
 }
