@@ -2,7 +2,7 @@
 //! declares (with `cpc_adapters::record!`), run on the app's own record through a small [`RecordFixture`].
 //!
 //! [`record_contract!`](crate::record_contract) generates one `#[tokio::test]` per case, named after it. The
-//! cases take the store as a [`RecordStore`] (the Diesel `DbManager`, the in-memory fake), the app's record
+//! cases take the store as a [`RecordStore`](cpc_ports::RecordStore) (the Diesel `DbManager`, the in-memory fake), the app's record
 //! registered with it; each case prepares its own parent rows under a fresh tag and touches only its own rows,
 //! so cases may share one database.
 //!

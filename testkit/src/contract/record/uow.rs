@@ -1,5 +1,5 @@
 //! The unit-of-work cases of the record contract: the app's record written through
-//! [`TxExt::repo`](cpc_ports::TxExt::repo), generic over a [`RecordFixture`].
+//! [`TxExt::repo`], generic over a [`RecordFixture`].
 
 use cpc_domain::{NewUser, User};
 use cpc_ports::{Record, RecordStore, RecordStoreExt, RepoError, TxExt};
