@@ -7,6 +7,7 @@ pub mod job_queue;
 pub mod lock;
 pub mod pubsub;
 pub mod rate_limit;
+pub mod record;
 pub mod repository;
 pub mod session;
 pub mod uow;

@@ -190,8 +190,10 @@ where
         let now = now();
         let mut rows =
             new.into_iter().map(|n| Ok(T::build(new_id::<T>()?, n, now))).collect::<Result<Vec<T>, RepoError>>()?;
-        // One statement is atomic by itself; several need a transaction.
-        let mode = self.write_mode(if rows.len() > INSERT_CHUNK { Mode::Atomic } else { Mode::Write });
+        // One statement is atomic by itself; several need a transaction. Rows with database-assigned keys are
+        // inserted one statement each (to read every assigned key back), so a batch of them needs one too.
+        let statements = if T::new_id().is_none() { rows.len() } else { rows.len().div_ceil(INSERT_CHUNK) };
+        let mode = self.write_mode(if statements > 1 { Mode::Atomic } else { Mode::Write });
         let audit = self.audit.clone();
         self.source
             .run(mode, move |conn| {
