@@ -55,7 +55,7 @@ pub use rate_limit_headers::rate_limit_headers;
 pub use repository::{
     AccessExt, Cursor, CustomerField, CustomerRepository, Direction, EntityField, EntityRepository, Field, FieldValue, Filter,
     Float, MAX_IN_VALUES, MAX_PAGE_SIZE, Page, PageRequest, Query, Record, RecordId, RecordStore, RecordStoreExt,
-    ReadOnly, Reference, Repository, RepositoryExt, Scoped, Sort, TimeRange, TransactionField, TransactionRepository, UniqueKey,
+    ReadOnly, Reference, Repository, RepositoryExt, Scope, Scoped, Sort, TimeRange, TransactionField, TransactionRepository, UniqueKey,
     UserField, UserRepository, Value, ValueKind, placeholder_id,
 };
 pub use session::{SessionStore, SessionStoreExt};

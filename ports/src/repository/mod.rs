@@ -15,7 +15,7 @@ use cpc_domain::{
 
 use crate::RepoError;
 
-pub use access::{AccessExt, ReadOnly, Scoped};
+pub use access::{AccessExt, ReadOnly, Scope, Scoped};
 pub use field_value::{FieldValue, RecordId};
 pub use query::{
     Cursor, Direction, Field, Filter, Float, MAX_IN_VALUES, MAX_PAGE_SIZE, Page, PageRequest, Query, Sort, TimeRange,
