@@ -171,7 +171,7 @@ impl<T: Record> Scoped<T> {
         RepoError::Forbidden {
             entity: T::ENTITY,
             operation,
-            reason: format!("the row is outside the scope on `{}`", self.scope.field.name()).into(),
+            reason: format!("the row is outside the scope on `{}`", self.scope.field.name()),
         }
     }
 
