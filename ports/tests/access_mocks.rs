@@ -59,9 +59,10 @@ async fn a_scoped_create_of_another_tenants_row_never_reaches_the_inner_reposito
 async fn a_scoped_create_in_the_scope_is_forwarded_once() {
     let ada = UserId::new();
     let mut mock = MockRepository::<Transaction>::new();
-    mock.expect_create().withf(move |new| new.user_id == ada).times(1).returning(|new| {
-        Ok(Transaction::build(TransactionId::new(), new, chrono::Utc::now()))
-    });
+    mock.expect_create()
+        .withf(move |new| new.user_id == ada)
+        .times(1)
+        .returning(|new| Ok(Transaction::build(TransactionId::new(), new, chrono::Utc::now())));
     mock.expect_create_many().withf(|batch| batch.len() == 2).times(1).returning(|batch| {
         Ok(batch.into_iter().map(|new| Transaction::build(TransactionId::new(), new, chrono::Utc::now())).collect())
     });
@@ -231,11 +232,7 @@ async fn views_compose_a_read_only_scoped_view_filters_and_refuses() {
 #[test]
 fn a_scope_value_must_match_the_field_and_not_be_null() {
     let inner = || -> Arc<dyn Repository<Transaction>> { Arc::new(MockRepository::<Transaction>::new()) };
-    let cases: [(Value, &str); 3] = [
-        (Value::from("ada"), "kind"),
-        (Value::Null, "NULL"),
-        (Value::Int(7), "kind"),
-    ];
+    let cases: [(Value, &str); 3] = [(Value::from("ada"), "kind"), (Value::Null, "NULL"), (Value::Int(7), "kind")];
     for (value, rule) in cases {
         match Scope::new(TransactionField::UserId, value.clone()) {
             Err(RepoError::Validation(e)) => {
