@@ -53,10 +53,10 @@ pub use pubsub::{Message, PubSub, PubSubExt, Subscription, TypedSubscription};
 pub use rate_limit::{RateLimitDecision, RateLimitPolicy, RateLimiter, RateLimiterExt};
 pub use rate_limit_headers::rate_limit_headers;
 pub use repository::{
-    AccessExt, Cursor, CustomerField, CustomerRepository, Direction, EntityField, EntityRepository, Field, FieldValue, Filter,
-    Float, MAX_IN_VALUES, MAX_PAGE_SIZE, Page, PageRequest, Query, Record, RecordId, RecordStore, RecordStoreExt,
-    ReadOnly, Reference, Repository, RepositoryExt, Scope, Scoped, Sort, TimeRange, TransactionField, TransactionRepository, UniqueKey,
-    UserField, UserRepository, Value, ValueKind, placeholder_id,
+    AccessExt, Cursor, CustomerField, CustomerRepository, Direction, EntityField, EntityRepository, Field, FieldValue,
+    Filter, Float, MAX_IN_VALUES, MAX_PAGE_SIZE, Page, PageRequest, Query, ReadOnly, Record, RecordId, RecordStore,
+    RecordStoreExt, Reference, Repository, RepositoryExt, Scope, Scoped, Sort, TimeRange, TransactionField,
+    TransactionRepository, UniqueKey, UserField, UserRepository, Value, ValueKind, placeholder_id,
 };
 pub use session::{SessionStore, SessionStoreExt};
 pub use uow::{Tx, TxExt, UnitOfWork, UnitOfWorkExt, unknown_record};
