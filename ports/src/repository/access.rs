@@ -33,9 +33,7 @@ use async_trait::async_trait;
 use cpc_domain::{Customer, Entity, Transaction, User, ValidationError, Version};
 
 use super::{Field, Filter, Page, Query, Record, Repository, Value, ValueKind, placeholder_id, stored_now};
-use crate::{
-    ConflictKind, CustomerRepository, EntityRepository, RepoError, TransactionRepository, UserRepository,
-};
+use crate::{ConflictKind, CustomerRepository, EntityRepository, RepoError, TransactionRepository, UserRepository};
 
 /// A view of a repository that reads through and refuses every write (`create`, `create_many`, `update`,
 /// `delete`) with [`RepoError::Forbidden`], without forwarding it.
