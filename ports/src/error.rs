@@ -86,6 +86,19 @@ pub enum RepoError {
         /// What happened, in words.
         reason: String,
     },
+    /// The repository is a restricted view ([`ReadOnly`](crate::ReadOnly), [`Scoped`](crate::Scoped)) and
+    /// this operation is outside what it allows: any write through a read-only view, or a write that would put a
+    /// row outside a scoped view's scope. Nothing was written. Not retryable: the caller has to use another
+    /// repository or change its input.
+    #[error("{operation} on {entity} is forbidden: {reason}")]
+    Forbidden {
+        /// The record type, e.g. `"transaction"`.
+        entity: &'static str,
+        /// The refused operation: `"create"`, `"create_many"`, `"update"` or `"delete"`.
+        operation: &'static str,
+        /// Why, in words (naming the scope's field, never its value).
+        reason: String,
+    },
     /// The unit of work this repository belongs to was already committed or rolled back.
     #[error("the unit of work was already committed or rolled back")]
     TransactionFinished,
@@ -115,7 +128,7 @@ impl RepoError {
         )
     }
 
-    /// The variant in snake case (`not_found`, `conflict`, `validation`, `timeout`, `unavailable`,
+    /// The variant in snake case (`not_found`, `conflict`, `validation`, `timeout`, `unavailable`, `forbidden`,
     /// `transaction_finished`, `nested_transaction_open`, `backend`), for metric labels and log fields: never
     /// data or secrets. A broken reference is a `validation` error.
     pub fn kind(&self) -> &'static str {
@@ -125,6 +138,7 @@ impl RepoError {
             Self::Validation(_) => "validation",
             Self::Timeout { .. } => "timeout",
             Self::Unavailable { .. } => "unavailable",
+            Self::Forbidden { .. } => "forbidden",
             Self::TransactionFinished => "transaction_finished",
             Self::NestedTransactionOpen => "nested_transaction_open",
             Self::Backend { .. } => "backend",
@@ -324,5 +338,8 @@ mod tests {
         assert_eq!((missing.kind(), missing.is_retryable()), ("validation", false));
         let busy = RepoError::NestedTransactionOpen;
         assert_eq!((busy.kind(), busy.is_retryable()), ("nested_transaction_open", false));
+        let refused = RepoError::Forbidden { entity: "user", operation: "delete", reason: "read-only view".into() };
+        assert_eq!((refused.kind(), refused.is_retryable()), ("forbidden", false));
+        assert_eq!(refused.to_string(), "delete on user is forbidden: read-only view");
     }
 }

@@ -7,6 +7,8 @@
 //! * Data: [`Repository`] (generic CRUD with filter, sort and paging), the seeds' [`UserRepository`],
 //!   [`EntityRepository`], [`CustomerRepository`], [`TransactionRepository`], and [`UnitOfWork`] for writes that
 //!   must land together, with nested transactions (savepoints, [`Tx::savepoint`]). Errors: [`RepoError`].
+//!   Access-controlled views of any repository ([`AccessExt`]): [`ReadOnly`], and [`Scoped`] to one tenant or
+//!   owner.
 //! * Key-value and coordination: [`Cache`], [`Lock`], [`RateLimiter`], [`SessionStore`], [`PubSub`]. Errors:
 //!   [`KvError`]. Values cross these ports as bytes made by a [`Codec`] (JSON or MessagePack, optional
 //!   compression, a format marker so foreign bytes are an error, never a wrong value); the typed extension traits
@@ -51,10 +53,10 @@ pub use pubsub::{Message, PubSub, PubSubExt, Subscription, TypedSubscription};
 pub use rate_limit::{RateLimitDecision, RateLimitPolicy, RateLimiter, RateLimiterExt};
 pub use rate_limit_headers::rate_limit_headers;
 pub use repository::{
-    Cursor, CustomerField, CustomerRepository, Direction, EntityField, EntityRepository, Field, FieldValue, Filter,
-    Float, MAX_IN_VALUES, MAX_PAGE_SIZE, Page, PageRequest, Query, Record, RecordId, RecordStore, RecordStoreExt,
-    Reference, Repository, RepositoryExt, Sort, TimeRange, TransactionField, TransactionRepository, UniqueKey,
-    UserField, UserRepository, Value, ValueKind, placeholder_id,
+    AccessExt, Cursor, CustomerField, CustomerRepository, Direction, EntityField, EntityRepository, Field, FieldValue,
+    Filter, Float, MAX_IN_VALUES, MAX_PAGE_SIZE, Page, PageRequest, Query, ReadOnly, Record, RecordId, RecordStore,
+    RecordStoreExt, Reference, Repository, RepositoryExt, Scope, Scoped, Sort, TimeRange, TransactionField,
+    TransactionRepository, UniqueKey, UserField, UserRepository, Value, ValueKind, placeholder_id,
 };
 pub use session::{SessionStore, SessionStoreExt};
 pub use uow::{Tx, TxExt, UnitOfWork, UnitOfWorkExt, unknown_record};

@@ -1,6 +1,7 @@
 //! How a Rust column type becomes a query [`Value`] and back: [`FieldValue`], implemented for every column type
 //! a declared record may hold (text, integers, booleans, floats, timestamps, dates, UUIDs, JSON, and `Option` of
-//! each), and [`RecordId`] for the key types (UUIDs, `i64`, and the domain's id newtypes).
+//! each), and [`RecordId`] for the key types (UUIDs, `i64`, and the domain's id newtypes, which also convert into a
+//! [`Value`] with `From`, so `Query::new().eq(TransactionField::UserId, user.id)` reads as it should).
 
 use std::fmt;
 use std::hash::Hash;
@@ -111,6 +112,12 @@ macro_rules! uuid_record_id {
             }
             fn from_value(value: &Value) -> Option<Self> {
                 <Uuid as FieldValue>::from_value(value).map(<$id>::from_uuid)
+            }
+        }
+
+        impl From<$id> for Value {
+            fn from(id: $id) -> Self {
+                Value::Uuid(*id.as_uuid())
             }
         }
     )+};

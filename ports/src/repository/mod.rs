@@ -1,5 +1,6 @@
 //! The data ports: the generic [`Repository`] and the seeds' specific repositories.
 
+mod access;
 mod field_value;
 mod query;
 mod records;
@@ -14,6 +15,7 @@ use cpc_domain::{
 
 use crate::RepoError;
 
+pub use access::{AccessExt, ReadOnly, Scope, Scoped};
 pub use field_value::{FieldValue, RecordId};
 pub use query::{
     Cursor, Direction, Field, Filter, Float, MAX_IN_VALUES, MAX_PAGE_SIZE, Page, PageRequest, Query, Sort, TimeRange,

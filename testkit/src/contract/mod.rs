@@ -1,6 +1,7 @@
 //! The contract suites: one module per port, each case a `pub async fn` taking the port, and a macro that runs
 //! them all as named tests (see the crate docs).
 
+pub mod access;
 pub mod cache;
 pub mod health;
 pub mod job_queue;
