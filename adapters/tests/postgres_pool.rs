@@ -282,3 +282,26 @@ async fn metrics_count_real_connections_and_checkouts() {
     assert_eq!((m.acquired, m.returned, m.in_use), (5, 5, 0));
     assert!(m.created >= 1 && m.connect_total > Duration::ZERO, "{m:?}");
 }
+
+#[path = "common/logs.rs"]
+mod logs;
+
+/// A server on another machine reached with `sslmode=prefer` (libpq's default) or `disable` is warned about once
+/// when the pool's backend is built (nothing is sent: the address is never dialled here); loopback servers and
+/// required TLS are not.
+#[test]
+fn plain_text_to_another_machine_is_warned_about() {
+    use cpc_adapters::postgres::{PgBackend, SslMode};
+    let warned = |host: &str, mode: SslMode| {
+        let (captured, _guard) = logs::capture();
+        let config = DatabaseConfig::builder().host(host).ssl_mode(mode).build().unwrap();
+        PgBackend::new(&config).unwrap();
+        captured.text().contains("can be downgraded to plain text")
+    };
+    assert!(warned("10.255.255.1", SslMode::Prefer));
+    assert!(warned("db.example.org", SslMode::Disable));
+    assert!(!warned("127.0.0.1", SslMode::Prefer));
+    assert!(!warned("localhost", SslMode::Prefer));
+    assert!(!warned("::1", SslMode::Disable));
+    assert!(!warned("db.example.org", SslMode::Require));
+}

@@ -82,6 +82,27 @@ async fn health_reports_version_and_role() {
     assert_eq!(report.details["role"], "master");
 }
 
+/// A server that may evict keys without a TTL (fencing counters, job queues) is reported `Degraded` with the
+/// reason; `noeviction` and `volatile-*` are healthy.
+#[tokio::test]
+async fn health_is_degraded_when_the_eviction_policy_can_drop_durable_keys() {
+    let server = PrivateRedis::start().await;
+    let m = RedisManager::new(&RedisConfig::builder().port(server.port()).build().unwrap()).await.unwrap();
+    let check = RedisHealthCheck::new(m.clone());
+    for (policy, status) in [
+        ("noeviction", HealthStatus::Healthy),
+        ("volatile-lru", HealthStatus::Healthy),
+        ("allkeys-lru", HealthStatus::Degraded),
+        ("allkeys-random", HealthStatus::Degraded),
+    ] {
+        let _: () =
+            m.query(redis::cmd("CONFIG").arg("SET").arg("maxmemory-policy").arg(policy), "config").await.unwrap();
+        let report = check.check().await;
+        assert_eq!((report.status, report.details["maxmemory_policy"].as_str()), (status, policy), "{report:?}");
+        assert_eq!(report.details.contains_key("reason"), status == HealthStatus::Degraded, "{report:?}");
+    }
+}
+
 mod health_contract {
     use std::sync::Arc;
 

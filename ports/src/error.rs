@@ -184,7 +184,8 @@ pub enum KvError {
     /// The request is invalid: a bad key, a zero TTL, a cost above the limit.
     #[error(transparent)]
     Validation(#[from] ValidationError),
-    /// The value is larger than the store accepts; nothing was written.
+    /// The value is larger than the store accepts ([`MAX_PAYLOAD_BYTES`] for sessions, jobs and messages, the
+    /// cache's own limit for cache entries); nothing was written or sent.
     #[error("value of {size} bytes exceeds the limit of {max} bytes")]
     TooLarge {
         /// The encoded size.
@@ -252,6 +253,18 @@ pub enum KvError {
         /// Why, and what to do instead.
         reason: &'static str,
     },
+}
+
+/// The largest session, job payload or pub/sub message any implementation accepts: 8 MiB, as the cache's default.
+/// A larger one is [`KvError::TooLarge`] before anything is written or sent.
+pub const MAX_PAYLOAD_BYTES: usize = 8 * 1024 * 1024;
+
+/// [`KvError::TooLarge`] when `payload` exceeds [`MAX_PAYLOAD_BYTES`].
+pub fn check_payload(payload: &[u8]) -> Result<(), KvError> {
+    if payload.len() > MAX_PAYLOAD_BYTES {
+        return Err(KvError::TooLarge { size: payload.len(), max: MAX_PAYLOAD_BYTES });
+    }
+    Ok(())
 }
 
 impl KvError {

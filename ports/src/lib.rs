@@ -41,7 +41,7 @@ pub mod uow;
 
 pub use cache::{Cache, CacheExt, KeyTtl};
 pub use codec::{Codec, CodecError, Compression, Format};
-pub use error::{ConflictKind, KvError, RepoError};
+pub use error::{ConflictKind, KvError, MAX_PAYLOAD_BYTES, RepoError, check_payload};
 pub use health::{HealthCheck, HealthReport, HealthStatus, check_all};
 pub use job_queue::{
     DeadJob, EnqueueOptions, JobId, JobQueue, JobQueueExt, JobQueueSettings, NackOutcome, QueueName, QueueStats,

@@ -159,6 +159,7 @@ impl JobQueue for InMemoryJobQueue {
         payload: Bytes,
         options: EnqueueOptions,
     ) -> Result<JobId, KvError> {
+        cpc_ports::check_payload(&payload)?;
         let max_attempts = options.validate()?;
         let now = Instant::now();
         let due = options.delay.filter(|d| !d.is_zero()).map(|d| after(now, d, "delay")).transpose()?;

@@ -273,6 +273,7 @@ impl Drop for InMemoryPubSub {
 #[async_trait]
 impl PubSub for InMemoryPubSub {
     async fn publish_bytes(&self, channel: &Channel, payload: Bytes) -> Result<u64, KvError> {
+        cpc_ports::check_payload(&payload)?;
         let name = channel.as_str();
         let message = Message { channel: name.to_owned(), payload };
         // The state lock is held while pushing, so a publish reaches exactly the subscriptions present when it

@@ -139,6 +139,7 @@ impl InMemorySessionStore {
 #[async_trait]
 impl SessionStore for InMemorySessionStore {
     async fn create_bytes(&self, data: Bytes, ttl: Duration) -> Result<SessionId, KvError> {
+        cpc_ports::check_payload(&data)?;
         let now = Instant::now();
         let expires_at = deadline(now, ttl)?;
         let mut state = self.lock();
@@ -149,6 +150,7 @@ impl SessionStore for InMemorySessionStore {
     }
 
     async fn insert_bytes(&self, id: &SessionId, data: Bytes, ttl: Duration) -> Result<bool, KvError> {
+        cpc_ports::check_payload(&data)?;
         let now = Instant::now();
         let expires_at = deadline(now, ttl)?;
         let mut state = self.lock();
@@ -165,6 +167,7 @@ impl SessionStore for InMemorySessionStore {
     }
 
     async fn save_bytes(&self, id: &SessionId, data: Bytes) -> Result<(), KvError> {
+        cpc_ports::check_payload(&data)?;
         let now = Instant::now();
         let mut state = self.lock();
         state.note_write(now);

@@ -86,10 +86,27 @@ impl std::fmt::Debug for PgBackend {
     }
 }
 
+/// Whether `host` is this machine: a Unix socket directory, `localhost`, or a loopback address.
+fn is_local(host: &str) -> bool {
+    host.starts_with('/')
+        || host.eq_ignore_ascii_case("localhost")
+        || host.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 impl PgBackend {
-    /// A backend for `config` (TLS set up per its `ssl_mode`).
+    /// A backend for `config` (TLS set up per its `ssl_mode`). Logs a warning when a server that is not on this
+    /// machine is reached with `sslmode` `disable` or `prefer` (libpq's default): `prefer` falls back to plain
+    /// text, so an attacker on the path can strip TLS and read or change every query.
     pub fn new(config: &DatabaseConfig) -> Result<Self, DatabaseError> {
         config.validate()?;
+        if !config.ssl_mode.verifies_or_requires() && !is_local(&config.host) {
+            tracing::warn!(
+                address = %config.address(),
+                sslmode = config.ssl_mode.as_str(),
+                "PostgreSQL on another machine without required TLS: sslmode=prefer can be downgraded to plain text \
+                 by anyone on the path; set sslmode=verify-full (or require)"
+            );
+        }
         let pg = config.to_tokio_postgres();
         let connector = match tls::client_config(config)? {
             None => Connector::Plain(PostgresConnectionManager::new(pg, NoTls)),

@@ -39,6 +39,11 @@ impl SslMode {
         })
     }
 
+    /// Whether the connection fails rather than run without TLS (`require`, `verify-ca`, `verify-full`).
+    pub const fn verifies_or_requires(self) -> bool {
+        matches!(self, Self::Require | Self::VerifyCa | Self::VerifyFull)
+    }
+
     /// libpq's spelling.
     pub const fn as_str(self) -> &'static str {
         match self {

@@ -201,6 +201,7 @@ impl JobQueue for PgJobQueue {
         payload: cpc_ports::Bytes,
         options: EnqueueOptions,
     ) -> Result<JobId, KvError> {
+        cpc_ports::check_payload(&payload)?;
         let max_attempts = i32::try_from(options.validate()?).unwrap_or(i32::MAX);
         let delay = millis(options.delay.unwrap_or_default(), "delay")?;
         let id = JobId::generate();

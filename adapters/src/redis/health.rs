@@ -1,4 +1,5 @@
-//! [`RedisHealthCheck`]: PING latency, server version and role.
+//! [`RedisHealthCheck`]: PING latency, server version and role, and whether the server may evict keys the lock
+//! and the job queue need.
 
 use std::time::Instant;
 
@@ -6,9 +7,13 @@ use cpc_ports::{HealthCheck, HealthReport, HealthStatus};
 
 use super::RedisManager;
 
-/// Checks Redis through the manager's shared connection: `PING` round trip, then `INFO server` and
-/// `INFO replication` for the version and role (on a cluster, `CLUSTER INFO` for its state: `Degraded` unless
-/// `ok`). Never fails: problems are an `Unhealthy` report.
+/// Checks Redis through the manager's shared connection: `PING` round trip, then `INFO server`,
+/// `INFO replication` and `INFO memory` for the version, role and eviction policy (on a cluster, `CLUSTER INFO`
+/// for its state: `Degraded` unless `ok`). Never fails: problems are an `Unhealthy` report.
+///
+/// `Degraded` when the server's `maxmemory-policy` is an `allkeys-*` one: under memory pressure it may evict keys
+/// without a TTL, which the lock's fencing counters and the job queue's keys are by design (a lost counter
+/// restarts fencing tokens; a lost stream loses jobs). `noeviction` or a `volatile-*` policy keeps them.
 #[derive(Debug, Clone)]
 pub struct RedisHealthCheck {
     manager: RedisManager,
@@ -65,7 +70,7 @@ impl HealthCheck for RedisHealthCheck {
             return self.cluster_details(report).await;
         }
         let mut info = redis::cmd("INFO");
-        info.arg("server").arg("replication");
+        info.arg("server").arg("replication").arg("memory");
         let report = match self.manager.query::<String>(&info, "info").await {
             Ok(text) => {
                 let mut r = report;
@@ -75,7 +80,20 @@ impl HealthCheck for RedisHealthCheck {
                 if let Some(role) = info_field(&text, "role") {
                     r = r.with_detail("role", role);
                 }
-                r
+                match info_field(&text, "maxmemory_policy") {
+                    Some(policy) if policy.starts_with("allkeys-") => HealthReport {
+                        status: HealthStatus::Degraded,
+                        ..r.with_detail("maxmemory_policy", &policy).with_detail(
+                            "reason",
+                            format!(
+                                "maxmemory-policy {policy} can evict keys without a TTL: lock fencing counters and \
+                                 job queues; use noeviction or a volatile-* policy"
+                            ),
+                        )
+                    },
+                    Some(policy) => r.with_detail("maxmemory_policy", policy),
+                    None => r,
+                }
             }
             Err(e) => HealthReport { status: HealthStatus::Degraded, ..report }.with_detail("error", e),
         };

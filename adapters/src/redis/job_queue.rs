@@ -341,6 +341,7 @@ impl JobQueue for RedisJobQueue {
         payload: Bytes,
         options: EnqueueOptions,
     ) -> Result<JobId, KvError> {
+        cpc_ports::check_payload(&payload)?;
         self.metrics
             .run(JobQueueOp::Enqueue, async {
                 let max_attempts = options.validate()?;

@@ -270,6 +270,7 @@ impl fmt::Debug for SessionManager {
 #[async_trait]
 impl SessionStore for SessionManager {
     async fn create_bytes(&self, data: Bytes, ttl: Duration) -> Result<SessionId, KvError> {
+        cpc_ports::check_payload(&data)?;
         self.metrics
             .run(SessionOp::Create, async {
                 let ttl = millis(ttl)?;
@@ -285,6 +286,7 @@ impl SessionStore for SessionManager {
     }
 
     async fn insert_bytes(&self, id: &SessionId, data: Bytes, ttl: Duration) -> Result<bool, KvError> {
+        cpc_ports::check_payload(&data)?;
         self.metrics.run(SessionOp::Insert, async { self.create_at(id, &data, millis(ttl)?).await }).await
     }
 
@@ -299,6 +301,7 @@ impl SessionStore for SessionManager {
     }
 
     async fn save_bytes(&self, id: &SessionId, data: Bytes) -> Result<(), KvError> {
+        cpc_ports::check_payload(&data)?;
         self.metrics
             .run(SessionOp::Save, async {
                 let mut invocation = SAVE.key(self.key(id));

@@ -52,6 +52,7 @@ macro_rules! job_queue_contract {
                 stats_count_pending_in_flight_delayed_and_dead,
                 typed_payloads_round_trip_through_the_codec,
                 invalid_arguments_are_validation_errors,
+                an_oversized_payload_is_too_large_and_nothing_is_enqueued,
             ] $(, $mode)?
         );
     };
@@ -364,4 +365,17 @@ pub async fn invalid_arguments_are_validation_errors<P: JobQueue + ?Sized>(port:
     let err = port.reserve(&q, Duration::ZERO).await.unwrap_err();
     assert!(matches!(err, KvError::Validation(_)), "zero visibility timeout: {err:?}");
     assert_eq!(take(port, &q, LONG).await.attempt, 1, "the refused reserve took nothing");
+}
+
+/// A payload over [`cpc_ports::MAX_PAYLOAD_BYTES`] is [`KvError::TooLarge`] and enqueues nothing.
+pub async fn an_oversized_payload_is_too_large_and_nothing_is_enqueued<P: JobQueue + ?Sized>(port: &P) {
+    let q = queue("an_oversized_payload_is_too_large_and_nothing_is_enqueued");
+    let oversized = bytes::Bytes::from(vec![7u8; cpc_ports::MAX_PAYLOAD_BYTES + 1]);
+    match port.enqueue_bytes(&q, oversized, EnqueueOptions::default()).await {
+        Err(KvError::TooLarge { size, max }) => {
+            assert_eq!((size, max), (cpc_ports::MAX_PAYLOAD_BYTES + 1, cpc_ports::MAX_PAYLOAD_BYTES));
+        }
+        other => panic!("an oversized payload must be TooLarge, got {other:?}"),
+    }
+    assert_empty(port, &q, "a refused enqueue stores nothing").await;
 }

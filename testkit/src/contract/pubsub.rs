@@ -46,6 +46,7 @@ macro_rules! pubsub_contract {
                 undecodable_payload_is_a_codec_error_and_the_stream_goes_on,
                 dropping_a_subscription_stops_delivery_to_it,
                 odd_channel_names_work,
+                an_oversized_message_is_too_large_and_nothing_is_sent,
                 $($pattern_case),+
             ] $(, $mode)?
         );
@@ -482,4 +483,21 @@ pub async fn pattern_subscriptions_are_refused_as_unsupported<P: PubSub + ?Sized
         Err(KvError::Unsupported { .. }) => {}
         other => panic!("a bus without patterns must refuse a pattern subscription as Unsupported, got {other:?}"),
     }
+}
+
+/// A message over [`cpc_ports::MAX_PAYLOAD_BYTES`] is [`KvError::TooLarge`] and reaches no subscriber: the next
+/// message a subscriber gets is the one published after it.
+pub async fn an_oversized_message_is_too_large_and_nothing_is_sent<P: PubSub + ?Sized>(bus: &P) {
+    let ch = channel("an_oversized_message_is_too_large_and_nothing_is_sent");
+    let mut sub = bus.subscribe_bytes(&ch).await.unwrap();
+    let oversized = Bytes::from(vec![7u8; cpc_ports::MAX_PAYLOAD_BYTES + 1]);
+    match bus.publish_bytes(&ch, oversized).await {
+        Err(KvError::TooLarge { size, max }) => {
+            assert_eq!((size, max), (cpc_ports::MAX_PAYLOAD_BYTES + 1, cpc_ports::MAX_PAYLOAD_BYTES));
+        }
+        other => panic!("an oversized message must be TooLarge, got {other:?}"),
+    }
+    publish_expecting(bus, &ch, b"after", 1).await;
+    let message = next_message(&mut sub, "the subscriber").await;
+    assert_eq!(message.payload, Bytes::from_static(b"after"), "the refused message was never sent");
 }

@@ -52,6 +52,7 @@ macro_rules! session_contract {
                 sessions_are_isolated_from_each_other,
                 foreign_bytes_are_a_codec_error_on_typed_load,
                 insert_stores_under_the_given_id_and_never_overwrites,
+                oversized_data_is_too_large_and_nothing_is_stored,
             ] $(, $mode)?
         );
     };
@@ -361,4 +362,24 @@ pub async fn insert_stores_under_the_given_id_and_never_overwrites<S: SessionSto
     assert!(store.destroy(&id).await.unwrap());
     assert!(store.insert_bytes(&id, data("insert", 4), LONG).await.unwrap(), "a destroyed id is free again");
     assert_eq!(store.load_bytes(&id).await.unwrap(), Some(data("insert", 4)));
+}
+
+/// Data over [`cpc_ports::MAX_PAYLOAD_BYTES`] is [`KvError::TooLarge`] for create, insert and save, and nothing
+/// is stored: no new session, and a saved one keeps its data.
+pub async fn oversized_data_is_too_large_and_nothing_is_stored<S: SessionStore + ?Sized>(store: &S) {
+    let oversized = Bytes::from(vec![7u8; cpc_ports::MAX_PAYLOAD_BYTES + 1]);
+    let too_large = |r: Result<(), KvError>, what: &str| match r {
+        Err(KvError::TooLarge { size, max }) => {
+            assert_eq!((size, max), (cpc_ports::MAX_PAYLOAD_BYTES + 1, cpc_ports::MAX_PAYLOAD_BYTES), "{what}");
+        }
+        other => panic!("{what} with oversized data must be TooLarge, got {other:?}"),
+    };
+    too_large(store.create_bytes(oversized.clone(), LONG).await.map(|_| ()), "create");
+    let id = SessionId::generate();
+    too_large(store.insert_bytes(&id, oversized.clone(), LONG).await.map(|_| ()), "insert");
+    assert_eq!(store.load_bytes(&id).await.unwrap(), None, "a refused insert stores nothing");
+    let kept = data("oversized_data_is_too_large_and_nothing_is_stored", 1);
+    let existing = store.create_bytes(kept.clone(), LONG).await.unwrap();
+    too_large(store.save_bytes(&existing, oversized).await, "save");
+    assert_eq!(store.load_bytes(&existing).await.unwrap(), Some(kept), "a refused save keeps the old data");
 }

@@ -211,6 +211,7 @@ impl PubSubManager {
 #[async_trait]
 impl PubSub for PubSubManager {
     async fn publish_bytes(&self, channel: &Channel, payload: Bytes) -> Result<u64, KvError> {
+        cpc_ports::check_payload(&payload)?;
         self.metrics
             .run(PubSubOp::Publish, async {
                 let mut cmd = redis::cmd(if self.manager.is_cluster() { "SPUBLISH" } else { "PUBLISH" });
