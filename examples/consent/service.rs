@@ -120,7 +120,8 @@ impl Consents {
             .eq(ConsentField::subject, subject.as_str())
             .eq(ConsentField::purpose, purpose.as_str())
             .is_null(ConsentField::revoked_at)
-            .offset(0, 1);
+            // Keyset from the start: one SELECT (offset paging would also count the matches).
+            .after(None, 1);
         let Some(active) = self.ports.consents.find_page(&query).await?.items.into_iter().next() else {
             return Ok(None);
         };
@@ -136,15 +137,20 @@ impl Consents {
         }
     }
 
-    /// `subject`'s active grants, by purpose: one repository query.
+    /// `subject`'s active grants, by purpose: one repository query (one SELECT). More than [`MAX_PURPOSES`] active
+    /// grants is an error rather than a silently shortened answer.
     pub async fn current(&self, subject: &str) -> Result<Vec<Consent>, ConsentError> {
         let subject = text("subject", subject, 200)?;
         let query = Query::new()
             .eq(ConsentField::subject, subject.as_str())
             .is_null(ConsentField::revoked_at)
             .asc(ConsentField::purpose)
-            .offset(0, MAX_PURPOSES);
-        Ok(self.ports.consents.find_page(&query).await?.items)
+            .after(None, MAX_PURPOSES);
+        let page = self.ports.consents.find_page(&query).await?;
+        if page.next_cursor.is_some() {
+            return Err(ValidationError::new("subject", "holds more active grants than MAX_PURPOSES (1000)").into());
+        }
+        Ok(page.items)
     }
 
     /// One page of `subject`'s grants, active and revoked, newest grant first; pass the page's `next_cursor` back

@@ -43,7 +43,7 @@ fn is_active_lookup(q: &Query<ConsentField>, subject: &str, purpose: &str) -> bo
             Filter::Eq(ConsentField::purpose, text(purpose)),
             Filter::IsNull(ConsentField::revoked_at),
         ]
-        && q.page == PageRequest::Offset { offset: 0, limit: 1 }
+        && q.page == PageRequest::Keyset { after: None, limit: 1 }
 }
 
 #[tokio::test]
@@ -159,6 +159,7 @@ async fn the_current_state_is_one_query() {
         .withf(|q| {
             q.filters == [Filter::Eq(ConsentField::subject, text("ada")), Filter::IsNull(ConsentField::revoked_at)]
                 && q.sort == [Sort { field: ConsentField::purpose, direction: Direction::Asc }]
+                && q.page == PageRequest::Keyset { after: None, limit: crate::service::MAX_PURPOSES }
         })
         .times(1)
         .returning(move |_| Ok(page(rows.clone())));
@@ -192,4 +193,16 @@ async fn a_lost_database_is_unavailable() {
         .returning(|_| Err(RepoError::Unavailable { backend: "postgres", reason: "connection reset".into() }));
     let err = service(repo).current("ada").await.unwrap_err();
     assert!(matches!(err, ConsentError::Unavailable(ref m) if m.contains("connection reset")), "{err:?}");
+}
+
+#[tokio::test]
+async fn more_active_grants_than_the_limit_is_an_error_not_a_short_answer() {
+    let mut repo = MockRepository::<Consent>::new();
+    repo.expect_find_page().times(1).returning(|_| {
+        let mut more = page(vec![grant_of("ada", "analytics")]);
+        more.next_cursor = Some(cpc_data::ports::Cursor::from_string("more"));
+        Ok(more)
+    });
+    let err = service(repo).current("ada").await.unwrap_err();
+    assert!(matches!(err, ConsentError::Invalid(v) if v.field == "subject"), "a truncated state is never returned");
 }
