@@ -1,5 +1,5 @@
-//! Every key the Redis adapters write carries a TTL, except the lock fencing counters (the documented exception):
-//! a burst of every adapter's writes under one namespace, then a `SCAN` of that namespace.
+//! Every key the Redis adapters write carries a TTL, the lock fencing counters included (kept a day after their
+//! lock's last use): a burst of every adapter's writes under one namespace, then a `SCAN` of that namespace.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(feature = "redis")]
 
@@ -11,7 +11,7 @@ use common::redis::shared_manager;
 use std::time::Duration;
 
 use cpc_adapters::redis::{
-    CacheManager, DistributedLock, PubSubManager, RedisManager, RedisRateLimiter, SessionManager,
+    CacheManager, DEFAULT_FENCE_TTL, DistributedLock, PubSubManager, RedisManager, RedisRateLimiter, SessionManager,
 };
 use cpc_ports::{
     Bytes, Cache, CacheKey, Channel, Lock, LockKey, PubSub, RateLimitKey, RateLimitPolicy, RateLimiter, SessionStore,
@@ -86,7 +86,7 @@ async fn burst(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_key_lives_without_a_ttl_except_the_lock_fencing_counters() {
+async fn no_key_lives_without_a_ttl() {
     let m = shared_manager("key-ttls").await;
     let cache = CacheManager::new(m.clone(), Duration::from_secs(60)).with_ttl_jitter(0.2);
     let lock = DistributedLock::new(m.clone());
@@ -101,12 +101,16 @@ async fn no_key_lives_without_a_ttl_except_the_lock_fencing_counters() {
     let keys = keys_of(&m).await;
     let mut conn = m.connection();
     let (mut offenders, mut fences, mut with_ttl) = (Vec::new(), 0, 0);
+    let day_ms = i64::try_from(DEFAULT_FENCE_TTL.as_millis()).unwrap();
     for key in &keys {
         let pttl: i64 = redis::cmd("PTTL").arg(key).query_async(&mut conn).await.unwrap();
         match pttl {
-            -1 if key.ends_with(":fence") && key.contains("{lock:") => fences += 1,
             -1 => offenders.push(key.clone()),
             -2 => {} // expired or deleted since the scan
+            ttl if key.ends_with(":fence") && key.contains("{lock:") => {
+                assert!(ttl > day_ms - 60_000 && ttl <= day_ms, "a fencing counter is kept a day: {key} {ttl}");
+                fences += 1;
+            }
             _ => with_ttl += 1,
         }
     }
@@ -114,18 +118,7 @@ async fn no_key_lives_without_a_ttl_except_the_lock_fencing_counters() {
     // 3 fencing counters, 2 rate-limit keys, 1 session (the cycled one; the destroyed one is gone).
     assert_eq!(fences, 3 * tasks as usize, "one fencing counter per lock name; keys: {keys:#?}");
     assert_eq!(with_ttl, 10 * tasks as usize, "keys with a TTL: {keys:#?}");
-    assert!(offenders.is_empty(), "keys without a TTL (neither a lock fencing counter): {offenders:#?}");
-
-    // With a fence TTL, the counters expire too: then nothing at all is left without a TTL.
-    let bounded = DistributedLock::new(m.clone()).with_fence_ttl(Duration::from_secs(60));
-    let lease = bounded.try_acquire(&LockKey::new("bounded").unwrap(), Duration::from_secs(5)).await.unwrap().unwrap();
-    bounded.release(lease).await.unwrap();
-    let fence: i64 = redis::cmd("PTTL")
-        .arg(bounded.fence_key_name(&LockKey::new("bounded").unwrap()))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    assert!(fence > 0, "a fencing counter with with_fence_ttl must expire, PTTL {fence}");
+    assert!(offenders.is_empty(), "keys without a TTL: {offenders:#?}");
 
     for batch in keys_of(&m).await.chunks(500) {
         let _: i64 = redis::cmd("UNLINK").arg(batch).query_async(&mut conn).await.unwrap();

@@ -11,7 +11,7 @@ use common::redis::shared_manager;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cpc_adapters::redis::{DistributedLock, RedisConfig, RedisManager};
+use cpc_adapters::redis::{DEFAULT_FENCE_TTL, DistributedLock, RedisConfig, RedisManager};
 use cpc_ports::{KvError, Lock, LockKey};
 use cpc_testkit::harness::PrivateRedis;
 
@@ -51,10 +51,10 @@ async fn get(manager: &RedisManager, key: &str) -> Option<String> {
     manager.query(redis::cmd("GET").arg(key), "get").await.unwrap()
 }
 
-/// The lock key carries the lease as its TTL; by default the fencing counter has none (the documented
-/// exception), and the two share a hash tag.
+/// The lock key carries the lease as its TTL; by default the fencing counter is kept a day after the lock's
+/// last use, and the two share a hash tag.
 #[tokio::test]
-async fn the_lock_key_expires_and_the_fencing_counter_does_not() {
+async fn the_lock_key_expires_with_the_lease_and_the_fencing_counter_after_a_day() {
     let manager = shared_manager("lock-keys").await;
     let lock = DistributedLock::new(manager.clone());
     let k = key("orders:42");
@@ -73,7 +73,11 @@ async fn the_lock_key_expires_and_the_fencing_counter_does_not() {
     let fence_ttl = pttl(&manager, &fence_key).await;
     assert_eq!(get(&manager, &fence_key).await, Some(lease.token.0.to_string()));
     let _: i64 = manager.query(redis::cmd("DEL").arg(&fence_key).arg(&lock_key), "cleanup").await.unwrap();
-    assert_eq!(fence_ttl, -1, "by default the fencing counter never expires");
+    let day_ms = i64::try_from(DEFAULT_FENCE_TTL.as_millis()).unwrap();
+    assert!(
+        fence_ttl > day_ms - 60_000 && fence_ttl <= day_ms,
+        "by default the fencing counter is kept a day: {fence_ttl}"
+    );
 }
 
 /// With `with_fence_ttl`, the counter expires, but never before the lease: acquisitions and extensions push its
@@ -90,10 +94,10 @@ async fn a_fence_ttl_always_outlives_the_lease() {
     let lease = lock.extend(&lease, Duration::from_secs(6)).await.unwrap();
     let ttl = pttl(&manager, &fence_key).await;
     assert!(ttl > 5500 && ttl <= 6000, "extending pushes the counter's TTL too: {ttl}");
-    lock.release(lease).await.unwrap();
+    lock.release(lease.clone()).await.unwrap();
     let long = DistributedLock::new(manager.clone()).with_fence_ttl(Duration::from_secs(60));
-    let lease = long.try_acquire(&k, Duration::from_secs(1)).await.unwrap().unwrap();
-    assert_eq!(lease.token.0, 2, "the counter kept counting");
+    let next = long.try_acquire(&k, Duration::from_secs(1)).await.unwrap().unwrap();
+    assert!(next.token > lease.token, "the counter kept counting");
     let ttl = pttl(&manager, &fence_key).await;
     assert!(ttl > 59_000 && ttl <= 60_000, "the fence TTL when longer than the lease: {ttl}");
 }

@@ -9,9 +9,9 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use common::fencing::{AcquisitionLog, FencedStore};
 use common::redis::shared_manager;
 use cpc_adapters::pool::{DatabaseError, PoolConfig, PoolFactory};
 use cpc_adapters::postgres::{DatabaseConfig, PgPool};
@@ -127,42 +127,33 @@ async fn increment_both(manager: &RedisManager, pool: &PgPool) {
     conn.execute("UPDATE counter SET n = $1", &[&(n + 1)]).await.unwrap();
 }
 
-/// Leases deliberately shorter than the work (20 ms leases, 30-110 ms of work), so holders overlap. The store keeps
-/// the highest fencing token it has accepted and refuses a write carrying a lower one: no write from a holder
-/// whose lock was taken over after it is ever accepted, and overlapping holders did happen.
+/// Leases deliberately shorter than the work (20 ms leases, 30-110 ms of work), so holders overlap; the store
+/// refuses a write whose token is not above the last accepted one (`common::fencing`). Asserted, independently of
+/// the store: every acquisition that answered before another was sent has the smaller token (a lock handing out
+/// equal, decreasing or random tokens fails this), and a holder that nobody can have overtaken before its write
+/// finished has that write accepted; and overlapping holders did happen (some writes were refused).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fencing_tokens_let_the_store_refuse_every_stale_write() {
     let manager = shared_manager("rel-fencing").await;
     let db = TestDatabase::create().await;
-    let pool = pg_pool(&db, PoolConfig::default().max_connections(8)).await;
-    pool.get()
-        .await
-        .unwrap()
-        .batch_execute(
-            "CREATE TABLE fenced (token BIGINT NOT NULL, writes BIGINT NOT NULL); INSERT INTO fenced VALUES (0, 0)",
-        )
-        .await
-        .unwrap();
+    let store = Arc::new(FencedStore::create(pg_pool(&db, PoolConfig::default().max_connections(8)).await).await);
     let lock = Arc::new(DistributedLock::new(manager.clone()));
-    let (accepted, refused) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let log = Arc::new(AcquisitionLog::default());
+    let writes = Arc::new(std::sync::Mutex::new(Vec::new()));
     let workers: Vec<_> = (0..8u64)
         .map(|w| {
-            let (lock, pool, accepted, refused) = (lock.clone(), pool.clone(), accepted.clone(), refused.clone());
+            let (lock, store, log, writes) = (lock.clone(), store.clone(), log.clone(), writes.clone());
             tokio::spawn(async move {
                 let key = LockKey::new("fenced").unwrap();
                 for i in 0..10u64 {
-                    let lease = lock.acquire(&key, Duration::from_millis(20), Duration::from_secs(10)).await.unwrap();
+                    let lease = log.take(&*lock, &key, Duration::from_millis(20), Duration::from_secs(20)).await;
+                    let lease = lease.expect("the lock is taken within 20 s");
+                    let taken = *log.all().iter().find(|a| a.token == lease.token.0).unwrap();
                     // 30-110 ms of work: it outlives the 20 ms lease, and a holder may finish after the ones
                     // that took the lock over from it.
                     tokio::time::sleep(Duration::from_millis(30 + (w * 7 + i * 13) % 9 * 10)).await;
-                    let token = i64::try_from(lease.token.0).unwrap();
-                    let conn = pool.get().await.unwrap();
-                    let changed = conn
-                        .execute("UPDATE fenced SET token = $1, writes = writes + 1 WHERE token < $1", &[&token])
-                        .await
-                        .unwrap();
-                    let outcome = if changed == 1 { &accepted } else { &refused };
-                    outcome.fetch_add(1, Ordering::Relaxed);
+                    let accepted = store.write(lease.token.0).await;
+                    writes.lock().unwrap().push((taken, Instant::now(), accepted));
                     let _ = lock.release(lease).await; // usually lost already: that is the point
                 }
             })
@@ -171,14 +162,21 @@ async fn fencing_tokens_let_the_store_refuse_every_stale_write() {
     for w in workers {
         w.await.unwrap();
     }
-    let (accepted, refused) = (accepted.load(Ordering::Relaxed), refused.load(Ordering::Relaxed));
-    let row = pool.get().await.unwrap().query_one("SELECT token, writes FROM fenced", &[]).await.unwrap();
-    let (last_token, writes): (i64, i64) = (row.get(0), row.get(1));
-    assert_eq!(accepted + refused, 80);
-    assert_eq!(u64::try_from(writes).unwrap(), accepted, "every accepted write carried a newer token");
+    let compared = log.assert_tokens_grow();
+    let all = log.all();
+    let writes = writes.lock().unwrap().clone();
+    for (me, done, accepted) in &writes {
+        let overtaken = all.iter().any(|b| b.token != me.token && b.answered >= me.sent && b.sent <= *done);
+        assert!(accepted | overtaken, "token {} was refused though no holder can have come after it", me.token);
+    }
+    let accepted = writes.iter().filter(|w| w.2).count() as u64;
+    let refused = writes.len() as u64 - accepted;
+    let (_, stored_writes) = store.state().await;
+    assert_eq!(writes.len(), 80);
+    assert_eq!(stored_writes, accepted);
+    assert!(compared >= 80 * 79 / 4, "the order check compared {compared} pairs of the 80 acquisitions");
     assert!(refused > 0, "holders overlapped, and the late ones were refused: accepted {accepted}, refused {refused}");
-    assert!(last_token >= 80, "tokens grew across expired leases: last {last_token}");
-    eprintln!("fencing: {accepted} writes accepted, {refused} stale writes refused, 0 stale accepted");
+    eprintln!("fencing: {accepted} writes accepted, {refused} stale writes refused; {compared} ordered pairs compared");
 }
 
 /// 64 concurrent clients send 5 checks each (320) against a limit of 100: exactly 100 are allowed, for both

@@ -12,18 +12,24 @@ use tokio::time::Instant;
 
 /// The fewest acquisitions between two sweeps of expired leases.
 const SWEEP_MIN_ACQUISITIONS: usize = 128;
+/// A sweep forgets the fencing counter of a key nobody holds once the clock is this far past its last token
+/// (microseconds): the next token, taken from the clock, is then still greater. The margin covers small steps
+/// back of the system clock.
+const FORGET_AFTER_MICROS: u64 = 60_000_000;
 
 /// A [`Lock`] in process memory that behaves like a Redis lock (`SET key owner NX PX ttl` plus compare-and-delete
 /// scripts): leases expire on tokio's clock (so tests can `tokio::time::pause()` and `advance()`), each holder has
 /// a random owner id, and every acquisition of a key gets a fencing token greater than all earlier ones for that
-/// key, across releases and expiries.
+/// key, across releases and expiries: one more than the last, and never less than the system clock in
+/// microseconds since the Unix epoch, as the Redis locks do.
 ///
 /// [`Lock::acquire`] sleeps until the lock is released (woken by a [`Notify`]) or the current lease runs out,
 /// whichever comes first, and gives up with [`KvError::Timeout`] when its wait is over.
 ///
 /// Expired leases are removed lazily when touched and by a sweep after every `max(128, held locks)`
-/// acquisitions. The per-key fencing counters are kept for the life of the value (one integer per key ever
-/// locked), as they must be for tokens to keep growing after a lease is purged.
+/// acquisitions. The sweep also forgets the fencing counter of a key nobody holds once the clock is a minute
+/// past its last token (the next token, from the clock, is greater anyway), so memory stays bounded by the
+/// keys locked in the last minute.
 pub struct InMemoryLock {
     state: Mutex<State>,
     released: Notify,
@@ -66,6 +72,9 @@ impl State {
         self.acquisitions_since_sweep += 1;
         if self.acquisitions_since_sweep >= self.held_after_sweep.max(SWEEP_MIN_ACQUISITIONS) {
             self.holders.retain(|_, h| h.is_live(now));
+            let forget_before = clock_micros().saturating_sub(FORGET_AFTER_MICROS);
+            let holders = &self.holders;
+            self.last_tokens.retain(|key, token| *token >= forget_before || holders.contains_key(key));
             self.acquisitions_since_sweep = 0;
             self.held_after_sweep = self.holders.len();
         }
@@ -104,12 +113,20 @@ impl InMemoryLock {
         }
         let last = state.last_tokens.entry(key.as_str().to_owned()).or_insert(0);
         let token = last.checked_add(1).ok_or_else(|| KvError::backend("memory", "fencing tokens exhausted"))?;
+        let token = token.max(clock_micros());
         *last = token;
         let owner = uuid::Uuid::new_v4().to_string();
         state.holders.insert(key.as_str().to_owned(), Holder { owner: owner.clone(), expires_at });
         state.sweep_if_due(now);
         Ok(Attempt::Taken(LockLease { key: key.clone(), owner, token: FencingToken(token), ttl }))
     }
+}
+
+/// The system clock in microseconds since the Unix epoch (0 before it): the floor of fencing tokens.
+fn clock_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
 /// When a lease of `ttl` taken at `now` ends; a zero or unrepresentable `ttl` is a validation error.
@@ -195,5 +212,26 @@ impl Lock for InMemoryLock {
     async fn is_held(&self, lease: &LockLease) -> Result<bool, KvError> {
         let now = Instant::now();
         Ok(self.lock().owned_by(lease.key.as_str(), &lease.owner, now).is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sweep_forgets_only_counters_the_clock_has_passed_and_keys_nobody_holds() {
+        let now = Instant::now();
+        let mut state = State::default();
+        let far_future = now + Duration::from_secs(3600);
+        state.last_tokens.insert("old".into(), 5);
+        state.last_tokens.insert("old-but-held".into(), 6);
+        state.holders.insert("old-but-held".into(), Holder { owner: "o".into(), expires_at: far_future });
+        state.last_tokens.insert("recent".into(), clock_micros());
+        state.acquisitions_since_sweep = SWEEP_MIN_ACQUISITIONS;
+        state.sweep_if_due(now);
+        let mut kept: Vec<&str> = state.last_tokens.keys().map(String::as_str).collect();
+        kept.sort_unstable();
+        assert_eq!(kept, ["old-but-held", "recent"]);
     }
 }

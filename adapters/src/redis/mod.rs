@@ -26,8 +26,8 @@ pub use connection::RedisConnection;
 pub use health::RedisHealthCheck;
 pub use job_queue::RedisJobQueue;
 pub use lock::{
-    DEFAULT_CLOCK_DRIFT_FACTOR, DEFAULT_CLOCK_DRIFT_FLOOR, DEFAULT_NODE_TIMEOUT, DistributedLock, KeyedLock, LockGuard,
-    Redlock, RedlockConfig, RedlockConfigBuilder,
+    DEFAULT_CLOCK_DRIFT_FACTOR, DEFAULT_CLOCK_DRIFT_FLOOR, DEFAULT_FENCE_TTL, DEFAULT_NODE_TIMEOUT, DistributedLock,
+    KeyedLock, LockGuard, Redlock, RedlockConfig, RedlockConfigBuilder,
 };
 pub use manager::{ExclusiveBackend, ExclusiveConnection, RedisManager, TrackedRedisConnection};
 pub use pubsub::{DEFAULT_SUBSCRIPTION_BUFFER, PubSubManager};

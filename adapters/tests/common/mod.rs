@@ -1,5 +1,7 @@
 //! Helpers shared by several integration test files.
 
+#[cfg(all(feature = "postgres", feature = "redis"))]
+pub mod fencing;
 #[cfg(feature = "tower")]
 pub mod http;
 pub mod recorded;

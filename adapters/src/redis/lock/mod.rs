@@ -41,11 +41,17 @@ const INITIAL_BACKOFF: Duration = Duration::from_millis(5);
 const MAX_BACKOFF: Duration = Duration::from_millis(100);
 /// The longest lease accepted, in milliseconds: far beyond any real use, and well inside what `PX` accepts.
 const MAX_LEASE_MS: u64 = 1 << 50;
+/// How long a fencing counter is kept after the last acquisition or extension of its lock, unless changed with
+/// [`DistributedLock::with_fence_ttl`] / [`Redlock::with_fence_ttl`].
+pub const DEFAULT_FENCE_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// A distributed lock on Redis (the seeds' `DistributedLock`), implementing [`Lock`].
 ///
-/// * Acquire: one Lua script runs `SET <lock> <owner> NX PX <ttl>` and, when that succeeds, `INCR <fence>`, so
-///   every acquisition of a key gets a fencing token greater than all earlier ones. The owner is a random UUID
+/// * Acquire: one Lua script runs `SET <lock> <owner> NX PX <ttl>` and, when that succeeds, issues the fencing
+///   token: one more than the key's counter, and never less than the server's clock in microseconds since the
+///   Unix epoch. So every acquisition of a key gets a token greater than all earlier ones, also after the
+///   counter expired or Redis restarted without persistence (the counter then starts again from the clock,
+///   above every token issued before, instead of from 1). The owner is a random UUID
 ///   v4 (122 random bits), so only the acquisition that set it can extend or release the lock.
 /// * Release and extend: Lua compare-and-act scripts (`if GET == owner then DEL / PEXPIRE`), so a holder whose
 ///   lease expired can never delete or extend the next holder's lock; it gets [`KvError::LeaseLost`] instead.
@@ -59,9 +65,14 @@ const MAX_LEASE_MS: u64 = 1 << 50;
 ///
 /// Keys: the lock of `key` is stored as `<namespace>{lock:<key>}` (with a TTL, the lease) and its fencing
 /// counter as `<namespace>{lock:<key>}:fence`. The hash tag puts both in one cluster slot, as the acquire script
-/// needs (keep `{}` out of the namespace). **The fencing counter has no TTL** by default, the one documented
-/// exception to "every key expires": it must outlive every lease so that tokens only grow; it costs one integer
-/// per lock name ever used. [`DistributedLock::with_fence_ttl`] bounds that, at a price stated there.
+/// needs (keep `{}` out of the namespace). The counter expires [`DEFAULT_FENCE_TTL`] (a day) after its lock was
+/// last acquired or extended, so lock names no longer used leave nothing behind.
+///
+/// What the tokens rely on: the server's clock does not step back further than the counter's TTL covers
+/// (within a day a counter still holds the last token, whatever the clock says), and, across a failover or a
+/// restart that loses the counter, the new server's clock is not behind the old one by more than the time
+/// between two acquisitions of the key. An ordinary NTP-synchronised server meets both by many orders of
+/// magnitude.
 ///
 /// If a command's outcome is unknown (a response timeout or a dropped connection during acquire), the lock may
 /// have been taken for an owner nobody knows; a best-effort release for that owner is spawned, and failing
@@ -72,7 +83,7 @@ const MAX_LEASE_MS: u64 = 1 << 50;
 pub struct DistributedLock {
     manager: RedisManager,
     released: Arc<Notify>,
-    fence_ttl: Option<Duration>,
+    fence_ttl: Duration,
     metrics: Arc<Instruments<LockOp>>,
 }
 
@@ -96,16 +107,20 @@ enum Attempt {
 impl DistributedLock {
     /// A lock service over `manager`'s shared connection.
     pub fn new(manager: RedisManager) -> Self {
-        Self { manager, released: Arc::new(Notify::new()), fence_ttl: None, metrics: Instruments::new("lock") }
+        Self {
+            manager,
+            released: Arc::new(Notify::new()),
+            fence_ttl: DEFAULT_FENCE_TTL,
+            metrics: Instruments::new("lock"),
+        }
     }
 
-    /// Gives each fencing counter a TTL of `ttl` (never less than the lease), renewed by every acquisition and
-    /// extension, so the counters of lock names no longer used disappear. The price: tokens only grow while a
-    /// lock is acquired at least once per `ttl`; after a longer pause its tokens start again from 1, so pick a
-    /// `ttl` far longer than any protected resource remembers tokens (days), or keep the default (no TTL). A zero
-    /// `ttl` counts as 1 ms.
+    /// Keeps each fencing counter for `ttl` after its lock was last acquired or extended (never less than the
+    /// lease; a zero `ttl` counts as 1 ms) instead of [`DEFAULT_FENCE_TTL`]. Tokens keep growing whatever the
+    /// TTL, since a missing counter starts again from the server's clock; a longer TTL only widens the margin
+    /// for a server clock that steps back (see the type's docs).
     pub fn with_fence_ttl(mut self, ttl: Duration) -> Self {
-        self.fence_ttl = Some(ttl);
+        self.fence_ttl = ttl;
         self
     }
 
@@ -121,7 +136,7 @@ impl DistributedLock {
         self.manager.key(&format!("{{lock:{}}}", key.as_str()))
     }
 
-    /// The Redis key holding the fencing counter of `key` (no TTL; see the type's docs).
+    /// The Redis key holding the fencing counter of `key` (see the type's docs).
     pub fn fence_key_name(&self, key: &LockKey) -> String {
         format!("{}:fence", self.lock_key_name(key))
     }
@@ -141,10 +156,8 @@ impl DistributedLock {
         })
     }
 
-    /// The fencing counter's TTL for a lease of `lease_ms`: at least the lease; 0 for none.
     fn fence_millis(&self, lease_ms: u64) -> u64 {
-        self.fence_ttl
-            .map_or(0, |f| lease_ms.max(lease_millis(f.max(Duration::from_millis(1))).unwrap_or(MAX_LEASE_MS)))
+        fence_millis(self.fence_ttl, lease_ms)
     }
 
     fn timeout(&self) -> Duration {
@@ -272,6 +285,12 @@ fn lease_millis(ttl: Duration) -> Result<u64, KvError> {
         return Err(KvError::invalid("ttl", "is too large"));
     }
     u64::try_from(ms).map_err(|_| KvError::invalid("ttl", "is too large"))
+}
+
+/// The fencing counter's TTL in ms for a lease of `lease_ms`: `fence_ttl`, at least 1 ms and never less than
+/// the lease.
+fn fence_millis(fence_ttl: Duration, lease_ms: u64) -> u64 {
+    lease_ms.max(lease_millis(fence_ttl.max(Duration::from_millis(1))).unwrap_or(MAX_LEASE_MS))
 }
 
 fn lease_lost(lease: &LockLease) -> KvError {

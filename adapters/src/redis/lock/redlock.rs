@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use super::redlock_config::{RedlockConfig, quorum};
 use super::scripts::{ACQUIRE_SCRIPT, EXTEND_SCRIPT, RAISE_FENCE_SCRIPT, RELEASE_SCRIPT};
-use super::{LockOp, lease_lost, lease_millis, owner_token, retry_until_taken};
+use super::{DEFAULT_FENCE_TTL, LockOp, fence_millis, lease_lost, lease_millis, owner_token, retry_until_taken};
 use crate::redis::error::classify;
 use crate::redis::metrics::Instruments;
 use crate::redis::{RedisConfig, RedisManager};
@@ -43,21 +43,25 @@ const RECONNECT_PAUSE: Duration = Duration::from_secs(1);
 ///
 /// # Fencing tokens
 ///
-/// Each node keeps its own fencing counter per lock, incremented by every acquisition that takes that node. The
+/// Each node keeps its own fencing counter per lock, advanced by every acquisition that takes that node: one
+/// more than before, and never less than the acquiring process's clock in microseconds, which it sends to every
+/// node alike (so counters that agreed before still agree after). The
 /// token of an acquisition is the **largest** counter among the nodes that said yes. Before the lock is handed
 /// out, every node of the quorum whose counter is lower is raised to that token (one more round trip, only when
 /// the counters differ, i.e. after some node was down or lost a race). So when an acquisition `A` returns with
 /// token `t`, a quorum of nodes has a counter `>= t`. A later acquisition `B` needs a quorum too, and any two
 /// quorums of the same N nodes share at least one node; on that node `B`'s `SET NX` can only succeed after `A`'s
-/// key left it, and its `INCR` then yields more than `t`. `B`'s token, the maximum over its quorum, is therefore
-/// greater than `t`: tokens grow strictly across acquisitions, releases and expiries, as the port requires. (A
-/// counter that is lost, e.g. a node restarted without persistence, only weakens this if a quorum of nodes lose
-/// theirs; keep the fencing counters persistent or [`Redlock::with_fence_ttl`] far longer than your leases.)
+/// key left it, and its counter then yields more than `t`. `B`'s token, the maximum over its quorum, is
+/// therefore greater than `t`: tokens grow strictly across acquisitions, releases and expiries, as the port
+/// requires. A node that lost its counter (expired, or restarted without persistence) starts again from the
+/// clock, above the tokens issued before it; this relies on the clocks of the processes taking the lock agreeing
+/// to within the time between two acquisitions of the key, and matters only when a quorum of nodes lost it.
 ///
 /// # Keys
 ///
 /// The same layout as `DistributedLock` on every node: `<namespace>{lock:<key>}` (value: owner, TTL: lease) and
-/// `<namespace>{lock:<key>}:fence` (the counter, no TTL by default).
+/// `<namespace>{lock:<key>}:fence` (the counter, kept [`DEFAULT_FENCE_TTL`](super::DEFAULT_FENCE_TTL) after its
+/// last use).
 ///
 /// # Nodes that are down
 ///
@@ -73,7 +77,7 @@ pub struct Redlock {
     node_timeout: Duration,
     drift_factor: f64,
     drift_floor: Duration,
-    fence_ttl: Option<Duration>,
+    fence_ttl: Duration,
     released: Arc<Notify>,
     metrics: Arc<Instruments<LockOp>>,
 }
@@ -184,18 +188,18 @@ impl Redlock {
             node_timeout: config.node_timeout,
             drift_factor: config.clock_drift_factor,
             drift_floor: config.clock_drift_floor,
-            fence_ttl: None,
+            fence_ttl: DEFAULT_FENCE_TTL,
             released: Arc::new(Notify::new()),
             metrics: Instruments::new("redlock"),
         }
     }
 
-    /// Gives each node's fencing counters a TTL, as [`DistributedLock::with_fence_ttl`] does (same price: after
-    /// a pause longer than `ttl`, tokens start again from 1).
+    /// Keeps each node's fencing counters for `ttl` after the last acquisition or extension, as
+    /// [`DistributedLock::with_fence_ttl`] does (default [`DEFAULT_FENCE_TTL`](super::DEFAULT_FENCE_TTL)).
     ///
     /// [`DistributedLock::with_fence_ttl`]: super::DistributedLock::with_fence_ttl
     pub fn with_fence_ttl(mut self, ttl: Duration) -> Self {
-        self.fence_ttl = Some(ttl);
+        self.fence_ttl = ttl;
         self
     }
 
@@ -251,7 +255,7 @@ impl Redlock {
     }
 
     fn fence_millis(&self, lease_ms: u64) -> u64 {
-        self.fence_ttl.map_or(0, |f| lease_ms.max(lease_millis(f.max(Duration::from_millis(1))).unwrap_or(u64::MAX)))
+        fence_millis(self.fence_ttl, lease_ms)
     }
 
     /// Runs `call` on `node`'s shared connection within the per-node timeout.
@@ -307,10 +311,11 @@ impl Redlock {
         let ttl_ms = self.lease_millis(ttl)?;
         let fence_ms = self.fence_millis(ttl_ms);
         let owner = owner_token();
+        let clock = clock_micros();
         let sent = Instant::now();
         let votes = join_all(self.nodes.iter().map(|node| {
             let mut invocation = ACQUIRE_SCRIPT.key(node.lock_key(key));
-            invocation.key(node.fence_key(key)).arg(&owner).arg(ttl_ms).arg(fence_ms);
+            invocation.key(node.fence_key(key)).arg(&owner).arg(ttl_ms).arg(fence_ms).arg(clock);
             self.on_node(node, "acquire lock", move |mut conn| async move {
                 invocation.invoke_async::<(i64, i64)>(&mut conn).await
             })
@@ -335,7 +340,7 @@ impl Redlock {
             })
             .collect();
         if taken.len() >= self.quorum
-            && let Some(token) = self.confirm_token(key, &owner, &taken).await
+            && let Some(token) = self.confirm_token(key, &owner, &taken, fence_ms).await
             && let Some(validity) = self.validity(ttl, sent.elapsed())
         {
             let lease = LockLease { key: key.clone(), owner, token: FencingToken(token), ttl };
@@ -360,7 +365,7 @@ impl Redlock {
     /// The token of an acquisition that `taken` nodes granted (index, their counter): the largest counter,
     /// once a quorum of nodes holds a counter at least that large (see "Fencing tokens"). `None` if fewer
     /// than a quorum could be brought there while still holding the lock.
-    async fn confirm_token(&self, key: &LockKey, owner: &str, taken: &[(usize, u64)]) -> Option<u64> {
+    async fn confirm_token(&self, key: &LockKey, owner: &str, taken: &[(usize, u64)], fence_ms: u64) -> Option<u64> {
         let token = taken.iter().map(|(_, t)| *t).max()?;
         let at_max = taken.iter().filter(|(_, t)| *t == token).count();
         if at_max >= self.quorum {
@@ -369,7 +374,7 @@ impl Redlock {
         let raised = join_all(taken.iter().filter(|(_, t)| *t < token).map(|(i, _)| {
             let node = &self.nodes[*i];
             let mut invocation = RAISE_FENCE_SCRIPT.key(node.lock_key(key));
-            invocation.key(node.fence_key(key)).arg(owner).arg(token);
+            invocation.key(node.fence_key(key)).arg(owner).arg(token).arg(fence_ms);
             self.on_node(node, "acquire lock", move |mut conn| async move {
                 invocation.invoke_async::<i64>(&mut conn).await
             })
@@ -495,6 +500,15 @@ impl Lock for Redlock {
             })
             .await
     }
+}
+
+/// This process's clock in microseconds since the Unix epoch: the floor of the fencing tokens of one acquisition,
+/// sent to every node (see "Fencing tokens"). A clock before 1970 counts as 0 (the counters alone then order
+/// the tokens).
+fn clock_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]
