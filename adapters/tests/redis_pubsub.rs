@@ -194,6 +194,56 @@ async fn a_slow_subscriber_keeps_a_bounded_buffer_then_reads_lagged_and_newer_me
     assert_eq!(bus.buffered_messages(), 0);
 }
 
+/// Publishes `payloads` on `ch`, then a marker on a second subscription: messages of one connection arrive in
+/// order, so once the marker is read every payload before it was routed to the subscription queues.
+async fn publish_and_settle(bus: &PubSubManager, ch: &Channel, payloads: impl IntoIterator<Item = Bytes>) {
+    let mut marker = bus.subscribe_bytes(&channel("settled")).await.unwrap();
+    for payload in payloads {
+        assert_eq!(bus.publish_bytes(ch, payload).await.unwrap(), 1);
+    }
+    bus.publish_bytes(&channel("settled"), Bytes::from_static(b"done")).await.unwrap();
+    assert_eq!(next_message(&mut marker).await.payload, Bytes::from_static(b"done"));
+}
+
+/// A stalled subscriber's queue is bounded in bytes as well as in messages: with `with_buffer_bytes(65,536)`,
+/// 20 messages of 10,003 bytes (payload and channel name) leave the newest 6; a message larger than the bound is
+/// kept alone; by default (16 MiB) three 6 MiB messages leave two. Before the byte bound, a subscription held up
+/// to 1,024 messages of any size (8 GiB of 8 MiB messages).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_subscribers_buffer_is_bounded_in_bytes() {
+    const BOUND: usize = 65_536;
+    let manager = shared_manager("lag-bytes").await;
+    let bus = PubSubManager::new(manager.clone()).with_buffer_bytes(BOUND);
+    let big = channel("big");
+    let mut slow = bus.subscribe_bytes(&big).await.unwrap();
+    publish_and_settle(&bus, &big, (0..20u8).map(|n| Bytes::from(vec![n; 10_000]))).await;
+    assert_eq!(bus.buffered_messages(), 6);
+    assert!(bus.buffered_bytes() <= BOUND, "{} bytes held", bus.buffered_bytes());
+    let item = timeout(Duration::from_secs(1), slow.next()).await.unwrap().unwrap();
+    assert!(matches!(item, Err(KvError::Lagged { missed: 14 })), "{item:?}");
+    for n in 14..20u8 {
+        assert_eq!(next_message(&mut slow).await.payload, vec![n; 10_000], "the newest messages are kept");
+    }
+
+    publish_and_settle(&bus, &big, [Bytes::from_static(b"small"), Bytes::from(vec![7u8; 100_000])]).await;
+    assert_eq!((bus.buffered_messages(), bus.buffered_bytes()), (1, 100_003), "the newest is kept, alone");
+    let item = timeout(Duration::from_secs(1), slow.next()).await.unwrap().unwrap();
+    assert!(matches!(item, Err(KvError::Lagged { missed: 1 })), "{item:?}");
+    assert_eq!(next_message(&mut slow).await.payload.len(), 100_000);
+    assert_eq!(bus.buffered_bytes(), 0);
+
+    drop(slow);
+    let default_bus = PubSubManager::new(manager);
+    let huge = channel("huge");
+    let mut stalled = default_bus.subscribe_bytes(&huge).await.unwrap();
+    let six_mib = 6 * 1024 * 1024;
+    publish_and_settle(&default_bus, &huge, (0..3u8).map(|n| Bytes::from(vec![n; six_mib]))).await;
+    assert_eq!(default_bus.buffered_messages(), 2, "16 MiB by default: two of the three 6 MiB messages");
+    let item = timeout(Duration::from_secs(1), stalled.next()).await.unwrap().unwrap();
+    assert!(matches!(item, Err(KvError::Lagged { missed: 1 })), "{item:?}");
+    assert_eq!(next_message(&mut stalled).await.payload[0], 1);
+}
+
 /// Publishes on `ch` every 100 ms until `sub` yields a message, skipping error items (the connection-lost
 /// notice, and publishes that fail while the server is down); returns the errors seen.
 async fn publish_until_received(

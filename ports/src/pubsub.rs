@@ -22,6 +22,40 @@ pub struct Message {
     pub payload: Bytes,
 }
 
+/// How much a subscription may hold undelivered before it drops its oldest messages (the subscriber then reads
+/// one [`KvError::Lagged`] before the messages that were kept). Both bounds hold: a stalled subscriber costs at
+/// most `bytes` of payload and channel names, and at most `messages` messages, however much is published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BufferLimits {
+    /// The most undelivered messages (at least 1).
+    pub messages: usize,
+    /// The most undelivered bytes, payloads and channel names together (at least 1). The newest message is
+    /// always kept, even alone above this.
+    pub bytes: usize,
+}
+
+impl BufferLimits {
+    /// 1,024 messages and 16 MiB: room for two messages of [`MAX_PAYLOAD_BYTES`](crate::MAX_PAYLOAD_BYTES).
+    pub const DEFAULT: Self = Self { messages: 1024, bytes: 16 * 1024 * 1024 };
+
+    /// What `message` counts against [`BufferLimits::bytes`]: its payload and its channel name.
+    pub fn size_of(message: &Message) -> usize {
+        message.payload.len().saturating_add(message.channel.len())
+    }
+
+    /// Whether a queue holding `messages` messages of `bytes` in all must drop its oldest message before taking
+    /// one of `incoming` bytes. Never true for an empty queue.
+    pub fn must_drop(&self, messages: usize, bytes: usize, incoming: usize) -> bool {
+        messages > 0 && (messages >= self.messages.max(1) || bytes.saturating_add(incoming) > self.bytes.max(1))
+    }
+}
+
+impl Default for BufferLimits {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
 /// A live subscription: a stream of messages that ends when the subscription is dropped or the backend closes
 /// it. An `Err` item reports a problem (a lagging subscriber, a lost connection) without ending the stream
 /// unless the backend cannot go on.

@@ -70,6 +70,38 @@ async fn a_lagging_subscriber_loses_the_oldest_messages_gets_lagged_and_goes_on(
     assert_eq!(next(&mut slow).await.unwrap().payload, "1000".as_bytes(), "after catching up it continues normally");
 }
 
+/// Bounded in bytes too: 20 messages of 10,003 bytes (payload and channel name) under a 65,536-byte bound leave
+/// the newest 6; a message larger than the bound is kept alone; by default (16 MiB) three 6 MiB messages leave
+/// two.
+#[tokio::test]
+async fn a_lagging_subscribers_buffer_is_bounded_in_bytes() {
+    let bus = InMemoryPubSub::new().with_buffer_bytes(65_536);
+    let big = Channel::new("big").unwrap();
+    let mut slow = bus.subscribe_bytes(&big).await.unwrap();
+    for n in 0..20u8 {
+        bus.publish_bytes(&big, Bytes::from(vec![n; 10_000])).await.unwrap();
+    }
+    assert_eq!((bus.buffered_messages(), bus.buffered_bytes()), (6, 60_018));
+    assert!(matches!(next(&mut slow).await, Err(KvError::Lagged { missed: 14 })));
+    for n in 14..20u8 {
+        assert_eq!(next(&mut slow).await.unwrap().payload, vec![n; 10_000]);
+    }
+    bus.publish_bytes(&big, Bytes::from_static(b"small")).await.unwrap();
+    bus.publish_bytes(&big, Bytes::from(vec![7u8; 100_000])).await.unwrap();
+    assert_eq!((bus.buffered_messages(), bus.buffered_bytes()), (1, 100_003), "the newest is kept, alone");
+    assert!(matches!(next(&mut slow).await, Err(KvError::Lagged { missed: 1 })));
+    assert_eq!(next(&mut slow).await.unwrap().payload.len(), 100_000);
+
+    let default_bus = InMemoryPubSub::new();
+    let mut stalled = default_bus.subscribe_bytes(&big).await.unwrap();
+    for n in 0..3u8 {
+        default_bus.publish_bytes(&big, Bytes::from(vec![n; 6 * 1024 * 1024])).await.unwrap();
+    }
+    assert_eq!(default_bus.buffered_messages(), 2, "16 MiB by default: two of the three 6 MiB messages");
+    assert!(matches!(next(&mut stalled).await, Err(KvError::Lagged { missed: 1 })));
+    assert_eq!(next(&mut stalled).await.unwrap().payload[0], 1);
+}
+
 #[tokio::test]
 async fn a_lagging_subscriber_reports_each_new_gap_once() {
     let bus = InMemoryPubSub::new().with_buffer(4);

@@ -9,11 +9,12 @@ use std::task::{Context, Poll, Waker};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use cpc_ports::{Channel, ChannelPattern, Codec, KvError, Message, PubSub, Subscription};
+use cpc_ports::{BufferLimits, Channel, ChannelPattern, Codec, KvError, Message, PubSub, Subscription};
 use futures::Stream;
 
-/// How many undelivered messages a subscription holds by default before it starts dropping the oldest.
-pub const DEFAULT_SUBSCRIPTION_BUFFER: usize = 1024;
+/// How many undelivered messages a subscription holds by default before it starts dropping the oldest
+/// ([`BufferLimits::DEFAULT`] also bounds their bytes).
+pub const DEFAULT_SUBSCRIPTION_BUFFER: usize = BufferLimits::DEFAULT.messages;
 
 /// A [`PubSub`] in process memory that behaves like Redis `PUBLISH`/`SUBSCRIBE`/`PSUBSCRIBE`.
 ///
@@ -26,8 +27,8 @@ pub const DEFAULT_SUBSCRIPTION_BUFFER: usize = 1024;
 ///
 /// # Slow subscribers
 ///
-/// Each subscription has its own queue of at most [`with_buffer`](Self::with_buffer) messages
-/// ([`DEFAULT_SUBSCRIPTION_BUFFER`] by default). Publishing never waits for a subscriber: when a queue is full,
+/// Each subscription has its own queue of at most [`with_buffer`](Self::with_buffer) messages and
+/// [`with_buffer_bytes`](Self::with_buffer_bytes) bytes ([`BufferLimits::DEFAULT`]: 1,024 messages, 16 MiB). Publishing never waits for a subscriber: when a queue is full,
 /// its oldest message is dropped to make room and counted. The subscriber then reads one
 /// `Err(KvError::Lagged { missed })` item (with the number dropped) before the messages that were kept, and goes
 /// on with newer messages. So a stalled subscriber costs at most its buffer, and never slows the publisher or
@@ -52,7 +53,7 @@ pub const DEFAULT_SUBSCRIPTION_BUFFER: usize = 1024;
 /// ```
 pub struct InMemoryPubSub {
     codec: Codec,
-    buffer: usize,
+    buffer: BufferLimits,
     state: Arc<Mutex<State>>,
 }
 
@@ -91,13 +92,15 @@ impl State {
 
 /// One subscription's bounded queue: the publisher pushes, the [`Feed`] pops.
 struct Queue {
-    capacity: usize,
+    limits: BufferLimits,
     inner: Mutex<QueueInner>,
 }
 
 #[derive(Default)]
 struct QueueInner {
     messages: VecDeque<Message>,
+    /// The size of `messages` ([`BufferLimits::size_of`]).
+    bytes: usize,
     /// Messages dropped since the subscriber last heard about it.
     missed: u64,
     /// The store was dropped: end the stream once the queue is drained.
@@ -106,22 +109,26 @@ struct QueueInner {
 }
 
 impl Queue {
-    fn new(capacity: usize) -> Self {
-        Self { capacity, inner: Mutex::new(QueueInner::default()) }
+    fn new(limits: BufferLimits) -> Self {
+        Self { limits, inner: Mutex::new(QueueInner::default()) }
     }
 
     fn lock(&self) -> MutexGuard<'_, QueueInner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Appends `message`, dropping the oldest one if the queue is full, and wakes the reader.
+    /// Appends `message`, first dropping the oldest ones while the queue is at its limits (in messages, or in
+    /// bytes with `message` added), and wakes the reader.
     fn push(&self, message: Message) {
+        let size = BufferLimits::size_of(&message);
         let waker = {
             let mut q = self.lock();
-            if q.messages.len() >= self.capacity {
-                q.messages.pop_front();
+            while self.limits.must_drop(q.messages.len(), q.bytes, size) {
+                let Some(old) = q.messages.pop_front() else { break };
+                q.bytes -= BufferLimits::size_of(&old);
                 q.missed = q.missed.saturating_add(1);
             }
+            q.bytes += size;
             q.messages.push_back(message);
             q.waker.take()
         };
@@ -161,6 +168,7 @@ impl Stream for Feed {
             return Poll::Ready(Some(Err(KvError::Lagged { missed })));
         }
         if let Some(message) = q.messages.pop_front() {
+            q.bytes -= BufferLimits::size_of(&message);
             return Poll::Ready(Some(Ok(message)));
         }
         if q.closed {
@@ -187,7 +195,7 @@ impl Drop for Feed {
 
 impl Default for InMemoryPubSub {
     fn default() -> Self {
-        Self { codec: Codec::default(), buffer: DEFAULT_SUBSCRIPTION_BUFFER, state: Arc::default() }
+        Self { codec: Codec::default(), buffer: BufferLimits::DEFAULT, state: Arc::default() }
     }
 }
 
@@ -218,7 +226,15 @@ impl InMemoryPubSub {
     /// (at least 1; a smaller value is raised to 1) before it drops the oldest and reports
     /// [`KvError::Lagged`].
     pub fn with_buffer(mut self, messages: usize) -> Self {
-        self.buffer = messages.max(1);
+        self.buffer.messages = messages.max(1);
+        self
+    }
+
+    /// The same bus, where each subscription created from now on holds at most `bytes` of undelivered payloads
+    /// and channel names (at least 1) before it drops the oldest messages and reports [`KvError::Lagged`]; the
+    /// newest message is always kept.
+    pub fn with_buffer_bytes(mut self, bytes: usize) -> Self {
+        self.buffer.bytes = bytes.max(1);
         self
     }
 
@@ -243,6 +259,11 @@ impl InMemoryPubSub {
     /// Bounded by the number of subscriptions times the buffer size, however far subscribers fall behind.
     pub fn buffered_messages(&self) -> usize {
         self.lock().all_queues().map(|q| q.lock().messages.len()).sum()
+    }
+
+    /// Test aid: the size of those messages ([`BufferLimits::size_of`]), all subscriptions together.
+    pub fn buffered_bytes(&self) -> usize {
+        self.lock().all_queues().map(|q| q.lock().bytes).sum()
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {

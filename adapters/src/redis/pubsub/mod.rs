@@ -8,7 +8,7 @@ mod sharded;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use cpc_ports::{Bytes, Channel, ChannelPattern, Codec, KvError, PubSub, Subscription};
+use cpc_ports::{BufferLimits, Bytes, Channel, ChannelPattern, Codec, KvError, PubSub, Subscription};
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 use tokio::sync::oneshot;
 
@@ -24,8 +24,9 @@ operations!(PubSubOp {
     Psubscribe = "psubscribe",
 });
 
-/// How many undelivered messages a subscription holds by default before it starts dropping the oldest.
-pub const DEFAULT_SUBSCRIPTION_BUFFER: usize = 1024;
+/// How many undelivered messages a subscription holds by default before it starts dropping the oldest
+/// ([`BufferLimits::DEFAULT`] also bounds their bytes).
+pub const DEFAULT_SUBSCRIPTION_BUFFER: usize = BufferLimits::DEFAULT.messages;
 
 /// Redis `PUBLISH` / `SUBSCRIBE` / `PSUBSCRIBE` behind the [`PubSub`] port (the seeds' `PubSubManager`).
 ///
@@ -69,8 +70,9 @@ pub const DEFAULT_SUBSCRIPTION_BUFFER: usize = 1024;
 /// # Slow subscribers
 ///
 /// Messages are read from the socket as fast as they arrive and put into each subscription's own queue of at
-/// most [`with_buffer`](Self::with_buffer) messages ([`DEFAULT_SUBSCRIPTION_BUFFER`] by default). When a queue
-/// is full its oldest message is dropped and counted; the subscriber then reads one
+/// most [`with_buffer`](Self::with_buffer) messages and [`with_buffer_bytes`](Self::with_buffer_bytes) bytes
+/// ([`BufferLimits::DEFAULT`]: 1,024 messages, 16 MiB). When a queue is full its oldest message is dropped and
+/// counted; the subscriber then reads one
 /// `Err(KvError::Lagged { missed })` item before the messages that were kept, and goes on with newer ones. A
 /// stalled subscriber thus costs at most its buffer and never slows the others. (Queues grow on demand.) What
 /// it cannot prevent is a flood published faster than this process reads its socket: then the server's
@@ -95,7 +97,7 @@ pub const DEFAULT_SUBSCRIPTION_BUFFER: usize = 1024;
 pub struct PubSubManager {
     manager: RedisManager,
     codec: Codec,
-    buffer: usize,
+    buffer: BufferLimits,
     shared: Arc<Shared>,
     metrics: Arc<Instruments<PubSubOp>>,
 }
@@ -144,7 +146,7 @@ impl PubSubManager {
         Self {
             manager,
             codec: Codec::default(),
-            buffer: DEFAULT_SUBSCRIPTION_BUFFER,
+            buffer: BufferLimits::DEFAULT,
             shared: Arc::new(Shared { registry: Arc::default(), driver: Mutex::new(None) }),
             metrics: Instruments::new("pubsub"),
         }
@@ -160,7 +162,15 @@ impl PubSubManager {
     /// (at least 1; a smaller value is raised to 1) before it drops the oldest and reports
     /// [`KvError::Lagged`].
     pub fn with_buffer(mut self, messages: usize) -> Self {
-        self.buffer = messages.max(1);
+        self.buffer.messages = messages.max(1);
+        self
+    }
+
+    /// The same bus, where each subscription created from now on holds at most `bytes` of undelivered payloads
+    /// and channel names (at least 1) before it drops the oldest messages and reports [`KvError::Lagged`]; the
+    /// newest message is always kept.
+    pub fn with_buffer_bytes(mut self, bytes: usize) -> Self {
+        self.buffer.bytes = bytes.max(1);
         self
     }
 
@@ -172,7 +182,12 @@ impl PubSubManager {
     /// Test aid: how many received messages wait in subscription queues, all subscriptions together. Bounded
     /// by the number of subscriptions times the buffer size, however far subscribers fall behind.
     pub fn buffered_messages(&self) -> usize {
-        lock(&self.shared.registry).queues().map(|q| q.buffered()).sum()
+        lock(&self.shared.registry).queues().map(|q| q.buffered().0).sum()
+    }
+
+    /// Test aid: the size of those messages ([`BufferLimits::size_of`]), all subscriptions together.
+    pub fn buffered_bytes(&self) -> usize {
+        lock(&self.shared.registry).queues().map(|q| q.buffered().1).sum()
     }
 
     /// The driver's mailbox, starting the driver task on first use (or again, should it have stopped).

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
-use cpc_ports::{KvError, Message};
+use cpc_ports::{BufferLimits, KvError, Message};
 use futures::Stream;
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -31,7 +31,7 @@ enum Item {
 
 /// One subscription's bounded queue: the pump pushes, the [`Feed`] pops.
 pub(super) struct Queue {
-    capacity: usize,
+    limits: BufferLimits,
     inner: Mutex<QueueInner>,
     /// Counts messages dropped from this queue.
     dropped: metrics::Counter,
@@ -42,8 +42,10 @@ pub(super) struct Queue {
 #[derive(Default)]
 struct QueueInner {
     items: VecDeque<Item>,
-    /// How many of `items` are messages (only those count against the capacity).
+    /// How many of `items` are messages (only those count against the limits).
     messages: usize,
+    /// The size of those messages ([`BufferLimits::size_of`]).
+    bytes: usize,
     /// Messages dropped since the subscriber last heard about it.
     missed: u64,
     /// The bus was dropped: end the stream once the queue is drained.
@@ -52,9 +54,9 @@ struct QueueInner {
 }
 
 impl Queue {
-    pub(super) fn new(capacity: usize, deliveries: &Deliveries) -> Self {
+    pub(super) fn new(limits: BufferLimits, deliveries: &Deliveries) -> Self {
         Self {
-            capacity: capacity.max(1),
+            limits,
             inner: Mutex::new(QueueInner::default()),
             dropped: deliveries.dropped.clone(),
             lagged: deliveries.lagged.clone(),
@@ -71,22 +73,25 @@ impl Queue {
         }
     }
 
-    /// Appends `message`; when the queue already holds `capacity` messages, the oldest message is dropped and
-    /// counted as missed.
+    /// Appends `message`; while the queue is at its limits (in messages, or in bytes with `message` added), the
+    /// oldest message is dropped and counted as missed.
     pub(super) fn push(&self, message: Message) {
+        let size = BufferLimits::size_of(&message);
         let waker = {
             let mut q = self.lock();
-            if q.messages >= self.capacity {
+            while self.limits.must_drop(q.messages, q.bytes, size) {
                 // The oldest message is at the front unless a disconnection notice precedes it.
-                if let Some(i) = q.items.iter().position(|item| matches!(item, Item::Message(_))) {
-                    q.items.remove(i);
-                    q.messages -= 1;
-                    q.missed = q.missed.saturating_add(1);
-                    self.dropped.increment(1);
+                let Some(i) = q.items.iter().position(|item| matches!(item, Item::Message(_))) else { break };
+                if let Some(Item::Message(old)) = q.items.remove(i) {
+                    q.bytes -= BufferLimits::size_of(&old);
                 }
+                q.messages -= 1;
+                q.missed = q.missed.saturating_add(1);
+                self.dropped.increment(1);
             }
             q.items.push_back(Item::Message(message));
             q.messages += 1;
+            q.bytes += size;
             q.waker.take()
         };
         Self::wake(waker);
@@ -115,9 +120,10 @@ impl Queue {
         Self::wake(waker);
     }
 
-    /// How many messages wait to be read.
-    pub(super) fn buffered(&self) -> usize {
-        self.lock().messages
+    /// How many messages wait to be read, and their size.
+    pub(super) fn buffered(&self) -> (usize, usize) {
+        let q = self.lock();
+        (q.messages, q.bytes)
     }
 }
 
@@ -219,11 +225,11 @@ pub(super) fn register(
     commands: UnboundedSender<Command>,
     kind: Kind,
     topic: &str,
-    capacity: usize,
+    limits: BufferLimits,
 ) -> Feed {
     let (queue, id) = {
         let mut reg = lock(registry);
-        let queue = Arc::new(Queue::new(capacity, &reg.deliveries));
+        let queue = Arc::new(Queue::new(limits, &reg.deliveries));
         let id = reg.next_id;
         reg.next_id += 1;
         reg.topics_mut(kind).entry(topic.to_owned()).or_default().push(Subscriber { id, queue: Arc::clone(&queue) });
@@ -266,6 +272,7 @@ impl Stream for Feed {
         match q.items.pop_front() {
             Some(Item::Message(message)) => {
                 q.messages -= 1;
+                q.bytes -= BufferLimits::size_of(&message);
                 Poll::Ready(Some(Ok(message)))
             }
             Some(Item::Disconnected) => Poll::Ready(Some(Err(disconnected()))),
@@ -308,7 +315,8 @@ mod tests {
     async fn a_full_queue_drops_the_oldest_and_reports_lag_first() {
         let registry = Arc::new(Mutex::new(Registry::default()));
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let mut feed = register(&registry, tx, Kind::Channel, "ns:c", 3);
+        let mut feed =
+            register(&registry, tx, Kind::Channel, "ns:c", BufferLimits { messages: 3, ..BufferLimits::DEFAULT });
         let queue = Arc::clone(&lock(&registry).channels["ns:c"][0].queue);
         for n in 0..5 {
             queue.push(message(n));
@@ -316,7 +324,7 @@ mod tests {
         queue.push_disconnected();
         queue.push_disconnected();
         queue.push(message(5));
-        assert_eq!(queue.buffered(), 3);
+        assert_eq!(queue.buffered().0, 3);
         assert!(matches!(feed.next().await, Some(Err(KvError::Lagged { missed: 3 }))));
         assert_eq!(feed.next().await.unwrap().unwrap(), message(3));
         assert_eq!(feed.next().await.unwrap().unwrap(), message(4));
