@@ -244,9 +244,9 @@ async fn dropping_the_guard_releases_the_lock() {
     assert!(other.is_held(&next).await.unwrap());
 }
 
-/// The seeds' shape: a handle on one key with `acquire()` / `release(guard)`.
+/// The one-key form: a handle on one key with `acquire()` / `release(guard)`.
 #[tokio::test]
-async fn for_key_gives_the_seeds_acquire_and_release() {
+async fn for_key_gives_acquire_and_release_on_one_key() {
     let manager = shared_manager("lock-for-key").await;
     let handle = DistributedLock::for_key(manager.clone(), key("job"), Duration::from_secs(5))
         .with_wait(Duration::from_millis(200));

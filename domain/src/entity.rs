@@ -44,7 +44,7 @@ impl fmt::Display for EntityKind {
     }
 }
 
-/// The seeds' generic record: a kind, a name and free-form JSON attributes.
+/// The generic record: a kind, a name and free-form JSON attributes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Entity {
     /// Unique id.

@@ -4,7 +4,7 @@
 //! `Arc<dyn UserRepository>` and so on, wired once at start-up by a composition root; adapters (`cpc-adapters`)
 //! and in-memory fakes (`cpc-testkit`) implement them, and every implementation passes the same contract suites.
 //!
-//! * Data: [`Repository`] (generic CRUD with filter, sort and paging), the seeds' [`UserRepository`],
+//! * Data: [`Repository`] (generic CRUD with filter, sort and paging), the built-in [`UserRepository`],
 //!   [`EntityRepository`], [`CustomerRepository`], [`TransactionRepository`], and [`UnitOfWork`] for writes that
 //!   must land together, with nested transactions (savepoints, [`Tx::savepoint`]). Errors: [`RepoError`].
 //!   Access-controlled views of any repository ([`AccessExt`]): [`ReadOnly`], and [`Scoped`] to one tenant or

@@ -36,7 +36,7 @@ impl RateLimitPolicy {
     /// of the key's log (about 50 bytes on Redis), so a window holds at most this many.
     pub const MAX_SLIDING_WINDOW_LIMIT: u64 = 100_000;
 
-    /// A token bucket of `capacity` refilled at `per_second` tokens per second (the seeds' `check_token_bucket`).
+    /// A token bucket of `capacity` refilled at `per_second` tokens per second.
     pub const fn token_bucket(capacity: u64, per_second: u64) -> Self {
         Self::TokenBucket { capacity, refill_tokens: per_second, refill_interval: Duration::from_secs(1) }
     }
@@ -105,7 +105,7 @@ pub struct RateLimitDecision {
 
 /// A rate limiter over shared state, so every instance of an app counts against the same limits.
 ///
-/// Implementations: Redis (`RedisRateLimiter` in `cpc-adapters`, the seeds' `RateLimiter`, one Lua script per
+/// Implementations: Redis (`RedisRateLimiter` in `cpc-adapters`, one Lua script per
 /// check), in-process (`cpc-adapters`, feature `memory`; re-exported by `cpc-testkit`).
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
@@ -131,7 +131,7 @@ pub trait RateLimiter: Send + Sync + 'static {
 /// Shorthands over any [`RateLimiter`]. Blanket-implemented, `dyn RateLimiter` included.
 #[async_trait]
 pub trait RateLimiterExt: RateLimiter {
-    /// The seeds' call: one request against a token bucket of `capacity` refilled at `per_second`.
+    /// The short form: one request against a token bucket of `capacity` refilled at `per_second`.
     async fn check_token_bucket(
         &self,
         key: &RateLimitKey,

@@ -61,13 +61,13 @@ pub trait SessionStore: Send + Sync + 'static {
 /// Typed session data over any [`SessionStore`]. Blanket-implemented, `dyn SessionStore` included.
 #[async_trait]
 pub trait SessionStoreExt: SessionStore {
-    /// Creates a session holding `data` (the seeds' `create_session`).
+    /// Creates a session holding `data`.
     async fn create<T: Serialize + Sync + ?Sized>(&self, data: &T, ttl: Duration) -> Result<SessionId, KvError> {
         let bytes = self.codec().encode(data)?;
         self.create_bytes(bytes, ttl).await
     }
 
-    /// Loads and decodes a session's data (the seeds' `get_session`).
+    /// Loads and decodes a session's data.
     async fn load<T: DeserializeOwned + Send>(&self, id: &SessionId) -> Result<Option<T>, KvError> {
         match self.load_bytes(id).await? {
             Some(bytes) => Ok(Some(self.codec().decode(&bytes)?)),

@@ -1,4 +1,4 @@
-//! Diesel errors mapped into [`cpc_ports::RepoError`] (the seeds' `DbError`): each database failure a
+//! Diesel errors mapped into [`cpc_ports::RepoError`] (`DbError`): each database failure a
 //! caller can act on becomes its semantic variant, whatever the backend.
 //!
 //! | database reports                                        | becomes                                              |

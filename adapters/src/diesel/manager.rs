@@ -1,4 +1,4 @@
-//! [`DbManager`]: the seeds' entry point to the Diesel data layer: one pool, the four repositories and the unit of
+//! [`DbManager`]: the entry point to the Diesel data layer: one pool, the four repositories and the unit of
 //! work, on PostgreSQL or SQLite, handed out as port trait objects; optionally with an audit trail
 //! ([`DbManager::with_audit`]); itself a [`HealthCheck`] of its pool.
 

@@ -1,4 +1,4 @@
-//! The seeds' `db_abstraction` over Diesel (feature `diesel`): schema, embedded migrations, repositories and the
+//! The data layer over Diesel (feature `diesel`): schema, embedded migrations, repositories and the
 //! unit of work, for PostgreSQL (`AsyncPgConnection`) and SQLite (`SyncConnectionWrapper<SqliteConnection>`).
 //!
 //! * [`DbManager`]: one pool, the four repositories and the unit of work, as port trait objects; optionally
@@ -30,7 +30,7 @@ pub use replicas::{ReadConsistency, ReplicaConfig, ReplicaPolicy, ReplicaSet};
 pub use repos::{AuditAction, AuditConfig, DieselRepository};
 pub use uow::{DieselConn, DieselTx, DieselUnitOfWork, PgUnitOfWork, SqliteUnitOfWork, with_connection};
 
-/// The seeds' unified `DbError`: the data ports' [`RepoError`](cpc_ports::RepoError). Diesel and driver errors are
+/// The unified `DbError`: the data ports' [`RepoError`](cpc_ports::RepoError). Diesel and driver errors are
 /// mapped into its semantic variants (unique violation: `Conflict`, missing row: `NotFound`, lost connection:
 /// `Unavailable`...), so callers handle one type whatever the backend.
 pub type DbError = cpc_ports::RepoError;

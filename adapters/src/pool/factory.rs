@@ -1,9 +1,9 @@
-//! [`PoolFactory`]: the seeds' entry point for building pools.
+//! [`PoolFactory`]: the entry point for building pools.
 
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 use super::{DatabaseError, PoolConfig};
 
-/// Builds pools, as the seeds do: `PoolFactory::create_postgres_pool(&db_config, &pool_config).await?`.
+/// Builds pools: `PoolFactory::create_postgres_pool(&db_config, &pool_config).await?`.
 #[derive(Debug, Clone, Copy)]
 pub struct PoolFactory;
 

@@ -1,4 +1,4 @@
-//! [`HealthChecker`]: the seeds' health check for any pool, as a [`HealthCheck`] port.
+//! [`HealthChecker`]: the health check for any pool, as a [`HealthCheck`] port.
 
 use std::time::{Duration, Instant};
 

@@ -1,4 +1,4 @@
-//! The seeds' `db_pool`: [`PoolConfig`], [`DatabaseError`], [`MetricsCollector`], [`PoolFactory`], and the
+//! Connection pools: [`PoolConfig`], [`DatabaseError`], [`MetricsCollector`], [`PoolFactory`], and the
 //! generic [`Pool`] the PostgreSQL and SQLite pools are made of.
 
 mod config;

@@ -73,8 +73,8 @@ enum Connector {
     Tls(PostgresConnectionManager<MakeRustlsConnect>),
 }
 
-/// Opens PostgreSQL connections for the pool: bb8-postgres's `PostgresConnectionManager` (the seeds'
-/// "PostgresConnectionManager") over tokio-postgres, with rustls for TLS, and errors classified precisely.
+/// Opens PostgreSQL connections for the pool: the role of bb8-postgres's `PostgresConnectionManager`, over
+/// tokio-postgres, with rustls for TLS, and errors classified precisely.
 pub struct PgBackend {
     connector: Connector,
     config: DatabaseConfig,

@@ -124,7 +124,7 @@ impl Backend for ExclusiveBackend {
 /// An exclusive connection checked out of the [`RedisManager`]'s pool; derefs to a redis-rs connection.
 pub type ExclusiveConnection = PooledConn<'static, ExclusiveBackend>;
 
-/// Owns the connections to one Redis server or to a Redis Cluster (the seeds' `RedisManager`):
+/// Owns the connections to one Redis server or to a Redis Cluster:
 ///
 /// * a shared, multiplexed [`RedisConnection`] for ordinary commands. On one server it is a [`ConnectionManager`]:
 ///   every caller pipelines over one socket, it reconnects by itself after a disconnect, and a reply that

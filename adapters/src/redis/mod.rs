@@ -1,4 +1,4 @@
-//! Redis (feature `redis`, the seeds' `redis_utils`): [`RedisConfig`] and [`RedisManager`] own the connections;
+//! Redis (feature `redis`): [`RedisConfig`] and [`RedisManager`] own the connections;
 //! [`CacheManager`], [`DistributedLock`], [`RedisRateLimiter`], [`SessionManager`], [`PubSubManager`] and
 //! [`RedisJobQueue`] implement the `Cache`, `Lock`, `RateLimiter`, `SessionStore`, `PubSub` and `JobQueue` ports
 //! over them; [`Redlock`] implements `Lock` over several independent servers ([`RedlockConfig`]);

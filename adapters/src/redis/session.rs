@@ -102,7 +102,7 @@ return redis.call('RENAMENX', KEYS[1], KEYS[2])
     )
 });
 
-/// The Redis [`SessionStore`] (the seeds' `SessionManager`).
+/// The Redis [`SessionStore`].
 ///
 /// Each session is a Redis hash under the manager's namespace, `session:{c}<id>` where `c` is the id's first
 /// character (a hash tag: see [`SessionStore::cycle_id`] below), with the fields `d` (the data, bytes as given)
@@ -147,7 +147,7 @@ pub struct SessionManager {
 }
 
 impl SessionManager {
-    /// A store over `manager` (a [`RedisManager`], or a [`CacheManager`] as in the seeds, whose manager is used),
+    /// A store over `manager` (a [`RedisManager`], or a [`CacheManager`], whose manager is used),
     /// with the JSON codec and no absolute expiry. To keep a cache's codec, use `SessionManager::from(cache)`.
     pub fn new(manager: impl Into<RedisManager>) -> Self {
         Self { manager: manager.into(), codec: Codec::json(), absolute_ttl: None, metrics: Instruments::new("session") }

@@ -1,4 +1,4 @@
-//! The data ports: the generic [`Repository`] and the seeds' specific repositories.
+//! The data ports: the generic [`Repository`] and the repositories of the built-in records.
 
 mod access;
 mod field_value;
@@ -161,7 +161,7 @@ pub trait Repository<T: Record>: Send + Sync + 'static {
     async fn count(&self, filters: &[Filter<T::Field>]) -> Result<u64, RepoError>;
 }
 
-/// Users: the seeds' `UserRepository`.
+/// Users: the built-in `UserRepository`.
 #[async_trait]
 pub trait UserRepository: Repository<User> {
     /// The user with this e-mail address, compared case-insensitively.
@@ -170,7 +170,7 @@ pub trait UserRepository: Repository<User> {
     async fn find_by_username(&self, username: &Username) -> Result<Option<User>, RepoError>;
 }
 
-/// Generic entities: the seeds' `EntityRepository`.
+/// Generic entities: the built-in `EntityRepository`.
 #[async_trait]
 pub trait EntityRepository: Repository<Entity> {
     /// Entities of one kind, by name then id.
@@ -184,14 +184,14 @@ pub trait EntityRepository: Repository<Entity> {
     async fn upsert(&self, id: &EntityId, new: NewEntity) -> Result<Entity, RepoError>;
 }
 
-/// CRM customers: the seeds' `CustomerRepository`.
+/// CRM customers: the built-in `CustomerRepository`.
 #[async_trait]
 pub trait CustomerRepository: Repository<Customer> {
     /// The customer with this e-mail address, compared case-insensitively.
     async fn find_by_email(&self, email: &Email) -> Result<Option<Customer>, RepoError>;
 }
 
-/// Finance ledger entries: the seeds' `TransactionRepository`.
+/// Finance ledger entries: the built-in `TransactionRepository`.
 #[async_trait]
 pub trait TransactionRepository: Repository<Transaction> {
     /// A user's entries that occurred in `range`, newest first (ties by id ascending), paged.

@@ -45,7 +45,7 @@ const MAX_LEASE_MS: u64 = 1 << 50;
 /// [`DistributedLock::with_fence_ttl`] / [`Redlock::with_fence_ttl`].
 pub const DEFAULT_FENCE_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
-/// A distributed lock on Redis (the seeds' `DistributedLock`), implementing [`Lock`].
+/// A distributed lock on Redis, implementing [`Lock`].
 ///
 /// * Acquire: one Lua script runs `SET <lock> <owner> NX PX <ttl>` and, when that succeeds, issues the fencing
 ///   token: one more than the key's counter, and never less than the server's clock in microseconds since the
@@ -124,7 +124,7 @@ impl DistributedLock {
         self
     }
 
-    /// The seeds' shape, `DistributedLock::new(manager, key, ttl)` then `acquire()` / `release(guard)`: a handle
+    /// The one-key form, `DistributedLock::new(manager, key, ttl)` then `acquire()` / `release(guard)`: a handle
     /// on one lock key with a fixed lease (see [`KeyedLock`]).
     pub fn for_key(manager: RedisManager, key: LockKey, ttl: Duration) -> KeyedLock {
         KeyedLock { lock: Self::new(manager), key, ttl, wait: ttl }
@@ -364,7 +364,7 @@ impl Lock for DistributedLock {
     }
 }
 
-/// One lock key with a fixed lease: the seeds' `DistributedLock::new(manager, key, ttl)` with `acquire()` and
+/// One lock key with a fixed lease: `DistributedLock::new(manager, key, ttl)` with `acquire()` and
 /// `release(guard)`. Made by [`DistributedLock::for_key`]; guards carry a watchdog (see [`LockGuard`]).
 #[derive(Debug, Clone)]
 pub struct KeyedLock {

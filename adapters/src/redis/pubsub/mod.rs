@@ -28,7 +28,7 @@ operations!(PubSubOp {
 /// ([`BufferLimits::DEFAULT`] also bounds their bytes).
 pub const DEFAULT_SUBSCRIPTION_BUFFER: usize = BufferLimits::DEFAULT.messages;
 
-/// Redis `PUBLISH` / `SUBSCRIBE` / `PSUBSCRIBE` behind the [`PubSub`] port (the seeds' `PubSubManager`).
+/// Redis `PUBLISH` / `SUBSCRIBE` / `PSUBSCRIBE` behind the [`PubSub`] port.
 ///
 /// * Channel names are namespaced: `publish` on `orders` sends to `<namespace>orders`, a subscription to
 ///   `orders` listens to `<namespace>orders`, and a pattern `ord*` becomes `<namespace>ord*` with the glob
