@@ -8,7 +8,7 @@
 use cpc_data::domain::{NewUser, UpdateUser, Username};
 use cpc_data::ports::HealthStatus;
 use cpc_data::wiring::{DatabaseSettings, Ports, Settings, WiringError};
-use cpc_testkit::harness::PrivateReplicaPair;
+use cpc_test_servers::PrivateReplicaPair;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wired_replicas_serve_stale_views_and_never_a_callers_own_write() {

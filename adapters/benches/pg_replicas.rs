@@ -26,7 +26,7 @@ use cpc_adapters::pool::PoolConfig;
 use cpc_adapters::postgres::DatabaseConfig;
 use cpc_domain::{NewUser, UserId};
 use cpc_ports::UserRepository;
-use cpc_testkit::harness::PrivateReplicaPair;
+use cpc_test_servers::PrivateReplicaPair;
 use futures::FutureExt;
 
 mod common;

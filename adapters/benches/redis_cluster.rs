@@ -19,7 +19,7 @@ use std::time::Duration;
 use common::ops_per_sec;
 use cpc_adapters::redis::{CacheManager, RedisConfig, RedisManager};
 use cpc_ports::{Bytes, Cache, CacheKey};
-use cpc_testkit::harness::{PrivateRedis, PrivateRedisCluster};
+use cpc_test_servers::{PrivateRedis, PrivateRedisCluster};
 
 const TASKS: usize = 64;
 const ROUNDS: usize = 3;

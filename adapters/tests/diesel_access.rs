@@ -93,11 +93,11 @@ async fn views_over_record_store_and_tx_repositories<Db>(h: &Harness<Db>) {
 
 mod postgres {
     use cpc_adapters::postgres::DatabaseConfig;
-    use cpc_testkit::harness::TestDatabase;
+    use cpc_test_servers::TestDatabase;
 
     use super::*;
 
-    /// A fresh database on the test server (see `cpc_testkit::harness` for how to point it at one), migrated.
+    /// A fresh database on the test server (see `cpc_test_servers` for how to point it at one), migrated.
     async fn harness() -> Harness<TestDatabase> {
         let db = TestDatabase::create().await;
         let config = DatabaseConfig::from_url(db.url()).unwrap();

@@ -14,7 +14,7 @@ use cpc_adapters::pool::PoolConfig;
 use cpc_adapters::postgres::DatabaseConfig;
 use cpc_adapters::sqlite::SqliteConfig;
 use cpc_ports::{RecordStore, UnitOfWork};
-use cpc_testkit::harness::TestDatabase;
+use cpc_test_servers::TestDatabase;
 use diesel_async::{AsyncConnection, SimpleAsyncConnection};
 
 const PG_TABLES: &str = "

@@ -15,7 +15,7 @@ use cpc_domain::{
     Version,
 };
 use cpc_ports::{ConflictKind, HealthCheck, HealthStatus, RepoError};
-use cpc_testkit::harness::TestDatabase;
+use cpc_test_servers::TestDatabase;
 use diesel::prelude::*;
 use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
 use uuid::Uuid;

@@ -14,8 +14,8 @@ use cpc_adapters::pool::{Pool, PoolConfig};
 use cpc_adapters::postgres::DatabaseConfig;
 use cpc_domain::{NewCustomer, NewUser};
 use cpc_ports::{ConflictKind, CustomerField, Query, RepoError, UnitOfWorkExt};
+use cpc_test_servers::TestDatabase;
 use cpc_testkit::contract::repository::DataPorts;
-use cpc_testkit::harness::TestDatabase;
 use diesel::sql_types::{Bool, Integer};
 use diesel_async::{AsyncConnection, RunQueryDsl, SimpleAsyncConnection};
 

@@ -13,7 +13,7 @@ use cpc_adapters::diesel::migrations::{
 use cpc_adapters::postgres::DatabaseConfig;
 use cpc_adapters::sqlite::SqliteConfig;
 use cpc_ports::RepoError;
-use cpc_testkit::harness::TestDatabase;
+use cpc_test_servers::TestDatabase;
 
 /// The migrations both backends have.
 const ALL: [&str; 5] = ["20261122000001", "20261122000002", "20261122000003", "20261122000004", "20261122000005"];

@@ -15,7 +15,7 @@ use cpc_adapters::postgres::DatabaseConfig;
 use cpc_adapters::sqlite::SqliteConfig;
 use cpc_domain::Version;
 use cpc_ports::{Filter, Query, RecordStoreExt, RepoError, TxExt, UnitOfWorkExt, Value};
-use cpc_testkit::harness::TestDatabase;
+use cpc_test_servers::TestDatabase;
 use diesel::sql_types::BigInt;
 use diesel_async::{AsyncConnection, RunQueryDsl, SimpleAsyncConnection};
 use uuid::Uuid;

@@ -21,8 +21,8 @@ use cpc_adapters::pool::{DatabaseError, Pool, PoolConfig};
 use cpc_adapters::postgres::DatabaseConfig;
 use cpc_domain::{NewUser, UpdateUser};
 use cpc_ports::{HealthStatus, RepoError};
+use cpc_test_servers::PrivateReplicaPair;
 use cpc_testkit::contract::repository::DataPorts;
-use cpc_testkit::harness::PrivateReplicaPair;
 
 /// A migrated database `app` on a primary + replica pair, and a manager over both (strong reads).
 struct Setup {

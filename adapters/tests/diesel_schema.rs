@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use cpc_adapters::diesel::migrations::{self, MigrationTarget};
 use cpc_adapters::postgres::DatabaseConfig;
 use cpc_adapters::sqlite::SqliteConfig;
-use cpc_testkit::harness::TestDatabase;
+use cpc_test_servers::TestDatabase;
 use diesel::pg::{Pg, PgMetadataLookup, PgTypeMetadata};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};

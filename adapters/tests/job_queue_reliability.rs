@@ -20,7 +20,7 @@ use cpc_adapters::postgres::{DatabaseConfig, PgJobQueue};
 use cpc_adapters::redis::{RedisConfig, RedisJobQueue, RedisManager};
 use cpc_adapters::worker::{Worker, WorkerConfig};
 use cpc_ports::{EnqueueOptions, JobQueue, JobQueueExt, QueueName};
-use cpc_testkit::harness::{PrivateRedisCluster, TestDatabase};
+use cpc_test_servers::{PrivateRedisCluster, TestDatabase};
 
 const HANDLERS: usize = 8;
 

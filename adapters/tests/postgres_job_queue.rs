@@ -12,7 +12,7 @@ use cpc_adapters::diesel::migrations::{self, MigrationTarget};
 use cpc_adapters::pool::{PoolConfig, PoolFactory};
 use cpc_adapters::postgres::{DatabaseConfig, PgJobQueue};
 use cpc_ports::{EnqueueOptions, JobQueue, QueueName};
-use cpc_testkit::harness::TestDatabase;
+use cpc_test_servers::TestDatabase;
 
 /// A migrated database with a job queue on it; derefs to the queue. The database is dropped last.
 struct Harness {

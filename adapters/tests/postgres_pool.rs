@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use cpc_adapters::pool::{DatabaseError, HealthChecker, PoolConfig, PoolFactory};
 use cpc_adapters::postgres::{DatabaseConfig, PgPool, SslMode};
 use cpc_ports::{HealthCheck, HealthStatus};
-use cpc_testkit::harness::{PrivatePostgres, TestDatabase};
+use cpc_test_servers::{PrivatePostgres, TestDatabase};
 
 async fn pool_for(url: &str, config: PoolConfig) -> PgPool {
     PoolFactory::create_postgres_pool(&DatabaseConfig::from_url(url).unwrap(), &config).await.unwrap()

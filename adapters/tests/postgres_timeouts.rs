@@ -14,7 +14,7 @@ use cpc_adapters::pool::{DatabaseError, PoolConfig, PoolFactory};
 use cpc_adapters::postgres::{DatabaseConfig, PgJobQueue, QueryTimeouts};
 use cpc_domain::{NewUser, UpdateUser, Username};
 use cpc_ports::{EnqueueOptions, JobQueue, KvError, QueueName, RepoError};
-use cpc_testkit::harness::TestDatabase;
+use cpc_test_servers::TestDatabase;
 
 const MS: fn(u64) -> Duration = Duration::from_millis;
 

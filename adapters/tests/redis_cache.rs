@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use cpc_adapters::redis::{CacheManager, RedisConfig, RedisManager};
 use cpc_ports::{Bytes, Cache, CacheExt, CacheKey, Codec, Compression, KeyTtl, KvError};
-use cpc_testkit::harness::PrivateRedis;
+use cpc_test_servers::PrivateRedis;
 
 async fn cache(namespace: &str) -> CacheManager {
     CacheManager::new(shared_manager(namespace).await, Duration::from_secs(60))

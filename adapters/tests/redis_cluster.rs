@@ -21,7 +21,7 @@ use cpc_ports::{
     Bytes, Cache, CacheKey, Channel, HealthCheck, HealthStatus, KvError, Lock, LockKey, PubSub, RateLimitKey,
     RateLimitPolicy, RateLimiter, SessionStore,
 };
-use cpc_testkit::harness::PrivateRedisCluster;
+use cpc_test_servers::PrivateRedisCluster;
 use futures::StreamExt;
 
 /// A manager on `cluster` (from `REDIS_CLUSTER_URLS`, plus `REDIS_CA_CERT` for a TLS cluster) under a namespace

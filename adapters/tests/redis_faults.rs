@@ -13,7 +13,7 @@ use cpc_ports::{
     Bytes, Cache, CacheKey, Channel, KvError, Lock, LockKey, LockLease, PubSub, RateLimitKey, RateLimitPolicy,
     RateLimiter, SessionId, SessionStore,
 };
-use cpc_testkit::harness::PrivateRedis;
+use cpc_test_servers::PrivateRedis;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use tokio::time::{Instant, timeout};

@@ -18,7 +18,7 @@ use cpc_ports::{
     Bytes, Cache, CacheKey, EnqueueOptions, JobQueue, Lock, LockKey, QueueName, RateLimitKey, RateLimitPolicy,
     RateLimiter, SessionStore,
 };
-use cpc_testkit::harness::PrivateRedisCluster;
+use cpc_test_servers::PrivateRedisCluster;
 
 const TTL: Duration = Duration::from_secs(60);
 

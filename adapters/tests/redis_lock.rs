@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use cpc_adapters::redis::{DEFAULT_FENCE_TTL, DistributedLock, RedisConfig, RedisManager};
 use cpc_ports::{KvError, Lock, LockKey};
-use cpc_testkit::harness::PrivateRedis;
+use cpc_test_servers::PrivateRedis;
 
 /// A lock whose fencing counters expire after an hour, so test runs do not leave keys behind on the shared
 /// server (far longer than any case, so tokens still only grow within one).

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use cpc_adapters::redis::{RedisConfig, RedisHealthCheck, RedisManager};
 use cpc_ports::{HealthCheck, HealthStatus, KvError};
-use cpc_testkit::harness::PrivateRedis;
+use cpc_test_servers::PrivateRedis;
 
 #[tokio::test]
 async fn commands_run_on_the_shared_connection_under_the_namespace() {

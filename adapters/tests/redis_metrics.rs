@@ -18,7 +18,7 @@ use cpc_ports::{
     Bytes, Cache, CacheKey, Channel, KvError, Lock, LockKey, PubSub, RateLimitKey, RateLimitPolicy, RateLimiter,
     SessionId, SessionStore,
 };
-use cpc_testkit::harness::PrivateRedis;
+use cpc_test_servers::PrivateRedis;
 use futures::StreamExt;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 

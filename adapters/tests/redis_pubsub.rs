@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use cpc_adapters::redis::{PubSubManager, RedisConfig, RedisManager};
 use cpc_ports::{Bytes, Channel, ChannelPattern, KvError, Message, PubSub, Subscription};
-use cpc_testkit::harness::PrivateRedis;
+use cpc_test_servers::PrivateRedis;
 use futures::StreamExt;
 use tokio::time::{Instant, timeout};
 

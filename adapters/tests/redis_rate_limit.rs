@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use cpc_adapters::redis::{RedisConfig, RedisManager, RedisRateLimiter, rate_limit_headers};
 use cpc_ports::{RateLimitDecision, RateLimitKey, RateLimitPolicy, RateLimiter};
-use cpc_testkit::harness::PrivateRedis;
+use cpc_test_servers::PrivateRedis;
 
 mod concrete {
     cpc_testkit::rate_limit_contract!(async {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use cpc_adapters::redis::{RedisConfig, RedisManager, Redlock, RedlockConfig};
 use cpc_ports::{KvError, Lock, LockKey, LockLease};
-use cpc_testkit::harness::PrivateRedisSet;
+use cpc_test_servers::PrivateRedisSet;
 
 /// Generous for a loaded 2-core CI machine; production would use less (the default is 100 ms).
 const NODE_TIMEOUT: Duration = Duration::from_millis(500);

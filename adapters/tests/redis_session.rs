@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use cpc_adapters::redis::{CacheManager, RedisConfig, RedisManager, SessionManager};
 use cpc_ports::{Codec, KvError, SessionId, SessionStore, SessionStoreExt};
-use cpc_testkit::harness::PrivateRedis;
+use cpc_test_servers::PrivateRedis;
 use serde::{Deserialize, Serialize};
 
 async fn sessions(namespace: &str) -> SessionManager {

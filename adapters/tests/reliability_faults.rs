@@ -11,7 +11,7 @@ use cpc_adapters::redis::{CacheManager, DistributedLock, RedisConfig, RedisManag
 use cpc_ports::{
     Bytes, Cache, CacheKey, KvError, Lock, LockKey, RateLimitKey, RateLimitPolicy, RateLimiter, SessionStore,
 };
-use cpc_testkit::harness::PrivateRedis;
+use cpc_test_servers::PrivateRedis;
 use tokio::time::Instant;
 
 const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
@@ -142,7 +142,7 @@ async fn postgres_stopped_under_32_tasks_recovers_with_no_partial_unit_of_work()
     use cpc_adapters::postgres::DatabaseConfig;
     use cpc_domain::{Money, NewTransaction, NewUser, TransactionKind};
     use cpc_ports::{RepoError, UnitOfWorkExt};
-    use cpc_testkit::harness::PrivatePostgres;
+    use cpc_test_servers::PrivatePostgres;
 
     const TIMEOUT: Duration = Duration::from_secs(2);
     let pg = PrivatePostgres::start_default().await;

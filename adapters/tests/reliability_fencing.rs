@@ -17,7 +17,7 @@ use cpc_adapters::pool::{PoolConfig, PoolFactory};
 use cpc_adapters::postgres::DatabaseConfig;
 use cpc_adapters::redis::{DistributedLock, RedisConfig, RedisManager, Redlock, RedlockConfig};
 use cpc_ports::{Lock, LockKey};
-use cpc_testkit::harness::{PrivateRedis, PrivateRedisSet, TestDatabase};
+use cpc_test_servers::{PrivateRedis, PrivateRedisSet, TestDatabase};
 
 const LEASE: Duration = Duration::from_secs(5);
 

@@ -19,7 +19,7 @@ use cpc_adapters::postgres::DatabaseConfig;
 use cpc_adapters::redis::{CacheManager, RedisConfig, RedisManager};
 use cpc_adapters::sqlite::SqliteConfig;
 use cpc_ports::{Bytes, Cache, CacheKey, Channel, KvError, LockKey, RateLimitKey, SessionId};
-use cpc_testkit::harness::{PrivatePostgres, PrivateRedis};
+use cpc_test_servers::{PrivatePostgres, PrivateRedis};
 
 /// Keys at the edges: NUL bytes, newlines, CR LF, Redis protocol characters, non-ASCII, glob characters, the
 /// longest accepted (4,096 bytes). Each is stored and read back verbatim under a binary value holding every byte.

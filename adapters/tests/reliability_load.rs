@@ -17,7 +17,7 @@ use cpc_adapters::pool::{DatabaseError, PoolConfig, PoolFactory};
 use cpc_adapters::postgres::{DatabaseConfig, PgPool};
 use cpc_adapters::redis::{DistributedLock, RedisManager, RedisRateLimiter};
 use cpc_ports::{Lock, LockExt, LockKey, RateLimitKey, RateLimitPolicy, RateLimiter};
-use cpc_testkit::harness::TestDatabase;
+use cpc_test_servers::TestDatabase;
 
 async fn pg_pool(db: &TestDatabase, config: PoolConfig) -> PgPool {
     PoolFactory::create_postgres_pool(&DatabaseConfig::from_url(db.url()).unwrap(), &config).await.unwrap()

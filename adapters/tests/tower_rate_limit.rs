@@ -17,7 +17,7 @@ use common::http::{header, serve};
 use cpc_adapters::redis::{RedisConfig, RedisManager, RedisRateLimiter};
 use cpc_adapters::tower::{ClientIp, FailurePolicy, HeaderKey, RateLimitLayer};
 use cpc_ports::{RateLimitPolicy, RateLimiter};
-use cpc_testkit::harness::PrivateRedis;
+use cpc_test_servers::PrivateRedis;
 use cpc_testkit::memory::InMemoryRateLimiter;
 use http::HeaderName;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};

@@ -51,7 +51,7 @@ pub mod testing {
     use cpc_data::adapters::postgres::DatabaseConfig;
     use cpc_data::adapters::redis::RedisConfig;
     use cpc_data::wiring::{AppData, DatabaseSettings, Ports, Settings};
-    use cpc_testkit::harness::TestDatabase;
+    use cpc_test_servers::TestDatabase;
 
     use super::FlowError;
 

@@ -33,7 +33,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod contract;
-pub mod harness;
 pub mod memory;
 
 /// The mockall mocks of every core port trait (`MockCache`, `MockUserRepository`, `MockUnitOfWork`, ...).

@@ -118,7 +118,7 @@ async fn connect_admin(admin_url: &str) -> Client {
 ///
 /// ```no_run
 /// # async fn demo() {
-/// let db = cpc_testkit::harness::TestDatabase::create().await;
+/// let db = cpc_test_servers::TestDatabase::create().await;
 /// let client = db.connect().await;
 /// let one: i32 = client.query_one("select 1", &[]).await.unwrap().get(0);
 /// assert_eq!(one, 1);

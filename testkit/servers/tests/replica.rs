@@ -2,7 +2,7 @@
 //! recovery, follows the primary's writes, can be paused, killed and restarted.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use cpc_testkit::harness::{PrivateReplicaPair, connect};
+use cpc_test_servers::{PrivateReplicaPair, connect};
 
 async fn count(url: &str) -> i64 {
     let client = connect(url).await.expect("connect");

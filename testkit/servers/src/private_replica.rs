@@ -18,7 +18,7 @@ const WAIT: Duration = Duration::from_secs(60);
 ///
 /// ```no_run
 /// # async fn demo() {
-/// use cpc_testkit::harness::PrivateReplicaPair;
+/// use cpc_test_servers::PrivateReplicaPair;
 ///
 /// let pair = PrivateReplicaPair::start().await; // returns once the replica streams
 /// let (primary_url, replica_url) = pair.create_database("app").await; // on the primary, replayed on the replica

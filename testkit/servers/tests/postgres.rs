@@ -8,7 +8,7 @@ use std::process::Command;
 use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use cpc_testkit::harness::{
+use cpc_test_servers::{
     PrivatePostgres, TLS_MISMATCH_HOST, TestCertificates, TestDatabase, connect, database_url, redact_url,
 };
 use tokio_postgres::error::SqlState;

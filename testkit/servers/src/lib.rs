@@ -22,7 +22,7 @@
 //! (the servers run as that user, since PostgreSQL refuses to run as root).
 //!
 //! ```no_run
-//! use cpc_testkit::harness::{PrivatePostgres, TestDatabase};
+//! use cpc_test_servers::{PrivatePostgres, TestDatabase};
 //!
 //! # async fn demo() {
 //! // An empty database on the shared server; dropped at the end of the scope.

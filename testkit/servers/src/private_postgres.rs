@@ -134,10 +134,10 @@ impl PrivatePostgresBuilder {
 ///
 /// ```no_run
 /// # async fn demo() {
-/// use cpc_testkit::harness::PrivatePostgres;
+/// use cpc_test_servers::PrivatePostgres;
 ///
 /// let pg = PrivatePostgres::builder().password_auth("secret").start().await;
-/// let client = cpc_testkit::harness::connect(&pg.url()).await.unwrap(); // the URL holds the password
+/// let client = cpc_test_servers::connect(&pg.url()).await.unwrap(); // the URL holds the password
 /// pg.stop().await; // clients now get errors; new connections are refused
 /// pg.start().await; // same port, same data
 /// # drop(client);
