@@ -91,7 +91,7 @@ impl Settings {
     /// A malformed variable is a [`WiringError::Config`] naming it.
     pub fn from_lookup(app: &str, get: impl Fn(&str) -> Option<String>) -> Result<Self, WiringError> {
         let url = get("DATABASE_URL");
-        let database = if get("SQLITE_PATH").is_some() || url.as_deref().is_some_and(|u| u.starts_with("sqlite:")) {
+        let database = if SqliteConfig::is_chosen_by(&get) {
             DatabaseSettings::Sqlite(SqliteConfig::from_lookup(&get).map_err(WiringError::config)?)
         } else if url.is_some() && get(REPLICA_URLS_ENV).is_some_and(|v| !v.trim().is_empty()) {
             DatabaseSettings::PostgresWithReplicas(ReplicaConfig::from_lookup(&get).map_err(WiringError::config)?)

@@ -29,6 +29,11 @@ pub struct SqliteConfig {
     pub wal: bool,
 }
 
+/// Whether `url` names a SQLite database (`sqlite:` in any of its forms).
+fn is_sqlite_url(url: &str) -> bool {
+    url.starts_with("sqlite:")
+}
+
 impl SqliteConfig {
     /// A database file.
     pub fn file(path: impl Into<PathBuf>) -> Self {
@@ -65,6 +70,13 @@ impl SqliteConfig {
         Ok(Self::file(rest))
     }
 
+    /// Whether a variable lookup chooses SQLite: `SQLITE_PATH` is set, or `DATABASE_URL` is a `sqlite:` URL.
+    /// The one rule every configuration path (the composition root, migrations, [`SqliteConfig::from_env`])
+    /// uses to tell SQLite from PostgreSQL.
+    pub fn is_chosen_by(get: impl Fn(&str) -> Option<String>) -> bool {
+        get("SQLITE_PATH").is_some() || get("DATABASE_URL").is_some_and(|u| is_sqlite_url(&u))
+    }
+
     /// `SQLITE_PATH`, else a `sqlite:` `DATABASE_URL`; errors name the variable.
     pub fn from_env() -> Result<Self, DatabaseError> {
         Self::from_lookup(|k| std::env::var(k).ok())
@@ -74,7 +86,7 @@ impl SqliteConfig {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, DatabaseError> {
         let (var, value) = match (get("SQLITE_PATH"), get("DATABASE_URL")) {
             (Some(p), _) => ("SQLITE_PATH", p),
-            (None, Some(u)) if u.starts_with("sqlite:") => ("DATABASE_URL", u),
+            (None, Some(u)) if is_sqlite_url(&u) => ("DATABASE_URL", u),
             _ => return Err(DatabaseError::config("SQLITE_PATH", "not set (nor a sqlite: DATABASE_URL)")),
         };
         Self::parse(&value).map_err(|e| match e {

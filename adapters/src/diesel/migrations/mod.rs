@@ -83,8 +83,7 @@ impl MigrationTarget {
 
     /// [`MigrationTarget::from_env`] over any variable lookup.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, DbError> {
-        let sqlite = get("SQLITE_PATH").is_some() || get("DATABASE_URL").is_some_and(|u| u.starts_with("sqlite:"));
-        Ok(if sqlite {
+        Ok(if SqliteConfig::is_chosen_by(&get) {
             Self::Sqlite(SqliteConfig::from_lookup(get)?)
         } else {
             Self::Postgres(DatabaseConfig::from_lookup(get)?)
