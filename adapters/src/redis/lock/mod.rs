@@ -435,6 +435,6 @@ mod tests {
         for script in [scripts::RELEASE, scripts::EXTEND] {
             assert!(script.contains("redis.call('GET', KEYS[1]) == ARGV[1]"), "{script}");
         }
-        assert!(scripts::ACQUIRE.contains("'NX', 'PX'") && scripts::ACQUIRE.contains("INCR"));
+        assert!(scripts::ACQUIRE.contains("'NX', 'PX'") && scripts::ACQUIRE.contains("'TIME'"));
     }
 }
