@@ -23,6 +23,8 @@ use std::time::Duration;
 use quanta::Clock;
 use tokio::sync::watch;
 
+use super::clock::elapsed_nanos;
+
 use super::leak::{LeakDetector, LeakEntry};
 use super::metrics::nanos;
 use super::{CloseReason, DatabaseError, MetricsCollector, PoolConfig, PoolMetricsSnapshot};
@@ -62,12 +64,6 @@ impl<C> Drop for Tracked<C> {
     fn drop(&mut self) {
         self.live.fetch_sub(1, Ordering::Relaxed);
     }
-}
-
-/// Nanoseconds from raw clock reading `start` to `end`; 0 if `end` is not later (readings taken on two cores may
-/// be a few cycles apart).
-pub(super) fn elapsed_nanos(clock: &Clock, start: u64, end: u64) -> u64 {
-    if end <= start { 0 } else { clock.delta_as_nanos(start, end) }
 }
 
 /// The bb8 connection manager over a [`Backend`].

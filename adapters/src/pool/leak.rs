@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use quanta::Clock;
 
-use super::core::elapsed_nanos;
+use super::clock::elapsed_nanos;
 use super::slot::ConnSlot;
 
 /// The leak detection of one pool: its threshold and the slots of its open connections.

@@ -1,6 +1,7 @@
 //! Connection pools: [`PoolConfig`], [`DatabaseError`], [`MetricsCollector`], [`PoolFactory`], and the
 //! generic [`Pool`] the PostgreSQL and SQLite pools are made of.
 
+mod clock;
 mod config;
 mod core;
 mod error;

@@ -10,11 +10,11 @@ use cpc_ports::KvError;
 use futures::StreamExt;
 use redis::aio::{PubSubSink, PubSubStream};
 use tokio::sync::mpsc::UnboundedReceiver;
-use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until, timeout};
 
-use super::queue::{Kind, Registry, lock};
+use super::command::{Command, Kind};
+use super::queue::{Registry, lock};
 use crate::redis::RedisConfig;
 use crate::redis::error::classify;
 
@@ -25,16 +25,6 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// How often an idle connection is checked with `PING`, so a silently dead one (a half-open TCP connection)
 /// is noticed and replaced.
 const KEEPALIVE: Duration = Duration::from_secs(10);
-
-/// What the driver is asked to do.
-pub(super) enum Command {
-    /// Make the server subscription for `topic` active (it is already in the registry), then answer.
-    Subscribe { kind: Kind, topic: String, done: oneshot::Sender<Result<(), KvError>> },
-    /// The last subscription of `topic` was dropped: unsubscribe unless a new one came meanwhile.
-    Unsubscribe { kind: Kind, topic: String },
-    /// The bus was dropped: end every subscription's stream and stop.
-    Shutdown,
-}
 
 /// Aborts the message pump when dropped (the pump owns the connection's read half, so this closes it).
 pub(super) struct Pump(pub(super) JoinHandle<()>);

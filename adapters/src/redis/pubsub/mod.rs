@@ -1,6 +1,7 @@
 //! [`PubSubManager`]: the Redis [`PubSub`], on a dedicated connection that reconnects and resubscribes by
 //! itself.
 
+mod command;
 mod driver;
 mod queue;
 mod sharded;
@@ -12,8 +13,9 @@ use cpc_ports::{BufferLimits, Bytes, Channel, ChannelPattern, Codec, KvError, Pu
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 use tokio::sync::oneshot;
 
-use self::driver::{Command, Driver};
-use self::queue::{Kind, Registry, lock, register};
+use self::command::{Command, Kind};
+use self::driver::Driver;
+use self::queue::{Registry, lock, register};
 use self::sharded::ShardedDriver;
 use super::RedisManager;
 use super::metrics::{Instruments, operations};

@@ -10,17 +10,8 @@ use cpc_ports::{BufferLimits, KvError, Message};
 use futures::Stream;
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::driver::Command;
+use super::command::{Command, Kind};
 use crate::redis::metrics::Deliveries;
-
-/// What a subscription listens to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(super) enum Kind {
-    /// `SUBSCRIBE`: one channel, by its exact name.
-    Channel,
-    /// `PSUBSCRIBE`: every channel matching a glob.
-    Pattern,
-}
 
 /// One entry of a subscription's queue.
 enum Item {

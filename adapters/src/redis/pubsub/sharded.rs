@@ -22,8 +22,9 @@ use redis::{PushInfo, PushKind, Value};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::time::{Instant, sleep_until, timeout};
 
-use super::driver::{Command, Pump};
-use super::queue::{Kind, Registry, lock};
+use super::command::{Command, Kind};
+use super::driver::Pump;
+use super::queue::{Registry, lock};
 use crate::redis::RedisConfig;
 use crate::redis::error::classify;
 
