@@ -21,8 +21,7 @@ use crate::pool::{Backend, DatabaseError};
 use crate::postgres::{DatabaseConfig, PgBackend};
 use crate::sqlite::{SqliteConfig, SqliteTarget};
 
-/// The SQLite connection the repositories use: Diesel's synchronous connection, run on tokio's blocking pool.
-pub type AsyncSqliteConnection = SyncConnectionWrapper<SqliteConnection>;
+pub use crate::diesel::sql::AsyncSqliteConnection;
 
 /// A pool [`Backend`] whose connections are Diesel async connections, with how to open a transaction on them.
 pub trait DieselBackend: Backend<Conn: AsyncConnection + Send + crate::diesel::sql::RecordConn> {

@@ -10,6 +10,7 @@
 //! * [`error`]: how Diesel errors become [`DbError`] variants.
 //! * [`migrations`]: the embedded migrations: run pending, revert the last N, status.
 
+mod audit_row;
 pub mod builtin;
 pub mod connection;
 pub mod error;
@@ -22,6 +23,7 @@ pub mod schema;
 pub mod sql;
 pub mod sql_types;
 pub mod uow;
+mod values;
 
 pub use connection::{AsyncSqliteConnection, DieselBackend, DieselPgBackend, DieselSqliteBackend, ReplicaState};
 pub use manager::{DbManager, DbPool};

@@ -12,8 +12,9 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use self::rows::{CustomerRow, EntityRow, TransactionRow, UserRow};
 use self::schema::{audit_log, customers, entities, transactions, users};
-use crate::diesel::connection::AsyncSqliteConnection;
-use crate::diesel::repos::{AuditEntry, DbJson, DbTime, DbUuid, audit_context};
+use crate::diesel::audit_row::{AuditEntry, audit_context};
+use crate::diesel::sql::{AsyncSqliteConnection, RecordConn};
+use crate::diesel::values::{DbJson, DbTime, DbUuid};
 
 /// One `audit_log` row as insert values.
 type AuditValues = (
@@ -40,23 +41,28 @@ fn audit_values(entries: &[AuditEntry]) -> Vec<AuditValues> {
         .collect()
 }
 
-/// Inserts `audit_log` rows on PostgreSQL with one multi-row `INSERT`.
-pub(crate) async fn write_audit_pg(conn: &mut AsyncPgConnection, entries: &[AuditEntry]) -> Result<(), RepoError> {
-    let values = audit_values(entries);
-    crate::sql_table!(@insert pg, conn, audit_log::table, values)
-        .map(drop)
-        .map_err(|e| audit_context("postgres").map(e))
+impl RecordConn for AsyncPgConnection {
+    type Db = diesel::pg::Pg;
+    const BACKEND: &'static str = "postgres";
+    /// Inserts `audit_log` rows on PostgreSQL with one multi-row `INSERT`.
+    async fn write_audit(&mut self, entries: &[AuditEntry]) -> Result<(), RepoError> {
+        let values = audit_values(entries);
+        crate::sql_table!(@insert pg, self, audit_log::table, values)
+            .map(drop)
+            .map_err(|e| audit_context("postgres").map(e))
+    }
 }
 
-/// Inserts `audit_log` rows on SQLite with one multi-row `INSERT`.
-pub(crate) async fn write_audit_sqlite(
-    conn: &mut AsyncSqliteConnection,
-    entries: &[AuditEntry],
-) -> Result<(), RepoError> {
-    let values = audit_values(entries);
-    crate::sql_table!(@insert sqlite, conn, audit_log::table, values)
-        .map(drop)
-        .map_err(|e| audit_context("sqlite").map(e))
+impl RecordConn for AsyncSqliteConnection {
+    type Db = diesel::sqlite::Sqlite;
+    const BACKEND: &'static str = "sqlite";
+    /// Inserts `audit_log` rows on SQLite with one multi-row `INSERT`.
+    async fn write_audit(&mut self, entries: &[AuditEntry]) -> Result<(), RepoError> {
+        let values = audit_values(entries);
+        crate::sql_table!(@insert sqlite, self, audit_log::table, values)
+            .map(drop)
+            .map_err(|e| audit_context("sqlite").map(e))
+    }
 }
 
 crate::sql_table! {

@@ -6,7 +6,7 @@ use cpc_domain::Timestamp;
 use cpc_ports::{RecordId, RepoError};
 
 use super::INSERT_CHUNK;
-use crate::diesel::error::ErrorContext;
+use crate::diesel::audit_row::{AuditAction, AuditEntry};
 use crate::diesel::sql::{RecordConn, SqlTable};
 
 /// Turns the audit trail on (see [`DbManager::with_audit`](crate::diesel::DbManager::with_audit)).
@@ -26,48 +26,6 @@ impl AuditConfig {
     pub fn actor(actor: impl Into<String>) -> Self {
         Self { actor: Some(actor.into()) }
     }
-}
-
-/// What a write did to a row: the `audit_log.action` column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum AuditAction {
-    /// A row was inserted.
-    Create,
-    /// A row was changed.
-    Update,
-    /// A row was deleted.
-    Delete,
-}
-
-impl AuditAction {
-    /// `"create"`, `"update"` or `"delete"`, as stored.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Create => "create",
-            Self::Update => "update",
-            Self::Delete => "delete",
-        }
-    }
-}
-
-/// One `audit_log` row to insert.
-#[derive(Debug, Clone)]
-pub struct AuditEntry {
-    /// The table written, e.g. `"users"`.
-    pub table: &'static str,
-    /// The row written: its key as text (a UUID, or a database-assigned integer).
-    pub row_id: String,
-    /// What was done.
-    pub action: AuditAction,
-    /// Who did it, if known.
-    pub actor: Option<String>,
-    /// When: the row's own timestamp for creates and updates, the deletion time for deletes.
-    pub at: Timestamp,
-}
-
-/// Where audit insert errors happen.
-pub(crate) const fn audit_context(backend: &'static str) -> ErrorContext {
-    ErrorContext { backend, table: "audit_log", entity: "audit log", reference_field: "" }
 }
 
 /// Inserts one audit row per `(id, at)` for table `T`, when auditing is on (`audit` is `Some`). The caller runs

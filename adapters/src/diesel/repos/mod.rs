@@ -19,7 +19,6 @@
 mod audit;
 mod source;
 mod tx_state;
-mod values;
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -35,12 +34,12 @@ use cpc_ports::{
     UserField, UserRepository, Value, ValueKind,
 };
 
-pub(crate) use audit::audit_context;
-pub use audit::{AuditAction, AuditConfig, AuditEntry};
+pub use crate::diesel::audit_row::{AuditAction, AuditEntry};
+pub use crate::diesel::values::{DbJson, DbTime, DbUuid};
+pub use audit::AuditConfig;
 pub use source::Mode;
-pub(crate) use source::{Routed, Source, record_write, tx_context};
-pub(crate) use tx_state::{TxScope, roll_back_levels};
-pub use values::{DbJson, DbTime, DbUuid};
+pub(crate) use source::{Routed, Source, record_write};
+pub(crate) use tx_state::{TxScope, roll_back_levels, tx_context};
 
 use crate::diesel::connection::{DieselBackend, DieselPgBackend, DieselSqliteBackend};
 use crate::diesel::replicas::{ReadConsistency, ReplicaSet};

@@ -9,9 +9,8 @@ use diesel_async::{AsyncConnection, TransactionManager};
 use futures::future::BoxFuture;
 
 use crate::diesel::connection::DieselBackend;
-use crate::diesel::error::ErrorContext;
 use crate::diesel::replicas::{ReplicaSet, Session};
-use crate::diesel::repos::tx_state::{InFlight, TxScope};
+use crate::diesel::repos::tx_state::{InFlight, TxScope, tx_context};
 use crate::pool::Pool;
 
 /// What a repository call does, which decides how it is wrapped.
@@ -80,11 +79,6 @@ where
         Mode::Read | Mode::Write => f(conn).await,
         Mode::Atomic => in_transaction::<B, R, F>(conn, true, f).await,
     }
-}
-
-/// Context for errors of transaction control statements.
-pub(crate) fn tx_context(backend: &'static str) -> ErrorContext {
-    ErrorContext { backend, table: "", entity: "transaction", reference_field: "" }
 }
 
 /// Runs `f` in a transaction (a savepoint when one is already open): commits on `Ok`, rolls back on `Err`.

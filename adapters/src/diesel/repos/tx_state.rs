@@ -15,10 +15,15 @@ use cpc_ports::RepoError;
 use diesel_async::{AsyncConnection, TransactionManager};
 
 use crate::diesel::connection::DieselBackend;
-use crate::diesel::repos::source::tx_context;
+use crate::diesel::error::ErrorContext;
 use crate::pool::PooledConn;
 
 type Tm<C> = <C as AsyncConnection>::TransactionManager;
+
+/// Context for errors of transaction control statements.
+pub(crate) fn tx_context(backend: &'static str) -> ErrorContext {
+    ErrorContext { backend, table: "", entity: "transaction", reference_field: "" }
+}
 
 /// One level of a unit of work: the top-level transaction, or a transaction nested in it.
 #[derive(Debug, Default)]

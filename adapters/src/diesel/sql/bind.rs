@@ -5,8 +5,8 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel::sql_types::{BigInt, Bool, Date, Double, Integer, Nullable, Text};
 
-use crate::diesel::repos::{DbJson, DbTime, DbUuid};
 use crate::diesel::sql_types::{Jsonb, Timestamptz, Uuid};
+use crate::diesel::values::{DbJson, DbTime, DbUuid};
 
 /// How a Rust field value is bound for a column of SQL type `ST`.
 pub trait BindAs<ST> {

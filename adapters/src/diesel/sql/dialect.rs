@@ -11,8 +11,8 @@ use diesel::sql_types::{BigInt, Bool, Date, Double, Integer, Text};
 use diesel::sqlite::Sqlite;
 
 use super::{Cond, Op};
-use crate::diesel::repos::{DbTime, DbUuid};
 use crate::diesel::sql_types::{Timestamptz, Uuid};
+use crate::diesel::values::{DbTime, DbUuid};
 
 /// A Diesel backend the repositories build conditions for: PostgreSQL or SQLite.
 pub trait Dialect: diesel::backend::Backend + Sized + 'static {

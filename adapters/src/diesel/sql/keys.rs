@@ -6,7 +6,7 @@ use cpc_ports::{RecordId, ValueKind};
 /// An id type a declared record may have: a UUID (made by the library) or an `i64` (assigned by the database:
 /// `BIGSERIAL`, `INTEGER PRIMARY KEY`), or a newtype over one.
 pub trait SqlKey: RecordId {
-    /// The Rust value bound for the key column ([`DbUuid`](crate::diesel::repos::DbUuid) or `i64`).
+    /// The Rust value bound for the key column ([`DbUuid`](crate::diesel::values::DbUuid) or `i64`).
     type Bind: Send + Sync + 'static;
     /// The kind of its query values.
     const KIND: ValueKind;
@@ -15,10 +15,10 @@ pub trait SqlKey: RecordId {
 }
 
 impl SqlKey for uuid::Uuid {
-    type Bind = crate::diesel::repos::DbUuid;
+    type Bind = crate::diesel::values::DbUuid;
     const KIND: ValueKind = ValueKind::Uuid;
     fn bind(&self) -> Self::Bind {
-        crate::diesel::repos::DbUuid(*self)
+        crate::diesel::values::DbUuid(*self)
     }
 }
 
@@ -33,10 +33,10 @@ impl SqlKey for i64 {
 macro_rules! uuid_keys {
     ($($id:ty),+) => {$(
         impl SqlKey for $id {
-            type Bind = crate::diesel::repos::DbUuid;
+            type Bind = crate::diesel::values::DbUuid;
             const KIND: ValueKind = ValueKind::Uuid;
             fn bind(&self) -> Self::Bind {
-                crate::diesel::repos::DbUuid(*self.as_uuid())
+                crate::diesel::values::DbUuid(*self.as_uuid())
             }
         }
     )+};

@@ -15,15 +15,14 @@ use cpc_domain::Version;
 use cpc_ports::{Direction, Field, Filter, RepoError, Sort, Value};
 use diesel::expression::{AsExpression, BoxableExpression};
 use diesel::sql_types::Bool;
-use diesel_async::{AsyncConnection, AsyncPgConnection};
+use diesel_async::AsyncConnection;
 
 pub use bind::{BindAs, bind_as};
 pub use dialect::{Dialect, like_prefix};
 pub use keys::SqlKey;
 
-use crate::diesel::connection::AsyncSqliteConnection;
+use crate::diesel::audit_row::AuditEntry;
 use crate::diesel::error::ErrorContext;
-use crate::diesel::repos::AuditEntry;
 
 diesel::define_sql_function! {
     /// SQL `lower(text)`.
@@ -58,7 +57,11 @@ impl Op {
     }
 }
 
-/// A connection type records are stored through: `AsyncPgConnection` or the SQLite one.
+/// The SQLite connection the repositories use: Diesel's synchronous connection, run on tokio's blocking pool.
+pub type AsyncSqliteConnection = diesel_async::sync_connection_wrapper::SyncConnectionWrapper<diesel::SqliteConnection>;
+
+/// A connection type records are stored through: `AsyncPgConnection` or the SQLite one (implemented in
+/// [`builtin`](crate::diesel::builtin), beside the `audit_log` table it writes).
 pub trait RecordConn: AsyncConnection + Send + 'static {
     /// Its Diesel backend.
     type Db: Dialect;
@@ -69,28 +72,6 @@ pub trait RecordConn: AsyncConnection + Send + 'static {
         &'a mut self,
         entries: &'a [AuditEntry],
     ) -> impl Future<Output = Result<(), RepoError>> + Send + 'a;
-}
-
-impl RecordConn for AsyncPgConnection {
-    type Db = diesel::pg::Pg;
-    const BACKEND: &'static str = "postgres";
-    fn write_audit<'a>(
-        &'a mut self,
-        entries: &'a [AuditEntry],
-    ) -> impl Future<Output = Result<(), RepoError>> + Send + 'a {
-        crate::diesel::builtin::write_audit_pg(self, entries)
-    }
-}
-
-impl RecordConn for AsyncSqliteConnection {
-    type Db = diesel::sqlite::Sqlite;
-    const BACKEND: &'static str = "sqlite";
-    fn write_audit<'a>(
-        &'a mut self,
-        entries: &'a [AuditEntry],
-    ) -> impl Future<Output = Result<(), RepoError>> + Send + 'a {
-        crate::diesel::builtin::write_audit_sqlite(self, entries)
-    }
 }
 
 fn constant<Tab, DB: Dialect>(value: bool) -> Cond<Tab, DB>
@@ -303,11 +284,11 @@ pub mod __private {
     pub use diesel_async;
     pub use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
+    pub use super::AsyncSqliteConnection;
     pub use super::{
         Cond, Dialect, EmailTable, FieldConds, Op, RecordConn, SqlKey, SqlTable, bind_as, filter_cond, first_or,
         keyset_cond, lower, mismatch,
     };
-    pub use crate::diesel::connection::AsyncSqliteConnection;
     pub use crate::diesel::error::ErrorContext;
 
     /// The kind and nullability of a model field's type, from an accessor.
