@@ -108,9 +108,15 @@ use store::{Shared, lock};
 /// plus a table for every record [registered](Self::register) with it, keeping that record's declared rules.
 ///
 /// Cloning shares the data; every repository and unit of work it hands out works on the same rows.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct InMemoryDatabase {
     shared: Shared,
+}
+
+impl Default for InMemoryDatabase {
+    fn default() -> Self {
+        Self { shared: repos::new_database() }
+    }
 }
 
 impl InMemoryDatabase {
@@ -152,7 +158,7 @@ impl InMemoryDatabase {
     /// (an `i64` sequence per table, never reused, like PostgreSQL's) are enforced as the databases do.
     /// Registering again is harmless. Returns `self`, to chain.
     pub fn register<T: cpc_ports::Record>(&self) -> &Self {
-        lock(&self.shared).register::<T>();
+        repos::register::<T>(&self.shared);
         self
     }
 }

@@ -51,13 +51,36 @@ impl<T> Clone for InMemoryRepository<T> {
     }
 }
 
-/// A repository on a fresh database of its own, with `T` registered.
+/// A repository on a fresh database of its own (the four built-in records), with `T` registered.
 impl<T: Record> Default for InMemoryRepository<T> {
     fn default() -> Self {
-        let shared = Shared::default();
-        super::store::lock(&shared).tables.register::<T>();
+        let shared = new_database();
+        register::<T>(&shared);
         Self::committed(&shared)
     }
+}
+
+/// A fresh database holding the four built-in records' tables.
+pub(crate) fn new_database() -> Shared {
+    let shared = Shared::default();
+    register::<User>(&shared);
+    register::<Entity>(&shared);
+    register::<Customer>(&shared);
+    register::<Transaction>(&shared);
+    shared
+}
+
+/// Gives `T` a table on `shared` (unless it has one), whose repositories are [`InMemoryRepository`]s.
+pub(crate) fn register<T: Record>(shared: &Shared) {
+    super::store::lock(shared).register::<T>(open::<T>);
+}
+
+/// The [`Opener`](super::table::Opener) of `T`'s repositories: an `Arc<dyn Repository<T>>` on a [`Store`].
+fn open<T: Record>(store: &dyn std::any::Any) -> Option<Box<dyn std::any::Any + Send>> {
+    let store = store.downcast_ref::<Store>()?;
+    let repo: std::sync::Arc<dyn cpc_ports::Repository<T>> =
+        std::sync::Arc::new(InMemoryRepository::<T>::on(store.clone()));
+    Some(Box::new(repo))
 }
 
 impl<T: Record> fmt::Debug for InMemoryRepository<T> {

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use cpc_domain::ValidationError;
 use cpc_ports::{ConflictKind, RepoError};
 
-use super::table::{Change, Tables};
+use super::table::{Change, Opener, Tables};
 
 /// The committed state of one database.
 #[derive(Debug, Default)]
@@ -27,8 +27,8 @@ pub(crate) struct Committed {
 
 impl Committed {
     /// Gives record `T` a table unless it has one; open units of work see it from their next statement.
-    pub(crate) fn register<T: cpc_ports::Record>(&mut self) {
-        if self.tables.register::<T>() {
+    pub(crate) fn register<T: cpc_ports::Record>(&mut self, open: Opener) {
+        if self.tables.register::<T>(open) {
             self.generation += 1;
         }
     }
@@ -115,7 +115,7 @@ impl Store {
             Self::Committed(shared) => shared,
             Self::Tx(scope) => &scope.handle.shared,
         };
-        lock(shared).tables.repository(record, self.clone())
+        lock(shared).tables.repository(record, self)
     }
 
     /// Runs a read against the visible state.

@@ -1,5 +1,5 @@
 //! The generic core of the in-memory data store: one [`Table`] per record type, the [`Tables`] of a database
-//! (any record registered with it, the four built-in ones always), and the row changes ([`Change`]) that writes
+//! (every record registered with it), and the row changes ([`Change`]) that writes
 //! produce, apply, and (inside a unit of work) journal for commit.
 //!
 //! Every rule is the record's own declaration, as the databases enforce it: unique keys from
@@ -10,15 +10,17 @@
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
-use cpc_domain::{Customer, Entity, Transaction, User, ValidationError, Version};
-use cpc_ports::{ConflictKind, Field, Record, RecordId, RepoError, Repository, Value, unknown_record};
+use cpc_domain::{ValidationError, Version};
+use cpc_ports::{ConflictKind, Field, Record, RecordId, RepoError, Value, unknown_record};
 
 pub(crate) use cpc_ports::UniqueKey;
 
-use super::repos::InMemoryRepository;
-use super::store::{Store, lock};
+/// Opens the repository of one record type on a store (given type-erased, as the repository layer's `Store`),
+/// as `Box<Arc<dyn Repository<T>>>`; `None` if the store is not one the opener knows. Supplied with each table by
+/// the layer that knows the repository type, so this one need not.
+pub(crate) type Opener = fn(&dyn Any) -> Option<Box<dyn Any + Send>>;
 
 /// The current time as PostgreSQL stores it: UTC, microsecond precision.
 pub(crate) use cpc_ports::repository::stored_now as now;
@@ -93,8 +95,6 @@ trait AnyTable: Send + Sync {
     fn contains(&self, id: &Value) -> bool;
     /// The field through which a row refers to the `entity` row with this id, if any row does.
     fn referrer(&self, entity: &str, id: &Value) -> Option<&'static str>;
-    /// The repository of this table's record on `store`, as `Box<Arc<dyn Repository<T>>>`.
-    fn repository(&self, store: Store) -> Box<dyn Any + Send>;
 }
 
 impl<T: Record> AnyTable for Table<T> {
@@ -122,37 +122,25 @@ impl<T: Record> AnyTable for Table<T> {
             self.rows.values().any(|row| row.value(field) == *id).then_some(r.field)
         })
     }
-    fn repository(&self, store: Store) -> Box<dyn Any + Send> {
-        let repo: Arc<dyn Repository<T>> = Arc::new(InMemoryRepository::<T>::on(store));
-        Box::new(repo)
-    }
 }
 
 /// The next value of each table's key sequence (for keys the database assigns). Shared by every copy of a
 /// database's tables and never rolled back, like a PostgreSQL sequence: ids are not reused.
 type Sequences = Arc<Mutex<HashMap<TypeId, i64>>>;
 
-/// Every table of one database: the four built-in records and any the app registered.
+/// Every table of one database (the four built-in records and any the app registered), with how to open each
+/// record's repository.
+#[derive(Default)]
 pub struct Tables {
     tables: HashMap<TypeId, Box<dyn AnyTable>>,
+    openers: HashMap<TypeId, Opener>,
     sequences: Sequences,
-}
-
-impl Default for Tables {
-    fn default() -> Self {
-        let mut tables = Self { tables: HashMap::new(), sequences: Sequences::default() };
-        tables.register::<User>();
-        tables.register::<Entity>();
-        tables.register::<Customer>();
-        tables.register::<Transaction>();
-        tables
-    }
 }
 
 impl Clone for Tables {
     fn clone(&self) -> Self {
         let tables = self.tables.iter().map(|(id, table)| (*id, table.clone_box())).collect();
-        Self { tables, sequences: self.sequences.clone() }
+        Self { tables, openers: self.openers.clone(), sequences: self.sequences.clone() }
     }
 }
 
@@ -165,12 +153,14 @@ impl fmt::Debug for Tables {
 }
 
 impl Tables {
-    /// Adds an empty table for `T` unless it has one. Returns whether it was added.
-    pub(crate) fn register<T: Record>(&mut self) -> bool {
+    /// Adds an empty table for `T`, whose repositories `open` opens, unless it has one. Returns whether it was
+    /// added.
+    pub(crate) fn register<T: Record>(&mut self, open: Opener) -> bool {
         if self.tables.contains_key(&TypeId::of::<T>()) {
             return false;
         }
         self.tables.insert(TypeId::of::<T>(), Box::new(Table::<T>::default()));
+        self.openers.insert(TypeId::of::<T>(), open);
         true
     }
 
@@ -197,8 +187,8 @@ impl Tables {
     }
 
     /// The repository of the record whose `TypeId` is `record`, on `store`, if it has a table.
-    pub(crate) fn repository(&self, record: TypeId, store: Store) -> Option<Box<dyn Any + Send>> {
-        self.tables.get(&record).map(|t| t.repository(store))
+    pub(crate) fn repository(&self, record: TypeId, store: &dyn Any) -> Option<Box<dyn Any + Send>> {
+        self.openers.get(&record).and_then(|open| open(store))
     }
 
     /// A fresh id for a new `T` row: the record's own (a UUID), or the next value of the table's sequence.
@@ -206,7 +196,7 @@ impl Tables {
         if let Some(id) = T::new_id() {
             return Ok(id);
         }
-        let mut sequences = lock(&self.sequences);
+        let mut sequences = self.sequences.lock().unwrap_or_else(PoisonError::into_inner);
         let next = sequences.entry(TypeId::of::<T>()).or_insert(1);
         let id = T::Id::from_value(&Value::Int(*next)).map_or_else(|| cpc_ports::placeholder_id::<T>(), Ok)?;
         *next += 1;
