@@ -68,7 +68,7 @@ impl<C> Drop for Tracked<C> {
 
 /// The bb8 connection manager over a [`Backend`].
 #[derive(Debug)]
-pub struct Manager<B: Backend> {
+pub(crate) struct Manager<B: Backend> {
     backend: Arc<B>,
     metrics: Arc<MetricsCollector>,
     /// Open connections (bb8's own count is behind its lock).

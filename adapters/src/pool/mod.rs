@@ -13,7 +13,7 @@ mod slot;
 mod stripes;
 
 pub use config::PoolConfig;
-pub use core::{Backend, Manager, Pool, PoolState, PooledConn, Tracked};
+pub use core::{Backend, Pool, PoolState, PooledConn, Tracked};
 pub use error::DatabaseError;
 pub use factory::PoolFactory;
 pub use health::HealthChecker;
