@@ -5,12 +5,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use chrono::Utc;
-use cpc_data::domain::{Money, NewTransaction, NewUser, TransactionKind, User, UserId};
-use cpc_data::ports::{
-    CacheExt, CacheKey, Channel, ConflictKind, LockExt, LockKey, PageRequest, PubSubExt, RateLimitKey, RateLimitPolicy,
-    RepoError, SessionStoreExt, TimeRange,
-};
-use cpc_data::wiring::Ports;
+use cpc_data::prelude::*;
 
 use crate::common::FlowError;
 use futures::StreamExt;
