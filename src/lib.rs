@@ -13,7 +13,44 @@ pub mod prelude;
 #[cfg(feature = "wiring")]
 pub mod wiring;
 
-// The README's Rust snippets are compiled and run as doc tests of this crate.
+// The Rust blocks of README.md and of every page under docs/ are compiled and run as doc tests of this crate,
+// one struct per file.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide/jobs.md")]
+pub struct JobsDoctests;
+
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide/own-tables.md")]
+pub struct OwnTablesDoctests;
+
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide/pools.md")]
+pub struct PoolsDoctests;
+
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide/ports.md")]
+pub struct PortsDoctests;
+
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide/redlock.md")]
+pub struct RedlockDoctests;
+
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide/replicas.md")]
+pub struct ReplicasDoctests;
+
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide/repositories.md")]
+pub struct RepositoriesDoctests;
+
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide/testing.md")]
+pub struct TestingDoctests;
+
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide/tower.md")]
+pub struct TowerDoctests;

@@ -1,4 +1,4 @@
--- The README's "Your own table" example: an app's notes, each owned by one of the library's users.
+-- The example of docs/guide/own-tables.md: an app's notes, each owned by one of the library's users.
 CREATE TABLE notes (
     id          BIGSERIAL PRIMARY KEY,
     owner_id    UUID NOT NULL REFERENCES users (id) ON DELETE RESTRICT,

@@ -1,4 +1,4 @@
--- The README's "Your own table" example on SQLite: UUIDs and timestamps are text, as the library's portable SQL
+-- The example of docs/guide/own-tables.md on SQLite: UUIDs and timestamps are text, as the library's portable SQL
 -- types store them.
 CREATE TABLE notes (
     id          INTEGER PRIMARY KEY,
