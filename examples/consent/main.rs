@@ -1,4 +1,4 @@
-//! The `consent_manager` seed's integration: an app with a table and migrations of its own (consents granted and
+//! The consent example: an app with a table and migrations of its own (consents granted and
 //! revoked per purpose, the history kept) beside the library's, on the public API only.
 //!
 //! `cargo run --example consent` (embedded), or with `DATABASE_URL` and `REDIS_URL` set (PostgreSQL + Redis).

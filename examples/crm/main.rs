@@ -1,4 +1,4 @@
-//! The CRM seed's integration: a customer directory over `CustomerRepository`.
+//! The CRM example: a customer directory over `CustomerRepository`.
 //!
 //! `cargo run --example crm` (embedded), or with `DATABASE_URL` set (PostgreSQL).
 

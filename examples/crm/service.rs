@@ -1,4 +1,4 @@
-//! The app code of the CRM seed: register customers (one per e-mail address, whatever its case) and find them by
+//! The app code of the CRM example: register customers (one per e-mail address, whatever its case) and find them by
 //! e-mail. It knows only the `CustomerRepository` port.
 
 use std::sync::Arc;

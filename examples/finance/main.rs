@@ -1,4 +1,4 @@
-//! The finance seed's integration: a ledger over `TransactionRepository` and `Lock`.
+//! The finance example: a ledger over `TransactionRepository` and `Lock`.
 //!
 //! `cargo run --example finance` (embedded), or with `DATABASE_URL` and `REDIS_URL` set (PostgreSQL + Redis).
 

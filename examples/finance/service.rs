@@ -1,4 +1,4 @@
-//! The app code of the finance seed: a ledger that records transactions under a per-account lock and reads an
+//! The app code of the finance example: a ledger that records transactions under a per-account lock and reads an
 //! account's history in a time range, page by page. It knows only ports.
 
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! The gallery seed's integration: an upload handler enqueues a thumbnail job on the `JobQueue` port, a worker
+//! The gallery example: an upload handler enqueues a thumbnail job on the `JobQueue` port, a worker
 //! makes the thumbnail. Jobs are delivered at least once, failing ones retried, then dead-lettered.
 //!
 //! `cargo run --example gallery` (embedded: in-process queue), or with `REDIS_URL` set (Redis Streams).

@@ -1,4 +1,4 @@
-//! The `learning_core` seed's integration: an app with tables and migrations of its own (courses, lessons, course
+//! The learning example: an app with tables and migrations of its own (courses, lessons, course
 //! completions and their lesson rows) beside the library's, on the public API only.
 //!
 //! `cargo run --example learning` (embedded), or with `DATABASE_URL` and `REDIS_URL` set (PostgreSQL + Redis).

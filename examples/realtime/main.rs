@@ -1,4 +1,4 @@
-//! The realtime-signaling seed's integration: per-document broadcast over `PubSub`, per-peer `RateLimiter`.
+//! The realtime-signaling example: per-document broadcast over `PubSub`, per-peer `RateLimiter`.
 //!
 //! `cargo run --example realtime` (embedded), or with `REDIS_URL` set (Redis).
 

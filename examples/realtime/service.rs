@@ -1,4 +1,4 @@
-//! The app code of the realtime-signaling seed: peers editing one document exchange WebRTC signals (offers,
+//! The app code of the realtime-signaling example: peers editing one document exchange WebRTC signals (offers,
 //! answers, ICE candidates) and cursor moves through a per-document channel. Every peer of a document receives
 //! every signal, whichever app instance it is connected to (with Redis); other documents see nothing. Each peer
 //! may send at most a few signals a second. It knows only the `PubSub` and `RateLimiter` ports.

@@ -1,4 +1,4 @@
-//! The sheets seed's integration: a visualization cache over `Cache`, with a TTL per chart.
+//! The sheets example: a visualization cache over `Cache`, with a TTL per chart.
 //!
 //! `cargo run --example sheets` (embedded), or with `REDIS_URL` set (Redis).
 

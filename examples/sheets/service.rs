@@ -1,4 +1,4 @@
-//! The app code of the sheets seed: a visualization cache. Rendering a chart from a sheet is expensive, so each
+//! The app code of the sheets example: a visualization cache. Rendering a chart from a sheet is expensive, so each
 //! rendered chart is cached with a TTL of its own (a live dashboard for seconds, a yearly report for hours),
 //! and editing a sheet drops all its charts at once. A cache that is down slows charts, never breaks them. It
 //! knows only the `Cache` port.
