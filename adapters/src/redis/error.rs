@@ -6,12 +6,18 @@ use cpc_domain::ValidationError;
 use cpc_ports::KvError;
 use redis::{ErrorKind, RedisError};
 
-/// Maps a redis-rs error: rejected credentials are `Authentication`, a server certificate the client refuses
+/// Maps a redis-rs error: rejected credentials and a key, channel or command the ACL user may not use (`NOPERM`)
+/// are `Authentication` (also when a cluster node refused them), a server certificate the client refuses
 /// `Validation` (naming `ca_cert`, or `host` for a name the certificate does not cover), an unanswered command
 /// `Timeout`, a refused or dropped connection `Unavailable`, the rest `Backend`.
 pub(crate) fn classify(e: RedisError, operation: &'static str, response_timeout: Duration) -> KvError {
     let code = e.code().unwrap_or("");
-    if e.kind() == ErrorKind::AuthenticationFailed || matches!(code, "WRONGPASS" | "NOAUTH" | "NOPERM") {
+    // The cluster client keeps only the text of a node's refusal ("Failed to create initial connections - Io:
+    // Password authentication failed - AuthenticationFailed"), so the text is matched too.
+    if e.kind() == ErrorKind::AuthenticationFailed
+        || matches!(code, "WRONGPASS" | "NOAUTH" | "NOPERM")
+        || e.to_string().contains("- AuthenticationFailed")
+    {
         return KvError::Authentication { backend: "redis", reason: e.to_string() };
     }
     if let Some(error) = certificate_error(&e) {

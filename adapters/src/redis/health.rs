@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use cpc_ports::{HealthCheck, HealthReport, HealthStatus};
+use cpc_ports::{HealthCheck, HealthReport, HealthStatus, KvError};
 
 use super::RedisManager;
 
@@ -14,6 +14,9 @@ use super::RedisManager;
 /// `Degraded` when the server's `maxmemory-policy` is an `allkeys-*` one: under memory pressure it may evict keys
 /// without a TTL, which the lock's fencing counters and the job queue's keys are by design (a lost counter
 /// restarts fencing tokens; a lost stream loses jobs). `noeviction` or a `volatile-*` policy keeps them.
+///
+/// An ACL user refused `INFO` on one server gets the `PING` verdict with an `info` detail saying what was not
+/// checked, instead of a `Degraded` report for a server that is fine.
 #[derive(Debug, Clone)]
 pub struct RedisHealthCheck {
     manager: RedisManager,
@@ -95,6 +98,12 @@ impl HealthCheck for RedisHealthCheck {
                     None => r,
                 }
             }
+            // An ACL user may be refused INFO (`-info`): the server answered PING, so it is as healthy as
+            // PING says; what could not be checked is said, not reported as a fault.
+            Err(KvError::Authentication { .. }) => report.with_detail(
+                "info",
+                "INFO not permitted for this ACL user: version, role and eviction policy not checked (grant +info)",
+            ),
             Err(e) => HealthReport { status: HealthStatus::Degraded, ..report }.with_detail("error", e),
         };
         report
