@@ -115,6 +115,131 @@ async fn a_cancelled_get_or_set_frees_the_key_for_the_next_caller() {
     assert_eq!(got, 2);
 }
 
+/// A waiting caller's task: its result and how long it took.
+type Waiter = tokio::task::JoinHandle<(Result<u32, KvError>, Duration)>;
+
+/// 20 callers waiting on one key's leader, spawned once the leader is computing.
+fn waiters_on<F, Fut>(cache: &CacheManager, k: &CacheKey, compute: F) -> Vec<Waiter>
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<u32, KvError>> + Send,
+{
+    (0..20)
+        .map(|_| {
+            let (cache, k, compute) = (cache.clone(), k.clone(), compute.clone());
+            tokio::spawn(async move {
+                let started = std::time::Instant::now();
+                let result = cache.get_or_set(&k, None, compute).await;
+                (result, started.elapsed())
+            })
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failing_computation_runs_once_and_every_waiter_gets_its_error() {
+    let cache = cache("get-or-set-fails").await;
+    let computed = Arc::new(AtomicUsize::new(0));
+    let k = key("fails");
+    let failing = {
+        let computed = computed.clone();
+        move || {
+            let computed = computed.clone();
+            async move {
+                computed.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                Err::<u32, _>(KvError::backend("source", std::io::Error::other("source down")))
+            }
+        }
+    };
+    let (started, leader_started) = tokio::sync::oneshot::channel();
+    let leader = {
+        let (cache, k, failing) = (cache.clone(), k.clone(), failing.clone());
+        tokio::spawn(async move {
+            cache
+                .get_or_set(&k, None, || {
+                    let _ = started.send(());
+                    failing()
+                })
+                .await
+        })
+    };
+    leader_started.await.unwrap();
+    let waiters = waiters_on(&cache, &k, failing);
+    let leader_error = tokio::time::timeout(Duration::from_secs(10), leader).await.unwrap().unwrap().unwrap_err();
+    assert!(matches!(leader_error, KvError::Backend { backend: "source", .. }), "{leader_error:?}");
+    for waiter in waiters {
+        let (result, took) = tokio::time::timeout(Duration::from_secs(10), waiter).await.unwrap().unwrap();
+        let error = result.unwrap_err();
+        assert!(matches!(error, KvError::Backend { backend: "source", .. }), "a waiter gets the error: {error:?}");
+        assert_eq!(error.to_string(), leader_error.to_string(), "the same error");
+        assert!(took < Duration::from_secs(1), "a waiter does not compute again: {took:?}");
+    }
+    assert_eq!(computed.load(Ordering::SeqCst), 1, "21 callers, one failing computation");
+    assert_eq!(cache.in_flight(), 0);
+    assert!(!cache.exists(&k).await.unwrap(), "a failed computation stores nothing");
+    let got = cache.get_or_set(&k, None, || async { Ok(5_u32) }).await.unwrap();
+    assert_eq!(got, 5, "the next call computes again");
+}
+
+/// A caller computing 1 for `k` in `takes`, spawned; returns once its computation has started.
+async fn slow_leader(
+    cache: &CacheManager,
+    k: &CacheKey,
+    takes: Duration,
+) -> tokio::task::JoinHandle<Result<u32, KvError>> {
+    let (started, leader_started) = tokio::sync::oneshot::channel();
+    let (cache, k) = (cache.clone(), k.clone());
+    let leader = tokio::spawn(async move {
+        cache
+            .get_or_set(&k, None, || async move {
+                let _ = started.send(());
+                tokio::time::sleep(takes).await;
+                Ok(1_u32)
+            })
+            .await
+    });
+    leader_started.await.unwrap();
+    leader
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn waiters_give_up_after_the_compute_wait_while_the_leader_goes_on() {
+    let wait = Duration::from_millis(300);
+    let cache = cache("get-or-set-wait").await.with_compute_wait(wait);
+    assert_eq!(cache.compute_wait(), wait);
+    assert_eq!(CacheManager::DEFAULT_COMPUTE_WAIT, Duration::from_secs(10));
+    let k = key("slow");
+    let leader = slow_leader(&cache, &k, Duration::from_millis(1500)).await;
+    let waiters = waiters_on(&cache, &k, || async { Ok(2_u32) });
+    for waiter in waiters {
+        let (result, took) = tokio::time::timeout(Duration::from_secs(10), waiter).await.unwrap().unwrap();
+        assert!(matches!(result, Err(KvError::Timeout { after, .. }) if after == wait), "{result:?}");
+        assert!(took <= wait + Duration::from_millis(250), "a waiter gave up after {took:?}");
+    }
+    assert_eq!(tokio::time::timeout(Duration::from_secs(5), leader).await.unwrap().unwrap().unwrap(), 1);
+    assert_eq!(cache.get::<u32>(&k).await.unwrap(), Some(1), "the leader's value is stored");
+    assert_eq!(cache.in_flight(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiter_computes_in_place_of_a_cancelled_leader() {
+    let cache = cache("get-or-set-takeover").await;
+    let k = key("k");
+    let leader = slow_leader(&cache, &k, Duration::from_secs(30)).await;
+    let waiter = {
+        let (cache, k) = (cache.clone(), k.clone());
+        tokio::spawn(async move { cache.get_or_set(&k, None, || async { Ok(2_u32) }).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!waiter.is_finished(), "the waiter waits for the leader");
+    leader.abort();
+    let got = tokio::time::timeout(Duration::from_secs(2), waiter).await.expect("the waiter takes over").unwrap();
+    assert_eq!(got.unwrap(), 2, "the waiter computes in the cancelled leader's place");
+    assert_eq!(cache.get::<u32>(&k).await.unwrap(), Some(2));
+    assert_eq!(cache.in_flight(), 0);
+}
+
 #[tokio::test]
 async fn delete_prefix_with_a_glob_looking_prefix_deletes_only_literal_matches_of_thousands() {
     let cache = cache("delete-prefix-bulk").await;

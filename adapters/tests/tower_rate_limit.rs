@@ -195,3 +195,44 @@ async fn a_limiter_that_is_down_fails_open_or_closed_as_configured_and_says_so()
     let closed_line = line("fail_closed").unwrap_or_else(|| panic!("no fail-closed warning in:\n{logs}"));
     assert!(closed_line.contains("request refused"), "{closed_line}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_limiter_fails_open_or_closed_within_the_response_timeout() {
+    let server = PrivateRedis::start().await;
+    let response_timeout = Duration::from_millis(400);
+    let manager = common::redis::private_manager(&server, "tower-rl-stuck:", response_timeout).await;
+    let limiter = Arc::new(RedisRateLimiter::new(manager));
+    let open = RateLimitLayer::new(Arc::clone(&limiter), WINDOW, HeaderKey::new(HeaderName::from_static("x-api-key")))
+        .unwrap();
+    let closed = open.clone().on_failure(FailurePolicy::FailClosed);
+    let (open_app, open_hits) = app(open);
+    let (closed_app, closed_hits) = app(closed);
+    let (open_url, closed_url) = (serve(open_app).await, serve(closed_app).await);
+    let client = reqwest::Client::new();
+    let request = |url: &str, i: usize| {
+        let call = client.get(url).header("x-api-key", format!("key{i}")).send();
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let status = call.await.unwrap().status().as_u16();
+            (status, started.elapsed())
+        })
+    };
+    assert_eq!(request(&open_url, 0).await.unwrap().0, 200, "the limiter works while Redis answers");
+
+    let stuck = common::redis::stall(&server, Duration::from_secs(2)).await;
+    // Requests arriving one after another, so their checks queue behind the batches already in flight.
+    let mut calls = Vec::new();
+    for i in 1..=12 {
+        calls.push((200, request(&open_url, i)));
+        calls.push((503, request(&closed_url, i)));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for (expected, call) in calls {
+        let (status, took) =
+            tokio::time::timeout(Duration::from_secs(10), call).await.expect("a request hangs").unwrap();
+        assert_eq!(status, expected, "fail open lets requests through, fail closed refuses them");
+        assert!(took <= response_timeout + Duration::from_millis(250), "a request answered after {took:?}");
+    }
+    assert_eq!((open_hits.load(Ordering::SeqCst), closed_hits.load(Ordering::SeqCst)), (13, 0));
+    stuck.await.unwrap();
+}

@@ -18,6 +18,8 @@
 //! * Background work: [`JobQueue`] (enqueue, reserve with a visibility timeout, ack, nack with retry, dead
 //!   letters; at-least-once delivery) and its typed [`JobQueueExt`]. Errors: [`KvError`].
 //! * [`HealthCheck`], for `/health` endpoints.
+//! * [`SingleFlight`]: one computation per key at a time in a process, its value or error handed to every caller
+//!   waiting for it, each wait bounded (the core of a cache's `get_or_set`).
 //!
 //! Every core trait is object-safe, `Send + Sync + 'static`, and has a mockall mock behind the `mocks` feature
 //! (`MockCache`, `MockUserRepository`, ...). Each method's contract is written as MUST sentences; the contract
@@ -37,6 +39,7 @@ pub mod rate_limit;
 mod rate_limit_headers;
 pub mod repository;
 pub mod session;
+pub mod single_flight;
 pub mod uow;
 
 pub use cache::{Cache, CacheExt, KeyTtl};
@@ -59,6 +62,7 @@ pub use repository::{
     TransactionRepository, UniqueKey, UserField, UserRepository, Value, ValueKind, placeholder_id,
 };
 pub use session::{SessionStore, SessionStoreExt};
+pub use single_flight::{Joined, Leader, SingleFlight};
 pub use uow::{Tx, TxExt, UnitOfWork, UnitOfWorkExt, unknown_record};
 
 /// Re-exported so implementors and callers use the same `async_trait` as the traits.

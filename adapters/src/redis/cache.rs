@@ -1,15 +1,14 @@
 //! [`CacheManager`]: the [`Cache`] port over Redis strings with `PX` expiry.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::hash::{BuildHasher, RandomState};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use cpc_ports::{Bytes, Cache, CacheKey, Codec, KeyTtl, KvError};
+use cpc_ports::{Bytes, Cache, CacheKey, Codec, Joined, KeyTtl, KvError, SingleFlight};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -33,8 +32,6 @@ operations!(CacheOp {
 
 /// How many keys one `SCAN` step asks for, and the most one `UNLINK` deletes, in [`Cache::delete_prefix`].
 const SCAN_BATCH: usize = 1000;
-/// Shards of the single-flight map: calls on different keys rarely share a shard lock.
-const FLIGHT_SHARDS: usize = 16;
 
 /// The Redis [`Cache`] (the seeds' `CacheManager`): each entry is a Redis string under the manager's namespace
 /// and the cache's own prefix (`<namespace>cache:<key>`, [`CacheManager::stored_key`]), written with `SET .. PX`,
@@ -48,7 +45,9 @@ const FLIGHT_SHARDS: usize = 16;
 /// * `delete_prefix` walks the namespace with `SCAN MATCH` (never `KEYS`), the prefix glob-escaped so it is taken
 ///   literally, and deletes what it finds with `UNLINK` in batches of 1000. It only ever touches this cache's
 ///   entries (`<namespace>cache:<prefix>*`), never another adapter's keys in the same namespace. A key written while the walk runs may survive it. On a cluster it walks every master.
-/// * [`CacheManager::get_or_set`] computes a missing value once per key and process (single flight).
+/// * [`CacheManager::get_or_set`] computes a missing value once per key and process (single flight); callers
+///   waiting for another's computation get its value or its error, and wait at most
+///   [`CacheManager::with_compute_wait`] (default 10 s).
 /// * [`CacheManager::with_ttl_jitter`] spreads expiry times so entries written together do not expire together.
 /// * Values over [`CacheManager::with_max_value_bytes`] (default 8 MiB) are refused with [`KvError::TooLarge`]
 ///   before anything is sent.
@@ -77,19 +76,25 @@ pub struct CacheManager {
     codec: Codec,
     max_value_bytes: usize,
     jitter: f64,
+    compute_wait: Duration,
     shared: Arc<Shared>,
     metrics: Arc<Instruments<CacheOp>>,
 }
 
-/// State shared by clones: the single-flight map and the jitter's random sequence.
+/// State shared by clones: the single-flight map (handing out the encoded value) and the jitter's random
+/// sequence.
 struct Shared {
-    flights: Flights,
+    flights: SingleFlight<Bytes>,
     rng: AtomicU64,
 }
 
 impl CacheManager {
     /// The default largest value: 8 MiB.
     pub const DEFAULT_MAX_VALUE_BYTES: usize = 8 * 1024 * 1024;
+
+    /// How long, by default, a [`CacheManager::get_or_set`] caller waits for another caller's computation of
+    /// the same key before it gives up with [`KvError::Timeout`]: 10 s.
+    pub const DEFAULT_COMPUTE_WAIT: Duration = Duration::from_secs(10);
 
     /// The cache's own sub-namespace: every entry is stored under `<namespace>cache:<key>`. No key of the other
     /// Redis adapters starts with it (locks `{lock:`, rate limits `{rl:`, sessions `session:`, job queues `jq:`),
@@ -114,7 +119,8 @@ impl CacheManager {
             codec: Codec::json(),
             max_value_bytes: Self::DEFAULT_MAX_VALUE_BYTES,
             jitter: 0.0,
-            shared: Arc::new(Shared { flights: Flights::default(), rng: AtomicU64::new(seed) }),
+            compute_wait: Self::DEFAULT_COMPUTE_WAIT,
+            shared: Arc::new(Shared { flights: SingleFlight::new(), rng: AtomicU64::new(seed) }),
             metrics: Instruments::new("cache"),
         }
     }
@@ -146,6 +152,20 @@ impl CacheManager {
         self
     }
 
+    /// The same cache, whose [`CacheManager::get_or_set`] callers wait at most `wait` for another caller's
+    /// computation of the same key ([`Self::DEFAULT_COMPUTE_WAIT`] by default); past it they get
+    /// [`KvError::Timeout`] while the computation goes on.
+    #[must_use]
+    pub fn with_compute_wait(mut self, wait: Duration) -> Self {
+        self.compute_wait = wait;
+        self
+    }
+
+    /// How long a [`CacheManager::get_or_set`] caller waits for another caller's computation.
+    pub fn compute_wait(&self) -> Duration {
+        self.compute_wait
+    }
+
     /// The TTL of entries written without one.
     pub fn default_ttl(&self) -> Duration {
         self.default_ttl
@@ -165,14 +185,19 @@ impl CacheManager {
     /// and returns it.
     ///
     /// Single flight: of many concurrent calls on one missing key in this process (on this `CacheManager` or
-    /// its clones), one runs `compute`; the others wait for it and then read the stored value. Across
-    /// processes it is once per process: each process computes at most once per miss. The per-key lock lives
-    /// in a sharded in-process map and is removed when the last caller for the key is done, also when a
-    /// caller is cancelled (a waiter then computes in its place).
+    /// its clones), one, the leader, runs `compute` and stores the value; the others wait for it and get its
+    /// outcome, without reading Redis again: the value (decoded from the bytes the leader stored), or the
+    /// leader's error, so a failing `compute` runs once, not once per waiter, and every waiter gets the same
+    /// error. Across processes it is once per process: each process computes at most once per miss.
     ///
-    /// Errors from `compute` are returned as they are and nothing is stored (the next call computes again). A
-    /// value already stored that does not decode as `T` is a [`KvError::Codec`]; a computed value over the size
-    /// limit is a [`KvError::TooLarge`] (nothing is stored).
+    /// A waiter waits at most [`CacheManager::with_compute_wait`] (default [`Self::DEFAULT_COMPUTE_WAIT`]) and
+    /// then gets [`KvError::Timeout`] (operation [`SingleFlight::WAIT_OPERATION`]); the leader is not cut short.
+    /// A leader that is cancelled hands nothing out: a waiter computes in its place. The per-key entry is
+    /// removed when the leader is done, so the map does not grow ([`CacheManager::in_flight`]).
+    ///
+    /// Errors from `compute` are returned as they are and nothing is stored (the next call after them computes
+    /// again). A value already stored that does not decode as `T` is a [`KvError::Codec`]; a computed value over
+    /// the size limit is a [`KvError::TooLarge`] (nothing is stored).
     pub async fn get_or_set<T, F, Fut>(&self, key: &CacheKey, ttl: Option<Duration>, compute: F) -> Result<T, KvError>
     where
         T: Serialize + DeserializeOwned + Send,
@@ -183,18 +208,37 @@ impl CacheManager {
         if let Some(found) = self.get_decoded(key).await? {
             return Ok(found);
         }
-        let _flight = self.shared.flights.enter(key.as_str()).await;
-        if let Some(found) = self.get_decoded(key).await? {
-            return Ok(found);
+        match self.shared.flights.join(key.as_str(), self.compute_wait).await {
+            Joined::Waited(outcome) => Ok(self.codec.decode(&outcome?)?),
+            Joined::Lead(leader) => match self.lead(key, ttl, compute).await {
+                Ok((value, bytes)) => {
+                    leader.finish(Ok(bytes))?;
+                    Ok(value)
+                }
+                Err(error) => Err(leader.fail(error)),
+            },
+        }
+    }
+
+    /// The leader's part of [`CacheManager::get_or_set`]: the value stored meanwhile (by an earlier leader, or
+    /// another process), or `compute`'s, stored; with its bytes for the waiters.
+    async fn lead<T, F, Fut>(&self, key: &CacheKey, ttl: Option<Duration>, compute: F) -> Result<(T, Bytes), KvError>
+    where
+        T: Serialize + DeserializeOwned + Send,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, KvError>>,
+    {
+        if let Some(bytes) = self.get_bytes(key).await? {
+            return Ok((self.codec.decode(&bytes)?, bytes));
         }
         let value = compute().await?;
         let bytes = self.codec.encode(&value)?;
-        self.set_bytes(key, bytes, ttl).await?;
-        Ok(value)
+        self.set_bytes(key, bytes.clone(), ttl).await?;
+        Ok((value, bytes))
     }
 
-    /// Test aid: how many keys have a [`CacheManager::get_or_set`] computation running or waiting in this
-    /// process. Zero once every call has returned (the single-flight map does not grow).
+    /// Test aid: how many keys have a [`CacheManager::get_or_set`] computation running in this process. Zero
+    /// once every call has returned (the single-flight map does not grow).
     pub fn in_flight(&self) -> usize {
         self.shared.flights.len()
     }
@@ -256,6 +300,7 @@ impl fmt::Debug for CacheManager {
             .field("codec", &self.codec)
             .field("max_value_bytes", &self.max_value_bytes)
             .field("ttl_jitter", &self.jitter)
+            .field("compute_wait", &self.compute_wait)
             .finish()
     }
 }
@@ -439,73 +484,6 @@ impl Cache for CacheManager {
 
     fn max_value_bytes(&self) -> usize {
         self.max_value_bytes
-    }
-}
-
-/// The single-flight map of [`CacheManager::get_or_set`]: one async mutex per key being computed, in shards,
-/// with a count of the callers holding or waiting for it.
-struct Flights {
-    hasher: RandomState,
-    shards: [Shard; FLIGHT_SHARDS],
-}
-
-type Shard = Mutex<HashMap<String, Slot>>;
-
-struct Slot {
-    lock: Arc<tokio::sync::Mutex<()>>,
-    users: usize,
-}
-
-impl Default for Flights {
-    fn default() -> Self {
-        Self { hasher: RandomState::new(), shards: std::array::from_fn(|_| Mutex::default()) }
-    }
-}
-
-impl Flights {
-    fn shard(&self, key: &str) -> &Shard {
-        let i = (self.hasher.hash_one(key) % FLIGHT_SHARDS as u64) as usize;
-        &self.shards[i]
-    }
-
-    fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len()).sum()
-    }
-
-    /// Waits until no other caller holds `key`, then holds it until the returned guard drops.
-    async fn enter(&self, key: &str) -> FlightGuard<'_> {
-        let shard = self.shard(key);
-        let lock = {
-            let mut map = shard.lock().unwrap_or_else(|e| e.into_inner());
-            let slot = map.entry(key.to_owned()).or_insert_with(|| Slot { lock: Arc::default(), users: 0 });
-            slot.users += 1;
-            Arc::clone(&slot.lock)
-        };
-        // The guard exists before the wait, so a caller cancelled while waiting still gives its place up.
-        let mut guard = FlightGuard { shard, key: key.to_owned(), held: None };
-        guard.held = Some(lock.lock_owned().await);
-        guard
-    }
-}
-
-/// One caller's place in the single-flight map; on drop it releases the key and removes the key's entry when
-/// no other caller holds or waits for it.
-struct FlightGuard<'a> {
-    shard: &'a Shard,
-    key: String,
-    held: Option<tokio::sync::OwnedMutexGuard<()>>,
-}
-
-impl Drop for FlightGuard<'_> {
-    fn drop(&mut self) {
-        drop(self.held.take());
-        let mut map = self.shard.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(slot) = map.get_mut(&self.key) {
-            slot.users = slot.users.saturating_sub(1);
-            if slot.users == 0 {
-                map.remove(&self.key);
-            }
-        }
     }
 }
 

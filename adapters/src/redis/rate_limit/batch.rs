@@ -13,16 +13,36 @@
 //! The script runs a batch's checks in order, atomically, at one server instant: exactly as if each had run
 //! alone at that instant. A check that fails on the server (a key holding another type) fails alone.
 //!
-//! The driver starts with the first check (inside the caller's runtime) and stops when the last clone of the
-//! limiter is dropped, after answering what was queued.
+//! Bounds, so a stuck or slow server never makes a caller wait for ever or memory grow:
+//!
+//! * **A deadline per check.** A caller waits at most the connection's response timeout
+//!   (`RedisConfig::response_timeout`), counted from its call, queueing included; then it gets
+//!   [`KvError::Timeout`] (`operation: "check rate limit"`). A check whose caller has given up while it was still
+//!   queued is never sent; one already sent may still be counted by the server (as any command that times out).
+//! * **A bounded queue.** At most [`DEFAULT_QUEUE_CAPACITY`] checks (or the limiter's own capacity) wait to be
+//!   taken, besides the at most `MAX_IN_FLIGHT × MAX_BATCH` being sent. A check that finds the queue full fails at
+//!   once with [`KvError::Unavailable`] (retryable: the server is not keeping up), without waiting.
+//!
+//! The driver and the runtime: the driver is a task spawned on the tokio runtime of the call that finds no
+//! driver running, and it stops when the last clone of the limiter is dropped, after answering what was queued.
+//! If that runtime ends (a test's runtime, a `Runtime` built for one job), the task is dropped with it and the
+//! queue's receiver closes. The next check sees the closed queue (`try_send` answers `Closed` and hands the check
+//! back), takes a mutex that only this slow path uses, and, unless another caller has already done it, starts a
+//! new driver with a new queue on its own runtime; every later check uses that one. The current queue sits in an
+//! [`ArcSwapOption`], so the common path (a driver running) reads it without a lock: a check costs one `try_send`
+//! and one `oneshot` channel, as before. Checks that were queued or in flight on the ended runtime get an error;
+//! none waits beyond its deadline. (A runtime that is kept but no longer driven, such as a current-thread runtime
+//! between two `block_on` calls, does not close the queue: checks then time out until it runs again.)
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use arc_swap::ArcSwapOption;
 use cpc_ports::KvError;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use redis::Value;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 
 use super::scripts::CHECKS_SCRIPT;
@@ -34,6 +54,12 @@ use crate::redis::error::classify;
 pub(super) const MAX_BATCH: usize = 128;
 /// The most batches in flight at once on the shared connection.
 pub(super) const MAX_IN_FLIGHT: usize = 4;
+/// The most checks waiting to be taken by the driver, by default: beyond that a check fails at once with
+/// [`KvError::Unavailable`]. 4096 checks are about 30 full batches: far more than a server that keeps up ever
+/// leaves queued, few enough that a stalled server holds little memory.
+pub(super) const DEFAULT_QUEUE_CAPACITY: usize = 4096;
+/// What the checks of a call are named in errors.
+const OPERATION: &str = "check rate limit";
 
 /// One check's reply: `[allowed, remaining, retry_after_us, reset_after_us]`.
 pub(super) type Reply = [i64; 4];
@@ -49,35 +75,97 @@ struct Queued {
     answer: oneshot::Sender<Result<Reply, KvError>>,
 }
 
-/// The queue of one limiter (shared by its clones); the driver task is started by the first check.
-#[derive(Default)]
+/// The queue of one limiter (shared by its clones) and the driver task behind it, started by the first check
+/// and again after its runtime ended (see the module docs).
 pub(super) struct Batcher {
-    queue: OnceLock<mpsc::UnboundedSender<Queued>>,
+    /// The current driver's queue; `None` until the first check.
+    queue: ArcSwapOption<mpsc::Sender<Queued>>,
+    /// Held only while a driver is being started, so two callers never start two.
+    starting: Mutex<()>,
+    capacity: usize,
 }
 
 impl Batcher {
-    /// Runs `check` in the next batch and returns its reply.
+    /// A batcher whose queue holds at most `capacity` checks (at least 1).
+    pub(super) fn new(capacity: usize) -> Self {
+        Self { queue: ArcSwapOption::empty(), starting: Mutex::new(()), capacity: capacity.max(1) }
+    }
+
+    /// How many checks may wait in the queue.
+    pub(super) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Runs `check` in the next batch and returns its reply, within `response_timeout` of the call.
     pub(super) async fn run(
         &self,
         check: Check,
         connection: impl FnOnce() -> RedisConnection,
         response_timeout: Duration,
     ) -> Result<Reply, KvError> {
-        let queue = self.queue.get_or_init(|| {
-            let (tx, rx) = mpsc::unbounded_channel();
-            tokio::spawn(drive(rx, connection(), response_timeout));
-            tx
-        });
         let (answer, reply) = oneshot::channel();
-        queue
-            .send(Queued { check, answer })
-            .map_err(|_| KvError::backend("redis", "the rate limiter's batching task has stopped"))?;
-        reply.await.map_err(|_| KvError::backend("redis", "the rate limiter's batching task dropped a check"))?
+        self.enqueue(Queued { check, answer }, connection, response_timeout)?;
+        match tokio::time::timeout(response_timeout, reply).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => {
+                Err(unavailable("the rate limiter's batching task stopped before answering (its runtime ended)"))
+            }
+            Err(_) => Err(KvError::Timeout { operation: OPERATION, after: response_timeout }),
+        }
+    }
+
+    /// Hands `queued` to the running driver, or starts one on the current runtime when there is none (first
+    /// check) or its runtime has ended (its queue is closed).
+    fn enqueue(
+        &self,
+        queued: Queued,
+        connection: impl FnOnce() -> RedisConnection,
+        response_timeout: Duration,
+    ) -> Result<(), KvError> {
+        let queued = match self.queue.load().as_deref() {
+            Some(queue) => match queue.try_send(queued) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Full(_)) => return Err(self.full()),
+                Err(TrySendError::Closed(queued)) => queued,
+            },
+            None => queued,
+        };
+        let _starting = self.starting.lock().unwrap_or_else(|e| e.into_inner());
+        let current = self.queue.load_full();
+        let queue = match current {
+            // Another caller started a driver while this one waited for the mutex.
+            Some(queue) if !queue.is_closed() => queue,
+            _ => {
+                let runtime = tokio::runtime::Handle::try_current()
+                    .map_err(|_| unavailable("a rate limit check needs a tokio runtime to run its batching task"))?;
+                let (queue, receiver) = mpsc::channel(self.capacity);
+                runtime.spawn(drive(receiver, connection(), response_timeout));
+                let queue = Arc::new(queue);
+                self.queue.store(Some(Arc::clone(&queue)));
+                queue
+            }
+        };
+        queue.try_send(queued).map_err(|e| match e {
+            TrySendError::Full(_) => self.full(),
+            TrySendError::Closed(_) => unavailable("the rate limiter's batching task has stopped"),
+        })
+    }
+
+    fn full(&self) -> KvError {
+        unavailable(format!(
+            "the rate limiter's queue is full ({} checks waiting): Redis is not keeping up",
+            self.capacity
+        ))
     }
 }
 
+fn unavailable(reason: impl Into<String>) -> KvError {
+    KvError::Unavailable { backend: "redis", reason: reason.into() }
+}
+
 /// Takes what is queued, a batch at a time, keeping up to [`MAX_IN_FLIGHT`] batches in flight.
-async fn drive(mut queue: mpsc::UnboundedReceiver<Queued>, connection: RedisConnection, timeout: Duration) {
+/// A check whose caller has already given up (timed out or cancelled) is dropped, not sent.
+async fn drive(mut queue: mpsc::Receiver<Queued>, connection: RedisConnection, timeout: Duration) {
     let mut in_flight = FuturesUnordered::new();
     let mut open = true;
     while open || !in_flight.is_empty() {
@@ -88,14 +176,18 @@ async fn drive(mut queue: mpsc::UnboundedReceiver<Queued>, connection: RedisConn
                     open = false;
                     continue;
                 };
-                let mut batch = vec![first];
+                let mut batch = Vec::with_capacity(queue.len().min(MAX_BATCH - 1) + 1);
+                batch.extend((!first.answer.is_closed()).then_some(first));
                 while batch.len() < MAX_BATCH {
                     match queue.try_recv() {
+                        Ok(next) if next.answer.is_closed() => {}
                         Ok(next) => batch.push(next),
                         Err(_) => break,
                     }
                 }
-                in_flight.push(send(connection.clone(), batch, timeout));
+                if !batch.is_empty() {
+                    in_flight.push(send(connection.clone(), batch, timeout));
+                }
             }
         }
     }
@@ -134,7 +226,7 @@ async fn send_one_slot(mut connection: RedisConnection, batch: Vec<Queued>, time
         }
         Err(e) => {
             for q in batch {
-                let _ = q.answer.send(Err(classify(e.clone(), "check rate limit", timeout)));
+                let _ = q.answer.send(Err(classify(e.clone(), OPERATION, timeout)));
             }
         }
     }

@@ -14,7 +14,7 @@ pub use cpc_ports::rate_limit_headers;
 
 use super::RedisManager;
 use super::metrics::{Instruments, operations};
-use batch::{Check, SharedBatcher};
+use batch::{Batcher, Check, SharedBatcher};
 
 operations!(RateLimitOp {
     CheckTokenBucket = "check_token_bucket",
@@ -51,6 +51,14 @@ operations!(RateLimitOp {
 /// parameters for the same algorithm reuses the state. Both keys of a rate-limit key share the hash tag
 /// `{rl:<key>}` (one cluster slot), so [`RateLimiter::reset`] deletes both with one `DEL`.
 ///
+/// Under a stuck or overloaded server a check never waits beyond the response timeout
+/// (`RedisConfig::response_timeout`, queueing included): it fails with [`KvError::Timeout`], and at most
+/// [`RedisRateLimiter::DEFAULT_QUEUE_CAPACITY`] checks ([`RedisRateLimiter::with_queue_capacity`]) wait to be sent; one more fails at
+/// once with [`KvError::Unavailable`]. Both are retryable errors, so the tower `RateLimitLayer` answers them with
+/// its failure policy (fail open or fail closed). The batching task runs on the tokio runtime of the first check
+/// and is started again on the caller's runtime if that one has ended, so a limiter outlives the runtime it was
+/// first used on.
+///
 /// [`rate_limit_headers`] renders a decision as `RateLimit-Policy`, `RateLimit` and `Retry-After` headers.
 #[derive(Clone)]
 pub struct RedisRateLimiter {
@@ -66,9 +74,31 @@ impl std::fmt::Debug for RedisRateLimiter {
 }
 
 impl RedisRateLimiter {
-    /// A limiter over `manager`'s shared connection.
+    /// How many checks may wait to be sent by default: 4096, about 30 full batches (far more than a server that
+    /// keeps up leaves waiting, little memory when it stalls).
+    pub const DEFAULT_QUEUE_CAPACITY: usize = batch::DEFAULT_QUEUE_CAPACITY;
+
+    /// A limiter over `manager`'s shared connection, whose queue of checks waiting to be sent holds
+    /// [`Self::DEFAULT_QUEUE_CAPACITY`].
     pub fn new(manager: RedisManager) -> Self {
-        Self { manager, metrics: Instruments::new("rate_limit"), batcher: SharedBatcher::default() }
+        Self::with_batcher(manager, Batcher::new(Self::DEFAULT_QUEUE_CAPACITY))
+    }
+
+    /// The same limiter with a queue of at most `capacity` checks waiting to be sent (at least 1), besides the
+    /// batches being sent: a check that finds it full fails at once with [`KvError::Unavailable`]. Starts a queue
+    /// of its own, not shared with clones made before.
+    #[must_use]
+    pub fn with_queue_capacity(self, capacity: usize) -> Self {
+        Self::with_batcher(self.manager, Batcher::new(capacity))
+    }
+
+    /// How many checks may wait to be sent (see [`RedisRateLimiter::with_queue_capacity`]).
+    pub fn queue_capacity(&self) -> usize {
+        self.batcher.capacity()
+    }
+
+    fn with_batcher(manager: RedisManager, batcher: Batcher) -> Self {
+        Self { manager, metrics: Instruments::new("rate_limit"), batcher: SharedBatcher::new(batcher) }
     }
 
     /// The Redis key holding `key`'s token bucket. For operators and tests.
