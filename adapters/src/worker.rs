@@ -40,6 +40,16 @@
 //!
 //! Every job is handled inside a `job` span with the fields `queue`, `job_id` and `attempt`.
 //!
+//! # Handlers slower than the visibility timeout
+//!
+//! While a handler runs, its slot extends the job's reservation ([`JobQueue::extend`]) every third of the
+//! visibility timeout, so a handler that takes longer than the timeout is not redelivered to another worker while
+//! it still runs. A failed extend is logged and counted in [`WorkerReport::queue_errors`]; when the reservation is
+//! gone (`NotFound`: the job was redelivered, e.g. after the worker stalled past its timeout) the slot stops
+//! extending and the handler runs to its end, its ack then failing as the job belongs to someone else. The
+//! visibility timeout is then how long a *crashed* worker's job waits before it is redelivered, not a limit on
+//! how long a handler may take.
+//!
 //! # Panics in handlers
 //!
 //! A handler that panics fails its attempt like one that returns `Err`: the job is nacked with the backoff
@@ -57,7 +67,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use cpc_ports::error::BoxError;
-use cpc_ports::{JobQueue, NackOutcome, QueueName, ReservedJob};
+use cpc_ports::{JobQueue, KvError, NackOutcome, QueueName, ReservedJob};
 use futures::FutureExt as _;
 use metrics::{Counter, Histogram, counter, histogram};
 use tokio::sync::watch;
@@ -71,7 +81,8 @@ pub struct WorkerConfig {
     pub queue: QueueName,
     /// How many jobs are handled at the same time (at least 1).
     pub concurrency: usize,
-    /// The visibility timeout of each reservation: longer than a handler normally takes.
+    /// The visibility timeout of each reservation, extended every third of it while the handler runs: how long a
+    /// crashed worker's job waits before another worker gets it.
     pub visibility_timeout: Duration,
     /// How long an idle handler slot waits before asking an empty queue again (or after a queue error).
     pub poll_interval: Duration,
@@ -146,7 +157,7 @@ pub struct WorkerReport {
     pub dead: u64,
     /// Jobs given back unfinished at shutdown.
     pub released: u64,
-    /// Queue errors (reserve, ack or nack failed); the loop logs them and carries on.
+    /// Queue errors (reserve, extend, ack or nack failed); the loop logs them and carries on.
     pub queue_errors: u64,
 }
 
@@ -315,6 +326,7 @@ where
             Err(format!("the handler panicked: {}", panic_message(&*panic)).into())
         })),
         _ = abort.wait_for(|a| *a) => None,
+        never = keep_reserved(shared, &job) => match never {},
     };
     metrics.seconds.record(started.elapsed().as_secs_f64());
     let queue_result = match outcome {
@@ -345,6 +357,29 @@ where
     if let Err(e) = queue_result {
         counts.queue_errors.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(error = %e, "acking or nacking the job failed; it will be redelivered after its timeout");
+    }
+}
+
+/// Extends `job`'s reservation every third of the visibility timeout, for as long as it is polled (the handler
+/// runs); never returns. Stops extending, and only waits, once the reservation is gone.
+async fn keep_reserved<F>(shared: &Shared<F>, job: &ReservedJob) -> std::convert::Infallible {
+    let timeout = shared.config.visibility_timeout;
+    let period = (timeout / 3).max(Duration::from_millis(1));
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match shared.queue.extend(job, timeout).await {
+            Ok(()) => {}
+            Err(e) => {
+                shared.counts.queue_errors.fetch_add(1, Ordering::Relaxed);
+                if matches!(e, KvError::NotFound { .. }) {
+                    tracing::warn!("the job's reservation was lost (redelivered); the handler runs on");
+                    return std::future::pending().await;
+                }
+                tracing::warn!(error = %e, "extending the job's reservation failed; trying again");
+            }
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! The worker loop against misbehaving handlers, on the in-memory queue, Redis and PostgreSQL: a handler that
-//! panics fails its attempt (retried, then dead-lettered) and its slot keeps serving. One slot
-//! (`concurrency(1)`) in every test, so "the slot survived" cannot be another slot doing the work.
+//! panics fails its attempt (retried, then dead-lettered) and its slot keeps serving (one slot, `concurrency(1)`,
+//! so "the slot survived" cannot be another slot doing the work); a handler that runs three times its visibility
+//! timeout keeps its reservation (a second slot stands ready to take a redelivery) and is not run twice.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(all(feature = "worker", feature = "memory", feature = "redis", feature = "diesel"))]
 
@@ -135,6 +136,43 @@ async fn a_job_that_always_panics_is_dead_lettered(backend: Backend) {
     );
     let dead = queue.dead_letters(&q, 10).await.unwrap();
     assert_eq!((dead.len(), dead[0].payload.as_ref(), dead[0].attempts), (1, &b"doomed"[..], 3));
+}
+
+/// One job whose handler takes 900 ms under a 300 ms visibility timeout, two slots: the idle slot would take a
+/// redelivery, yet the handler runs once and the job is acked once.
+async fn a_slow_handler_keeps_its_reservation(backend: Backend) {
+    let (queue, q) = (backend.queue.clone(), unique_queue());
+    queue.enqueue_bytes(&q, "slow".into(), EnqueueOptions::default()).await.unwrap();
+    let calls = Arc::new(AtomicU32::new(0));
+    let seen = calls.clone();
+    let config = one_slot(&q).concurrency(2).visibility_timeout(Duration::from_millis(300));
+    let worker = Worker::spawn(queue.clone(), config, move |_job| {
+        seen.fetch_add(1, Ordering::SeqCst);
+        async move {
+            tokio::time::sleep(Duration::from_millis(900)).await;
+            Ok(())
+        }
+    });
+    let stats = drained(&*queue, &q).await;
+    let report = worker.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "the job was not redelivered while its handler ran");
+    assert_eq!(report, WorkerReport { processed: 1, ..WorkerReport::default() }, "acked once, no queue error");
+    assert_eq!(stats, QueueStats::default());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_memory_a_handler_slower_than_its_visibility_timeout_runs_once() {
+    a_slow_handler_keeps_its_reservation(memory().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_a_handler_slower_than_its_visibility_timeout_runs_once() {
+    a_slow_handler_keeps_its_reservation(redis().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_handler_slower_than_its_visibility_timeout_runs_once() {
+    a_slow_handler_keeps_its_reservation(postgres().await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
