@@ -31,21 +31,44 @@
 //! | name | kind | labels | meaning |
 //! |---|---|---|---|
 //! | `cpc_jobs_processed_total` | counter | `queue` | jobs handled successfully and acked |
-//! | `cpc_jobs_failed_total` | counter | `queue` | handler errors (each one is then retried or dead) |
+//! | `cpc_jobs_failed_total` | counter | `queue` | handler errors and panics (each one is then retried or dead) |
+//! | `cpc_jobs_panicked_total` | counter | `queue` | handlers that panicked (also counted as failed) |
 //! | `cpc_jobs_retried_total` | counter | `queue` | failed jobs nacked for a retry after a backoff |
 //! | `cpc_jobs_dead_total` | counter | `queue` | failed jobs that had their last attempt (dead-lettered) |
 //! | `cpc_jobs_released_total` | counter | `queue` | jobs given back unfinished at shutdown |
 //! | `cpc_job_handling_seconds` | histogram | `queue` | time a handler took, failures included |
 //!
 //! Every job is handled inside a `job` span with the fields `queue`, `job_id` and `attempt`.
+//!
+//! # Handlers slower than the visibility timeout
+//!
+//! While a handler runs, its slot extends the job's reservation ([`JobQueue::extend`]) every third of the
+//! visibility timeout, so a handler that takes longer than the timeout is not redelivered to another worker while
+//! it still runs. A failed extend is logged and counted in [`WorkerReport::queue_errors`]; when the reservation is
+//! gone (`NotFound`: the job was redelivered, e.g. after the worker stalled past its timeout) the slot stops
+//! extending and the handler runs to its end, its ack then failing as the job belongs to someone else. The
+//! visibility timeout is then how long a *crashed* worker's job waits before it is redelivered, not a limit on
+//! how long a handler may take.
+//!
+//! # Panics in handlers
+//!
+//! A handler that panics fails its attempt like one that returns `Err`: the job is nacked with the backoff
+//! (retried, then dead-lettered after its last attempt) and the slot goes on to the next job. The panic is caught
+//! with [`FutureExt::catch_unwind`](futures::FutureExt::catch_unwind) around the handler's future, in the slot's
+//! own task: no task is spawned per job, a shutdown that interrupts the handler still simply drops it, and the
+//! `job` span stays current. (A process built with `panic = "abort"` cannot catch panics at all: there the
+//! process ends, and the job is redelivered after its visibility timeout, as for any crash.)
 
+use std::any::Any;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use cpc_ports::error::BoxError;
-use cpc_ports::{JobQueue, NackOutcome, QueueName, ReservedJob};
+use cpc_ports::{JobQueue, KvError, NackOutcome, QueueName, ReservedJob};
+use futures::FutureExt as _;
 use metrics::{Counter, Histogram, counter, histogram};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -58,7 +81,8 @@ pub struct WorkerConfig {
     pub queue: QueueName,
     /// How many jobs are handled at the same time (at least 1).
     pub concurrency: usize,
-    /// The visibility timeout of each reservation: longer than a handler normally takes.
+    /// The visibility timeout of each reservation, extended every third of it while the handler runs: how long a
+    /// crashed worker's job waits before another worker gets it.
     pub visibility_timeout: Duration,
     /// How long an idle handler slot waits before asking an empty queue again (or after a queue error).
     pub poll_interval: Duration,
@@ -123,15 +147,17 @@ impl WorkerConfig {
 pub struct WorkerReport {
     /// Jobs handled successfully and acked.
     pub processed: u64,
-    /// Handler errors.
+    /// Failed attempts: handler errors and panics.
     pub failed: u64,
+    /// Handlers that panicked (each also counted in `failed`, then retried or dead-lettered like an error).
+    pub panicked: u64,
     /// Failed jobs nacked for a retry.
     pub retried: u64,
     /// Failed jobs dead-lettered.
     pub dead: u64,
     /// Jobs given back unfinished at shutdown.
     pub released: u64,
-    /// Queue errors (reserve, ack or nack failed); the loop logs them and carries on.
+    /// Queue errors (reserve, extend, ack or nack failed); the loop logs them and carries on.
     pub queue_errors: u64,
 }
 
@@ -139,6 +165,7 @@ pub struct WorkerReport {
 struct Counts {
     processed: AtomicU64,
     failed: AtomicU64,
+    panicked: AtomicU64,
     retried: AtomicU64,
     dead: AtomicU64,
     released: AtomicU64,
@@ -151,6 +178,7 @@ impl Counts {
         WorkerReport {
             processed: get(&self.processed),
             failed: get(&self.failed),
+            panicked: get(&self.panicked),
             retried: get(&self.retried),
             dead: get(&self.dead),
             released: get(&self.released),
@@ -162,6 +190,7 @@ impl Counts {
 struct Metrics {
     processed: Counter,
     failed: Counter,
+    panicked: Counter,
     retried: Counter,
     dead: Counter,
     released: Counter,
@@ -174,6 +203,7 @@ impl Metrics {
         Self {
             processed: counter!("cpc_jobs_processed_total", "queue" => q.clone()),
             failed: counter!("cpc_jobs_failed_total", "queue" => q.clone()),
+            panicked: counter!("cpc_jobs_panicked_total", "queue" => q.clone()),
             retried: counter!("cpc_jobs_retried_total", "queue" => q.clone()),
             dead: counter!("cpc_jobs_dead_total", "queue" => q.clone()),
             released: counter!("cpc_jobs_released_total", "queue" => q.clone()),
@@ -205,8 +235,8 @@ struct Shared<F> {
 
 impl Worker {
     /// Spawns `config.concurrency` handler loops on the current tokio runtime. Each reserves a job, runs
-    /// `handler` on it inside a `job` span, then acks it (`Ok`) or nacks it with the backoff (`Err`); the queue
-    /// dead-letters it after its last attempt. Must be called within a tokio runtime.
+    /// `handler` on it inside a `job` span, then acks it (`Ok`) or nacks it with the backoff (`Err` or a panic);
+    /// the queue dead-letters it after its last attempt. Must be called within a tokio runtime.
     pub fn spawn<F, Fut>(queue: Arc<dyn JobQueue>, config: WorkerConfig, handler: F) -> WorkerHandle
     where
         F: Fn(ReservedJob) -> Fut + Send + Sync + 'static,
@@ -287,9 +317,16 @@ where
 {
     let (counts, metrics, queue) = (&shared.counts, &shared.metrics, &shared.queue);
     let started = Instant::now();
+    // The handler is called inside the caught future, so a panic before its future exists is caught too.
+    let run = AssertUnwindSafe(async { (shared.handler)(job.clone()).await }).catch_unwind();
     let outcome = tokio::select! {
-        result = (shared.handler)(job.clone()) => Some(result),
+        result = run => Some(result.unwrap_or_else(|panic| {
+            counts.panicked.fetch_add(1, Ordering::Relaxed);
+            metrics.panicked.increment(1);
+            Err(format!("the handler panicked: {}", panic_message(&*panic)).into())
+        })),
         _ = abort.wait_for(|a| *a) => None,
+        never = keep_reserved(shared, &job) => match never {},
     };
     metrics.seconds.record(started.elapsed().as_secs_f64());
     let queue_result = match outcome {
@@ -321,4 +358,36 @@ where
         counts.queue_errors.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(error = %e, "acking or nacking the job failed; it will be redelivered after its timeout");
     }
+}
+
+/// Extends `job`'s reservation every third of the visibility timeout, for as long as it is polled (the handler
+/// runs); never returns. Stops extending, and only waits, once the reservation is gone.
+async fn keep_reserved<F>(shared: &Shared<F>, job: &ReservedJob) -> std::convert::Infallible {
+    let timeout = shared.config.visibility_timeout;
+    let period = (timeout / 3).max(Duration::from_millis(1));
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match shared.queue.extend(job, timeout).await {
+            Ok(()) => {}
+            Err(e) => {
+                shared.counts.queue_errors.fetch_add(1, Ordering::Relaxed);
+                if matches!(e, KvError::NotFound { .. }) {
+                    tracing::warn!("the job's reservation was lost (redelivered); the handler runs on");
+                    return std::future::pending().await;
+                }
+                tracing::warn!(error = %e, "extending the job's reservation failed; trying again");
+            }
+        }
+    }
+}
+
+/// The text a panic was raised with (`panic!("...")` gives a `&str` or a `String`), or a placeholder.
+fn panic_message(panic: &(dyn Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a non-text payload")
 }

@@ -145,6 +145,7 @@ async fn job_queue_forwards<D: Decorate>(d: D) {
     m.expect_reserve().times(1).withf(|_, v| *v == TTL).returning(move |_, _| Ok(Some(reserved.clone())));
     m.expect_ack().times(1).withf(|j| j.id.as_str() == "j1").returning(|_| Ok(()));
     m.expect_nack().times(1).withf(|_, after| *after == TTL).returning(|_, _| Ok(NackOutcome::Dead));
+    m.expect_extend().times(1).withf(|j, v| j.id.as_str() == "j1" && *v == TTL).returning(|_, _| Ok(()));
     m.expect_dead_letters().times(1).withf(|_, limit| *limit == 10).returning(move |_, _| Ok(vec![dead.clone()]));
     m.expect_requeue_dead().times(1).withf(|_, id| id.as_str() == "j0").returning(|_, _| Ok(()));
     m.expect_stats().times(1).returning(move |_| Ok(stats));
@@ -155,6 +156,7 @@ async fn job_queue_forwards<D: Decorate>(d: D) {
     assert_eq!(jq.reserve(&q, TTL).await.unwrap(), Some(job.clone()));
     jq.ack(&job).await.unwrap();
     assert_eq!(jq.nack(&job, TTL).await.unwrap(), NackOutcome::Dead);
+    jq.extend(&job, TTL).await.unwrap();
     assert_eq!(jq.dead_letters(&q, 10).await.unwrap().len(), 1);
     jq.requeue_dead(&q, &JobId::new("j0")).await.unwrap();
     assert_eq!(jq.stats(&q).await.unwrap(), stats);

@@ -8,8 +8,10 @@
 //! A worker that dies without doing either has its job **redelivered** once the visibility timeout passes, with
 //! its attempt number raised. So every job is delivered **at least once**, and may be delivered more than once
 //! (a worker that finishes its work but dies before its ack, or outlives its visibility timeout): handlers must
-//! be idempotent. After `max_attempts` deliveries a failing job goes to the queue's **dead-letter** list, where
-//! it can be listed and requeued; it is never dropped silently.
+//! be idempotent. A worker whose job takes longer than planned keeps its reservation with
+//! [`extend`](JobQueue::extend) (the worker loop in `cpc-adapters` does so on its own while a handler runs).
+//! After `max_attempts` deliveries a failing job goes to the queue's **dead-letter** list, where it can be listed
+//! and requeued; it is never dropped silently.
 //!
 //! ```
 //! # async fn demo(queue: &dyn cpc_ports::JobQueue) -> Result<(), cpc_ports::KvError> {
@@ -62,7 +64,8 @@ impl Default for JobQueueSettings {
     }
 }
 
-/// The error of [`JobQueue::ack`] and [`JobQueue::nack`] for a job that is not a current reservation.
+/// The error of [`JobQueue::ack`], [`JobQueue::nack`] and [`JobQueue::extend`] for a job that is not a current
+/// reservation.
 pub fn not_reserved() -> KvError {
     KvError::NotFound { what: "reserved job" }
 }
@@ -288,6 +291,16 @@ pub trait JobQueue: Send + Sync + 'static {
     ///
     /// MUST return [`KvError::NotFound`] when `job` is not a current reservation, like [`JobQueue::ack`].
     async fn nack(&self, job: &ReservedJob, retry_after: Duration) -> Result<NackOutcome, KvError>;
+
+    /// Extends a reservation: `job` stays hidden from every other worker until `visibility_timeout` from now
+    /// (instead of the end of its current visibility timeout), for a handler that needs longer than planned.
+    /// A worker calls it periodically while it works (a heartbeat), well before the current timeout ends.
+    ///
+    /// MUST return [`KvError::NotFound`] ([`not_reserved`]) when `job` is not a current reservation, like
+    /// [`JobQueue::ack`]: its holder must then expect the job to run elsewhere. A reservation whose timeout passed
+    /// but that nobody took yet may still be extended. MUST refuse a zero `visibility_timeout` with
+    /// [`KvError::Validation`].
+    async fn extend(&self, job: &ReservedJob, visibility_timeout: Duration) -> Result<(), KvError>;
 
     /// Up to `limit` jobs of the dead-letter list, the earliest dead first.
     async fn dead_letters(&self, queue: &QueueName, limit: usize) -> Result<Vec<DeadJob>, KvError>;

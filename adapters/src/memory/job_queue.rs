@@ -249,6 +249,20 @@ impl JobQueue for InMemoryJobQueue {
         Ok(NackOutcome::Retrying)
     }
 
+    async fn extend(&self, job: &ReservedJob, visibility_timeout: Duration) -> Result<(), KvError> {
+        if visibility_timeout.is_zero() {
+            return Err(KvError::invalid("visibility_timeout", "must be greater than zero"));
+        }
+        let deadline = after(Instant::now(), visibility_timeout, "visibility_timeout")?;
+        let mut queues = self.lock();
+        let q = queues.get_mut(&job.queue).ok_or_else(not_reserved)?;
+        q.release(job)?;
+        let seq = q.next_seq();
+        q.in_flight.insert((deadline, seq), job.id.clone());
+        q.reserved.insert(job.id.clone(), (deadline, seq));
+        Ok(())
+    }
+
     async fn dead_letters(&self, queue: &QueueName, limit: usize) -> Result<Vec<DeadJob>, KvError> {
         let queues = self.lock();
         let Some(q) = queues.get(queue) else {

@@ -1,7 +1,8 @@
 //! The [`JobQueue`] port of a [`Decorated`] port: every method goes through [`Decorate::around`].
 //!
 //! Which calls a [`Retry`](super::Retry) may repeat: an enqueue only when it carries an idempotency key (the queue
-//! then stores it once however often it is sent), reads always, and never `reserve`, `ack`, `nack` or
+//! then stores it once however often it is sent), reads and `extend` always (an extend sent twice sets the same
+//! deadline), and never `reserve`, `ack`, `nack` or
 //! `requeue_dead`, whose second attempt after a lost reply would find the job already moved.
 
 use std::time::Duration;
@@ -40,6 +41,11 @@ impl<P: JobQueue + ?Sized, D: Decorate> JobQueue for Decorated<P, D> {
 
     async fn nack(&self, job: &ReservedJob, retry_after: Duration) -> Result<NackOutcome, KvError> {
         self.decorator.around(Op::once("job_queue", "nack"), move || self.inner.nack(job, retry_after)).await
+    }
+
+    async fn extend(&self, job: &ReservedJob, visibility_timeout: Duration) -> Result<(), KvError> {
+        let op = Op::idempotent("job_queue", "extend");
+        self.decorator.around(op, move || self.inner.extend(job, visibility_timeout)).await
     }
 
     async fn dead_letters(&self, queue: &QueueName, limit: usize) -> Result<Vec<DeadJob>, KvError> {

@@ -86,6 +86,13 @@ const NACK: &str = concat!(
      RETURNING state"
 );
 
+/// Moves the end of a current reservation (`$3` its attempt) to `$4` milliseconds from now.
+const EXTEND: &str = concat!(
+    no_flush_wait!(),
+    "UPDATE cpc_jobs SET run_at = now() + $4::bigint * interval '1 millisecond' FROM async_commit \
+     WHERE queue = $1 AND id = $2 AND state = 'reserved' AND attempts = $3 RETURNING id"
+);
+
 const DEAD_LETTERS: &str = "SELECT id, payload, attempts FROM cpc_jobs WHERE queue = $1 AND state = 'dead' \
      ORDER BY dead_seq LIMIT $2";
 
@@ -259,6 +266,17 @@ impl JobQueue for PgJobQueue {
             Some(_) => Ok(NackOutcome::Retrying),
             None => Err(not_reserved()),
         }
+    }
+
+    async fn extend(&self, job: &ReservedJob, visibility_timeout: Duration) -> Result<(), KvError> {
+        if visibility_timeout.is_zero() {
+            return Err(KvError::invalid("visibility_timeout", "must be greater than zero"));
+        }
+        let visibility = millis(visibility_timeout, "visibility_timeout")?.max(1);
+        let attempt = i32::try_from(job.attempt).map_err(|_| not_reserved())?;
+        let params: [&(dyn ToSql + Sync); 4] = [&job.queue.as_str(), &job.id.as_str(), &attempt, &visibility];
+        let extended = self.query(EXTEND, &params, "extend job reservation").await?;
+        if extended.is_empty() { Err(not_reserved()) } else { Ok(()) }
     }
 
     async fn dead_letters(&self, queue: &QueueName, limit: usize) -> Result<Vec<DeadJob>, KvError> {

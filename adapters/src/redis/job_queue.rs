@@ -22,6 +22,7 @@ operations!(JobQueueOp {
     Reserve = "reserve",
     Ack = "ack",
     Nack = "nack",
+    Extend = "extend",
     DeadLetters = "dead_letters",
     RequeueDead = "requeue_dead",
     Stats = "stats",
@@ -175,6 +176,19 @@ if tonumber(ARGV[2]) >= tonumber(redis.call('HGET', job, 'm')) then
   return 2
 end
 redis.call('ZADD', KEYS[3], now_ms() + tonumber(ARGV[3]), ARGV[1])
+return 1
+"
+    ))
+});
+
+/// `KEYS` in flight, job; `ARGV` id, attempt, visibility ms. Moves the end of the reservation to `visibility` ms
+/// from now if it is the current one. Returns 1, or 0 if it is not.
+static EXTEND: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        prelude!(),
+        r"
+if not is_current(KEYS[1], KEYS[2], ARGV[1], ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], 'XX', now_ms() + tonumber(ARGV[3]), ARGV[1])
 return 1
 "
     ))
@@ -419,6 +433,23 @@ impl JobQueue for RedisJobQueue {
                     2 => Ok(NackOutcome::Dead),
                     _ => Err(not_reserved()),
                 }
+            })
+            .await
+    }
+
+    async fn extend(&self, job: &ReservedJob, visibility_timeout: Duration) -> Result<(), KvError> {
+        self.metrics
+            .run(JobQueueOp::Extend, async {
+                if visibility_timeout.is_zero() {
+                    return Err(KvError::invalid("visibility_timeout", "must be greater than zero"));
+                }
+                let visibility = millis(visibility_timeout, "visibility_timeout")?.max(1);
+                let keys = self.keys(&job.queue);
+                let mut invocation = EXTEND.key(&keys.in_flight);
+                invocation.key(format!("{}{}", keys.job_prefix, job.id));
+                invocation.arg(job.id.as_str()).arg(job.attempt).arg(visibility);
+                let extended: i64 = self.run(&invocation, "extend job reservation").await?;
+                if extended == 1 { Ok(()) } else { Err(not_reserved()) }
             })
             .await
     }

@@ -48,6 +48,8 @@ macro_rules! job_queue_contract {
                 dead_letters_are_listed_in_order_and_can_be_requeued,
                 an_idempotency_key_enqueues_the_job_once,
                 ack_or_nack_of_an_unknown_or_finished_job_is_not_found,
+                extend_keeps_a_job_reserved_past_its_original_timeout,
+                extend_of_a_finished_or_lost_reservation_is_not_found,
                 concurrent_workers_never_get_the_same_job_while_it_is_reserved,
                 stats_count_pending_in_flight_delayed_and_dead,
                 typed_payloads_round_trip_through_the_codec,
@@ -287,6 +289,67 @@ pub async fn ack_or_nack_of_an_unknown_or_finished_job_is_not_found<P: JobQueue 
     assert_eq!(port.nack(&doomed, SHORT).await.unwrap(), NackOutcome::Dead);
     assert_not_found(port.ack(&doomed).await, "ack of a dead job");
     assert_eq!(port.stats(&q).await.unwrap(), QueueStats { dead: 1, ..QueueStats::default() });
+}
+
+/// A reservation extended before its visibility timeout ends stays hidden past the original timeout (and
+/// counted in flight), its holder can still ack it, and it is redelivered once the extended timeout passes.
+pub async fn extend_keeps_a_job_reserved_past_its_original_timeout<P: JobQueue + ?Sized>(port: &P) {
+    let q = queue("extend_keeps_a_job_reserved_past_its_original_timeout");
+    let id = put(port, &q, 1, EnqueueOptions::default()).await;
+    let job = take(port, &q, SHORT).await;
+    sleep(Duration::from_millis(100)).await;
+    port.extend(&job, Duration::from_millis(700)).await.unwrap();
+    sleep(PAST_SHORT).await;
+    assert_empty(port, &q, "the reservation was extended past its original 200 ms").await;
+    assert_eq!(port.stats(&q).await.unwrap().in_flight, 1);
+    port.extend(&job, SHORT).await.unwrap();
+    sleep(PAST_SHORT).await;
+    let again = take(port, &q, LONG).await;
+    assert_eq!((&again.id, again.attempt), (&id, 2), "redelivered once the extended timeout passed");
+    port.ack(&again).await.unwrap();
+
+    let other = put(port, &q, 2, EnqueueOptions::default()).await;
+    let job = take(port, &q, SHORT).await;
+    assert_eq!(job.id, other);
+    port.extend(&job, LONG).await.unwrap();
+    sleep(PAST_SHORT).await;
+    assert_empty(port, &q, "the reservation was extended").await;
+    port.ack(&job).await.unwrap();
+    assert_eq!(port.stats(&q).await.unwrap(), QueueStats::default());
+}
+
+/// `extend` of a reservation that is not current (never made, acked, nacked, dead, or redelivered to another
+/// worker) is `NotFound` and changes nothing; a zero timeout is a validation error.
+pub async fn extend_of_a_finished_or_lost_reservation_is_not_found<P: JobQueue + ?Sized>(port: &P) {
+    let q = queue("extend_of_a_finished_or_lost_reservation_is_not_found");
+    let forged = ReservedJob {
+        id: JobId::new("never-enqueued"),
+        queue: q.clone(),
+        payload: body(1),
+        attempt: 1,
+        max_attempts: cpc_ports::job_queue::DEFAULT_MAX_ATTEMPTS,
+    };
+    assert_not_found(port.extend(&forged, LONG).await, "extend of an unknown job");
+    put(port, &q, 1, EnqueueOptions::default()).await;
+    let acked = take(port, &q, LONG).await;
+    assert!(matches!(port.extend(&acked, Duration::ZERO).await, Err(KvError::Validation(_))), "zero timeout");
+    port.ack(&acked).await.unwrap();
+    assert_not_found(port.extend(&acked, LONG).await, "extend after ack");
+
+    put(port, &q, 2, EnqueueOptions::default().max_attempts(2)).await;
+    let first = take(port, &q, SHORT).await;
+    sleep(PAST_SHORT).await;
+    let second = take(port, &q, SHORT).await;
+    assert_eq!((&second.id, second.attempt), (&first.id, 2));
+    assert_not_found(port.extend(&first, LONG).await, "extend by the worker whose reservation was redelivered");
+    assert_eq!(port.nack(&second, Duration::ZERO).await.unwrap(), NackOutcome::Dead);
+    assert_not_found(port.extend(&second, LONG).await, "extend of a dead job");
+
+    put(port, &q, 3, EnqueueOptions::default()).await;
+    let nacked = take(port, &q, LONG).await;
+    assert_eq!(port.nack(&nacked, LONG).await.unwrap(), NackOutcome::Retrying);
+    assert_not_found(port.extend(&nacked, LONG).await, "extend after nack");
+    assert_eq!(port.stats(&q).await.unwrap(), QueueStats { delayed: 1, dead: 1, ..QueueStats::default() });
 }
 
 /// 8 workers reserving at once from 200 jobs: no job is held by two workers at a time, and every job is
