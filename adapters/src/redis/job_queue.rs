@@ -62,8 +62,8 @@ end
     };
 }
 
-/// `KEYS` stream, delayed, idempotency key; `ARGV` id, payload, max attempts, delay ms, idempotency window ms
-/// (0: no key), job key prefix. Returns the id stored, or the earlier job's id for a known idempotency key.
+/// `KEYS` stream, delayed, idempotency key, job; `ARGV` id, payload, max attempts, delay ms, idempotency window
+/// ms (0: no key). Returns the id stored, or the earlier job's id for a known idempotency key.
 static ENQUEUE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         prelude!(),
@@ -74,7 +74,7 @@ if tonumber(ARGV[5]) > 0 then
   if earlier then return earlier end
   redis.call('SET', KEYS[3], id, 'PX', ARGV[5])
 end
-local job = ARGV[6] .. id
+local job = KEYS[4]
 redis.call('HSET', job, 'p', ARGV[2], 'a', 0, 'm', ARGV[3], 'e', '')
 local delay = tonumber(ARGV[4])
 if delay > 0 then
@@ -144,13 +144,13 @@ end
     ))
 });
 
-/// `KEYS` stream, in flight; `ARGV` id, attempt, job key prefix. Acks the reservation if it is the current one
+/// `KEYS` stream, in flight, job; `ARGV` id, attempt. Acks the reservation if it is the current one
 /// and deletes the job. Returns 1, or 0 if it is not.
 static ACK: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         prelude!(),
         r"
-local job = ARGV[3] .. ARGV[1]
+local job = KEYS[3]
 if not is_current(KEYS[2], job, ARGV[1], ARGV[2]) then return 0 end
 drop_entry(KEYS[1], job)
 redis.call('ZREM', KEYS[2], ARGV[1])
@@ -160,14 +160,14 @@ return 1
     ))
 });
 
-/// `KEYS` stream, in flight, delayed, dead; `ARGV` id, attempt, retry ms, job key prefix. Ends the reservation if
+/// `KEYS` stream, in flight, delayed, dead, job; `ARGV` id, attempt, retry ms. Ends the reservation if
 /// it is the current one, then delays the job by the backoff or, on its last attempt, moves it to the dead list.
 /// Returns 1 (retrying), 2 (dead), or 0 (not the current reservation).
 static NACK: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         prelude!(),
         r"
-local job = ARGV[4] .. ARGV[1]
+local job = KEYS[5]
 if not is_current(KEYS[2], job, ARGV[1], ARGV[2]) then return 0 end
 drop_entry(KEYS[1], job)
 redis.call('ZREM', KEYS[2], ARGV[1])
@@ -212,14 +212,14 @@ return out
     )
 });
 
-/// `KEYS` stream, dead; `ARGV` id, job key prefix. Moves a dead job back to the stream with no attempts used.
+/// `KEYS` stream, dead, job; `ARGV` id. Moves a dead job back to the stream with no attempts used.
 /// Returns 1, or 0 if it is not dead.
 static REQUEUE_DEAD: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         prelude!(),
         r"
 if redis.call('LREM', KEYS[2], 1, ARGV[1]) == 0 then return 0 end
-local job = ARGV[2] .. ARGV[1]
+local job = KEYS[3]
 redis.call('HSET', job, 'a', 0)
 push(KEYS[1], job, ARGV[1])
 return 1
@@ -278,6 +278,13 @@ struct Keys {
     dead: String,
     job_prefix: String,
     base: String,
+}
+
+impl Keys {
+    /// The hash holding job `id` (payload, attempts, max attempts, stream entry).
+    fn job(&self, id: &JobId) -> String {
+        format!("{}{id}", self.job_prefix)
+    }
 }
 
 impl RedisJobQueue {
@@ -368,16 +375,10 @@ impl JobQueue for RedisJobQueue {
                     ),
                     None => (format!("{}i:", keys.base), 0),
                 };
-                let mut invocation = ENQUEUE.key(&keys.stream);
-                invocation.key(&keys.delayed).key(idempotency_key);
                 let id = JobId::generate();
-                invocation
-                    .arg(id.as_str())
-                    .arg(payload.as_ref())
-                    .arg(max_attempts)
-                    .arg(delay)
-                    .arg(window)
-                    .arg(&keys.job_prefix);
+                let mut invocation = ENQUEUE.key(&keys.stream);
+                invocation.key(&keys.delayed).key(idempotency_key).key(keys.job(&id));
+                invocation.arg(id.as_str()).arg(payload.as_ref()).arg(max_attempts).arg(delay).arg(window);
                 let stored: String = self.run(&invocation, "enqueue job").await?;
                 Ok(JobId::new(stored))
             })
@@ -412,8 +413,8 @@ impl JobQueue for RedisJobQueue {
             .run(JobQueueOp::Ack, async {
                 let keys = self.keys(&job.queue);
                 let mut invocation = ACK.key(&keys.stream);
-                invocation.key(&keys.in_flight);
-                invocation.arg(job.id.as_str()).arg(job.attempt).arg(&keys.job_prefix);
+                invocation.key(&keys.in_flight).key(keys.job(&job.id));
+                invocation.arg(job.id.as_str()).arg(job.attempt);
                 let acked: i64 = self.run(&invocation, "ack job").await?;
                 if acked == 1 { Ok(()) } else { Err(not_reserved()) }
             })
@@ -426,8 +427,8 @@ impl JobQueue for RedisJobQueue {
                 let retry = millis(retry_after, "retry_after")?;
                 let keys = self.keys(&job.queue);
                 let mut invocation = NACK.key(&keys.stream);
-                invocation.key(&keys.in_flight).key(&keys.delayed).key(&keys.dead);
-                invocation.arg(job.id.as_str()).arg(job.attempt).arg(retry).arg(&keys.job_prefix);
+                invocation.key(&keys.in_flight).key(&keys.delayed).key(&keys.dead).key(keys.job(&job.id));
+                invocation.arg(job.id.as_str()).arg(job.attempt).arg(retry);
                 match self.run::<i64>(&invocation, "nack job").await? {
                     1 => Ok(NackOutcome::Retrying),
                     2 => Ok(NackOutcome::Dead),
@@ -446,7 +447,7 @@ impl JobQueue for RedisJobQueue {
                 let visibility = millis(visibility_timeout, "visibility_timeout")?.max(1);
                 let keys = self.keys(&job.queue);
                 let mut invocation = EXTEND.key(&keys.in_flight);
-                invocation.key(format!("{}{}", keys.job_prefix, job.id));
+                invocation.key(keys.job(&job.id));
                 invocation.arg(job.id.as_str()).arg(job.attempt).arg(visibility);
                 let extended: i64 = self.run(&invocation, "extend job reservation").await?;
                 if extended == 1 { Ok(()) } else { Err(not_reserved()) }
@@ -481,8 +482,8 @@ impl JobQueue for RedisJobQueue {
             .run(JobQueueOp::RequeueDead, async {
                 let keys = self.keys(queue);
                 let mut invocation = REQUEUE_DEAD.key(&keys.stream);
-                invocation.key(&keys.dead);
-                invocation.arg(id.as_str()).arg(&keys.job_prefix);
+                invocation.key(&keys.dead).key(keys.job(id));
+                invocation.arg(id.as_str());
                 let moved: i64 = self.run(&invocation, "requeue dead job").await?;
                 if moved == 1 { Ok(()) } else { Err(not_dead()) }
             })
