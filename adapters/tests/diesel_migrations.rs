@@ -17,8 +17,9 @@ use cpc_test_servers::TestDatabase;
 
 /// The migrations both backends have.
 const ALL: [&str; 5] = ["20261122000001", "20261122000002", "20261122000003", "20261122000004", "20261122000005"];
-/// PostgreSQL only: the job queue tables (`PgJobQueue`), and `audit_log.row_id` as text (SQLite's already is).
-const PG_ONLY: [&str; 2] = ["20261122000006", "20261130000001"];
+/// PostgreSQL only: the job queue tables (`PgJobQueue`), `audit_log.row_id` as text (SQLite's already is), and job
+/// retention.
+const PG_ONLY: [&str; 3] = ["20261122000006", "20261130000001", "20261130000002"];
 const TABLES: [&str; 5] = ["audit_log", "customers", "entities", "transactions", "users"];
 const PG_ONLY_TABLES: [&str; 2] = ["cpc_job_keys", "cpc_jobs"];
 
@@ -31,7 +32,7 @@ fn all(target: &MigrationTarget) -> Vec<String> {
 }
 
 /// Every table the migrations of `target`'s backend create, sorted; and those its newest migration creates (none on
-/// PostgreSQL, whose newest migration retypes `audit_log.row_id`).
+/// PostgreSQL, whose newest migration adds a column and indexes to the job queue).
 fn tables_of(target: &MigrationTarget) -> (Vec<String>, Vec<String>) {
     match target {
         MigrationTarget::Postgres(_) => {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use cpc_adapters::diesel::migrations::{self, MigrationTarget};
 use cpc_adapters::pool::{PoolConfig, PoolFactory};
 use cpc_adapters::postgres::{DatabaseConfig, PgJobQueue};
-use cpc_ports::{EnqueueOptions, JobQueue, QueueName};
+use cpc_ports::{EnqueueOptions, JobQueue, JobQueueSettings, QueueName};
 use cpc_test_servers::TestDatabase;
 
 /// A migrated database with a job queue on it; derefs to the queue. The database is dropped last.
@@ -28,11 +28,15 @@ impl Deref for Harness {
 }
 
 async fn harness() -> Harness {
+    harness_with(JobQueueSettings::default()).await
+}
+
+async fn harness_with(settings: JobQueueSettings) -> Harness {
     let db = TestDatabase::create().await;
     let config = DatabaseConfig::from_url(db.url()).unwrap();
     migrations::run_pending(&MigrationTarget::Postgres(config.clone())).await.unwrap();
     let pool = PoolFactory::create_postgres_pool(&config, &PoolConfig::default().max_connections(16)).await.unwrap();
-    Harness { queue: PgJobQueue::new(pool), db }
+    Harness { queue: PgJobQueue::new(pool).with_settings(settings), db }
 }
 
 /// `Arc<dyn JobQueue>` that keeps its database alive.
@@ -59,6 +63,10 @@ mod contract_concrete {
 
 mod contract_dyn {
     cpc_testkit::job_queue_contract!(super::dyn_harness());
+}
+
+mod retention {
+    cpc_testkit::job_queue_retention_contract!(super::harness_with);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -72,6 +72,11 @@ const COMMANDS: &[&str] = &[
     "lrange",
     "lrem",
     "llen",
+    "lindex",
+    "lpop",
+    "hdel",
+    "hexists",
+    "persist",
     // pub/sub
     "publish",
     "subscribe",

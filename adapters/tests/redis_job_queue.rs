@@ -32,6 +32,12 @@ mod contract_dyn {
     });
 }
 
+mod retention {
+    cpc_testkit::job_queue_retention_contract!(|settings| async move {
+        std::sync::Arc::new(super::jobs("job-queue-retention").await.with_settings(settings))
+    });
+}
+
 fn queue() -> QueueName {
     QueueName::new("thumbnails").unwrap()
 }
@@ -57,7 +63,37 @@ async fn jobs_live_in_a_stream_with_a_consumer_group_and_acked_jobs_leave_no_key
         redis::cmd("XPENDING").arg(&stream).arg("w").query_async(&mut conn).await.unwrap();
     assert_eq!(pending.0, 0, "XACK emptied the pending entries list");
     let left: Vec<String> = namespace_keys(jobs.manager()).await;
-    assert_eq!(left, vec![stream], "only the (empty) stream remains after the ack: {left:?}");
+    assert_eq!(left, vec![stream.clone()], "only the (empty) stream remains after the ack: {left:?}");
+    let pttl: i64 = redis::cmd("PTTL").arg(&stream).query_async(&mut conn).await.unwrap();
+    assert!(pttl > 0 && pttl <= 86_400_000, "the empty stream expires within a day: {pttl}");
+    jobs.enqueue_bytes(&q, "b".into(), EnqueueOptions::default()).await.unwrap();
+    let pttl: i64 = redis::cmd("PTTL").arg(&stream).query_async(&mut conn).await.unwrap();
+    assert_eq!(pttl, -1, "a stream holding a job does not expire");
+    let kind: String =
+        redis::cmd("TYPE").arg(jobs.manager().key("jq:{thumbnails}:j")).query_async(&mut conn).await.unwrap();
+    assert_eq!(kind, "hash", "the queue's jobs live in one hash, a key the scripts declare");
+}
+
+/// Dead letters live in a list and a hash whose TTL is the retention from the latest death: a queue no one touches
+/// again leaves nothing but its empty stream (which expires too).
+#[tokio::test]
+async fn dead_letter_keys_expire_with_the_retention() {
+    let retention = Duration::from_millis(500);
+    let jobs =
+        jobs("dead-retention").await.with_settings(JobQueueSettings::default().with_dead_letter_retention(retention));
+    let q = queue();
+    jobs.enqueue_bytes(&q, "a".into(), EnqueueOptions::default().max_attempts(1)).await.unwrap();
+    let job = jobs.reserve(&q, Duration::from_secs(30)).await.unwrap().unwrap();
+    assert_eq!(jobs.nack(&job, Duration::ZERO).await.unwrap(), cpc_ports::NackOutcome::Dead);
+    let mut conn = jobs.manager().connection();
+    for suffix in ["x", "xj"] {
+        let key = jobs.manager().key(&format!("jq:{{thumbnails}}:{suffix}"));
+        let pttl: i64 = redis::cmd("PTTL").arg(&key).query_async(&mut conn).await.unwrap();
+        assert!(pttl > 0 && pttl <= 500, "{key} expires with the retention: {pttl}");
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let left: Vec<String> = namespace_keys(jobs.manager()).await;
+    assert_eq!(left, vec![jobs.manager().key("jq:{thumbnails}:s")], "only the empty stream is left: {left:?}");
 }
 
 #[tokio::test]

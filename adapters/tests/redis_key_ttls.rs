@@ -1,5 +1,6 @@
 //! Every key the Redis adapters write carries a TTL, the lock fencing counters included (kept a day after their
-//! lock's last use): a burst of every adapter's writes under one namespace, then a `SCAN` of that namespace.
+//! lock's last use) and the job queue's once it holds no job still to be worked (its dead letters are kept for the
+//! retention): a burst of every adapter's writes under one namespace, then a `SCAN` of that namespace.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(feature = "redis")]
 
@@ -11,10 +12,12 @@ use common::redis::shared_manager;
 use std::time::Duration;
 
 use cpc_adapters::redis::{
-    CacheManager, DEFAULT_FENCE_TTL, DistributedLock, PubSubManager, RedisManager, RedisRateLimiter, SessionManager,
+    CacheManager, DEFAULT_FENCE_TTL, DistributedLock, PubSubManager, RedisJobQueue, RedisManager, RedisRateLimiter,
+    SessionManager,
 };
 use cpc_ports::{
-    Bytes, Cache, CacheKey, Channel, Lock, LockKey, PubSub, RateLimitKey, RateLimitPolicy, RateLimiter, SessionStore,
+    Bytes, Cache, CacheKey, Channel, EnqueueOptions, JobQueue, Lock, LockKey, NackOutcome, PubSub, QueueName,
+    RateLimitKey, RateLimitPolicy, RateLimiter, SessionStore,
 };
 
 /// Every key under the manager's namespace (the namespace is a uuid and plain characters: no glob escaping).
@@ -46,6 +49,7 @@ async fn burst(
     lock: &DistributedLock,
     limiter: &RedisRateLimiter,
     s: &SessionManager,
+    jobs: &RedisJobQueue,
 ) {
     let ttl = Duration::from_secs(60);
     let k = |name: &str| CacheKey::new(format!("{name}:{task}")).unwrap();
@@ -83,6 +87,18 @@ async fn burst(
     s.save_bytes(&id, Bytes::from_static(b"[2]")).await.unwrap();
     let gone = s.create_bytes(Bytes::from_static(b"{}"), ttl).await.unwrap();
     s.destroy(&gone).await.unwrap();
+
+    // A job acked, a job retried then dead, an idempotency key: nothing left to work, so every key expires.
+    let q = QueueName::new(format!("mail:{task}")).unwrap();
+    let keyed = EnqueueOptions::default().idempotency_key(format!("welcome:{task}"));
+    jobs.enqueue_bytes(&q, Bytes::from_static(b"ok"), keyed).await.unwrap();
+    jobs.enqueue_bytes(&q, Bytes::from_static(b"bad"), EnqueueOptions::default().max_attempts(2)).await.unwrap();
+    let done = jobs.reserve(&q, ttl).await.unwrap().unwrap();
+    jobs.ack(&done).await.unwrap();
+    let failing = jobs.reserve(&q, ttl).await.unwrap().unwrap();
+    assert_eq!(jobs.nack(&failing, Duration::ZERO).await.unwrap(), NackOutcome::Retrying);
+    let failing = jobs.reserve(&q, ttl).await.unwrap().unwrap();
+    assert_eq!(jobs.nack(&failing, Duration::ZERO).await.unwrap(), NackOutcome::Dead);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -93,9 +109,10 @@ async fn no_key_lives_without_a_ttl() {
     let limiter = RedisRateLimiter::new(m.clone());
     let sessions = SessionManager::new(m.clone()).with_absolute_ttl(Duration::from_secs(120));
     let bus = PubSubManager::new(m.clone());
+    let jobs = RedisJobQueue::new(m.clone());
 
     let tasks = 8;
-    futures::future::join_all((0..tasks).map(|t| burst(t, &cache, &lock, &limiter, &sessions))).await;
+    futures::future::join_all((0..tasks).map(|t| burst(t, &cache, &lock, &limiter, &sessions, &jobs))).await;
     bus.publish_bytes(&Channel::new("news").unwrap(), Bytes::from_static(b"x")).await.unwrap();
 
     let keys = keys_of(&m).await;
@@ -115,9 +132,10 @@ async fn no_key_lives_without_a_ttl() {
         }
     }
     // What must be there, so the scan is known to see the adapters' keys: per task 6 cache entries, 1 held lock,
-    // 3 fencing counters, 2 rate-limit keys, 1 session (the cycled one; the destroyed one is gone).
+    // 3 fencing counters, 2 rate-limit keys, 1 session (the cycled one; the destroyed one is gone), and the job
+    // queue's empty stream, dead-letter list and hash, and idempotency key.
     assert_eq!(fences, 3 * tasks as usize, "one fencing counter per lock name; keys: {keys:#?}");
-    assert_eq!(with_ttl, 10 * tasks as usize, "keys with a TTL: {keys:#?}");
+    assert_eq!(with_ttl, 14 * tasks as usize, "keys with a TTL: {keys:#?}");
     assert!(offenders.is_empty(), "keys without a TTL: {offenders:#?}");
 
     for batch in keys_of(&m).await.chunks(500) {

@@ -11,7 +11,9 @@
 //! be idempotent. A worker whose job takes longer than planned keeps its reservation with
 //! [`extend`](JobQueue::extend) (the worker loop in `cpc-adapters` does so on its own while a handler runs).
 //! After `max_attempts` deliveries a failing job goes to the queue's **dead-letter** list, where it can be listed
-//! and requeued; it is never dropped silently.
+//! and requeued. Dead letters are kept for a bounded time and number ([`JobQueueSettings::dead_letter_retention`],
+//! [`JobQueueSettings::max_dead_letters`]; 7 days and 10,000 per queue by default), then dropped oldest first, so a
+//! queue whose jobs keep failing does not grow without end. A job that is still to be worked is never dropped.
 //!
 //! ```
 //! # async fn demo(queue: &dyn cpc_ports::JobQueue) -> Result<(), cpc_ports::KvError> {
@@ -47,6 +49,10 @@ pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 512;
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
 /// How long a queue remembers an idempotency key by default: 24 hours.
 pub const DEFAULT_IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 3600);
+/// How long a dead letter is kept by default: 7 days.
+pub const DEFAULT_DEAD_LETTER_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How many dead letters a queue keeps by default; past it the oldest are dropped.
+pub const DEFAULT_MAX_DEAD_LETTERS: u32 = 10_000;
 
 /// What every [`JobQueue`] implementation is configured with, whatever its backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,12 +61,49 @@ pub struct JobQueueSettings {
     pub codec: Codec,
     /// How long an idempotency key is remembered after its job was enqueued.
     pub idempotency_window: Duration,
+    /// How long a dead letter is kept after its job died; older ones are no longer listed or counted, and are
+    /// deleted by the queue's next writes. Zero is taken as one millisecond.
+    pub dead_letter_retention: Duration,
+    /// How many dead letters each queue keeps at most; when a job dies past it, the oldest are deleted. Zero is
+    /// taken as one.
+    pub max_dead_letters: u32,
 }
 
 impl Default for JobQueueSettings {
-    /// JSON, a 24-hour idempotency window.
+    /// JSON, a 24-hour idempotency window, dead letters kept 7 days and 10,000 per queue.
     fn default() -> Self {
-        Self { codec: Codec::json(), idempotency_window: DEFAULT_IDEMPOTENCY_WINDOW }
+        Self {
+            codec: Codec::json(),
+            idempotency_window: DEFAULT_IDEMPOTENCY_WINDOW,
+            dead_letter_retention: DEFAULT_DEAD_LETTER_RETENTION,
+            max_dead_letters: DEFAULT_MAX_DEAD_LETTERS,
+        }
+    }
+}
+
+impl JobQueueSettings {
+    /// The same settings with dead letters kept for `retention` (at least one millisecond).
+    #[must_use]
+    pub fn with_dead_letter_retention(mut self, retention: Duration) -> Self {
+        self.dead_letter_retention = retention;
+        self
+    }
+
+    /// The same settings with at most `max` dead letters per queue (at least one).
+    #[must_use]
+    pub fn with_max_dead_letters(mut self, max: u32) -> Self {
+        self.max_dead_letters = max;
+        self
+    }
+
+    /// [`dead_letter_retention`](Self::dead_letter_retention) as every implementation applies it: at least 1 ms.
+    pub fn effective_dead_letter_retention(&self) -> Duration {
+        self.dead_letter_retention.max(Duration::from_millis(1))
+    }
+
+    /// [`max_dead_letters`](Self::max_dead_letters) as every implementation applies it: at least 1.
+    pub fn effective_max_dead_letters(&self) -> u32 {
+        self.max_dead_letters.max(1)
     }
 }
 

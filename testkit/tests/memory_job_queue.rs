@@ -19,6 +19,12 @@ mod as_dyn_port {
     cpc_testkit::job_queue_contract!(async { Arc::new(InMemoryJobQueue::new()) as Arc<dyn JobQueue> });
 }
 
+mod retention {
+    cpc_testkit::job_queue_retention_contract!(|settings| async move {
+        std::sync::Arc::new(cpc_testkit::memory::InMemoryJobQueue::new().with_settings(settings))
+    });
+}
+
 fn queue() -> QueueName {
     QueueName::new("q").expect("valid queue name")
 }

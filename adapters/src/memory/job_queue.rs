@@ -42,8 +42,9 @@ struct Queue {
     /// (visibility deadline, sequence) -> job, and the key of each reserved job in it.
     in_flight: BTreeMap<(Instant, u64), JobId>,
     reserved: HashMap<JobId, (Instant, u64)>,
-    /// Death sequence -> job, and the sequence of each dead job.
-    dead: BTreeMap<u64, JobId>,
+    /// Death sequence -> (job, time of death), and the sequence of each dead job. Sequences grow with time, so
+    /// the first entry is the oldest dead letter.
+    dead: BTreeMap<u64, (JobId, Instant)>,
     dead_seq: HashMap<JobId, u64>,
     idempotency: HashMap<String, (JobId, Instant)>,
     /// Expired idempotency keys are swept when this many are stored (twice the live ones after the last sweep).
@@ -96,10 +97,34 @@ impl Queue {
         Some(id)
     }
 
-    fn bury(&mut self, id: JobId) {
+    /// Moves `id` to the dead letters, then drops the dead letters past the retention or the count bound.
+    fn bury(&mut self, id: JobId, now: Instant, settings: &JobQueueSettings) {
         let seq = self.next_seq();
-        self.dead.insert(seq, id.clone());
+        self.dead.insert(seq, (id.clone(), now));
         self.dead_seq.insert(id, seq);
+        self.prune_dead(now, settings);
+    }
+
+    /// Deletes the dead letters older than the retention, and the oldest beyond the count bound.
+    fn prune_dead(&mut self, now: Instant, settings: &JobQueueSettings) {
+        let cutoff = expiry_cutoff(now, settings);
+        let max = settings.effective_max_dead_letters() as usize;
+        while let Some(entry) = self.dead.first_entry() {
+            let over = self.dead_seq.len() > max;
+            let (_, died) = entry.get();
+            if !over && cutoff.is_none_or(|cutoff| *died > cutoff) {
+                break;
+            }
+            let (id, _) = entry.remove();
+            self.dead_seq.remove(&id);
+            self.jobs.remove(&id);
+        }
+    }
+
+    /// The dead letters still within the retention, oldest first.
+    fn live_dead(&self, now: Instant, settings: &JobQueueSettings) -> impl Iterator<Item = &JobId> {
+        let cutoff = expiry_cutoff(now, settings);
+        self.dead.values().filter(move |(_, died)| cutoff.is_none_or(|c| *died > c)).map(|(id, _)| id)
     }
 
     /// Ends the reservation `job` if it is the current one.
@@ -123,7 +148,7 @@ impl InMemoryJobQueue {
         Self { queues: Mutex::new(HashMap::new()), settings: JobQueueSettings::default() }
     }
 
-    /// The same queue with other settings (codec, idempotency window).
+    /// The same queue with other settings (codec, idempotency window, dead-letter retention).
     #[must_use]
     pub fn with_settings(mut self, settings: JobQueueSettings) -> Self {
         self.settings = settings;
@@ -145,6 +170,11 @@ impl fmt::Debug for InMemoryJobQueue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("InMemoryJobQueue").field("queues", &self.lock().len()).finish()
     }
+}
+
+/// The instant at or before which a dead letter has outlived the retention (`None`: nothing has yet).
+fn expiry_cutoff(now: Instant, settings: &JobQueueSettings) -> Option<Instant> {
+    now.checked_sub(settings.effective_dead_letter_retention())
 }
 
 fn after(now: Instant, d: Duration, field: &'static str) -> Result<Instant, KvError> {
@@ -201,6 +231,7 @@ impl JobQueue for InMemoryJobQueue {
             return Ok(None);
         };
         q.promote_due(now);
+        q.prune_dead(now, &self.settings);
         loop {
             let Some(id) = q.take_expired(now).or_else(|| q.ready.pop_front()) else {
                 return Ok(None);
@@ -208,7 +239,7 @@ impl JobQueue for InMemoryJobQueue {
             let Some(job) = q.jobs.get_mut(&id) else { continue };
             if job.attempts >= job.max_attempts {
                 // Its last delivery timed out: a worker died on it (or outlived its timeout) too often.
-                q.bury(id);
+                q.bury(id, now, &self.settings);
                 continue;
             }
             job.attempts += 1;
@@ -241,7 +272,7 @@ impl JobQueue for InMemoryJobQueue {
         let q = queues.get_mut(&job.queue).ok_or_else(not_reserved)?;
         q.release(job)?;
         if q.jobs.get(&job.id).is_none_or(|stored| stored.attempts >= stored.max_attempts) {
-            q.bury(job.id.clone());
+            q.bury(job.id.clone(), now, &self.settings);
             return Ok(NackOutcome::Dead);
         }
         let seq = q.next_seq();
@@ -264,12 +295,12 @@ impl JobQueue for InMemoryJobQueue {
     }
 
     async fn dead_letters(&self, queue: &QueueName, limit: usize) -> Result<Vec<DeadJob>, KvError> {
+        let now = Instant::now();
         let queues = self.lock();
         let Some(q) = queues.get(queue) else {
             return Ok(Vec::new());
         };
-        Ok(q.dead
-            .values()
+        Ok(q.live_dead(now, &self.settings)
             .filter_map(|id| {
                 q.jobs.get(id).map(|job| DeadJob {
                     id: id.clone(),
@@ -284,6 +315,7 @@ impl JobQueue for InMemoryJobQueue {
     async fn requeue_dead(&self, queue: &QueueName, id: &JobId) -> Result<(), KvError> {
         let mut queues = self.lock();
         let q = queues.get_mut(queue).ok_or_else(not_dead)?;
+        q.prune_dead(Instant::now(), &self.settings);
         let seq = q.dead_seq.remove(id).ok_or_else(not_dead)?;
         q.dead.remove(&seq);
         if let Some(job) = q.jobs.get_mut(id) {
@@ -305,7 +337,7 @@ impl JobQueue for InMemoryJobQueue {
             pending: q.ready.len() as u64 + expired + due,
             in_flight,
             delayed: q.delayed.len() as u64 - due,
-            dead: q.dead.len() as u64,
+            dead: q.live_dead(now, &self.settings).count() as u64,
         })
     }
 

@@ -23,11 +23,30 @@ macro_rules! no_flush_wait {
     };
 }
 
-/// Dead-letters reservations that ran out of time on their last attempt (their worker died too often).
-const BURY_EXPIRED: &str = concat!(
+/// The housekeeping a reserve does first, in one statement: dead-letters the reservations of queue `$1` that ran
+/// out of time on their last attempt (their worker died too often); deletes the queue's dead letters older than
+/// `$2` ms; deletes up to 100 expired idempotency keys of any queue, skipping those another session holds. Returns
+/// how many jobs it buried.
+const HOUSEKEEPING: &str = concat!(
     no_flush_wait!(),
-    "UPDATE cpc_jobs SET state = 'dead', dead_seq = nextval('cpc_jobs_dead_seq') FROM async_commit \
-     WHERE queue = $1 AND state = 'reserved' AND run_at <= now() AND attempts >= max_attempts"
+    ", buried AS ( \
+       UPDATE cpc_jobs SET state = 'dead', dead_seq = nextval('cpc_jobs_dead_seq'), dead_at = now() \
+       FROM async_commit \
+       WHERE queue = $1 AND state = 'reserved' AND run_at <= now() AND attempts >= max_attempts RETURNING 1), \
+     aged AS ( \
+       DELETE FROM cpc_jobs WHERE queue = $1 AND state = 'dead' \
+         AND dead_at <= now() - $2::bigint * interval '1 millisecond'), \
+     stale_keys AS ( \
+       DELETE FROM cpc_job_keys WHERE ctid = ANY(ARRAY( \
+         SELECT ctid FROM cpc_job_keys WHERE expires_at <= now() LIMIT 100 FOR UPDATE SKIP LOCKED))) \
+     SELECT count(*) FROM buried"
+);
+
+/// Deletes the oldest dead letters of queue `$1` beyond the newest `$2`.
+const CAP_DEAD: &str = concat!(
+    no_flush_wait!(),
+    "DELETE FROM cpc_jobs USING async_commit WHERE queue = $1 AND state = 'dead' AND dead_seq <= ( \
+       SELECT dead_seq FROM cpc_jobs WHERE queue = $1 AND state = 'dead' ORDER BY dead_seq DESC OFFSET $2 LIMIT 1)"
 );
 
 /// Takes the due job first in line (ready, or reserved with its visibility timeout over), skipping rows other
@@ -80,6 +99,7 @@ const NACK: &str = concat!(
     "UPDATE cpc_jobs SET \
        state = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'ready' END, \
        dead_seq = CASE WHEN attempts >= max_attempts THEN nextval('cpc_jobs_dead_seq') END, \
+       dead_at = CASE WHEN attempts >= max_attempts THEN now() END, \
        run_at = now() + $4::bigint * interval '1 millisecond' \
      FROM async_commit \
      WHERE queue = $1 AND id = $2 AND state = 'reserved' AND attempts = $3 \
@@ -93,17 +113,20 @@ const EXTEND: &str = concat!(
      WHERE queue = $1 AND id = $2 AND state = 'reserved' AND attempts = $3 RETURNING id"
 );
 
+/// The dead letters of queue `$1` within the retention (`$3` ms), earliest death first, at most `$2`.
 const DEAD_LETTERS: &str = "SELECT id, payload, attempts FROM cpc_jobs WHERE queue = $1 AND state = 'dead' \
-     ORDER BY dead_seq LIMIT $2";
+     AND dead_at > now() - $3::bigint * interval '1 millisecond' ORDER BY dead_seq LIMIT $2";
 
-const REQUEUE_DEAD: &str = "UPDATE cpc_jobs SET state = 'ready', attempts = 0, dead_seq = NULL, run_at = now() \
-     WHERE queue = $1 AND id = $2 AND state = 'dead' RETURNING id";
+const REQUEUE_DEAD: &str = "UPDATE cpc_jobs SET state = 'ready', attempts = 0, dead_seq = NULL, dead_at = NULL, \
+       run_at = now() \
+     WHERE queue = $1 AND id = $2 AND state = 'dead' AND dead_at > now() - $3::bigint * interval '1 millisecond' \
+     RETURNING id";
 
 const STATS: &str = "SELECT \
        count(*) FILTER (WHERE state <> 'dead' AND run_at <= now()), \
        count(*) FILTER (WHERE state = 'reserved' AND run_at > now()), \
        count(*) FILTER (WHERE state = 'ready' AND run_at > now()), \
-       count(*) FILTER (WHERE state = 'dead') \
+       count(*) FILTER (WHERE state = 'dead' AND dead_at > now() - $2::bigint * interval '1 millisecond') \
      FROM cpc_jobs WHERE queue = $1";
 
 /// The PostgreSQL [`JobQueue`]: the tables `cpc_jobs` and `cpc_job_keys` of migration
@@ -123,7 +146,12 @@ const STATS: &str = "SELECT \
 ///
 /// Idempotency keys live in `cpc_job_keys` for the window (24 h by default, see [`JobQueueSettings`]), claimed with
 /// `INSERT ... ON CONFLICT DO UPDATE ... WHERE expired` in the same statement that inserts the job, so a key is
-/// never claimed without its job. Expired keys are replaced when reused, not swept.
+/// never claimed without its job. Expired keys are replaced when reused, and swept (100 at most per reserve).
+///
+/// **Retention.** Dead letters (migration `2026-11-30-000002_job_retention` records when each died) are kept for
+/// [`JobQueueSettings::dead_letter_retention`] and at most [`JobQueueSettings::max_dead_letters`] per queue: older
+/// ones are neither listed nor counted, and are deleted by the queue's next reserve; when a job dies past the count
+/// bound, the oldest are deleted. A job still to be worked is never deleted.
 #[derive(Clone)]
 pub struct PgJobQueue {
     pool: PgPool,
@@ -136,7 +164,7 @@ impl PgJobQueue {
         Self { pool, settings: JobQueueSettings::default() }
     }
 
-    /// The same queue with other settings (codec, idempotency window).
+    /// The same queue with other settings (codec, idempotency window, dead-letter retention).
     #[must_use]
     pub fn with_settings(mut self, settings: JobQueueSettings) -> Self {
         self.settings = settings;
@@ -146,6 +174,18 @@ impl PgJobQueue {
     /// The pool this queue runs on.
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// The dead-letter retention in milliseconds (at least one).
+    fn retention(&self) -> Result<i64, KvError> {
+        millis(self.settings.effective_dead_letter_retention(), "dead_letter_retention").map(|ms| ms.max(1))
+    }
+
+    /// Deletes the oldest dead letters of `queue` beyond the count bound.
+    async fn cap_dead(&self, queue: &str) -> Result<(), KvError> {
+        let keep = i64::from(self.settings.effective_max_dead_letters());
+        self.query(CAP_DEAD, &[&queue, &keep], "drop the oldest dead jobs").await?;
+        Ok(())
     }
 
     /// Runs `sql` (a cached prepared statement) and returns its rows.
@@ -236,7 +276,10 @@ impl JobQueue for PgJobQueue {
         }
         let visibility = millis(visibility_timeout, "visibility_timeout")?.max(1);
         let q = queue.as_str();
-        self.query(BURY_EXPIRED, &[&q], "dead-letter expired jobs").await?;
+        let housekeeping = self.query(HOUSEKEEPING, &[&q, &self.retention()?], "dead-letter expired jobs").await?;
+        if housekeeping.first().map(|row| col::<i64>(row, 0)).transpose()?.unwrap_or(0) > 0 {
+            self.cap_dead(q).await?;
+        }
         let rows = self.query(RESERVE, &[&q, &visibility], "reserve job").await?;
         let Some(row) = rows.first() else {
             return Ok(None);
@@ -262,7 +305,10 @@ impl JobQueue for PgJobQueue {
         let params: [&(dyn ToSql + Sync); 4] = [&job.queue.as_str(), &job.id.as_str(), &attempt, &retry];
         let rows = self.query(NACK, &params, "nack job").await?;
         match rows.first().map(|row| col::<String>(row, 0)).transpose()? {
-            Some(state) if state == "dead" => Ok(NackOutcome::Dead),
+            Some(state) if state == "dead" => {
+                self.cap_dead(job.queue.as_str()).await?;
+                Ok(NackOutcome::Dead)
+            }
             Some(_) => Ok(NackOutcome::Retrying),
             None => Err(not_reserved()),
         }
@@ -281,7 +327,7 @@ impl JobQueue for PgJobQueue {
 
     async fn dead_letters(&self, queue: &QueueName, limit: usize) -> Result<Vec<DeadJob>, KvError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = self.query(DEAD_LETTERS, &[&queue.as_str(), &limit], "list dead jobs").await?;
+        let rows = self.query(DEAD_LETTERS, &[&queue.as_str(), &limit, &self.retention()?], "list dead jobs").await?;
         rows.iter()
             .map(|row| {
                 Ok(DeadJob {
@@ -294,12 +340,13 @@ impl JobQueue for PgJobQueue {
     }
 
     async fn requeue_dead(&self, queue: &QueueName, id: &JobId) -> Result<(), KvError> {
-        let moved = self.query(REQUEUE_DEAD, &[&queue.as_str(), &id.as_str()], "requeue dead job").await?;
+        let params: [&(dyn ToSql + Sync); 3] = [&queue.as_str(), &id.as_str(), &self.retention()?];
+        let moved = self.query(REQUEUE_DEAD, &params, "requeue dead job").await?;
         if moved.is_empty() { Err(not_dead()) } else { Ok(()) }
     }
 
     async fn stats(&self, queue: &QueueName) -> Result<QueueStats, KvError> {
-        let rows = self.query(STATS, &[&queue.as_str()], "queue stats").await?;
+        let rows = self.query(STATS, &[&queue.as_str(), &self.retention()?], "queue stats").await?;
         let Some(row) = rows.first() else {
             return Ok(QueueStats::default());
         };

@@ -31,9 +31,18 @@ operations!(JobQueueOp {
 /// How many due delayed jobs one reserve moves to the stream at most.
 const PROMOTE_BATCH: u32 = 256;
 
-/// Lua helpers shared by the scripts: the server's clock in ms; `push` appends a job to the stream (creating the
-/// stream and its consumer group `w` on first use) and records the entry id in the job's hash; `is_current` checks
-/// a receipt (job reserved, attempt matching); `drop_entry` acknowledges and deletes the job's current stream entry.
+/// Lua helpers shared by the scripts. Fields of job `id` in a jobs hash are `id:p` (payload), `id:a` (attempts),
+/// `id:m` (max attempts), `id:e` (current stream entry) and, for a dead job, `id:t` (time of death, ms).
+///
+/// - `now_ms`: the server's clock in ms.
+/// - `push`: appends a job to the stream (creating the stream and its consumer group `w` on first use, or taking
+///   the idle TTL off an existing one) and records the entry id.
+/// - `is_current`: checks a receipt (job reserved, attempt matching).
+/// - `drop_entry`: acknowledges and deletes the job's current stream entry; an empty stream (no ready or reserved
+///   job left) is kept a day, then expires with its consumer group.
+/// - `prune`: drops dead letters past the retention or the count bound, oldest first, at most 100 per call.
+/// - `bury`: moves a job from the live jobs hash to the dead list and hash, whose TTL is the retention from the
+///   latest death (every dead letter in them is younger than that).
 macro_rules! prelude {
     () => {
         r"
@@ -41,207 +50,241 @@ local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local function push(stream, job, id)
+local function idle(stream)
+  if redis.call('XLEN', stream) == 0 then redis.call('PEXPIRE', stream, 86400000) end
+end
+local function push(stream, jobs, id)
   if redis.call('EXISTS', stream) == 0 then
     redis.call('XGROUP', 'CREATE', stream, 'w', '0', 'MKSTREAM')
+  else
+    redis.call('PERSIST', stream)
   end
-  redis.call('HSET', job, 'e', redis.call('XADD', stream, '*', 'j', id))
+  redis.call('HSET', jobs, id .. ':e', redis.call('XADD', stream, '*', 'j', id))
 end
-local function is_current(in_flight, job, id, attempt)
-  return redis.call('ZSCORE', in_flight, id) and redis.call('HGET', job, 'a') == attempt
+local function is_current(in_flight, jobs, id, attempt)
+  return redis.call('ZSCORE', in_flight, id) and redis.call('HGET', jobs, id .. ':a') == attempt
 end
-local function drop_entry(stream, job)
-  local e = redis.call('HGET', job, 'e')
+local function drop_entry(stream, jobs, id)
+  local e = redis.call('HGET', jobs, id .. ':e')
   if e and e ~= '' then
     redis.call('XACK', stream, 'w', e)
     redis.call('XDEL', stream, e)
-    redis.call('HSET', job, 'e', '')
+    redis.call('HSET', jobs, id .. ':e', '')
   end
+  idle(stream)
+end
+local function forget(jobs, id)
+  redis.call('HDEL', jobs, id .. ':p', id .. ':a', id .. ':m', id .. ':e', id .. ':t')
+end
+local function prune(dead, dead_jobs, now, retention, max)
+  for _ = 1, 100 do
+    local id = redis.call('LINDEX', dead, 0)
+    if not id then return end
+    local died = tonumber(redis.call('HGET', dead_jobs, id .. ':t') or 0)
+    if died > now - retention and redis.call('LLEN', dead) <= max then return end
+    redis.call('LPOP', dead)
+    forget(dead_jobs, id)
+  end
+end
+local function bury(stream, jobs, dead, dead_jobs, id, now, retention, max)
+  drop_entry(stream, jobs, id)
+  local f = redis.call('HMGET', jobs, id .. ':p', id .. ':a', id .. ':m')
+  forget(jobs, id)
+  redis.call('HSET', dead_jobs, id .. ':p', f[1], id .. ':a', f[2], id .. ':m', f[3], id .. ':t', now)
+  redis.call('RPUSH', dead, id)
+  prune(dead, dead_jobs, now, retention, max)
+  redis.call('PEXPIRE', dead, retention)
+  redis.call('PEXPIRE', dead_jobs, retention)
 end
 "
     };
 }
 
-/// `KEYS` stream, delayed, idempotency key, job; `ARGV` id, payload, max attempts, delay ms, idempotency window
+/// `KEYS` stream, delayed, idempotency key, jobs; `ARGV` id, payload, max attempts, delay ms, idempotency window
 /// ms (0: no key). Returns the id stored, or the earlier job's id for a known idempotency key.
-static ENQUEUE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
-        prelude!(),
-        r"
+const ENQUEUE_LUA: &str = concat!(
+    prelude!(),
+    r"
 local id = ARGV[1]
 if tonumber(ARGV[5]) > 0 then
   local earlier = redis.call('GET', KEYS[3])
   if earlier then return earlier end
   redis.call('SET', KEYS[3], id, 'PX', ARGV[5])
 end
-local job = KEYS[4]
-redis.call('HSET', job, 'p', ARGV[2], 'a', 0, 'm', ARGV[3], 'e', '')
+local jobs = KEYS[4]
+redis.call('HSET', jobs, id .. ':p', ARGV[2], id .. ':a', 0, id .. ':m', ARGV[3], id .. ':e', '')
 local delay = tonumber(ARGV[4])
 if delay > 0 then
   redis.call('ZADD', KEYS[2], now_ms() + delay, id)
 else
-  push(KEYS[1], job, id)
+  push(KEYS[1], jobs, id)
 end
 return id
 "
-    ))
-});
+);
+static ENQUEUE: LazyLock<Script> = LazyLock::new(|| Script::new(ENQUEUE_LUA));
 
-/// `KEYS` stream, delayed, in flight, dead; `ARGV` visibility ms, consumer, job key prefix, promote batch.
-/// Moves due delayed jobs to the stream; then takes the reservation that expired first (`XAUTOCLAIM` of its entry)
-/// or else the next new entry (`XREADGROUP >`). A job past its last attempt goes to the dead list instead.
-/// Returns `{id, payload, attempt, max}` or nil.
-static RESERVE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
-        prelude!(),
-        r"
+/// `KEYS` stream, delayed, in flight, jobs, dead, dead jobs; `ARGV` visibility ms, consumer, promote batch,
+/// dead-letter retention ms, max dead letters. Moves due delayed jobs to the stream; then takes the reservation
+/// that expired first (`XAUTOCLAIM` of its entry) or else the next new entry (`XREADGROUP >`). A job past its last
+/// attempt goes to the dead letters instead.
+const RESERVE_LUA: &str = concat!(
+    prelude!(),
+    r"
+local stream, delayed, in_flight, jobs = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local now = now_ms()
-local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[4]))
+local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))
 for _, id in ipairs(due) do
-  redis.call('ZREM', KEYS[2], id)
-  push(KEYS[1], ARGV[3] .. id, id)
+  redis.call('ZREM', delayed, id)
+  push(stream, jobs, id)
 end
-if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+if redis.call('EXISTS', stream) == 0 then return false end
 while true do
   local id
-  local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, 1)
+  local expired = redis.call('ZRANGEBYSCORE', in_flight, '-inf', now, 'LIMIT', 0, 1)
   if #expired > 0 then
     id = expired[1]
-    redis.call('ZREM', KEYS[3], id)
-    local e = redis.call('HGET', ARGV[3] .. id, 'e')
+    redis.call('ZREM', in_flight, id)
+    local e = redis.call('HGET', jobs, id .. ':e')
     if e and e ~= '' then
-      redis.call('XAUTOCLAIM', KEYS[1], 'w', ARGV[2], 0, e, 'COUNT', 1)
+      redis.call('XAUTOCLAIM', stream, 'w', ARGV[2], 0, e, 'COUNT', 1)
     end
   else
-    local r = redis.call('XREADGROUP', 'GROUP', 'w', ARGV[2], 'COUNT', 1, 'STREAMS', KEYS[1], '>')
+    local r = redis.call('XREADGROUP', 'GROUP', 'w', ARGV[2], 'COUNT', 1, 'STREAMS', stream, '>')
     if not r then return false end
     local entry = r[1][2][1]
     if not entry then return false end
     id = entry[2][2]
-    if redis.call('EXISTS', ARGV[3] .. id) == 0 then
-      redis.call('XACK', KEYS[1], 'w', entry[1])
-      redis.call('XDEL', KEYS[1], entry[1])
+    if redis.call('HEXISTS', jobs, id .. ':p') == 0 then
+      redis.call('XACK', stream, 'w', entry[1])
+      redis.call('XDEL', stream, entry[1])
+      idle(stream)
       id = nil
     end
   end
   if id then
-    local job = ARGV[3] .. id
-    local f = redis.call('HMGET', job, 'p', 'a', 'm')
+    local f = redis.call('HMGET', jobs, id .. ':p', id .. ':a', id .. ':m')
     local attempt, max = tonumber(f[2]), tonumber(f[3])
     if f[1] and attempt < max then
       attempt = attempt + 1
-      redis.call('HSET', job, 'a', attempt)
-      redis.call('ZADD', KEYS[3], now + tonumber(ARGV[1]), id)
+      redis.call('HSET', jobs, id .. ':a', attempt)
+      redis.call('ZADD', in_flight, now + tonumber(ARGV[1]), id)
       return {id, f[1], attempt, max}
     end
     if f[1] then
-      drop_entry(KEYS[1], job)
-      redis.call('RPUSH', KEYS[4], id)
+      bury(stream, jobs, KEYS[5], KEYS[6], id, now, tonumber(ARGV[4]), tonumber(ARGV[5]))
     end
   end
 end
 "
-    ))
-});
+);
+static RESERVE: LazyLock<Script> = LazyLock::new(|| Script::new(RESERVE_LUA));
 
-/// `KEYS` stream, in flight, job; `ARGV` id, attempt. Acks the reservation if it is the current one
-/// and deletes the job. Returns 1, or 0 if it is not.
-static ACK: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
-        prelude!(),
-        r"
-local job = KEYS[3]
-if not is_current(KEYS[2], job, ARGV[1], ARGV[2]) then return 0 end
-drop_entry(KEYS[1], job)
-redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('DEL', job)
+/// `KEYS` stream, in flight, jobs; `ARGV` id, attempt. Acks the reservation if it is the current one and deletes
+/// the job. Returns 1, or 0 if it is not.
+const ACK_LUA: &str = concat!(
+    prelude!(),
+    r"
+local stream, in_flight, jobs, id = KEYS[1], KEYS[2], KEYS[3], ARGV[1]
+if not is_current(in_flight, jobs, id, ARGV[2]) then return 0 end
+drop_entry(stream, jobs, id)
+redis.call('ZREM', in_flight, id)
+forget(jobs, id)
 return 1
 "
-    ))
-});
+);
+static ACK: LazyLock<Script> = LazyLock::new(|| Script::new(ACK_LUA));
 
-/// `KEYS` stream, in flight, delayed, dead, job; `ARGV` id, attempt, retry ms. Ends the reservation if
-/// it is the current one, then delays the job by the backoff or, on its last attempt, moves it to the dead list.
-/// Returns 1 (retrying), 2 (dead), or 0 (not the current reservation).
-static NACK: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
-        prelude!(),
-        r"
-local job = KEYS[5]
-if not is_current(KEYS[2], job, ARGV[1], ARGV[2]) then return 0 end
-drop_entry(KEYS[1], job)
-redis.call('ZREM', KEYS[2], ARGV[1])
-if tonumber(ARGV[2]) >= tonumber(redis.call('HGET', job, 'm')) then
-  redis.call('RPUSH', KEYS[4], ARGV[1])
+/// `KEYS` stream, in flight, delayed, jobs, dead, dead jobs; `ARGV` id, attempt, retry ms, dead-letter retention
+/// ms, max dead letters. Ends the reservation if it is the current one, then delays the job by the backoff or, on
+/// its last attempt, moves it to the dead letters. Returns 1 (retrying), 2 (dead), or 0 (not the current
+/// reservation).
+const NACK_LUA: &str = concat!(
+    prelude!(),
+    r"
+local stream, in_flight, delayed, jobs, id = KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1]
+if not is_current(in_flight, jobs, id, ARGV[2]) then return 0 end
+redis.call('ZREM', in_flight, id)
+local now = now_ms()
+if tonumber(ARGV[2]) >= tonumber(redis.call('HGET', jobs, id .. ':m')) then
+  bury(stream, jobs, KEYS[5], KEYS[6], id, now, tonumber(ARGV[4]), tonumber(ARGV[5]))
   return 2
 end
-redis.call('ZADD', KEYS[3], now_ms() + tonumber(ARGV[3]), ARGV[1])
+drop_entry(stream, jobs, id)
+redis.call('ZADD', delayed, now + tonumber(ARGV[3]), id)
 return 1
 "
-    ))
-});
+);
+static NACK: LazyLock<Script> = LazyLock::new(|| Script::new(NACK_LUA));
 
-/// `KEYS` in flight, job; `ARGV` id, attempt, visibility ms. Moves the end of the reservation to `visibility` ms
+/// `KEYS` in flight, jobs; `ARGV` id, attempt, visibility ms. Moves the end of the reservation to `visibility` ms
 /// from now if it is the current one. Returns 1, or 0 if it is not.
-static EXTEND: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
-        prelude!(),
-        r"
+const EXTEND_LUA: &str = concat!(
+    prelude!(),
+    r"
 if not is_current(KEYS[1], KEYS[2], ARGV[1], ARGV[2]) then return 0 end
 redis.call('ZADD', KEYS[1], 'XX', now_ms() + tonumber(ARGV[3]), ARGV[1])
 return 1
 "
-    ))
-});
+);
+static EXTEND: LazyLock<Script> = LazyLock::new(|| Script::new(EXTEND_LUA));
 
-/// `KEYS` dead; `ARGV` limit, job key prefix. Returns `{id, payload, attempts, ...}` of the first `limit` dead.
-static DEAD_LETTERS: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
+/// `KEYS` dead, dead jobs; `ARGV` limit, dead-letter retention ms, max dead letters. Prunes, then returns
+/// `{id, payload, attempts, ...}` of the first `limit` dead letters within the retention.
+const DEAD_LETTERS_LUA: &str = concat!(
+    prelude!(),
+    r"
+local now, retention = now_ms(), tonumber(ARGV[2])
+prune(KEYS[1], KEYS[2], now, retention, tonumber(ARGV[3]))
 local out = {}
 for _, id in ipairs(redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)) do
-  local f = redis.call('HMGET', ARGV[2] .. id, 'p', 'a')
-  if f[1] then
+  local f = redis.call('HMGET', KEYS[2], id .. ':p', id .. ':a', id .. ':t')
+  if f[1] and tonumber(f[3]) > now - retention then
     table.insert(out, id)
     table.insert(out, f[1])
     table.insert(out, f[2])
   end
 end
 return out
-",
-    )
-});
+"
+);
+static DEAD_LETTERS: LazyLock<Script> = LazyLock::new(|| Script::new(DEAD_LETTERS_LUA));
 
-/// `KEYS` stream, dead, job; `ARGV` id. Moves a dead job back to the stream with no attempts used.
-/// Returns 1, or 0 if it is not dead.
-static REQUEUE_DEAD: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
-        prelude!(),
-        r"
-if redis.call('LREM', KEYS[2], 1, ARGV[1]) == 0 then return 0 end
-local job = KEYS[3]
-redis.call('HSET', job, 'a', 0)
-push(KEYS[1], job, ARGV[1])
+/// `KEYS` stream, jobs, dead, dead jobs; `ARGV` id, dead-letter retention ms, max dead letters. Moves a dead job
+/// back to the stream with no attempts used. Returns 1, or 0 if it is not a dead letter within the retention.
+const REQUEUE_DEAD_LUA: &str = concat!(
+    prelude!(),
+    r"
+local stream, jobs, dead, dead_jobs, id = KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1]
+local now, retention = now_ms(), tonumber(ARGV[2])
+prune(dead, dead_jobs, now, retention, tonumber(ARGV[3]))
+local f = redis.call('HMGET', dead_jobs, id .. ':p', id .. ':m', id .. ':t')
+if not f[1] or tonumber(f[3]) <= now - retention then return 0 end
+if redis.call('LREM', dead, 1, id) == 0 then return 0 end
+forget(dead_jobs, id)
+redis.call('HSET', jobs, id .. ':p', f[1], id .. ':a', 0, id .. ':m', f[2], id .. ':e', '')
+push(stream, jobs, id)
 return 1
 "
-    ))
-});
+);
+static REQUEUE_DEAD: LazyLock<Script> = LazyLock::new(|| Script::new(REQUEUE_DEAD_LUA));
 
-/// `KEYS` stream, delayed, in flight, dead. Returns `{pending, in_flight, delayed, dead}`.
-static STATS: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
-        prelude!(),
-        r"
+/// `KEYS` stream, delayed, in flight, dead, dead jobs; `ARGV` dead-letter retention ms, max dead letters. Prunes
+/// the dead letters, then returns `{pending, in_flight, delayed, dead}`.
+const STATS_LUA: &str = concat!(
+    prelude!(),
+    r"
 local now = now_ms()
+prune(KEYS[4], KEYS[5], now, tonumber(ARGV[1]), tonumber(ARGV[2]))
 local entries = redis.call('XLEN', KEYS[1])
 local reserved = redis.call('ZCARD', KEYS[3])
 local live = redis.call('ZCOUNT', KEYS[3], '(' .. now, '+inf')
-local delayed = redis.call('ZCARD', KEYS[2])
+local backlog = redis.call('ZCARD', KEYS[2])
 local waiting = redis.call('ZCOUNT', KEYS[2], '(' .. now, '+inf')
-return {entries - reserved + (reserved - live) + (delayed - waiting), live, waiting, redis.call('LLEN', KEYS[4])}
+return {entries - reserved + (reserved - live) + (backlog - waiting), live, waiting, redis.call('LLEN', KEYS[4])}
 "
-    ))
-});
+);
+static STATS: LazyLock<Script> = LazyLock::new(|| Script::new(STATS_LUA));
 
 /// The Redis [`JobQueue`]: one Redis Stream per queue, worked through a consumer group.
 ///
@@ -252,14 +295,22 @@ return {entries - reserved + (reserved - live) + (delayed - waiting), live, wait
 /// | `jq:{q}:s` | stream, group `w` | one entry per ready or reserved job (`XADD`, `XREADGROUP`, `XACK`, `XDEL`) |
 /// | `jq:{q}:d` | sorted set | delayed jobs (delay or retry backoff) scored by due time |
 /// | `jq:{q}:f` | sorted set | reserved jobs scored by the end of their visibility timeout |
-/// | `jq:{q}:x` | list | the dead letters, earliest first |
-/// | `jq:{q}:j:<id>` | hash | payload `p`, attempts `a`, max attempts `m`, current stream entry `e` |
+/// | `jq:{q}:j` | hash | the jobs still to be worked: `<id>:p` payload, `<id>:a` attempts, `<id>:m` max attempts, `<id>:e` current stream entry |
+/// | `jq:{q}:x` | list | the dead letters' ids, earliest death first |
+/// | `jq:{q}:xj` | hash | the dead letters: the same fields, and `<id>:t` the time of death |
 /// | `jq:{q}:i:<key>` | string | idempotency key -> job id, expiring after the idempotency window (`SET NX PX`) |
 ///
-/// Every operation is one Lua script, so it is atomic. `reserve` first moves due delayed jobs into the stream,
-/// then takes the reservation whose visibility timeout ended first (`XAUTOCLAIM` of its entry to this consumer)
-/// or else a new entry (`XREADGROUP ... >`); times are the server's clock. A job is acked with `XACK` + `XDEL`,
-/// and its hash deleted. Job ids are UUIDv7 (the stream entry id changes when a job is delayed and re-added).
+/// Every operation is one Lua script, so it is atomic, and every key a script touches is one of its `KEYS`.
+/// `reserve` first moves due delayed jobs into the stream, then takes the reservation whose visibility timeout
+/// ended first (`XAUTOCLAIM` of its entry to this consumer) or else a new entry (`XREADGROUP ... >`); times are the
+/// server's clock. A job is acked with `XACK` + `XDEL`, and its fields deleted. Job ids are UUIDv7 (the stream
+/// entry id changes when a job is delayed and re-added).
+///
+/// **What is kept, and for how long.** A job still to be worked is never dropped, so the stream, `d`, `f` and `j`
+/// have no TTL while they hold one (an empty hash or set does not exist; an empty stream expires after a day,
+/// with its consumer group). Dead letters are kept for [`JobQueueSettings::dead_letter_retention`] and at most
+/// [`JobQueueSettings::max_dead_letters`] per queue: each death drops the expired and the excess ones, oldest
+/// first, and sets the TTL of `x` and `xj` to the retention, so a queue no one touches again leaves nothing behind.
 ///
 /// Each `RedisJobQueue` value reads as one consumer of the group, named at random when it is built.
 #[derive(Clone)]
@@ -275,16 +326,10 @@ struct Keys {
     stream: String,
     delayed: String,
     in_flight: String,
+    jobs: String,
     dead: String,
-    job_prefix: String,
+    dead_jobs: String,
     base: String,
-}
-
-impl Keys {
-    /// The hash holding job `id` (payload, attempts, max attempts, stream entry).
-    fn job(&self, id: &JobId) -> String {
-        format!("{}{id}", self.job_prefix)
-    }
 }
 
 impl RedisJobQueue {
@@ -298,7 +343,7 @@ impl RedisJobQueue {
         }
     }
 
-    /// The same queue with other settings (codec, idempotency window).
+    /// The same queue with other settings (codec, idempotency window, dead-letter retention).
     #[must_use]
     pub fn with_settings(mut self, settings: JobQueueSettings) -> Self {
         self.settings = settings;
@@ -316,10 +361,18 @@ impl RedisJobQueue {
             stream: format!("{base}s"),
             delayed: format!("{base}d"),
             in_flight: format!("{base}f"),
+            jobs: format!("{base}j"),
             dead: format!("{base}x"),
-            job_prefix: format!("{base}j:"),
+            dead_jobs: format!("{base}xj"),
             base,
         }
+    }
+
+    /// Appends the dead-letter retention (ms) and count bound to a script's `ARGV`.
+    fn retention_args(&self, invocation: &mut redis::ScriptInvocation<'_>) -> Result<(), KvError> {
+        let retention = millis(self.settings.effective_dead_letter_retention(), "dead_letter_retention")?.max(1);
+        invocation.arg(retention).arg(self.settings.effective_max_dead_letters());
+        Ok(())
     }
 
     async fn run<T: redis::FromRedisValue>(
@@ -377,7 +430,7 @@ impl JobQueue for RedisJobQueue {
                 };
                 let id = JobId::generate();
                 let mut invocation = ENQUEUE.key(&keys.stream);
-                invocation.key(&keys.delayed).key(idempotency_key).key(keys.job(&id));
+                invocation.key(&keys.delayed).key(idempotency_key).key(&keys.jobs);
                 invocation.arg(id.as_str()).arg(payload.as_ref()).arg(max_attempts).arg(delay).arg(window);
                 let stored: String = self.run(&invocation, "enqueue job").await?;
                 Ok(JobId::new(stored))
@@ -394,8 +447,9 @@ impl JobQueue for RedisJobQueue {
                 let visibility = millis(visibility_timeout, "visibility_timeout")?.max(1);
                 let keys = self.keys(queue);
                 let mut invocation = RESERVE.key(&keys.stream);
-                invocation.key(&keys.delayed).key(&keys.in_flight).key(&keys.dead);
-                invocation.arg(visibility).arg(&self.consumer).arg(&keys.job_prefix).arg(PROMOTE_BATCH);
+                invocation.key(&keys.delayed).key(&keys.in_flight).key(&keys.jobs).key(&keys.dead).key(&keys.dead_jobs);
+                invocation.arg(visibility).arg(&self.consumer).arg(PROMOTE_BATCH);
+                self.retention_args(&mut invocation)?;
                 let found: Option<(String, Vec<u8>, u32, u32)> = self.run(&invocation, "reserve job").await?;
                 Ok(found.map(|(id, payload, attempt, max_attempts)| ReservedJob {
                     id: JobId::new(id),
@@ -413,7 +467,7 @@ impl JobQueue for RedisJobQueue {
             .run(JobQueueOp::Ack, async {
                 let keys = self.keys(&job.queue);
                 let mut invocation = ACK.key(&keys.stream);
-                invocation.key(&keys.in_flight).key(keys.job(&job.id));
+                invocation.key(&keys.in_flight).key(&keys.jobs);
                 invocation.arg(job.id.as_str()).arg(job.attempt);
                 let acked: i64 = self.run(&invocation, "ack job").await?;
                 if acked == 1 { Ok(()) } else { Err(not_reserved()) }
@@ -427,8 +481,9 @@ impl JobQueue for RedisJobQueue {
                 let retry = millis(retry_after, "retry_after")?;
                 let keys = self.keys(&job.queue);
                 let mut invocation = NACK.key(&keys.stream);
-                invocation.key(&keys.in_flight).key(&keys.delayed).key(&keys.dead).key(keys.job(&job.id));
+                invocation.key(&keys.in_flight).key(&keys.delayed).key(&keys.jobs).key(&keys.dead).key(&keys.dead_jobs);
                 invocation.arg(job.id.as_str()).arg(job.attempt).arg(retry);
+                self.retention_args(&mut invocation)?;
                 match self.run::<i64>(&invocation, "nack job").await? {
                     1 => Ok(NackOutcome::Retrying),
                     2 => Ok(NackOutcome::Dead),
@@ -447,7 +502,7 @@ impl JobQueue for RedisJobQueue {
                 let visibility = millis(visibility_timeout, "visibility_timeout")?.max(1);
                 let keys = self.keys(&job.queue);
                 let mut invocation = EXTEND.key(&keys.in_flight);
-                invocation.key(keys.job(&job.id));
+                invocation.key(&keys.jobs);
                 invocation.arg(job.id.as_str()).arg(job.attempt).arg(visibility);
                 let extended: i64 = self.run(&invocation, "extend job reservation").await?;
                 if extended == 1 { Ok(()) } else { Err(not_reserved()) }
@@ -463,7 +518,8 @@ impl JobQueue for RedisJobQueue {
                 }
                 let keys = self.keys(queue);
                 let mut invocation = DEAD_LETTERS.key(&keys.dead);
-                invocation.arg(limit.min(i64::MAX as usize)).arg(&keys.job_prefix);
+                invocation.key(&keys.dead_jobs).arg(limit.min(i64::MAX as usize));
+                self.retention_args(&mut invocation)?;
                 let flat: Vec<(String, Vec<u8>, u32)> = self.run(&invocation, "list dead jobs").await?;
                 Ok(flat
                     .into_iter()
@@ -482,8 +538,9 @@ impl JobQueue for RedisJobQueue {
             .run(JobQueueOp::RequeueDead, async {
                 let keys = self.keys(queue);
                 let mut invocation = REQUEUE_DEAD.key(&keys.stream);
-                invocation.key(&keys.dead).key(keys.job(id));
+                invocation.key(&keys.jobs).key(&keys.dead).key(&keys.dead_jobs);
                 invocation.arg(id.as_str());
+                self.retention_args(&mut invocation)?;
                 let moved: i64 = self.run(&invocation, "requeue dead job").await?;
                 if moved == 1 { Ok(()) } else { Err(not_dead()) }
             })
@@ -495,7 +552,8 @@ impl JobQueue for RedisJobQueue {
             .run(JobQueueOp::Stats, async {
                 let keys = self.keys(queue);
                 let mut invocation = STATS.key(&keys.stream);
-                invocation.key(&keys.delayed).key(&keys.in_flight).key(&keys.dead);
+                invocation.key(&keys.delayed).key(&keys.in_flight).key(&keys.dead).key(&keys.dead_jobs);
+                self.retention_args(&mut invocation)?;
                 let (pending, in_flight, delayed, dead): (u64, u64, u64, u64) =
                     self.run(&invocation, "queue stats").await?;
                 Ok(QueueStats { pending, in_flight, delayed, dead })
@@ -505,5 +563,59 @@ impl JobQueue for RedisJobQueue {
 
     fn codec(&self) -> Codec {
         self.settings.codec
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The names the scripts give to their `KEYS` (as locals, or as parameters of the prelude's functions).
+    const KEY_NAMES: [&str; 7] = ["stream", "delayed", "in_flight", "jobs", "dead", "dead_jobs", "job"];
+
+    /// Every key a script touches is one of its `KEYS` (item 14 of the reliability review): the key argument of
+    /// each `redis.call` is `KEYS[n]` or a name bound to one, never a string built in the script (`ARGV[3] .. id`
+    /// would be a key the server, a cluster proxy or an ACL check cannot see declared); and no key name is bound
+    /// to anything but `KEYS`.
+    #[test]
+    fn scripts_touch_only_declared_keys() {
+        let scripts = [
+            ("ENQUEUE", ENQUEUE_LUA),
+            ("RESERVE", RESERVE_LUA),
+            ("ACK", ACK_LUA),
+            ("NACK", NACK_LUA),
+            ("EXTEND", EXTEND_LUA),
+            ("DEAD_LETTERS", DEAD_LETTERS_LUA),
+            ("REQUEUE_DEAD", REQUEUE_DEAD_LUA),
+            ("STATS", STATS_LUA),
+        ];
+        let mut calls = 0;
+        for (name, lua) in scripts {
+            for call in lua.split("redis.call(").skip(1) {
+                let call = &call[..call.find(')').unwrap_or(call.len())];
+                let args: Vec<&str> = call.split(',').map(str::trim).collect();
+                let command = args[0].trim_matches('\'');
+                let key = match command {
+                    "TIME" => continue,
+                    // XGROUP CREATE <key> ...; XREADGROUP GROUP <g> <c> COUNT <n> STREAMS <key> <id>
+                    "XGROUP" => args.get(2),
+                    "XREADGROUP" => args.iter().position(|a| *a == "'STREAMS'").and_then(|i| args.get(i + 1)),
+                    _ => args.get(1),
+                };
+                let key = key.copied().unwrap_or_default();
+                let declared = (key.starts_with("KEYS[") && key.ends_with(']')) || KEY_NAMES.contains(&key);
+                assert!(declared, "{name}: {command} touches `{key}`, which is not a declared key");
+                calls += 1;
+            }
+            for line in lua.lines().map(str::trim).filter(|l| l.starts_with("local ") && l.contains(" = ")) {
+                let (lhs, rhs) = line["local ".len()..].split_once(" = ").unwrap_or_default();
+                for (var, value) in lhs.split(", ").zip(rhs.split(", ")) {
+                    if KEY_NAMES.contains(&var) {
+                        assert!(value.starts_with("KEYS["), "{name}: key name `{var}` bound to `{value}`");
+                    }
+                }
+            }
+        }
+        assert!(calls > 60, "the check saw the scripts' calls ({calls})");
     }
 }

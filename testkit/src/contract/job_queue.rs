@@ -20,7 +20,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use cpc_ports::{
-    EnqueueOptions, JobId, JobQueue, JobQueueExt, KvError, NackOutcome, QueueName, QueueStats, ReservedJob,
+    EnqueueOptions, JobId, JobQueue, JobQueueExt, JobQueueSettings, KvError, NackOutcome, QueueName, QueueStats,
+    ReservedJob,
 };
 use tokio::time::sleep;
 
@@ -59,6 +60,41 @@ macro_rules! job_queue_contract {
         );
     };
 }
+
+/// Runs the retention cases of the [`JobQueue`] contract as `#[tokio::test]`s. `$factory` is a closure taking the
+/// [`JobQueueSettings`] to build the queue with ([`RETENTION`]: dead letters kept 600 ms, 3 per queue) and
+/// returning a future of a fresh queue, as for [`job_queue_contract!`](crate::job_queue_contract).
+///
+/// ```
+/// mod memory_job_retention {
+///     cpc_testkit::job_queue_retention_contract!(|settings| async move {
+///         std::sync::Arc::new(cpc_testkit::memory::InMemoryJobQueue::new().with_settings(settings))
+///     });
+/// }
+/// # fn main() {}
+/// ```
+#[macro_export]
+macro_rules! job_queue_retention_contract {
+    ($factory:expr $(, $mode:ident)?) => {
+        $crate::__contract_cases!(
+            $crate::contract::job_queue::retention,
+            ($factory)($crate::contract::job_queue::RETENTION),
+            [
+                dead_letters_past_the_retention_are_neither_listed_nor_counted_nor_requeued,
+                past_the_count_bound_the_oldest_dead_letters_are_dropped,
+                jobs_still_to_be_worked_outlive_the_retention,
+            ] $(, $mode)?
+        );
+    };
+}
+
+/// The settings the retention cases expect their queue to be built with: dead letters kept 600 ms, at most 3.
+pub const RETENTION: JobQueueSettings = JobQueueSettings {
+    codec: cpc_ports::Codec::json(),
+    idempotency_window: cpc_ports::job_queue::DEFAULT_IDEMPOTENCY_WINDOW,
+    dead_letter_retention: Duration::from_millis(600),
+    max_dead_letters: 3,
+};
 
 const LONG: Duration = Duration::from_secs(30);
 const SHORT: Duration = Duration::from_millis(200);
@@ -441,4 +477,86 @@ pub async fn an_oversized_payload_is_too_large_and_nothing_is_enqueued<P: JobQue
         other => panic!("an oversized payload must be TooLarge, got {other:?}"),
     }
     assert_empty(port, &q, "a refused enqueue stores nothing").await;
+}
+
+/// The retention cases: run on a queue built with [`RETENTION`] (see
+/// [`job_queue_retention_contract!`](crate::job_queue_retention_contract)).
+pub mod retention {
+    use super::*;
+
+    /// Kills `n` jobs of `q` (one attempt each, nacked), returning their ids in death order.
+    async fn kill<P: JobQueue + ?Sized>(port: &P, q: &QueueName, first: u32, n: u32) -> Vec<JobId> {
+        let mut ids = Vec::new();
+        for k in first..first + n {
+            put(port, q, k, EnqueueOptions::default().max_attempts(1)).await;
+            let job = take(port, q, LONG).await;
+            assert_eq!(port.nack(&job, Duration::ZERO).await.unwrap(), NackOutcome::Dead);
+            ids.push(job.id);
+        }
+        ids
+    }
+
+    fn ids(dead: &[cpc_ports::DeadJob]) -> Vec<&JobId> {
+        dead.iter().map(|d| &d.id).collect()
+    }
+
+    /// A dead letter older than the retention is no longer listed, counted or requeued, while a younger one is.
+    pub async fn dead_letters_past_the_retention_are_neither_listed_nor_counted_nor_requeued<P: JobQueue + ?Sized>(
+        port: &P,
+    ) {
+        let q = queue("dead_letters_past_the_retention");
+        let old = kill(port, &q, 0, 2).await;
+        assert_eq!(ids(&port.dead_letters(&q, 10).await.unwrap()), old.iter().collect::<Vec<_>>());
+        sleep(Duration::from_millis(400)).await;
+        let young = kill(port, &q, 10, 1).await;
+        sleep(Duration::from_millis(350)).await; // the first two are now 750+ ms dead, the third 350 ms
+        assert_eq!(ids(&port.dead_letters(&q, 10).await.unwrap()), young.iter().collect::<Vec<_>>(), "past 600 ms");
+        assert_eq!(port.stats(&q).await.unwrap().dead, 1, "only the young dead letter counts");
+        assert_not_found(port.requeue_dead(&q, &old[0]).await, "requeuing an expired dead letter");
+        port.requeue_dead(&q, &young[0]).await.unwrap();
+        let again = take(port, &q, LONG).await;
+        assert_eq!((&again.id, again.attempt), (&young[0], 1), "the young one is requeued with fresh attempts");
+        port.ack(&again).await.unwrap();
+        assert_eq!(port.stats(&q).await.unwrap(), QueueStats::default(), "nothing is left");
+    }
+
+    /// With at most 3 dead letters, the fourth and fifth deaths drop the two oldest; the rest keep their order.
+    pub async fn past_the_count_bound_the_oldest_dead_letters_are_dropped<P: JobQueue + ?Sized>(port: &P) {
+        let q = queue("past_the_count_bound");
+        let dead = kill(port, &q, 0, 5).await;
+        let listed = port.dead_letters(&q, 10).await.unwrap();
+        assert_eq!(ids(&listed), dead[2..].iter().collect::<Vec<_>>(), "the newest three, earliest death first");
+        assert_eq!(listed[0].payload, body(2), "each keeps its payload");
+        assert_eq!(port.stats(&q).await.unwrap().dead, 3);
+        assert_not_found(port.requeue_dead(&q, &dead[0]).await, "requeuing a dropped dead letter");
+    }
+
+    /// Reserved, retried and delayed jobs are not dead letters: they outlive the retention, deaths past the count
+    /// bound do not touch them, and they are worked.
+    pub async fn jobs_still_to_be_worked_outlive_the_retention<P: JobQueue + ?Sized>(port: &P) {
+        let q = queue("jobs_still_to_be_worked_outlive");
+        let backoff = Duration::from_millis(1500);
+        put(port, &q, 1, EnqueueOptions::default()).await;
+        let held = take(port, &q, LONG).await;
+        let retried = put(port, &q, 2, EnqueueOptions::default()).await;
+        let failing = take(port, &q, LONG).await;
+        assert_eq!(failing.id, retried);
+        assert_eq!(port.nack(&failing, backoff).await.unwrap(), NackOutcome::Retrying);
+        let delayed = put(port, &q, 3, EnqueueOptions::default().delayed(backoff)).await;
+        sleep(Duration::from_millis(700)).await; // past the retention
+        kill(port, &q, 10, 4).await; // deaths prune, past the count bound too
+        assert_eq!(port.stats(&q).await.unwrap().dead, 3, "the count bound holds");
+        sleep(Duration::from_millis(1000)).await; // the retried and the delayed job are due
+        let mut worked = Vec::new();
+        while let Some(job) = port.reserve(&q, LONG).await.unwrap() {
+            worked.push(job.id.clone());
+            port.ack(&job).await.unwrap();
+        }
+        worked.sort();
+        let mut expected = vec![retried, delayed];
+        expected.sort();
+        assert_eq!(worked, expected, "the retried and the delayed job are still there");
+        port.ack(&held).await.expect("the reservation held all along is still current");
+        assert_eq!(port.stats(&q).await.unwrap(), QueueStats::default(), "the dead letters expired in turn");
+    }
 }
