@@ -21,69 +21,10 @@ use cpc_ports::{
 use cpc_test_servers::PrivateRedis;
 use futures::StreamExt;
 
-/// The commands the adapters send on one server, as README's "Redis server requirements" lists them (the
-/// connection's `AUTH` and `HELLO` are always allowed). Scripts run with `EVALSHA` and are loaded with
-/// `SCRIPT LOAD` when the server does not have them; the commands the scripts call are checked too.
-const COMMANDS: &[&str] = &[
-    // connections, health check
-    "ping",
-    "select",
-    "info",
-    // cache
-    "get",
-    "set",
-    "mget",
-    "exists",
-    "pttl",
-    "unlink",
-    "scan",
-    "multi",
-    "exec",
-    // scripts (lock, rate limiter, sessions, job queue)
-    "evalsha",
-    "script|load",
-    "time",
-    // lock
-    "del",
-    "pexpire",
-    // rate limiter
-    "zadd",
-    "zcard",
-    "zrange",
-    "zremrangebyscore",
-    // sessions
-    "hget",
-    "hset",
-    "renamenx",
-    // job queue
-    "xadd",
-    "xgroup|create",
-    "xreadgroup",
-    "xautoclaim",
-    "xack",
-    "xdel",
-    "xlen",
-    "hmget",
-    "zscore",
-    "zrem",
-    "zrangebyscore",
-    "zcount",
-    "rpush",
-    "lrange",
-    "lrem",
-    "llen",
-    "lindex",
-    "lpop",
-    "hdel",
-    "hexists",
-    "persist",
-    // pub/sub
-    "publish",
-    "subscribe",
-    "unsubscribe",
-    "psubscribe",
-    "punsubscribe",
-];
+#[allow(dead_code)]
+mod common;
+
+use common::acl::COMMANDS;
 
 const PASSWORD: &str = "acl-test-password";
 const TTL: Duration = Duration::from_secs(60);

@@ -82,7 +82,7 @@ async fn health_reports_version_and_role() {
     assert_eq!(report.details["role"], "master");
 }
 
-/// A server that may evict keys without a TTL (fencing counters, job queues) is reported `Degraded` with the
+/// A server that may evict keys without a TTL (the job queues' jobs still to be worked) is reported `Degraded` with the
 /// reason; `noeviction` and `volatile-*` are healthy.
 #[tokio::test]
 async fn health_is_degraded_when_the_eviction_policy_can_drop_durable_keys() {

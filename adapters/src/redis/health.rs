@@ -12,8 +12,9 @@ use super::RedisManager;
 /// for its state: `Degraded` unless `ok`). Never fails: problems are an `Unhealthy` report.
 ///
 /// `Degraded` when the server's `maxmemory-policy` is an `allkeys-*` one: under memory pressure it may evict keys
-/// without a TTL, which the lock's fencing counters and the job queue's keys are by design (a lost counter
-/// restarts fencing tokens; a lost stream loses jobs). `noeviction` or a `volatile-*` policy keeps them.
+/// without a TTL, which the job queue's keys are while they hold jobs still to be worked (a lost stream or jobs hash
+/// loses jobs). `noeviction` or a `volatile-*` policy keeps them. On a cluster the policy is not read (each master
+/// has its own); configure every node alike.
 ///
 /// An ACL user refused `INFO` on one server gets the `PING` verdict with an `info` detail saying what was not
 /// checked, instead of a `Degraded` report for a server that is fine.
@@ -89,8 +90,8 @@ impl HealthCheck for RedisHealthCheck {
                         ..r.with_detail("maxmemory_policy", &policy).with_detail(
                             "reason",
                             format!(
-                                "maxmemory-policy {policy} can evict keys without a TTL: lock fencing counters and \
-                                 job queues; use noeviction or a volatile-* policy"
+                                "maxmemory-policy {policy} can evict keys without a TTL: the job queues' jobs still \
+                                 to be worked; use noeviction or a volatile-* policy"
                             ),
                         )
                     },

@@ -1,5 +1,7 @@
 //! Helpers shared by several integration test files.
 
+#[cfg(feature = "redis")]
+pub mod acl;
 #[cfg(all(feature = "postgres", feature = "redis"))]
 pub mod fencing;
 #[cfg(feature = "tower")]

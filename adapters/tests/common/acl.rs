@@ -1,0 +1,73 @@
+//! The Redis ACL grants the adapters need (docs/guide/ports.md, "What the Redis server must allow and keep"), shared
+//! by the ACL tests on one server and on a cluster.
+
+/// The commands the adapters send on one server, as docs/guide/ports.md lists them (the
+/// connection's `AUTH` and `HELLO` are always allowed). Scripts run with `EVALSHA` and are loaded with
+/// `SCRIPT LOAD` when the server does not have them; the commands the scripts call are checked too.
+pub const COMMANDS: &[&str] = &[
+    // connections, health check
+    "ping",
+    "select",
+    "info",
+    // cache
+    "get",
+    "set",
+    "mget",
+    "exists",
+    "pttl",
+    "unlink",
+    "scan",
+    "multi",
+    "exec",
+    // scripts (lock, rate limiter, sessions, job queue)
+    "evalsha",
+    "script|load",
+    "time",
+    // lock
+    "del",
+    "pexpire",
+    // rate limiter
+    "zadd",
+    "zcard",
+    "zrange",
+    "zremrangebyscore",
+    // sessions
+    "hget",
+    "hset",
+    "renamenx",
+    // job queue
+    "xadd",
+    "xgroup|create",
+    "xreadgroup",
+    "xautoclaim",
+    "xack",
+    "xdel",
+    "xlen",
+    "hmget",
+    "zscore",
+    "zrem",
+    "zrangebyscore",
+    "zcount",
+    "rpush",
+    "lrange",
+    "lrem",
+    "llen",
+    "lindex",
+    "lpop",
+    "hdel",
+    "hexists",
+    "persist",
+    // pub/sub
+    "publish",
+    "subscribe",
+    "unsubscribe",
+    "psubscribe",
+    "punsubscribe",
+];
+
+/// What the adapters send on a Redis Cluster on top of [`COMMANDS`]: the slot map (`CLUSTER SLOTS`), the masters
+/// for `delete_prefix` (`CLUSTER NODES`), the health check's `CLUSTER INFO`, and sharded pub/sub. Exactly these: the
+/// cluster test fails without any one of the first three (the pub/sub ones are the sharded forms of the granted
+/// ones). A cluster being resharded also answers `ASK` redirections, which need `asking` (not exercised here).
+pub const CLUSTER_COMMANDS: &[&str] =
+    &["cluster|slots", "cluster|nodes", "cluster|info", "spublish", "ssubscribe", "sunsubscribe"];
