@@ -91,6 +91,7 @@ async fn every_adapter_passes_its_contract_on_a_cluster_under_an_acl_user_and_ke
         let report = RedisHealthCheck::new(fresh().await).check().await;
         assert_eq!(report.status, HealthStatus::Healthy, "the health check under the app user: {report:?}");
         assert_eq!(report.details.get("cluster_state").map(String::as_str), Some("ok"), "{report:?}");
+        assert!(report.details.contains_key("maxmemory_policy"), "each master's policy is read: {report:?}");
     };
     tokio::time::timeout(Duration::from_secs(240), test).await.expect("the test ends within 4 minutes");
 }

@@ -125,7 +125,23 @@ async fn operations_spanning_hash_slots_work_on_a_cluster() {
     let report = RedisHealthCheck::new(m.clone()).check().await;
     assert_eq!(report.status, HealthStatus::Healthy, "{report:?}");
     assert!(format!("{report:?}").contains("cluster_state"), "{report:?}");
+    assert_eq!(report.details["maxmemory_policy"].matches("=noeviction").count(), 3, "each master's: {report:?}");
     assert!(matches!(m.exclusive().await, Err(KvError::Unsupported { .. })));
+
+    // One master that may evict keys without a TTL degrades the report, naming it.
+    let evicting = cluster.master_of("any-key");
+    let admin = redis::Client::open(format!("redis://127.0.0.1:{evicting}/0")).unwrap();
+    let mut admin = admin.get_multiplexed_async_connection().await.unwrap();
+    let () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory-policy")
+        .arg("allkeys-lru")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let report = RedisHealthCheck::new(m.clone()).check().await;
+    assert_eq!(report.status, HealthStatus::Degraded, "{report:?}");
+    assert!(report.details["reason"].contains(&format!("allkeys-lru on 127.0.0.1:{evicting}")), "{report:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,6 +6,7 @@ use std::time::Instant;
 use cpc_ports::{HealthCheck, HealthReport, HealthStatus, KvError};
 
 use super::RedisManager;
+use super::connection::ScanTarget;
 
 /// Checks Redis through the manager's shared connection: `PING` round trip, then `INFO server`,
 /// `INFO replication` and `INFO memory` for the version, role and eviction policy (on a cluster, `CLUSTER INFO`
@@ -13,8 +14,8 @@ use super::RedisManager;
 ///
 /// `Degraded` when the server's `maxmemory-policy` is an `allkeys-*` one: under memory pressure it may evict keys
 /// without a TTL, which the job queue's keys are while they hold jobs still to be worked (a lost stream or jobs hash
-/// loses jobs). `noeviction` or a `volatile-*` policy keeps them. On a cluster the policy is not read (each master
-/// has its own); configure every node alike.
+/// loses jobs). `noeviction` or a `volatile-*` policy keeps them. On a cluster each master's policy is read
+/// (`INFO memory` on every master), and one `allkeys-*` master degrades the report.
 ///
 /// An ACL user refused `INFO` on one server gets the `PING` verdict with an `info` detail saying what was not
 /// checked, instead of a `Degraded` report for a server that is fine.
@@ -45,11 +46,54 @@ impl RedisHealthCheck {
                 if let Some(slots) = info_field(&text, "cluster_slots_ok") {
                     r = r.with_detail("cluster_slots_ok", slots);
                 }
-                if state == "ok" { r } else { HealthReport { status: HealthStatus::Degraded, ..r } }
+                let r = if state == "ok" { r } else { HealthReport { status: HealthStatus::Degraded, ..r } };
+                self.masters_eviction(r).await
             }
             Err(e) => HealthReport { status: HealthStatus::Degraded, ..report }.with_detail("error", e),
         }
     }
+
+    /// On a cluster: `INFO memory` on every master; `Degraded` if any may evict keys without a TTL.
+    async fn masters_eviction(&self, report: HealthReport) -> HealthReport {
+        let mut conn = self.manager.connection();
+        let targets = match conn.scan_targets().await {
+            Ok(targets) => targets,
+            Err(e) => {
+                return report.with_detail("info", format!("masters not listed, eviction policy not checked: {e}"));
+            }
+        };
+        let mut policies = Vec::new();
+        for target in targets {
+            let node = match &target {
+                ScanTarget::Node(host, port) => format!("{host}:{port}"),
+                ScanTarget::Server => self.manager.config().address(),
+            };
+            match conn.query_on::<String>(&target, redis::cmd("INFO").arg("memory")).await {
+                Ok(text) => policies.push((node, info_field(&text, "maxmemory_policy").unwrap_or_default())),
+                Err(e) => {
+                    return report
+                        .with_detail("info", format!("INFO refused by {node}, eviction policy not checked: {e}"));
+                }
+            }
+        }
+        let listed = policies.iter().map(|(node, policy)| format!("{node}={policy}")).collect::<Vec<_>>().join(",");
+        let report = report.with_detail("maxmemory_policy", listed);
+        match policies.iter().find(|(_, policy)| policy.starts_with("allkeys-")) {
+            Some((node, policy)) => HealthReport {
+                status: HealthStatus::Degraded,
+                ..report.with_detail("reason", eviction_reason(&format!("{policy} on {node}")))
+            },
+            None => report,
+        }
+    }
+}
+
+/// Why an `allkeys-*` policy degrades the report.
+fn eviction_reason(policy: &str) -> String {
+    format!(
+        "maxmemory-policy {policy} can evict keys without a TTL: the job queues' jobs still to be worked; use \
+         noeviction or a volatile-* policy"
+    )
 }
 
 fn info_field(info: &str, name: &str) -> Option<String> {
@@ -87,13 +131,7 @@ impl HealthCheck for RedisHealthCheck {
                 match info_field(&text, "maxmemory_policy") {
                     Some(policy) if policy.starts_with("allkeys-") => HealthReport {
                         status: HealthStatus::Degraded,
-                        ..r.with_detail("maxmemory_policy", &policy).with_detail(
-                            "reason",
-                            format!(
-                                "maxmemory-policy {policy} can evict keys without a TTL: the job queues' jobs still \
-                                 to be worked; use noeviction or a volatile-* policy"
-                            ),
-                        )
+                        ..r.with_detail("maxmemory_policy", &policy).with_detail("reason", eviction_reason(&policy))
                     },
                     Some(policy) => r.with_detail("maxmemory_policy", policy),
                     None => r,
