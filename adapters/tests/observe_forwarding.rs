@@ -16,9 +16,9 @@ use cpc_ports::mocks::{
 use cpc_ports::{
     Bytes, Cache, CacheKey, Channel, ChannelPattern, Codec, CustomerRepository, DeadJob, EnqueueOptions,
     EntityRepository, HealthCheck, HealthReport, HealthStatus, JobId, JobQueue, KeyTtl, KvError, Lock, LockKey,
-    LockLease, NackOutcome, PageRequest, PubSub, Query, QueueName, QueueStats, RateLimitDecision, RateLimitKey,
-    RateLimitPolicy, RateLimiter, RepoError, Repository, ReservedJob, SessionId, SessionStore, Subscription, TimeRange,
-    TransactionRepository, UnitOfWork, UserRepository,
+    LockLease, NackOutcome, PageRequest, PubSub, PubSubCapabilities, Query, QueueName, QueueStats, RateLimitDecision,
+    RateLimitKey, RateLimitPolicy, RateLimiter, RepoError, Repository, ReservedJob, SessionId, SessionStore,
+    Subscription, TimeRange, TransactionRepository, UnitOfWork, UserRepository,
 };
 
 const TTL: Duration = Duration::from_secs(30);
@@ -117,12 +117,14 @@ async fn pubsub_forwards<D: Decorate>(d: D) {
     m.expect_subscribe_bytes().times(1).returning(|_| Ok(Subscription::new(futures::stream::empty())));
     m.expect_psubscribe_bytes().times(1).returning(|_| Ok(Subscription::new(futures::stream::empty())));
     m.expect_codec().times(1).returning(Codec::json);
+    m.expect_capabilities().times(1).returning(|| PubSubCapabilities::all().without_patterns());
     let p = Decorated::new(m, d);
     let channel = Channel::new("c").unwrap();
     assert_eq!(p.publish_bytes(&channel, Bytes::from("m")).await.unwrap(), 2);
     p.subscribe_bytes(&channel).await.unwrap();
     p.psubscribe_bytes(&ChannelPattern::new("c*").unwrap()).await.unwrap();
     assert_eq!(p.codec(), Codec::json());
+    assert_eq!(p.capabilities(), PubSubCapabilities::all().without_patterns(), "capabilities are the inner bus's");
 }
 
 async fn health_check_forwards<D: Decorate>(d: D) {

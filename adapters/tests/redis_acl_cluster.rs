@@ -74,7 +74,7 @@ async fn every_adapter_passes_its_contract_on_a_cluster_under_an_acl_user_and_ke
         cpc_testkit::rate_limit_contract!(async { Arc::new(RedisRateLimiter::new(fresh().await)) }, inline);
         cpc_testkit::session_contract!(async { Arc::new(SessionManager::new(fresh().await)) }, inline);
         cpc_testkit::job_queue_contract!(async { Arc::new(RedisJobQueue::new(fresh().await)) }, inline);
-        cpc_testkit::pubsub_contract!(async { Arc::new(PubSubManager::new(fresh().await)) }, inline, without_patterns);
+        cpc_testkit::pubsub_contract!(async { Arc::new(PubSubManager::new(fresh().await)) }, inline);
 
         // Outside the namespace, on whichever master holds each key: 12 keys spread over the slots.
         let outside = manager(&cluster, "other-app:".to_owned()).await;

@@ -52,7 +52,7 @@ pub use job_queue::{
 };
 pub use keys::{CacheKey, Channel, ChannelPattern, LockKey, RateLimitKey, SessionId};
 pub use lock::{FencingToken, Lock, LockExt, LockLease};
-pub use pubsub::{BufferLimits, Message, PubSub, PubSubExt, Subscription, TypedSubscription};
+pub use pubsub::{BufferLimits, Message, PubSub, PubSubCapabilities, PubSubExt, Subscription, TypedSubscription};
 pub use rate_limit::{RateLimitDecision, RateLimitPolicy, RateLimiter, RateLimiterExt};
 pub use rate_limit_headers::rate_limit_headers;
 pub use repository::{

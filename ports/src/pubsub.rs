@@ -136,6 +136,49 @@ pub trait PubSub: Send + Sync + 'static {
 
     /// The codec the typed methods of [`PubSubExt`] use.
     fn codec(&self) -> Codec;
+
+    /// What this implementation supports beyond the core contract. The default is everything; an implementation
+    /// that lacks something says so here, and MUST then refuse it with [`KvError::Unsupported`] (the contract suite
+    /// checks both sides).
+    fn capabilities(&self) -> PubSubCapabilities {
+        PubSubCapabilities::all()
+    }
+}
+
+/// What a [`PubSub`] implementation supports beyond the core contract ([`PubSub::capabilities`]), so an app (or a
+/// contract suite) can choose instead of failing at the first call.
+///
+/// ```
+/// use cpc_ports::PubSubCapabilities;
+///
+/// assert!(PubSubCapabilities::all().patterns);
+/// assert!(!PubSubCapabilities::all().without_patterns().patterns);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PubSubCapabilities {
+    /// Pattern subscriptions ([`PubSub::psubscribe_bytes`]). A Redis Cluster's sharded pub/sub has none.
+    pub patterns: bool,
+}
+
+impl PubSubCapabilities {
+    /// Everything the port describes.
+    pub const fn all() -> Self {
+        Self { patterns: true }
+    }
+
+    /// The same, without pattern subscriptions.
+    #[must_use]
+    pub const fn without_patterns(self) -> Self {
+        Self { patterns: false }
+    }
+}
+
+impl Default for PubSubCapabilities {
+    /// [`PubSubCapabilities::all`].
+    fn default() -> Self {
+        Self::all()
+    }
 }
 
 /// Typed messages over any [`PubSub`]. Blanket-implemented, `dyn PubSub` included.

@@ -6,8 +6,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cpc_ports::{
     Bytes, Cache, CacheKey, Channel, ChannelPattern, Codec, HealthCheck, HealthReport, KeyTtl, KvError, Lock, LockKey,
-    LockLease, PubSub, RateLimitDecision, RateLimitKey, RateLimitPolicy, RateLimiter, SessionId, SessionStore,
-    Subscription,
+    LockLease, PubSub, PubSubCapabilities, RateLimitDecision, RateLimitKey, RateLimitPolicy, RateLimiter, SessionId,
+    SessionStore, Subscription,
 };
 
 use super::{Decorate, Decorated, Op};
@@ -164,6 +164,10 @@ impl<P: PubSub + ?Sized, D: Decorate> PubSub for Decorated<P, D> {
 
     fn codec(&self) -> Codec {
         self.inner.codec()
+    }
+
+    fn capabilities(&self) -> PubSubCapabilities {
+        self.inner.capabilities()
     }
 }
 

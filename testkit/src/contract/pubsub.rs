@@ -22,13 +22,16 @@ use serde::{Deserialize, Serialize};
 /// ```
 ///
 /// `pubsub_contract!(factory, inline)` expands instead to a block that runs every case in turn, inside a test of
-/// the caller's (for a server costly to start, such as a Redis Cluster, that the factory may then borrow);
-/// `pubsub_contract!(factory, inline, without_patterns)` does so for a bus without pattern subscriptions (a Redis
-/// Cluster's sharded pub/sub): the pattern cases are replaced by
-/// [`pattern_subscriptions_are_refused_as_unsupported`](crate::contract::pubsub::pattern_subscriptions_are_refused_as_unsupported).
+/// the caller's (for a server costly to start, such as a Redis Cluster, that the factory may then borrow).
+///
+/// One list of cases for every bus: what an implementation lacks it declares in
+/// [`PubSub::capabilities`](cpc_ports::PubSub::capabilities), and each case that needs it checks instead that the
+/// bus refuses it with `KvError::Unsupported` (a Redis Cluster's sharded pub/sub has no patterns). So a new case
+/// runs on every implementation, and a capability cannot be claimed without being there, or lacked without a
+/// clear refusal.
 #[macro_export]
 macro_rules! pubsub_contract {
-    (@cases $factory:expr, [$($pattern_case:ident),+] $(, $mode:ident)?) => {
+    ($factory:expr $(, $mode:ident)?) => {
         $crate::__contract_cases!(
             $crate::contract::pubsub,
             $factory,
@@ -47,17 +50,7 @@ macro_rules! pubsub_contract {
                 dropping_a_subscription_stops_delivery_to_it,
                 odd_channel_names_work,
                 an_oversized_message_is_too_large_and_nothing_is_sent,
-                $($pattern_case),+
-            ] $(, $mode)?
-        );
-    };
-    ($factory:expr, inline, without_patterns) => {
-        $crate::pubsub_contract!(@cases $factory, [pattern_subscriptions_are_refused_as_unsupported], inline);
-    };
-    ($factory:expr $(, $mode:ident)?) => {
-        $crate::pubsub_contract!(
-            @cases $factory,
-            [
+                declared_capabilities_are_what_the_bus_does,
                 pattern_subscription_receives_matching_channels_by_their_concrete_name,
                 pattern_subscription_ignores_channels_that_do_not_match,
                 patterns_follow_redis_glob_syntax,
@@ -65,9 +58,8 @@ macro_rules! pubsub_contract {
                 pattern_subscription_is_active_when_psubscribe_returns,
                 typed_messages_round_trip_through_a_pattern,
                 dropping_a_pattern_subscription_stops_delivery_to_it,
-                a_pattern_reports_odd_channel_names_exactly
-            ]
-            $(, $mode)?
+                a_pattern_reports_odd_channel_names_exactly,
+            ] $(, $mode)?
         );
     };
 }
@@ -152,6 +144,9 @@ pub async fn subscription_is_active_when_subscribe_returns<P: PubSub + ?Sized>(b
 /// A pattern subscription MUST be active when `psubscribe_bytes` returns: a publish right after it (no sleep)
 /// reaches it, every time.
 pub async fn pattern_subscription_is_active_when_psubscribe_returns<P: PubSub + ?Sized>(bus: &P) {
+    if !patterns(bus).await {
+        return;
+    }
     for round in 0..20u32 {
         let glob = pattern(&format!("pattern_subscription_is_active_when_psubscribe_returns.{round}.*"));
         let mut psub = bus.psubscribe_bytes(&glob).await.unwrap();
@@ -260,6 +255,9 @@ pub async fn channels_are_isolated<P: PubSub + ?Sized>(bus: &P) {
 
 /// A pattern subscription receives messages of every matching channel, each tagged with the concrete channel.
 pub async fn pattern_subscription_receives_matching_channels_by_their_concrete_name<P: PubSub + ?Sized>(bus: &P) {
+    if !patterns(bus).await {
+        return;
+    }
     let prefix = "pattern_subscription_receives_matching_channels_by_their_concrete_name";
     let mut sub = bus.psubscribe_bytes(&pattern(&format!("{prefix}.*"))).await.unwrap();
     let names = [format!("{prefix}.eu"), format!("{prefix}.us.east"), format!("{prefix}.")];
@@ -275,6 +273,9 @@ pub async fn pattern_subscription_receives_matching_channels_by_their_concrete_n
 
 /// A pattern subscription receives nothing from channels the pattern does not match.
 pub async fn pattern_subscription_ignores_channels_that_do_not_match<P: PubSub + ?Sized>(bus: &P) {
+    if !patterns(bus).await {
+        return;
+    }
     let prefix = "pattern_subscription_ignores_channels_that_do_not_match";
     let mut sub = bus.psubscribe_bytes(&pattern(&format!("{prefix}.*.log"))).await.unwrap();
     for miss in [format!("{prefix}.x.logs"), format!("{prefix}.log"), format!("x{prefix}.a.log"), prefix.to_owned()] {
@@ -289,6 +290,9 @@ pub async fn pattern_subscription_ignores_channels_that_do_not_match<P: PubSub +
 /// Patterns use Redis glob syntax: `?` one character, `[ae]` a set, `[^e]` a negated set, `[a-c]` a range,
 /// `\*` a literal star, `*` any run.
 pub async fn patterns_follow_redis_glob_syntax<P: PubSub + ?Sized>(bus: &P) {
+    if !patterns(bus).await {
+        return;
+    }
     let p = "patterns_follow_redis_glob_syntax";
     let globs = ["h?llo", "h[ae]llo", "h[^e]llo", "h[a-c]llo", "a\\*b", "news.*"];
     let mut subs = Vec::new();
@@ -339,6 +343,9 @@ pub async fn channel_subscription_treats_glob_characters_literally<P: PubSub + ?
 
 /// A message on a channel reaches both the channel's subscriber and a matching pattern's, and counts both.
 pub async fn channel_and_matching_pattern_both_receive<P: PubSub + ?Sized>(bus: &P) {
+    if !patterns(bus).await {
+        return;
+    }
     let ch = channel("channel_and_matching_pattern_both_receive.orders");
     let mut direct = bus.subscribe_bytes(&ch).await.unwrap();
     let mut by_pattern = bus.psubscribe_bytes(&pattern("channel_and_matching_pattern_both_receive.*")).await.unwrap();
@@ -365,6 +372,9 @@ pub async fn typed_messages_round_trip_through_the_codec<P: PubSub + ?Sized>(bus
 
 /// The typed [`PubSubExt`] methods round-trip a struct through the bus's codec on a pattern subscription too.
 pub async fn typed_messages_round_trip_through_a_pattern<P: PubSub + ?Sized>(bus: &P) {
+    if !patterns(bus).await {
+        return;
+    }
     let case = "typed_messages_round_trip_through_a_pattern";
     let ch = channel(&format!("{case}.events"));
     let mut psub = bus.psubscribe::<Event>(&pattern(&format!("{case}.*"))).await.unwrap();
@@ -404,6 +414,9 @@ pub async fn dropping_a_subscription_stops_delivery_to_it<P: PubSub + ?Sized>(bu
 
 /// Dropping a pattern subscription unsubscribes it like a channel subscription.
 pub async fn dropping_a_pattern_subscription_stops_delivery_to_it<P: PubSub + ?Sized>(bus: &P) {
+    if !patterns(bus).await {
+        return;
+    }
     let ch = channel("dropping_a_pattern_subscription_stops_delivery_to_it");
     let kept = bus.subscribe_bytes(&ch).await.unwrap();
     let dropped =
@@ -467,6 +480,9 @@ pub async fn odd_channel_names_work<P: PubSub + ?Sized>(bus: &P) {
 
 /// A pattern subscription reports odd channel names exactly as published.
 pub async fn a_pattern_reports_odd_channel_names_exactly<P: PubSub + ?Sized>(bus: &P) {
+    if !patterns(bus).await {
+        return;
+    }
     let case = "a_pattern_reports_odd_channel_names_exactly";
     let mut catch_all = bus.psubscribe_bytes(&pattern(&format!("{case}*"))).await.unwrap();
     for name in &odd_names(case) {
@@ -476,13 +492,28 @@ pub async fn a_pattern_reports_odd_channel_names_exactly<P: PubSub + ?Sized>(bus
     }
 }
 
-/// A bus without pattern subscriptions (a Redis Cluster's sharded pub/sub has no pattern form) MUST refuse one
-/// with [`KvError::Unsupported`] at once, never accept it and stay silent.
-pub async fn pattern_subscriptions_are_refused_as_unsupported<P: PubSub + ?Sized>(bus: &P) {
+/// Whether the bus declares pattern subscriptions; when it does not, checks that it refuses one with
+/// [`KvError::Unsupported`] at once (never accepts it and stays silent). Each pattern case starts with it.
+async fn patterns<P: PubSub + ?Sized>(bus: &P) -> bool {
+    if bus.capabilities().patterns {
+        return true;
+    }
     match bus.psubscribe_bytes(&pattern("news.*")).await {
-        Err(KvError::Unsupported { .. }) => {}
+        Err(KvError::Unsupported { .. }) => false,
         other => panic!("a bus without patterns must refuse a pattern subscription as Unsupported, got {other:?}"),
     }
+}
+
+/// What [`PubSub::capabilities`](cpc_ports::PubSub::capabilities) declares is what the bus does: a bus with
+/// patterns accepts a pattern subscription that receives; one without refuses it as [`KvError::Unsupported`].
+pub async fn declared_capabilities_are_what_the_bus_does<P: PubSub + ?Sized>(bus: &P) {
+    if !patterns(bus).await {
+        return;
+    }
+    let mut sub = bus.psubscribe_bytes(&pattern("declared_capabilities.*")).await.expect("patterns are declared");
+    publish_expecting(bus, &channel("declared_capabilities.x"), b"x", 1).await;
+    let message = next_message(&mut sub, "a pattern subscription of a bus declaring patterns").await;
+    assert_eq!(&message.payload[..], b"x");
 }
 
 /// A message over [`cpc_ports::MAX_PAYLOAD_BYTES`] is [`KvError::TooLarge`] and reaches no subscriber: the next

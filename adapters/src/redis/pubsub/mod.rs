@@ -9,7 +9,9 @@ mod sharded;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use cpc_ports::{BufferLimits, Bytes, Channel, ChannelPattern, Codec, KvError, PubSub, Subscription};
+use cpc_ports::{
+    BufferLimits, Bytes, Channel, ChannelPattern, Codec, KvError, PubSub, PubSubCapabilities, Subscription,
+};
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 use tokio::sync::oneshot;
 
@@ -258,6 +260,11 @@ impl PubSub for PubSubManager {
 
     fn codec(&self) -> Codec {
         self.codec
+    }
+
+    /// Everything on one server; no pattern subscriptions on a cluster (sharded pub/sub has no pattern form).
+    fn capabilities(&self) -> PubSubCapabilities {
+        if self.manager.is_cluster() { PubSubCapabilities::all().without_patterns() } else { PubSubCapabilities::all() }
     }
 }
 
