@@ -14,7 +14,7 @@
 //! use std::time::Duration;
 //! use cpc_observe::{Observe, Observed, Retry, RetryPolicy, TimeLimit, Timeout};
 //! use cpc_ports::Cache;
-//! use cpc_testkit::memory::InMemoryCache;
+//! use cpc_memory::InMemoryCache;
 //!
 //! let cache = InMemoryCache::default();
 //! let cache = Timeout::new(cache, TimeLimit::new(Duration::from_millis(200)));

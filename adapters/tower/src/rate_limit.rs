@@ -38,7 +38,7 @@ pub enum FailurePolicy {
 /// use std::sync::Arc;
 /// use cpc_tower::{ClientIp, FailurePolicy, RateLimitLayer};
 /// use cpc_ports::RateLimitPolicy;
-/// use cpc_testkit::memory::InMemoryRateLimiter;
+/// use cpc_memory::InMemoryRateLimiter;
 ///
 /// let limiter = Arc::new(InMemoryRateLimiter::new());
 /// let layer = RateLimitLayer::new(limiter, RateLimitPolicy::token_bucket(20, 5), ClientIp::peer())

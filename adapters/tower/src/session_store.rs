@@ -34,7 +34,7 @@ type Data = HashMap<String, serde_json::Value>;
 /// ```
 /// use std::sync::Arc;
 /// use cpc_tower::TowerSessionStore;
-/// use cpc_testkit::memory::InMemorySessionStore;
+/// use cpc_memory::InMemorySessionStore;
 ///
 /// let store = TowerSessionStore::new(Arc::new(InMemorySessionStore::new()));
 /// // let layer = tower_sessions::SessionManagerLayer::new(store);
