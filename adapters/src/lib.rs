@@ -36,7 +36,7 @@ pub use cpc_tower as tower;
 #[cfg(feature = "worker")]
 pub use cpc_worker as worker;
 
-/// Connection pools (`cpc_pool::pool`) and [`PoolFactory`], which builds one on the backend it is asked for.
+/// Connection pools (`cpc_pool::pool`) and [`PoolFactory`](cpc_pool::PoolFactory), which builds one on the backend it is asked for.
 #[cfg(any(feature = "postgres", feature = "sqlite", feature = "redis"))]
 pub mod pool {
     pub use cpc_pool::PoolFactory;
