@@ -504,7 +504,7 @@ async fn patterns<P: PubSub + ?Sized>(bus: &P) -> bool {
     }
 }
 
-/// What [`PubSub::capabilities`](cpc_ports::PubSub::capabilities) declares is what the bus does: a bus with
+/// What [`PubSub::capabilities`] declares is what the bus does: a bus with
 /// patterns accepts a pattern subscription that receives; one without refuses it as [`KvError::Unsupported`].
 pub async fn declared_capabilities_are_what_the_bus_does<P: PubSub + ?Sized>(bus: &P) {
     if !patterns(bus).await {
