@@ -11,8 +11,22 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 /// The source folders scanned: the library crates, the test-server harness (tooling) and the examples.
-const SOURCE_DIRS: &[&str] =
-    &["src", "ports/src", "domain/src", "adapters/src", "testkit/src", "testkit/servers/src", "examples"];
+const SOURCE_DIRS: &[&str] = &[
+    "src",
+    "ports/src",
+    "domain/src",
+    "adapters/src",
+    "adapters/pool/src",
+    "adapters/diesel/src",
+    "adapters/redis/src",
+    "adapters/memory/src",
+    "adapters/observe/src",
+    "adapters/tower/src",
+    "adapters/worker/src",
+    "testkit/src",
+    "testkit/servers/src",
+    "examples",
+];
 
 /// Functions whose first string argument (possibly after a `&get,` lookup argument) is a variable name.
 const LOOKUPS: &[&str] = &["get", "var", "var_os", "millis", "num"];

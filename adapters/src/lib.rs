@@ -1,38 +1,44 @@
 //! # cpc-adapters
 //!
-//! Implementations of the [`cpc_ports`] traits over real backends, one cargo feature per backend:
+//! Implementations of the [`cpc_ports`](https://docs.rs/cpc-ports) traits over real backends: one crate per backend
+//! family (under `adapters/`), brought in by one cargo feature each and re-exported here at a stable module path.
 //!
-//! | feature    | what it brings                                                              |
-//! |------------|-----------------------------------------------------------------------------|
-//! | `postgres` | `pool` + `postgres`: bb8 + tokio-postgres pools, TLS, health, metrics (db_pool) |
-//! | `sqlite`   | `pool` + `sqlite`: bb8 + rusqlite pools, health, metrics (db_pool)     |
-//! | `diesel`   | diesel-async repositories, unit of work, embedded migrations (db_abstraction; to come) |
-//! | `redis`    | `redis`: config, connection manager, health, and the cache, lock, rate limiter, session, pub/sub and job queue adapters (redis_utils) |
-//! | `observe`  | `observe`: tracing + metrics, timeout and retry decorators for every port                   |
-//! | `tower`    | `tower`: a rate-limit `tower::Layer` over any `RateLimiter`, a tower-sessions store over any `SessionStore` |
-//! | `memory`   | `memory`: in-process cache, lock, rate limiter, sessions, pub/sub, job queue (single-process embedded default) |
-//! | `worker`   | `worker`: a worker loop over any `JobQueue` (concurrent handlers, retries, graceful shutdown, metrics) |
+//! | feature    | module | crate | what it brings |
+//! |------------|--------|-------|----------------|
+//! | `postgres` | `pool`, `postgres` | `cpc-pool` | the generic pool core (health, metrics) and the PostgreSQL pools: tokio-postgres, TLS, timeouts, `PgJobQueue` |
+//! | `sqlite`   | `pool`, `sqlite` | `cpc-pool` | the generic pool core and the SQLite pools over rusqlite |
+//! | `diesel`   | `diesel` | `cpc-diesel` | diesel-async repositories, units of work, read replicas, embedded migrations; the `record!` and `sql_table!` macros |
+//! | `redis`    | `redis` (and `pool`) | `cpc-redis` | config, connection manager, health, and the cache, lock, rate limiter, session, pub/sub and job queue adapters |
+//! | `observe`  | `observe` | `cpc-observe` | tracing + metrics, timeout and retry decorators for every port |
+//! | `tower`    | `tower` | `cpc-tower` | a rate-limit `tower::Layer` over any `RateLimiter`, a tower-sessions store over any `SessionStore` |
+//! | `memory`   | `memory` | `cpc-memory` | in-process cache, lock, rate limiter, sessions, pub/sub, job queue (the single-process embedded default) |
+//! | `worker`   | `worker` | `cpc-worker` | a worker loop over any `JobQueue` (concurrent handlers, retries, graceful shutdown, metrics) |
 //!
 //! App code never names these types: the composition root (an app's `main`, or one of `examples/`) builds them
 //! and hands them on as `Arc<dyn Port>`.
 
 #[cfg(feature = "diesel")]
-pub mod diesel;
-#[cfg(any(feature = "redis", feature = "observe"))]
-mod jitter;
+pub use cpc_diesel as diesel;
+#[cfg(feature = "diesel")]
+pub use cpc_diesel::{record, sql_table};
 #[cfg(feature = "memory")]
-pub mod memory;
+pub use cpc_memory as memory;
 #[cfg(feature = "observe")]
-pub mod observe;
-#[cfg(any(feature = "postgres", feature = "sqlite", feature = "redis"))]
-pub mod pool;
+pub use cpc_observe as observe;
 #[cfg(feature = "postgres")]
-pub mod postgres;
-#[cfg(feature = "redis")]
-pub mod redis;
+pub use cpc_pool::postgres;
 #[cfg(feature = "sqlite")]
-pub mod sqlite;
+pub use cpc_pool::sqlite;
+#[cfg(feature = "redis")]
+pub use cpc_redis as redis;
 #[cfg(feature = "tower")]
-pub mod tower;
+pub use cpc_tower as tower;
 #[cfg(feature = "worker")]
-pub mod worker;
+pub use cpc_worker as worker;
+
+/// Connection pools (`cpc_pool::pool`) and [`PoolFactory`](cpc_pool::PoolFactory), which builds one on the backend it is asked for.
+#[cfg(any(feature = "postgres", feature = "sqlite", feature = "redis"))]
+pub mod pool {
+    pub use cpc_pool::PoolFactory;
+    pub use cpc_pool::pool::*;
+}

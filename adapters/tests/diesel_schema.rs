@@ -1,4 +1,4 @@
-//! Schema drift: the `diesel::table!` definitions (`adapters/src/diesel/schema/`) must match what the migrations
+//! Schema drift: the `diesel::table!` definitions (`adapters/diesel/src/schema/`) must match what the migrations
 //! create. For each backend: the column names, order, types and nullability of every table are compared with the
 //! database's catalog, and a row goes into every table through the definitions (every column named) and comes back
 //! equal, so a column renamed, retyped or added in SQL but not in schema.rs (or the reverse) fails here. Also: the

@@ -20,6 +20,8 @@
 //! * [`HealthCheck`], for `/health` endpoints.
 //! * [`SingleFlight`]: one computation per key at a time in a process, its value or error handed to every caller
 //!   waiting for it, each wait bounded (the core of a cache's `get_or_set`).
+//! * [`jitter`]: randomised waits for retry loops (a lock's acquire loop, a retry decorator), shared by the
+//!   adapters that back off.
 //!
 //! Every core trait is object-safe, `Send + Sync + 'static`, and has a mockall mock behind the `mocks` feature
 //! (`MockCache`, `MockUserRepository`, ...). Each method's contract is written as MUST sentences; the contract
@@ -29,6 +31,7 @@ pub mod cache;
 pub mod codec;
 pub mod error;
 pub mod health;
+pub mod jitter;
 pub mod job_queue;
 pub mod keys;
 pub mod lock;

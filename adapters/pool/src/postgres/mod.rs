@@ -1,0 +1,34 @@
+//! PostgreSQL connection pools (feature `postgres`): [`DatabaseConfig`] from the environment, bb8 + bb8-postgres
+//! over tokio-postgres with rustls TLS. Health: [`HealthChecker`](crate::pool::HealthChecker). [`PgJobQueue`]: the
+//! `JobQueue` port on a table taken with `FOR UPDATE SKIP LOCKED`.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), cpc_pool::pool::DatabaseError> {
+//! use cpc_pool::PoolFactory;
+//! use cpc_pool::pool::PoolConfig;
+//! use cpc_pool::postgres::DatabaseConfig;
+//!
+//! let db_config = DatabaseConfig::from_env()?;
+//! let pool_config = PoolConfig::default();
+//! let pool = PoolFactory::create_postgres_pool(&db_config, &pool_config).await?;
+//! let conn = pool.get().await?;
+//! let row = conn.query_one("SELECT 1 + 1", &[]).await.map_err(|e| cpc_pool::pool::DatabaseError::Query(std::sync::Arc::new(e)))?;
+//! assert_eq!(row.get::<_, i32>(0), 2);
+//! # Ok(()) }
+//! ```
+
+mod backend;
+mod config;
+mod error;
+mod job_queue;
+mod timeouts;
+mod tls;
+
+pub use backend::{PgBackend, PgConnection};
+pub use config::{DatabaseConfig, DatabaseConfigBuilder, SslMode};
+pub use job_queue::PgJobQueue;
+pub use timeouts::QueryTimeouts;
+
+/// A PostgreSQL connection pool; `pool.get().await?` derefs to a [`PgConnection`], which derefs to a
+/// `tokio_postgres::Client`.
+pub type PgPool = crate::pool::Pool<PgBackend>;

@@ -1,0 +1,37 @@
+//! # cpc-redis
+//!
+//! Redis (feature `redis`): [`RedisConfig`] and [`RedisManager`] own the connections;
+//! [`CacheManager`], [`DistributedLock`], [`RedisRateLimiter`], [`SessionManager`], [`PubSubManager`] and
+//! [`RedisJobQueue`] implement the `Cache`, `Lock`, `RateLimiter`, `SessionStore`, `PubSub` and `JobQueue` ports
+//! over them; [`Redlock`] implements `Lock` over several independent servers ([`RedlockConfig`]);
+//! [`RedisHealthCheck`] reports on the server. Every adapter runs on one server or on a Redis Cluster, as the
+//! [`RedisConfig`] says ([`RedisConnection`]).
+
+mod cache;
+mod cluster;
+mod config;
+mod connection;
+mod error;
+mod health;
+mod job_queue;
+mod lock;
+mod manager;
+mod metrics;
+mod pubsub;
+mod rate_limit;
+mod session;
+mod ttl;
+
+pub use cache::CacheManager;
+pub use config::{RedisConfig, RedisConfigBuilder};
+pub use connection::RedisConnection;
+pub use health::RedisHealthCheck;
+pub use job_queue::RedisJobQueue;
+pub use lock::{
+    DEFAULT_CLOCK_DRIFT_FACTOR, DEFAULT_CLOCK_DRIFT_FLOOR, DEFAULT_FENCE_TTL, DEFAULT_NODE_TIMEOUT, DistributedLock,
+    KeyedLock, LockGuard, Redlock, RedlockConfig, RedlockConfigBuilder,
+};
+pub use manager::{ExclusiveBackend, ExclusiveConnection, RedisManager, TrackedRedisConnection};
+pub use pubsub::{DEFAULT_SUBSCRIPTION_BUFFER, PubSubManager};
+pub use rate_limit::{RedisRateLimiter, rate_limit_headers};
+pub use session::SessionManager;
