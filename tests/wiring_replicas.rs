@@ -65,7 +65,7 @@ fn replica_urls_without_postgres_or_malformed_are_errors_naming_the_variable() {
         _ => None,
     });
     assert!(
-        matches!(&sqlite, Err(WiringError::Config(m)) if m.contains("DATABASE_REPLICA_URLS") && m.contains("SQLite")),
+        matches!(&sqlite, Err(WiringError::Config(e)) if e.key() == "DATABASE_REPLICA_URLS" && e.reason().contains("SQLite")),
         "{sqlite:?}"
     );
     let malformed = Settings::from_lookup("app", |k| match k {

@@ -320,6 +320,15 @@ impl KvError {
     pub fn invalid(field: &'static str, rule: &'static str) -> Self {
         Self::Validation(ValidationError::new(field, rule))
     }
+
+    /// A configuration's validation error as the library-wide [`ConfigError`](crate::ConfigError) (the Redis
+    /// configurations report a bad setting as [`KvError::Validation`] naming it); `None` for any other error.
+    pub fn to_config_error(&self) -> Option<crate::ConfigError> {
+        match self {
+            Self::Validation(e) => Some(e.clone().into()),
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -29,6 +29,7 @@
 
 pub mod cache;
 pub mod codec;
+pub mod config_error;
 pub mod error;
 pub mod health;
 pub mod jitter;
@@ -47,6 +48,7 @@ pub mod uow;
 
 pub use cache::{Cache, CacheExt, KeyTtl};
 pub use codec::{Codec, CodecError, Compression, Format};
+pub use config_error::ConfigError;
 pub use error::{ConflictKind, KvError, MAX_PAYLOAD_BYTES, RepoError, check_payload};
 pub use health::{HealthCheck, HealthReport, HealthStatus, check_all};
 pub use job_queue::{

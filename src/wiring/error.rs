@@ -1,15 +1,19 @@
 //! [`WiringError`]: why the composition root could not build the ports.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use cpc_ports::ConfigError;
 
 /// Why [`wire`](super::wire) failed. `Display` is one line that names the server (its address, never a
 /// password) and the cause, fit to print before exiting.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum WiringError {
-    /// An environment variable (or setting) is malformed; the message names it.
+    /// An environment variable (or setting) is missing or malformed: [`ConfigError::key`] names it, and the
+    /// error that caused it, if any, is its source.
     #[error("configuration error: {0}")]
-    Config(String),
+    Config(#[from] ConfigError),
     /// The data directory of the embedded database could not be created.
     #[error("cannot create the data directory {}: {source}", path.display())]
     DataDir {
@@ -27,18 +31,59 @@ pub enum WiringError {
         address: String,
         /// What went wrong, on one line.
         cause: String,
+        /// The error the server's client reported, for callers that walk [`std::error::Error::source`].
+        #[source]
+        source: Option<Arc<dyn std::error::Error + Send + Sync>>,
     },
 }
 
 impl WiringError {
-    /// A [`WiringError::Server`] whose cause is `cause` flattened to one line.
-    pub(crate) fn server(server: &'static str, address: impl Into<String>, cause: impl std::fmt::Display) -> Self {
-        Self::Server { server, address: address.into(), cause: one_line(&cause.to_string()) }
+    /// A [`WiringError::Server`] caused by `error`: its message flattened to one line, and itself as the source.
+    pub(crate) fn server(
+        server: &'static str,
+        address: impl Into<String>,
+        error: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::server_in(server, address, None, error)
     }
 
-    /// A [`WiringError::Config`] from any configuration error, on one line.
-    pub(crate) fn config(cause: impl std::fmt::Display) -> Self {
-        Self::Config(one_line(&cause.to_string()))
+    /// [`WiringError::server`] with what was being done (`"migrations failed"`) before the cause.
+    pub(crate) fn server_in(
+        server: &'static str,
+        address: impl Into<String>,
+        doing: Option<&str>,
+        error: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        let cause = one_line(&error.to_string());
+        let cause = match doing {
+            Some(doing) => format!("{doing}: {cause}"),
+            None => cause,
+        };
+        Self::Server { server, address: address.into(), cause, source: Some(Arc::new(error)) }
+    }
+}
+
+/// A configuration error of a pool (`DatabaseError`) or Redis (`KvError`) configuration, as a
+/// [`WiringError::Config`]; another kind of error (none is expected while reading settings) keeps its text, under
+/// the key `settings`, and becomes the source.
+pub(crate) fn config_error<E: ToConfigError>(e: E) -> WiringError {
+    WiringError::Config(e.to_config().unwrap_or_else(|| ConfigError::new("settings", e.to_string()).with_source(e)))
+}
+
+/// The errors the configuration readers return.
+pub(crate) trait ToConfigError: std::error::Error + Send + Sync + Sized + 'static {
+    fn to_config(&self) -> Option<ConfigError>;
+}
+
+impl ToConfigError for cpc_adapters::pool::DatabaseError {
+    fn to_config(&self) -> Option<ConfigError> {
+        self.to_config_error()
+    }
+}
+
+impl ToConfigError for cpc_ports::KvError {
+    fn to_config(&self) -> Option<ConfigError> {
+        self.to_config_error()
     }
 }
 

@@ -33,7 +33,6 @@ use cpc_adapters::memory::{
     InMemoryCache, InMemoryJobQueue, InMemoryLock, InMemoryPubSub, InMemoryRateLimiter, InMemorySessionStore,
     StaticHealthCheck,
 };
-use cpc_adapters::pool::DatabaseError;
 use cpc_adapters::redis::{
     CacheManager, DistributedLock, PubSubManager, RedisHealthCheck, RedisJobQueue, RedisManager, RedisRateLimiter,
     SessionManager,
@@ -275,17 +274,17 @@ async fn open_database(settings: &Settings, data: &AppData) -> Result<DbManager,
             (DbManager::postgres_with_replicas(&config).await, MigrationTarget::Postgres(c.primary.clone()))
         }
     };
-    let db = db.map_err(|e| match e {
-        DatabaseError::Config { .. } => WiringError::config(e),
-        other => WiringError::server(server, &address, other),
+    let db = db.map_err(|e| match e.to_config_error() {
+        Some(config) => WiringError::Config(config),
+        None => WiringError::server(server, &address, e),
     })?;
     migrations::run_pending_with(&target, data.migration_sets())
         .await
-        .map_err(|e| WiringError::server(server, &address, format!("migrations failed: {e}")))?;
+        .map_err(|e| WiringError::server_in(server, &address, Some("migrations failed"), e))?;
     data.register_with(&db);
     db.verify_records()
         .await
-        .map_err(|e| WiringError::server(server, &address, format!("a record does not match its table: {e}")))?;
+        .map_err(|e| WiringError::server_in(server, &address, Some("a record does not match its table"), e))?;
     Ok(db)
 }
 

@@ -20,6 +20,9 @@ async fn failure(pairs: &[(&'static str, String)]) -> String {
     assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
     let message = err.to_string();
     assert!(!message.contains('\n'), "one line: {message:?}");
+    let source = std::error::Error::source(&err).map(ToString::to_string).expect("the client's error is the source");
+    assert!(message.ends_with(&source.replace('\n', "; ")) || message.contains(&source), "{message} / {source}");
+    assert!(!format!("{err:?}").contains("hunter2"), "no password in Debug either: {err:?}");
     message
 }
 
@@ -55,7 +58,10 @@ fn database_url_picks_postgres_or_sqlite_and_redis_url_picks_redis() {
 fn a_malformed_variable_is_a_configuration_error_naming_it() {
     for (name, value) in [("DB_POOL_MAX", "lots"), ("REDIS_URL", "http://x"), ("DATABASE_URL", "postgres://h:port/")] {
         match Settings::from_lookup("app", lookup(&[(name, value.into())])) {
-            Err(WiringError::Config(message)) => assert!(message.contains(name), "{message}"),
+            Err(WiringError::Config(e)) => {
+                assert_eq!(e.key(), name, "{e}");
+                assert!(e.to_string().contains(name), "{e}");
+            }
             other => panic!("{name}={value}: expected a configuration error, got {other:?}"),
         }
     }

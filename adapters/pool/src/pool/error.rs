@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
-use cpc_ports::RepoError;
+use cpc_ports::{ConfigError, RepoError};
 
 /// Why a pool could not give out a connection, or a query failed. Each failure that has a different fix has its
 /// own variant: a wrong password is [`Authentication`](DatabaseError::Authentication), not a timeout 30 s later.
@@ -77,6 +77,14 @@ impl DatabaseError {
         Self::Config { field: field.into(), message: message.into() }
     }
 
+    /// This error as the library-wide [`ConfigError`] when it is a configuration error (`None` otherwise).
+    pub fn to_config_error(&self) -> Option<ConfigError> {
+        match self {
+            Self::Config { field, message } => Some(ConfigError::new(field.clone(), message.clone())),
+            _ => None,
+        }
+    }
+
     /// True for failures that may pass by themselves: timeouts, refused connections, an unavailable server.
     /// Wrong credentials, a missing database, TLS and configuration errors need someone to fix something.
     pub fn is_retryable(&self) -> bool {
@@ -92,6 +100,13 @@ impl DatabaseError {
             self,
             Self::Config { .. } | Self::Authentication { .. } | Self::DatabaseNotFound { .. } | Self::Tls { .. }
         )
+    }
+}
+
+impl From<ConfigError> for DatabaseError {
+    /// [`DatabaseError::Config`] for the same key and reason.
+    fn from(e: ConfigError) -> Self {
+        Self::config(e.key(), e.reason())
     }
 }
 

@@ -1,0 +1,75 @@
+//! [`ConfigError`]: one error for every configuration path of the library, from the environment or from a builder.
+
+use std::sync::Arc;
+
+/// A setting is missing or malformed. `key` names it as the app wrote it: the environment variable
+/// (`DATABASE_URL`, `REDIS_RESPONSE_TIMEOUT_MS`) or the builder's field (`connect_timeout`); `reason` says what is
+/// wrong, never the value of a secret. The error that caused it (a URL parser's, say) is kept as the
+/// [`source`](std::error::Error::source).
+///
+/// The pool's configuration errors (`DatabaseError::Config`, see `DatabaseError::to_config_error`) and the Redis
+/// configurations' validation errors ([`KvError::to_config_error`](crate::KvError::to_config_error)) convert into
+/// it, and the composition root reports every configuration failure as one (`WiringError::Config`).
+///
+/// ```
+/// use cpc_ports::ConfigError;
+///
+/// let e = ConfigError::new("DB_POOL_MAX", "must be at least 1");
+/// assert_eq!(e.key(), "DB_POOL_MAX");
+/// assert_eq!(e.to_string(), "DB_POOL_MAX: must be at least 1");
+/// ```
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{key}: {reason}")]
+pub struct ConfigError {
+    key: String,
+    reason: String,
+    #[source]
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl ConfigError {
+    /// `key` is missing or malformed for `reason`.
+    pub fn new(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self { key: key.into(), reason: reason.into(), source: None }
+    }
+
+    /// The same error, caused by `source`.
+    #[must_use]
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(source));
+        self
+    }
+
+    /// The environment variable or builder field at fault.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// What is wrong with it.
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+}
+
+impl From<cpc_domain::ValidationError> for ConfigError {
+    /// A rule a setting broke (the Redis configurations validate their fields this way).
+    fn from(e: cpc_domain::ValidationError) -> Self {
+        Self::new(e.field.clone(), e.rule.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_source_is_kept_and_the_message_names_the_key() {
+        let parse = "x".parse::<u32>().unwrap_err();
+        let e = ConfigError::new("REDIS_DB", "must be a number").with_source(parse);
+        assert_eq!(e.to_string(), "REDIS_DB: must be a number");
+        let source = std::error::Error::source(&e).map(ToString::to_string);
+        assert_eq!(source.as_deref(), Some("invalid digit found in string"));
+        let from: ConfigError = cpc_domain::ValidationError::new("namespace", "must end with ':'").into();
+        assert_eq!((from.key(), from.reason()), ("namespace", "must end with ':'"));
+    }
+}
