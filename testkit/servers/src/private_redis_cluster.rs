@@ -64,6 +64,9 @@ impl Node {
     }
 }
 
+/// How many times the nodes are started on fresh ports when another process took one first.
+const PORT_ATTEMPTS: u32 = 3;
+
 /// A free port `p` of 127.0.0.1 whose cluster bus port `p + 10000` is free as well.
 fn free_port_pair() -> u16 {
     free_port(|port| port < 55_000 && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok())
@@ -99,12 +102,25 @@ impl PrivateRedisCluster {
             }
         }
         let mut cluster = Self { dir, nodes: Vec::new(), tls };
-        for port in (0..2 * MASTERS).map(|_| free_port_pair()) {
-            let child = cluster.spawn(port);
-            cluster.nodes.push(Node { port, child: Mutex::new(Some(child)) });
-        }
-        for node in &cluster.nodes {
-            wait_for_port(node.port).await;
+        // A port found free can be taken by another test's server before ours binds it (ours then exits, and the
+        // other answers on the port): start the nodes again on other ports until every port is one of ours.
+        for attempt in 1..=PORT_ATTEMPTS {
+            for port in (0..2 * MASTERS).map(|_| free_port_pair()) {
+                let child = cluster.spawn(port);
+                cluster.nodes.push(Node { port, child: Mutex::new(Some(child)) });
+            }
+            for node in &cluster.nodes {
+                wait_for_port(node.port).await;
+            }
+            match cluster.foreign_node() {
+                None => break,
+                Some(port) => {
+                    assert!(attempt < PORT_ATTEMPTS, "port {port} was taken by another server {PORT_ATTEMPTS} times");
+                    for node in cluster.nodes.drain(..) {
+                        node.kill();
+                    }
+                }
+            }
         }
         let addresses: Vec<String> = cluster.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
         let mut args = vec!["--cluster", "create"];
@@ -148,6 +164,19 @@ impl PrivateRedisCluster {
     ///
     /// # Panics
     /// If it cannot be started (with the install hint), or does not finish within 30 s.
+    /// The port of a node that is not the server this harness started on it (another process answers there, or
+    /// ours is not a cluster node), if any: `INFO server` must report our child's process id and cluster mode.
+    fn foreign_node(&self) -> Option<u16> {
+        self.nodes.iter().find_map(|node| {
+            let pid = node.child.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(Child::id)?;
+            let port = node.port.to_string();
+            let info = self.cli(&["-h", "127.0.0.1", "-p", &port, "INFO", "server"]);
+            let text = String::from_utf8_lossy(&info.stdout);
+            let ours = text.lines().any(|l| l.trim() == format!("process_id:{pid}"));
+            (!ours).then_some(node.port)
+        })
+    }
+
     fn cli(&self, args: &[&str]) -> Output {
         let mut cmd = Command::new("redis-cli");
         if self.tls.is_some() {
