@@ -15,16 +15,14 @@ use cpc_adapters::redis::{
     CacheManager, DistributedLock, PubSubManager, RedisConfig, RedisHealthCheck, RedisJobQueue, RedisManager,
     RedisRateLimiter, SessionManager,
 };
-use cpc_ports::{
-    Bytes, Cache, CacheKey, Channel, ChannelPattern, HealthCheck, HealthStatus, KvError, Lock, LockKey, PubSub,
-};
+use cpc_ports::{Bytes, Cache, CacheKey, Channel, ChannelPattern, HealthCheck, HealthStatus, Lock, LockKey, PubSub};
 use cpc_test_servers::PrivateRedis;
 use futures::StreamExt;
 
 #[allow(dead_code)]
 mod common;
 
-use common::acl::COMMANDS;
+use common::acl::{COMMANDS, assert_refused, set_user};
 
 const PASSWORD: &str = "acl-test-password";
 const TTL: Duration = Duration::from_secs(60);
@@ -45,14 +43,7 @@ impl Server {
 
     /// `ACL SETUSER <name> on ><password> <rules...> -@all +<command>...` over the default user.
     async fn user(&self, name: &str, rules: &[String], commands: &[&str]) {
-        let client = redis::Client::open(format!("redis://127.0.0.1:{}/0", self.redis.port())).unwrap();
-        let mut admin = client.get_multiplexed_async_connection().await.unwrap();
-        let mut cmd = redis::cmd("ACL");
-        cmd.arg("SETUSER").arg(name).arg("reset").arg("on").arg(format!(">{PASSWORD}")).arg(rules).arg("-@all");
-        for command in commands {
-            cmd.arg(format!("+{command}"));
-        }
-        let () = cmd.query_async(&mut admin).await.unwrap();
+        set_user(self.redis.port(), name, PASSWORD, rules, commands).await;
     }
 
     /// The app's user: its keys and channels under the root, [`COMMANDS`].
@@ -81,17 +72,6 @@ impl Server {
 /// Runs `test` within [`LIMIT`].
 async fn bounded(test: impl Future<Output = ()>) {
     tokio::time::timeout(LIMIT, test).await.expect("the test ends within its limit");
-}
-
-/// The error is the server's refusal of a key, channel or command (`NOPERM`), reported as not retryable.
-fn assert_refused<T: std::fmt::Debug>(result: Result<T, KvError>, what: &str) {
-    match result {
-        Err(e @ KvError::Authentication { .. }) => {
-            assert!(e.to_string().contains("NOPERM") || e.to_string().contains("no permissions"), "{what}: {e}");
-            assert!(!e.is_retryable(), "{what}: {e:?}");
-        }
-        other => panic!("{what}: expected the server's refusal as KvError::Authentication, got {other:?}"),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,12 +12,12 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::acl::{CLUSTER_COMMANDS, COMMANDS};
+use common::acl::{CLUSTER_COMMANDS, COMMANDS, assert_refused, set_user};
 use cpc_adapters::redis::{
     CacheManager, DistributedLock, PubSubManager, RedisConfig, RedisHealthCheck, RedisJobQueue, RedisManager,
     RedisRateLimiter, SessionManager,
 };
-use cpc_ports::{Bytes, Cache, CacheKey, HealthCheck, HealthStatus, KvError, Lock, LockKey};
+use cpc_ports::{Bytes, Cache, CacheKey, HealthCheck, HealthStatus, Lock, LockKey};
 use cpc_test_servers::PrivateRedisCluster;
 
 const PASSWORD: &str = "acl-cluster-password";
@@ -26,16 +26,9 @@ const TTL: Duration = Duration::from_secs(60);
 /// `ACL SETUSER app ...` on every node of `cluster`: keys and channels under `root`, [`COMMANDS`] and
 /// [`CLUSTER_COMMANDS`].
 async fn create_app_user(cluster: &PrivateRedisCluster, root: &str) {
+    let rules = [format!("~{root}*"), format!("&{root}*")];
     for port in cluster.ports() {
-        let client = redis::Client::open(format!("redis://127.0.0.1:{port}/0")).unwrap();
-        let mut admin = client.get_multiplexed_async_connection().await.unwrap();
-        let mut cmd = redis::cmd("ACL");
-        cmd.arg("SETUSER").arg("app").arg("reset").arg("on").arg(format!(">{PASSWORD}"));
-        cmd.arg(format!("~{root}*")).arg(format!("&{root}*")).arg("-@all");
-        for command in COMMANDS.iter().chain(CLUSTER_COMMANDS) {
-            cmd.arg(format!("+{command}"));
-        }
-        let () = cmd.query_async(&mut admin).await.unwrap();
+        set_user(port, "app", PASSWORD, &rules, COMMANDS.iter().chain(CLUSTER_COMMANDS)).await;
     }
 }
 
@@ -50,16 +43,6 @@ async fn manager(cluster: &PrivateRedisCluster, namespace: String) -> RedisManag
     .unwrap();
     assert!(config.is_cluster());
     RedisManager::new(&config).await.unwrap_or_else(|e| panic!("the app user reaches the cluster: {e}"))
-}
-
-fn assert_refused<T: std::fmt::Debug>(result: Result<T, KvError>, what: &str) {
-    match result {
-        Err(e @ KvError::Authentication { .. }) => {
-            assert!(e.to_string().contains("NOPERM") || e.to_string().contains("no permissions"), "{what}: {e}");
-            assert!(!e.is_retryable(), "{what}: {e:?}");
-        }
-        other => panic!("{what}: expected the server's refusal as KvError::Authentication, got {other:?}"),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -71,3 +71,33 @@ pub const COMMANDS: &[&str] = &[
 /// ones). A cluster being resharded also answers `ASK` redirections, which need `asking` (not exercised here).
 pub const CLUSTER_COMMANDS: &[&str] =
     &["cluster|slots", "cluster|nodes", "cluster|info", "spublish", "ssubscribe", "sunsubscribe"];
+
+/// `ACL SETUSER <name> reset on ><password> <rules...> -@all +<command>...` on the server at `port`, over the
+/// default user.
+pub async fn set_user<'a>(
+    port: u16,
+    name: &str,
+    password: &str,
+    rules: &[String],
+    commands: impl IntoIterator<Item = &'a &'a str>,
+) {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/0")).unwrap();
+    let mut admin = client.get_multiplexed_async_connection().await.unwrap();
+    let mut cmd = redis::cmd("ACL");
+    cmd.arg("SETUSER").arg(name).arg("reset").arg("on").arg(format!(">{password}")).arg(rules).arg("-@all");
+    for command in commands {
+        cmd.arg(format!("+{command}"));
+    }
+    let () = cmd.query_async(&mut admin).await.unwrap();
+}
+
+/// The error is the server's refusal of a key, channel or command (`NOPERM`), reported as not retryable.
+pub fn assert_refused<T: std::fmt::Debug>(result: Result<T, cpc_ports::KvError>, what: &str) {
+    match result {
+        Err(e @ cpc_ports::KvError::Authentication { .. }) => {
+            assert!(e.to_string().contains("NOPERM") || e.to_string().contains("no permissions"), "{what}: {e}");
+            assert!(!e.is_retryable(), "{what}: {e:?}");
+        }
+        other => panic!("{what}: expected the server's refusal as KvError::Authentication, got {other:?}"),
+    }
+}
