@@ -78,7 +78,7 @@ impl RedisHealthCheck {
         }
         let listed = policies.iter().map(|(node, policy)| format!("{node}={policy}")).collect::<Vec<_>>().join(",");
         let report = report.with_detail("maxmemory_policy", listed);
-        match policies.iter().find(|(_, policy)| policy.starts_with("allkeys-")) {
+        match policies.iter().find(|(_, policy)| may_evict_durable_keys(policy)) {
             Some((node, policy)) => HealthReport {
                 status: HealthStatus::Degraded,
                 ..report.with_detail("reason", eviction_reason(&format!("{policy} on {node}")))
@@ -86,6 +86,11 @@ impl RedisHealthCheck {
             None => report,
         }
     }
+}
+
+/// Whether `policy` may evict keys without a TTL (the `allkeys-*` ones; `noeviction` and `volatile-*` do not).
+fn may_evict_durable_keys(policy: &str) -> bool {
+    policy.starts_with("allkeys-")
 }
 
 /// Why an `allkeys-*` policy degrades the report.
@@ -129,7 +134,7 @@ impl HealthCheck for RedisHealthCheck {
                     r = r.with_detail("role", role);
                 }
                 match info_field(&text, "maxmemory_policy") {
-                    Some(policy) if policy.starts_with("allkeys-") => HealthReport {
+                    Some(policy) if may_evict_durable_keys(&policy) => HealthReport {
                         status: HealthStatus::Degraded,
                         ..r.with_detail("maxmemory_policy", &policy).with_detail("reason", eviction_reason(&policy))
                     },
