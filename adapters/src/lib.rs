@@ -12,6 +12,8 @@
 //! | `observe`  | `observe` | `cpc-observe` | tracing + metrics, timeout and retry decorators for every port |
 //! | `tower`    | `tower` | `cpc-tower` | a rate-limit `tower::Layer` over any `RateLimiter`, a tower-sessions store over any `SessionStore` |
 //! | `memory`   | `memory` | `cpc-memory` | in-process cache, lock, rate limiter, sessions, pub/sub, job queue (the single-process embedded default) |
+//! | `pg-kv`    | `pg_kv` | `cpc-pg-kv` | cache, lock, rate limiter, sessions and pub/sub on PostgreSQL alone |
+//! | `sqlite-kv` | `sqlite_kv` | `cpc-sqlite-kv` | a job queue and sessions on SQLite that survive a restart (the embedded default) |
 //! | `worker`   | `worker` | `cpc-worker` | a worker loop over any `JobQueue` (concurrent handlers, retries, graceful shutdown, metrics) |
 //!
 //! App code never names these types: the composition root (an app's `main`, or one of `examples/`) builds them
@@ -25,12 +27,16 @@ pub use cpc_diesel::{record, sql_table};
 pub use cpc_memory as memory;
 #[cfg(feature = "observe")]
 pub use cpc_observe as observe;
+#[cfg(feature = "pg-kv")]
+pub use cpc_pg_kv as pg_kv;
 #[cfg(feature = "postgres")]
 pub use cpc_pool::postgres;
 #[cfg(feature = "sqlite")]
 pub use cpc_pool::sqlite;
 #[cfg(feature = "redis")]
 pub use cpc_redis as redis;
+#[cfg(feature = "sqlite-kv")]
+pub use cpc_sqlite_kv as sqlite_kv;
 #[cfg(feature = "tower")]
 pub use cpc_tower as tower;
 #[cfg(feature = "worker")]

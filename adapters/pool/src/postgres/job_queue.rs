@@ -12,7 +12,7 @@ use cpc_ports::{
 use tokio_postgres::types::ToSql;
 
 use super::PgPool;
-use crate::pool::DatabaseError;
+use super::kv::{self, column as col, millis};
 
 /// Makes the statement's own (autocommit) transaction commit without waiting for the WAL flush, for the moves
 /// that at-least-once delivery lets a server crash undo (see [`PgJobQueue`]). A CTE joined into the statement, so
@@ -187,47 +187,15 @@ impl PgJobQueue {
         self.query(CAP_DEAD, &[&queue, &keep], "drop the oldest dead jobs").await?;
         Ok(())
     }
-
-    /// Runs `sql` (a cached prepared statement) and returns its rows.
+    /// Runs `sql` on a pooled connection (a cached prepared statement) and returns its rows.
     async fn query(
         &self,
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
         operation: &'static str,
     ) -> Result<Vec<tokio_postgres::Row>, KvError> {
-        let mut conn = self.pool.get().await.map_err(|e| to_kv(e, operation))?;
-        let classify = |e| to_kv(self.pool.backend().classify(e), operation);
-        let statement = conn.prepare_cached(sql).await.map_err(classify)?;
-        conn.query(&statement, params).await.map_err(classify)
+        kv::query(&self.pool, sql, params, operation).await
     }
-}
-
-/// Maps a pool or query failure to the port's error.
-fn to_kv(e: DatabaseError, operation: &'static str) -> KvError {
-    match e {
-        DatabaseError::PoolTimeout(after) | DatabaseError::QueryTimeout { after, .. } => {
-            KvError::Timeout { operation, after }
-        }
-        DatabaseError::Authentication { message, .. } => {
-            KvError::Authentication { backend: "postgres", reason: message }
-        }
-        e if e.is_retryable() => KvError::Unavailable { backend: "postgres", reason: e.to_string() },
-        e => KvError::backend("postgres", e),
-    }
-}
-
-/// `d` in whole milliseconds, as PostgreSQL takes it; absurd durations are validation errors naming `field`.
-fn millis(d: Duration, field: &'static str) -> Result<i64, KvError> {
-    const MAX: i64 = 1_000_000_000_000_000;
-    i64::try_from(d.as_millis())
-        .ok()
-        .filter(|ms| *ms <= MAX)
-        .ok_or_else(|| KvError::invalid(field, "must be at most 10^15 milliseconds"))
-}
-
-/// Column `i` of `row`; a type the table should not hold is a backend error, not a panic.
-fn col<'a, T: tokio_postgres::types::FromSql<'a>>(row: &'a tokio_postgres::Row, i: usize) -> Result<T, KvError> {
-    row.try_get(i).map_err(|e| KvError::backend("postgres", e))
 }
 
 fn attempts(n: i32) -> u32 {

@@ -21,6 +21,7 @@ mod backend;
 mod config;
 mod error;
 mod job_queue;
+pub mod kv;
 mod timeouts;
 mod tls;
 
