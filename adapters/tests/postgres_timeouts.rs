@@ -163,7 +163,7 @@ async fn the_limits_come_from_the_environment_and_the_url_and_reach_the_server()
         _ => None,
     })
     .unwrap_err();
-    assert!(matches!(&bad, DatabaseError::Config { field, .. } if field == "DATABASE_STATEMENT_TIMEOUT"), "{bad}");
+    assert_eq!(bad.key(), "DATABASE_STATEMENT_TIMEOUT", "{bad}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

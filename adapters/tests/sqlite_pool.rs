@@ -146,9 +146,9 @@ async fn a_named_in_memory_database_is_shared_and_outlives_checkouts() {
 #[tokio::test]
 async fn a_plain_memory_path_is_refused_with_a_clear_error() {
     match SqliteConfig::parse(":memory:") {
-        Err(DatabaseError::Config { field, message }) => {
-            assert_eq!(field, "path");
-            assert!(message.contains("own empty database"), "{message}");
+        Err(e) => {
+            assert_eq!(e.key(), "path");
+            assert!(e.reason().contains("own empty database"), "{e}");
         }
         other => panic!("{other:?}"),
     }

@@ -7,9 +7,11 @@ use std::sync::Arc;
 /// wrong, never the value of a secret. The error that caused it (a URL parser's, say) is kept as the
 /// [`source`](std::error::Error::source).
 ///
-/// The pool's configuration errors (`DatabaseError::Config`, see `DatabaseError::to_config_error`) and the Redis
-/// configurations' validation errors ([`KvError::to_config_error`](crate::KvError::to_config_error)) convert into
-/// it, and the composition root reports every configuration failure as one (`WiringError::Config`).
+/// Every configuration reader of the library returns it (the pools', PostgreSQL's, SQLite's, the replicas',
+/// Redis's, Redlock's and the migrations' `from_env`, `from_lookup`, `validate` and `build`); it converts into
+/// the pool's `DatabaseError` (as `DatabaseError::Config`), [`RepoError`](crate::RepoError) and
+/// [`KvError`](crate::KvError) for the calls that meet a bad setting while doing something else, and the
+/// composition root reports every configuration failure as one (`WiringError::Config`).
 ///
 /// ```
 /// use cpc_ports::ConfigError;

@@ -331,6 +331,22 @@ impl KvError {
     }
 }
 
+impl From<crate::ConfigError> for RepoError {
+    /// A configuration error met by a call that returns the repositories' error (running migrations on a
+    /// configuration, say): [`RepoError::Validation`] naming the same key.
+    fn from(e: crate::ConfigError) -> Self {
+        Self::Validation(ValidationError::new(e.key().to_owned(), e.reason().to_owned()))
+    }
+}
+
+impl From<crate::ConfigError> for KvError {
+    /// A configuration error met by a call that returns the ports' error (building a manager from a
+    /// configuration, say): [`KvError::Validation`] naming the same key.
+    fn from(e: crate::ConfigError) -> Self {
+        Self::Validation(ValidationError::new(e.key().to_owned(), e.reason().to_owned()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -63,30 +63,6 @@ impl WiringError {
     }
 }
 
-/// A configuration error of a pool (`DatabaseError`) or Redis (`KvError`) configuration, as a
-/// [`WiringError::Config`]; another kind of error (none is expected while reading settings) keeps its text, under
-/// the key `settings`, and becomes the source.
-pub(crate) fn config_error<E: ToConfigError>(e: E) -> WiringError {
-    WiringError::Config(e.to_config().unwrap_or_else(|| ConfigError::new("settings", e.to_string()).with_source(e)))
-}
-
-/// The errors the configuration readers return.
-pub(crate) trait ToConfigError: std::error::Error + Send + Sync + Sized + 'static {
-    fn to_config(&self) -> Option<ConfigError>;
-}
-
-impl ToConfigError for cpc_adapters::pool::DatabaseError {
-    fn to_config(&self) -> Option<ConfigError> {
-        self.to_config_error()
-    }
-}
-
-impl ToConfigError for cpc_ports::KvError {
-    fn to_config(&self) -> Option<ConfigError> {
-        self.to_config_error()
-    }
-}
-
 /// Joins the lines of `s` with "; " so a multi-line driver message stays on one line.
 fn one_line(s: &str) -> String {
     s.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; ")

@@ -12,7 +12,6 @@ use cpc_adapters::sqlite::{SqliteConfig, SqliteTarget};
 use cpc_ports::ConfigError;
 
 use super::WiringError;
-use super::error::config_error;
 
 /// Where the embedded database lives when `CPC_DATA_DIR` is not set (relative to the working directory).
 pub const DEFAULT_DATA_DIR: &str = ".cpc-data";
@@ -95,11 +94,11 @@ impl Settings {
     pub fn from_lookup(app: &str, get: impl Fn(&str) -> Option<String>) -> Result<Self, WiringError> {
         let url = get("DATABASE_URL");
         let database = if SqliteConfig::is_chosen_by(&get) {
-            DatabaseSettings::Sqlite(SqliteConfig::from_lookup(&get).map_err(config_error)?)
+            DatabaseSettings::Sqlite(SqliteConfig::from_lookup(&get)?)
         } else if url.is_some() && get(REPLICA_URLS_ENV).is_some_and(|v| !v.trim().is_empty()) {
-            DatabaseSettings::PostgresWithReplicas(ReplicaConfig::from_lookup(&get).map_err(config_error)?)
+            DatabaseSettings::PostgresWithReplicas(ReplicaConfig::from_lookup(&get)?)
         } else if url.is_some() {
-            DatabaseSettings::Postgres(DatabaseConfig::from_lookup(&get).map_err(config_error)?)
+            DatabaseSettings::Postgres(DatabaseConfig::from_lookup(&get)?)
         } else {
             let dir = get("CPC_DATA_DIR").map_or_else(|| PathBuf::from(DEFAULT_DATA_DIR), PathBuf::from);
             Self::embedded(app, dir).database
@@ -110,10 +109,10 @@ impl Settings {
                 format!("read replicas need a PostgreSQL DATABASE_URL, but the database is {}", database.server()),
             )));
         }
-        let pool = PoolConfig::from_lookup(&get).map_err(config_error)?;
+        let pool = PoolConfig::from_lookup(&get)?;
         let redis = match get("REDIS_URL").or_else(|| get("REDIS_CLUSTER_URLS")) {
             Some(_) => {
-                let mut config = RedisConfig::from_lookup(&get).map_err(config_error)?;
+                let mut config = RedisConfig::from_lookup(&get)?;
                 if get("REDIS_NAMESPACE").is_none() {
                     config.namespace = format!("cpc:{app}:");
                 }

@@ -3,8 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use cpc_domain::ValidationError;
-use cpc_ports::KvError;
+use cpc_ports::{ConfigError, KvError};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -40,9 +39,9 @@ pub struct RedisConfig {
 }
 
 /// A `ca_cert` problem (the file, or its contents), naming the field and the path.
-fn ca_cert_error(path: Option<&std::path::Path>, e: impl std::fmt::Display) -> KvError {
+fn ca_cert_error(path: Option<&std::path::Path>, e: impl std::fmt::Display) -> ConfigError {
     let path = path.map_or_else(String::new, |p| format!("{}: ", p.display()));
-    KvError::Validation(ValidationError::new("ca_cert", format!("{path}{e}")))
+    ConfigError::new("ca_cert", format!("{path}{e}"))
 }
 
 impl RedisConfig {
@@ -54,15 +53,15 @@ impl RedisConfig {
     /// `redis://[user[:password]@]host:port,...`, all with the same scheme and credentials) or by a
     /// `redis+cluster://[user[:password]@]host:port,host:port` (`rediss+cluster://` for TLS) `REDIS_URL`; setting
     /// both variables is an error naming `REDIS_CLUSTER_URLS`.
-    pub fn from_env() -> Result<Self, KvError> {
+    pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
 
     /// [`RedisConfig::from_env`] over any lookup.
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, KvError> {
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let mut c = match (get("REDIS_URL"), get("REDIS_CLUSTER_URLS")) {
             (Some(_), Some(_)) => {
-                return Err(KvError::invalid(
+                return Err(ConfigError::new(
                     "REDIS_CLUSTER_URLS",
                     "set either REDIS_URL or REDIS_CLUSTER_URLS, not both",
                 ));
@@ -78,12 +77,15 @@ impl RedisConfig {
         if let Some(path) = get("REDIS_CA_CERT") {
             c.ca_cert = Some(path.into());
         }
-        let millis = |name: &'static str| -> Result<Option<Duration>, KvError> {
+        let millis = |name: &'static str| -> Result<Option<Duration>, ConfigError> {
             get(name)
                 .map(|v| {
-                    v.trim().parse::<u64>().ok().filter(|n| *n > 0).map(Duration::from_millis).ok_or_else(|| {
-                        KvError::Validation(ValidationError::new(name, "must be a positive number of milliseconds"))
-                    })
+                    v.trim()
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .map(Duration::from_millis)
+                        .ok_or_else(|| ConfigError::new(name, "must be a positive number of milliseconds"))
                 })
                 .transpose()
         };
@@ -98,9 +100,9 @@ impl RedisConfig {
     }
 
     /// Parses a `redis://` or `rediss://` URL; errors name `field`.
-    pub fn parse_url(raw: &str, field: &'static str) -> Result<Self, KvError> {
-        let bad = |rule: String| KvError::Validation(ValidationError::new(field, rule));
-        let url = url::Url::parse(raw).map_err(|e| bad(format!("not a URL: {e}")))?;
+    pub fn parse_url(raw: &str, field: &'static str) -> Result<Self, ConfigError> {
+        let bad = |rule: String| ConfigError::new(field, rule);
+        let url = url::Url::parse(raw).map_err(|e| bad(format!("not a URL: {e}")).with_source(e))?;
         let tls = match url.scheme() {
             "redis" => false,
             "rediss" => true,
@@ -129,16 +131,13 @@ impl RedisConfig {
         if !path.is_empty() {
             b = b.database(path.parse().map_err(|_| bad("the path must be a database number, e.g. /0".into()))?);
         }
-        b.build().map_err(|e| match e {
-            KvError::Validation(v) => bad(format!("{}: {}", v.field, v.rule)),
-            other => other,
-        })
+        b.build().map_err(|e| bad(e.to_string()))
     }
 
     /// Parses comma-separated seed-node URLs of a Redis Cluster (`redis://[user[:password]@]host:port,...`);
     /// every URL must have the same scheme and credentials and database 0. Errors name `field`.
-    pub fn parse_cluster_urls(raw: &str, field: &'static str) -> Result<Self, KvError> {
-        let bad = |rule: String| KvError::Validation(ValidationError::new(field, rule));
+    pub fn parse_cluster_urls(raw: &str, field: &'static str) -> Result<Self, ConfigError> {
+        let bad = |rule: String| ConfigError::new(field, rule);
         let mut nodes = raw.split(',').map(str::trim).filter(|u| !u.is_empty());
         let first = nodes.next().ok_or_else(|| bad("must name at least one seed node".into()))?;
         let mut config = Self::parse_url(first, field)?;
@@ -159,17 +158,14 @@ impl RedisConfig {
             }
             config.cluster_nodes.push((node.host, node.port));
         }
-        config.validate().map_err(|e| match e {
-            KvError::Validation(v) => bad(format!("{}: {}", v.field, v.rule)),
-            other => other,
-        })?;
+        config.validate().map_err(|e| bad(e.to_string()))?;
         Ok(config)
     }
 
     /// Parses `redis+cluster://[user[:password]@]host:port,host:port[/0]` (`rediss+cluster://` for TLS): the
     /// seed nodes of a Redis Cluster sharing one set of credentials. Errors name `field`.
-    pub fn parse_cluster_url(raw: &str, field: &'static str) -> Result<Self, KvError> {
-        let bad = |rule: &str| KvError::Validation(ValidationError::new(field, rule.to_owned()));
+    pub fn parse_cluster_url(raw: &str, field: &'static str) -> Result<Self, ConfigError> {
+        let bad = |rule: &str| ConfigError::new(field, rule.to_owned());
         let (scheme, rest) = raw
             .split_once("://")
             .filter(|(scheme, _)| matches!(*scheme, "redis+cluster" | "rediss+cluster"))
@@ -223,8 +219,8 @@ impl RedisConfig {
     }
 
     /// Checks the settings; errors name the field.
-    pub fn validate(&self) -> Result<(), KvError> {
-        let bad = |field: &'static str, rule: &'static str| Err(KvError::invalid(field, rule));
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |field: &'static str, rule: &'static str| Err(ConfigError::new(field, rule));
         if self.host.is_empty() {
             return bad("host", "must not be empty");
         }
@@ -266,7 +262,7 @@ impl RedisConfig {
     pub(crate) fn client(&self) -> Result<redis::Client, KvError> {
         match self.tls_certificates()? {
             Some(certs) => redis::Client::build_with_tls(self.connection_url(), certs)
-                .map_err(|e| ca_cert_error(self.ca_cert.as_deref(), e)),
+                .map_err(|e| ca_cert_error(self.ca_cert.as_deref(), e).into()),
             None => redis::Client::open(self.connection_url()).map_err(|e| KvError::backend("redis", e)),
         }
     }
@@ -377,7 +373,7 @@ impl RedisConfigBuilder {
         self
     }
     /// Validates and returns the configuration.
-    pub fn build(self) -> Result<RedisConfig, KvError> {
+    pub fn build(self) -> Result<RedisConfig, ConfigError> {
         self.config.validate()?;
         Ok(self.config)
     }
@@ -435,9 +431,9 @@ mod tests {
         move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned())
     }
 
-    fn field(r: Result<RedisConfig, KvError>) -> String {
+    fn field(r: Result<RedisConfig, ConfigError>) -> String {
         match r {
-            Err(KvError::Validation(v)) => v.field.into_owned(),
+            Err(e) => e.key().to_owned(),
             other => panic!("expected a validation error, got {other:?}"),
         }
     }

@@ -252,9 +252,7 @@ fn from_database_error(e: DatabaseError, config: &RedisConfig) -> KvError {
     match e {
         DatabaseError::Authentication { message, .. } => KvError::Authentication { backend: "redis", reason: message },
         DatabaseError::PoolTimeout(after) => KvError::Timeout { operation: "acquire exclusive connection", after },
-        DatabaseError::Config { field, message } => {
-            KvError::Validation(cpc_domain::ValidationError::new(field, message))
-        }
+        DatabaseError::Config(e) => e.into(),
         other => KvError::Unavailable { backend: "redis", reason: format!("{}: {other}", config.address()) },
     }
 }

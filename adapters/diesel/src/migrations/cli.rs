@@ -33,6 +33,9 @@ pub enum CliError {
     /// The arguments are not `[status | up | down [N]]`; the message says what is expected.
     #[error("{0}")]
     Usage(String),
+    /// The environment does not name a database, or names it wrongly; the error names the variable.
+    #[error(transparent)]
+    Config(#[from] cpc_ports::ConfigError),
     /// The database or the migrations failed (an unreachable server, a failing migration, sets that cannot run
     /// together...).
     #[error(transparent)]
@@ -44,7 +47,7 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Usage(_) => 2,
-            Self::Failed(_) => 1,
+            Self::Config(_) | Self::Failed(_) => 1,
         }
     }
 }

@@ -50,7 +50,7 @@ use super::DbError;
 use cpc_pool::pool::{Backend as _, DatabaseError};
 use cpc_pool::postgres::{DatabaseConfig, PgBackend};
 use cpc_pool::sqlite::{SqliteConfig, SqliteTarget};
-use cpc_ports::RepoError;
+use cpc_ports::{ConfigError, RepoError};
 
 /// The PostgreSQL migrations (`migrations/postgres/`), embedded at compile time.
 pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
@@ -77,12 +77,12 @@ pub enum MigrationTarget {
 impl MigrationTarget {
     /// SQLite when `SQLITE_PATH` is set or `DATABASE_URL` is a `sqlite:` URL ([`SqliteConfig::from_env`]),
     /// else PostgreSQL ([`DatabaseConfig::from_env`]). Errors name the variable at fault.
-    pub fn from_env() -> Result<Self, DbError> {
+    pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
 
     /// [`MigrationTarget::from_env`] over any variable lookup.
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, DbError> {
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         Ok(if SqliteConfig::is_chosen_by(&get) {
             Self::Sqlite(SqliteConfig::from_lookup(get)?)
         } else {

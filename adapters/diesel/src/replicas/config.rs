@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
-use cpc_pool::pool::{DatabaseError, PoolConfig};
+use cpc_pool::pool::PoolConfig;
 use cpc_pool::postgres::DatabaseConfig;
+use cpc_ports::ConfigError;
 
 /// How a [`ReplicaSet`](super::ReplicaSet) judges its replicas.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,18 +66,18 @@ impl ReplicaPolicy {
     }
 
     /// Checks that the intervals are not zero; errors name the field.
-    pub fn validate(&self) -> Result<(), DatabaseError> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.recheck_interval.is_zero() {
-            return Err(DatabaseError::config("recheck_interval", "must be greater than zero"));
+            return Err(ConfigError::new("recheck_interval", "must be greater than zero"));
         }
         if self.check_timeout.is_zero() {
-            return Err(DatabaseError::config("check_timeout", "must be greater than zero"));
+            return Err(ConfigError::new("check_timeout", "must be greater than zero"));
         }
         if self.max_lag.is_some_and(|l| l.is_zero()) {
-            return Err(DatabaseError::config("max_lag", "must be greater than zero (use None for no bound)"));
+            return Err(ConfigError::new("max_lag", "must be greater than zero (use None for no bound)"));
         }
         if self.read_timeout.is_some_and(|t| t.is_zero()) {
-            return Err(DatabaseError::config("read_timeout", "must be greater than zero (use None for no bound)"));
+            return Err(ConfigError::new("read_timeout", "must be greater than zero (use None for no bound)"));
         }
         Ok(())
     }
@@ -94,7 +95,7 @@ impl ReplicaPolicy {
 ///     .build()?;
 /// assert_eq!(config.replicas.len(), 1);
 /// assert!(!format!("{config:?}").contains("secret"));
-/// # Ok::<_, cpc_pool::pool::DatabaseError>(())
+/// # Ok::<_, cpc_ports::ConfigError>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct ReplicaConfig {
@@ -134,7 +135,7 @@ impl ReplicaConfigBuilder {
     }
 
     /// Validates and returns the configuration.
-    pub fn build(self) -> Result<ReplicaConfig, DatabaseError> {
+    pub fn build(self) -> Result<ReplicaConfig, ConfigError> {
         self.config.validate()?;
         Ok(self.config)
     }
@@ -162,21 +163,17 @@ impl ReplicaConfig {
     /// ([`PoolConfig::from_env`]); the policy from `DB_REPLICA_RECHECK_MS`, `DB_REPLICA_CHECK_TIMEOUT_MS`,
     /// `DB_REPLICA_MAX_LAG_MS` and `DB_REPLICA_READ_TIMEOUT_MS`. Errors name the variable (for a replica URL, with its position; never its
     /// password).
-    pub fn from_env() -> Result<Self, DatabaseError> {
+    pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
 
     /// [`ReplicaConfig::from_env`] over any variable lookup.
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, DatabaseError> {
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let mut builder = Self::builder(DatabaseConfig::from_lookup(&get)?).pool(PoolConfig::from_lookup(&get)?);
         let urls = get(REPLICA_URLS_ENV).unwrap_or_default();
         for (i, url) in urls.split(',').map(str::trim).filter(|u| !u.is_empty()).enumerate() {
-            let replica = DatabaseConfig::from_url(url).map_err(|e| match e {
-                DatabaseError::Config { message, .. } => {
-                    DatabaseError::config(REPLICA_URLS_ENV, format!("replica {}: {message}", i + 1))
-                }
-                other => other,
-            })?;
+            let replica = DatabaseConfig::from_url(url)
+                .map_err(|e| ConfigError::new(REPLICA_URLS_ENV, format!("replica {}: {}", i + 1, e.reason())))?;
             builder = builder.replica(replica);
         }
         let mut policy = ReplicaPolicy::default();
@@ -196,28 +193,23 @@ impl ReplicaConfig {
     }
 
     /// Validates the primary, every replica (errors name `replicas[i].<field>`), the pools and the policy.
-    pub fn validate(&self) -> Result<(), DatabaseError> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         self.primary.validate()?;
         for (i, replica) in self.replicas.iter().enumerate() {
-            replica.validate().map_err(|e| match e {
-                DatabaseError::Config { field, message } => {
-                    DatabaseError::Config { field: format!("replicas[{i}].{field}"), message }
-                }
-                other => other,
-            })?;
+            replica.validate().map_err(|e| ConfigError::new(format!("replicas[{i}].{}", e.key()), e.reason()))?;
         }
         self.pool.validate()?;
         self.policy.validate()
     }
 }
 
-fn millis(get: &impl Fn(&str) -> Option<String>, name: &'static str) -> Result<Option<Duration>, DatabaseError> {
+fn millis(get: &impl Fn(&str) -> Option<String>, name: &'static str) -> Result<Option<Duration>, ConfigError> {
     get(name)
         .map(|v| {
             v.trim()
                 .parse::<u64>()
                 .map(Duration::from_millis)
-                .map_err(|_| DatabaseError::config(name, "must be a whole number of milliseconds"))
+                .map_err(|_| ConfigError::new(name, "must be a whole number of milliseconds"))
         })
         .transpose()
 }
@@ -230,9 +222,9 @@ mod tests {
         move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned())
     }
 
-    fn field(r: Result<ReplicaConfig, DatabaseError>) -> (String, String) {
+    fn field(r: Result<ReplicaConfig, ConfigError>) -> (String, String) {
         match r {
-            Err(DatabaseError::Config { field, message }) => (field, message),
+            Err(e) => (e.key().to_owned(), e.reason().to_owned()),
             other => panic!("expected a config error, got {other:?}"),
         }
     }
@@ -281,7 +273,7 @@ mod tests {
             "DB_REPLICA_READ_TIMEOUT_MS"
         );
         let zero = ReplicaPolicy::default().read_timeout(Some(Duration::ZERO));
-        assert!(matches!(zero.validate(), Err(DatabaseError::Config { field, .. }) if field == "read_timeout"));
+        assert_eq!(zero.validate().map_err(|e| e.key().to_owned()), Err("read_timeout".to_owned()));
         let primary = DatabaseConfig::builder().build().unwrap();
         let mut bad = DatabaseConfig::builder().build().unwrap();
         bad.user = String::new();

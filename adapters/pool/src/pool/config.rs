@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::DatabaseError;
+use cpc_ports::ConfigError;
 
 /// How a pool sizes itself and how long it waits. Defaults (documented on each field) suit a web service;
 /// [`PoolConfig::from_env`] reads `DB_POOL_*` overrides. [`PoolConfig::validate`] names the offending field.
@@ -45,24 +45,24 @@ impl PoolConfig {
     /// The defaults, overridden by `DB_POOL_MIN`, `DB_POOL_MAX`, `DB_POOL_TIMEOUT_MS`, `DB_POOL_IDLE_TIMEOUT_S`,
     /// `DB_POOL_MAX_LIFETIME_S` and `DB_POOL_LEAK_THRESHOLD_S` when set (0 turns the optional ones off), then
     /// validated. A malformed value is an error naming the variable.
-    pub fn from_env() -> Result<Self, DatabaseError> {
+    pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
 
     /// [`PoolConfig::from_env`] over any variable lookup (for tests and other configuration sources).
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, DatabaseError> {
-        fn num(get: &impl Fn(&str) -> Option<String>, name: &'static str) -> Result<Option<u64>, DatabaseError> {
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        fn num(get: &impl Fn(&str) -> Option<String>, name: &'static str) -> Result<Option<u64>, ConfigError> {
             get(name)
-                .map(|v| v.trim().parse::<u64>().map_err(|_| DatabaseError::config(name, "must be a whole number")))
+                .map(|v| v.trim().parse::<u64>().map_err(|_| ConfigError::new(name, "must be a whole number")))
                 .transpose()
         }
         let optional = |secs: u64| (secs > 0).then(|| Duration::from_secs(secs));
         let mut c = Self::default();
         if let Some(v) = num(&get, "DB_POOL_MIN")? {
-            c.min_connections = u32::try_from(v).map_err(|_| DatabaseError::config("DB_POOL_MIN", "too large"))?;
+            c.min_connections = u32::try_from(v).map_err(|_| ConfigError::new("DB_POOL_MIN", "too large"))?;
         }
         if let Some(v) = num(&get, "DB_POOL_MAX")? {
-            c.max_connections = u32::try_from(v).map_err(|_| DatabaseError::config("DB_POOL_MAX", "too large"))?;
+            c.max_connections = u32::try_from(v).map_err(|_| ConfigError::new("DB_POOL_MAX", "too large"))?;
         }
         if let Some(v) = num(&get, "DB_POOL_TIMEOUT_MS")? {
             c.connection_timeout = Duration::from_millis(v);
@@ -123,24 +123,24 @@ impl PoolConfig {
     }
 
     /// Checks the rules: `max_connections` at least 1, `min_connections` not above it, and no zero timeouts.
-    pub fn validate(&self) -> Result<(), DatabaseError> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.max_connections == 0 {
-            return Err(DatabaseError::config("max_connections", "must be at least 1"));
+            return Err(ConfigError::new("max_connections", "must be at least 1"));
         }
         if self.min_connections > self.max_connections {
-            return Err(DatabaseError::config("min_connections", "must not exceed max_connections"));
+            return Err(ConfigError::new("min_connections", "must not exceed max_connections"));
         }
         if self.connection_timeout.is_zero() {
-            return Err(DatabaseError::config("connection_timeout", "must be greater than zero"));
+            return Err(ConfigError::new("connection_timeout", "must be greater than zero"));
         }
         if self.idle_timeout.is_some_and(|t| t.is_zero()) {
-            return Err(DatabaseError::config("idle_timeout", "must be greater than zero (use None to disable)"));
+            return Err(ConfigError::new("idle_timeout", "must be greater than zero (use None to disable)"));
         }
         if self.max_lifetime.is_some_and(|t| t.is_zero()) {
-            return Err(DatabaseError::config("max_lifetime", "must be greater than zero (use None to disable)"));
+            return Err(ConfigError::new("max_lifetime", "must be greater than zero (use None to disable)"));
         }
         if self.leak_detection_threshold.is_some_and(|t| t.is_zero()) {
-            return Err(DatabaseError::config(
+            return Err(ConfigError::new(
                 "leak_detection_threshold",
                 "must be greater than zero (use None to disable)",
             ));
@@ -155,7 +155,7 @@ mod tests {
 
     fn field(c: PoolConfig) -> String {
         match c.validate() {
-            Err(DatabaseError::Config { field, .. }) => field,
+            Err(e) => e.key().to_owned(),
             other => panic!("expected a config error, got {other:?}"),
         }
     }
@@ -186,11 +186,11 @@ mod tests {
         assert_eq!(c.max_connections, 32);
         assert_eq!(c.idle_timeout, None);
         match PoolConfig::from_lookup(env(&[("DB_POOL_MAX", "lots")])) {
-            Err(DatabaseError::Config { field, .. }) => assert_eq!(field, "DB_POOL_MAX"),
+            Err(e) => assert_eq!(e.key(), "DB_POOL_MAX"),
             other => panic!("{other:?}"),
         }
         match PoolConfig::from_lookup(env(&[("DB_POOL_MAX", "0")])) {
-            Err(DatabaseError::Config { field, .. }) => assert_eq!(field, "max_connections"),
+            Err(e) => assert_eq!(e.key(), "max_connections"),
             other => panic!("{other:?}"),
         }
     }

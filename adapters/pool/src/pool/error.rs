@@ -11,14 +11,10 @@ use cpc_ports::{ConfigError, RepoError};
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum DatabaseError {
-    /// The configuration is invalid; `field` names the setting or environment variable.
-    #[error("invalid database configuration: {field}: {message}")]
-    Config {
-        /// The setting or environment variable.
-        field: String,
-        /// What is wrong with it.
-        message: String,
-    },
+    /// The configuration is invalid; the [`ConfigError`] names the setting or environment variable and keeps
+    /// what caused it.
+    #[error("invalid database configuration: {0}")]
+    Config(#[source] ConfigError),
     /// The server refused the credentials (wrong password, unknown role, no `pg_hba.conf` entry).
     #[error("authentication failed for user {user:?}: {message}")]
     Authentication {
@@ -74,13 +70,13 @@ pub enum DatabaseError {
 impl DatabaseError {
     /// A configuration error for `field`.
     pub fn config(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::Config { field: field.into(), message: message.into() }
+        Self::Config(ConfigError::new(field, message))
     }
 
     /// This error as the library-wide [`ConfigError`] when it is a configuration error (`None` otherwise).
     pub fn to_config_error(&self) -> Option<ConfigError> {
         match self {
-            Self::Config { field, message } => Some(ConfigError::new(field.clone(), message.clone())),
+            Self::Config(e) => Some(e.clone()),
             _ => None,
         }
     }
@@ -96,17 +92,14 @@ impl DatabaseError {
 
     /// True for failures that no amount of waiting fixes (used by the pool to fail waiting checkouts at once).
     pub fn is_fatal(&self) -> bool {
-        matches!(
-            self,
-            Self::Config { .. } | Self::Authentication { .. } | Self::DatabaseNotFound { .. } | Self::Tls { .. }
-        )
+        matches!(self, Self::Config(_) | Self::Authentication { .. } | Self::DatabaseNotFound { .. } | Self::Tls { .. })
     }
 }
 
 impl From<ConfigError> for DatabaseError {
-    /// [`DatabaseError::Config`] for the same key and reason.
+    /// [`DatabaseError::Config`] holding it.
     fn from(e: ConfigError) -> Self {
-        Self::config(e.key(), e.reason())
+        Self::Config(e)
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::timeouts::{ENV_VARS as TIMEOUT_VARS, QueryTimeouts};
-use crate::pool::DatabaseError;
+use cpc_ports::ConfigError;
 
 /// libpq's `sslmode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -91,12 +91,12 @@ impl DatabaseConfig {
     /// on top of libpq's defaults, plus the server-side limits of [`QueryTimeouts`]
     /// (`DATABASE_STATEMENT_TIMEOUT`, `DATABASE_LOCK_TIMEOUT`, `DATABASE_IDLE_IN_TRANSACTION_TIMEOUT`). Errors
     /// name the variable at fault.
-    pub fn from_env() -> Result<Self, DatabaseError> {
+    pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
 
     /// [`DatabaseConfig::from_env`] over any variable lookup.
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, DatabaseError> {
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let user = get("PGUSER").or_else(|| get("USER")).unwrap_or_else(|| "postgres".into());
         let mut b = DatabaseConfig::builder()
             .host(get("PGHOST").unwrap_or_else(|| "localhost".into()))
@@ -134,7 +134,7 @@ impl DatabaseConfig {
     }
 
     /// Parses a `postgres://` (or `postgresql://`) URL over libpq's defaults.
-    pub fn from_url(url: &str) -> Result<Self, DatabaseError> {
+    pub fn from_url(url: &str) -> Result<Self, ConfigError> {
         let mut config = DatabaseConfig::builder().build()?;
         config.apply_url(url, "url")?;
         config.validate()?;
@@ -169,8 +169,8 @@ impl DatabaseConfig {
         format!("{}:{}", self.host, self.port)
     }
 
-    fn apply_url(&mut self, raw: &str, field: &'static str) -> Result<(), DatabaseError> {
-        let bad = |m: &str| DatabaseError::config(field, m.to_owned());
+    fn apply_url(&mut self, raw: &str, field: &'static str) -> Result<(), ConfigError> {
+        let bad = |m: &str| ConfigError::new(field, m.to_owned());
         let url = url::Url::parse(raw).map_err(|e| bad(&format!("not a URL: {e}")))?;
         if !matches!(url.scheme(), "postgres" | "postgresql") {
             return Err(bad("scheme must be postgres:// or postgresql://"));
@@ -181,8 +181,7 @@ impl DatabaseConfig {
             return Err(bad("`@` after the host: percent-encode `/`, `?`, `#`, `@` and `:` in the user and password \
                  (and a real `@` elsewhere as %40)"));
         }
-        let decode =
-            |s: &str| percent_decode(s).ok_or_else(|| DatabaseError::config(field, "invalid percent-encoding"));
+        let decode = |s: &str| percent_decode(s).ok_or_else(|| ConfigError::new(field, "invalid percent-encoding"));
         if let Some(host) = url.host_str().filter(|h| !h.is_empty()) {
             self.host = decode(host.trim_start_matches('[').trim_end_matches(']'))?;
         }
@@ -225,25 +224,25 @@ impl DatabaseConfig {
     }
 
     /// Checks that host, user and database are set and the TLS settings are coherent; errors name the field.
-    pub fn validate(&self) -> Result<(), DatabaseError> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.host.is_empty() {
-            return Err(DatabaseError::config("host", "must not be empty"));
+            return Err(ConfigError::new("host", "must not be empty"));
         }
         if self.user.is_empty() {
-            return Err(DatabaseError::config("user", "must not be empty"));
+            return Err(ConfigError::new("user", "must not be empty"));
         }
         if self.database.is_empty() {
-            return Err(DatabaseError::config("database", "must not be empty"));
+            return Err(ConfigError::new("database", "must not be empty"));
         }
         if self.port == 0 {
-            return Err(DatabaseError::config("port", "must be 1 to 65535"));
+            return Err(ConfigError::new("port", "must be 1 to 65535"));
         }
         if self.connect_timeout.is_zero() || self.connect_timeout > Duration::from_secs(3600) {
-            return Err(DatabaseError::config("connect_timeout", "must be greater than zero and at most 1 hour"));
+            return Err(ConfigError::new("connect_timeout", "must be greater than zero and at most 1 hour"));
         }
         self.timeouts.validate()?;
         if self.host.starts_with('/') && self.ssl_mode != SslMode::Disable && self.ssl_mode != SslMode::Prefer {
-            return Err(DatabaseError::config("ssl_mode", "TLS is not available over a Unix socket"));
+            return Err(ConfigError::new("ssl_mode", "TLS is not available over a Unix socket"));
         }
         Ok(())
     }
@@ -328,7 +327,7 @@ impl DatabaseConfigBuilder {
         self
     }
     /// Validates and returns the configuration.
-    pub fn build(self) -> Result<DatabaseConfig, DatabaseError> {
+    pub fn build(self) -> Result<DatabaseConfig, ConfigError> {
         self.config.validate()?;
         Ok(self.config)
     }
@@ -367,24 +366,19 @@ impl fmt::Display for DatabaseConfig {
     }
 }
 
-fn parse_ssl_mode(s: &str, field: &'static str) -> Result<SslMode, DatabaseError> {
+fn parse_ssl_mode(s: &str, field: &'static str) -> Result<SslMode, ConfigError> {
     SslMode::parse(s).ok_or_else(|| {
-        DatabaseError::config(field, "sslmode must be disable, allow, prefer, require, verify-ca or verify-full")
+        ConfigError::new(field, "sslmode must be disable, allow, prefer, require, verify-ca or verify-full")
     })
 }
 
-fn parse_port(s: &str, field: &'static str) -> Result<u16, DatabaseError> {
-    s.trim()
-        .parse::<u16>()
-        .ok()
-        .filter(|p| *p > 0)
-        .ok_or_else(|| DatabaseError::config(field, "port must be 1 to 65535"))
+fn parse_port(s: &str, field: &'static str) -> Result<u16, ConfigError> {
+    s.trim().parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| ConfigError::new(field, "port must be 1 to 65535"))
 }
 
-fn parse_timeout(s: &str, field: &'static str) -> Result<Duration, DatabaseError> {
+fn parse_timeout(s: &str, field: &'static str) -> Result<Duration, ConfigError> {
     // libpq: seconds; 0 or negative means wait forever, which we cap at the default rather than hang.
-    let secs: i64 =
-        s.trim().parse().map_err(|_| DatabaseError::config(field, "connect_timeout must be whole seconds"))?;
+    let secs: i64 = s.trim().parse().map_err(|_| ConfigError::new(field, "connect_timeout must be whole seconds"))?;
     Ok(if secs <= 0 { DatabaseConfig::DEFAULT_CONNECT_TIMEOUT } else { Duration::from_secs(secs.unsigned_abs()) })
 }
 
@@ -400,9 +394,9 @@ mod tests {
         move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned())
     }
 
-    fn field(r: Result<DatabaseConfig, DatabaseError>) -> String {
+    fn field(r: Result<DatabaseConfig, ConfigError>) -> String {
         match r {
-            Err(DatabaseError::Config { field, .. }) => field,
+            Err(e) => e.key().to_owned(),
             other => panic!("expected a config error, got {other:?}"),
         }
     }
@@ -410,7 +404,7 @@ mod tests {
     #[test]
     fn an_endless_connect_timeout_is_refused_naming_it() {
         let err = DatabaseConfig::builder().connect_timeout(Duration::MAX).build().unwrap_err();
-        assert!(matches!(&err, DatabaseError::Config { field, .. } if field == "connect_timeout"), "{err}");
+        assert_eq!(err.key(), "connect_timeout", "{err}");
     }
 
     #[test]

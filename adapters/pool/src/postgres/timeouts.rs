@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::pool::DatabaseError;
+use cpc_ports::ConfigError;
 
 /// Server-side limits set on every PostgreSQL connection at start-up, so no repository call, unit-of-work
 /// statement or job-queue query waits forever on a row lock or a runaway query. A zero duration turns a limit off.
@@ -58,7 +58,7 @@ impl QueryTimeouts {
 
     /// Sets the limit the environment variable or URL parameter `name` stands for from `value`; `Ok(false)` when
     /// `name` is not one of them. Errors name `field`.
-    pub(crate) fn set(&mut self, name: &str, value: &str, field: &str) -> Result<bool, DatabaseError> {
+    pub(crate) fn set(&mut self, name: &str, value: &str, field: &str) -> Result<bool, ConfigError> {
         let slot = match name {
             "DATABASE_STATEMENT_TIMEOUT" | "statement_timeout" => &mut self.statement,
             "DATABASE_LOCK_TIMEOUT" | "lock_timeout" => &mut self.lock,
@@ -68,7 +68,7 @@ impl QueryTimeouts {
             _ => return Ok(false),
         };
         *slot = parse(value).ok_or_else(|| {
-            DatabaseError::config(
+            ConfigError::new(
                 field,
                 format!("{name} must be a whole number with an optional unit ms, s, min or h, at most 2147483647 ms"),
             )
@@ -77,14 +77,14 @@ impl QueryTimeouts {
     }
 
     /// Checks every limit is within PostgreSQL's range; errors name the limit.
-    pub(crate) fn validate(&self) -> Result<(), DatabaseError> {
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         for (name, d) in [
             ("statement_timeout", self.statement),
             ("lock_timeout", self.lock),
             ("idle_in_transaction_session_timeout", self.idle_in_transaction),
         ] {
             if d.as_millis() > MAX_MS || (d.as_millis() == 0 && !d.is_zero()) {
-                return Err(DatabaseError::config(name, "must be 0 (off) or 1 ms to 2147483647 ms"));
+                return Err(ConfigError::new(name, "must be 0 (off) or 1 ms to 2147483647 ms"));
             }
         }
         Ok(())

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::pool::DatabaseError;
+use cpc_ports::ConfigError;
 
 /// Where the database lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,13 +52,13 @@ impl SqliteConfig {
     /// Parses a location: a path, `sqlite://path`, `sqlite:path`, or `sqlite::memory:<name>` for a named shared
     /// in-memory database. A plain `:memory:` is refused: it would give every pooled connection its own, empty,
     /// private database.
-    pub fn parse(s: &str) -> Result<Self, DatabaseError> {
+    pub fn parse(s: &str) -> Result<Self, ConfigError> {
         let rest = s.strip_prefix("sqlite://").or_else(|| s.strip_prefix("sqlite:")).unwrap_or(s);
         if rest.is_empty() {
-            return Err(DatabaseError::config("path", "must not be empty"));
+            return Err(ConfigError::new("path", "must not be empty"));
         }
         if rest == ":memory:" || rest.starts_with("file::memory:") {
-            return Err(DatabaseError::config(
+            return Err(ConfigError::new(
                 "path",
                 "':memory:' gives every pooled connection its own empty database; \
                  use SqliteConfig::shared_memory(name) or 'sqlite::memory:<name>'",
@@ -78,21 +78,18 @@ impl SqliteConfig {
     }
 
     /// `SQLITE_PATH`, else a `sqlite:` `DATABASE_URL`; errors name the variable.
-    pub fn from_env() -> Result<Self, DatabaseError> {
+    pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
 
     /// [`SqliteConfig::from_env`] over any lookup.
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, DatabaseError> {
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let (var, value) = match (get("SQLITE_PATH"), get("DATABASE_URL")) {
             (Some(p), _) => ("SQLITE_PATH", p),
             (None, Some(u)) if is_sqlite_url(&u) => ("DATABASE_URL", u),
-            _ => return Err(DatabaseError::config("SQLITE_PATH", "not set (nor a sqlite: DATABASE_URL)")),
+            _ => return Err(ConfigError::new("SQLITE_PATH", "not set (nor a sqlite: DATABASE_URL)")),
         };
-        Self::parse(&value).map_err(|e| match e {
-            DatabaseError::Config { message, .. } => DatabaseError::config(var, message),
-            other => other,
-        })
+        Self::parse(&value).map_err(|e| ConfigError::new(var, e.reason()))
     }
 
     /// Sets `busy_timeout`.
@@ -108,13 +105,11 @@ impl SqliteConfig {
     }
 
     /// Checks the settings; errors name the field.
-    pub fn validate(&self) -> Result<(), DatabaseError> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         match &self.target {
-            SqliteTarget::File(p) if p.as_os_str().is_empty() => {
-                Err(DatabaseError::config("path", "must not be empty"))
-            }
+            SqliteTarget::File(p) if p.as_os_str().is_empty() => Err(ConfigError::new("path", "must not be empty")),
             SqliteTarget::SharedMemory(n) if n.is_empty() || n.contains(['/', '?', '#']) => {
-                Err(DatabaseError::config("name", "must be non-empty without '/', '?' or '#'"))
+                Err(ConfigError::new("name", "must be non-empty without '/', '?' or '#'"))
             }
             _ => Ok(()),
         }
@@ -150,9 +145,9 @@ mod tests {
     fn a_plain_memory_database_is_refused_with_the_reason() {
         for s in [":memory:", "sqlite::memory:", "sqlite://:memory:"] {
             match SqliteConfig::parse(s) {
-                Err(DatabaseError::Config { field, message }) => {
-                    assert_eq!(field, "path");
-                    assert!(message.contains("shared_memory"), "{message}");
+                Err(e) => {
+                    assert_eq!(e.key(), "path");
+                    assert!(e.reason().contains("shared_memory"), "{e}");
                 }
                 other => panic!("{s}: {other:?}"),
             }
@@ -162,7 +157,7 @@ mod tests {
     #[test]
     fn env_errors_name_the_variable() {
         match SqliteConfig::from_lookup(|k| (k == "SQLITE_PATH").then(|| ":memory:".to_owned())) {
-            Err(DatabaseError::Config { field, .. }) => assert_eq!(field, "SQLITE_PATH"),
+            Err(e) => assert_eq!(e.key(), "SQLITE_PATH"),
             other => panic!("{other:?}"),
         }
         assert!(SqliteConfig::from_lookup(|_| None).is_err());

@@ -3,8 +3,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use cpc_domain::ValidationError;
-use cpc_ports::KvError;
+use cpc_ports::ConfigError;
 
 use crate::RedisConfig;
 
@@ -40,14 +39,14 @@ impl RedlockConfig {
     /// Reads `REDLOCK_URLS` (required: comma-separated `redis://` or `rediss://` URLs, one per server),
     /// `REDLOCK_NAMESPACE` (key prefix on every server) and `REDLOCK_NODE_TIMEOUT_MS`. Errors name the variable
     /// (and which URL, e.g. `REDLOCK_URLS[2]`); they never contain a password.
-    pub fn from_env() -> Result<Self, KvError> {
+    pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
 
     /// [`RedlockConfig::from_env`] over any lookup.
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, KvError> {
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let urls = get("REDLOCK_URLS")
-            .ok_or_else(|| KvError::invalid("REDLOCK_URLS", "must list the Redis servers, comma separated"))?;
+            .ok_or_else(|| ConfigError::new("REDLOCK_URLS", "must list the Redis servers, comma separated"))?;
         let mut builder = Self::builder();
         for url in urls.split(',').map(str::trim).filter(|u| !u.is_empty()) {
             builder = builder.url(url);
@@ -57,7 +56,7 @@ impl RedlockConfig {
         }
         if let Some(ms) = get("REDLOCK_NODE_TIMEOUT_MS") {
             let ms = ms.trim().parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| {
-                KvError::invalid("REDLOCK_NODE_TIMEOUT_MS", "must be a positive number of milliseconds")
+                ConfigError::new("REDLOCK_NODE_TIMEOUT_MS", "must be a positive number of milliseconds")
             })?;
             builder = builder.node_timeout(Duration::from_millis(ms));
         }
@@ -85,34 +84,29 @@ impl RedlockConfig {
     }
 
     /// Checks the settings; errors name the field (`nodes`, `nodes[1].port`, `node_timeout`...).
-    pub fn validate(&self) -> Result<(), KvError> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.nodes.is_empty() {
-            return Err(KvError::invalid("nodes", "must list at least one Redis server"));
+            return Err(ConfigError::new("nodes", "must list at least one Redis server"));
         }
         let mut seen = HashSet::new();
         for (i, node) in self.nodes.iter().enumerate() {
-            node.validate().map_err(|e| match e {
-                KvError::Validation(v) => {
-                    KvError::Validation(ValidationError::new(format!("nodes[{i}].{}", v.field), v.rule.into_owned()))
-                }
-                other => other,
-            })?;
+            node.validate().map_err(|e| ConfigError::new(format!("nodes[{i}].{}", e.key()), e.reason()))?;
             let server = format!("{}/{}", node.address(), node.database);
             if !seen.insert(server.clone()) {
-                return Err(KvError::Validation(ValidationError::new(
+                return Err(ConfigError::new(
                     format!("nodes[{i}]"),
                     format!("{server} is listed twice; Redlock needs independent servers"),
-                )));
+                ));
             }
         }
         if self.node_timeout.is_zero() || self.node_timeout > Duration::from_secs(3600) {
-            return Err(KvError::invalid("node_timeout", "must be greater than zero and at most 1 hour"));
+            return Err(ConfigError::new("node_timeout", "must be greater than zero and at most 1 hour"));
         }
         if self.clock_drift_floor > Duration::from_secs(3600) {
-            return Err(KvError::invalid("clock_drift_floor", "must be at most 1 hour"));
+            return Err(ConfigError::new("clock_drift_floor", "must be at most 1 hour"));
         }
         if !(0.0..1.0).contains(&self.clock_drift_factor) {
-            return Err(KvError::invalid("clock_drift_factor", "must be at least 0 and less than 1"));
+            return Err(ConfigError::new("clock_drift_factor", "must be at least 0 and less than 1"));
         }
         Ok(())
     }
@@ -190,18 +184,13 @@ impl RedlockConfigBuilder {
 
     /// Parses the URLs, validates and returns the configuration. A bad URL is reported as `urls[i]`
     /// (`REDLOCK_URLS[i]` from the environment), with the rule it broke and never its text.
-    pub fn build(self) -> Result<RedlockConfig, KvError> {
+    pub fn build(self) -> Result<RedlockConfig, ConfigError> {
         let mut config = self.config;
         for (i, node) in self.nodes.into_iter().enumerate() {
             let mut node = match node {
                 Node::Config(c) => *c,
-                Node::Url(Url(url)) => RedisConfig::parse_url(&url, "url").map_err(|e| match e {
-                    KvError::Validation(v) => KvError::Validation(ValidationError::new(
-                        format!("{}[{i}]", self.url_field),
-                        v.rule.into_owned(),
-                    )),
-                    other => other,
-                })?,
+                Node::Url(Url(url)) => RedisConfig::parse_url(&url, "url")
+                    .map_err(|e| ConfigError::new(format!("{}[{i}]", self.url_field), e.reason()))?,
             };
             if let Some(ns) = &self.namespace {
                 node.namespace.clone_from(ns);
@@ -209,7 +198,7 @@ impl RedlockConfigBuilder {
             config.nodes.push(node);
         }
         if config.nodes.is_empty() {
-            return Err(KvError::invalid(
+            return Err(ConfigError::new(
                 if self.url_field == "urls" { "nodes" } else { self.url_field },
                 "must list at least one Redis server",
             ));
@@ -227,9 +216,9 @@ mod tests {
         move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned())
     }
 
-    fn field(r: Result<RedlockConfig, KvError>) -> String {
+    fn field(r: Result<RedlockConfig, ConfigError>) -> String {
         match r {
-            Err(KvError::Validation(v)) => v.field.into_owned(),
+            Err(e) => e.key().to_owned(),
             other => panic!("expected a validation error, got {other:?}"),
         }
     }
