@@ -23,7 +23,7 @@ use cpc_adapters::diesel::migrations::{self, MigrationTarget};
 use cpc_adapters::diesel::repos::{DbTime, DbUuid};
 use cpc_adapters::diesel::{DbManager, DieselPgBackend};
 use cpc_adapters::pool::{Pool, PoolConfig, PoolFactory};
-use cpc_adapters::postgres::DatabaseConfig;
+use cpc_adapters::postgres::PgConfig;
 use cpc_domain::{NewUser, UserId};
 use diesel::{ExpressionMethods, OptionalExtension, QueryDsl};
 use futures::FutureExt;
@@ -96,18 +96,18 @@ fn fresh_name() -> (String, String) {
     (format!("user{n:06}"), format!("user{n:06}@bench.example"))
 }
 
-fn server() -> DatabaseConfig {
+fn server() -> PgConfig {
     let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    DatabaseConfig::from_url(&url).expect("DATABASE_URL")
+    PgConfig::from_url(&url).expect("DATABASE_URL")
 }
 
-async fn admin(config: &DatabaseConfig, sql: &str) {
+async fn admin(config: &PgConfig, sql: &str) {
     let admin = PoolFactory::create_postgres_pool(config, &PoolConfig::default().max_connections(1)).await.unwrap();
     admin.get().await.unwrap().batch_execute(sql).await.unwrap();
 }
 
 /// `[find_by_id, create]` x `TASKS` ops/s for the app record, `users` and raw diesel-async.
-async fn round(round: usize, db: &DatabaseConfig, ids: &Arc<(Vec<Uuid>, Vec<Uuid>)>, out: &mut [[[f64; 3]; 2]; 2]) {
+async fn round(round: usize, db: &PgConfig, ids: &Arc<(Vec<Uuid>, Vec<Uuid>)>, out: &mut [[[f64; 3]; 2]; 2]) {
     for (t, &tasks) in TASKS.iter().enumerate() {
         let pool_config = PoolConfig::default().max_connections(tasks as u32);
         let manager = DbManager::postgres(db, &pool_config).await.unwrap();

@@ -31,7 +31,7 @@ use cpc_adapters::diesel::schema::postgres::users;
 use cpc_adapters::diesel::schema::sqlite::users as sqlite_users;
 use cpc_adapters::diesel::{DbManager, DieselPgBackend, DieselSqliteBackend};
 use cpc_adapters::pool::{Pool, PoolConfig, PoolFactory};
-use cpc_adapters::postgres::DatabaseConfig;
+use cpc_adapters::postgres::PgConfig;
 use cpc_adapters::sqlite::SqliteConfig;
 use cpc_domain::{NewUser, UserId};
 use cpc_ports::UserRepository;
@@ -129,18 +129,18 @@ const PG_FIND: &str = "SELECT id, username, email, created_at, updated_at, versi
 const PG_INSERT: &str =
     "INSERT INTO users (id, username, email, created_at, updated_at, version) VALUES ($1, $2, $3, $4, $5, $6)";
 
-fn server() -> DatabaseConfig {
+fn server() -> PgConfig {
     let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    DatabaseConfig::from_url(&url).expect("DATABASE_URL")
+    PgConfig::from_url(&url).expect("DATABASE_URL")
 }
 
-async fn pg_admin(config: &DatabaseConfig, sql: &str) {
+async fn pg_admin(config: &PgConfig, sql: &str) {
     let admin = PoolFactory::create_postgres_pool(config, &PoolConfig::default().max_connections(1)).await.unwrap();
     admin.get().await.unwrap().batch_execute(sql).await.unwrap();
 }
 
 /// `[find_by_id, create]` x `TASKS` ops/s for the repository, raw diesel-async and raw tokio-postgres.
-async fn pg_round(round: usize, db: &DatabaseConfig, ids: &Arc<Vec<Uuid>>, out: &mut [[[f64; 3]; 2]; 2]) {
+async fn pg_round(round: usize, db: &PgConfig, ids: &Arc<Vec<Uuid>>, out: &mut [[[f64; 3]; 2]; 2]) {
     for (t, &tasks) in TASKS.iter().enumerate() {
         let pool_config = PoolConfig::default().max_connections(tasks as u32);
         let manager = DbManager::postgres(db, &pool_config).await.unwrap();

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use cpc_adapters::diesel::migrations::{self, MigrationTarget};
 use cpc_adapters::memory::InMemoryJobQueue;
 use cpc_adapters::pool::{PoolConfig, PoolFactory};
-use cpc_adapters::postgres::{DatabaseConfig, PgJobQueue};
+use cpc_adapters::postgres::{PgConfig, PgJobQueue};
 use cpc_adapters::redis::{RedisConfig, RedisJobQueue, RedisManager};
 use cpc_adapters::worker::{Worker, WorkerConfig};
 use cpc_ports::{EnqueueOptions, JobQueue, JobQueueExt, QueueName};
@@ -87,7 +87,7 @@ async fn main() {
     let redis = RedisJobQueue::new(RedisManager::new(&redis_config).await.expect("Redis"));
 
     let pg_url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let server = DatabaseConfig::from_url(&pg_url).unwrap();
+    let server = PgConfig::from_url(&pg_url).unwrap();
     let admin = PoolFactory::create_postgres_pool(&server, &PoolConfig::default().max_connections(1)).await.unwrap();
     admin.get().await.unwrap().batch_execute("DROP DATABASE IF EXISTS cpc_bench_jobs WITH (FORCE)").await.unwrap();
     admin.get().await.unwrap().batch_execute("CREATE DATABASE cpc_bench_jobs").await.unwrap();

@@ -19,18 +19,18 @@ use std::time::Duration;
 use common::{per_sec, random};
 
 use cpc_adapters::pool::{PoolConfig, PoolFactory};
-use cpc_adapters::postgres::DatabaseConfig;
+use cpc_adapters::postgres::PgConfig;
 
 const SECONDS: u64 = 5;
 const SCALE: i32 = 4;
 const DB: &str = "cpc_bench_lookup";
 
-fn server() -> DatabaseConfig {
+fn server() -> PgConfig {
     let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    DatabaseConfig::from_url(&url).expect("DATABASE_URL")
+    PgConfig::from_url(&url).expect("DATABASE_URL")
 }
 
-fn pgbench(args: &[&str], config: &DatabaseConfig) -> String {
+fn pgbench(args: &[&str], config: &PgConfig) -> String {
     let out = Command::new("pgbench")
         .args(["-h", &config.host, "-p", &config.port.to_string(), "-U", &config.user])
         .args(args)
@@ -41,7 +41,7 @@ fn pgbench(args: &[&str], config: &DatabaseConfig) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn pgbench_tps(clients: usize, config: &DatabaseConfig) -> f64 {
+fn pgbench_tps(clients: usize, config: &PgConfig) -> f64 {
     let c = clients.to_string();
     let j = clients.min(2).to_string();
     let t = SECONDS.to_string();
@@ -51,7 +51,7 @@ fn pgbench_tps(clients: usize, config: &DatabaseConfig) -> f64 {
         .unwrap_or_else(|| panic!("no tps in pgbench output:\n{out}"))
 }
 
-async fn pool_tps(clients: usize, config: &DatabaseConfig) -> f64 {
+async fn pool_tps(clients: usize, config: &PgConfig) -> f64 {
     let mut db = config.clone();
     db.database = DB.into();
     let pool = PoolFactory::create_postgres_pool(&db, &PoolConfig::default().max_connections(clients as u32))

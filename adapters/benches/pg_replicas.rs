@@ -23,7 +23,7 @@ use std::sync::Arc;
 use cpc_adapters::diesel::migrations::{self, MigrationTarget};
 use cpc_adapters::diesel::{DbManager, ReplicaConfig};
 use cpc_adapters::pool::PoolConfig;
-use cpc_adapters::postgres::DatabaseConfig;
+use cpc_adapters::postgres::PgConfig;
 use cpc_domain::{NewUser, UserId};
 use cpc_ports::UserRepository;
 use cpc_test_servers::PrivateReplicaPair;
@@ -56,13 +56,13 @@ async fn main() {
     }
     let pair = PrivateReplicaPair::start().await;
     let (primary_url, replica_url) = pair.create_database("bench").await;
-    let primary = DatabaseConfig::from_url(&primary_url).unwrap();
+    let primary = PgConfig::from_url(&primary_url).unwrap();
     migrations::run_pending(&MigrationTarget::Postgres(primary.clone())).await.unwrap();
 
     let mut rows = Vec::new();
     for tasks in TASKS {
         let config = ReplicaConfig::builder(primary.clone())
-            .replica(DatabaseConfig::from_url(&replica_url).unwrap())
+            .replica(PgConfig::from_url(&replica_url).unwrap())
             .pool(PoolConfig::default().max_connections(tasks.min(32) as u32))
             .build()
             .unwrap();

@@ -45,6 +45,8 @@ pub use cpc_worker as worker;
 /// Connection pools (`cpc_pool::pool`) and [`PoolFactory`](cpc_pool::PoolFactory), which builds one on the backend it is asked for.
 #[cfg(any(feature = "postgres", feature = "sqlite", feature = "redis"))]
 pub mod pool {
+    #[cfg(all(feature = "postgres", feature = "sqlite"))]
+    pub use cpc_pool::DatabaseTarget;
     pub use cpc_pool::PoolFactory;
     pub use cpc_pool::pool::*;
 }

@@ -92,7 +92,7 @@ async fn views_over_record_store_and_tx_repositories<Db>(h: &Harness<Db>) {
 }
 
 mod postgres {
-    use cpc_adapters::postgres::DatabaseConfig;
+    use cpc_adapters::postgres::PgConfig;
     use cpc_test_servers::TestDatabase;
 
     use super::*;
@@ -100,7 +100,7 @@ mod postgres {
     /// A fresh database on the test server (see `cpc_test_servers` for how to point it at one), migrated.
     async fn harness() -> Harness<TestDatabase> {
         let db = TestDatabase::create().await;
-        let config = DatabaseConfig::from_url(db.url()).unwrap();
+        let config = PgConfig::from_url(db.url()).unwrap();
         migrations::run_pending(&MigrationTarget::Postgres(config.clone())).await.unwrap();
         let manager = DbManager::postgres(&config, &PoolConfig::default().max_connections(4)).await.unwrap();
         Harness { ports: ports(&manager), manager, _db: db }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use app_contract::{Project, Projects, Task, Tasks};
 use cpc_adapters::diesel::{DbManager, DbPool};
 use cpc_adapters::pool::PoolConfig;
-use cpc_adapters::postgres::DatabaseConfig;
+use cpc_adapters::postgres::PgConfig;
 use cpc_adapters::sqlite::SqliteConfig;
 use cpc_ports::{RecordStore, UnitOfWork};
 use cpc_test_servers::TestDatabase;
@@ -58,7 +58,7 @@ fn registered(db: DbManager, guard: Box<dyn Any + Send + Sync>) -> Arc<dyn Recor
 /// A migrated PostgreSQL database with the app's tables and records.
 async fn postgres() -> Arc<dyn RecordStore> {
     let test_db = TestDatabase::create().await;
-    let config = DatabaseConfig::from_url(test_db.url()).unwrap();
+    let config = PgConfig::from_url(test_db.url()).unwrap();
     let target = cpc_adapters::diesel::migrations::MigrationTarget::Postgres(config.clone());
     cpc_adapters::diesel::migrations::run_pending(&target).await.unwrap();
     let mut conn = diesel_async::AsyncPgConnection::establish(test_db.url()).await.unwrap();

@@ -8,7 +8,7 @@ use cpc_adapters::diesel::migrations::{self, MigrationTarget};
 use cpc_adapters::diesel::repos::DbTime;
 use cpc_adapters::diesel::{AuditConfig, DbManager, DbPool};
 use cpc_adapters::pool::PoolConfig;
-use cpc_adapters::postgres::DatabaseConfig;
+use cpc_adapters::postgres::PgConfig;
 use cpc_adapters::sqlite::SqliteConfig;
 use cpc_domain::{
     Email, Money, NewCustomer, NewEntity, NewTransaction, NewUser, Timestamp, TransactionKind, UpdateUser, Username,
@@ -29,7 +29,7 @@ struct Db {
 
 async fn postgres() -> Db {
     let db = TestDatabase::create().await;
-    let config = DatabaseConfig::from_url(db.url()).unwrap();
+    let config = PgConfig::from_url(db.url()).unwrap();
     migrations::run_pending(&MigrationTarget::Postgres(config.clone())).await.unwrap();
     let manager = DbManager::postgres(&config, &PoolConfig::default().max_connections(4)).await.unwrap();
     Db { manager, _keep: Box::new(db) }

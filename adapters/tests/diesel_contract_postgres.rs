@@ -11,7 +11,7 @@ use cpc_adapters::diesel::error::{ErrorContext, map_diesel_error};
 use cpc_adapters::diesel::migrations::{self, MigrationTarget};
 use cpc_adapters::diesel::{DbManager, DbPool, DieselPgBackend};
 use cpc_adapters::pool::{Pool, PoolConfig};
-use cpc_adapters::postgres::DatabaseConfig;
+use cpc_adapters::postgres::PgConfig;
 use cpc_domain::{NewCustomer, NewUser};
 use cpc_ports::{ConflictKind, CustomerField, Query, RepoError, UnitOfWorkExt};
 use cpc_test_servers::TestDatabase;
@@ -22,7 +22,7 @@ use diesel_async::{AsyncConnection, RunQueryDsl, SimpleAsyncConnection};
 /// Runs every `migrations/postgres/*/up.sql`, in folder-name order. (Stands in for the embedded migration
 /// runner until it lands.)
 async fn migrate(db: &TestDatabase) {
-    let target = MigrationTarget::Postgres(DatabaseConfig::from_url(db.url()).unwrap());
+    let target = MigrationTarget::Postgres(PgConfig::from_url(db.url()).unwrap());
     migrations::run_pending(&target).await.unwrap();
 }
 
@@ -40,8 +40,8 @@ impl Deref for Harness {
     }
 }
 
-fn config(db: &TestDatabase) -> DatabaseConfig {
-    DatabaseConfig::from_url(db.url()).unwrap()
+fn config(db: &TestDatabase) -> PgConfig {
+    PgConfig::from_url(db.url()).unwrap()
 }
 
 async fn harness_with(pool: PoolConfig) -> Harness {

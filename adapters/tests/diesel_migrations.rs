@@ -10,7 +10,7 @@ use cpc_adapters::diesel::migrations::{
     MigrationSet, MigrationState, MigrationStatus, MigrationTarget, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS,
     embed_migrations,
 };
-use cpc_adapters::postgres::DatabaseConfig;
+use cpc_adapters::postgres::PgConfig;
 use cpc_adapters::sqlite::SqliteConfig;
 use cpc_ports::RepoError;
 use cpc_test_servers::TestDatabase;
@@ -49,7 +49,7 @@ fn versions(v: &[&str]) -> Vec<String> {
 }
 
 fn pg_target(db: &TestDatabase) -> MigrationTarget {
-    MigrationTarget::Postgres(DatabaseConfig::from_url(db.url()).unwrap())
+    MigrationTarget::Postgres(PgConfig::from_url(db.url()).unwrap())
 }
 
 fn sqlite_target(dir: &tempfile::TempDir) -> MigrationTarget {
@@ -328,7 +328,7 @@ async fn sqlite_a_failing_migration_is_named_and_the_earlier_ones_stay_applied()
 
 #[tokio::test]
 async fn an_unreachable_postgres_server_is_unavailable() {
-    let config = DatabaseConfig::builder()
+    let config = PgConfig::builder()
         .host("127.0.0.1")
         .port(1)
         .connect_timeout(std::time::Duration::from_secs(2))

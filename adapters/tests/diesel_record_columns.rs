@@ -11,7 +11,7 @@ use std::sync::Arc;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use cpc_adapters::diesel::{AuditConfig, DbManager, DbPool, DieselConn, with_connection};
 use cpc_adapters::pool::PoolConfig;
-use cpc_adapters::postgres::DatabaseConfig;
+use cpc_adapters::postgres::PgConfig;
 use cpc_adapters::sqlite::SqliteConfig;
 use cpc_domain::Version;
 use cpc_ports::{Filter, Query, RecordStoreExt, RepoError, TxExt, UnitOfWorkExt, Value};
@@ -218,7 +218,7 @@ CREATE TABLE tags (id INTEGER PRIMARY KEY, name TEXT NOT NULL,
 /// A migrated PostgreSQL database with the test tables; the database lives as long as the returned guard.
 async fn postgres() -> (DbManager, TestDatabase) {
     let db = TestDatabase::create().await;
-    let config = DatabaseConfig::from_url(db.url()).unwrap();
+    let config = PgConfig::from_url(db.url()).unwrap();
     let target = cpc_adapters::diesel::migrations::MigrationTarget::Postgres(config.clone());
     cpc_adapters::diesel::migrations::run_pending(&target).await.unwrap();
     let mut conn = diesel_async::AsyncPgConnection::establish(db.url()).await.unwrap();

@@ -18,7 +18,7 @@ use cpc_adapters::diesel::DieselPgBackend;
 use cpc_adapters::diesel::migrations::{self, MigrationTarget};
 use cpc_adapters::diesel::{DbManager, ReadConsistency, ReplicaConfig, ReplicaPolicy, ReplicaSet};
 use cpc_adapters::pool::{DatabaseError, Pool, PoolConfig};
-use cpc_adapters::postgres::DatabaseConfig;
+use cpc_adapters::postgres::PgConfig;
 use cpc_domain::{NewUser, UpdateUser};
 use cpc_ports::{HealthStatus, RepoError};
 use cpc_test_servers::PrivateReplicaPair;
@@ -74,11 +74,11 @@ impl Setup {
 async fn prepare(policy: ReplicaPolicy) -> (PrivateReplicaPair, ReplicaConfig) {
     let pair = PrivateReplicaPair::start().await;
     let (primary_url, replica_url) = pair.create_database("app").await;
-    let primary = DatabaseConfig::from_url(&primary_url).unwrap();
+    let primary = PgConfig::from_url(&primary_url).unwrap();
     migrations::run_pending(&MigrationTarget::Postgres(primary.clone())).await.unwrap();
     pair.wait_replayed().await;
     let config = ReplicaConfig::builder(primary)
-        .replica(DatabaseConfig::from_url(&replica_url).unwrap())
+        .replica(PgConfig::from_url(&replica_url).unwrap())
         .pool(PoolConfig::default().max_connections(4))
         .policy(policy)
         .build()
@@ -230,7 +230,7 @@ async fn a_replica_down_at_start_up_starts_out_of_rotation_and_joins_once_it_ans
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_that_refuses_its_configuration_fails_the_start_naming_the_cause() {
     let (pair, mut config) = prepare(ReplicaPolicy::default()).await;
-    config.replicas[0] = DatabaseConfig::from_url(&pair.replica().url_for_database("no_such_db")).unwrap();
+    config.replicas[0] = PgConfig::from_url(&pair.replica().url_for_database("no_such_db")).unwrap();
     let error = DbManager::postgres_with_replicas(&config).await.expect_err("a misconfigured replica is an error");
     assert!(matches!(error, DatabaseError::DatabaseNotFound { .. }), "{error:?}");
     assert!(error.to_string().contains("no_such_db"), "{error}");
@@ -298,7 +298,7 @@ async fn routing_is_reported_to_the_metrics_recorder() {
     use common::recorded::{find, series};
     use metrics_util::debugging::{DebugValue, DebuggingRecorder};
     let (pair, config) = prepare(ReplicaPolicy::default().recheck_interval(Duration::from_secs(60))).await;
-    let pool = |c: &DatabaseConfig, name: &str| {
+    let pool = |c: &PgConfig, name: &str| {
         let (c, pool_config, name) = (c.clone(), config.pool.clone(), name.to_owned());
         async move { Pool::new(DieselPgBackend::new(&c).unwrap(), &pool_config, name).await.unwrap() }
     };

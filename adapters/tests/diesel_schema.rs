@@ -8,7 +8,7 @@
 
 use chrono::{DateTime, Utc};
 use cpc_adapters::diesel::migrations::{self, MigrationTarget};
-use cpc_adapters::postgres::DatabaseConfig;
+use cpc_adapters::postgres::PgConfig;
 use cpc_adapters::sqlite::SqliteConfig;
 use cpc_test_servers::TestDatabase;
 use diesel::pg::{Pg, PgMetadataLookup, PgTypeMetadata};
@@ -113,7 +113,7 @@ fn is_kind(e: &DieselError, kind: DatabaseErrorKind) -> bool {
 
 async fn pg_migrated() -> (TestDatabase, AsyncPgConnection) {
     let db = TestDatabase::create().await;
-    let target = MigrationTarget::Postgres(DatabaseConfig::from_url(db.url()).unwrap());
+    let target = MigrationTarget::Postgres(PgConfig::from_url(db.url()).unwrap());
     migrations::run_pending(&target).await.unwrap();
     let conn = AsyncPgConnection::establish(db.url()).await.unwrap();
     (db, conn)

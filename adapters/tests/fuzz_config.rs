@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use cpc_adapters::pool::PoolConfig;
-use cpc_adapters::postgres::DatabaseConfig;
+use cpc_adapters::postgres::PgConfig;
 use cpc_adapters::redis::RedisConfig;
 use proptest::prelude::*;
 
@@ -35,7 +35,7 @@ proptest! {
         db in part(), query in part(),
     ) {
         let url = format!("{scheme}://{user}:{pw}@{host}:{port}/{db}?{query}");
-        match DatabaseConfig::from_url(&url) {
+        match PgConfig::from_url(&url) {
             Ok(c) => {
                 prop_assert!(!format!("{c:?}").contains(&pw), "Debug shows the password: {c:?}");
                 prop_assert!(!format!("{c}").contains(&pw), "Display shows the password: {c}");
@@ -46,7 +46,7 @@ proptest! {
 
     #[test]
     fn arbitrary_text_as_a_database_url_never_panics(url in ".{0,80}") {
-        let _ = DatabaseConfig::from_url(&url);
+        let _ = PgConfig::from_url(&url);
     }
 
     #[test]
@@ -58,7 +58,7 @@ proptest! {
             ("PGHOST", "db".to_owned()), ("PGPORT", port), ("PGSSLMODE", sslmode),
             ("PGCONNECT_TIMEOUT", timeout), ("PGPASSWORD", pw.clone()),
         ]);
-        match DatabaseConfig::from_lookup(lookup(vars)) {
+        match PgConfig::from_lookup(lookup(vars)) {
             Ok(c) => {
                 let shown = format!("{c:?} {c}");
                 prop_assert!(!shown.contains(&pw), "{}", shown);

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use cpc_adapters::diesel::migrations::{self, MigrationTarget};
 use cpc_adapters::memory::InMemoryJobQueue;
 use cpc_adapters::pool::{PoolConfig, PoolFactory};
-use cpc_adapters::postgres::{DatabaseConfig, PgJobQueue};
+use cpc_adapters::postgres::{PgConfig, PgJobQueue};
 use cpc_adapters::redis::{RedisConfig, RedisJobQueue, RedisManager};
 use cpc_adapters::worker::{Worker, WorkerConfig};
 use cpc_ports::{EnqueueOptions, JobQueue, JobQueueExt, QueueName};
@@ -153,7 +153,7 @@ async fn redis_cluster_no_job_is_lost_when_a_worker_dies_mid_job() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_no_job_is_lost_when_a_worker_dies_mid_job() {
     let db = TestDatabase::create().await;
-    let config = DatabaseConfig::from_url(db.url()).unwrap();
+    let config = PgConfig::from_url(db.url()).unwrap();
     migrations::run_pending(&MigrationTarget::Postgres(config.clone())).await.unwrap();
     let pool = PoolFactory::create_postgres_pool(&config, &PoolConfig::default().max_connections(16)).await.unwrap();
     check(kill_a_worker_mid_run(Arc::new(PgJobQueue::new(pool)), jobs_or(1_000)).await);

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use cpc_adapters::diesel::migrations::{self, MigrationTarget};
 use cpc_adapters::pool::{PoolConfig, PoolFactory};
-use cpc_adapters::postgres::{DatabaseConfig, PgJobQueue};
+use cpc_adapters::postgres::{PgConfig, PgJobQueue};
 use cpc_ports::{EnqueueOptions, JobQueue, JobQueueSettings, QueueName};
 use cpc_test_servers::TestDatabase;
 
@@ -33,7 +33,7 @@ async fn harness() -> Harness {
 
 async fn harness_with(settings: JobQueueSettings) -> Harness {
     let db = TestDatabase::create().await;
-    let config = DatabaseConfig::from_url(db.url()).unwrap();
+    let config = PgConfig::from_url(db.url()).unwrap();
     migrations::run_pending(&MigrationTarget::Postgres(config.clone())).await.unwrap();
     let pool = PoolFactory::create_postgres_pool(&config, &PoolConfig::default().max_connections(16)).await.unwrap();
     Harness { queue: PgJobQueue::new(pool).with_settings(settings), db }

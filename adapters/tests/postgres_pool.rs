@@ -6,18 +6,17 @@
 use std::time::{Duration, Instant};
 
 use cpc_adapters::pool::{DatabaseError, HealthChecker, PoolConfig, PoolFactory};
-use cpc_adapters::postgres::{DatabaseConfig, PgPool, SslMode};
+use cpc_adapters::postgres::{PgConfig, PgPool, SslMode};
 use cpc_ports::{HealthCheck, HealthStatus};
 use cpc_test_servers::{PrivatePostgres, TestDatabase};
 
 async fn pool_for(url: &str, config: PoolConfig) -> PgPool {
-    PoolFactory::create_postgres_pool(&DatabaseConfig::from_url(url).unwrap(), &config).await.unwrap()
+    PoolFactory::create_postgres_pool(&PgConfig::from_url(url).unwrap(), &config).await.unwrap()
 }
 
 async fn build(url: &str) -> (Result<PgPool, DatabaseError>, Duration) {
     let started = Instant::now();
-    let result =
-        PoolFactory::create_postgres_pool(&DatabaseConfig::from_url(url).unwrap(), &PoolConfig::default()).await;
+    let result = PoolFactory::create_postgres_pool(&PgConfig::from_url(url).unwrap(), &PoolConfig::default()).await;
     (result, started.elapsed())
 }
 
@@ -112,14 +111,14 @@ async fn a_waiting_checkout_learns_of_a_wrong_password_at_once() {
 mod tls {
     use super::*;
 
-    fn verified(url: &str, mode: SslMode, ca: &std::path::Path) -> DatabaseConfig {
-        let mut c = DatabaseConfig::from_url(url).unwrap();
+    fn verified(url: &str, mode: SslMode, ca: &std::path::Path) -> PgConfig {
+        let mut c = PgConfig::from_url(url).unwrap();
         c.ssl_mode = mode;
         c.ssl_root_cert = Some(ca.to_path_buf());
         c
     }
 
-    async fn connect(config: &DatabaseConfig) -> Result<PgPool, DatabaseError> {
+    async fn connect(config: &PgConfig) -> Result<PgPool, DatabaseError> {
         PoolFactory::create_postgres_pool(config, &PoolConfig::default()).await
     }
 
@@ -164,7 +163,7 @@ mod tls {
     #[tokio::test]
     async fn require_encrypts_without_a_root_certificate() {
         let pg = PrivatePostgres::builder().tls(true).start().await;
-        let mut c = DatabaseConfig::from_url(&pg.url()).unwrap();
+        let mut c = PgConfig::from_url(&pg.url()).unwrap();
         c.ssl_mode = SslMode::Require;
         let pool = connect(&c).await.unwrap();
         assert!(is_encrypted(&pool).await);
@@ -173,7 +172,7 @@ mod tls {
     #[tokio::test]
     async fn requiring_tls_from_a_server_without_it_is_a_tls_error() {
         let pg = PrivatePostgres::start_default().await;
-        let mut c = DatabaseConfig::from_url(&pg.url()).unwrap();
+        let mut c = PgConfig::from_url(&pg.url()).unwrap();
         c.ssl_mode = SslMode::Require;
         let err = connect(&c).await.unwrap_err();
         assert!(matches!(err, DatabaseError::Tls { .. }), "{err:?}");
@@ -294,7 +293,7 @@ fn plain_text_to_another_machine_is_warned_about() {
     use cpc_adapters::postgres::{PgBackend, SslMode};
     let warned = |host: &str, mode: SslMode| {
         let (captured, _guard) = logs::capture();
-        let config = DatabaseConfig::builder().host(host).ssl_mode(mode).build().unwrap();
+        let config = PgConfig::builder().host(host).ssl_mode(mode).build().unwrap();
         PgBackend::new(&config).unwrap();
         captured.text().contains("can be downgraded to plain text")
     };

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use cpc_adapters::diesel::DbManager;
 use cpc_adapters::diesel::migrations::{self, MigrationTarget};
 use cpc_adapters::pool::{DatabaseError, PoolConfig, PoolFactory};
-use cpc_adapters::postgres::{DatabaseConfig, PgJobQueue, QueryTimeouts};
+use cpc_adapters::postgres::{PgConfig, PgJobQueue, QueryTimeouts};
 use cpc_domain::{NewUser, UpdateUser, Username};
 use cpc_ports::{EnqueueOptions, JobQueue, KvError, QueueName, RepoError};
 use cpc_test_servers::TestDatabase;
@@ -19,9 +19,9 @@ use cpc_test_servers::TestDatabase;
 const MS: fn(u64) -> Duration = Duration::from_millis;
 
 /// A migrated database and a config for it with `timeouts`.
-async fn database(timeouts: QueryTimeouts) -> (TestDatabase, DatabaseConfig) {
+async fn database(timeouts: QueryTimeouts) -> (TestDatabase, PgConfig) {
     let db = TestDatabase::create().await;
-    let mut config = DatabaseConfig::from_url(db.url()).unwrap();
+    let mut config = PgConfig::from_url(db.url()).unwrap();
     config.timeouts = timeouts;
     migrations::run_pending(&MigrationTarget::Postgres(config.clone())).await.unwrap();
     (db, config)
@@ -130,7 +130,7 @@ async fn a_unit_of_work_left_idle_past_the_limit_is_rolled_back_by_the_server() 
 async fn the_limits_come_from_the_environment_and_the_url_and_reach_the_server() {
     let db = TestDatabase::create().await;
     let url = db.url().to_owned();
-    let from_env = DatabaseConfig::from_lookup(|name| match name {
+    let from_env = PgConfig::from_lookup(|name| match name {
         "DATABASE_URL" => Some(url.clone()),
         "DATABASE_STATEMENT_TIMEOUT" => Some("2s".into()),
         "DATABASE_LOCK_TIMEOUT" => Some("250ms".into()),
@@ -153,11 +153,11 @@ async fn the_limits_come_from_the_environment_and_the_url_and_reach_the_server()
     assert_eq!(show("idle_in_transaction_session_timeout").await, "0");
 
     let sep = if url.contains('?') { '&' } else { '?' };
-    let from_url = DatabaseConfig::from_url(&format!("{url}{sep}lock_timeout=1min")).unwrap();
+    let from_url = PgConfig::from_url(&format!("{url}{sep}lock_timeout=1min")).unwrap();
     assert_eq!(from_url.timeouts.lock, Duration::from_secs(60));
-    let defaults = DatabaseConfig::from_url(&url).unwrap().timeouts;
+    let defaults = PgConfig::from_url(&url).unwrap().timeouts;
     assert_eq!(defaults, QueryTimeouts::default(), "30 s, 10 s, 60 s unless configured");
-    let bad = DatabaseConfig::from_lookup(|name| match name {
+    let bad = PgConfig::from_lookup(|name| match name {
         "DATABASE_URL" => Some(url.clone()),
         "DATABASE_STATEMENT_TIMEOUT" => Some("soon".into()),
         _ => None,
@@ -169,7 +169,7 @@ async fn the_limits_come_from_the_environment_and_the_url_and_reach_the_server()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrations_run_without_the_statement_and_lock_limits() {
     let db = TestDatabase::create().await;
-    let mut config = DatabaseConfig::from_url(db.url()).unwrap();
+    let mut config = PgConfig::from_url(db.url()).unwrap();
     config.timeouts = QueryTimeouts { statement: MS(1), lock: MS(1), ..QueryTimeouts::default() };
     migrations::run_pending(&MigrationTarget::Postgres(config.clone())).await.expect("1 ms limits do not apply");
     let status = migrations::status(&MigrationTarget::Postgres(config)).await.unwrap();

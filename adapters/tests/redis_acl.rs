@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cpc_adapters::redis::{
-    CacheManager, DistributedLock, PubSubManager, RedisConfig, RedisHealthCheck, RedisJobQueue, RedisManager,
+    CacheManager, DistributedLock, PubSubManager, RedisConfig, RedisHealthChecker, RedisJobQueue, RedisManager,
     RedisRateLimiter, SessionManager,
 };
 use cpc_ports::{Bytes, Cache, CacheKey, Channel, ChannelPattern, HealthCheck, HealthStatus, Lock, LockKey, PubSub};
@@ -235,13 +235,13 @@ async fn the_health_check_of_a_user_without_info_stays_healthy_and_says_what_it_
     server.user("no-info", &[format!("~{}*", server.root)], &without_info).await;
     server.app_user("app").await;
     bounded(async {
-        let report = RedisHealthCheck::new(server.fresh("no-info").await).check().await;
+        let report = RedisHealthChecker::new(server.fresh("no-info").await).check().await;
         assert_eq!(report.status, HealthStatus::Healthy, "{report:?}");
         let details = format!("{:?}", report.details);
         assert!(details.contains("INFO") && details.contains("not permitted"), "{report:?}");
         assert!(!details.contains("maxmemory_policy"), "{report:?}");
 
-        let report = RedisHealthCheck::new(server.fresh("app").await).check().await;
+        let report = RedisHealthChecker::new(server.fresh("app").await).check().await;
         assert_eq!(report.status, HealthStatus::Healthy, "{report:?}");
         assert!(format!("{:?}", report.details).contains("maxmemory_policy"), "with INFO it is read: {report:?}");
     })

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use common::acl::{CLUSTER_COMMANDS, COMMANDS, assert_refused, set_user};
 use cpc_adapters::redis::{
-    CacheManager, DistributedLock, PubSubManager, RedisConfig, RedisHealthCheck, RedisJobQueue, RedisManager,
+    CacheManager, DistributedLock, PubSubManager, RedisConfig, RedisHealthChecker, RedisJobQueue, RedisManager,
     RedisRateLimiter, SessionManager,
 };
 use cpc_ports::{Bytes, Cache, CacheKey, HealthCheck, HealthStatus, Lock, LockKey};
@@ -71,7 +71,7 @@ async fn every_adapter_passes_its_contract_on_a_cluster_under_an_acl_user_and_ke
         let key = CacheKey::new("k").unwrap();
         inside.set_bytes(&key, Bytes::from_static(b"v"), None).await.unwrap();
         assert_eq!(inside.get_bytes(&key).await.unwrap(), Some(Bytes::from_static(b"v")), "inside works");
-        let report = RedisHealthCheck::new(fresh().await).check().await;
+        let report = RedisHealthChecker::new(fresh().await).check().await;
         assert_eq!(report.status, HealthStatus::Healthy, "the health check under the app user: {report:?}");
         assert_eq!(report.details.get("cluster_state").map(String::as_str), Some("ok"), "{report:?}");
         assert!(report.details.contains_key("maxmemory_policy"), "each master's policy is read: {report:?}");

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cpc_adapters::redis::{
-    CacheManager, DistributedLock, PubSubManager, RedisConfig, RedisHealthCheck, RedisJobQueue, RedisManager,
+    CacheManager, DistributedLock, PubSubManager, RedisConfig, RedisHealthChecker, RedisJobQueue, RedisManager,
     RedisRateLimiter, SessionManager,
 };
 use cpc_ports::{
@@ -118,7 +118,7 @@ async fn operations_spanning_hash_slots_work_on_a_cluster() {
     let third = limiter.check(&RateLimitKey::new("user:7").unwrap(), &policy, 1).await.unwrap();
     assert!(!third.allowed, "a third check on one key is refused");
 
-    let report = RedisHealthCheck::new(m.clone()).check().await;
+    let report = RedisHealthChecker::new(m.clone()).check().await;
     assert_eq!(report.status, HealthStatus::Healthy, "{report:?}");
     assert!(format!("{report:?}").contains("cluster_state"), "{report:?}");
     assert_eq!(report.details["maxmemory_policy"].matches("=noeviction").count(), 3, "each master's: {report:?}");
@@ -135,7 +135,7 @@ async fn operations_spanning_hash_slots_work_on_a_cluster() {
         .query_async(&mut admin)
         .await
         .unwrap();
-    let report = RedisHealthCheck::new(m.clone()).check().await;
+    let report = RedisHealthChecker::new(m.clone()).check().await;
     assert_eq!(report.status, HealthStatus::Degraded, "{report:?}");
     assert!(report.details["reason"].contains(&format!("allkeys-lru on 127.0.0.1:{evicting}")), "{report:?}");
 }

@@ -10,7 +10,7 @@ use common::redis::shared_manager;
 
 use std::time::{Duration, Instant};
 
-use cpc_adapters::redis::{RedisConfig, RedisHealthCheck, RedisManager};
+use cpc_adapters::redis::{RedisConfig, RedisHealthChecker, RedisManager};
 use cpc_ports::{HealthCheck, HealthStatus, KvError};
 use cpc_test_servers::PrivateRedis;
 
@@ -76,7 +76,7 @@ async fn a_refused_port_is_unavailable_within_two_seconds() {
 #[tokio::test]
 async fn health_reports_version_and_role() {
     let m = shared_manager("health").await;
-    let report = RedisHealthCheck::new(m).check().await;
+    let report = RedisHealthChecker::new(m).check().await;
     assert_eq!(report.status, HealthStatus::Healthy, "{report:?}");
     assert!(report.details["server_version"].starts_with(|c: char| c.is_ascii_digit()), "{report:?}");
     assert_eq!(report.details["role"], "master");
@@ -88,7 +88,7 @@ async fn health_reports_version_and_role() {
 async fn health_is_degraded_when_the_eviction_policy_can_drop_durable_keys() {
     let server = PrivateRedis::start().await;
     let m = RedisManager::new(&RedisConfig::builder().port(server.port()).build().unwrap()).await.unwrap();
-    let check = RedisHealthCheck::new(m.clone());
+    let check = RedisHealthChecker::new(m.clone());
     for (policy, status) in [
         ("noeviction", HealthStatus::Healthy),
         ("volatile-lru", HealthStatus::Healthy),
@@ -118,12 +118,13 @@ mod health_contract {
             .unwrap();
         let m = RedisManager::new(&config).await.unwrap();
         drop(server); // killed: the manager's connection is gone and reconnecting is refused
-        Arc::new(RedisHealthCheck::new(m))
+        Arc::new(RedisHealthChecker::new(m))
     }
 
     cpc_testkit::health_contract!(
-        healthy =
-            async { Arc::new(RedisHealthCheck::new(shared_manager("health-contract").await)) as Arc<dyn HealthCheck> },
+        healthy = async {
+            Arc::new(RedisHealthChecker::new(shared_manager("health-contract").await)) as Arc<dyn HealthCheck>
+        },
         unreachable = unreachable()
     );
 }

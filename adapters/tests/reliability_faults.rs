@@ -139,14 +139,14 @@ async fn postgres_stopped_under_32_tasks_recovers_with_no_partial_unit_of_work()
     use cpc_adapters::diesel::DbManager;
     use cpc_adapters::diesel::migrations::{self, MigrationTarget};
     use cpc_adapters::pool::PoolConfig;
-    use cpc_adapters::postgres::DatabaseConfig;
+    use cpc_adapters::postgres::PgConfig;
     use cpc_domain::{Money, NewTransaction, NewUser, TransactionKind};
     use cpc_ports::{RepoError, UnitOfWorkExt};
     use cpc_test_servers::PrivatePostgres;
 
     const TIMEOUT: Duration = Duration::from_secs(2);
     let pg = PrivatePostgres::start_default().await;
-    let config = DatabaseConfig::from_url(&pg.url()).unwrap();
+    let config = PgConfig::from_url(&pg.url()).unwrap();
     migrations::run_pending(&MigrationTarget::Postgres(config.clone())).await.unwrap();
     let db = Arc::new(
         // A connection per task: a checkout then waits only on the outage, never on the other tasks (on a loaded

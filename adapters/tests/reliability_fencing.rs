@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use common::fencing::{AcquisitionLog, FencedStore};
 use common::redis::shared_manager;
 use cpc_adapters::pool::{PoolConfig, PoolFactory};
-use cpc_adapters::postgres::DatabaseConfig;
+use cpc_adapters::postgres::PgConfig;
 use cpc_adapters::redis::{DistributedLock, RedisConfig, RedisManager, Redlock, RedlockConfig};
 use cpc_ports::{Lock, LockKey};
 use cpc_test_servers::{PrivateRedis, PrivateRedisSet, TestDatabase};
@@ -91,7 +91,7 @@ async fn private_manager(server: &PrivateRedis) -> RedisManager {
 async fn a_store_fenced_by_tokens_accepts_every_holders_write_across_a_redis_restart() {
     let server = Arc::new(PrivateRedis::start().await);
     let db = TestDatabase::create().await;
-    let pool = PoolFactory::create_postgres_pool(&DatabaseConfig::from_url(db.url()).unwrap(), &PoolConfig::default())
+    let pool = PoolFactory::create_postgres_pool(&PgConfig::from_url(db.url()).unwrap(), &PoolConfig::default())
         .await
         .unwrap();
     let store = Arc::new(FencedStore::create(pool).await);

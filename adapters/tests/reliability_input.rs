@@ -15,7 +15,7 @@ use std::time::Duration;
 use common::redis::shared_manager;
 use cpc_adapters::memory::InMemoryCache;
 use cpc_adapters::pool::{PoolConfig, PoolFactory};
-use cpc_adapters::postgres::DatabaseConfig;
+use cpc_adapters::postgres::PgConfig;
 use cpc_adapters::redis::{CacheManager, RedisConfig, RedisManager};
 use cpc_adapters::sqlite::SqliteConfig;
 use cpc_ports::{Bytes, Cache, CacheKey, Channel, KvError, LockKey, RateLimitKey, SessionId};
@@ -100,11 +100,11 @@ async fn passwords_never_show_in_debug_display_errors_or_logs() {
     let mut shown = String::new();
 
     let pg = PrivatePostgres::builder().password_auth("the-right-one").start().await;
-    let pg_config = DatabaseConfig::from_url(&pg.url_for_user("postgres", Some(PG_SECRET))).unwrap();
+    let pg_config = PgConfig::from_url(&pg.url_for_user("postgres", Some(PG_SECRET))).unwrap();
     shown += &format!("{pg_config:?} {pg_config} {:?} {:?}", PoolConfig::default(), SqliteConfig::shared_memory("x"));
     let err = PoolFactory::create_postgres_pool(&pg_config, &PoolConfig::default()).await.unwrap_err();
     shown += &format!("{err} {err:?}");
-    let unreachable = DatabaseConfig::from_url(&format!("postgres://app:{PG_SECRET}@127.0.0.1:1/db")).unwrap();
+    let unreachable = PgConfig::from_url(&format!("postgres://app:{PG_SECRET}@127.0.0.1:1/db")).unwrap();
     let err = PoolFactory::create_postgres_pool(&unreachable, &PoolConfig::default()).await.unwrap_err();
     shown += &format!("{unreachable:?} {unreachable} {err} {err:?}");
 

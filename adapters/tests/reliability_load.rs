@@ -14,13 +14,13 @@ use std::time::{Duration, Instant};
 use common::fencing::{AcquisitionLog, FencedStore};
 use common::redis::shared_manager;
 use cpc_adapters::pool::{DatabaseError, PoolConfig, PoolFactory};
-use cpc_adapters::postgres::{DatabaseConfig, PgPool};
+use cpc_adapters::postgres::{PgConfig, PgPool};
 use cpc_adapters::redis::{DistributedLock, RedisManager, RedisRateLimiter};
 use cpc_ports::{Lock, LockExt, LockKey, RateLimitKey, RateLimitPolicy, RateLimiter};
 use cpc_test_servers::TestDatabase;
 
 async fn pg_pool(db: &TestDatabase, config: PoolConfig) -> PgPool {
-    PoolFactory::create_postgres_pool(&DatabaseConfig::from_url(db.url()).unwrap(), &config).await.unwrap()
+    PoolFactory::create_postgres_pool(&PgConfig::from_url(db.url()).unwrap(), &config).await.unwrap()
 }
 
 /// 1,000 tasks against a pool of 8 with a 200 ms acquire timeout: each gets a connection or a pool timeout within

@@ -15,7 +15,7 @@ use std::time::Duration;
 use cpc_adapters::diesel::migrations::{self, MigrationTarget};
 use cpc_adapters::memory::InMemoryJobQueue;
 use cpc_adapters::pool::{PoolConfig, PoolFactory};
-use cpc_adapters::postgres::{DatabaseConfig, PgJobQueue};
+use cpc_adapters::postgres::{PgConfig, PgJobQueue};
 use cpc_adapters::redis::RedisJobQueue;
 use cpc_adapters::worker::{Worker, WorkerConfig, WorkerReport};
 use cpc_ports::{EnqueueOptions, JobQueue, QueueName, QueueStats};
@@ -37,7 +37,7 @@ async fn redis() -> Backend {
 
 async fn postgres() -> Backend {
     let db = TestDatabase::create().await;
-    let config = DatabaseConfig::from_url(db.url()).unwrap();
+    let config = PgConfig::from_url(db.url()).unwrap();
     migrations::run_pending(&MigrationTarget::Postgres(config.clone())).await.unwrap();
     let pool = PoolFactory::create_postgres_pool(&config, &PoolConfig::default().max_connections(8)).await.unwrap();
     Backend { queue: Arc::new(PgJobQueue::new(pool)), _db: Some(db) }

@@ -48,7 +48,7 @@ pub fn run_tag() -> String {
 /// Test support: wired ports that clean up after themselves.
 #[cfg(test)]
 pub mod testing {
-    use cpc_data::adapters::postgres::DatabaseConfig;
+    use cpc_data::adapters::postgres::PgConfig;
     use cpc_data::adapters::redis::RedisConfig;
     use cpc_data::wiring::{AppData, DatabaseSettings, Ports, Settings};
     use cpc_test_servers::TestDatabase;
@@ -90,7 +90,7 @@ pub mod testing {
         let mut redis = RedisConfig::parse_url(&redis_url, "REDIS_URL").unwrap_or_else(|e| panic!("{e}"));
         redis.namespace = format!("cpc-test:{app}:{}:", uuid::Uuid::new_v4());
         let settings = Settings {
-            database: DatabaseSettings::Postgres(DatabaseConfig::from_url(db.url()).expect("the test database URL")),
+            database: DatabaseSettings::Postgres(PgConfig::from_url(db.url()).expect("the test database URL")),
             pool: Default::default(),
             redis: Some(redis),
         };

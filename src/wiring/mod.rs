@@ -34,7 +34,7 @@ use cpc_adapters::memory::{
     StaticHealthCheck,
 };
 use cpc_adapters::redis::{
-    CacheManager, DistributedLock, PubSubManager, RedisHealthCheck, RedisJobQueue, RedisManager, RedisRateLimiter,
+    CacheManager, DistributedLock, PubSubManager, RedisHealthChecker, RedisJobQueue, RedisManager, RedisRateLimiter,
     SessionManager,
 };
 use cpc_ports::{
@@ -198,7 +198,7 @@ pub async fn wire_with(settings: &Settings, data: &AppData) -> Result<Ports, Wir
         Some(config) => {
             let manager =
                 RedisManager::new(config).await.map_err(|e| WiringError::server("Redis", config.address(), e))?;
-            health_checks.push(Arc::new(RedisHealthCheck::new(manager.clone())));
+            health_checks.push(Arc::new(RedisHealthChecker::new(manager.clone())));
             KeyValue {
                 cache: Arc::new(CacheManager::new(manager.clone(), DEFAULT_CACHE_TTL)),
                 lock: Arc::new(DistributedLock::new(manager.clone())),

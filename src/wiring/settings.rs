@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 
 use cpc_adapters::diesel::ReplicaConfig;
 use cpc_adapters::diesel::replicas::REPLICA_URLS_ENV;
-use cpc_adapters::pool::PoolConfig;
-use cpc_adapters::postgres::DatabaseConfig;
+use cpc_adapters::pool::{DatabaseTarget, PoolConfig};
+use cpc_adapters::postgres::PgConfig;
 use cpc_adapters::redis::RedisConfig;
 use cpc_adapters::sqlite::{SqliteConfig, SqliteTarget};
 
@@ -22,11 +22,20 @@ pub enum DatabaseSettings {
     /// SQLite (the embedded default: a file under the data directory, created with its directory if missing).
     Sqlite(SqliteConfig),
     /// PostgreSQL.
-    Postgres(DatabaseConfig),
+    Postgres(PgConfig),
     /// PostgreSQL with read replicas: writes, units of work and strong reads on the primary, reads of
     /// [`Ports::stale_reads`](super::Ports::stale_reads) views on a replica. Its `pool` is replaced by
     /// [`Settings::pool`] when wired.
     PostgresWithReplicas(ReplicaConfig),
+}
+
+impl From<DatabaseTarget> for DatabaseSettings {
+    fn from(target: DatabaseTarget) -> Self {
+        match target {
+            DatabaseTarget::Postgres(c) => Self::Postgres(c),
+            DatabaseTarget::Sqlite(c) => Self::Sqlite(c),
+        }
+    }
 }
 
 impl DatabaseSettings {
@@ -82,7 +91,7 @@ impl Settings {
     /// The settings for `app` from a variable lookup:
     ///
     /// * database: SQLite when `SQLITE_PATH` is set or `DATABASE_URL` starts with `sqlite:`; PostgreSQL when
-    ///   `DATABASE_URL` is set otherwise (refined by the libpq `PG*` variables, see `DatabaseConfig::from_env`);
+    ///   `DATABASE_URL` is set otherwise (refined by the libpq `PG*` variables, see `PgConfig::from_env`);
     ///   else the embedded default, `<CPC_DATA_DIR or .cpc-data>/<app>.db`. The pool reads `DB_POOL_*`. With
     ///   PostgreSQL, `DATABASE_REPLICA_URLS` (comma-separated) adds read replicas (and `DB_REPLICA_*` tunes them,
     ///   see `ReplicaConfig::from_env`); with SQLite it is an error.
@@ -93,12 +102,14 @@ impl Settings {
     /// A malformed variable is a [`WiringError::Config`] naming it.
     pub fn from_lookup(app: &str, get: impl Fn(&str) -> Option<String>) -> Result<Self, WiringError> {
         let url = get("DATABASE_URL");
-        let database = if SqliteConfig::is_chosen_by(&get) {
-            DatabaseSettings::Sqlite(SqliteConfig::from_lookup(&get)?)
-        } else if url.is_some() && get(REPLICA_URLS_ENV).is_some_and(|v| !v.trim().is_empty()) {
-            DatabaseSettings::PostgresWithReplicas(ReplicaConfig::from_lookup(&get)?)
-        } else if url.is_some() {
-            DatabaseSettings::Postgres(DatabaseConfig::from_lookup(&get)?)
+        let replicas = get(REPLICA_URLS_ENV).is_some_and(|v| !v.trim().is_empty());
+        let database = if SqliteConfig::is_chosen_by(&get) || url.is_some() {
+            match DatabaseTarget::from_lookup(&get)? {
+                DatabaseTarget::Postgres(_) if replicas => {
+                    DatabaseSettings::PostgresWithReplicas(ReplicaConfig::from_lookup(&get)?)
+                }
+                target => target.into(),
+            }
         } else {
             let dir = get("CPC_DATA_DIR").map_or_else(|| PathBuf::from(DEFAULT_DATA_DIR), PathBuf::from);
             Self::embedded(app, dir).database

@@ -18,7 +18,7 @@ use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 
 use cpc_pool::pool::{Backend, DatabaseError};
-use cpc_pool::postgres::{DatabaseConfig, PgBackend};
+use cpc_pool::postgres::{PgBackend, PgConfig};
 use cpc_pool::sqlite::{SqliteConfig, SqliteTarget};
 
 pub use crate::sql::AsyncSqliteConnection;
@@ -59,12 +59,12 @@ pub struct DieselPgBackend {
 
 impl DieselPgBackend {
     /// A backend for `config` (TLS set up per its `ssl_mode`).
-    pub fn new(config: &DatabaseConfig) -> Result<Self, DatabaseError> {
+    pub fn new(config: &PgConfig) -> Result<Self, DatabaseError> {
         Ok(Self { inner: PgBackend::new(config)? })
     }
 
     /// The configuration it connects with.
-    pub fn config(&self) -> &DatabaseConfig {
+    pub fn config(&self) -> &PgConfig {
         self.inner.config()
     }
 }

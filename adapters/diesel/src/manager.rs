@@ -20,7 +20,7 @@ use crate::repos::{AuditConfig, DieselRepository, Routed, Source};
 use crate::sql::{EmailTable, SqlTable};
 use crate::uow::DieselUnitOfWork;
 use cpc_pool::pool::{DatabaseError, HealthChecker, Pool, PoolConfig};
-use cpc_pool::postgres::DatabaseConfig;
+use cpc_pool::postgres::PgConfig;
 use cpc_pool::sqlite::SqliteConfig;
 
 /// The pool behind a [`DbManager`].
@@ -146,7 +146,7 @@ where
 impl DbManager {
     /// Connects to PostgreSQL (the first connection is opened now, so a wrong password or an unknown database is
     /// reported here, precisely). The schema must be migrated.
-    pub async fn postgres(config: &DatabaseConfig, pool: &PoolConfig) -> Result<Self, DatabaseError> {
+    pub async fn postgres(config: &PgConfig, pool: &PoolConfig) -> Result<Self, DatabaseError> {
         let pool = Pool::new(DieselPgBackend::new(config)?, pool, "diesel-postgres").await?;
         Ok(Self::from_pg_pool(pool))
     }

@@ -13,7 +13,7 @@ impl PoolFactory {
     /// unknown database, a refused port or a TLS failure is reported here, precisely and at once.
     #[cfg(feature = "postgres")]
     pub async fn create_postgres_pool(
-        db: &crate::postgres::DatabaseConfig,
+        db: &crate::postgres::PgConfig,
         pool: &PoolConfig,
     ) -> Result<crate::postgres::PgPool, DatabaseError> {
         crate::pool::Pool::new(crate::postgres::PgBackend::new(db)?, pool, "postgres").await

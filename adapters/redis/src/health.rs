@@ -1,4 +1,4 @@
-//! [`RedisHealthCheck`]: PING latency, server version and role, and whether the server may evict keys the lock
+//! [`RedisHealthChecker`]: PING latency, server version and role, and whether the server may evict keys the lock
 //! and the job queue need.
 
 use std::time::Instant;
@@ -20,18 +20,18 @@ use super::connection::ScanTarget;
 /// An ACL user refused `INFO` on one server gets the `PING` verdict with an `info` detail saying what was not
 /// checked, instead of a `Degraded` report for a server that is fine.
 #[derive(Debug, Clone)]
-pub struct RedisHealthCheck {
+pub struct RedisHealthChecker {
     manager: RedisManager,
 }
 
-impl RedisHealthCheck {
+impl RedisHealthChecker {
     /// A check over `manager`.
     pub fn new(manager: RedisManager) -> Self {
         Self { manager }
     }
 }
 
-impl RedisHealthCheck {
+impl RedisHealthChecker {
     /// On a cluster: `CLUSTER INFO`'s `cluster_state` and slot count; `Degraded` unless the state is `ok`.
     async fn cluster_details(&self, report: HealthReport) -> HealthReport {
         let report = report
@@ -106,7 +106,7 @@ fn info_field(info: &str, name: &str) -> Option<String> {
 }
 
 #[async_trait::async_trait]
-impl HealthCheck for RedisHealthCheck {
+impl HealthCheck for RedisHealthChecker {
     async fn check(&self) -> HealthReport {
         let started = Instant::now();
         let ping = self.manager.query::<String>(&redis::cmd("PING"), "ping").await;

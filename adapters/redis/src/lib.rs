@@ -4,7 +4,7 @@
 //! [`CacheManager`], [`DistributedLock`], [`RedisRateLimiter`], [`SessionManager`], [`PubSubManager`] and
 //! [`RedisJobQueue`] implement the `Cache`, `Lock`, `RateLimiter`, `SessionStore`, `PubSub` and `JobQueue` ports
 //! over them; [`Redlock`] implements `Lock` over several independent servers ([`RedlockConfig`]);
-//! [`RedisHealthCheck`] reports on the server. Every adapter runs on one server or on a Redis Cluster, as the
+//! [`RedisHealthChecker`] reports on the server. Every adapter runs on one server or on a Redis Cluster, as the
 //! [`RedisConfig`] says ([`RedisConnection`]).
 
 mod cache;
@@ -25,7 +25,12 @@ mod ttl;
 pub use cache::CacheManager;
 pub use config::{RedisConfig, RedisConfigBuilder};
 pub use connection::RedisConnection;
-pub use health::RedisHealthCheck;
+pub use health::RedisHealthChecker;
+
+/// The Redis health checker's former name (the port is `HealthCheck`; the pools' and Redis's checkers are
+/// `HealthChecker` and `RedisHealthChecker`).
+#[deprecated(since = "0.1.0", note = "renamed RedisHealthChecker, as the pools' HealthChecker")]
+pub type RedisHealthCheck = RedisHealthChecker;
 pub use job_queue::RedisJobQueue;
 pub use lock::{
     DEFAULT_CLOCK_DRIFT_FACTOR, DEFAULT_CLOCK_DRIFT_FLOOR, DEFAULT_FENCE_TTL, DEFAULT_NODE_TIMEOUT, DistributedLock,

@@ -48,9 +48,9 @@ pub use sets::{CHECK_SETS, LIBRARY, MigrationEntry, MigrationRef, MigrationRepor
 
 use super::DbError;
 use cpc_pool::pool::{Backend as _, DatabaseError};
-use cpc_pool::postgres::{DatabaseConfig, PgBackend};
+use cpc_pool::postgres::{PgBackend, PgConfig};
 use cpc_pool::sqlite::{SqliteConfig, SqliteTarget};
-use cpc_ports::{ConfigError, RepoError};
+use cpc_ports::RepoError;
 
 /// The PostgreSQL migrations (`migrations/postgres/`), embedded at compile time.
 pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
@@ -64,56 +64,11 @@ pub const MIGRATIONS_BACKEND: &str = "migrations";
 /// The key of the PostgreSQL advisory lock held while applying or reverting ("cpc_migr" in ASCII).
 pub const PG_ADVISORY_LOCK_KEY: i64 = 0x6370_635f_6d69_6772;
 
-/// Which database to migrate.
-#[derive(Debug, Clone)]
-pub enum MigrationTarget {
-    /// A PostgreSQL database; [`POSTGRES_MIGRATIONS`] apply.
-    Postgres(DatabaseConfig),
-    /// A SQLite database; [`SQLITE_MIGRATIONS`] apply. A named in-memory database only lives while a connection
-    /// to it is open, so migrate it while the pool that uses it exists.
-    Sqlite(SqliteConfig),
-}
-
-impl MigrationTarget {
-    /// SQLite when `SQLITE_PATH` is set or `DATABASE_URL` is a `sqlite:` URL ([`SqliteConfig::from_env`]),
-    /// else PostgreSQL ([`DatabaseConfig::from_env`]). Errors name the variable at fault.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|k| std::env::var(k).ok())
-    }
-
-    /// [`MigrationTarget::from_env`] over any variable lookup.
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        Ok(if SqliteConfig::is_chosen_by(&get) {
-            Self::Sqlite(SqliteConfig::from_lookup(get)?)
-        } else {
-            Self::Postgres(DatabaseConfig::from_lookup(get)?)
-        })
-    }
-
-    /// `"postgres"` or `"sqlite"`.
-    pub fn backend_name(&self) -> &'static str {
-        match self {
-            Self::Postgres(_) => "postgres",
-            Self::Sqlite(_) => "sqlite",
-        }
-    }
-
-    /// Where the database is (`host:port/database`, a file path or `:memory:<name>`), for messages; no password.
-    pub fn describe(&self) -> String {
-        match self {
-            Self::Postgres(c) => format!("{}/{}", c.address(), c.database),
-            Self::Sqlite(c) => c.describe(),
-        }
-    }
-
-    /// The library's embedded migrations for this backend ([`LIBRARY`]'s).
-    pub fn migrations(&self) -> &'static EmbeddedMigrations {
-        match self {
-            Self::Postgres(_) => &POSTGRES_MIGRATIONS,
-            Self::Sqlite(_) => &SQLITE_MIGRATIONS,
-        }
-    }
-}
+/// Which database to migrate: the pool crate's [`DatabaseTarget`](cpc_pool::DatabaseTarget) (PostgreSQL or
+/// SQLite, [`from_env`](cpc_pool::DatabaseTarget::from_env) by the one rule that tells them apart).
+/// [`POSTGRES_MIGRATIONS`] apply to PostgreSQL, [`SQLITE_MIGRATIONS`] to SQLite. A named in-memory SQLite database
+/// only lives while a connection to it is open, so migrate it while the pool that uses it exists.
+pub type MigrationTarget = cpc_pool::DatabaseTarget;
 
 /// Which migrations a database has, by version (the folder name's date-and-number prefix without dashes, e.g.
 /// `20261122000001`), both lists in ascending order.
@@ -251,7 +206,7 @@ async fn execute(target: &MigrationTarget, sets: &[MigrationSet], op: Op) -> Res
     .map_err(|e| failure("migrate", None, format!("migration worker failed: {e}")))?
 }
 
-fn execute_postgres(config: &DatabaseConfig, source: &CombinedSource, op: Op) -> Result<Outcome, DbError> {
+fn execute_postgres(config: &PgConfig, source: &CombinedSource, op: Op) -> Result<Outcome, DbError> {
     // A private runtime drives the connection: its worker thread does the I/O while this blocking thread waits in
     // `Handle::block_on` (through the wrapper), which works whatever runtime the caller runs on.
     let runtime = tokio::runtime::Builder::new_multi_thread()

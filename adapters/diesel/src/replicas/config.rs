@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use cpc_pool::pool::PoolConfig;
-use cpc_pool::postgres::DatabaseConfig;
+use cpc_pool::postgres::PgConfig;
 use cpc_ports::ConfigError;
 
 /// How a [`ReplicaSet`](super::ReplicaSet) judges its replicas.
@@ -84,14 +84,14 @@ impl ReplicaPolicy {
 }
 
 /// Where the primary and its read replicas are, with the pools' sizing and the replica policy. Passwords are
-/// [`DatabaseConfig`]s' secrets: `Debug` never shows them.
+/// [`PgConfig`]s' secrets: `Debug` never shows them.
 ///
 /// ```
 /// use cpc_diesel::ReplicaConfig;
-/// use cpc_pool::postgres::DatabaseConfig;
+/// use cpc_pool::postgres::PgConfig;
 ///
-/// let config = ReplicaConfig::builder(DatabaseConfig::from_url("postgres://app:secret@db-primary/app")?)
-///     .replica(DatabaseConfig::from_url("postgres://app:secret@db-replica-1/app")?)
+/// let config = ReplicaConfig::builder(PgConfig::from_url("postgres://app:secret@db-primary/app")?)
+///     .replica(PgConfig::from_url("postgres://app:secret@db-replica-1/app")?)
 ///     .build()?;
 /// assert_eq!(config.replicas.len(), 1);
 /// assert!(!format!("{config:?}").contains("secret"));
@@ -100,9 +100,9 @@ impl ReplicaPolicy {
 #[derive(Debug, Clone)]
 pub struct ReplicaConfig {
     /// The primary: writes, units of work, strong reads.
-    pub primary: DatabaseConfig,
+    pub primary: PgConfig,
     /// The replicas, in rotation order. May be empty (every read goes to the primary).
-    pub replicas: Vec<DatabaseConfig>,
+    pub replicas: Vec<PgConfig>,
     /// Sizing of each pool (the primary's and each replica's).
     pub pool: PoolConfig,
     /// How replica health is judged.
@@ -117,7 +117,7 @@ pub struct ReplicaConfigBuilder {
 
 impl ReplicaConfigBuilder {
     /// Adds a replica.
-    pub fn replica(mut self, replica: DatabaseConfig) -> Self {
+    pub fn replica(mut self, replica: PgConfig) -> Self {
         self.config.replicas.push(replica);
         self
     }
@@ -146,7 +146,7 @@ pub const REPLICA_URLS_ENV: &str = "DATABASE_REPLICA_URLS";
 
 impl ReplicaConfig {
     /// A builder: the primary, no replicas, default pools and policy.
-    pub fn builder(primary: DatabaseConfig) -> ReplicaConfigBuilder {
+    pub fn builder(primary: PgConfig) -> ReplicaConfigBuilder {
         ReplicaConfigBuilder {
             config: ReplicaConfig {
                 primary,
@@ -157,7 +157,7 @@ impl ReplicaConfig {
         }
     }
 
-    /// The primary as [`DatabaseConfig::from_env`] reads it (`DATABASE_URL`, `PG*`); the replicas from
+    /// The primary as [`PgConfig::from_env`] reads it (`DATABASE_URL`, `PG*`); the replicas from
     /// `DATABASE_REPLICA_URLS` (comma-separated `postgres://` URLs, each complete: user, password and database
     /// are not taken from the primary; unset or empty: no replica); the pools from `DB_POOL_*`
     /// ([`PoolConfig::from_env`]); the policy from `DB_REPLICA_RECHECK_MS`, `DB_REPLICA_CHECK_TIMEOUT_MS`,
@@ -169,10 +169,10 @@ impl ReplicaConfig {
 
     /// [`ReplicaConfig::from_env`] over any variable lookup.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let mut builder = Self::builder(DatabaseConfig::from_lookup(&get)?).pool(PoolConfig::from_lookup(&get)?);
+        let mut builder = Self::builder(PgConfig::from_lookup(&get)?).pool(PoolConfig::from_lookup(&get)?);
         let urls = get(REPLICA_URLS_ENV).unwrap_or_default();
         for (i, url) in urls.split(',').map(str::trim).filter(|u| !u.is_empty()).enumerate() {
-            let replica = DatabaseConfig::from_url(url)
+            let replica = PgConfig::from_url(url)
                 .map_err(|e| ConfigError::new(REPLICA_URLS_ENV, format!("replica {}: {}", i + 1, e.reason())))?;
             builder = builder.replica(replica);
         }
@@ -240,7 +240,7 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(c.primary.address(), "primary:5432");
-        let replicas: Vec<String> = c.replicas.iter().map(DatabaseConfig::address).collect();
+        let replicas: Vec<String> = c.replicas.iter().map(PgConfig::address).collect();
         assert_eq!(replicas, ["r1:5432", "r2:6543"]);
         assert_eq!(c.policy.recheck_interval, Duration::from_millis(250));
         assert_eq!(c.policy.max_lag, Some(Duration::from_millis(1500)));
@@ -274,8 +274,8 @@ mod tests {
         );
         let zero = ReplicaPolicy::default().read_timeout(Some(Duration::ZERO));
         assert_eq!(zero.validate().map_err(|e| e.key().to_owned()), Err("read_timeout".to_owned()));
-        let primary = DatabaseConfig::builder().build().unwrap();
-        let mut bad = DatabaseConfig::builder().build().unwrap();
+        let primary = PgConfig::builder().build().unwrap();
+        let mut bad = PgConfig::builder().build().unwrap();
         bad.user = String::new();
         let built = ReplicaConfig::builder(primary).replica(bad).build();
         assert_eq!(field(built).0, "replicas[0].user");

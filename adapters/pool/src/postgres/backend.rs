@@ -8,7 +8,7 @@ use bb8_postgres::PostgresConnectionManager;
 use tokio_postgres::{Client, NoTls, Statement};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::{DatabaseConfig, error::classify, tls};
+use super::{PgConfig, error::classify, tls};
 use crate::pool::{Backend, DatabaseError};
 
 /// A pooled PostgreSQL connection: a tokio-postgres [`Client`] (it derefs to one) plus a per-connection cache of
@@ -77,7 +77,7 @@ enum Connector {
 /// tokio-postgres, with rustls for TLS, and errors classified precisely.
 pub struct PgBackend {
     connector: Connector,
-    config: DatabaseConfig,
+    config: PgConfig,
 }
 
 impl std::fmt::Debug for PgBackend {
@@ -97,7 +97,7 @@ impl PgBackend {
     /// A backend for `config` (TLS set up per its `ssl_mode`). Logs a warning when a server that is not on this
     /// machine is reached with `sslmode` `disable` or `prefer` (libpq's default): `prefer` falls back to plain
     /// text, so an attacker on the path can strip TLS and read or change every query.
-    pub fn new(config: &DatabaseConfig) -> Result<Self, DatabaseError> {
+    pub fn new(config: &PgConfig) -> Result<Self, DatabaseError> {
         config.validate()?;
         if !config.ssl_mode.verifies_or_requires() && !is_local(&config.host) {
             tracing::warn!(
@@ -116,7 +116,7 @@ impl PgBackend {
     }
 
     /// The configuration it connects with.
-    pub fn config(&self) -> &DatabaseConfig {
+    pub fn config(&self) -> &PgConfig {
         &self.config
     }
 

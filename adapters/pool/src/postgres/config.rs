@@ -1,4 +1,4 @@
-//! [`DatabaseConfig`]: where a PostgreSQL database is and how to reach it, following libpq's conventions.
+//! [`PgConfig`]: where a PostgreSQL database is and how to reach it, following libpq's conventions.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -59,7 +59,7 @@ impl SslMode {
 /// Where a PostgreSQL database is and how to reach it. The password is a [`SecretString`]: it never appears in
 /// `Debug`, `Display` or logs.
 #[derive(Clone)]
-pub struct DatabaseConfig {
+pub struct PgConfig {
     /// Host name, IP address, or a Unix socket directory (starting with `/`).
     pub host: String,
     /// TCP port (default 5432).
@@ -81,7 +81,7 @@ pub struct DatabaseConfig {
     pub timeouts: QueryTimeouts,
 }
 
-impl DatabaseConfig {
+impl PgConfig {
     /// The default connect timeout.
     pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -95,10 +95,10 @@ impl DatabaseConfig {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
 
-    /// [`DatabaseConfig::from_env`] over any variable lookup.
+    /// [`PgConfig::from_env`] over any variable lookup.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let user = get("PGUSER").or_else(|| get("USER")).unwrap_or_else(|| "postgres".into());
-        let mut b = DatabaseConfig::builder()
+        let mut b = PgConfig::builder()
             .host(get("PGHOST").unwrap_or_else(|| "localhost".into()))
             .database(get("PGDATABASE").unwrap_or_else(|| user.clone()))
             .user(user);
@@ -135,16 +135,16 @@ impl DatabaseConfig {
 
     /// Parses a `postgres://` (or `postgresql://`) URL over libpq's defaults.
     pub fn from_url(url: &str) -> Result<Self, ConfigError> {
-        let mut config = DatabaseConfig::builder().build()?;
+        let mut config = PgConfig::builder().build()?;
         config.apply_url(url, "url")?;
         config.validate()?;
         Ok(config)
     }
 
     /// A builder starting from libpq's defaults (`localhost:5432`, user and database `postgres`, `prefer`).
-    pub fn builder() -> DatabaseConfigBuilder {
-        DatabaseConfigBuilder {
-            config: DatabaseConfig {
+    pub fn builder() -> PgConfigBuilder {
+        PgConfigBuilder {
+            config: PgConfig {
                 host: "localhost".into(),
                 port: 5432,
                 database: "postgres".into(),
@@ -269,13 +269,13 @@ impl DatabaseConfig {
     }
 }
 
-/// Builds a [`DatabaseConfig`] field by field.
+/// Builds a [`PgConfig`] field by field.
 #[derive(Debug, Clone)]
-pub struct DatabaseConfigBuilder {
-    config: DatabaseConfig,
+pub struct PgConfigBuilder {
+    config: PgConfig,
 }
 
-impl DatabaseConfigBuilder {
+impl PgConfigBuilder {
     /// Sets the host.
     pub fn host(mut self, host: impl Into<String>) -> Self {
         self.config.host = host.into();
@@ -327,16 +327,16 @@ impl DatabaseConfigBuilder {
         self
     }
     /// Validates and returns the configuration.
-    pub fn build(self) -> Result<DatabaseConfig, ConfigError> {
+    pub fn build(self) -> Result<PgConfig, ConfigError> {
         self.config.validate()?;
         Ok(self.config)
     }
 }
 
 /// Shows everything but the password.
-impl fmt::Debug for DatabaseConfig {
+impl fmt::Debug for PgConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DatabaseConfig")
+        f.debug_struct("PgConfig")
             .field("host", &self.host)
             .field("port", &self.port)
             .field("database", &self.database)
@@ -352,7 +352,7 @@ impl fmt::Debug for DatabaseConfig {
 }
 
 /// A URL with the password redacted: `postgres://app:***@db:5432/app?sslmode=verify-full`.
-impl fmt::Display for DatabaseConfig {
+impl fmt::Display for PgConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let secret = if self.password.is_some() { ":***" } else { "" };
         write!(
@@ -379,7 +379,7 @@ fn parse_port(s: &str, field: &'static str) -> Result<u16, ConfigError> {
 fn parse_timeout(s: &str, field: &'static str) -> Result<Duration, ConfigError> {
     // libpq: seconds; 0 or negative means wait forever, which we cap at the default rather than hang.
     let secs: i64 = s.trim().parse().map_err(|_| ConfigError::new(field, "connect_timeout must be whole seconds"))?;
-    Ok(if secs <= 0 { DatabaseConfig::DEFAULT_CONNECT_TIMEOUT } else { Duration::from_secs(secs.unsigned_abs()) })
+    Ok(if secs <= 0 { PgConfig::DEFAULT_CONNECT_TIMEOUT } else { Duration::from_secs(secs.unsigned_abs()) })
 }
 
 fn percent_decode(s: &str) -> Option<String> {
@@ -394,7 +394,7 @@ mod tests {
         move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned())
     }
 
-    fn field(r: Result<DatabaseConfig, ConfigError>) -> String {
+    fn field(r: Result<PgConfig, ConfigError>) -> String {
         match r {
             Err(e) => e.key().to_owned(),
             other => panic!("expected a config error, got {other:?}"),
@@ -403,13 +403,13 @@ mod tests {
 
     #[test]
     fn an_endless_connect_timeout_is_refused_naming_it() {
-        let err = DatabaseConfig::builder().connect_timeout(Duration::MAX).build().unwrap_err();
+        let err = PgConfig::builder().connect_timeout(Duration::MAX).build().unwrap_err();
         assert_eq!(err.key(), "connect_timeout", "{err}");
     }
 
     #[test]
     fn url_wins_over_pg_variables_which_win_over_defaults() {
-        let c = DatabaseConfig::from_lookup(env(&[
+        let c = PgConfig::from_lookup(env(&[
             ("PGHOST", "pg.internal"),
             ("PGSSLMODE", "require"),
             ("PGAPPNAME", "billing"),
@@ -428,7 +428,7 @@ mod tests {
 
     #[test]
     fn pg_variables_alone_follow_libpq() {
-        let c = DatabaseConfig::from_lookup(env(&[
+        let c = PgConfig::from_lookup(env(&[
             ("PGHOST", "10.0.0.5"),
             ("PGPORT", "5433"),
             ("PGUSER", "ada"),
@@ -439,28 +439,28 @@ mod tests {
         .unwrap();
         assert_eq!((c.host.as_str(), c.port, c.user.as_str(), c.database.as_str()), ("10.0.0.5", 5433, "ada", "ada"));
         assert_eq!(c.ssl_root_cert, Some(PathBuf::from("/etc/ca.pem")));
-        assert_eq!(c.connect_timeout, DatabaseConfig::DEFAULT_CONNECT_TIMEOUT);
+        assert_eq!(c.connect_timeout, PgConfig::DEFAULT_CONNECT_TIMEOUT);
     }
 
     #[test]
     fn errors_name_the_variable() {
-        assert_eq!(field(DatabaseConfig::from_lookup(env(&[("PGPORT", "http")]))), "PGPORT");
-        assert_eq!(field(DatabaseConfig::from_lookup(env(&[("PGSSLMODE", "sometimes")]))), "PGSSLMODE");
-        assert_eq!(field(DatabaseConfig::from_lookup(env(&[("DATABASE_URL", "mysql://x@y/z")]))), "DATABASE_URL");
+        assert_eq!(field(PgConfig::from_lookup(env(&[("PGPORT", "http")]))), "PGPORT");
+        assert_eq!(field(PgConfig::from_lookup(env(&[("PGSSLMODE", "sometimes")]))), "PGSSLMODE");
+        assert_eq!(field(PgConfig::from_lookup(env(&[("DATABASE_URL", "mysql://x@y/z")]))), "DATABASE_URL");
         assert_eq!(
-            field(DatabaseConfig::from_lookup(env(&[("DATABASE_URL", "postgres://h/db?sslmode=on")]))),
+            field(PgConfig::from_lookup(env(&[("DATABASE_URL", "postgres://h/db?sslmode=on")]))),
             "DATABASE_URL"
         );
-        assert_eq!(field(DatabaseConfig::builder().user("").build()), "user");
+        assert_eq!(field(PgConfig::builder().user("").build()), "user");
     }
 
     #[test]
     fn the_password_never_shows() {
-        let c = DatabaseConfig::from_url("postgres://app:hunter2@db/app").unwrap();
+        let c = PgConfig::from_url("postgres://app:hunter2@db/app").unwrap();
         assert!(!format!("{c:?}").contains("hunter2"));
         assert!(!c.to_string().contains("hunter2"));
         assert_eq!(c.to_string(), "postgres://app:***@db:5432/app?sslmode=prefer");
-        let err = DatabaseConfig::from_url("postgres://app:hunter2@db/app?bogus=1").unwrap_err();
+        let err = PgConfig::from_url("postgres://app:hunter2@db/app?bogus=1").unwrap_err();
         assert!(!err.to_string().contains("hunter2"), "{err}");
     }
 }

@@ -4,11 +4,11 @@ use std::error::Error as _;
 
 use tokio_postgres::error::SqlState;
 
-use super::DatabaseConfig;
+use super::PgConfig;
 use crate::pool::DatabaseError;
 
 /// Classifies a connect or query error by the server's SQLSTATE, else by the I/O or TLS error underneath.
-pub(crate) fn classify(e: tokio_postgres::Error, config: &DatabaseConfig) -> DatabaseError {
+pub(crate) fn classify(e: tokio_postgres::Error, config: &PgConfig) -> DatabaseError {
     if let Some(db) = e.as_db_error() {
         let code = db.code();
         if *code == SqlState::INVALID_PASSWORD || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION {

@@ -1,4 +1,4 @@
-//! PostgreSQL connection pools (feature `postgres`): [`DatabaseConfig`] from the environment, bb8 + bb8-postgres
+//! PostgreSQL connection pools (feature `postgres`): [`PgConfig`] from the environment, bb8 + bb8-postgres
 //! over tokio-postgres with rustls TLS. Health: [`HealthChecker`](crate::pool::HealthChecker). [`PgJobQueue`]: the
 //! `JobQueue` port on a table taken with `FOR UPDATE SKIP LOCKED`.
 //!
@@ -6,9 +6,9 @@
 //! # async fn demo() -> Result<(), cpc_pool::pool::DatabaseError> {
 //! use cpc_pool::PoolFactory;
 //! use cpc_pool::pool::PoolConfig;
-//! use cpc_pool::postgres::DatabaseConfig;
+//! use cpc_pool::postgres::PgConfig;
 //!
-//! let db_config = DatabaseConfig::from_env()?;
+//! let db_config = PgConfig::from_env()?;
 //! let pool_config = PoolConfig::default();
 //! let pool = PoolFactory::create_postgres_pool(&db_config, &pool_config).await?;
 //! let conn = pool.get().await?;
@@ -26,7 +26,16 @@ mod timeouts;
 mod tls;
 
 pub use backend::{PgBackend, PgConnection};
-pub use config::{DatabaseConfig, DatabaseConfigBuilder, SslMode};
+pub use config::{PgConfig, PgConfigBuilder, SslMode};
+
+/// The PostgreSQL configuration's former name (it configures PostgreSQL only; SQLite has
+/// [`SqliteConfig`](crate::sqlite::SqliteConfig)).
+#[deprecated(since = "0.1.0", note = "renamed PgConfig: it configures PostgreSQL only")]
+pub type DatabaseConfig = PgConfig;
+
+/// The PostgreSQL configuration builder's former name.
+#[deprecated(since = "0.1.0", note = "renamed PgConfigBuilder")]
+pub type DatabaseConfigBuilder = PgConfigBuilder;
 pub use job_queue::PgJobQueue;
 pub use timeouts::QueryTimeouts;
 

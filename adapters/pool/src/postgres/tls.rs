@@ -9,11 +9,11 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
-use super::{DatabaseConfig, SslMode};
+use super::{PgConfig, SslMode};
 use crate::pool::DatabaseError;
 
 /// The TLS client configuration for `config`, or `None` for `sslmode=disable`.
-pub(crate) fn client_config(config: &DatabaseConfig) -> Result<Option<ClientConfig>, DatabaseError> {
+pub(crate) fn client_config(config: &PgConfig) -> Result<Option<ClientConfig>, DatabaseError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let tls_err = |m: String| DatabaseError::Tls { address: config.address(), message: m };
     let builder = ClientConfig::builder_with_provider(provider.clone())
@@ -33,7 +33,7 @@ pub(crate) fn client_config(config: &DatabaseConfig) -> Result<Option<ClientConf
     Ok(Some(builder.dangerous().with_custom_certificate_verifier(verifier).with_no_client_auth()))
 }
 
-fn root_store(config: &DatabaseConfig) -> Result<RootCertStore, DatabaseError> {
+fn root_store(config: &PgConfig) -> Result<RootCertStore, DatabaseError> {
     let mut roots = RootCertStore::empty();
     match &config.ssl_root_cert {
         Some(path) => {
