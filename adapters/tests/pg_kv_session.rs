@@ -174,7 +174,7 @@ async fn expired_rows_are_swept_in_batches_and_live_ones_kept() {
     }
     assert_eq!(rows(&h.db).await, 151 + i64::try_from(SWEEP_EVERY).unwrap() - 1, "no sweep yet");
     store.create_bytes(Bytes::from_static(b"new"), LONG).await.unwrap();
-    let expired_left = 150 - SWEEP_BATCH;
+    let expired_left = 150 - i64::from(SWEEP_BATCH);
     let expired: i64 =
         client.query_one("SELECT count(*) FROM cpc_sessions WHERE expires_at <= now()", &[]).await.unwrap().get(0);
     assert_eq!(expired, expired_left, "the {SWEEP_EVERY}th create swept a batch");
