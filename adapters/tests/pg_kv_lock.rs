@@ -12,7 +12,7 @@ use std::time::Duration;
 use cpc_adapters::diesel::migrations::{self, MigrationTarget};
 use cpc_adapters::pg_kv::PgLock;
 use cpc_adapters::pool::{PoolConfig, PoolFactory};
-use cpc_adapters::postgres::{DatabaseConfig, PgPool};
+use cpc_adapters::postgres::{PgConfig, PgPool};
 use cpc_ports::{KvError, Lock, LockKey};
 use cpc_test_servers::TestDatabase;
 
@@ -32,13 +32,13 @@ impl Deref for Harness {
 }
 
 async fn pool(db: &TestDatabase) -> PgPool {
-    let config = DatabaseConfig::from_url(db.url()).unwrap();
+    let config = PgConfig::from_url(db.url()).unwrap();
     PoolFactory::create_postgres_pool(&config, &PoolConfig::default().max_connections(16)).await.unwrap()
 }
 
 async fn harness() -> Harness {
     let db = TestDatabase::create().await;
-    let config = DatabaseConfig::from_url(db.url()).unwrap();
+    let config = PgConfig::from_url(db.url()).unwrap();
     migrations::run_pending(&MigrationTarget::Postgres(config)).await.unwrap();
     Harness { lock: PgLock::new(pool(&db).await), db }
 }

@@ -13,7 +13,7 @@ use cpc_adapters::diesel::migrations::{self, MigrationTarget};
 use cpc_adapters::pg_kv::PgSessionStore;
 use cpc_adapters::pg_kv::session::{SWEEP_BATCH, SWEEP_EVERY};
 use cpc_adapters::pool::{PoolConfig, PoolFactory};
-use cpc_adapters::postgres::{DatabaseConfig, PgPool};
+use cpc_adapters::postgres::{PgConfig, PgPool};
 use cpc_ports::{Bytes, KvError, SessionId, SessionStore, SessionStoreExt};
 use cpc_test_servers::TestDatabase;
 
@@ -33,13 +33,13 @@ impl Deref for Harness {
 }
 
 async fn pool(db: &TestDatabase) -> PgPool {
-    let config = DatabaseConfig::from_url(db.url()).unwrap();
+    let config = PgConfig::from_url(db.url()).unwrap();
     PoolFactory::create_postgres_pool(&config, &PoolConfig::default().max_connections(16)).await.unwrap()
 }
 
 async fn harness() -> Harness {
     let db = TestDatabase::create().await;
-    let config = DatabaseConfig::from_url(db.url()).unwrap();
+    let config = PgConfig::from_url(db.url()).unwrap();
     migrations::run_pending(&MigrationTarget::Postgres(config)).await.unwrap();
     Harness { store: PgSessionStore::new(pool(&db).await), db }
 }
