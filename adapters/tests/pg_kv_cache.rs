@@ -270,3 +270,17 @@ async fn ttl_jitter_only_ever_shortens_and_spreads_the_expiry() {
     assert!(min >= 49.9 && max <= 100.0, "between half the TTL and the TTL: {min}..{max}");
     assert!(distinct > 150, "200 entries written together expire at {distinct} distinct times");
 }
+
+#[tokio::test]
+async fn a_sweep_skips_the_rows_a_writer_holds_instead_of_waiting_for_them() {
+    let h = harness().await;
+    let cache = h.cache.clone().with_sweep_interval(None);
+    fill(&cache, "e", 10, Duration::from_millis(1)).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let holder = cache.pool().get().await.unwrap();
+    holder.batch_execute("BEGIN; SELECT 1 FROM cpc_cache WHERE key = 'e0'::bytea FOR UPDATE").await.unwrap();
+    let swept = tokio::time::timeout(Duration::from_secs(2), cache.sweep()).await.expect("the sweep must not wait");
+    assert_eq!(swept.unwrap().expired, 9, "every expired row but the held one");
+    holder.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(cache.sweep().await.unwrap().expired, 1, "the row once released");
+}

@@ -208,3 +208,21 @@ async fn huge_policies_stay_within_the_table_and_the_reply() {
     let long = RateLimitPolicy::sliding_window(5, Duration::from_secs(3_000_000_000));
     assert!(h.check(&k, &long, 5).await.unwrap().allowed, "a window of a century is written with a capped expiry");
 }
+
+#[tokio::test]
+async fn a_sweep_skips_the_rows_a_check_holds_instead_of_waiting_for_them() {
+    let h = harness().await;
+    let limiter = h.limiter.clone().with_sweep_interval(None);
+    let fast =
+        RateLimitPolicy::TokenBucket { capacity: 1, refill_tokens: 1, refill_interval: Duration::from_millis(1) };
+    for i in 0..5 {
+        assert!(limiter.check(&key(&format!("k{i}")), &fast, 1).await.unwrap().allowed);
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let holder = limiter.pool().get().await.unwrap();
+    holder.batch_execute("BEGIN; SELECT 1 FROM cpc_rate_limits WHERE key = 'k0'::bytea FOR UPDATE").await.unwrap();
+    let swept = tokio::time::timeout(Duration::from_secs(2), limiter.sweep()).await.expect("the sweep must not wait");
+    assert_eq!(swept.unwrap(), 4, "every refilled bucket but the held one");
+    holder.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(limiter.sweep().await.unwrap(), 1, "the row once released");
+}
