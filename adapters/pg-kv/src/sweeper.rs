@@ -83,3 +83,77 @@ impl Drop for ClearOnDrop {
         self.0.store(false, Ordering::Release);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU64;
+
+    use super::*;
+
+    /// A sweeper every 10 ms whose pass counts its runs.
+    fn counting() -> (Sweeper, Arc<AtomicU64>) {
+        let runs = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&runs);
+        let pass: Pass = Arc::new(move || {
+            let counter = Arc::clone(&counter);
+            Box::pin(async move { Ok(counter.fetch_add(1, Ordering::SeqCst)) })
+        });
+        (Sweeper::new(Some(Duration::from_millis(10)), "test", pass), runs)
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_time().build().unwrap()
+    }
+
+    #[test]
+    fn runs_while_its_owner_lives_restarts_on_a_new_runtime_and_stops_when_dropped() {
+        let (sweeper, runs) = counting();
+        sweeper.ensure_running();
+        assert!(!sweeper.running.load(Ordering::SeqCst), "without a runtime nothing starts");
+
+        let first = runtime();
+        first.block_on(async {
+            sweeper.ensure_running();
+            sweeper.ensure_running();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        });
+        let on_first = runs.load(Ordering::SeqCst);
+        assert!(on_first >= 3, "one task sweeping every 10 ms: {on_first} passes in 100 ms");
+        assert!(on_first <= 12, "a second call must not start a second task: {on_first} passes in 100 ms");
+        drop(first);
+        assert!(!sweeper.running.load(Ordering::SeqCst), "the task dropped with its runtime clears the flag");
+
+        let second = runtime();
+        second.block_on(async {
+            sweeper.ensure_running();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        });
+        assert!(runs.load(Ordering::SeqCst) >= on_first + 3, "the next caller's runtime runs a new task");
+
+        second.block_on(async {
+            drop(sweeper);
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            let after_drop = runs.load(Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            assert_eq!(runs.load(Ordering::SeqCst), after_drop, "a dropped sweeper's task has stopped");
+        });
+    }
+
+    #[test]
+    fn without_an_interval_nothing_runs() {
+        let runs = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&runs);
+        let pass: Pass = Arc::new(move || {
+            let counter = Arc::clone(&counter);
+            Box::pin(async move { Ok(counter.fetch_add(1, Ordering::SeqCst)) })
+        });
+        for every in [None, Some(Duration::ZERO)] {
+            let sweeper = Sweeper::new(every, "test", Arc::clone(&pass));
+            runtime().block_on(async {
+                sweeper.ensure_running();
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            });
+        }
+        assert_eq!(runs.load(Ordering::SeqCst), 0);
+    }
+}
