@@ -18,10 +18,19 @@ use cpc_test_servers::TestDatabase;
 /// The migrations both backends have.
 const ALL: [&str; 5] = ["20261122000001", "20261122000002", "20261122000003", "20261122000004", "20261122000005"];
 /// PostgreSQL only: the job queue tables (`PgJobQueue`), `audit_log.row_id` as text (SQLite's already is), job
-/// retention, and the tables of `cpc-pg-kv`'s lock and session store.
-const PG_ONLY: [&str; 5] = ["20261122000006", "20261130000001", "20261130000002", "20261206000003", "20261206000004"];
+/// retention, and the tables of `cpc-pg-kv`'s cache, rate limiter, lock and session store.
+const PG_ONLY: [&str; 7] = [
+    "20261122000006",
+    "20261130000001",
+    "20261130000002",
+    "20261206000001",
+    "20261206000002",
+    "20261206000003",
+    "20261206000004",
+];
 const TABLES: [&str; 5] = ["audit_log", "customers", "entities", "transactions", "users"];
-const PG_ONLY_TABLES: [&str; 4] = ["cpc_job_keys", "cpc_jobs", "cpc_locks", "cpc_sessions"];
+const PG_ONLY_TABLES: [&str; 6] =
+    ["cpc_cache", "cpc_job_keys", "cpc_jobs", "cpc_locks", "cpc_rate_limits", "cpc_sessions"];
 
 /// Every migration of `target`'s backend, oldest first.
 fn all(target: &MigrationTarget) -> Vec<String> {

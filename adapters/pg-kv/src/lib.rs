@@ -4,8 +4,13 @@
 //! passes the same contract suite as the Redis and in-process ones, on tables created by the library's migrations
 //! (`migrations/postgres`). The job queue on PostgreSQL is [`PgJobQueue`](cpc_pool::postgres::PgJobQueue).
 
+pub mod cache;
 pub mod lock;
+pub mod rate_limit;
 pub mod session;
+mod sweeper;
 
+pub use cache::PgCache;
 pub use lock::PgLock;
+pub use rate_limit::PgRateLimiter;
 pub use session::PgSessionStore;
