@@ -3,3 +3,7 @@
 //! The key-value ports on PostgreSQL alone, for an app that runs one PostgreSQL and nothing else: each adapter
 //! passes the same contract suite as the Redis and in-process ones, on tables created by the library's migrations
 //! (`migrations/postgres`). The job queue on PostgreSQL is [`PgJobQueue`](cpc_pool::postgres::PgJobQueue).
+
+pub mod pubsub;
+
+pub use pubsub::PgPubSub;

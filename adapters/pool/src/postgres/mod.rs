@@ -22,12 +22,14 @@ mod config;
 mod error;
 mod job_queue;
 pub mod kv;
+mod listen;
 mod timeouts;
 mod tls;
 
 pub use backend::{PgBackend, PgConnection};
 pub use config::{DatabaseConfig, DatabaseConfigBuilder, SslMode};
 pub use job_queue::PgJobQueue;
+pub use listen::PgListener;
 pub use timeouts::QueryTimeouts;
 
 /// A PostgreSQL connection pool; `pool.get().await?` derefs to a [`PgConnection`], which derefs to a
