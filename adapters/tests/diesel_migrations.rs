@@ -17,11 +17,13 @@ use cpc_test_servers::TestDatabase;
 
 /// The migrations both backends have.
 const ALL: [&str; 5] = ["20261122000001", "20261122000002", "20261122000003", "20261122000004", "20261122000005"];
-/// PostgreSQL only: the job queue tables (`PgJobQueue`), `audit_log.row_id` as text (SQLite's already is), and job
-/// retention.
-const PG_ONLY: [&str; 3] = ["20261122000006", "20261130000001", "20261130000002"];
+/// PostgreSQL only: the job queue tables (`PgJobQueue`), `audit_log.row_id` as text (SQLite's already is), job
+/// retention, and pub/sub (`PgPubSub`).
+const PG_ONLY: [&str; 4] = ["20261122000006", "20261130000001", "20261130000002", "20261206000005"];
 const TABLES: [&str; 5] = ["audit_log", "customers", "entities", "transactions", "users"];
-const PG_ONLY_TABLES: [&str; 2] = ["cpc_job_keys", "cpc_jobs"];
+const PG_ONLY_TABLES: [&str; 4] = ["cpc_job_keys", "cpc_jobs", "cpc_pubsub_messages", "cpc_pubsub_subscriptions"];
+/// The tables the newest PostgreSQL migration creates.
+const PG_NEWEST_TABLES: [&str; 2] = ["cpc_pubsub_messages", "cpc_pubsub_subscriptions"];
 
 /// Every migration of `target`'s backend, oldest first.
 fn all(target: &MigrationTarget) -> Vec<String> {
@@ -31,14 +33,13 @@ fn all(target: &MigrationTarget) -> Vec<String> {
     }
 }
 
-/// Every table the migrations of `target`'s backend create, sorted; and those its newest migration creates (none on
-/// PostgreSQL, whose newest migration adds a column and indexes to the job queue).
+/// Every table the migrations of `target`'s backend create, sorted; and those its newest migration creates.
 fn tables_of(target: &MigrationTarget) -> (Vec<String>, Vec<String>) {
     match target {
         MigrationTarget::Postgres(_) => {
             let mut every = versions(&[&TABLES[..], &PG_ONLY_TABLES[..]].concat());
             every.sort();
-            (every, Vec::new())
+            (every, versions(&PG_NEWEST_TABLES))
         }
         _ => (versions(&TABLES), versions(&["audit_log"])),
     }
@@ -386,9 +387,9 @@ static PLUGIN_SQLITE: EmbeddedMigrations = embed_migrations!("tests/fixtures/plu
 /// A second app set (a plugin's): one migration, `gadgets`, newer than [`APP`]'s.
 const PLUGIN: MigrationSet = MigrationSet::new("plugin", &PLUGIN_POSTGRES, &PLUGIN_SQLITE);
 
-const WIDGETS: &str = "20261201000001";
-const GADGETS: &str = "20261202000001";
-const WIDGETS_NAME: &str = "2026-12-01-000001_create_widgets";
+const WIDGETS: &str = "20990101000001";
+const GADGETS: &str = "20990102000001";
+const WIDGETS_NAME: &str = "2099-01-01-000001_create_widgets";
 
 fn app_ref() -> MigrationRef {
     MigrationRef { set: "app", version: WIDGETS.into(), name: WIDGETS_NAME.into() }

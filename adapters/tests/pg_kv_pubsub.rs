@@ -5,6 +5,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(all(feature = "pg-kv", feature = "diesel"))]
 
+#[allow(dead_code)]
+mod common;
+
 use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
@@ -171,6 +174,7 @@ async fn a_message_over_the_notify_limit_travels_through_the_table_and_old_rows_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_foreign_notify_on_the_bus_channel_is_skipped_and_counted() {
+    use common::recorded::{find, series};
     use metrics_util::debugging::{DebugValue, DebuggingRecorder};
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
@@ -196,25 +200,10 @@ async fn a_foreign_notify_on_the_bus_channel_is_skipped_and_counted() {
     let message = next_message(&mut sub).await;
     assert_eq!(message.payload, Bytes::from_static(b"good"), "the good message arrives, nothing before it");
 
-    let counters: Vec<(String, Vec<(String, String)>, DebugValue)> = snapshotter
-        .snapshot()
-        .into_vec()
-        .into_iter()
-        .map(|(key, _, _, value)| {
-            let labels = key.key().labels().map(|l| (l.key().to_owned(), l.value().to_owned())).collect();
-            (key.key().name().to_owned(), labels, value)
-        })
-        .collect();
-    let skipped = |reason: &str| {
-        counters
-            .iter()
-            .find(|(name, labels, _)| {
-                name == "cpc_pg_pubsub_skipped_total" && labels.iter().any(|(k, v)| k == "reason" && v == reason)
-            })
-            .map(|(_, _, value)| value)
-    };
-    assert_eq!(skipped("foreign"), Some(&DebugValue::Counter(5)));
-    assert_eq!(skipped("expired"), Some(&DebugValue::Counter(1)), "a reference to a row that is not there");
+    let all = series(&snapshotter);
+    let skipped = |reason: &str| find(&all, "cpc_pg_pubsub_skipped_total", &[("reason", reason)]);
+    assert_eq!(skipped("foreign"), &DebugValue::Counter(5));
+    assert_eq!(skipped("expired"), &DebugValue::Counter(1), "a reference to a row that is not there");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,7 +15,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::oneshot;
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{AsyncMessage, Client, Row};
+use tokio_postgres::{AsyncMessage, Client, Notification, Row};
 
 use super::metrics::Instruments;
 use super::queue::{Kind, Queue, Registry};
@@ -64,7 +64,8 @@ pub(super) struct Driver {
 
 enum Event {
     Command(Option<Command>),
-    Message(Option<AsyncMessage>),
+    /// A message of the connection (a notification, or `None` for one of no interest), or `None` once it closed.
+    Message(Option<Option<Notification>>),
     RetryDue,
     Keepalive,
 }
@@ -74,6 +75,14 @@ async fn next_message(connection: &mut Option<Connection>) -> Option<AsyncMessag
     match connection {
         Some(c) => c.messages.recv().await,
         None => std::future::pending().await,
+    }
+}
+
+/// The notification `message` is, if it is one (notices are of no interest).
+fn notification(message: AsyncMessage) -> Option<Notification> {
+    match message {
+        AsyncMessage::Notification(notification) => Some(notification),
+        _ => None,
     }
 }
 
@@ -128,7 +137,7 @@ impl Driver {
             let connected = self.connection.is_some();
             let event = tokio::select! {
                 command = self.commands.recv() => Event::Command(command),
-                message = next_message(&mut self.connection) => Event::Message(message),
+                message = next_message(&mut self.connection) => Event::Message(message.map(notification)),
                 () = sleep_until(self.next_attempt), if reconnect => Event::RetryDue,
                 _ = keepalive.tick(), if connected => Event::Keepalive,
             };
@@ -148,7 +157,8 @@ impl Driver {
                 Event::Command(Some(Command::Unsubscribe { kind, topic, id })) => {
                     self.unsubscribe(kind, &topic, id).await;
                 }
-                Event::Message(Some(message)) => self.receive(message).await,
+                Event::Message(Some(Some(notification))) => self.receive(&notification).await,
+                Event::Message(Some(None)) => {}
                 Event::Message(None) => self.lose_connection(),
                 Event::RetryDue => {}
                 Event::Keepalive => self.ping().await,
@@ -214,11 +224,11 @@ impl Driver {
         let mut received = Vec::new();
         if let Some(connection) = self.connection.as_mut() {
             while let Ok(message) = connection.messages.try_recv() {
-                received.push(message);
+                received.extend(notification(message));
             }
         }
-        for message in received {
-            self.receive(message).await;
+        for notification in &received {
+            self.receive(notification).await;
         }
     }
 
@@ -247,9 +257,8 @@ impl Driver {
         }
     }
 
-    /// Turns one asynchronous message into deliveries.
-    async fn receive(&mut self, message: AsyncMessage) {
-        let AsyncMessage::Notification(notification) = message else { return };
+    /// Turns one notification into deliveries.
+    async fn receive(&mut self, notification: &Notification) {
         if notification.channel() != PG_CHANNEL {
             return;
         }

@@ -98,7 +98,7 @@ mod tests {
     fn too_long_payloads_are_not_inline() {
         assert!(inline("c", &vec![1u8; 5000]).is_some());
         assert!(inline("c", &vec![1u8; 6000]).is_none());
-        assert!(inline(&"c".repeat(4096), &[0u8; 1500]).is_none());
+        assert!(inline(&"c".repeat(4096), &[0u8; 2000]).is_none());
         let largest = (MAX_NOTIFY_PAYLOAD - INLINE.len() - 1 - 4) / 4 * 3;
         assert!(inline("c", &vec![0u8; largest]).unwrap().len() <= MAX_NOTIFY_PAYLOAD);
     }
