@@ -115,6 +115,19 @@ async fn a_killed_listener_connection_reconnects_and_subscriptions_go_on() {
     let conn = h.pool.get().await.unwrap();
     let killed: bool = conn.query_one("SELECT pg_terminate_backend($1)", &[&pids[0]]).await.unwrap().get(0);
     assert!(killed);
+    // pg_terminate_backend only signals: wait until the backend is gone, so a publish from now on cannot be
+    // counted (and received) by the old connection.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while conn
+        .query_one("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", &[&pids[0]])
+        .await
+        .unwrap()
+        .get::<_, i64>(0)
+        > 0
+    {
+        assert!(Instant::now() < deadline, "the listener backend did not exit");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     drop(conn);
 
     // Publish until the new connection counts both subscriptions again; that message must arrive.
