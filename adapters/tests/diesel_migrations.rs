@@ -18,8 +18,8 @@ use cpc_test_servers::TestDatabase;
 /// The migrations both backends have.
 const ALL: [&str; 5] = ["20261122000001", "20261122000002", "20261122000003", "20261122000004", "20261122000005"];
 /// PostgreSQL only: the job queue tables (`PgJobQueue`), `audit_log.row_id` as text (SQLite's already is), job
-/// retention, and the tables of `cpc-pg-kv`'s cache, rate limiter, lock and session store.
-const PG_ONLY: [&str; 7] = [
+/// retention, and the tables of `cpc-pg-kv`'s cache, rate limiter, lock, session store and pub/sub.
+const PG_ONLY: [&str; 8] = [
     "20261122000006",
     "20261130000001",
     "20261130000002",
@@ -27,10 +27,21 @@ const PG_ONLY: [&str; 7] = [
     "20261206000002",
     "20261206000003",
     "20261206000004",
+    "20261206000005",
 ];
 const TABLES: [&str; 5] = ["audit_log", "customers", "entities", "transactions", "users"];
-const PG_ONLY_TABLES: [&str; 6] =
-    ["cpc_cache", "cpc_job_keys", "cpc_jobs", "cpc_locks", "cpc_rate_limits", "cpc_sessions"];
+const PG_ONLY_TABLES: [&str; 8] = [
+    "cpc_cache",
+    "cpc_job_keys",
+    "cpc_jobs",
+    "cpc_locks",
+    "cpc_pubsub_messages",
+    "cpc_pubsub_subscriptions",
+    "cpc_rate_limits",
+    "cpc_sessions",
+];
+/// The tables the newest PostgreSQL migration creates.
+const PG_NEWEST_TABLES: [&str; 2] = ["cpc_pubsub_messages", "cpc_pubsub_subscriptions"];
 
 /// Every migration of `target`'s backend, oldest first.
 fn all(target: &MigrationTarget) -> Vec<String> {
@@ -40,14 +51,13 @@ fn all(target: &MigrationTarget) -> Vec<String> {
     }
 }
 
-/// Every table the migrations of `target`'s backend create, sorted; and those its newest migration creates (the
-/// session store's on PostgreSQL).
+/// Every table the migrations of `target`'s backend create, sorted; and those its newest migration creates.
 fn tables_of(target: &MigrationTarget) -> (Vec<String>, Vec<String>) {
     match target {
         MigrationTarget::Postgres(_) => {
             let mut every = versions(&[&TABLES[..], &PG_ONLY_TABLES[..]].concat());
             every.sort();
-            (every, versions(&["cpc_sessions"]))
+            (every, versions(&PG_NEWEST_TABLES))
         }
         _ => (versions(&TABLES), versions(&["audit_log"])),
     }

@@ -13,6 +13,29 @@ use serde::de::DeserializeOwned;
 
 use crate::{Channel, ChannelPattern, Codec, KvError};
 
+mod glob;
+
+/// Whether the channel name `channel` matches the Redis glob `pattern`, byte for byte as Redis's `PSUBSCRIBE`
+/// matches (`*` any run, `?` one byte, `[abc]`, `[^a]`, `[a-z]`, `\` escapes; an unclosed `[` runs to the end).
+/// For adapters that match patterns themselves (in process, or on a backend without patterns of its own).
+///
+/// ```
+/// use cpc_ports::pubsub::glob_matches;
+///
+/// assert!(glob_matches(b"news.*", b"news.sport"));
+/// assert!(!glob_matches(b"h[^e]llo", b"hello"));
+/// ```
+pub fn glob_matches(pattern: &[u8], channel: &[u8]) -> bool {
+    glob::matches(pattern, channel)
+}
+
+impl ChannelPattern {
+    /// Whether `channel` matches this pattern ([`glob_matches`]).
+    pub fn matches(&self, channel: &Channel) -> bool {
+        glob::matches(self.as_str().as_bytes(), channel.as_str().as_bytes())
+    }
+}
+
 /// One received message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {

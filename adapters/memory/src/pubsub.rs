@@ -1,7 +1,5 @@
 //! [`InMemoryPubSub`]: the in-memory [`PubSub`], with Redis glob patterns and bounded per-subscription buffers.
 
-mod glob;
-
 use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -304,7 +302,7 @@ impl PubSub for InMemoryPubSub {
         let by_pattern = state
             .patterns
             .iter()
-            .filter(|(pattern, _)| glob::matches(pattern.as_bytes(), name.as_bytes()))
+            .filter(|(pattern, _)| cpc_ports::pubsub::glob_matches(pattern.as_bytes(), name.as_bytes()))
             .flat_map(|(_, subscribers)| subscribers);
         let mut reached = 0u64;
         for subscriber in direct.chain(by_pattern) {

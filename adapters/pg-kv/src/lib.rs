@@ -6,11 +6,13 @@
 
 pub mod cache;
 pub mod lock;
+pub mod pubsub;
 pub mod rate_limit;
 pub mod session;
 mod sweeper;
 
 pub use cache::PgCache;
 pub use lock::PgLock;
+pub use pubsub::PgPubSub;
 pub use rate_limit::PgRateLimiter;
 pub use session::PgSessionStore;

@@ -22,6 +22,7 @@ mod config;
 mod error;
 mod job_queue;
 pub mod kv;
+mod listen;
 mod timeouts;
 mod tls;
 
@@ -37,6 +38,7 @@ pub type DatabaseConfig = PgConfig;
 #[deprecated(since = "0.1.0", note = "renamed PgConfigBuilder")]
 pub type DatabaseConfigBuilder = PgConfigBuilder;
 pub use job_queue::PgJobQueue;
+pub use listen::PgListener;
 pub use timeouts::QueryTimeouts;
 
 /// A PostgreSQL connection pool; `pool.get().await?` derefs to a [`PgConnection`], which derefs to a

@@ -18,7 +18,7 @@
 const MAX_NESTING: u32 = 1000;
 
 /// Whether `string` matches the Redis glob `pattern`.
-pub(crate) fn matches(pattern: &[u8], string: &[u8]) -> bool {
+pub fn matches(pattern: &[u8], string: &[u8]) -> bool {
     let mut skip_longer = false;
     match_from(pattern, string, &mut skip_longer, 0)
 }

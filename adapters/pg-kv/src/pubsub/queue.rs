@@ -1,0 +1,291 @@
+//! Each subscription's bounded queue, the stream behind its [`Subscription`](cpc_ports::Subscription), and the
+//! registry of live subscriptions the listener delivers to.
+
+use std::collections::{HashMap, VecDeque};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+use bytes::Bytes;
+use cpc_ports::pubsub::glob_matches;
+use cpc_ports::{BufferLimits, KvError, Message};
+use futures::Stream;
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::driver::Command;
+use super::metrics::Instruments;
+
+/// What a subscription listens to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) enum Kind {
+    /// One channel, by its exact name.
+    Channel,
+    /// Every channel matching a glob.
+    Pattern,
+}
+
+/// One entry of a subscription's queue.
+enum Item {
+    Message(Message),
+    /// The listener connection was lost here: messages published until it is back are lost.
+    Disconnected,
+}
+
+/// One subscription's bounded queue: the listener pushes, the [`Feed`] pops.
+pub(super) struct Queue {
+    limits: BufferLimits,
+    inner: Mutex<QueueInner>,
+    metrics: Arc<Instruments>,
+}
+
+#[derive(Default)]
+struct QueueInner {
+    items: VecDeque<Item>,
+    /// How many of `items` are messages (only those count against the limits).
+    messages: usize,
+    /// The size of those messages ([`BufferLimits::size_of`]).
+    bytes: usize,
+    /// Messages dropped since the subscriber last heard about it.
+    missed: u64,
+    /// The bus was dropped: end the stream once the queue is drained.
+    closed: bool,
+    waker: Option<Waker>,
+}
+
+impl Queue {
+    pub(super) fn new(limits: BufferLimits, metrics: Arc<Instruments>) -> Self {
+        Self { limits, inner: Mutex::new(QueueInner::default()), metrics }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, QueueInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Appends `message`, first dropping the oldest messages while the queue is at its limits, and wakes the
+    /// reader.
+    fn push(&self, message: Message) {
+        let size = BufferLimits::size_of(&message);
+        let waker = {
+            let mut q = self.lock();
+            while self.limits.must_drop(q.messages, q.bytes, size) {
+                let Some(position) = q.items.iter().position(|item| matches!(item, Item::Message(_))) else { break };
+                if let Some(Item::Message(old)) = q.items.remove(position) {
+                    q.messages -= 1;
+                    q.bytes -= BufferLimits::size_of(&old);
+                    q.missed = q.missed.saturating_add(1);
+                    self.metrics.dropped.increment(1);
+                }
+            }
+            q.messages += 1;
+            q.bytes += size;
+            q.items.push_back(Item::Message(message));
+            q.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// Marks the point where the connection was lost (once, however often it is lost before the next message).
+    fn push_disconnected(&self) {
+        let waker = {
+            let mut q = self.lock();
+            if !matches!(q.items.back(), Some(Item::Disconnected)) {
+                q.items.push_back(Item::Disconnected);
+            }
+            q.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    fn close(&self) {
+        let waker = {
+            let mut q = self.lock();
+            q.closed = true;
+            q.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+}
+
+/// The stream behind a [`Subscription`](cpc_ports::Subscription); dropping it asks the listener to
+/// unsubscribe it.
+pub(super) struct Feed {
+    pub(super) queue: Arc<Queue>,
+    pub(super) commands: UnboundedSender<Command>,
+    pub(super) kind: Kind,
+    pub(super) topic: String,
+    pub(super) id: u64,
+}
+
+/// The error item a subscriber reads where the listener connection was lost.
+fn disconnected() -> KvError {
+    KvError::Unavailable {
+        backend: "postgres",
+        reason: "the pub/sub listener connection was lost; it reconnects and listens again by itself, and messages \
+                 published until then are lost"
+            .into(),
+    }
+}
+
+impl Stream for Feed {
+    type Item = Result<Message, KvError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let mut q = self.queue.lock();
+        if q.missed > 0 {
+            let missed = std::mem::take(&mut q.missed);
+            self.queue.metrics.lagged.increment(1);
+            return Poll::Ready(Some(Err(KvError::Lagged { missed })));
+        }
+        match q.items.pop_front() {
+            Some(Item::Message(message)) => {
+                q.messages -= 1;
+                q.bytes -= BufferLimits::size_of(&message);
+                Poll::Ready(Some(Ok(message)))
+            }
+            Some(Item::Disconnected) => Poll::Ready(Some(Err(disconnected()))),
+            None if q.closed => Poll::Ready(None),
+            None => {
+                q.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        let topic = std::mem::take(&mut self.topic);
+        let _ = self.commands.send(Command::Unsubscribe { kind: self.kind, topic, id: self.id });
+    }
+}
+
+/// The live subscriptions, by channel name and by pattern text; owned by the listener task.
+#[derive(Default)]
+pub(super) struct Registry {
+    channels: HashMap<String, Vec<(u64, Arc<Queue>)>>,
+    patterns: HashMap<String, Vec<(u64, Arc<Queue>)>>,
+}
+
+impl Registry {
+    fn topics(&mut self, kind: Kind) -> &mut HashMap<String, Vec<(u64, Arc<Queue>)>> {
+        match kind {
+            Kind::Channel => &mut self.channels,
+            Kind::Pattern => &mut self.patterns,
+        }
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.channels.is_empty() && self.patterns.is_empty()
+    }
+
+    /// Every topic listened to.
+    pub(super) fn all_topics(&self) -> Vec<(Kind, String)> {
+        let channels = self.channels.keys().map(|t| (Kind::Channel, t.clone()));
+        channels.chain(self.patterns.keys().map(|t| (Kind::Pattern, t.clone()))).collect()
+    }
+
+    pub(super) fn add(&mut self, kind: Kind, topic: String, id: u64, queue: Arc<Queue>) {
+        self.topics(kind).entry(topic).or_default().push((id, queue));
+    }
+
+    /// Removes subscription `id`; true when it was the topic's last one.
+    pub(super) fn remove(&mut self, kind: Kind, topic: &str, id: u64) -> bool {
+        let topics = self.topics(kind);
+        let Some(subscribers) = topics.get_mut(topic) else { return false };
+        let before = subscribers.len();
+        subscribers.retain(|(i, _)| *i != id);
+        let removed = subscribers.len() < before;
+        if subscribers.is_empty() {
+            topics.remove(topic);
+        }
+        removed && !topics.contains_key(topic)
+    }
+
+    /// Hands a message on `channel` to its subscribers and to those of every matching pattern; returns how many.
+    pub(super) fn deliver(&self, channel: &str, payload: &Bytes) -> u64 {
+        let direct = self.channels.get(channel).into_iter().flatten();
+        let by_pattern = self
+            .patterns
+            .iter()
+            .filter(|(pattern, _)| glob_matches(pattern.as_bytes(), channel.as_bytes()))
+            .flat_map(|(_, subscribers)| subscribers);
+        let mut delivered = 0;
+        for (_, queue) in direct.chain(by_pattern) {
+            queue.push(Message { channel: channel.to_owned(), payload: payload.clone() });
+            delivered += 1;
+        }
+        delivered
+    }
+
+    /// Tells every subscription the connection was lost.
+    pub(super) fn disconnected(&self) {
+        self.queues().for_each(|q| q.push_disconnected());
+    }
+
+    /// Ends every subscription's stream (once drained).
+    pub(super) fn close(&self) {
+        self.queues().for_each(|q| q.close());
+    }
+
+    fn queues(&self) -> impl Iterator<Item = &Arc<Queue>> {
+        self.channels.values().chain(self.patterns.values()).flatten().map(|(_, q)| q)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use futures::StreamExt;
+
+    fn message(n: u32) -> Message {
+        Message { channel: "c".into(), payload: Bytes::from(n.to_string()) }
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_drops_the_oldest_and_reports_lag_first() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let queue = Arc::new(Queue::new(BufferLimits { messages: 3, ..BufferLimits::DEFAULT }, Instruments::new()));
+        let mut feed = Feed { queue: Arc::clone(&queue), commands: tx, kind: Kind::Channel, topic: "c".into(), id: 7 };
+        for n in 0..5 {
+            queue.push(message(n));
+        }
+        queue.push_disconnected();
+        queue.push_disconnected();
+        queue.push(message(5));
+        assert!(matches!(feed.next().await, Some(Err(KvError::Lagged { missed: 3 }))));
+        assert_eq!(feed.next().await.unwrap().unwrap(), message(3));
+        assert_eq!(feed.next().await.unwrap().unwrap(), message(4));
+        assert!(matches!(feed.next().await, Some(Err(KvError::Unavailable { .. }))), "one merged notice");
+        assert_eq!(feed.next().await.unwrap().unwrap(), message(5));
+        queue.close();
+        assert!(feed.next().await.is_none());
+        drop(feed);
+        assert!(matches!(rx.try_recv(), Ok(Command::Unsubscribe { kind: Kind::Channel, id: 7, .. })));
+    }
+
+    #[test]
+    fn the_registry_delivers_to_channels_and_matching_patterns() {
+        let mut registry = Registry::default();
+        let metrics = Instruments::new();
+        let queues: Vec<_> =
+            (0..3).map(|_| Arc::new(Queue::new(BufferLimits::DEFAULT, Arc::clone(&metrics)))).collect();
+        registry.add(Kind::Channel, "news.eu".into(), 0, Arc::clone(&queues[0]));
+        registry.add(Kind::Pattern, "news.*".into(), 1, Arc::clone(&queues[1]));
+        registry.add(Kind::Pattern, "sport.*".into(), 2, Arc::clone(&queues[2]));
+        registry.deliver("news.eu", &Bytes::from_static(b"x"));
+        let counts: Vec<usize> = queues.iter().map(|q| q.lock().messages).collect();
+        assert_eq!(counts, [1, 1, 0]);
+        assert!(!registry.remove(Kind::Pattern, "news.*", 99), "an unknown id removes nothing");
+        assert!(registry.remove(Kind::Pattern, "news.*", 1));
+        assert!(registry.remove(Kind::Channel, "news.eu", 0));
+        assert!(registry.remove(Kind::Pattern, "sport.*", 2));
+        assert!(registry.is_empty());
+    }
+}

@@ -1,0 +1,2 @@
+DROP TABLE cpc_pubsub_messages;
+DROP TABLE cpc_pubsub_subscriptions;
