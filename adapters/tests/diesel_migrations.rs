@@ -20,27 +20,28 @@ const ALL: [&str; 5] = ["20261122000001", "20261122000002", "20261122000003", "2
 /// PostgreSQL only: the job queue tables (`PgJobQueue`), `audit_log.row_id` as text (SQLite's already is), and job
 /// retention.
 const PG_ONLY: [&str; 3] = ["20261122000006", "20261130000001", "20261130000002"];
+/// SQLite only: the job queue tables (`SqliteJobQueue`).
+const SQLITE_ONLY: [&str; 1] = ["20261206000001"];
 const TABLES: [&str; 5] = ["audit_log", "customers", "entities", "transactions", "users"];
-const PG_ONLY_TABLES: [&str; 2] = ["cpc_job_keys", "cpc_jobs"];
+/// The job queue tables, on both backends.
+const JOB_TABLES: [&str; 2] = ["cpc_job_keys", "cpc_jobs"];
 
 /// Every migration of `target`'s backend, oldest first.
 fn all(target: &MigrationTarget) -> Vec<String> {
     match target {
         MigrationTarget::Postgres(_) => versions(&[&ALL[..], &PG_ONLY[..]].concat()),
-        _ => versions(&ALL),
+        _ => versions(&[&ALL[..], &SQLITE_ONLY[..]].concat()),
     }
 }
 
 /// Every table the migrations of `target`'s backend create, sorted; and those its newest migration creates (none on
-/// PostgreSQL, whose newest migration adds a column and indexes to the job queue).
+/// PostgreSQL, whose newest migration adds a column and indexes to the job queue; the job queue tables on SQLite).
 fn tables_of(target: &MigrationTarget) -> (Vec<String>, Vec<String>) {
+    let mut every = versions(&[&TABLES[..], &JOB_TABLES[..]].concat());
+    every.sort();
     match target {
-        MigrationTarget::Postgres(_) => {
-            let mut every = versions(&[&TABLES[..], &PG_ONLY_TABLES[..]].concat());
-            every.sort();
-            (every, Vec::new())
-        }
-        _ => (versions(&TABLES), versions(&["audit_log"])),
+        MigrationTarget::Postgres(_) => (every, Vec::new()),
+        _ => (every, versions(&JOB_TABLES)),
     }
 }
 
@@ -138,7 +139,7 @@ fn sqlite_tables(target: &MigrationTarget) -> Vec<String> {
 
 /// The user tables present among `tables`.
 fn ours(tables: &[String]) -> Vec<String> {
-    tables.iter().filter(|t| TABLES.contains(&t.as_str()) || PG_ONLY_TABLES.contains(&t.as_str())).cloned().collect()
+    tables.iter().filter(|t| TABLES.contains(&t.as_str()) || JOB_TABLES.contains(&t.as_str())).cloned().collect()
 }
 
 /// Up, dump, down (all), up, dump: the two dumps must match; status and table lists are checked on the way.
@@ -386,9 +387,9 @@ static PLUGIN_SQLITE: EmbeddedMigrations = embed_migrations!("tests/fixtures/plu
 /// A second app set (a plugin's): one migration, `gadgets`, newer than [`APP`]'s.
 const PLUGIN: MigrationSet = MigrationSet::new("plugin", &PLUGIN_POSTGRES, &PLUGIN_SQLITE);
 
-const WIDGETS: &str = "20261201000001";
-const GADGETS: &str = "20261202000001";
-const WIDGETS_NAME: &str = "2026-12-01-000001_create_widgets";
+const WIDGETS: &str = "20991201000001";
+const GADGETS: &str = "20991202000001";
+const WIDGETS_NAME: &str = "2099-12-01-000001_create_widgets";
 
 fn app_ref() -> MigrationRef {
     MigrationRef { set: "app", version: WIDGETS.into(), name: WIDGETS_NAME.into() }
@@ -398,15 +399,19 @@ fn library_refs(target: &MigrationTarget) -> Vec<MigrationRef> {
     all(target)
         .into_iter()
         .map(|version| {
-            let name = library_name(&version);
+            let name = library_name(target, &version);
             MigrationRef { set: "cpc-data", version, name }
         })
         .collect()
 }
 
-/// The folder name of a library migration, from its version.
-fn library_name(version: &str) -> String {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations/postgres");
+/// The folder name of a library migration of `target`'s backend, from its version.
+fn library_name(target: &MigrationTarget, version: &str) -> String {
+    let backend = match target {
+        MigrationTarget::Postgres(_) => "postgres",
+        _ => "sqlite",
+    };
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations").join(backend);
     let dashed = format!("{}-{}-{}-{}", &version[..4], &version[4..6], &version[6..8], &version[8..]);
     std::fs::read_dir(dir)
         .unwrap()
@@ -664,7 +669,10 @@ async fn the_migrate_command_line_runs_the_apps_set() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], format!("postgres {}: applied {} migration(s)", target.describe(), all(&target).len() + 1));
     assert_eq!(lines.last().unwrap().split_whitespace().collect::<Vec<_>>(), ["applied", "app", WIDGETS_NAME]);
-    assert_eq!(lines[1].split_whitespace().collect::<Vec<_>>(), ["applied", "cpc-data", &library_name(ALL[0])]);
+    assert_eq!(
+        lines[1].split_whitespace().collect::<Vec<_>>(),
+        ["applied", "cpc-data", &library_name(&target, ALL[0])]
+    );
 
     let out = migrations::cli_on(&target, &["status"], &[APP]).await.unwrap();
     assert!(out.starts_with(&format!(
