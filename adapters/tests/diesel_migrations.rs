@@ -20,11 +20,13 @@ const ALL: [&str; 5] = ["20261122000001", "20261122000002", "20261122000003", "2
 /// PostgreSQL only: the job queue tables (`PgJobQueue`), `audit_log.row_id` as text (SQLite's already is), and job
 /// retention.
 const PG_ONLY: [&str; 3] = ["20261122000006", "20261130000001", "20261130000002"];
-/// SQLite only: the job queue tables (`SqliteJobQueue`).
-const SQLITE_ONLY: [&str; 1] = ["20261206000001"];
+/// SQLite only: the job queue tables (`SqliteJobQueue`) and sessions (`SqliteSessionStore`).
+const SQLITE_ONLY: [&str; 2] = ["20261206000001", "20261206000002"];
 const TABLES: [&str; 5] = ["audit_log", "customers", "entities", "transactions", "users"];
 /// The job queue tables, on both backends.
 const JOB_TABLES: [&str; 2] = ["cpc_job_keys", "cpc_jobs"];
+/// SQLite only: the sessions table.
+const SQLITE_ONLY_TABLES: [&str; 1] = ["cpc_sessions"];
 
 /// Every migration of `target`'s backend, oldest first.
 fn all(target: &MigrationTarget) -> Vec<String> {
@@ -35,14 +37,15 @@ fn all(target: &MigrationTarget) -> Vec<String> {
 }
 
 /// Every table the migrations of `target`'s backend create, sorted; and those its newest migration creates (none on
-/// PostgreSQL, whose newest migration adds a column and indexes to the job queue; the job queue tables on SQLite).
+/// PostgreSQL, whose newest migration adds a column and indexes to the job queue; the sessions table on SQLite).
 fn tables_of(target: &MigrationTarget) -> (Vec<String>, Vec<String>) {
-    let mut every = versions(&[&TABLES[..], &JOB_TABLES[..]].concat());
+    let (extra, newest): (&[&str], _) = match target {
+        MigrationTarget::Postgres(_) => (&[], Vec::new()),
+        _ => (&SQLITE_ONLY_TABLES, versions(&SQLITE_ONLY_TABLES)),
+    };
+    let mut every = versions(&[&TABLES[..], &JOB_TABLES[..], extra].concat());
     every.sort();
-    match target {
-        MigrationTarget::Postgres(_) => (every, Vec::new()),
-        _ => (every, versions(&JOB_TABLES)),
-    }
+    (every, newest)
 }
 
 fn versions(v: &[&str]) -> Vec<String> {
@@ -139,7 +142,11 @@ fn sqlite_tables(target: &MigrationTarget) -> Vec<String> {
 
 /// The user tables present among `tables`.
 fn ours(tables: &[String]) -> Vec<String> {
-    tables.iter().filter(|t| TABLES.contains(&t.as_str()) || JOB_TABLES.contains(&t.as_str())).cloned().collect()
+    tables
+        .iter()
+        .filter(|t| [&TABLES[..], &JOB_TABLES[..], &SQLITE_ONLY_TABLES[..]].concat().contains(&t.as_str()))
+        .cloned()
+        .collect()
 }
 
 /// Up, dump, down (all), up, dump: the two dumps must match; status and table lists are checked on the way.

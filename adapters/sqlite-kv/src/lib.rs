@@ -1,9 +1,9 @@
 //! # cpc-sqlite-kv
 //!
-//! The durable ports on SQLite, for the embedded default (a desktop or CLI app on one SQLite file): queued jobs and
-//! sessions survive a restart. Each adapter passes the same contract suite as the Redis and in-process ones, on
-//! tables created by the library's migrations (`migrations/sqlite`; run them first, for example with
-//! `cpc_adapters::diesel::migrations::run_pending`).
+//! The durable ports on SQLite, for the embedded default (a desktop or CLI app on one SQLite file): queued jobs
+//! ([`SqliteJobQueue`]) and sessions ([`SqliteSessionStore`]) survive a restart. Each adapter passes the same
+//! contract suite as the Redis and in-process ones, on tables created by the library's migrations
+//! (`migrations/sqlite`; run them first, for example with `cpc_adapters::diesel::migrations::run_pending`).
 //!
 //! Every time the adapters store or compare is milliseconds since the Unix epoch on SQLite's clock
 //! (`unixepoch('subsec')`), read inside the statement that uses it, so every connection and process on one
@@ -20,5 +20,7 @@ macro_rules! now_ms {
 
 pub mod job_queue;
 mod kv;
+pub mod session;
 
 pub use job_queue::SqliteJobQueue;
+pub use session::SqliteSessionStore;
