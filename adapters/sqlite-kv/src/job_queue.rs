@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cpc_pool::sqlite::SqlitePool;
+use cpc_pool::sqlite::enqueue_sql::{CLAIM_KEY, INSERT, KEY_HOLDER};
 use cpc_ports::job_queue::{not_dead, not_reserved};
 use cpc_ports::{
     Bytes, Codec, DeadJob, EnqueueOptions, JobId, JobQueue, JobQueueSettings, KvError, NackOutcome, QueueName,
@@ -57,28 +58,6 @@ const RESERVE: &str = concat!(
     " ORDER BY run_at, seq LIMIT 1) \
      RETURNING id, payload, attempts, max_attempts"
 );
-
-/// Stores job `?1` on queue `?2` with payload `?3`, due in `?4` ms, with `?5` attempts.
-const INSERT: &str = concat!(
-    "INSERT INTO cpc_jobs (id, queue, payload, state, run_at, max_attempts) VALUES (?1, ?2, ?3, 'ready', ",
-    now_ms!(),
-    " + ?4, ?5)"
-);
-
-/// Claims idempotency key `?2` on queue `?1` for job `?3` for `?4` ms, unless a live claim holds it (an expired
-/// claim is taken over). Returns the job id when the claim succeeded, no row when a live claim holds the key.
-const CLAIM_KEY: &str = concat!(
-    "INSERT INTO cpc_job_keys (queue, key, job_id, expires_at) VALUES (?1, ?2, ?3, ",
-    now_ms!(),
-    " + ?4) \
-     ON CONFLICT (queue, key) DO UPDATE SET job_id = excluded.job_id, expires_at = excluded.expires_at \
-       WHERE cpc_job_keys.expires_at <= ",
-    now_ms!(),
-    " RETURNING job_id"
-);
-
-/// The job holding idempotency key `?2` on queue `?1`.
-const KEY_HOLDER: &str = "SELECT job_id FROM cpc_job_keys WHERE queue = ?1 AND key = ?2";
 
 const ACK: &str = "DELETE FROM cpc_jobs WHERE queue = ?1 AND id = ?2 AND state = 'reserved' AND attempts = ?3";
 

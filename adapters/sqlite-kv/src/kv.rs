@@ -34,3 +34,11 @@ pub(crate) fn kv_error(e: DatabaseError, operation: &'static str) -> KvError {
 pub(crate) fn to_u32(n: i64) -> u32 {
     u32::try_from(n.max(0)).unwrap_or(u32::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_clock_is_the_one_of_the_shared_enqueue_statements() {
+        assert_eq!(now_ms!(), cpc_pool::sqlite::enqueue_sql::NOW_MS);
+    }
+}
