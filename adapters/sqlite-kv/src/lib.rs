@@ -1,7 +1,8 @@
 //! # cpc-sqlite-kv
 //!
 //! The durable ports on SQLite, for the embedded default (a desktop or CLI app on one SQLite file): queued jobs
-//! ([`SqliteJobQueue`]) and sessions ([`SqliteSessionStore`]) survive a restart. Each adapter passes the same
+//! ([`SqliteJobQueue`]) and sessions ([`SqliteSessionStore`]) survive a restart; [`SqliteLock`] is a lock shared by
+//! every connection and process on the file. Each adapter passes the same
 //! contract suite as the Redis and in-process ones, on tables created by the library's migrations
 //! (`migrations/sqlite`; run them first, for example with `cpc_adapters::diesel::migrations::run_pending`).
 //!
@@ -20,7 +21,9 @@ macro_rules! now_ms {
 
 pub mod job_queue;
 mod kv;
+pub mod lock;
 pub mod session;
 
 pub use job_queue::SqliteJobQueue;
+pub use lock::SqliteLock;
 pub use session::SqliteSessionStore;
