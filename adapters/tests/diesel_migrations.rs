@@ -20,13 +20,14 @@ const ALL: [&str; 5] = ["20261122000001", "20261122000002", "20261122000003", "2
 /// PostgreSQL only: the job queue tables (`PgJobQueue`), `audit_log.row_id` as text (SQLite's already is), and job
 /// retention.
 const PG_ONLY: [&str; 3] = ["20261122000006", "20261130000001", "20261130000002"];
-/// SQLite only: the job queue tables (`SqliteJobQueue`), sessions (`SqliteSessionStore`) and locks (`SqliteLock`).
-const SQLITE_ONLY: [&str; 3] = ["20261206000001", "20261206000002", "20261206000003"];
+/// SQLite only: the job queue tables (`SqliteJobQueue`), sessions (`SqliteSessionStore`), locks (`SqliteLock`) and
+/// rate limits (`SqliteRateLimiter`).
+const SQLITE_ONLY: [&str; 4] = ["20261206000001", "20261206000002", "20261206000003", "20261206000004"];
 const TABLES: [&str; 5] = ["audit_log", "customers", "entities", "transactions", "users"];
 /// The job queue tables, on both backends.
 const JOB_TABLES: [&str; 2] = ["cpc_job_keys", "cpc_jobs"];
-/// SQLite only: the sessions and locks tables.
-const SQLITE_ONLY_TABLES: [&str; 2] = ["cpc_locks", "cpc_sessions"];
+/// SQLite only: the sessions, locks and rate limits tables.
+const SQLITE_ONLY_TABLES: [&str; 3] = ["cpc_locks", "cpc_rate_limits", "cpc_sessions"];
 
 /// Every migration of `target`'s backend, oldest first.
 fn all(target: &MigrationTarget) -> Vec<String> {
@@ -37,11 +38,11 @@ fn all(target: &MigrationTarget) -> Vec<String> {
 }
 
 /// Every table the migrations of `target`'s backend create, sorted; and those its newest migration creates (none on
-/// PostgreSQL, whose newest migration adds a column and indexes to the job queue; the locks table on SQLite).
+/// PostgreSQL, whose newest migration adds a column and indexes to the job queue; the rate limits table on SQLite).
 fn tables_of(target: &MigrationTarget) -> (Vec<String>, Vec<String>) {
     let (extra, newest): (&[&str], _) = match target {
         MigrationTarget::Postgres(_) => (&[], Vec::new()),
-        _ => (&SQLITE_ONLY_TABLES, versions(&["cpc_locks"])),
+        _ => (&SQLITE_ONLY_TABLES, versions(&["cpc_rate_limits"])),
     };
     let mut every = versions(&[&TABLES[..], &JOB_TABLES[..], extra].concat());
     every.sort();
