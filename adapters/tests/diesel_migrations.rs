@@ -29,38 +29,38 @@ const PG_ONLY: [&str; 8] = [
     "20261206000004",
     "20261206000005",
 ];
+/// SQLite only: the job queue tables (`SqliteJobQueue`), sessions (`SqliteSessionStore`), locks (`SqliteLock`) and
+/// rate limits (`SqliteRateLimiter`).
+const SQLITE_ONLY: [&str; 4] = ["20261206000001", "20261206000002", "20261206000003", "20261206000004"];
 const TABLES: [&str; 5] = ["audit_log", "customers", "entities", "transactions", "users"];
-const PG_ONLY_TABLES: [&str; 8] = [
-    "cpc_cache",
-    "cpc_job_keys",
-    "cpc_jobs",
-    "cpc_locks",
-    "cpc_pubsub_messages",
-    "cpc_pubsub_subscriptions",
-    "cpc_rate_limits",
-    "cpc_sessions",
-];
+/// The job queue tables, on both backends.
+const JOB_TABLES: [&str; 2] = ["cpc_job_keys", "cpc_jobs"];
+/// PostgreSQL only: the tables of `cpc-pg-kv`.
+const PG_ONLY_TABLES: [&str; 6] =
+    ["cpc_cache", "cpc_locks", "cpc_pubsub_messages", "cpc_pubsub_subscriptions", "cpc_rate_limits", "cpc_sessions"];
 /// The tables the newest PostgreSQL migration creates.
 const PG_NEWEST_TABLES: [&str; 2] = ["cpc_pubsub_messages", "cpc_pubsub_subscriptions"];
+/// SQLite only: the sessions, locks and rate limits tables.
+const SQLITE_ONLY_TABLES: [&str; 3] = ["cpc_locks", "cpc_rate_limits", "cpc_sessions"];
 
 /// Every migration of `target`'s backend, oldest first.
 fn all(target: &MigrationTarget) -> Vec<String> {
     match target {
         MigrationTarget::Postgres(_) => versions(&[&ALL[..], &PG_ONLY[..]].concat()),
-        _ => versions(&ALL),
+        _ => versions(&[&ALL[..], &SQLITE_ONLY[..]].concat()),
     }
 }
 
-/// Every table the migrations of `target`'s backend create, sorted; and those its newest migration creates.
+/// Every table the migrations of `target`'s backend create, sorted; and those its newest migration creates (the
+/// pub/sub tables on PostgreSQL, the rate limits table on SQLite).
 fn tables_of(target: &MigrationTarget) -> (Vec<String>, Vec<String>) {
-    match target {
-        MigrationTarget::Postgres(_) => {
-            let mut every = versions(&[&TABLES[..], &PG_ONLY_TABLES[..]].concat());
-            every.sort();
-            (every, versions(&PG_NEWEST_TABLES))
-        }
-        _ => (versions(&TABLES), versions(&["audit_log"])),
-    }
+    let (extra, newest): (&[&str], _) = match target {
+        MigrationTarget::Postgres(_) => (&PG_ONLY_TABLES, versions(&PG_NEWEST_TABLES)),
+        _ => (&SQLITE_ONLY_TABLES, versions(&["cpc_rate_limits"])),
+    };
+    let mut every = versions(&[&TABLES[..], &JOB_TABLES[..], extra].concat());
+    every.sort();
+    (every, newest)
 }
 
 fn versions(v: &[&str]) -> Vec<String> {
@@ -157,7 +157,13 @@ fn sqlite_tables(target: &MigrationTarget) -> Vec<String> {
 
 /// The user tables present among `tables`.
 fn ours(tables: &[String]) -> Vec<String> {
-    tables.iter().filter(|t| TABLES.contains(&t.as_str()) || PG_ONLY_TABLES.contains(&t.as_str())).cloned().collect()
+    tables
+        .iter()
+        .filter(|t| {
+            [&TABLES[..], &JOB_TABLES[..], &PG_ONLY_TABLES[..], &SQLITE_ONLY_TABLES[..]].concat().contains(&t.as_str())
+        })
+        .cloned()
+        .collect()
 }
 
 /// Up, dump, down (all), up, dump: the two dumps must match; status and table lists are checked on the way.
@@ -419,15 +425,19 @@ fn library_refs(target: &MigrationTarget) -> Vec<MigrationRef> {
     all(target)
         .into_iter()
         .map(|version| {
-            let name = library_name(&version);
+            let name = library_name(target, &version);
             MigrationRef { set: "cpc-data", version, name }
         })
         .collect()
 }
 
-/// The folder name of a library migration, from its version.
-fn library_name(version: &str) -> String {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations/postgres");
+/// The folder name of a library migration of `target`'s backend, from its version.
+fn library_name(target: &MigrationTarget, version: &str) -> String {
+    let backend = match target {
+        MigrationTarget::Postgres(_) => "postgres",
+        _ => "sqlite",
+    };
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations").join(backend);
     let dashed = format!("{}-{}-{}-{}", &version[..4], &version[4..6], &version[6..8], &version[8..]);
     std::fs::read_dir(dir)
         .unwrap()
@@ -685,7 +695,10 @@ async fn the_migrate_command_line_runs_the_apps_set() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], format!("postgres {}: applied {} migration(s)", target.describe(), all(&target).len() + 1));
     assert_eq!(lines.last().unwrap().split_whitespace().collect::<Vec<_>>(), ["applied", "app", WIDGETS_NAME]);
-    assert_eq!(lines[1].split_whitespace().collect::<Vec<_>>(), ["applied", "cpc-data", &library_name(ALL[0])]);
+    assert_eq!(
+        lines[1].split_whitespace().collect::<Vec<_>>(),
+        ["applied", "cpc-data", &library_name(&target, ALL[0])]
+    );
 
     let out = migrations::cli_on(&target, &["status"], &[APP]).await.unwrap();
     assert!(out.starts_with(&format!(

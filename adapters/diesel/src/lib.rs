@@ -8,6 +8,7 @@
 //! * [`connection`]: Diesel connections as pool backends ([`DieselPgBackend`], [`DieselSqliteBackend`]).
 //! * [`repos`]: [`DieselRepository`], implementing the repository ports on both backends.
 //! * [`uow`]: [`DieselUnitOfWork`] and its transactions.
+//! * [`jobs`]: background jobs enqueued inside a transaction, committed with it ([`TxJobsExt::jobs`]).
 //! * [`replicas`]: PostgreSQL read replicas: [`ReplicaSet`], [`ReplicaConfig`], [`ReadConsistency`].
 //! * [`error`]: how Diesel errors become [`DbError`] variants.
 //! * [`migrations`]: the embedded migrations: run pending, revert the last N, status.
@@ -16,6 +17,7 @@ mod audit_row;
 pub mod builtin;
 pub mod connection;
 pub mod error;
+pub mod jobs;
 pub mod manager;
 pub mod migrations;
 pub mod records;
@@ -28,6 +30,7 @@ pub mod uow;
 mod values;
 
 pub use connection::{AsyncSqliteConnection, DieselBackend, DieselPgBackend, DieselSqliteBackend, ReplicaState};
+pub use jobs::{TxJobs, TxJobsExt};
 pub use manager::{DbManager, DbPool};
 pub use records::{DieselRecord, Records};
 pub use replicas::{ReadConsistency, ReplicaConfig, ReplicaPolicy, ReplicaSet};

@@ -62,7 +62,8 @@ const RESERVE: &str = concat!(
      RETURNING j.id, j.payload, j.attempts, j.max_attempts"
 );
 
-const INSERT: &str = "INSERT INTO cpc_jobs (id, queue, payload, state, run_at, max_attempts) \
+/// Stores job `$1` on queue `$2` with payload `$3` (bytea), due in `$4` ms, with `$5` attempts (integer).
+pub const INSERT: &str = "INSERT INTO cpc_jobs (id, queue, payload, state, run_at, max_attempts) \
      VALUES ($1, $2, $3, 'ready', now() + $4::bigint * interval '1 millisecond', $5)";
 
 /// A keyed enqueue in ONE statement (so one transaction): claims the idempotency key `$6` for `$7` milliseconds
@@ -72,7 +73,7 @@ const INSERT: &str = "INSERT INTO cpc_jobs (id, queue, payload, state, run_at, m
 ///
 /// No row comes back when another enqueue claimed the key concurrently and committed after this statement
 /// started: its row is not in this statement's snapshot, so the caller reads the holder again ([`KEY_HOLDER`]).
-const ENQUEUE_KEYED: &str = "WITH claim AS ( \
+pub const ENQUEUE_KEYED: &str = "WITH claim AS ( \
        INSERT INTO cpc_job_keys (queue, key, job_id, expires_at) \
        VALUES ($2, $6, $1, now() + $7::bigint * interval '1 millisecond') \
        ON CONFLICT (queue, key) DO UPDATE SET job_id = EXCLUDED.job_id, expires_at = EXCLUDED.expires_at \
@@ -86,7 +87,8 @@ const ENQUEUE_KEYED: &str = "WITH claim AS ( \
      UNION ALL \
      SELECT job_id FROM cpc_job_keys WHERE queue = $2 AND key = $6 AND NOT EXISTS (SELECT 1 FROM claim)";
 
-const KEY_HOLDER: &str = "SELECT job_id FROM cpc_job_keys WHERE queue = $1 AND key = $2";
+/// The job holding idempotency key `$2` on queue `$1` (column `job_id`).
+pub const KEY_HOLDER: &str = "SELECT job_id FROM cpc_job_keys WHERE queue = $1 AND key = $2";
 
 const ACK: &str = concat!(
     no_flush_wait!(),

@@ -39,6 +39,16 @@ pub type DatabaseConfig = PgConfig;
 pub type DatabaseConfigBuilder = PgConfigBuilder;
 pub use job_queue::PgJobQueue;
 pub use listen::PgListener;
+
+/// The statements with which [`PgJobQueue`] stores a job, for a caller that enqueues inside a transaction of its
+/// own (the Diesel unit of work's `tx.jobs()`, the transactional outbox): the same table, columns and
+/// idempotency-key claim, so the job is the queue's like any other once the transaction commits. Parameters:
+/// `$1` job id (text), `$2` queue (text), `$3` payload (bytea), `$4` delay in ms (bigint), `$5` max attempts
+/// (integer), and for [`ENQUEUE_KEYED`](enqueue_sql::ENQUEUE_KEYED) `$6` the key (text) and `$7` the
+/// idempotency window in ms (bigint). Times are the server's `now()`.
+pub mod enqueue_sql {
+    pub use super::job_queue::{ENQUEUE_KEYED, INSERT, KEY_HOLDER};
+}
 pub use timeouts::QueryTimeouts;
 
 /// A PostgreSQL connection pool; `pool.get().await?` derefs to a [`PgConnection`], which derefs to a

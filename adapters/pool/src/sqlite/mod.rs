@@ -16,6 +16,7 @@
 
 mod backend;
 mod config;
+pub mod enqueue_sql;
 mod pool;
 
 pub use backend::{SqliteBackend, SqliteConn};

@@ -1,0 +1,308 @@
+//! [`SqliteRateLimiter`]: the [`RateLimiter`] port over a SQLite table, exact token buckets and sliding logs on
+//! SQLite's clock.
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use cpc_pool::sqlite::SqlitePool;
+use cpc_ports::{KvError, RateLimitDecision, RateLimitKey, RateLimitPolicy, RateLimiter};
+use rusqlite::{OptionalExtension, Transaction, params};
+
+use crate::kv::kv_error;
+
+const NANOS_PER_MS: u128 = 1_000_000;
+const NANOS_PER_SEC: u128 = 1_000_000_000;
+/// How many idle rows a check deletes at most.
+const SWEEP_BATCH: i64 = 100;
+const BUCKET: &str = "token_bucket";
+const WINDOW: &str = "sliding_window";
+
+const NOW: &str = concat!("SELECT ", now_ms!());
+const LOAD: &str = "SELECT state FROM cpc_rate_limits WHERE key = ?1 AND algorithm = ?2";
+const STORE: &str = "INSERT INTO cpc_rate_limits (key, algorithm, state, idle_at) VALUES (?1, ?2, ?3, ?4) \
+     ON CONFLICT (key, algorithm) DO UPDATE SET state = excluded.state, idle_at = excluded.idle_at";
+/// Deletes up to `?2` rows that describe a full allowance since before `?1` (ms).
+const SWEEP: &str =
+    "DELETE FROM cpc_rate_limits WHERE rowid IN (SELECT rowid FROM cpc_rate_limits WHERE idle_at <= ?1 LIMIT ?2)";
+const RESET: &str = "DELETE FROM cpc_rate_limits WHERE key = ?1";
+
+/// The SQLite [`RateLimiter`]: the table `cpc_rate_limits` of migration `2026-12-06-000004_create_rate_limits`
+/// (run the library's SQLite migrations first), shared by every connection and process on the database file.
+///
+/// The same algorithms as the in-process limiter, on SQLite's clock (whole milliseconds):
+///
+/// * Token bucket: starts full, refills continuously, in integer arithmetic (a token is split into
+///   `refill_interval` nanoseconds' worth of units), so no allowance is lost or made up by rounding.
+/// * Sliding window: an exact log of what was spent when; a unit counts while `now - spent_at < window`.
+///
+/// A check reads the key's row, decides, and writes it back inside one `BEGIN IMMEDIATE` transaction, so concurrent
+/// callers (of this pool, other pools or other processes) are serialized by SQLite's write lock and never get more
+/// than the limit. A refused check spends nothing; its `retry_after` is the exact time after which the same check
+/// is allowed if nobody else spends. State is kept per key and algorithm, so the two algorithms on one key are
+/// independent; a later check with other parameters for the same algorithm reuses the state.
+///
+/// **Cost.** One write transaction per check, behind the pool's writer gate: a clock read, a row read and written,
+/// and a sweep of up to 100 rows that describe a full allowance again (so idle keys do not pile up). A
+/// sliding-window row holds 16 bytes per check in the window, rewritten by every check of the key: keep window
+/// limits modest (hundreds to a few thousand) and use a token bucket for large allowances.
+#[derive(Clone)]
+pub struct SqliteRateLimiter {
+    pool: SqlitePool,
+}
+
+impl SqliteRateLimiter {
+    /// A rate limiter on `pool`.
+    pub fn new(pool: SqlitePool) -> Self {
+        Self { pool }
+    }
+
+    /// The pool this limiter runs on.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    async fn write<F, R>(&self, operation: &'static str, f: F) -> Result<R, KvError>
+    where
+        F: FnOnce(&Transaction<'_>) -> rusqlite::Result<R> + Send + 'static,
+        R: Send + 'static,
+    {
+        self.pool.write(f).await.map_err(|e| kv_error(e, operation))
+    }
+}
+
+impl fmt::Debug for SqliteRateLimiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteRateLimiter").field("pool", &self.pool.inner().name()).finish()
+    }
+}
+
+fn nanos(n: u128) -> Duration {
+    let secs = u64::try_from(n / NANOS_PER_SEC).unwrap_or(u64::MAX);
+    // The remainder is below 10^9, so it fits and cannot carry into the seconds.
+    let sub = u32::try_from(n % NANOS_PER_SEC).unwrap_or(0);
+    Duration::new(secs, sub)
+}
+
+/// `d` in whole milliseconds, rounded up (an instant "after `d`" is never early), saturating.
+fn ceil_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_nanos().div_ceil(NANOS_PER_MS)).unwrap_or(i64::MAX)
+}
+
+/// A state column that does not parse (a row edited by hand) is a backend error, never a panic.
+fn bad_state(algorithm: &str) -> KvError {
+    KvError::backend("sqlite", format!("cpc_rate_limits holds a {algorithm} state that does not parse"))
+}
+
+/// A token bucket: `level` units in it, one token is `unit` units, refilled by `refill` units per nanosecond.
+struct Bucket {
+    level: u128,
+    unit: u128,
+    capacity: u128,
+    refill: u128,
+    updated_ns: u128,
+}
+
+impl Bucket {
+    /// The stored bucket (`<level> <unit> <updated_ms>`), or a full one as of `now_ns`.
+    fn load(
+        state: Option<&[u8]>,
+        capacity: u64,
+        refill_tokens: u64,
+        interval: Duration,
+        now_ns: u128,
+    ) -> Result<Self, KvError> {
+        let unit = interval.as_nanos().max(1);
+        let fresh = Self {
+            level: u128::from(capacity).saturating_mul(unit),
+            unit,
+            capacity: u128::from(capacity),
+            refill: u128::from(refill_tokens),
+            updated_ns: now_ns,
+        };
+        let Some(state) = state else {
+            return Ok(fresh);
+        };
+        let text = std::str::from_utf8(state).map_err(|_| bad_state(BUCKET))?;
+        let mut parts = text.split(' ').map(str::parse::<u128>);
+        match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            (Some(Ok(level)), Some(Ok(unit)), Some(Ok(updated_ms)), None) if unit > 0 => {
+                Ok(Self { level, unit, updated_ns: updated_ms.saturating_mul(NANOS_PER_MS), ..fresh })
+            }
+            _ => Err(bad_state(BUCKET)),
+        }
+    }
+
+    fn store(&self) -> Vec<u8> {
+        format!("{} {} {}", self.level, self.unit, self.updated_ns / NANOS_PER_MS).into_bytes()
+    }
+
+    fn full(&self) -> u128 {
+        self.capacity.saturating_mul(self.unit)
+    }
+
+    fn refill(&mut self, now_ns: u128) {
+        let elapsed = now_ns.saturating_sub(self.updated_ns);
+        self.level = self.level.saturating_add(elapsed.saturating_mul(self.refill)).min(self.full());
+        self.updated_ns = now_ns.max(self.updated_ns);
+    }
+
+    /// Adopts the token size of `interval`, keeping the fill ratio if it changed.
+    fn configure(&mut self, interval: Duration) {
+        let unit = interval.as_nanos().max(1);
+        if unit != self.unit {
+            self.level = self.level.saturating_mul(unit) / self.unit.max(1);
+            self.unit = unit;
+        }
+        self.level = self.level.min(self.full());
+    }
+
+    fn time_to(&self, target: u128) -> Duration {
+        nanos(target.saturating_sub(self.level).div_ceil(self.refill.max(1)))
+    }
+
+    fn check(&mut self, cost: u64, now_ns: u128, interval: Duration) -> RateLimitDecision {
+        self.refill(now_ns);
+        self.configure(interval);
+        let needed = u128::from(cost).saturating_mul(self.unit);
+        let allowed = self.level >= needed;
+        if allowed {
+            self.level -= needed;
+        }
+        RateLimitDecision {
+            allowed,
+            limit: u64::try_from(self.capacity).unwrap_or(u64::MAX),
+            remaining: u64::try_from(self.level / self.unit).unwrap_or(u64::MAX),
+            retry_after: (!allowed).then(|| self.time_to(needed)),
+            reset_after: self.time_to(self.full()),
+        }
+    }
+}
+
+/// A sliding log: when each spend happened (ms) and how much it was, oldest first.
+struct Log {
+    spent: Vec<(i64, u64)>,
+    window_ns: u128,
+}
+
+impl Log {
+    fn load(state: Option<&[u8]>, window: Duration) -> Result<Self, KvError> {
+        let state = state.unwrap_or_default();
+        if !state.len().is_multiple_of(16) {
+            return Err(bad_state(WINDOW));
+        }
+        let spent = state
+            .chunks_exact(16)
+            .map(|c| {
+                let (at, cost) = c.split_at(8);
+                let at = i64::from_le_bytes(at.try_into().map_err(|_| bad_state(WINDOW))?);
+                let cost = u64::from_le_bytes(cost.try_into().map_err(|_| bad_state(WINDOW))?);
+                Ok((at, cost))
+            })
+            .collect::<Result<_, KvError>>()?;
+        Ok(Self { spent, window_ns: window.as_nanos() })
+    }
+
+    fn store(&self) -> Vec<u8> {
+        self.spent.iter().flat_map(|(at, cost)| at.to_le_bytes().into_iter().chain(cost.to_le_bytes())).collect()
+    }
+
+    /// How long after `now_ms` a spend made at `at_ms` stops counting.
+    fn until(&self, at_ms: i64, now_ms: i64) -> Duration {
+        until(self.window_ns, at_ms, now_ms)
+    }
+
+    fn check(&mut self, limit: u64, cost: u64, now_ms: i64) -> RateLimitDecision {
+        let window_ns = self.window_ns;
+        self.spent.retain(|&(at, _)| !until(window_ns, at, now_ms).is_zero());
+        let total: u128 = self.spent.iter().map(|&(_, c)| u128::from(c)).sum();
+        let after = total + u128::from(cost);
+        let allowed = after <= u128::from(limit);
+        let mut retry_after = None;
+        if allowed {
+            self.spent.push((now_ms, cost));
+        } else {
+            // The check fits once enough of the oldest spends have left the window.
+            let must_free = after - u128::from(limit);
+            let mut freed = 0_u128;
+            for &(at, spent) in &self.spent {
+                freed += u128::from(spent);
+                if freed >= must_free {
+                    retry_after = Some(self.until(at, now_ms));
+                    break;
+                }
+            }
+        }
+        let total_now = if allowed { after } else { total };
+        RateLimitDecision {
+            allowed,
+            limit,
+            remaining: u64::try_from(u128::from(limit).saturating_sub(total_now)).unwrap_or(0),
+            retry_after,
+            reset_after: self.spent.last().map_or(Duration::ZERO, |&(at, _)| self.until(at, now_ms)),
+        }
+    }
+}
+
+/// How long after `now_ms` a spend made at `at_ms` stops counting, in a window of `window_ns`.
+fn until(window_ns: u128, at_ms: i64, now_ms: i64) -> Duration {
+    let end = u128::try_from(at_ms).unwrap_or(0).saturating_mul(NANOS_PER_MS).saturating_add(window_ns);
+    nanos(end.saturating_sub(u128::try_from(now_ms).unwrap_or(0).saturating_mul(NANOS_PER_MS)))
+}
+
+/// Decides one check on the state read in `tx`, writes the new state back and sweeps idle rows.
+fn check_in(
+    tx: &Transaction<'_>,
+    key: &str,
+    policy: RateLimitPolicy,
+    cost: u64,
+) -> rusqlite::Result<Result<RateLimitDecision, KvError>> {
+    let now_ms: i64 = tx.prepare_cached(NOW)?.query_row([], |r| r.get(0))?;
+    let now_ns = u128::try_from(now_ms).unwrap_or(0).saturating_mul(NANOS_PER_MS);
+    let algorithm = match policy {
+        RateLimitPolicy::TokenBucket { .. } => BUCKET,
+        RateLimitPolicy::SlidingWindow { .. } => WINDOW,
+    };
+    let state: Option<Vec<u8>> =
+        tx.prepare_cached(LOAD)?.query_row(params![key, algorithm], |r| r.get(0)).optional()?;
+    let decided = match policy {
+        RateLimitPolicy::TokenBucket { capacity, refill_tokens, refill_interval } => {
+            Bucket::load(state.as_deref(), capacity, refill_tokens, refill_interval, now_ns).map(|mut bucket| {
+                let decision = bucket.check(cost, now_ns, refill_interval);
+                (decision, bucket.store())
+            })
+        }
+        RateLimitPolicy::SlidingWindow { limit, window } => Log::load(state.as_deref(), window).map(|mut log| {
+            let decision = log.check(limit, cost, now_ms);
+            (decision, log.store())
+        }),
+    };
+    let (decision, state) = match decided {
+        Ok(decided) => decided,
+        Err(e) => return Ok(Err(e)),
+    };
+    let idle_at = now_ms.saturating_add(ceil_ms(decision.reset_after));
+    tx.prepare_cached(STORE)?.execute(params![key, algorithm, state, idle_at])?;
+    tx.prepare_cached(SWEEP)?.execute(params![now_ms, SWEEP_BATCH])?;
+    Ok(Ok(decision))
+}
+
+#[async_trait]
+impl RateLimiter for SqliteRateLimiter {
+    async fn check(
+        &self,
+        key: &RateLimitKey,
+        policy: &RateLimitPolicy,
+        cost: u64,
+    ) -> Result<RateLimitDecision, KvError> {
+        policy.validate(cost)?;
+        let (key, policy) = (key.as_str().to_owned(), *policy);
+        self.write("rate limit check", move |tx| check_in(tx, &key, policy, cost)).await?
+    }
+
+    async fn reset(&self, key: &RateLimitKey) -> Result<(), KvError> {
+        let key = key.as_str().to_owned();
+        self.write("rate limit reset", move |tx| tx.prepare_cached(RESET)?.execute(params![key])).await?;
+        Ok(())
+    }
+}
