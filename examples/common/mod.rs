@@ -50,7 +50,7 @@ pub fn run_tag() -> String {
 pub mod testing {
     use cpc_data::adapters::postgres::PgConfig;
     use cpc_data::adapters::redis::RedisConfig;
-    use cpc_data::wiring::{AppData, DatabaseSettings, Ports, Settings};
+    use cpc_data::wiring::{AppData, DatabaseSettings, KvSettings, Ports, Settings};
     use cpc_test_servers::TestDatabase;
 
     use super::FlowError;
@@ -92,7 +92,7 @@ pub mod testing {
         let settings = Settings {
             database: DatabaseSettings::Postgres(PgConfig::from_url(db.url()).expect("the test database URL")),
             pool: Default::default(),
-            redis: Some(redis),
+            kv: KvSettings::Redis(redis),
         };
         let ports = Ports::wire_with(&settings, data).await.unwrap_or_else(|e| {
             panic!("{e}. Start PostgreSQL and Redis (./scripts/test.sh does) or set DATABASE_URL and REDIS_URL")

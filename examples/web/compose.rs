@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use cpc_data::adapters::observe::{Observe, Observed};
-use cpc_data::wiring::{DatabaseSettings, Ports, Settings};
+use cpc_data::wiring::{DatabaseSettings, KvSettings, Ports, Settings};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 /// Installs the process-wide Prometheus recorder, once; later calls get the same handle. Call it before wiring:
@@ -22,7 +22,13 @@ pub fn systems(settings: &Settings) -> (&'static str, &'static str) {
         DatabaseSettings::Sqlite(_) => "sqlite",
         DatabaseSettings::Postgres(_) | DatabaseSettings::PostgresWithReplicas(_) => "postgresql",
     };
-    (db, if settings.redis.is_some() { "redis" } else { "memory" })
+    let kv = match settings.kv {
+        KvSettings::Redis(_) => "redis",
+        KvSettings::Postgres => "postgresql",
+        KvSettings::Sqlite => "sqlite",
+        _ => "memory",
+    };
+    (db, kv)
 }
 
 /// `ports` with every port the app uses wrapped in [`Observed`]: a `cpc.port` span and the `cpc_port_*` metrics

@@ -33,10 +33,15 @@ use cpc_adapters::memory::{
     InMemoryCache, InMemoryJobQueue, InMemoryLock, InMemoryPubSub, InMemoryRateLimiter, InMemorySessionStore,
     StaticHealthCheck,
 };
+use cpc_adapters::pg_kv::{PgCache, PgLock, PgPubSub, PgRateLimiter, PgSessionStore};
+use cpc_adapters::pool::{HealthChecker, Pool};
+use cpc_adapters::postgres::{PgBackend, PgJobQueue};
 use cpc_adapters::redis::{
     CacheManager, DistributedLock, PubSubManager, RedisHealthChecker, RedisJobQueue, RedisManager, RedisRateLimiter,
     SessionManager,
 };
+use cpc_adapters::sqlite::SqlitePool;
+use cpc_adapters::sqlite_kv::{SqliteJobQueue, SqliteLock, SqliteRateLimiter, SqliteSessionStore};
 use cpc_ports::{
     Cache, CustomerRepository, EntityRepository, HealthCheck, HealthReport, HealthStatus, JobQueue, Lock, PubSub,
     RateLimiter, Record, RecordStore, RecordStoreExt, RepoError, Repository, SessionStore, TransactionRepository,
@@ -45,7 +50,7 @@ use cpc_ports::{
 
 pub use app_data::AppData;
 pub use error::WiringError;
-pub use settings::{DEFAULT_DATA_DIR, DatabaseSettings, Settings};
+pub use settings::{DEFAULT_DATA_DIR, DatabaseSettings, KV_BACKEND_ENV, KvSettings, Settings};
 
 /// How long a cache entry lives when the caller gives no TTL.
 pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);
@@ -194,34 +199,9 @@ pub async fn wire_with(settings: &Settings, data: &AppData) -> Result<Ports, Wir
     let db = open_database(settings, data).await?;
     let mut health_checks = vec![db.health_check()];
     let database = format!("{} {}", settings.database.server(), settings.database.describe());
-    let kv = match &settings.redis {
-        Some(config) => {
-            let manager =
-                RedisManager::new(config).await.map_err(|e| WiringError::server("Redis", config.address(), e))?;
-            health_checks.push(Arc::new(RedisHealthChecker::new(manager.clone())));
-            KeyValue {
-                cache: Arc::new(CacheManager::new(manager.clone(), DEFAULT_CACHE_TTL)),
-                lock: Arc::new(DistributedLock::new(manager.clone())),
-                rate_limiter: Arc::new(RedisRateLimiter::new(manager.clone())),
-                sessions: Arc::new(SessionManager::new(manager.clone())),
-                pubsub: Arc::new(PubSubManager::new(manager.clone())),
-                jobs: Arc::new(RedisJobQueue::new(manager)),
-                description: format!("Redis {config} (namespace {:?})", config.namespace),
-            }
-        }
-        None => {
-            health_checks.push(Arc::new(StaticHealthCheck::healthy("in-process")));
-            KeyValue {
-                cache: Arc::new(InMemoryCache::new(DEFAULT_CACHE_TTL)),
-                lock: Arc::new(InMemoryLock::default()),
-                rate_limiter: Arc::new(InMemoryRateLimiter::default()),
-                sessions: Arc::new(InMemorySessionStore::default()),
-                pubsub: Arc::new(InMemoryPubSub::new()),
-                jobs: Arc::new(InMemoryJobQueue::new()),
-                description: "in-process key-value ports".to_owned(),
-            }
-        }
-    };
+    let kv = key_value(settings).await?;
+    health_checks.push(Arc::new(PortBackends::of(&kv)));
+    health_checks.push(kv.health);
     let stale_views: StaleViews = {
         let db = db.clone();
         Arc::new(move || Repositories::of(&db.stale_reads()))
@@ -254,7 +234,126 @@ struct KeyValue {
     sessions: Arc<dyn SessionStore>,
     pubsub: Arc<dyn PubSub>,
     jobs: Arc<dyn JobQueue>,
+    /// The backend of each port, as [`PortBackends`] reports it.
+    backends: [(&'static str, &'static str); 6],
+    /// The health of the backend they share (Redis, their pool on the database, or in process).
+    health: Arc<dyn HealthCheck>,
     description: String,
+}
+
+/// Builds the key-value ports where [`Settings::kv`] says.
+async fn key_value(settings: &Settings) -> Result<KeyValue, WiringError> {
+    let ports = |cache, lock, limiter, sessions, pubsub, jobs| {
+        [
+            ("cache", cache),
+            ("lock", lock),
+            ("rate_limiter", limiter),
+            ("sessions", sessions),
+            ("pubsub", pubsub),
+            ("jobs", jobs),
+        ]
+    };
+    Ok(match &settings.kv {
+        KvSettings::Redis(config) => {
+            let manager =
+                RedisManager::new(config).await.map_err(|e| WiringError::server("Redis", config.address(), e))?;
+            KeyValue {
+                cache: Arc::new(CacheManager::new(manager.clone(), DEFAULT_CACHE_TTL)),
+                lock: Arc::new(DistributedLock::new(manager.clone())),
+                rate_limiter: Arc::new(RedisRateLimiter::new(manager.clone())),
+                sessions: Arc::new(SessionManager::new(manager.clone())),
+                pubsub: Arc::new(PubSubManager::new(manager.clone())),
+                jobs: Arc::new(RedisJobQueue::new(manager.clone())),
+                backends: ports("redis", "redis", "redis", "redis", "redis", "redis"),
+                health: Arc::new(RedisHealthChecker::new(manager)),
+                description: format!("Redis {config} (namespace {:?})", config.namespace),
+            }
+        }
+        KvSettings::Postgres => {
+            let config = match &settings.database {
+                DatabaseSettings::Postgres(c) => c,
+                DatabaseSettings::PostgresWithReplicas(c) => &c.primary,
+                DatabaseSettings::Sqlite(_) => return Err(kv_mismatch("postgres", &settings.database)),
+            };
+            let address = format!("{}/{}", config.address(), config.database);
+            let pool = PgBackend::new(config).map_err(|e| WiringError::server("PostgreSQL", &address, e))?;
+            let pool = Pool::new(pool, &settings.pool, "postgres-kv")
+                .await
+                .map_err(|e| WiringError::server("PostgreSQL", &address, e))?;
+            KeyValue {
+                cache: Arc::new(PgCache::new(pool.clone()).with_default_ttl(DEFAULT_CACHE_TTL)),
+                lock: Arc::new(PgLock::new(pool.clone())),
+                rate_limiter: Arc::new(PgRateLimiter::new(pool.clone())),
+                sessions: Arc::new(PgSessionStore::new(pool.clone())),
+                pubsub: Arc::new(PgPubSub::new(pool.clone())),
+                jobs: Arc::new(PgJobQueue::new(pool.clone())),
+                backends: ports("postgres", "postgres", "postgres", "postgres", "postgres", "postgres"),
+                health: Arc::new(HealthChecker::new(pool)),
+                description: "key-value ports on PostgreSQL".to_owned(),
+            }
+        }
+        KvSettings::Sqlite => {
+            let DatabaseSettings::Sqlite(config) = &settings.database else {
+                return Err(kv_mismatch("sqlite", &settings.database));
+            };
+            let pool = SqlitePool::new(config, &settings.pool)
+                .await
+                .map_err(|e| WiringError::server("SQLite", config.describe(), e))?;
+            KeyValue {
+                cache: Arc::new(InMemoryCache::new(DEFAULT_CACHE_TTL)),
+                lock: Arc::new(SqliteLock::new(pool.clone())),
+                rate_limiter: Arc::new(SqliteRateLimiter::new(pool.clone())),
+                sessions: Arc::new(SqliteSessionStore::new(pool.clone())),
+                pubsub: Arc::new(InMemoryPubSub::new()),
+                jobs: Arc::new(SqliteJobQueue::new(pool)),
+                backends: ports("in-process", "sqlite", "sqlite", "sqlite", "in-process", "sqlite"),
+                health: Arc::new(StaticHealthCheck::healthy("in-process")),
+                description: "jobs, sessions, locks and rate limits on SQLite, cache and pub/sub in process".to_owned(),
+            }
+        }
+        KvSettings::Memory => KeyValue {
+            cache: Arc::new(InMemoryCache::new(DEFAULT_CACHE_TTL)),
+            lock: Arc::new(InMemoryLock::default()),
+            rate_limiter: Arc::new(InMemoryRateLimiter::default()),
+            sessions: Arc::new(InMemorySessionStore::default()),
+            pubsub: Arc::new(InMemoryPubSub::new()),
+            jobs: Arc::new(InMemoryJobQueue::new()),
+            backends: ports("in-process", "in-process", "in-process", "in-process", "in-process", "in-process"),
+            health: Arc::new(StaticHealthCheck::healthy("in-process")),
+            description: "in-process key-value ports".to_owned(),
+        },
+    })
+}
+
+/// Settings built by hand that put the key-value ports on a database of the other kind.
+fn kv_mismatch(kv: &str, database: &DatabaseSettings) -> WiringError {
+    WiringError::Config(cpc_ports::ConfigError::new(
+        "kv",
+        format!("{kv} keeps the ports in the database, but the database is {}", database.server()),
+    ))
+}
+
+/// A health report naming the backend of each key-value port (component `"ports"`, always healthy: the backends'
+/// own checks say whether they answer).
+struct PortBackends {
+    backends: [(&'static str, &'static str); 6],
+}
+
+impl PortBackends {
+    fn of(kv: &KeyValue) -> Self {
+        Self { backends: kv.backends }
+    }
+}
+
+#[async_trait::async_trait]
+impl HealthCheck for PortBackends {
+    async fn check(&self) -> HealthReport {
+        self.backends
+            .iter()
+            .fold(HealthReport::new("ports", HealthStatus::Healthy, Duration::ZERO), |report, (port, backend)| {
+                report.with_detail(*port, backend)
+            })
+    }
 }
 
 /// Opens the pool first (so a refused port or a wrong password is reported as such, at once), then migrates.

@@ -61,25 +61,72 @@ impl DatabaseSettings {
     }
 }
 
-/// What [`wire`](super::wire) builds: a database (always) and Redis (optional; the in-process implementations
-/// of the key-value ports otherwise).
+/// Where the key-value ports live: the cache, lock, rate limiter, sessions, pub/sub and job queue.
+///
+/// | backend | cache | lock, rate limiter, sessions | pub/sub | jobs | across processes |
+/// |---|---|---|---|---|---|
+/// | [`Redis`](KvSettings::Redis) | Redis | Redis | Redis | Redis Streams | every port shared |
+/// | [`Postgres`](KvSettings::Postgres) | PostgreSQL (unlogged table) | PostgreSQL | `LISTEN`/`NOTIFY` | `PgJobQueue` | every port shared |
+/// | [`Sqlite`](KvSettings::Sqlite) | in process | the SQLite file | in process | the SQLite file | locks, limits, sessions and jobs shared by the processes on one machine and kept across restarts; cache and messages per process |
+/// | [`Memory`](KvSettings::Memory) | in process | in process | in process | in process | nothing shared, nothing kept |
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum KvSettings {
+    /// Redis, one server or a cluster.
+    Redis(RedisConfig),
+    /// The PostgreSQL database itself (`cpc-pg-kv` and `PgJobQueue`), on a pool of its own: an app with one
+    /// PostgreSQL and no Redis, run as several instances. Needs a PostgreSQL database.
+    Postgres,
+    /// The SQLite database itself for the durable ports (`cpc-sqlite-kv`), the cache and pub/sub in process: the
+    /// embedded default. Needs a SQLite database.
+    Sqlite,
+    /// Every port in process: one process, nothing kept when it exits.
+    Memory,
+}
+
+impl KvSettings {
+    /// The values `CPC_KV_BACKEND` takes, in the order [`KvSettings::name`] gives them.
+    pub const NAMES: [&'static str; 4] = ["redis", "postgres", "sqlite", "memory"];
+
+    /// `"redis"`, `"postgres"`, `"sqlite"` or `"memory"`, as `CPC_KV_BACKEND` names it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Redis(_) => Self::NAMES[0],
+            Self::Postgres => Self::NAMES[1],
+            Self::Sqlite => Self::NAMES[2],
+            Self::Memory => Self::NAMES[3],
+        }
+    }
+
+    /// The Redis configuration, when the ports are on Redis.
+    pub fn redis(&self) -> Option<&RedisConfig> {
+        match self {
+            Self::Redis(c) => Some(c),
+            _ => None,
+        }
+    }
+}
+
+/// What [`wire`](super::wire) builds: a database (always) and the key-value ports on Redis, on that database, or
+/// in process ([`KvSettings`]).
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// The database.
     pub database: DatabaseSettings,
-    /// Its connection pool.
+    /// Its connection pool (and that of the key-value ports when they are on the database).
     pub pool: PoolConfig,
-    /// Redis for cache, lock, rate limiter, sessions and pub/sub; `None` wires the single-process in-memory ones.
-    pub redis: Option<RedisConfig>,
+    /// Where the cache, lock, rate limiter, sessions, pub/sub and job queue live.
+    pub kv: KvSettings,
 }
 
 impl Settings {
-    /// The embedded default: SQLite at `<data_dir>/<app>.db`, in-process key-value ports, default pool.
+    /// The embedded default: SQLite at `<data_dir>/<app>.db`, the durable key-value ports in it (jobs, sessions,
+    /// locks, rate limits; [`KvSettings::Sqlite`]), default pool.
     pub fn embedded(app: &str, data_dir: impl AsRef<Path>) -> Self {
         Self {
             database: DatabaseSettings::Sqlite(SqliteConfig::file(data_dir.as_ref().join(format!("{app}.db")))),
             pool: PoolConfig::default(),
-            redis: None,
+            kv: KvSettings::Sqlite,
         }
     }
 
@@ -95,9 +142,11 @@ impl Settings {
     ///   else the embedded default, `<CPC_DATA_DIR or .cpc-data>/<app>.db`. The pool reads `DB_POOL_*`. With
     ///   PostgreSQL, `DATABASE_REPLICA_URLS` (comma-separated) adds read replicas (and `DB_REPLICA_*` tunes them,
     ///   see `ReplicaConfig::from_env`); with SQLite it is an error.
-    /// * Redis when `REDIS_URL` or `REDIS_CLUSTER_URLS` (a Redis Cluster) is set (with `REDIS_NAMESPACE`, default
-    ///   `cpc:<app>:`, and the other `REDIS_*` variables of `RedisConfig::from_env`); else the in-process
-    ///   implementations.
+    /// * the key-value ports ([`KvSettings`]): `CPC_KV_BACKEND` (`redis`, `postgres`, `sqlite` or `memory`) when
+    ///   set; else Redis when `REDIS_URL` or `REDIS_CLUSTER_URLS` (a Redis Cluster) is set (with
+    ///   `REDIS_NAMESPACE`, default `cpc:<app>:`, and the other `REDIS_*` variables of `RedisConfig::from_env`);
+    ///   else the database itself: PostgreSQL's tables, or SQLite's for the durable ports. `postgres` with a
+    ///   SQLite database, or `sqlite` with PostgreSQL, is an error naming `CPC_KV_BACKEND`.
     ///
     /// A malformed variable is a [`WiringError::Config`] naming it.
     pub fn from_lookup(app: &str, get: impl Fn(&str) -> Option<String>) -> Result<Self, WiringError> {
@@ -121,17 +170,8 @@ impl Settings {
             )));
         }
         let pool = PoolConfig::from_lookup(&get)?;
-        let redis = match get("REDIS_URL").or_else(|| get("REDIS_CLUSTER_URLS")) {
-            Some(_) => {
-                let mut config = RedisConfig::from_lookup(&get)?;
-                if get("REDIS_NAMESPACE").is_none() {
-                    config.namespace = format!("cpc:{app}:");
-                }
-                Some(config)
-            }
-            None => None,
-        };
-        Ok(Self { database, pool, redis })
+        let kv = kv_settings(app, &get, &database)?;
+        Ok(Self { database, pool, kv })
     }
 
     /// The directory a SQLite file needs, if any.
@@ -142,5 +182,45 @@ impl Settings {
             }
             _ => None,
         }
+    }
+}
+
+/// The environment variable that chooses where the key-value ports live.
+pub const KV_BACKEND_ENV: &str = "CPC_KV_BACKEND";
+
+/// [`KvSettings`] from `CPC_KV_BACKEND`, else from `REDIS_URL`/`REDIS_CLUSTER_URLS`, else from the database.
+fn kv_settings(
+    app: &str,
+    get: &impl Fn(&str) -> Option<String>,
+    database: &DatabaseSettings,
+) -> Result<KvSettings, WiringError> {
+    let redis = || -> Result<KvSettings, WiringError> {
+        let mut config = RedisConfig::from_lookup(get)?;
+        if get("REDIS_NAMESPACE").is_none() {
+            config.namespace = format!("cpc:{app}:");
+        }
+        Ok(KvSettings::Redis(config))
+    };
+    let on_sqlite = matches!(database, DatabaseSettings::Sqlite(_));
+    let mismatch = |value: &str, needs: &str| {
+        WiringError::Config(ConfigError::new(
+            KV_BACKEND_ENV,
+            format!("{value} keeps the ports in the database, which must be {needs}, but it is {}", database.server()),
+        ))
+    };
+    match get(KV_BACKEND_ENV).map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+        Some("redis") => redis(),
+        Some("postgres" | "postgresql") if on_sqlite => Err(mismatch("postgres", "PostgreSQL")),
+        Some("postgres" | "postgresql") => Ok(KvSettings::Postgres),
+        Some("sqlite") if !on_sqlite => Err(mismatch("sqlite", "SQLite")),
+        Some("sqlite") => Ok(KvSettings::Sqlite),
+        Some("memory") => Ok(KvSettings::Memory),
+        Some(other) => Err(WiringError::Config(ConfigError::new(
+            KV_BACKEND_ENV,
+            format!("must be one of {}, not {other:?}", KvSettings::NAMES.join(", ")),
+        ))),
+        None if get("REDIS_URL").is_some() || get("REDIS_CLUSTER_URLS").is_some() => redis(),
+        None if on_sqlite => Ok(KvSettings::Sqlite),
+        None => Ok(KvSettings::Postgres),
     }
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use cpc_ports::RepoError;
 
-use super::{AppData, DatabaseSettings, Ports, Settings, WiringError};
+use super::{AppData, DatabaseSettings, KvSettings, Ports, Settings, WiringError};
 
 fn lookup(pairs: &[(&'static str, String)]) -> impl Fn(&str) -> Option<String> + use<> {
     let pairs = pairs.to_vec();
@@ -31,7 +31,7 @@ fn nothing_set_is_the_embedded_default_under_the_data_dir() {
     let s = Settings::from_lookup("app", lookup(&[])).unwrap();
     assert!(matches!(s.database, DatabaseSettings::Sqlite(_)));
     assert_eq!(s.database.describe(), format!("{}/app.db", super::DEFAULT_DATA_DIR));
-    assert!(s.redis.is_none());
+    assert!(matches!(s.kv, KvSettings::Sqlite), "the durable ports on the embedded SQLite: {:?}", s.kv);
     let s = Settings::from_lookup("app", lookup(&[("CPC_DATA_DIR", "/tmp/x".into())])).unwrap();
     assert_eq!(s.database.describe(), "/tmp/x/app.db");
 }
@@ -43,14 +43,14 @@ fn database_url_picks_postgres_or_sqlite_and_redis_url_picks_redis() {
     let lite = Settings::from_lookup("app", lookup(&[("DATABASE_URL", "sqlite:///tmp/shop.db".into())])).unwrap();
     assert!(matches!(lite.database, DatabaseSettings::Sqlite(_)));
     let redis = Settings::from_lookup("app", lookup(&[("REDIS_URL", "redis://cache.example:6380".into())])).unwrap();
-    let redis = redis.redis.expect("REDIS_URL wires Redis");
+    let redis = redis.kv.redis().cloned().expect("REDIS_URL wires Redis");
     assert_eq!((redis.address(), redis.namespace.as_str()), ("cache.example:6380".into(), "cpc:app:"));
     let named =
         Settings::from_lookup("app", lookup(&[("REDIS_URL", "redis://r".into()), ("REDIS_NAMESPACE", "x:".into())]));
-    assert_eq!(named.unwrap().redis.unwrap().namespace, "x:");
+    assert_eq!(named.unwrap().kv.redis().unwrap().namespace, "x:");
     let cluster =
         Settings::from_lookup("app", lookup(&[("REDIS_CLUSTER_URLS", "redis://a:7000,redis://b:7001".into())]));
-    let cluster = cluster.unwrap().redis.expect("REDIS_CLUSTER_URLS wires Redis");
+    let cluster = cluster.unwrap().kv.redis().cloned().expect("REDIS_CLUSTER_URLS wires Redis");
     assert_eq!((cluster.is_cluster(), cluster.address()), (true, "a:7000,b:7001".into()));
 }
 
@@ -107,7 +107,59 @@ async fn the_embedded_default_creates_its_directory_migrates_and_is_healthy() {
     let (status, reports) = ports.health().await;
     assert_eq!(status, cpc_ports::HealthStatus::Healthy);
     let components: Vec<_> = reports.iter().map(|r| r.component.as_str()).collect();
-    assert_eq!(components, ["sqlite", "in-process"]);
+    assert_eq!(components, ["sqlite", "ports", "in-process"]);
+    let ports_report = &reports[1];
+    let backend = |port: &str| ports_report.details.get(port).map(String::as_str);
+    assert_eq!(
+        (backend("jobs"), backend("sessions"), backend("lock")),
+        (Some("sqlite"), Some("sqlite"), Some("sqlite"))
+    );
+    assert_eq!((backend("cache"), backend("pubsub")), (Some("in-process"), Some("in-process")));
+}
+
+#[test]
+fn the_key_value_backend_follows_cpc_kv_backend_then_redis_then_the_database() {
+    let kv = |pairs: &[(&'static str, String)]| Settings::from_lookup("app", lookup(pairs)).map(|s| s.kv.name());
+    let pg = || ("DATABASE_URL", "postgres://u@db.example/shop".to_owned());
+    assert_eq!(kv(&[pg()]).unwrap(), "postgres", "PostgreSQL and no Redis: every port on PostgreSQL");
+    assert_eq!(kv(&[]).unwrap(), "sqlite", "the embedded default keeps its durable ports in SQLite");
+    assert_eq!(kv(&[pg(), ("REDIS_URL", "redis://r".into())]).unwrap(), "redis");
+    assert_eq!(
+        kv(&[pg(), ("REDIS_URL", "redis://r".into()), ("CPC_KV_BACKEND", "postgres".into())]).unwrap(),
+        "postgres"
+    );
+    assert_eq!(kv(&[pg(), ("CPC_KV_BACKEND", "Memory".into())]).unwrap(), "memory");
+    assert_eq!(kv(&[("CPC_KV_BACKEND", "redis".into())]).unwrap(), "redis", "the default Redis address");
+    for (pairs, needle) in [
+        (vec![("CPC_KV_BACKEND", "postgres".to_owned())], "SQLite"),
+        (vec![pg(), ("CPC_KV_BACKEND", "sqlite".to_owned())], "PostgreSQL"),
+        (vec![("CPC_KV_BACKEND", "etcd".to_owned())], "redis, postgres, sqlite, memory"),
+    ] {
+        match kv(&pairs) {
+            Err(WiringError::Config(e)) => {
+                assert_eq!(e.key(), "CPC_KV_BACKEND", "{e}");
+                assert!(e.reason().contains(needle), "{e}");
+            }
+            other => panic!("{pairs:?}: expected a configuration error, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_embedded_defaults_jobs_and_sessions_survive_a_restart() {
+    use cpc_ports::{EnqueueOptions, JobQueueExt, QueueName, SessionStoreExt};
+
+    let dir = tempfile::tempdir().unwrap();
+    let queue = QueueName::new("mail").unwrap();
+    let session = {
+        let ports = Ports::wire(&Settings::embedded("app", dir.path())).await.unwrap();
+        ports.jobs.enqueue(&queue, &"welcome ada", EnqueueOptions::default()).await.unwrap();
+        ports.sessions.create(&"ada", Duration::from_secs(600)).await.unwrap()
+    };
+    let again = Ports::wire(&Settings::embedded("app", dir.path())).await.unwrap();
+    let job = again.jobs.reserve_as::<String>(&queue, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(job.expect("the job outlived the process").data, "welcome ada");
+    assert_eq!(again.sessions.load::<String>(&session).await.unwrap().as_deref(), Some("ada"));
 }
 
 /// A test app's own table (`adapters/tests/fixtures/app_migrations`), declared as an app declares it.
