@@ -63,7 +63,7 @@ pub mod testing {
         _db: Option<TestDatabase>,
     }
 
-    /// The embedded default: SQLite in a fresh temporary directory, in-process key-value ports.
+    /// The embedded default: SQLite in a fresh temporary directory, with the durable key-value ports in it.
     pub async fn embedded(app: &str) -> Wired {
         embedded_with(app, &AppData::new()).await
     }

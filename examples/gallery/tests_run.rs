@@ -22,7 +22,7 @@ async fn check(wired: Wired, backend: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_runs_on_the_embedded_default() {
-    check(embedded("gallery").await, "+ in-process key-value ports").await;
+    check(embedded("gallery").await, "+ jobs, sessions, locks and rate limits on SQLite").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

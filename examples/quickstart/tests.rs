@@ -25,7 +25,15 @@ async fn the_flow_runs_on_the_embedded_default() {
     let wired = embedded("quickstart").await;
     let (outcome, log) = run(&wired).await;
     assert_printed(&log, EVERY_STEP);
-    assert_printed(&log, &["wired: SQLite ", "quickstart.db + in-process", "sqlite: Healthy", "in-process: Healthy"]);
+    assert_printed(
+        &log,
+        &[
+            "wired: SQLite ",
+            "quickstart.db + jobs, sessions, locks and rate limits on SQLite",
+            "sqlite: Healthy",
+            "in-process: Healthy",
+        ],
+    );
     assert!(outcome.created);
     assert_eq!((outcome.balance_minor, outcome.burst), (8_450, (5, 3)));
     assert_eq!(outcome.received.user_id, outcome.user.id);

@@ -23,7 +23,7 @@ async fn check(wired: Wired, backend: &str) {
 
 #[tokio::test]
 async fn the_demo_runs_on_the_embedded_default() {
-    check(embedded("realtime").await, "+ in-process key-value ports").await;
+    check(embedded("realtime").await, "+ jobs, sessions, locks and rate limits on SQLite").await;
 }
 
 #[tokio::test]

@@ -163,12 +163,19 @@ async fn check(wired: Wired, systems: (&'static str, &'static str), components: 
 async fn the_service_runs_on_the_embedded_default() {
     compose::metrics().unwrap(); // before wiring, as in main
     let wired = embedded("web").await;
-    check(wired, ("sqlite", "memory"), &["sqlite", "in-process"], "cpc_port_calls_total{port=\"rate_limit\"").await;
+    check(wired, ("sqlite", "sqlite"), &["sqlite", "ports", "in-process"], "cpc_port_calls_total{port=\"rate_limit\"")
+        .await;
 }
 
 #[tokio::test]
 async fn the_service_runs_on_postgres_and_redis() {
     compose::metrics().unwrap(); // before wiring, as in main
     let wired = on_servers("web").await;
-    check(wired, ("postgresql", "redis"), &["postgres", "redis"], "cpc_redis_commands_total{adapter=\"cache\"").await;
+    check(
+        wired,
+        ("postgresql", "redis"),
+        &["postgres", "ports", "redis"],
+        "cpc_redis_commands_total{adapter=\"cache\"",
+    )
+    .await;
 }
