@@ -33,7 +33,7 @@ operations!(CacheOp {
 /// How many keys one `SCAN` step asks for, and the most one `UNLINK` deletes, in [`Cache::delete_prefix`].
 const SCAN_BATCH: usize = 1000;
 
-/// The Redis [`Cache`] (the seeds' `CacheManager`): each entry is a Redis string under the manager's namespace
+/// The Redis [`Cache`]: each entry is a Redis string under the manager's namespace
 /// and the cache's own prefix (`<namespace>cache:<key>`, [`CacheManager::stored_key`]), written with `SET .. PX`,
 /// so every key this cache writes expires (with the TTL given or the default TTL).
 ///

@@ -22,7 +22,7 @@ operations!(RateLimitOp {
     Reset = "reset",
 });
 
-/// A rate limiter on Redis (the seeds' `RateLimiter`; named `RedisRateLimiter` so it does not clash with the
+/// A rate limiter on Redis (named `RedisRateLimiter` so it does not clash with the
 /// [`RateLimiter`] port it implements). Every instance of an app pointed at one server counts against the same
 /// limits.
 ///
