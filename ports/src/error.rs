@@ -331,6 +331,41 @@ impl KvError {
     }
 }
 
+/// What the two error families of the ports have in common, for code that wraps any port (the decorators of
+/// `cpc-observe`: spans, metrics, timeouts, retries): [`KvError`] and [`RepoError`].
+pub trait PortError: std::error::Error + Send + Sync + 'static {
+    /// The variant in snake case, for labels.
+    fn kind(&self) -> &'static str;
+    /// Whether trying again later may succeed.
+    fn is_retryable(&self) -> bool;
+    /// The error of an operation cut off after `after`.
+    fn timed_out(operation: &'static str, after: Duration) -> Self;
+}
+
+impl PortError for KvError {
+    fn kind(&self) -> &'static str {
+        KvError::kind(self)
+    }
+    fn is_retryable(&self) -> bool {
+        KvError::is_retryable(self)
+    }
+    fn timed_out(operation: &'static str, after: Duration) -> Self {
+        Self::Timeout { operation, after }
+    }
+}
+
+impl PortError for RepoError {
+    fn kind(&self) -> &'static str {
+        RepoError::kind(self)
+    }
+    fn is_retryable(&self) -> bool {
+        RepoError::is_retryable(self)
+    }
+    fn timed_out(operation: &'static str, after: Duration) -> Self {
+        Self::Timeout { operation, after }
+    }
+}
+
 impl From<crate::ConfigError> for RepoError {
     /// A configuration error met by a call that returns the repositories' error (running migrations on a
     /// configuration, say): [`RepoError::Validation`] naming the same key.

@@ -49,7 +49,7 @@ pub mod uow;
 pub use cache::{Cache, CacheExt, KeyTtl};
 pub use codec::{Codec, CodecError, Compression, Format};
 pub use config_error::ConfigError;
-pub use error::{ConflictKind, KvError, MAX_PAYLOAD_BYTES, RepoError, check_payload};
+pub use error::{ConflictKind, KvError, MAX_PAYLOAD_BYTES, PortError, RepoError, check_payload};
 pub use health::{HealthCheck, HealthReport, HealthStatus, check_all};
 pub use job_queue::{
     DeadJob, EnqueueOptions, JobId, JobQueue, JobQueueExt, JobQueueSettings, NackOutcome, QueueName, QueueStats,

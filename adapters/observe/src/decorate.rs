@@ -1,10 +1,10 @@
-//! [`Decorated`]: a port wrapped by a [`Decorate`], and the [`Op`] and [`PortError`] every decorator sees.
+//! [`Decorated`]: a port wrapped by a [`Decorate`], and the [`Op`] every decorator sees (its errors are [`PortError`]s).
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cpc_ports::{HealthReport, KvError, RepoError};
+use cpc_ports::{HealthReport, PortError};
 
 /// One port method, as a decorator sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,40 +38,6 @@ impl Op {
     pub const fn waiting(mut self, wait: Duration) -> Self {
         self.wait = wait;
         self
-    }
-}
-
-/// What a decorator needs from a port error: [`KvError`] and [`RepoError`].
-pub trait PortError: std::error::Error + Send + Sync + 'static {
-    /// The variant in snake case, for labels.
-    fn kind(&self) -> &'static str;
-    /// Whether trying again later may succeed.
-    fn is_retryable(&self) -> bool;
-    /// The error of an operation cut off after `after`.
-    fn timed_out(operation: &'static str, after: Duration) -> Self;
-}
-
-impl PortError for KvError {
-    fn kind(&self) -> &'static str {
-        KvError::kind(self)
-    }
-    fn is_retryable(&self) -> bool {
-        KvError::is_retryable(self)
-    }
-    fn timed_out(operation: &'static str, after: Duration) -> Self {
-        Self::Timeout { operation, after }
-    }
-}
-
-impl PortError for RepoError {
-    fn kind(&self) -> &'static str {
-        RepoError::kind(self)
-    }
-    fn is_retryable(&self) -> bool {
-        RepoError::is_retryable(self)
-    }
-    fn timed_out(operation: &'static str, after: Duration) -> Self {
-        Self::Timeout { operation, after }
     }
 }
 

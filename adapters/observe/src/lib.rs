@@ -53,7 +53,8 @@ mod observed;
 mod retry;
 mod timeout;
 
-pub use decorate::{Decorate, Decorated, Op, PortError};
+pub use cpc_ports::PortError;
+pub use decorate::{Decorate, Decorated, Op};
 pub use observed::Observe;
 pub use retry::{RetryBudget, RetryPolicy};
 pub use timeout::TimeLimit;
