@@ -4,7 +4,7 @@
 //!
 //! Each test makes a fresh database on the server at `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432`)
 //! and fails when the server is missing. Every wait is bounded: a process that says nothing for
-//! [`EVENT_TIMEOUT`] fails the test and is killed.
+//! [`EVENT_TIMEOUT`] fails the test and is killed, and no test waits on its processes beyond [`TEST_TIMEOUT`].
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -21,6 +21,27 @@ use serde_json::Value;
 
 /// The longest a process may take to print its next event (or to exit once it has printed its last).
 const EVENT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The longest a whole test may wait on its processes, from the moment it asks for its database.
+const TEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+thread_local! {
+    /// When the running test's waits end (each test runs on its own thread, its runtime a current-thread one).
+    static DEADLINE: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
+}
+
+/// A fresh database, and the start of the test's [`TEST_TIMEOUT`].
+async fn database() -> TestDatabase {
+    DEADLINE.set(Some(Instant::now() + TEST_TIMEOUT));
+    TestDatabase::create().await
+}
+
+/// How long the next wait may last: [`EVENT_TIMEOUT`], or less when the test's deadline is nearer.
+fn patience() -> Duration {
+    DEADLINE
+        .get()
+        .map_or(EVENT_TIMEOUT, |deadline| deadline.saturating_duration_since(Instant::now()).min(EVENT_TIMEOUT))
+}
 
 /// Variables that would move a port off PostgreSQL, removed from every child's environment.
 const FOREIGN_VARIABLES: [&str; 5] =
@@ -80,9 +101,10 @@ impl Instance {
         }
     }
 
-    /// The next event, within [`EVENT_TIMEOUT`]; `None` when the process closed its stdout.
+    /// The next event, within [`patience`]; `None` when the process closed its stdout.
     fn next(&mut self) -> Option<Value> {
-        match self.events.recv_timeout(EVENT_TIMEOUT) {
+        let patience = patience();
+        match self.events.recv_timeout(patience) {
             Ok(line) => Some(
                 serde_json::from_str(&line)
                     .unwrap_or_else(|e| panic!("`{}` printed a line that is not JSON ({e}): {line:?}", self.name)),
@@ -90,7 +112,7 @@ impl Instance {
             Err(RecvTimeoutError::Disconnected) => None,
             Err(RecvTimeoutError::Timeout) => {
                 let _ = self.child.kill();
-                panic!("`{}` printed nothing for {EVENT_TIMEOUT:?}; stderr: {}", self.name, self.stderr())
+                panic!("`{}` printed nothing for {patience:?}; stderr: {}", self.name, self.stderr())
             }
         }
     }
@@ -132,9 +154,10 @@ impl Instance {
         rest
     }
 
-    /// Waits for the process to exit, killing it after [`EVENT_TIMEOUT`].
+    /// Waits for the process to exit, killing it after [`patience`].
     fn wait(&mut self) -> std::process::ExitStatus {
-        let deadline = Instant::now() + EVENT_TIMEOUT;
+        let patience = patience();
+        let deadline = Instant::now() + patience;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 for reader in self.readers.drain(..) {
@@ -144,7 +167,7 @@ impl Instance {
             }
             if Instant::now() > deadline {
                 let _ = self.child.kill();
-                panic!("`{}` did not exit within {EVENT_TIMEOUT:?}; stderr: {}", self.name, self.stderr());
+                panic!("`{}` did not exit within {patience:?}; stderr: {}", self.name, self.stderr());
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -182,7 +205,7 @@ fn run_one(db: &TestDatabase, args: &[&str], event: &str) -> Value {
 
 #[tokio::test]
 async fn a_lock_held_by_one_process_excludes_the_other_until_released() {
-    let db = TestDatabase::create().await;
+    let db = database().await;
     let mut holder = Instance::start(&db, &["hold-lock", "report:2026"]);
     holder.wired();
     let held = holder.expect("acquired")["token"].as_u64().unwrap();
@@ -205,7 +228,7 @@ async fn a_lock_held_by_one_process_excludes_the_other_until_released() {
 
 #[tokio::test]
 async fn a_lock_waited_for_is_taken_once_the_holder_releases() {
-    let db = TestDatabase::create().await;
+    let db = database().await;
     let mut holder = Instance::start(&db, &["hold-lock", "nightly"]);
     holder.wired();
     let held = holder.expect("acquired")["token"].as_u64().unwrap();
@@ -224,7 +247,7 @@ async fn a_lock_waited_for_is_taken_once_the_holder_releases() {
 
 #[tokio::test]
 async fn two_processes_spend_from_one_rate_limit_exactly() {
-    let db = TestDatabase::create().await;
+    let db = database().await;
     // Each process alone would be allowed all 40 of its requests: only a shared bucket holds the total to 50.
     for policy in ["bucket", "window"] {
         let key = format!("api:{policy}");
@@ -258,7 +281,7 @@ async fn two_processes_spend_from_one_rate_limit_exactly() {
 
 #[tokio::test]
 async fn a_session_made_in_one_process_is_read_in_the_other() {
-    let db = TestDatabase::create().await;
+    let db = database().await;
     let data = serde_json::json!({ "user": "ada", "roles": ["admin", "ops"], "visits": 3 });
     let made = run_one(&db, &["create-session", &data.to_string()], "session");
     let id = made["id"].as_str().unwrap();
@@ -275,7 +298,7 @@ async fn a_session_made_in_one_process_is_read_in_the_other() {
 
 #[tokio::test]
 async fn messages_published_in_one_process_arrive_in_the_others() {
-    let db = TestDatabase::create().await;
+    let db = database().await;
     let mut subscribers: Vec<Instance> = (0..2).map(|_| Instance::start(&db, &["subscribe", "orders", "3"])).collect();
     for subscriber in &mut subscribers {
         subscriber.wired();
@@ -299,7 +322,7 @@ async fn messages_published_in_one_process_arrive_in_the_others() {
 
 #[tokio::test]
 async fn jobs_enqueued_by_one_process_are_each_worked_once_by_two_others() {
-    let db = TestDatabase::create().await;
+    let db = database().await;
     let enqueued = run(&db, &["enqueue", "thumbnails", "200"]);
     assert_eq!(enqueued.len(), 200);
     let ids: BTreeSet<String> = enqueued.iter().map(|e| e["id"].as_str().unwrap().to_owned()).collect();
@@ -344,7 +367,7 @@ async fn jobs_enqueued_by_one_process_are_each_worked_once_by_two_others() {
 
 #[tokio::test]
 async fn processes_starting_at_once_migrate_one_database_safely() {
-    let db = TestDatabase::create().await;
+    let db = database().await;
     let instances: Vec<Instance> = (0..4).map(|_| Instance::start(&db, &["ping"])).collect();
     for mut instance in instances {
         instance.wired();
