@@ -187,6 +187,8 @@ async fn main() {
     let redis_cache = Arc::new(CacheManager::new(manager.clone(), Duration::from_secs(300)));
 
     let cache: Pair<dyn Cache> = Pair { pg: Arc::new(PgCache::new(pool.clone())), redis: redis_cache.clone() };
+    // The same table read one statement per get, for the row that shows what batching gets buys.
+    let unbatched: Arc<dyn Cache> = Arc::new(PgCache::new(pool.clone()).with_get_batching(0));
     let lock: Pair<dyn Lock> = Pair {
         pg: Arc::new(PgLock::new(pool.clone())),
         redis: Arc::new(DistributedLock::new(manager.clone()).with_fence_ttl(Duration::from_secs(60))),
@@ -216,6 +218,12 @@ async fn main() {
             name: "cache get".into(),
             tasks,
             pg: Box::new(cache_get(&cache.pg, tasks)),
+            redis: Box::new(cache_get(&cache.redis, tasks)),
+        });
+        rows.push(Row {
+            name: "cache get, PostgreSQL one statement per get (`with_get_batching(0)`)".into(),
+            tasks,
+            pg: Box::new(cache_get(&unbatched, tasks)),
             redis: Box::new(cache_get(&cache.redis, tasks)),
         });
         rows.push(Row {
@@ -274,6 +282,6 @@ async fn main() {
     for id in redis_ids.iter() {
         store.redis.destroy(id).await.unwrap();
     }
-    drop((cache, lock, limiter, store, pool));
+    drop((cache, unbatched, lock, limiter, store, pool));
     db.drop_now().await;
 }
