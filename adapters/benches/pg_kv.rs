@@ -11,7 +11,8 @@
 //! four adapters. Redis: a fresh namespace on the server, one `RedisManager` (one multiplexed connection) shared
 //! by the four adapters. Each figure is the best of [`ROUNDS`] rounds of [`RUN`] (after [`WARM_UP`] uncounted),
 //! PostgreSQL and Redis interleaved, the first of each pair alternating between rounds. Prints a markdown table:
-//! operation, tasks, PostgreSQL ops/s, Redis ops/s, PG/Redis; then the load average before and after.
+//! operation, tasks, PostgreSQL ops/s, Redis ops/s, PG/Redis (with a row of `PgCache` gets one statement each,
+//! `with_get_batching(0)`, beside the default batched gets); then the load average before and after.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
