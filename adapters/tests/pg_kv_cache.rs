@@ -284,3 +284,58 @@ async fn a_sweep_skips_the_rows_a_writer_holds_instead_of_waiting_for_them() {
     holder.batch_execute("ROLLBACK").await.unwrap();
     assert_eq!(cache.sweep().await.unwrap().expired, 1, "the row once released");
 }
+
+/// Lookups of this database waiting for a lock (the gets queued behind a table lock).
+async fn waiting_for_a_lock(cache: &PgCache) -> i64 {
+    let conn = cache.pool().get().await.unwrap();
+    conn.query_one(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' \
+         AND query LIKE 'SELECT %value FROM cpc_cache %'",
+        &[],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
+#[tokio::test]
+async fn concurrent_gets_share_statements_each_answered_with_its_own_key() {
+    let h = harness().await;
+    // No sweeper: its first pass would queue behind the table lock too.
+    let base = h.cache.clone().with_sweep_interval(None);
+    let entries = (0..100).map(|i| (key(&format!("b{i}")), Bytes::from(format!("v{i}")))).collect();
+    base.set_many_bytes(entries, None).await.unwrap();
+    for in_flight in [1, 3] {
+        let cache = base.clone().with_get_batching(in_flight);
+        // Hold the table so the first lookups wait, and every get called meanwhile queues behind them.
+        let mut holder = cache.pool().get().await.unwrap();
+        let tx = holder.transaction().await.unwrap();
+        tx.batch_execute("LOCK TABLE cpc_cache IN ACCESS EXCLUSIVE MODE").await.unwrap();
+        let gets: Vec<_> = (0..300)
+            .map(|i| {
+                let cache = cache.clone();
+                tokio::spawn(async move { (i, cache.get_bytes(&key(&format!("b{i}"))).await) })
+            })
+            .collect();
+        let mut waiting = 0;
+        for _ in 0..100 {
+            waiting = waiting_for_a_lock(&cache).await;
+            if waiting >= i64::try_from(in_flight).unwrap() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waiting = waiting.max(waiting_for_a_lock(&cache).await);
+        // 300 gets: 128 + 128 + 44 keys, so as many statements as allowed, and no more.
+        assert_eq!(waiting, i64::try_from(in_flight).unwrap(), "300 gets: {in_flight} statements at once");
+        // A caller that stops waiting cancels nothing the others wait for.
+        gets[0].abort();
+        tx.rollback().await.unwrap();
+        for get in gets.into_iter().skip(1) {
+            let (i, value) = get.await.unwrap();
+            let expected = (i < 100).then(|| Bytes::from(format!("v{i}")));
+            assert_eq!(value.unwrap(), expected, "key b{i}, {in_flight} in flight");
+        }
+    }
+}

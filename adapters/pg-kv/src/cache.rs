@@ -12,6 +12,7 @@ use cpc_pool::postgres::kv::{self, column, millis};
 use cpc_ports::{Cache, CacheKey, Codec, KeyTtl, KvError};
 use tokio_postgres::types::ToSql;
 
+use crate::get_batch::{self, GetBatcher};
 use crate::sweeper::{Pass, Sweeper};
 
 /// The expiry a write gives its row: `$ttl` ms from now, shortened by a random fraction of up to `$jitter` of it
@@ -102,7 +103,9 @@ pub struct Swept {
 /// **Cost per call.** Every method is one statement, one round trip (`delete_prefix`: one per 10,000 rows), run as
 /// a cached prepared statement on a pooled connection, using the primary-key index:
 /// * `get`/`exists`/`ttl` are a `SELECT ... WHERE expires_at > now()`: an expired row is never returned, whether
-///   or not it has been swept yet. Time is the server's clock (`now()`), never the app's.
+///   or not it has been swept yet. Time is the server's clock (`now()`), never the app's. Concurrent `get`s are
+///   batched by default: at most 4 lookups run at once, each answering every get queued meanwhile (up to 128) with
+///   one `SELECT ... WHERE key = ANY($keys)` (see [`PgCache::with_get_batching`]); a lone get is sent at once.
 /// * `set` is an `INSERT ... ON CONFLICT DO UPDATE`; `set_if_absent` the same with `WHERE expires_at <= now()`, so
 ///   it takes a missing or expired key, and of concurrent callers on one key exactly one stores.
 /// * `get_many` is one `SELECT ... WHERE key = ANY($keys)`; `set_many` one `INSERT ... SELECT FROM unnest($keys,
@@ -142,6 +145,8 @@ pub struct Swept {
 pub struct PgCache {
     settings: Arc<Settings>,
     sweeper: Arc<Sweeper>,
+    /// `None` when gets are not batched ([`PgCache::with_get_batching`] of 0).
+    batcher: Option<Arc<GetBatcher>>,
 }
 
 #[derive(Clone)]
@@ -155,6 +160,7 @@ struct Settings {
     max_entries: Option<u64>,
     sweep_interval: Option<Duration>,
     sweep_batch: i64,
+    get_batches: usize,
 }
 
 impl PgCache {
@@ -166,6 +172,10 @@ impl PgCache {
     pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(30);
     /// How many rows one sweep statement deletes at most by default.
     pub const DEFAULT_SWEEP_BATCH: u32 = 500;
+    /// How many batched-get statements run at once by default (see [`PgCache::with_get_batching`]).
+    pub const DEFAULT_GET_BATCHES: usize = 4;
+    /// The most keys one batched-get statement asks for.
+    pub const MAX_GET_BATCH_KEYS: usize = get_batch::MAX_KEYS;
     /// How many rows one statement of [`Cache::delete_prefix`] deletes at most.
     pub const DELETE_PREFIX_BATCH: i64 = 10_000;
     /// The statement [`Cache::delete_prefix`] runs until it deletes fewer than `$4` rows: a range of the primary
@@ -189,6 +199,7 @@ impl PgCache {
             max_entries: None,
             sweep_interval: Some(Self::DEFAULT_SWEEP_INTERVAL),
             sweep_batch: i64::from(Self::DEFAULT_SWEEP_BATCH),
+            get_batches: Self::DEFAULT_GET_BATCHES,
         })
     }
 
@@ -200,7 +211,8 @@ impl PgCache {
             Box::pin(async move { sweep(&settings).await.map(|s| s.expired + s.evicted) })
         });
         let sweeper = Arc::new(Sweeper::new(settings.sweep_interval, "PgCache", pass));
-        Self { settings, sweeper }
+        let batcher = (settings.get_batches > 0).then(|| Arc::new(GetBatcher::new(settings.get_batches)));
+        Self { settings, sweeper, batcher }
     }
 
     /// Applies `change` to a copy of the settings; the result has a sweeper of its own (clones made before keep
@@ -265,6 +277,23 @@ impl PgCache {
     #[must_use]
     pub fn with_sweep_batch(self, batch: u32) -> Self {
         self.with(|s| s.sweep_batch = i64::from(batch.max(1)))
+    }
+
+    /// The same cache, answering concurrent `get`s together: at most `max_in_flight` lookup statements run at
+    /// once, and the gets that arrive while they run are queued and answered by the next statement, up to
+    /// [`PgCache::MAX_GET_BATCH_KEYS`] keys in one `SELECT ... WHERE key = ANY($keys)`; a get that finds a free
+    /// slot is sent at once, alone. `0` turns batching off: each get is its own statement on the caller's task.
+    /// The default is [`PgCache::DEFAULT_GET_BATCHES`].
+    ///
+    /// A get's answer is unchanged: the statement that answers it starts after the get was called, so it sees
+    /// every write that completed before. What batching changes is cost: one round trip and one pooled connection
+    /// serve many concurrent gets (at 64 tasks about 4x the gets per second of one statement each, see
+    /// docs/BENCHMARKS.md), and a busy cache holds at most `max_in_flight` connections for its gets. Each batch
+    /// runs on a task of its own on the caller's tokio runtime, so a caller that stops waiting (a timeout)
+    /// cancels nothing another get waits for.
+    #[must_use]
+    pub fn with_get_batching(self, max_in_flight: usize) -> Self {
+        self.with(|s| s.get_batches = max_in_flight)
     }
 
     /// The pool this cache runs on.
@@ -390,6 +419,7 @@ impl fmt::Debug for PgCache {
             .field("max_entries", &s.max_entries)
             .field("sweep_interval", &s.sweep_interval)
             .field("sweep_batch", &s.sweep_batch)
+            .field("get_batches", &s.get_batches)
             .finish()
     }
 }
@@ -397,6 +427,10 @@ impl fmt::Debug for PgCache {
 #[async_trait]
 impl Cache for PgCache {
     async fn get_bytes(&self, key: &CacheKey) -> Result<Option<Bytes>, KvError> {
+        if let Some(batcher) = &self.batcher {
+            self.sweeper.ensure_running();
+            return batcher.get(&self.settings.pool, &self.settings.namespace, key.as_str().as_bytes()).await;
+        }
         let rows = self.query(GET, &[&self.settings.namespace, &key.as_str().as_bytes()], "get").await?;
         rows.first().map(|row| column::<Vec<u8>>(row, 0).map(Bytes::from)).transpose()
     }

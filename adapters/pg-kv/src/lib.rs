@@ -5,6 +5,7 @@
 //! (`migrations/postgres`). The job queue on PostgreSQL is [`PgJobQueue`](cpc_pool::postgres::PgJobQueue).
 
 pub mod cache;
+mod get_batch;
 pub mod lock;
 pub mod pubsub;
 pub mod rate_limit;
