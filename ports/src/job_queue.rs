@@ -377,14 +377,10 @@ pub trait JobQueue: Send + Sync + 'static {
     /// [`JobQueue::ack`] of that job alone would return. A job that is not a current reservation gets
     /// [`KvError::NotFound`] and does not stop the others from being acked.
     ///
-    /// The default implementation calls `ack` for each job in turn; backends override it to ack the batch in one
-    /// round trip.
+    /// The default implementation calls `ack` for every job concurrently (on a multiplexed connection, such as
+    /// Redis's, the acks travel pipelined); backends override it to ack the batch in one statement.
     async fn ack_many(&self, jobs: &[ReservedJob]) -> Vec<Result<(), KvError>> {
-        let mut results = Vec::with_capacity(jobs.len());
-        for job in jobs {
-            results.push(self.ack(job).await);
-        }
-        results
+        futures::future::join_all(jobs.iter().map(|job| self.ack(job))).await
     }
 
     /// Gives a reserved job back as failed: it is delivered again after `retry_after`, or goes to the
