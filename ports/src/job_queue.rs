@@ -118,11 +118,9 @@ pub fn not_reserved() -> KvError {
 /// authentication), else a [`KvError::Backend`] with `error`'s text.
 pub fn batch_error(error: &KvError) -> KvError {
     match error {
-        KvError::Timeout { operation, after } => KvError::Timeout { operation: *operation, after: *after },
-        KvError::Unavailable { backend, reason } => KvError::Unavailable { backend: *backend, reason: reason.clone() },
-        KvError::Authentication { backend, reason } => {
-            KvError::Authentication { backend: *backend, reason: reason.clone() }
-        }
+        KvError::Timeout { operation, after } => KvError::Timeout { operation, after: *after },
+        KvError::Unavailable { backend, reason } => KvError::Unavailable { backend, reason: reason.clone() },
+        KvError::Authentication { backend, reason } => KvError::Authentication { backend, reason: reason.clone() },
         KvError::Backend { backend, source } => KvError::backend(backend, source.to_string()),
         other => KvError::backend("job queue", other.to_string()),
     }
