@@ -4,7 +4,7 @@
 # optionally our own job_queue bench right after, in the same session (BENCH_OURS=1).
 #
 #   scripts/bench-graphile.sh             # graphile-worker 0.16.x (default options), 0.17.x (batching on)
-#   BENCH_OURS=1 scripts/bench-graphile.sh
+#   BENCH_OURS=1 scripts/bench-graphile.sh   # export CARGO_TARGET_DIR first if you build elsewhere
 #
 # Needs node 20 and npm (graphile-worker is installed into a temporary directory), and PostgreSQL at
 # PG_ADMIN_URL (default postgres://postgres@127.0.0.1:5432/postgres): each run gets a fresh database

@@ -207,7 +207,7 @@ impl PgJobQueue {
 
     /// The same queue running its housekeeping (burying reservations that ran out on their last attempt, deleting
     /// dead letters past the retention, sweeping expired idempotency keys) at most once per `interval` per queue
-    /// on reserve ([`DEFAULT_HOUSEKEEPING_INTERVAL`] by default; zero runs it before every reserve).
+    /// on reserve (1 s by default; zero runs it before every reserve).
     #[must_use]
     pub fn with_housekeeping_interval(mut self, interval: Duration) -> Self {
         self.housekeeping_interval = interval;
