@@ -162,16 +162,21 @@ async fn queue_errors_are_counted_and_the_loop_carries_on() {
     let mut mock = MockJobQueue::new();
     let job =
         ReservedJob { id: JobId::new("j1"), queue: queue_name(), payload: "x".into(), attempt: 1, max_attempts: 3 };
+    // The worker reserves for its free slots with `reserve_many` and acks successes with `ack_many`.
     let mut reserves = 0;
-    mock.expect_reserve().returning(move |_, _| {
+    mock.expect_reserve_many().returning(move |_, _, max| {
+        assert!(max >= 1, "the worker asks for at least one job");
         reserves += 1;
         match reserves {
             1 => Err(KvError::Unavailable { backend: "mock", reason: "down".into() }),
-            2 => Ok(Some(job.clone())),
-            _ => Ok(None),
+            2 => Ok(vec![job.clone()]),
+            _ => Ok(Vec::new()),
         }
     });
-    mock.expect_ack().times(1).returning(|_| Err(KvError::Timeout { operation: "ack", after: Duration::ZERO }));
+    mock.expect_ack_many().times(1).returning(|jobs| {
+        assert_eq!(jobs.len(), 1, "the one success");
+        jobs.iter().map(|_| Err(KvError::Timeout { operation: "ack", after: Duration::ZERO })).collect()
+    });
     let worker = Worker::spawn(Arc::new(mock), fast(WorkerConfig::new(queue_name())), |_job| async { Ok(()) });
     tokio::time::sleep(Duration::from_millis(100)).await;
     let report = worker.shutdown(Duration::from_secs(1)).await;

@@ -1,5 +1,5 @@
-//! The [`JobQueue`] port: background jobs enqueued by one part of an app and worked by another (the seeds'
-//! gallery "job queue functionality": thumbnails made after an upload, e-mails sent after a sign-up).
+//! The [`JobQueue`] port: background jobs enqueued by one part of an app and worked by another (for example
+//! thumbnails made after an upload, e-mails sent after a sign-up).
 //!
 //! # Delivery: at least once
 //!
@@ -111,6 +111,19 @@ impl JobQueueSettings {
 /// reservation.
 pub fn not_reserved() -> KvError {
     KvError::NotFound { what: "reserved job" }
+}
+
+/// The error each job of an [`JobQueue::ack_many`] gets when the batch failed as a whole (`error`: the backend
+/// was unreachable, the call timed out): the same kind where it can be copied (timeout, unavailable,
+/// authentication), else a [`KvError::Backend`] with `error`'s text.
+pub fn batch_error(error: &KvError) -> KvError {
+    match error {
+        KvError::Timeout { operation, after } => KvError::Timeout { operation, after: *after },
+        KvError::Unavailable { backend, reason } => KvError::Unavailable { backend, reason: reason.clone() },
+        KvError::Authentication { backend, reason } => KvError::Authentication { backend, reason: reason.clone() },
+        KvError::Backend { backend, source } => KvError::backend(backend, source.to_string()),
+        other => KvError::backend("job queue", other.to_string()),
+    }
 }
 
 /// The error of [`JobQueue::requeue_dead`] for a job that is not in the dead-letter list.
@@ -322,12 +335,51 @@ pub trait JobQueue: Send + Sync + 'static {
     /// last attempt. MUST refuse a zero `visibility_timeout` with [`KvError::Validation`].
     async fn reserve(&self, queue: &QueueName, visibility_timeout: Duration) -> Result<Option<ReservedJob>, KvError>;
 
+    /// Reserves up to `max` ready jobs in one call, for a worker with several free handler slots. Returns fewer
+    /// (possibly none) when fewer are ready; does not wait.
+    ///
+    /// MUST return at most `max` jobs, each reserved exactly as [`JobQueue::reserve`] would reserve it (the same
+    /// visibility timeout, attempt numbering, redelivery and dead-lettering), in the order `reserve` would have
+    /// handed them out one by one, and never the same job twice. `max` zero returns no job (after validating
+    /// `visibility_timeout`). MUST refuse a zero `visibility_timeout` with [`KvError::Validation`].
+    ///
+    /// The default implementation calls `reserve` up to `max` times, stopping at the first `None`; backends
+    /// override it to take the batch in one round trip.
+    async fn reserve_many(
+        &self,
+        queue: &QueueName,
+        visibility_timeout: Duration,
+        max: usize,
+    ) -> Result<Vec<ReservedJob>, KvError> {
+        if visibility_timeout.is_zero() {
+            return Err(KvError::invalid("visibility_timeout", "must be greater than zero"));
+        }
+        let mut jobs = Vec::with_capacity(max.min(64));
+        while jobs.len() < max {
+            match self.reserve(queue, visibility_timeout).await? {
+                Some(job) => jobs.push(job),
+                None => break,
+            }
+        }
+        Ok(jobs)
+    }
+
     /// Marks a reserved job done and removes it. `job` is the reservation [`JobQueue::reserve`] returned: it is the
     /// receipt, so a worker whose visibility timeout passed cannot ack the job another worker now holds.
     ///
     /// MUST return [`KvError::NotFound`] when `job` is not a current reservation: never enqueued, already acked or
     /// nacked, dead, or redelivered (to anyone) after its visibility timeout.
     async fn ack(&self, job: &ReservedJob) -> Result<(), KvError>;
+
+    /// Acks several reservations in one call: returns one result per job of `jobs`, in the same order, each what
+    /// [`JobQueue::ack`] of that job alone would return. A job that is not a current reservation gets
+    /// [`KvError::NotFound`] and does not stop the others from being acked.
+    ///
+    /// The default implementation calls `ack` for every job concurrently (on a multiplexed connection, such as
+    /// Redis's, the acks travel pipelined); backends override it to ack the batch in one statement.
+    async fn ack_many(&self, jobs: &[ReservedJob]) -> Vec<Result<(), KvError>> {
+        futures::future::join_all(jobs.iter().map(|job| self.ack(job))).await
+    }
 
     /// Gives a reserved job back as failed: it is delivered again after `retry_after`, or goes to the
     /// dead-letter list if this was its last attempt.

@@ -2,12 +2,13 @@
 //!
 //! Which calls a [`Retry`](super::Retry) may repeat: an enqueue only when it carries an idempotency key (the queue
 //! then stores it once however often it is sent), reads and `extend` always (an extend sent twice sets the same
-//! deadline), and never `reserve`, `ack`, `nack` or
+//! deadline), and never `reserve`, `reserve_many`, `ack`, `ack_many`, `nack` or
 //! `requeue_dead`, whose second attempt after a lost reply would find the job already moved.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
+use cpc_ports::job_queue::batch_error;
 use cpc_ports::{
     Bytes, Codec, DeadJob, EnqueueOptions, JobId, JobQueue, KvError, NackOutcome, QueueName, QueueStats, ReservedJob,
 };
@@ -37,6 +38,25 @@ impl<P: JobQueue + ?Sized, D: Decorate> JobQueue for Decorated<P, D> {
 
     async fn ack(&self, job: &ReservedJob) -> Result<(), KvError> {
         self.decorator.around(Op::once("job_queue", "ack"), move || self.inner.ack(job)).await
+    }
+
+    async fn reserve_many(
+        &self,
+        queue: &QueueName,
+        visibility_timeout: Duration,
+        max: usize,
+    ) -> Result<Vec<ReservedJob>, KvError> {
+        let op = Op::once("job_queue", "reserve_many");
+        self.decorator.around(op, move || self.inner.reserve_many(queue, visibility_timeout, max)).await
+    }
+
+    async fn ack_many(&self, jobs: &[ReservedJob]) -> Vec<Result<(), KvError>> {
+        let op = Op::once("job_queue", "ack_many");
+        let batch = self.decorator.around(op, move || async move { Ok::<_, KvError>(self.inner.ack_many(jobs).await) });
+        match batch.await {
+            Ok(results) => results,
+            Err(error) => jobs.iter().map(|_| Err(batch_error(&error))).collect(),
+        }
     }
 
     async fn nack(&self, job: &ReservedJob, retry_after: Duration) -> Result<NackOutcome, KvError> {

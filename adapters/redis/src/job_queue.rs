@@ -125,9 +125,10 @@ return id
 static ENQUEUE: LazyLock<Script> = LazyLock::new(|| Script::new(ENQUEUE_LUA));
 
 /// `KEYS` stream, delayed, in flight, jobs, dead, dead jobs; `ARGV` visibility ms, consumer, promote batch,
-/// dead-letter retention ms, max dead letters. Moves due delayed jobs to the stream; then takes the reservation
-/// that expired first (`XAUTOCLAIM` of its entry) or else the next new entry (`XREADGROUP >`). A job past its last
-/// attempt goes to the dead letters instead.
+/// dead-letter retention ms, max dead letters, count. Moves due delayed jobs to the stream; then, up to `count`
+/// times, takes the reservation that expired first (`XAUTOCLAIM` of its entry) or else the next new entry
+/// (`XREADGROUP >`). A job past its last attempt goes to the dead letters instead. Returns the reserved jobs, each
+/// `{id, payload, attempt, max attempts}`.
 const RESERVE_LUA: &str = concat!(
     prelude!(),
     r"
@@ -138,8 +139,9 @@ for _, id in ipairs(due) do
   redis.call('ZREM', delayed, id)
   push(stream, jobs, id)
 end
-if redis.call('EXISTS', stream) == 0 then return false end
-while true do
+if redis.call('EXISTS', stream) == 0 then return {} end
+local out, count = {}, tonumber(ARGV[6])
+while #out < count do
   local id
   local expired = redis.call('ZRANGEBYSCORE', in_flight, '-inf', now, 'LIMIT', 0, 1)
   if #expired > 0 then
@@ -151,9 +153,9 @@ while true do
     end
   else
     local r = redis.call('XREADGROUP', 'GROUP', 'w', ARGV[2], 'COUNT', 1, 'STREAMS', stream, '>')
-    if not r then return false end
+    if not r then break end
     local entry = r[1][2][1]
-    if not entry then return false end
+    if not entry then break end
     id = entry[2][2]
     if redis.call('HEXISTS', jobs, id .. ':p') == 0 then
       redis.call('XACK', stream, 'w', entry[1])
@@ -169,13 +171,13 @@ while true do
       attempt = attempt + 1
       redis.call('HSET', jobs, id .. ':a', attempt)
       redis.call('ZADD', in_flight, now + tonumber(ARGV[1]), id)
-      return {id, f[1], attempt, max}
-    end
-    if f[1] then
+      out[#out + 1] = {id, f[1], attempt, max}
+    elseif f[1] then
       bury(stream, jobs, KEYS[5], KEYS[6], id, now, tonumber(ARGV[4]), tonumber(ARGV[5]))
     end
   end
 end
+return out
 "
 );
 static RESERVE: LazyLock<Script> = LazyLock::new(|| Script::new(RESERVE_LUA));
@@ -355,6 +357,39 @@ impl RedisJobQueue {
         &self.manager
     }
 
+    /// Runs [`RESERVE_LUA`] for up to `max` jobs (one round trip).
+    async fn reserve_batch(
+        &self,
+        queue: &QueueName,
+        visibility_timeout: Duration,
+        max: usize,
+    ) -> Result<Vec<ReservedJob>, KvError> {
+        if visibility_timeout.is_zero() {
+            return Err(KvError::invalid("visibility_timeout", "must be greater than zero"));
+        }
+        let visibility = millis(visibility_timeout, "visibility_timeout")?.max(1);
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let keys = self.keys(queue);
+        let mut invocation = RESERVE.key(&keys.stream);
+        invocation.key(&keys.delayed).key(&keys.in_flight).key(&keys.jobs).key(&keys.dead).key(&keys.dead_jobs);
+        invocation.arg(visibility).arg(&self.consumer).arg(PROMOTE_BATCH);
+        self.retention_args(&mut invocation)?;
+        invocation.arg(max);
+        let found: Vec<(String, Vec<u8>, u32, u32)> = self.run(&invocation, "reserve jobs").await?;
+        Ok(found
+            .into_iter()
+            .map(|(id, payload, attempt, max_attempts)| ReservedJob {
+                id: JobId::new(id),
+                queue: queue.clone(),
+                payload: Bytes::from(payload),
+                attempt,
+                max_attempts,
+            })
+            .collect())
+    }
+
     fn keys(&self, queue: &QueueName) -> Keys {
         let base = self.manager.key(&format!("jq:{{{queue}}}:"));
         Keys {
@@ -441,25 +476,18 @@ impl JobQueue for RedisJobQueue {
     async fn reserve(&self, queue: &QueueName, visibility_timeout: Duration) -> Result<Option<ReservedJob>, KvError> {
         self.metrics
             .run(JobQueueOp::Reserve, async {
-                if visibility_timeout.is_zero() {
-                    return Err(KvError::invalid("visibility_timeout", "must be greater than zero"));
-                }
-                let visibility = millis(visibility_timeout, "visibility_timeout")?.max(1);
-                let keys = self.keys(queue);
-                let mut invocation = RESERVE.key(&keys.stream);
-                invocation.key(&keys.delayed).key(&keys.in_flight).key(&keys.jobs).key(&keys.dead).key(&keys.dead_jobs);
-                invocation.arg(visibility).arg(&self.consumer).arg(PROMOTE_BATCH);
-                self.retention_args(&mut invocation)?;
-                let found: Option<(String, Vec<u8>, u32, u32)> = self.run(&invocation, "reserve job").await?;
-                Ok(found.map(|(id, payload, attempt, max_attempts)| ReservedJob {
-                    id: JobId::new(id),
-                    queue: queue.clone(),
-                    payload: Bytes::from(payload),
-                    attempt,
-                    max_attempts,
-                }))
+                Ok(self.reserve_batch(queue, visibility_timeout, 1).await?.into_iter().next())
             })
             .await
+    }
+
+    async fn reserve_many(
+        &self,
+        queue: &QueueName,
+        visibility_timeout: Duration,
+        max: usize,
+    ) -> Result<Vec<ReservedJob>, KvError> {
+        self.metrics.run(JobQueueOp::Reserve, self.reserve_batch(queue, visibility_timeout, max)).await
     }
 
     async fn ack(&self, job: &ReservedJob) -> Result<(), KvError> {

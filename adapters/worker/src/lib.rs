@@ -42,6 +42,16 @@
 //!
 //! Every job is handled inside a `job` span with the fields `queue`, `job_id` and `attempt`.
 //!
+//! # Batches
+//!
+//! One fetcher task reserves jobs for every free handler slot at once ([`JobQueue::reserve_many`]: one round
+//! trip on PostgreSQL and Redis, however many slots are free) and hands them to the slots; it never reserves more
+//! jobs than there are free slots, so no reserved job waits in the worker for a slot. A job whose handler
+//! succeeded is acked by one acker task, which acks every success waiting at that moment in one call
+//! ([`JobQueue::ack_many`]). A job is acked only after its handler succeeded, so delivery stays at least once: a
+//! worker that dies before the ack has its job redelivered after the visibility timeout. Failures are nacked by
+//! their slot at once, one by one (each with its own backoff).
+//!
 //! # Handlers slower than the visibility timeout
 //!
 //! While a handler runs, its slot extends the job's reservation ([`JobQueue::extend`]) every third of the
@@ -72,7 +82,7 @@ use cpc_ports::error::BoxError;
 use cpc_ports::{JobQueue, KvError, NackOutcome, QueueName, ReservedJob};
 use futures::FutureExt as _;
 use metrics::{Counter, Histogram, counter, histogram};
-use tokio::sync::watch;
+use tokio::sync::{Mutex, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::Instrument as _;
 
@@ -86,7 +96,7 @@ pub struct WorkerConfig {
     /// The visibility timeout of each reservation, extended every third of it while the handler runs: how long a
     /// crashed worker's job waits before another worker gets it.
     pub visibility_timeout: Duration,
-    /// How long an idle handler slot waits before asking an empty queue again (or after a queue error).
+    /// How long the fetcher waits before asking an empty queue again (or after a queue error).
     pub poll_interval: Duration,
     /// The backoff after the first failure; it doubles with each attempt, up to `max_backoff`.
     pub base_backoff: Duration,
@@ -227,18 +237,24 @@ pub struct WorkerHandle {
     counts: Arc<Counts>,
 }
 
+/// The most successes the acker acks in one call.
+const ACK_BATCH: usize = 256;
+
 struct Shared<F> {
     queue: Arc<dyn JobQueue>,
     config: WorkerConfig,
     handler: F,
     counts: Arc<Counts>,
     metrics: Metrics,
+    /// One permit per handler slot waiting for a job and not yet given one.
+    free: Semaphore,
 }
 
 impl Worker {
-    /// Spawns `config.concurrency` handler loops on the current tokio runtime. Each reserves a job, runs
-    /// `handler` on it inside a `job` span, then acks it (`Ok`) or nacks it with the backoff (`Err` or a panic);
-    /// the queue dead-letters it after its last attempt. Must be called within a tokio runtime.
+    /// Spawns `config.concurrency` handler loops on the current tokio runtime, fed by one fetcher that reserves
+    /// jobs for every free loop in one call, and one acker (see [Batches](self#batches)). Each loop runs
+    /// `handler` on its job inside a `job` span, then has it acked (`Ok`) or nacks it with the backoff (`Err` or a
+    /// panic); the queue dead-letters it after its last attempt. Must be called within a tokio runtime.
     pub fn spawn<F, Fut>(queue: Arc<dyn JobQueue>, config: WorkerConfig, handler: F) -> WorkerHandle
     where
         F: Fn(ReservedJob) -> Fut + Send + Sync + 'static,
@@ -249,11 +265,18 @@ impl Worker {
         let counts = Arc::new(Counts::default());
         let metrics = Metrics::new(&config.queue);
         let slots = config.concurrency.max(1);
-        let shared = Arc::new(Shared { queue, config, handler, counts: counts.clone(), metrics });
+        let free = Semaphore::new(slots);
+        let shared = Arc::new(Shared { queue, config, handler, counts: counts.clone(), metrics, free });
+        let (jobs_tx, jobs_rx) = mpsc::unbounded_channel();
+        let (acks_tx, acks_rx) = mpsc::unbounded_channel();
+        let jobs_rx = Arc::new(Mutex::new(jobs_rx));
         let mut tasks = JoinSet::new();
+        tasks.spawn(fetch(shared.clone(), jobs_tx, stop.subscribe()));
         for slot in 0..slots {
-            tasks.spawn(run_slot(shared.clone(), slot, stop.subscribe(), abort.subscribe()));
+            tasks.spawn(run_slot(shared.clone(), slot, jobs_rx.clone(), acks_tx.clone(), abort.subscribe()));
         }
+        drop(acks_tx);
+        tasks.spawn(ack_batches(shared, acks_rx));
         WorkerHandle { stop, abort, tasks, counts }
     }
 }
@@ -278,32 +301,95 @@ impl WorkerHandle {
     }
 }
 
+/// Reserves jobs for the free handler slots, all of them in one call, and hands them to the slots, until the
+/// worker is told to stop; then drops its sender, so each slot ends once the jobs already handed out are done.
+async fn fetch<F>(shared: Arc<Shared<F>>, jobs: mpsc::UnboundedSender<ReservedJob>, mut stop: watch::Receiver<bool>) {
+    let config = &shared.config;
+    loop {
+        let first = tokio::select! {
+            biased;
+            _ = stop.wait_for(|s| *s) => break,
+            permit = shared.free.acquire() => permit,
+        };
+        let Ok(first) = first else { break };
+        first.forget();
+        let mut want = 1;
+        let more = shared.free.available_permits();
+        if more > 0
+            && let Ok(permits) = shared.free.try_acquire_many(u32::try_from(more).unwrap_or(u32::MAX))
+        {
+            want += permits.num_permits();
+            permits.forget();
+        }
+        match shared.queue.reserve_many(&config.queue, config.visibility_timeout, want).await {
+            Ok(batch) => {
+                shared.free.add_permits(want.saturating_sub(batch.len()));
+                let empty = batch.is_empty();
+                for job in batch {
+                    // The slots end only once this sender is dropped: the send cannot fail while they run.
+                    let _ = jobs.send(job);
+                }
+                if empty {
+                    idle(&mut stop, config.poll_interval).await;
+                }
+            }
+            Err(e) => {
+                shared.free.add_permits(want);
+                shared.counts.queue_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(queue = %config.queue, error = %e, "reserving jobs failed");
+                idle(&mut stop, config.poll_interval).await;
+            }
+        }
+    }
+}
+
+/// One handler slot: handles the jobs the fetcher hands it, one at a time, until the fetcher stops.
 async fn run_slot<F, Fut>(
     shared: Arc<Shared<F>>,
     slot: usize,
-    mut stop: watch::Receiver<bool>,
+    jobs: Arc<Mutex<mpsc::UnboundedReceiver<ReservedJob>>>,
+    acks: mpsc::UnboundedSender<ReservedJob>,
     mut abort: watch::Receiver<bool>,
 ) where
     F: Fn(ReservedJob) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
 {
     let config = &shared.config;
-    while !*stop.borrow() {
-        let job = match shared.queue.reserve(&config.queue, config.visibility_timeout).await {
-            Ok(Some(job)) => job,
-            Ok(None) => {
-                idle(&mut stop, config.poll_interval).await;
-                continue;
+    loop {
+        let next = jobs.lock().await.recv().await;
+        let Some(job) = next else { break };
+        let span = tracing::info_span!("job", queue = %config.queue, slot, job_id = %job.id, attempt = job.attempt);
+        handle(&shared, job, &acks, &mut abort).instrument(span).await;
+        shared.free.add_permits(1);
+    }
+}
+
+/// Acks the jobs whose handler succeeded, every success waiting at that moment in one call, until every slot
+/// has ended.
+async fn ack_batches<F>(shared: Arc<Shared<F>>, mut acks: mpsc::UnboundedReceiver<ReservedJob>) {
+    let (counts, metrics) = (&shared.counts, &shared.metrics);
+    let mut batch = Vec::with_capacity(ACK_BATCH);
+    while acks.recv_many(&mut batch, ACK_BATCH).await > 0 {
+        let results = shared.queue.ack_many(&batch).await;
+        let missing = batch.len().saturating_sub(results.len());
+        for (job, result) in batch.iter().zip(results) {
+            match result {
+                Ok(()) => {
+                    counts.processed.fetch_add(1, Ordering::Relaxed);
+                    metrics.processed.increment(1);
+                }
+                Err(e) => {
+                    counts.queue_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(queue = %job.queue, job_id = %job.id, error = %e,
+                        "acking the job failed; it will be redelivered after its timeout");
+                }
             }
-            Err(e) => {
-                shared.counts.queue_errors.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(queue = %config.queue, slot, error = %e, "reserving a job failed");
-                idle(&mut stop, config.poll_interval).await;
-                continue;
-            }
-        };
-        let span = tracing::info_span!("job", queue = %config.queue, job_id = %job.id, attempt = job.attempt);
-        handle(&shared, job, &mut abort).instrument(span).await;
+        }
+        if missing > 0 {
+            counts.queue_errors.fetch_add(missing as u64, Ordering::Relaxed);
+            tracing::warn!(missing, "the queue gave fewer ack results than jobs; those jobs will be redelivered");
+        }
+        batch.clear();
     }
 }
 
@@ -312,8 +398,12 @@ async fn idle(stop: &mut watch::Receiver<bool>, interval: Duration) {
     let _ = tokio::time::timeout(interval, stop.wait_for(|s| *s)).await;
 }
 
-async fn handle<F, Fut>(shared: &Shared<F>, job: ReservedJob, abort: &mut watch::Receiver<bool>)
-where
+async fn handle<F, Fut>(
+    shared: &Shared<F>,
+    job: ReservedJob,
+    acks: &mpsc::UnboundedSender<ReservedJob>,
+    abort: &mut watch::Receiver<bool>,
+) where
     F: Fn(ReservedJob) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
 {
@@ -332,10 +422,14 @@ where
     };
     metrics.seconds.record(started.elapsed().as_secs_f64());
     let queue_result = match outcome {
-        Some(Ok(())) => queue.ack(&job).await.map(|()| {
-            counts.processed.fetch_add(1, Ordering::Relaxed);
-            metrics.processed.increment(1);
-        }),
+        // The acker acks it (and counts it processed) with the other successes of the moment.
+        Some(Ok(())) => match acks.send(job) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::SendError(job)) => queue.ack(&job).await.map(|()| {
+                counts.processed.fetch_add(1, Ordering::Relaxed);
+                metrics.processed.increment(1);
+            }),
+        },
         Some(Err(error)) => {
             counts.failed.fetch_add(1, Ordering::Relaxed);
             metrics.failed.increment(1);

@@ -56,6 +56,8 @@ macro_rules! job_queue_contract {
                 typed_payloads_round_trip_through_the_codec,
                 invalid_arguments_are_validation_errors,
                 an_oversized_payload_is_too_large_and_nothing_is_enqueued,
+                reserve_many_takes_at_most_max_jobs_each_reserved_as_by_reserve,
+                ack_many_acks_current_reservations_and_reports_the_rest_not_found,
             ] $(, $mode)?
         );
     };
@@ -477,6 +479,72 @@ pub async fn an_oversized_payload_is_too_large_and_nothing_is_enqueued<P: JobQue
         other => panic!("an oversized payload must be TooLarge, got {other:?}"),
     }
     assert_empty(port, &q, "a refused enqueue stores nothing").await;
+}
+
+/// `reserve_many` hands out at most `max` jobs, in enqueue order, each reserved as `reserve` would: attempt 1,
+/// invisible to everyone until its visibility timeout, then redelivered (again in a batch) with attempt 2. `max`
+/// zero or an empty queue gives none; a zero visibility timeout is a validation error.
+pub async fn reserve_many_takes_at_most_max_jobs_each_reserved_as_by_reserve<P: JobQueue + ?Sized>(port: &P) {
+    let q = queue("reserve_many_takes_at_most_max_jobs");
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        ids.push(put(port, &q, n, EnqueueOptions::default()).await);
+    }
+    assert!(port.reserve_many(&q, LONG, 0).await.unwrap().is_empty(), "max 0 reserves nothing");
+    match port.reserve_many(&q, Duration::ZERO, 2).await {
+        Err(KvError::Validation(_)) => {}
+        other => panic!("a zero visibility timeout must be a validation error, got {other:?}"),
+    }
+    let first = port.reserve_many(&q, SHORT, 3).await.unwrap();
+    let got: Vec<_> = first.iter().map(|j| (j.id.clone(), j.payload.clone(), j.attempt, j.queue.clone())).collect();
+    let want: Vec<_> = (0..3).map(|n| (ids[n].clone(), body(n as u32), 1, q.clone())).collect();
+    assert_eq!(got, want, "the first three, in order, attempt 1");
+    let rest = port.reserve_many(&q, LONG, 10).await.unwrap();
+    assert_eq!(rest.iter().map(|j| &j.id).collect::<Vec<_>>(), ids[3..].iter().collect::<Vec<_>>(), "the last two");
+    assert!(port.reserve_many(&q, LONG, 10).await.unwrap().is_empty(), "every job is reserved");
+    assert_empty(port, &q, "reserve_many's jobs are reserved for everyone").await;
+    sleep(PAST_SHORT).await;
+    let again = port.reserve_many(&q, LONG, 10).await.unwrap();
+    let redelivered: Vec<_> = again.iter().map(|j| (&j.id, j.attempt)).collect();
+    assert_eq!(redelivered, ids[..3].iter().map(|id| (id, 2)).collect::<Vec<_>>(), "redelivered with attempt 2");
+    for job in again.iter().chain(&rest) {
+        port.ack(job).await.unwrap();
+    }
+    assert_empty(port, &q, "all five were acked").await;
+}
+
+/// `ack_many` gives one result per job, in order: the current reservations are acked (never redelivered), while a
+/// job already acked, a stale receipt (its job was redelivered) and a job never enqueued are `NotFound` without
+/// stopping the others. An empty batch gives no result.
+pub async fn ack_many_acks_current_reservations_and_reports_the_rest_not_found<P: JobQueue + ?Sized>(port: &P) {
+    let q = queue("ack_many_acks_current_reservations");
+    assert!(port.ack_many(&[]).await.is_empty());
+    let stale_id = put(port, &q, 0, EnqueueOptions::default()).await;
+    let stale = take(port, &q, SHORT).await;
+    assert_eq!(stale.id, stale_id);
+    sleep(PAST_SHORT).await;
+    let current = take(port, &q, LONG).await;
+    assert_eq!((&current.id, current.attempt), (&stale_id, 2), "redelivered");
+    for n in 1..4 {
+        put(port, &q, n, EnqueueOptions::default()).await;
+    }
+    let batch = port.reserve_many(&q, LONG, 3).await.unwrap();
+    assert_eq!(batch.len(), 3);
+    port.ack(&batch[0]).await.unwrap();
+    let mut never = batch[1].clone();
+    never.id = JobId::new("never-enqueued");
+    let jobs = [batch[0].clone(), stale, batch[1].clone(), never, batch[2].clone()];
+    let results = port.ack_many(&jobs).await;
+    assert_eq!(results.len(), 5, "one result per job: {results:?}");
+    let ok: Vec<bool> = results.iter().map(Result::is_ok).collect();
+    assert_eq!(ok, vec![false, false, true, false, true], "{results:?}");
+    for (i, result) in results.iter().enumerate() {
+        if let Err(e) = result {
+            assert!(matches!(e, KvError::NotFound { .. }), "job {i} must be NotFound, got {e:?}");
+        }
+    }
+    port.ack(&current).await.expect("the stale receipt left the current reservation alone");
+    assert_empty(port, &q, "every job was acked").await;
 }
 
 /// The retention cases: run on a queue built with [`RETENTION`] (see

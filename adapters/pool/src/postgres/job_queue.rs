@@ -1,10 +1,12 @@
 //! [`PgJobQueue`]: the [`JobQueue`] port over a PostgreSQL table, taken with `FOR UPDATE SKIP LOCKED`.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use cpc_ports::job_queue::{not_dead, not_reserved};
+use cpc_ports::job_queue::{batch_error, not_dead, not_reserved};
 use cpc_ports::{
     Codec, DeadJob, EnqueueOptions, JobId, JobQueue, JobQueueSettings, KvError, NackOutcome, QueueName, QueueStats,
     ReservedJob,
@@ -23,7 +25,14 @@ macro_rules! no_flush_wait {
     };
 }
 
-/// The housekeeping a reserve does first, in one statement: dead-letters the reservations of queue `$1` that ran
+/// How often a queue instance runs [`HOUSEKEEPING`] for a queue it reserves from, by default.
+pub const DEFAULT_HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The queues whose housekeeping time a queue instance remembers; past it the memory is cleared (each queue then
+/// has its housekeeping run at its next reserve).
+const HOUSEKEEPING_MEMORY: usize = 1024;
+
+/// The housekeeping a reserve does first (at most once per housekeeping interval), in one statement: dead-letters the reservations of queue `$1` that ran
 /// out of time on their last attempt (their worker died too often); deletes the queue's dead letters older than
 /// `$2` ms; deletes up to 100 expired idempotency keys of any queue, skipping those another session holds. Returns
 /// how many jobs it buried.
@@ -49,17 +58,21 @@ const CAP_DEAD: &str = concat!(
        SELECT dead_seq FROM cpc_jobs WHERE queue = $1 AND state = 'dead' ORDER BY dead_seq DESC OFFSET $2 LIMIT 1)"
 );
 
-/// Takes the due job first in line (ready, or reserved with its visibility timeout over), skipping rows other
-/// workers hold locked, and reserves it for `$2` milliseconds.
+/// Takes the `$3` due jobs first in line (ready, or reserved with its visibility timeout over and attempts left),
+/// skipping rows other workers hold locked, and reserves them for `$2` milliseconds. A reservation that ran out on
+/// its last attempt is left for [`HOUSEKEEPING`] to bury. Rows come back in line order.
 const RESERVE: &str = concat!(
     no_flush_wait!(),
     ", next AS ( \
-       SELECT id FROM cpc_jobs WHERE queue = $1 AND state <> 'dead' AND run_at <= now() \
-       ORDER BY run_at, seq LIMIT 1 FOR UPDATE SKIP LOCKED) \
-     UPDATE cpc_jobs j SET state = 'reserved', attempts = j.attempts + 1, \
-       run_at = now() + $2::bigint * interval '1 millisecond' \
-     FROM next, async_commit WHERE j.id = next.id \
-     RETURNING j.id, j.payload, j.attempts, j.max_attempts"
+       SELECT id, run_at, seq FROM cpc_jobs WHERE queue = $1 AND state <> 'dead' AND run_at <= now() \
+         AND (state = 'ready' OR attempts < max_attempts) \
+       ORDER BY run_at, seq LIMIT $3 FOR UPDATE SKIP LOCKED), \
+     taken AS ( \
+       UPDATE cpc_jobs j SET state = 'reserved', attempts = j.attempts + 1, \
+         run_at = now() + $2::bigint * interval '1 millisecond' \
+       FROM next, async_commit WHERE j.id = next.id \
+       RETURNING j.id, j.payload, j.attempts, j.max_attempts, next.run_at AS due, next.seq) \
+     SELECT id, payload, attempts, max_attempts FROM taken ORDER BY due, seq"
 );
 
 /// Stores job `$1` on queue `$2` with payload `$3` (bytea), due in `$4` ms, with `$5` attempts (integer).
@@ -94,6 +107,15 @@ const ACK: &str = concat!(
     no_flush_wait!(),
     "DELETE FROM cpc_jobs USING async_commit \
      WHERE queue = $1 AND id = $2 AND state = 'reserved' AND attempts = $3 RETURNING id"
+);
+
+/// Acks the current reservations among (`$2` ids, `$3` attempts) of queue `$1` in one statement; returns the ids
+/// it deleted.
+const ACK_MANY: &str = concat!(
+    no_flush_wait!(),
+    "DELETE FROM cpc_jobs j USING async_commit, unnest($2::text[], $3::int[]) AS acked(id, attempts) \
+     WHERE j.queue = $1 AND j.id = acked.id AND j.state = 'reserved' AND j.attempts = acked.attempts \
+     RETURNING j.id"
 );
 
 const NACK: &str = concat!(
@@ -140,6 +162,17 @@ const STATS: &str = "SELECT \
 /// each other's rows instead of waiting, and a reservation whose timeout passed is simply due again. An ack
 /// deletes the row. Times are the database server's clock (`now()`).
 ///
+/// **Batches.** `reserve_many(queue, timeout, n)` is the same statement with `LIMIT n`: `n` jobs in one round trip
+/// (`reserve` is `reserve_many` of one). `ack_many` is one `DELETE ... FROM unnest(ids, attempts)` per queue of the
+/// batch, each job deleted only if it is still the reservation its receipt names (state and attempt), as `ack`.
+///
+/// **Housekeeping** (burying reservations that ran out on their last attempt, deleting dead letters past the
+/// retention, sweeping expired idempotency keys) is one statement that a reserve runs first at most once per
+/// [housekeeping interval](Self::with_housekeeping_interval) per queue (1 s by default), and that
+/// `dead_letters` and `requeue_dead` always run first. Until it runs, a reservation that ran out on its
+/// last attempt is reserved by nobody (the reserve statement skips it); a worker calling reserve in a loop thus
+/// pays one extra round trip per second, not one per job.
+///
 /// **Durability.** An enqueue commits as every write does, waiting for the WAL flush. A reservation, an ack and a
 /// nack commit without waiting (`synchronous_commit = off` for their own transaction only): a server crash can undo
 /// the last few hundred milliseconds of them, never corrupt anything, and each undo is one at-least-once delivery
@@ -148,22 +181,39 @@ const STATS: &str = "SELECT \
 ///
 /// Idempotency keys live in `cpc_job_keys` for the window (24 h by default, see [`JobQueueSettings`]), claimed with
 /// `INSERT ... ON CONFLICT DO UPDATE ... WHERE expired` in the same statement that inserts the job, so a key is
-/// never claimed without its job. Expired keys are replaced when reused, and swept (100 at most per reserve).
+/// never claimed without its job. Expired keys are replaced when reused, and swept (100 at most per housekeeping).
 ///
 /// **Retention.** Dead letters (migration `2026-11-30-000002_job_retention` records when each died) are kept for
 /// [`JobQueueSettings::dead_letter_retention`] and at most [`JobQueueSettings::max_dead_letters`] per queue: older
-/// ones are neither listed nor counted, and are deleted by the queue's next reserve; when a job dies past the count
+/// ones are neither listed nor counted, and are deleted by the queue's next housekeeping; when a job dies past the count
 /// bound, the oldest are deleted. A job still to be worked is never deleted.
 #[derive(Clone)]
 pub struct PgJobQueue {
     pool: PgPool,
     settings: JobQueueSettings,
+    housekeeping_interval: Duration,
+    /// When each queue last had its housekeeping run by this instance (or a clone of it).
+    housekept: Arc<Mutex<HashMap<String, Instant>>>,
 }
 
 impl PgJobQueue {
     /// A job queue on `pool`, with the default settings (JSON, 24-hour idempotency window).
     pub fn new(pool: PgPool) -> Self {
-        Self { pool, settings: JobQueueSettings::default() }
+        Self {
+            pool,
+            settings: JobQueueSettings::default(),
+            housekeeping_interval: DEFAULT_HOUSEKEEPING_INTERVAL,
+            housekept: Arc::default(),
+        }
+    }
+
+    /// The same queue running its housekeeping (burying reservations that ran out on their last attempt, deleting
+    /// dead letters past the retention, sweeping expired idempotency keys) at most once per `interval` per queue
+    /// on reserve (1 s by default; zero runs it before every reserve).
+    #[must_use]
+    pub fn with_housekeeping_interval(mut self, interval: Duration) -> Self {
+        self.housekeeping_interval = interval;
+        self
     }
 
     /// The same queue with other settings (codec, idempotency window, dead-letter retention).
@@ -181,6 +231,38 @@ impl PgJobQueue {
     /// The dead-letter retention in milliseconds (at least one).
     fn retention(&self) -> Result<i64, KvError> {
         millis(self.settings.effective_dead_letter_retention(), "dead_letter_retention").map(|ms| ms.max(1))
+    }
+
+    /// Runs [`HOUSEKEEPING`] on `queue` (then the count bound if it buried a job), unless `when_due` and this
+    /// instance ran it on `queue` within the housekeeping interval.
+    async fn housekeep(&self, queue: &str, when_due: bool) -> Result<(), KvError> {
+        if when_due && !self.housekeeping_due(queue) {
+            return Ok(());
+        }
+        let rows = self.query(HOUSEKEEPING, &[&queue, &self.retention()?], "dead-letter expired jobs").await?;
+        if rows.first().map(|row| col::<i64>(row, 0)).transpose()?.unwrap_or(0) > 0 {
+            self.cap_dead(queue).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether `queue`'s housekeeping is due, marking it done now if so. A poisoned memory (a panic while it was
+    /// held) only makes it due.
+    fn housekeeping_due(&self, queue: &str) -> bool {
+        let now = Instant::now();
+        let Ok(mut housekept) = self.housekept.lock() else {
+            return true;
+        };
+        if let Some(last) = housekept.get(queue)
+            && now.duration_since(*last) < self.housekeeping_interval
+        {
+            return false;
+        }
+        if housekept.len() >= HOUSEKEEPING_MEMORY {
+            housekept.clear();
+        }
+        housekept.insert(queue.to_owned(), now);
+        true
     }
 
     /// Deletes the oldest dead letters of `queue` beyond the count bound.
@@ -241,32 +323,85 @@ impl JobQueue for PgJobQueue {
     }
 
     async fn reserve(&self, queue: &QueueName, visibility_timeout: Duration) -> Result<Option<ReservedJob>, KvError> {
+        Ok(self.reserve_many(queue, visibility_timeout, 1).await?.into_iter().next())
+    }
+
+    async fn reserve_many(
+        &self,
+        queue: &QueueName,
+        visibility_timeout: Duration,
+        max: usize,
+    ) -> Result<Vec<ReservedJob>, KvError> {
         if visibility_timeout.is_zero() {
             return Err(KvError::invalid("visibility_timeout", "must be greater than zero"));
         }
         let visibility = millis(visibility_timeout, "visibility_timeout")?.max(1);
-        let q = queue.as_str();
-        let housekeeping = self.query(HOUSEKEEPING, &[&q, &self.retention()?], "dead-letter expired jobs").await?;
-        if housekeeping.first().map(|row| col::<i64>(row, 0)).transpose()?.unwrap_or(0) > 0 {
-            self.cap_dead(q).await?;
+        if max == 0 {
+            return Ok(Vec::new());
         }
-        let rows = self.query(RESERVE, &[&q, &visibility], "reserve job").await?;
-        let Some(row) = rows.first() else {
-            return Ok(None);
-        };
-        Ok(Some(ReservedJob {
-            id: JobId::new(col::<String>(row, 0)?),
-            queue: queue.clone(),
-            payload: cpc_ports::Bytes::from(col::<Vec<u8>>(row, 1)?),
-            attempt: attempts(col(row, 2)?),
-            max_attempts: attempts(col(row, 3)?),
-        }))
+        let limit = i64::try_from(max).unwrap_or(i64::MAX);
+        let q = queue.as_str();
+        self.housekeep(q, true).await?;
+        let rows = self.query(RESERVE, &[&q, &visibility, &limit], "reserve jobs").await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ReservedJob {
+                    id: JobId::new(col::<String>(row, 0)?),
+                    queue: queue.clone(),
+                    payload: cpc_ports::Bytes::from(col::<Vec<u8>>(row, 1)?),
+                    attempt: attempts(col(row, 2)?),
+                    max_attempts: attempts(col(row, 3)?),
+                })
+            })
+            .collect()
     }
 
     async fn ack(&self, job: &ReservedJob) -> Result<(), KvError> {
         let attempt = i32::try_from(job.attempt).map_err(|_| not_reserved())?;
         let deleted = self.query(ACK, &[&job.queue.as_str(), &job.id.as_str(), &attempt], "ack job").await?;
         if deleted.is_empty() { Err(not_reserved()) } else { Ok(()) }
+    }
+
+    async fn ack_many(&self, jobs: &[ReservedJob]) -> Vec<Result<(), KvError>> {
+        let mut results: Vec<Result<(), KvError>> = jobs.iter().map(|_| Err(not_reserved())).collect();
+        let mut by_queue: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, job) in jobs.iter().enumerate() {
+            by_queue.entry(job.queue.as_str()).or_default().push(i);
+        }
+        for (queue, indexes) in by_queue {
+            // An attempt past i32 is no reservation this table holds: it keeps its NotFound.
+            let held: Vec<usize> = indexes.into_iter().filter(|&i| i32::try_from(jobs[i].attempt).is_ok()).collect();
+            let ids: Vec<&str> = held.iter().map(|&i| jobs[i].id.as_str()).collect();
+            let tries: Vec<i32> = held.iter().map(|&i| i32::try_from(jobs[i].attempt).unwrap_or(i32::MAX)).collect();
+            match self.query(ACK_MANY, &[&queue, &ids, &tries], "ack jobs").await {
+                Ok(rows) => {
+                    let mut deleted = std::collections::HashSet::with_capacity(rows.len());
+                    for row in &rows {
+                        match col::<String>(row, 0) {
+                            Ok(id) => {
+                                deleted.insert(id);
+                            }
+                            Err(error) => {
+                                for &i in &held {
+                                    results[i] = Err(batch_error(&error));
+                                }
+                            }
+                        }
+                    }
+                    for &i in &held {
+                        if deleted.contains(jobs[i].id.as_str()) {
+                            results[i] = Ok(());
+                        }
+                    }
+                }
+                Err(error) => {
+                    for &i in &held {
+                        results[i] = Err(batch_error(&error));
+                    }
+                }
+            }
+        }
+        results
     }
 
     async fn nack(&self, job: &ReservedJob, retry_after: Duration) -> Result<NackOutcome, KvError> {
@@ -296,6 +431,7 @@ impl JobQueue for PgJobQueue {
     }
 
     async fn dead_letters(&self, queue: &QueueName, limit: usize) -> Result<Vec<DeadJob>, KvError> {
+        self.housekeep(queue.as_str(), false).await?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = self.query(DEAD_LETTERS, &[&queue.as_str(), &limit, &self.retention()?], "list dead jobs").await?;
         rows.iter()
@@ -310,6 +446,7 @@ impl JobQueue for PgJobQueue {
     }
 
     async fn requeue_dead(&self, queue: &QueueName, id: &JobId) -> Result<(), KvError> {
+        self.housekeep(queue.as_str(), false).await?;
         let params: [&(dyn ToSql + Sync); 3] = [&queue.as_str(), &id.as_str(), &self.retention()?];
         let moved = self.query(REQUEUE_DEAD, &params, "requeue dead job").await?;
         if moved.is_empty() { Err(not_dead()) } else { Ok(()) }
