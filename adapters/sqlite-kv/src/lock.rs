@@ -8,10 +8,10 @@ use async_trait::async_trait;
 use cpc_pool::sqlite::SqlitePool;
 use cpc_ports::lock::retry::retry_until_taken;
 use cpc_ports::{FencingToken, KvError, Lock, LockKey, LockLease, SessionId};
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{OptionalExtension, params};
 use tokio::sync::Notify;
 
-use crate::kv::{kv_error, millis};
+use crate::kv::{kv_error, millis, write};
 
 /// Takes lock `?1` for owner `?2` for `?3` ms if it is free (never taken, released, or its lease over), raising its
 /// fencing token. Returns the new token, or no row when a live lease holds the lock.
@@ -85,33 +85,24 @@ impl SqliteLock {
         &self.pool
     }
 
-    async fn write<F, R>(&self, operation: &'static str, f: F) -> Result<R, KvError>
-    where
-        F: FnOnce(&Transaction<'_>) -> rusqlite::Result<R> + Send + 'static,
-        R: Send + 'static,
-    {
-        self.pool.write(f).await.map_err(|e| kv_error(e, operation))
-    }
-
     /// One acquisition attempt: the lease, or how long the current holder's lease has left.
     async fn attempt(&self, key: &LockKey, ttl: Duration) -> Result<Result<LockLease, Duration>, KvError> {
         let ttl_ms = lease_millis(ttl)?;
         let owner = SessionId::generate().as_str().to_owned();
         let (name, who) = (key.as_str().to_owned(), owner.clone());
-        let outcome = self
-            .write("acquire lock", move |tx| {
-                let fence: Option<i64> =
-                    tx.prepare_cached(ACQUIRE)?.query_row(params![name, who, ttl_ms], |r| r.get(0)).optional()?;
-                match fence {
-                    Some(fence) => Ok(Ok(fence)),
-                    None => {
-                        let left: Option<i64> =
-                            tx.prepare_cached(HELD_FOR)?.query_row(params![name], |r| r.get(0)).optional()?;
-                        Ok(Err(left.unwrap_or(0)))
-                    }
+        let outcome = write(&self.pool, "acquire lock", move |tx| {
+            let fence: Option<i64> =
+                tx.prepare_cached(ACQUIRE)?.query_row(params![name, who, ttl_ms], |r| r.get(0)).optional()?;
+            match fence {
+                Some(fence) => Ok(Ok(fence)),
+                None => {
+                    let left: Option<i64> =
+                        tx.prepare_cached(HELD_FOR)?.query_row(params![name], |r| r.get(0)).optional()?;
+                    Ok(Err(left.unwrap_or(0)))
                 }
-            })
-            .await?;
+            }
+        })
+        .await?;
         Ok(match outcome {
             Ok(fence) => {
                 Ok(LockLease { key: key.clone(), owner, token: FencingToken(u64::try_from(fence).unwrap_or(0)), ttl })
@@ -155,16 +146,18 @@ impl Lock for SqliteLock {
     async fn extend(&self, lease: &LockLease, ttl: Duration) -> Result<LockLease, KvError> {
         let ttl_ms = lease_millis(ttl)?;
         let (name, owner) = (lease.key.as_str().to_owned(), lease.owner.clone());
-        let extended = self
-            .write("extend lock", move |tx| tx.prepare_cached(EXTEND)?.execute(params![name, owner, ttl_ms]))
-            .await?;
+        let extended = write(&self.pool, "extend lock", move |tx| {
+            tx.prepare_cached(EXTEND)?.execute(params![name, owner, ttl_ms])
+        })
+        .await?;
         if extended == 0 { Err(lease_lost(lease)) } else { Ok(LockLease { ttl, ..lease.clone() }) }
     }
 
     async fn release(&self, lease: LockLease) -> Result<(), KvError> {
         let (name, owner) = (lease.key.as_str().to_owned(), lease.owner.clone());
         let released =
-            self.write("release lock", move |tx| tx.prepare_cached(RELEASE)?.execute(params![name, owner])).await?;
+            write(&self.pool, "release lock", move |tx| tx.prepare_cached(RELEASE)?.execute(params![name, owner]))
+                .await?;
         if released == 0 {
             return Err(lease_lost(&lease));
         }

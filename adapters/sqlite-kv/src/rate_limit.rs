@@ -10,7 +10,7 @@ use cpc_ports::rate_limit::math::{TokenBucket, nanos, sliding_window};
 use cpc_ports::{KvError, RateLimitDecision, RateLimitKey, RateLimitPolicy, RateLimiter};
 use rusqlite::{OptionalExtension, Transaction, params};
 
-use crate::kv::kv_error;
+use crate::kv::write;
 
 const NANOS_PER_MS: u128 = 1_000_000;
 /// How many idle rows a check deletes at most.
@@ -60,14 +60,6 @@ impl SqliteRateLimiter {
     /// The pool this limiter runs on.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
-    }
-
-    async fn write<F, R>(&self, operation: &'static str, f: F) -> Result<R, KvError>
-    where
-        F: FnOnce(&Transaction<'_>) -> rusqlite::Result<R> + Send + 'static,
-        R: Send + 'static,
-    {
-        self.pool.write(f).await.map_err(|e| kv_error(e, operation))
     }
 }
 
@@ -228,12 +220,12 @@ impl RateLimiter for SqliteRateLimiter {
     ) -> Result<RateLimitDecision, KvError> {
         policy.validate(cost)?;
         let (key, policy) = (key.as_str().to_owned(), *policy);
-        self.write("rate limit check", move |tx| check_in(tx, &key, policy, cost)).await?
+        write(&self.pool, "rate limit check", move |tx| check_in(tx, &key, policy, cost)).await?
     }
 
     async fn reset(&self, key: &RateLimitKey) -> Result<(), KvError> {
         let key = key.as_str().to_owned();
-        self.write("rate limit reset", move |tx| tx.prepare_cached(RESET)?.execute(params![key])).await?;
+        write(&self.pool, "rate limit reset", move |tx| tx.prepare_cached(RESET)?.execute(params![key])).await?;
         Ok(())
     }
 }
