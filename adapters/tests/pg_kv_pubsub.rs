@@ -12,10 +12,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::harness::DynHarness;
+use common::pubsub::{channel, next_message};
 use cpc_adapters::pg_kv::PgPubSub;
 use cpc_adapters::pool::{PoolConfig, PoolFactory};
 use cpc_adapters::postgres::{PgConfig, PgPool};
-use cpc_ports::{Bytes, Channel, ChannelPattern, KvError, Message, PubSub, Subscription};
+use cpc_ports::{Bytes, ChannelPattern, KvError, PubSub};
 use cpc_test_servers::TestDatabase;
 use futures::StreamExt;
 use tokio::time::{Instant, timeout};
@@ -36,18 +37,6 @@ mod contract_concrete {
 
 mod contract_dyn {
     cpc_testkit::pubsub_contract!(super::dyn_harness());
-}
-
-fn channel(name: &str) -> Channel {
-    Channel::new(name).unwrap()
-}
-
-/// The next message: fails on an error item, a timeout or the end of the stream.
-async fn next_message(sub: &mut Subscription) -> Message {
-    match timeout(Duration::from_secs(2), sub.next()).await {
-        Ok(Some(Ok(m))) => m,
-        other => panic!("expected a message, got {other:?}"),
-    }
 }
 
 /// Runs `sql` on a pooled connection.

@@ -9,6 +9,7 @@ pub mod harness;
 pub mod http;
 #[cfg(all(feature = "pg-kv", feature = "diesel"))]
 pub mod pg_kv;
+pub mod pubsub;
 pub mod recorded;
 #[cfg(feature = "redis")]
 pub mod redis;
