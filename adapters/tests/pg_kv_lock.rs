@@ -4,61 +4,29 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(all(feature = "pg-kv", feature = "diesel"))]
 
-use std::ops::Deref;
+#[allow(dead_code)]
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use cpc_adapters::diesel::migrations::{self, MigrationTarget};
+use common::harness::DynHarness;
+use common::pg_kv::pool;
 use cpc_adapters::pg_kv::PgLock;
-use cpc_adapters::pool::{PoolConfig, PoolFactory};
-use cpc_adapters::postgres::{PgConfig, PgPool};
 use cpc_ports::{KvError, Lock, LockKey};
 use cpc_test_servers::TestDatabase;
 
 const LONG: Duration = Duration::from_secs(10);
 
-/// A migrated database with a lock on it; derefs to the lock. The database is dropped last.
-struct Harness {
-    lock: PgLock,
-    db: TestDatabase,
-}
-
-impl Deref for Harness {
-    type Target = PgLock;
-    fn deref(&self) -> &PgLock {
-        &self.lock
-    }
-}
-
-async fn pool(db: &TestDatabase) -> PgPool {
-    let config = PgConfig::from_url(db.url()).unwrap();
-    PoolFactory::create_postgres_pool(&config, &PoolConfig::default().max_connections(16)).await.unwrap()
-}
+type Harness = common::pg_kv::Harness<PgLock>;
 
 async fn harness() -> Harness {
-    let db = TestDatabase::create().await;
-    let config = PgConfig::from_url(db.url()).unwrap();
-    migrations::run_pending(&MigrationTarget::Postgres(config)).await.unwrap();
-    Harness { lock: PgLock::new(pool(&db).await), db }
+    common::pg_kv::harness(PgLock::new).await
 }
 
-/// `Arc<dyn Lock>` that keeps its database alive.
-struct DynHarness {
-    lock: Arc<dyn Lock>,
-    _db: TestDatabase,
-}
-
-impl Deref for DynHarness {
-    type Target = dyn Lock;
-    fn deref(&self) -> &(dyn Lock + 'static) {
-        &*self.lock
-    }
-}
-
-async fn dyn_harness() -> DynHarness {
-    let Harness { lock, db } = harness().await;
-    DynHarness { lock: Arc::new(lock), _db: db }
+async fn dyn_harness() -> DynHarness<dyn Lock, TestDatabase> {
+    harness().await.into_dyn(|p| Arc::new(p) as Arc<dyn Lock>)
 }
 
 mod contract_concrete {
@@ -134,7 +102,7 @@ async fn fences_grow_over_100_acquisitions_and_across_a_new_pool() {
     }
     let last = last.unwrap();
     // A restart of the app: a new pool, a new lock value, nothing shared in memory.
-    let Harness { lock, db } = h;
+    let Harness { port: lock, db, .. } = h;
     drop(lock);
     let restarted = PgLock::new(pool(&db).await);
     let next = restarted.try_acquire(&k, LONG).await.unwrap().unwrap();
@@ -164,7 +132,7 @@ async fn tokens_start_from_the_server_clock_and_a_counter_ahead_of_it_goes_on_co
 async fn thirty_two_acquirers_on_two_pools_hold_the_lock_one_at_a_time() {
     let h = harness().await;
     // Separate lock values: no local wake-ups shared, only the table decides.
-    let locks: Vec<PgLock> = vec![h.lock.clone(), PgLock::new(pool(&h.db).await)];
+    let locks: Vec<PgLock> = vec![h.port.clone(), PgLock::new(pool(&h.db).await)];
     let k = key("contended");
     let inside = Arc::new(AtomicUsize::new(0));
     let overlaps = Arc::new(AtomicUsize::new(0));

@@ -8,57 +8,27 @@
 #[allow(dead_code)]
 mod common;
 
-use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cpc_adapters::diesel::migrations::{self, MigrationTarget};
+use common::harness::DynHarness;
+use common::pubsub::{channel, next_message};
 use cpc_adapters::pg_kv::PgPubSub;
 use cpc_adapters::pool::{PoolConfig, PoolFactory};
 use cpc_adapters::postgres::{PgConfig, PgPool};
-use cpc_ports::{Bytes, Channel, ChannelPattern, KvError, Message, PubSub, Subscription};
+use cpc_ports::{Bytes, ChannelPattern, KvError, PubSub};
 use cpc_test_servers::TestDatabase;
 use futures::StreamExt;
 use tokio::time::{Instant, timeout};
 
-/// A migrated database with a bus on it; derefs to the bus. The database is dropped last.
-struct Harness {
-    bus: PgPubSub,
-    pool: PgPool,
-    db: TestDatabase,
-}
-
-impl Deref for Harness {
-    type Target = PgPubSub;
-    fn deref(&self) -> &PgPubSub {
-        &self.bus
-    }
-}
+type Harness = common::pg_kv::Harness<PgPubSub>;
 
 async fn harness() -> Harness {
-    let db = TestDatabase::create().await;
-    let config = PgConfig::from_url(db.url()).unwrap();
-    migrations::run_pending(&MigrationTarget::Postgres(config.clone())).await.unwrap();
-    let pool = PoolFactory::create_postgres_pool(&config, &PoolConfig::default().max_connections(8)).await.unwrap();
-    Harness { bus: PgPubSub::new(pool.clone()), pool, db }
+    common::pg_kv::harness_on(8, PgPubSub::new).await
 }
 
-/// `Arc<dyn PubSub>` that keeps its database alive.
-struct DynHarness {
-    bus: Arc<dyn PubSub>,
-    _db: TestDatabase,
-}
-
-impl Deref for DynHarness {
-    type Target = dyn PubSub;
-    fn deref(&self) -> &(dyn PubSub + 'static) {
-        &*self.bus
-    }
-}
-
-async fn dyn_harness() -> DynHarness {
-    let Harness { bus, db, .. } = harness().await;
-    DynHarness { bus: Arc::new(bus), _db: db }
+async fn dyn_harness() -> DynHarness<dyn PubSub, TestDatabase> {
+    harness().await.into_dyn(|p| Arc::new(p) as Arc<dyn PubSub>)
 }
 
 mod contract_concrete {
@@ -67,18 +37,6 @@ mod contract_concrete {
 
 mod contract_dyn {
     cpc_testkit::pubsub_contract!(super::dyn_harness());
-}
-
-fn channel(name: &str) -> Channel {
-    Channel::new(name).unwrap()
-}
-
-/// The next message: fails on an error item, a timeout or the end of the stream.
-async fn next_message(sub: &mut Subscription) -> Message {
-    match timeout(Duration::from_secs(2), sub.next()).await {
-        Ok(Some(Ok(m))) => m,
-        other => panic!("expected a message, got {other:?}"),
-    }
 }
 
 /// Runs `sql` on a pooled connection.
@@ -191,9 +149,8 @@ async fn a_foreign_notify_on_the_bus_channel_is_skipped_and_counted() {
     use metrics_util::debugging::{DebugValue, DebuggingRecorder};
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
-    let db = TestDatabase::create().await;
+    let db = common::pg_kv::migrated_database().await;
     let config = PgConfig::from_url(db.url()).unwrap();
-    migrations::run_pending(&MigrationTarget::Postgres(config.clone())).await.unwrap();
     let pool = PoolFactory::create_postgres_pool(&config, &PoolConfig::default()).await.unwrap();
     let bus = metrics::with_local_recorder(&recorder, || PgPubSub::new(pool.clone()));
 
@@ -222,7 +179,7 @@ async fn a_foreign_notify_on_the_bus_channel_is_skipped_and_counted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_subscriber_keeps_a_bounded_buffer_then_reads_lagged_and_newer_messages() {
     let h = harness().await;
-    let bus = h.bus.clone().with_buffer(3);
+    let bus = h.port.clone().with_buffer(3);
     let slow_channel = channel("firehose");
     let mut slow = bus.subscribe_bytes(&slow_channel).await.unwrap();
     let mut marker = bus.subscribe_bytes(&channel("marker")).await.unwrap();

@@ -4,55 +4,25 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(all(feature = "pg-kv", feature = "diesel"))]
 
-use std::ops::Deref;
+#[allow(dead_code)]
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use cpc_adapters::diesel::migrations::{self, MigrationTarget};
+use common::harness::DynHarness;
 use cpc_adapters::pg_kv::PgRateLimiter;
-use cpc_adapters::pool::{PoolConfig, PoolFactory};
-use cpc_adapters::postgres::PgConfig;
 use cpc_ports::{KvError, RateLimitKey, RateLimitPolicy, RateLimiter};
 use cpc_test_servers::TestDatabase;
 
-/// A migrated database with a limiter on it (a pool of 16 connections); derefs to the limiter. The database is
-/// dropped last.
-struct Harness {
-    limiter: PgRateLimiter,
-    db: TestDatabase,
-}
-
-impl Deref for Harness {
-    type Target = PgRateLimiter;
-    fn deref(&self) -> &PgRateLimiter {
-        &self.limiter
-    }
-}
+type Harness = common::pg_kv::Harness<PgRateLimiter>;
 
 async fn harness() -> Harness {
-    let db = TestDatabase::create().await;
-    let config = PgConfig::from_url(db.url()).unwrap();
-    migrations::run_pending(&MigrationTarget::Postgres(config.clone())).await.unwrap();
-    let pool = PoolFactory::create_postgres_pool(&config, &PoolConfig::default().max_connections(16)).await.unwrap();
-    Harness { limiter: PgRateLimiter::new(pool), db }
+    common::pg_kv::harness(PgRateLimiter::new).await
 }
 
-/// `Arc<dyn RateLimiter>` that keeps its database alive.
-struct DynHarness {
-    limiter: Arc<dyn RateLimiter>,
-    _db: TestDatabase,
-}
-
-impl Deref for DynHarness {
-    type Target = dyn RateLimiter;
-    fn deref(&self) -> &(dyn RateLimiter + 'static) {
-        &*self.limiter
-    }
-}
-
-async fn dyn_harness() -> DynHarness {
-    let Harness { limiter, db } = harness().await;
-    DynHarness { limiter: Arc::new(limiter), _db: db }
+async fn dyn_harness() -> DynHarness<dyn RateLimiter, TestDatabase> {
+    harness().await.into_dyn(|p| Arc::new(p) as Arc<dyn RateLimiter>)
 }
 
 mod contract_concrete {
@@ -108,7 +78,7 @@ async fn sixty_four_tasks_on_sixteen_connections_get_exactly_the_limit() {
 #[tokio::test]
 async fn rows_back_to_a_full_allowance_are_swept_and_a_swept_key_starts_full() {
     let h = harness().await;
-    let limiter = h.limiter.clone().with_sweep_interval(None);
+    let limiter = h.port.clone().with_sweep_interval(None);
     let fast =
         RateLimitPolicy::TokenBucket { capacity: 2, refill_tokens: 1, refill_interval: Duration::from_millis(50) };
     let window = RateLimitPolicy::sliding_window(2, Duration::from_millis(100));
@@ -133,7 +103,7 @@ async fn rows_back_to_a_full_allowance_are_swept_and_a_swept_key_starts_full() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_background_sweeper_runs_while_the_limiter_lives() {
     let h = harness().await;
-    let limiter = h.limiter.clone().with_sweep_interval(Some(Duration::from_millis(100)));
+    let limiter = h.port.clone().with_sweep_interval(Some(Duration::from_millis(100)));
     let fast =
         RateLimitPolicy::TokenBucket { capacity: 1, refill_tokens: 1, refill_interval: Duration::from_millis(20) };
     for i in 0..10 {
@@ -146,7 +116,7 @@ async fn the_background_sweeper_runs_while_the_limiter_lives() {
 #[tokio::test]
 async fn namespaces_count_apart_and_reset_stays_in_its_namespace() {
     let h = harness().await;
-    let (a, b) = (h.limiter.clone().with_namespace("a"), h.limiter.clone().with_namespace("b"));
+    let (a, b) = (h.port.clone().with_namespace("a"), h.port.clone().with_namespace("b"));
     let (k, policy) = (key("user:1"), RateLimitPolicy::sliding_window(2, MINUTE));
     assert!(a.check(&k, &policy, 2).await.unwrap().allowed);
     assert!(b.check(&k, &policy, 2).await.unwrap().allowed, "another namespace has its own allowance");
@@ -212,7 +182,7 @@ async fn huge_policies_stay_within_the_table_and_the_reply() {
 #[tokio::test]
 async fn a_sweep_skips_the_rows_a_check_holds_instead_of_waiting_for_them() {
     let h = harness().await;
-    let limiter = h.limiter.clone().with_sweep_interval(None);
+    let limiter = h.port.clone().with_sweep_interval(None);
     let fast =
         RateLimitPolicy::TokenBucket { capacity: 1, refill_tokens: 1, refill_interval: Duration::from_millis(1) };
     for i in 0..5 {

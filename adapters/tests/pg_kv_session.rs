@@ -5,61 +5,29 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(all(feature = "pg-kv", feature = "diesel"))]
 
-use std::ops::Deref;
+#[allow(dead_code)]
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use cpc_adapters::diesel::migrations::{self, MigrationTarget};
+use common::harness::DynHarness;
+use common::pg_kv::pool;
 use cpc_adapters::pg_kv::PgSessionStore;
 use cpc_adapters::pg_kv::session::{SWEEP_BATCH, SWEEP_EVERY};
-use cpc_adapters::pool::{PoolConfig, PoolFactory};
-use cpc_adapters::postgres::{PgConfig, PgPool};
 use cpc_ports::{Bytes, KvError, SessionId, SessionStore, SessionStoreExt};
 use cpc_test_servers::TestDatabase;
 
 const LONG: Duration = Duration::from_secs(600);
 
-/// A migrated database with a session store on it; derefs to the store. The database is dropped last.
-struct Harness {
-    store: PgSessionStore,
-    db: TestDatabase,
-}
-
-impl Deref for Harness {
-    type Target = PgSessionStore;
-    fn deref(&self) -> &PgSessionStore {
-        &self.store
-    }
-}
-
-async fn pool(db: &TestDatabase) -> PgPool {
-    let config = PgConfig::from_url(db.url()).unwrap();
-    PoolFactory::create_postgres_pool(&config, &PoolConfig::default().max_connections(16)).await.unwrap()
-}
+type Harness = common::pg_kv::Harness<PgSessionStore>;
 
 async fn harness() -> Harness {
-    let db = TestDatabase::create().await;
-    let config = PgConfig::from_url(db.url()).unwrap();
-    migrations::run_pending(&MigrationTarget::Postgres(config)).await.unwrap();
-    Harness { store: PgSessionStore::new(pool(&db).await), db }
+    common::pg_kv::harness(PgSessionStore::new).await
 }
 
-/// `Arc<dyn SessionStore>` that keeps its database alive.
-struct DynHarness {
-    store: Arc<dyn SessionStore>,
-    _db: TestDatabase,
-}
-
-impl Deref for DynHarness {
-    type Target = dyn SessionStore;
-    fn deref(&self) -> &(dyn SessionStore + 'static) {
-        &*self.store
-    }
-}
-
-async fn dyn_harness() -> DynHarness {
-    let Harness { store, db } = harness().await;
-    DynHarness { store: Arc::new(store), _db: db }
+async fn dyn_harness() -> DynHarness<dyn SessionStore, TestDatabase> {
+    harness().await.into_dyn(|p| Arc::new(p) as Arc<dyn SessionStore>)
 }
 
 mod contract_concrete {
@@ -80,7 +48,7 @@ async fn sixteen_concurrent_cycles_of_one_session_leave_exactly_one_winner() {
     let other = PgSessionStore::new(pool(&h.db).await);
     let old = h.create(&"alice", LONG).await.unwrap();
     let cycles = (0..16).map(|n| {
-        let store = if n % 2 == 0 { h.store.clone() } else { other.clone() };
+        let store = if n % 2 == 0 { h.port.clone() } else { other.clone() };
         let old = old.clone();
         tokio::spawn(async move { store.cycle_id(&old).await })
     });
@@ -127,7 +95,7 @@ async fn expiry_follows_the_servers_clock() {
 #[tokio::test]
 async fn the_absolute_expiry_caps_creates_and_extends_and_survives_a_cycle() {
     let h = harness().await;
-    let store = h.store.clone().with_absolute_ttl(Duration::from_millis(600));
+    let store = h.port.clone().with_absolute_ttl(Duration::from_millis(600));
     let id = store.create(&"bob", LONG).await.unwrap();
     let left = store.ttl(&id).await.unwrap().unwrap();
     assert!(left <= Duration::from_millis(600), "create is capped at the absolute expiry: {left:?}");

@@ -6,13 +6,14 @@
 #[allow(dead_code)]
 mod common;
 
+use common::pubsub::{channel, next_message};
 use common::redis::{shared_manager, shared_url};
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use cpc_adapters::redis::{PubSubManager, RedisConfig, RedisManager};
-use cpc_ports::{Bytes, Channel, ChannelPattern, KvError, Message, PubSub, Subscription};
+use cpc_ports::{Bytes, Channel, ChannelPattern, KvError, PubSub, Subscription};
 use cpc_test_servers::PrivateRedis;
 use futures::StreamExt;
 use tokio::time::{Instant, timeout};
@@ -38,18 +39,6 @@ mod as_dyn {
         std::sync::Arc::new(cpc_adapters::redis::PubSubManager::new(super::shared_manager("pubsub-dyn").await))
             as std::sync::Arc<dyn cpc_ports::PubSub>
     });
-}
-
-fn channel(name: &str) -> Channel {
-    Channel::new(name).unwrap()
-}
-
-/// The next message, skipping nothing: fails on an error item, a timeout or the end of the stream.
-async fn next_message(sub: &mut Subscription) -> Message {
-    match timeout(Duration::from_secs(2), sub.next()).await {
-        Ok(Some(Ok(m))) => m,
-        other => panic!("expected a message, got {other:?}"),
-    }
 }
 
 /// How many connections Redis counts as subscribed to `name` (the full, namespaced name).

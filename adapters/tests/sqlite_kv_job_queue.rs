@@ -4,67 +4,32 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(all(feature = "sqlite-kv", feature = "diesel"))]
 
+#[allow(dead_code)]
+mod common;
+
 use std::collections::HashMap;
-use std::ops::Deref;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cpc_adapters::diesel::migrations::{self, MigrationTarget};
+use common::harness::DynHarness;
+use common::sqlite_kv::pool;
 use cpc_adapters::pool::{PoolConfig, PoolFactory};
-use cpc_adapters::sqlite::{SqliteConfig, SqlitePool};
+use cpc_adapters::sqlite::SqliteConfig;
 use cpc_adapters::sqlite_kv::SqliteJobQueue;
 use cpc_ports::{EnqueueOptions, JobQueue, JobQueueSettings, KvError, QueueName};
 
-/// A migrated database file in a temporary directory with a job queue on it; derefs to the queue. The directory
-/// is removed last.
-struct Harness {
-    queue: SqliteJobQueue,
-    path: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Deref for Harness {
-    type Target = SqliteJobQueue;
-    fn deref(&self) -> &SqliteJobQueue {
-        &self.queue
-    }
-}
-
-async fn pool(path: &Path, connections: u32) -> SqlitePool {
-    PoolFactory::create_sqlite_pool(&SqliteConfig::file(path), &PoolConfig::default().max_connections(connections))
-        .await
-        .unwrap()
-}
+type Harness = common::sqlite_kv::Harness<SqliteJobQueue>;
 
 async fn harness() -> Harness {
     harness_with(JobQueueSettings::default()).await
 }
 
 async fn harness_with(settings: JobQueueSettings) -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("jobs.db");
-    migrations::run_pending(&MigrationTarget::Sqlite(SqliteConfig::file(&path))).await.unwrap();
-    let queue = SqliteJobQueue::new(pool(&path, 8).await).with_settings(settings);
-    Harness { queue, path, _dir: dir }
+    common::sqlite_kv::harness("jobs.db", |pool| SqliteJobQueue::new(pool).with_settings(settings)).await
 }
 
-/// `Arc<dyn JobQueue>` that keeps its database file alive.
-struct DynHarness {
-    queue: Arc<dyn JobQueue>,
-    _dir: tempfile::TempDir,
-}
-
-impl Deref for DynHarness {
-    type Target = dyn JobQueue;
-    fn deref(&self) -> &(dyn JobQueue + 'static) {
-        &*self.queue
-    }
-}
-
-async fn dyn_harness() -> DynHarness {
-    let Harness { queue, _dir, .. } = harness().await;
-    DynHarness { queue: Arc::new(queue), _dir }
+async fn dyn_harness() -> DynHarness<dyn JobQueue, tempfile::TempDir> {
+    harness().await.into_dyn(|p| Arc::new(p) as Arc<dyn JobQueue>)
 }
 
 mod contract_concrete {
@@ -89,7 +54,7 @@ async fn jobs_survive_a_restart() {
     let q = queue();
     let first = h.enqueue_bytes(&q, "photo-1".into(), EnqueueOptions::default()).await.unwrap();
     h.enqueue_bytes(&q, "photo-2".into(), EnqueueOptions::default().idempotency_key("upload-2")).await.unwrap();
-    let Harness { queue, path, _dir } = h;
+    let Harness { port: queue, path, dir: _dir } = h;
     drop(queue); // the only pool on the file: every connection is closed
 
     let reopened = SqliteJobQueue::new(pool(&path, 2).await);
@@ -112,7 +77,7 @@ async fn a_reservation_survives_a_restart_and_is_redelivered_after_its_timeout()
     let q = queue();
     h.enqueue_bytes(&q, "job".into(), EnqueueOptions::default()).await.unwrap();
     let held = h.reserve(&q, Duration::from_millis(400)).await.unwrap().unwrap();
-    let Harness { queue, path, _dir } = h;
+    let Harness { port: queue, path, dir: _dir } = h;
     drop(queue); // the worker's process died holding the job
 
     let reopened = SqliteJobQueue::new(pool(&path, 2).await);

@@ -4,59 +4,26 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(all(feature = "sqlite-kv", feature = "diesel"))]
 
-use std::ops::Deref;
-use std::path::{Path, PathBuf};
+#[allow(dead_code)]
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use cpc_adapters::diesel::migrations::{self, MigrationTarget};
-use cpc_adapters::pool::{PoolConfig, PoolFactory};
-use cpc_adapters::sqlite::{SqliteConfig, SqlitePool};
+use common::harness::DynHarness;
+use common::sqlite_kv::pool;
 use cpc_adapters::sqlite_kv::SqliteLock;
 use cpc_ports::{KvError, Lock, LockKey};
 
-struct Harness {
-    lock: SqliteLock,
-    path: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Deref for Harness {
-    type Target = SqliteLock;
-    fn deref(&self) -> &SqliteLock {
-        &self.lock
-    }
-}
-
-async fn pool(path: &Path, connections: u32) -> SqlitePool {
-    PoolFactory::create_sqlite_pool(&SqliteConfig::file(path), &PoolConfig::default().max_connections(connections))
-        .await
-        .unwrap()
-}
+type Harness = common::sqlite_kv::Harness<SqliteLock>;
 
 async fn harness() -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("locks.db");
-    migrations::run_pending(&MigrationTarget::Sqlite(SqliteConfig::file(&path))).await.unwrap();
-    Harness { lock: SqliteLock::new(pool(&path, 8).await), path, _dir: dir }
+    common::sqlite_kv::harness("locks.db", SqliteLock::new).await
 }
 
-struct DynHarness {
-    lock: Arc<dyn Lock>,
-    _dir: tempfile::TempDir,
-}
-
-impl Deref for DynHarness {
-    type Target = dyn Lock;
-    fn deref(&self) -> &(dyn Lock + 'static) {
-        &*self.lock
-    }
-}
-
-async fn dyn_harness() -> DynHarness {
-    let Harness { lock, _dir, .. } = harness().await;
-    DynHarness { lock: Arc::new(lock), _dir }
+async fn dyn_harness() -> DynHarness<dyn Lock, tempfile::TempDir> {
+    harness().await.into_dyn(|p| Arc::new(p) as Arc<dyn Lock>)
 }
 
 mod contract_concrete {
@@ -105,7 +72,7 @@ async fn fencing_tokens_keep_growing_across_a_restart() {
     let h = harness().await;
     let key = LockKey::new("migrations").unwrap();
     let first = h.try_acquire(&key, Duration::from_secs(60)).await.unwrap().unwrap();
-    let Harness { lock, path, _dir } = h;
+    let Harness { port: lock, path, dir: _dir } = h;
     drop(lock); // the process dies holding the lock
 
     let reopened = SqliteLock::new(pool(&path, 2).await);

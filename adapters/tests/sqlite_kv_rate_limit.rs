@@ -5,58 +5,25 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(all(feature = "sqlite-kv", feature = "diesel"))]
 
-use std::ops::Deref;
-use std::path::{Path, PathBuf};
+#[allow(dead_code)]
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use cpc_adapters::diesel::migrations::{self, MigrationTarget};
-use cpc_adapters::pool::{PoolConfig, PoolFactory};
-use cpc_adapters::sqlite::{SqliteConfig, SqlitePool};
+use common::harness::DynHarness;
+use common::sqlite_kv::pool;
 use cpc_adapters::sqlite_kv::SqliteRateLimiter;
 use cpc_ports::{KvError, RateLimitKey, RateLimitPolicy, RateLimiter};
 
-struct Harness {
-    limiter: SqliteRateLimiter,
-    path: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Deref for Harness {
-    type Target = SqliteRateLimiter;
-    fn deref(&self) -> &SqliteRateLimiter {
-        &self.limiter
-    }
-}
-
-async fn pool(path: &Path, connections: u32) -> SqlitePool {
-    PoolFactory::create_sqlite_pool(&SqliteConfig::file(path), &PoolConfig::default().max_connections(connections))
-        .await
-        .unwrap()
-}
+type Harness = common::sqlite_kv::Harness<SqliteRateLimiter>;
 
 async fn harness() -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("limits.db");
-    migrations::run_pending(&MigrationTarget::Sqlite(SqliteConfig::file(&path))).await.unwrap();
-    Harness { limiter: SqliteRateLimiter::new(pool(&path, 8).await), path, _dir: dir }
+    common::sqlite_kv::harness("limits.db", SqliteRateLimiter::new).await
 }
 
-struct DynHarness {
-    limiter: Arc<dyn RateLimiter>,
-    _dir: tempfile::TempDir,
-}
-
-impl Deref for DynHarness {
-    type Target = dyn RateLimiter;
-    fn deref(&self) -> &(dyn RateLimiter + 'static) {
-        &*self.limiter
-    }
-}
-
-async fn dyn_harness() -> DynHarness {
-    let Harness { limiter, _dir, .. } = harness().await;
-    DynHarness { limiter: Arc::new(limiter), _dir }
+async fn dyn_harness() -> DynHarness<dyn RateLimiter, tempfile::TempDir> {
+    harness().await.into_dyn(|p| Arc::new(p) as Arc<dyn RateLimiter>)
 }
 
 mod contract_concrete {
@@ -106,7 +73,7 @@ async fn the_spent_allowance_survives_a_restart() {
     for _ in 0..3 {
         assert!(h.check(&key, &policy, 1).await.unwrap().allowed);
     }
-    let Harness { limiter, path, _dir } = h;
+    let Harness { port: limiter, path, dir: _dir } = h;
     drop(limiter);
 
     let reopened = SqliteRateLimiter::new(pool(&path, 2).await);

@@ -5,61 +5,25 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(all(feature = "sqlite-kv", feature = "diesel"))]
 
-use std::ops::Deref;
-use std::path::{Path, PathBuf};
+#[allow(dead_code)]
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use cpc_adapters::diesel::migrations::{self, MigrationTarget};
-use cpc_adapters::pool::{PoolConfig, PoolFactory};
-use cpc_adapters::sqlite::{SqliteConfig, SqlitePool};
+use common::harness::DynHarness;
+use common::sqlite_kv::pool;
 use cpc_adapters::sqlite_kv::SqliteSessionStore;
 use cpc_ports::{KvError, SessionStore};
 
-/// A migrated database file in a temporary directory with a session store on it; derefs to the store.
-struct Harness {
-    store: SqliteSessionStore,
-    path: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Deref for Harness {
-    type Target = SqliteSessionStore;
-    fn deref(&self) -> &SqliteSessionStore {
-        &self.store
-    }
-}
-
-async fn pool(path: &Path, connections: u32) -> SqlitePool {
-    PoolFactory::create_sqlite_pool(&SqliteConfig::file(path), &PoolConfig::default().max_connections(connections))
-        .await
-        .unwrap()
-}
+type Harness = common::sqlite_kv::Harness<SqliteSessionStore>;
 
 async fn harness() -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("sessions.db");
-    migrations::run_pending(&MigrationTarget::Sqlite(SqliteConfig::file(&path))).await.unwrap();
-    let store = SqliteSessionStore::new(pool(&path, 8).await);
-    Harness { store, path, _dir: dir }
+    common::sqlite_kv::harness("sessions.db", SqliteSessionStore::new).await
 }
 
-/// `Arc<dyn SessionStore>` that keeps its database file alive.
-struct DynHarness {
-    store: Arc<dyn SessionStore>,
-    _dir: tempfile::TempDir,
-}
-
-impl Deref for DynHarness {
-    type Target = dyn SessionStore;
-    fn deref(&self) -> &(dyn SessionStore + 'static) {
-        &*self.store
-    }
-}
-
-async fn dyn_harness() -> DynHarness {
-    let Harness { store, _dir, .. } = harness().await;
-    DynHarness { store: Arc::new(store), _dir }
+async fn dyn_harness() -> DynHarness<dyn SessionStore, tempfile::TempDir> {
+    harness().await.into_dyn(|p| Arc::new(p) as Arc<dyn SessionStore>)
 }
 
 mod contract_concrete {
@@ -81,7 +45,7 @@ async fn sessions_survive_a_restart_with_their_remaining_lifetime() {
     let id = h.create_bytes("alice".into(), Duration::from_secs(60)).await.unwrap();
     let cycled = h.create_bytes("bob".into(), Duration::from_secs(60)).await.unwrap();
     let cycled = h.cycle_id(&cycled).await.unwrap();
-    let Harness { store, path, _dir } = h;
+    let Harness { port: store, path, dir: _dir } = h;
     drop(store); // the only pool on the file: every connection is closed
 
     let reopened = SqliteSessionStore::new(pool(&path, 2).await);

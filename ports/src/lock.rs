@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{KvError, LockKey};
 
+pub mod retry;
+
 /// A number that grows with every successful acquisition of a lock key. Hand it to the protected resource with
 /// each write; the resource refuses writes carrying a token lower than the highest it has seen, which makes a
 /// holder whose lease silently expired harmless (Kleppmann's fencing).

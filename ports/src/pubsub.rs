@@ -14,6 +14,9 @@ use serde::de::DeserializeOwned;
 use crate::{Channel, ChannelPattern, Codec, KvError};
 
 mod glob;
+pub mod queue;
+
+pub use queue::SubscriberQueue;
 
 /// Whether the channel name `channel` matches the Redis glob `pattern`, byte for byte as Redis's `PSUBSCRIBE`
 /// matches (`*` any run, `?` one byte, `[abc]`, `[^a]`, `[a-z]`, `\` escapes; an unclosed `[` runs to the end).

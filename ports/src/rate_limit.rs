@@ -7,6 +7,8 @@ use cpc_domain::ValidationError;
 
 use crate::{KvError, RateLimitKey};
 
+pub mod math;
+
 /// How much traffic a key may send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RateLimitPolicy {

@@ -1,12 +1,13 @@
 //! [`InMemoryPubSub`]: the in-memory [`PubSub`], with Redis glob patterns and bounded per-subscription buffers.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use cpc_ports::pubsub::SubscriberQueue;
 use cpc_ports::{BufferLimits, Channel, ChannelPattern, Codec, KvError, Message, PubSub, Subscription};
 use futures::Stream;
 
@@ -65,7 +66,7 @@ struct State {
 
 struct Subscriber {
     id: u64,
-    queue: Arc<Queue>,
+    queue: Arc<SubscriberQueue>,
 }
 
 /// What a subscription listens to, so its drop can find and remove it.
@@ -83,73 +84,14 @@ impl State {
         }
     }
 
-    fn all_queues(&self) -> impl Iterator<Item = &Arc<Queue>> {
+    fn all_queues(&self) -> impl Iterator<Item = &Arc<SubscriberQueue>> {
         self.channels.values().chain(self.patterns.values()).flatten().map(|s| &s.queue)
-    }
-}
-
-/// One subscription's bounded queue: the publisher pushes, the [`Feed`] pops.
-struct Queue {
-    limits: BufferLimits,
-    inner: Mutex<QueueInner>,
-}
-
-#[derive(Default)]
-struct QueueInner {
-    messages: VecDeque<Message>,
-    /// The size of `messages` ([`BufferLimits::size_of`]).
-    bytes: usize,
-    /// Messages dropped since the subscriber last heard about it.
-    missed: u64,
-    /// The store was dropped: end the stream once the queue is drained.
-    closed: bool,
-    waker: Option<Waker>,
-}
-
-impl Queue {
-    fn new(limits: BufferLimits) -> Self {
-        Self { limits, inner: Mutex::new(QueueInner::default()) }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, QueueInner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Appends `message`, first dropping the oldest ones while the queue is at its limits (in messages, or in
-    /// bytes with `message` added), and wakes the reader.
-    fn push(&self, message: Message) {
-        let size = BufferLimits::size_of(&message);
-        let waker = {
-            let mut q = self.lock();
-            while self.limits.must_drop(q.messages.len(), q.bytes, size) {
-                let Some(old) = q.messages.pop_front() else { break };
-                q.bytes -= BufferLimits::size_of(&old);
-                q.missed = q.missed.saturating_add(1);
-            }
-            q.bytes += size;
-            q.messages.push_back(message);
-            q.waker.take()
-        };
-        if let Some(w) = waker {
-            w.wake();
-        }
-    }
-
-    fn close(&self) {
-        let waker = {
-            let mut q = self.lock();
-            q.closed = true;
-            q.waker.take()
-        };
-        if let Some(w) = waker {
-            w.wake();
-        }
     }
 }
 
 /// The stream behind a [`Subscription`]; dropping it unsubscribes.
 struct Feed {
-    queue: Arc<Queue>,
+    queue: Arc<SubscriberQueue>,
     state: Weak<Mutex<State>>,
     kind: Kind,
     topic: String,
@@ -160,20 +102,8 @@ impl Stream for Feed {
     type Item = Result<Message, KvError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let mut q = self.queue.lock();
-        if q.missed > 0 {
-            let missed = std::mem::take(&mut q.missed);
-            return Poll::Ready(Some(Err(KvError::Lagged { missed })));
-        }
-        if let Some(message) = q.messages.pop_front() {
-            q.bytes -= BufferLimits::size_of(&message);
-            return Poll::Ready(Some(Ok(message)));
-        }
-        if q.closed {
-            return Poll::Ready(None);
-        }
-        q.waker = Some(cx.waker().clone());
-        Poll::Pending
+        // Nothing in process is ever disconnected: no notice is pushed, so this error is never read.
+        self.queue.poll_next(cx, || KvError::Unavailable { backend: "memory", reason: "disconnected".into() })
     }
 }
 
@@ -256,12 +186,12 @@ impl InMemoryPubSub {
     /// Test aid: how many published messages are waiting in subscription queues, all subscriptions together.
     /// Bounded by the number of subscriptions times the buffer size, however far subscribers fall behind.
     pub fn buffered_messages(&self) -> usize {
-        self.lock().all_queues().map(|q| q.lock().messages.len()).sum()
+        self.lock().all_queues().map(|q| q.buffered().0).sum()
     }
 
     /// Test aid: the size of those messages ([`BufferLimits::size_of`]), all subscriptions together.
     pub fn buffered_bytes(&self) -> usize {
-        self.lock().all_queues().map(|q| q.lock().bytes).sum()
+        self.lock().all_queues().map(|q| q.buffered().1).sum()
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -269,7 +199,7 @@ impl InMemoryPubSub {
     }
 
     fn add(&self, kind: Kind, topic: &str) -> Subscription {
-        let queue = Arc::new(Queue::new(self.buffer));
+        let queue = Arc::new(SubscriberQueue::new(self.buffer));
         let id = {
             let mut state = self.lock();
             let id = state.next_id;

@@ -6,12 +6,12 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use cpc_ports::rate_limit::math::{TokenBucket, sliding_window};
 use cpc_ports::{KvError, RateLimitDecision, RateLimitKey, RateLimitPolicy, RateLimiter};
 use tokio::time::Instant;
 
 /// The fewest checks between two sweeps of idle state.
 const SWEEP_MIN_CHECKS: usize = 128;
-const NANOS_PER_SEC: u128 = 1_000_000_000;
 
 /// A [`RateLimiter`] in process memory, exact and on tokio's clock (so tests can `tokio::time::pause()` and
 /// `advance()` through refills and windows).
@@ -53,75 +53,35 @@ impl State {
     }
 }
 
-/// A token bucket. One token is `unit` units; `level` units are in it; it gains `refill` units per nanosecond.
+/// A token bucket ([`TokenBucket`]) and when it was last refilled.
 struct Bucket {
-    level: u128,
-    unit: u128,
-    capacity: u128,
-    refill: u128,
+    tokens: TokenBucket,
     updated_at: Instant,
 }
 
 impl Bucket {
     fn new(capacity: u64, refill_tokens: u64, refill_interval: Duration, now: Instant) -> Self {
-        let unit = refill_interval.as_nanos().max(1);
-        let capacity = u128::from(capacity);
-        Self {
-            level: capacity.saturating_mul(unit),
-            unit,
-            capacity,
-            refill: u128::from(refill_tokens),
-            updated_at: now,
-        }
+        Self { tokens: TokenBucket::full(capacity, refill_tokens, refill_interval), updated_at: now }
     }
 
     fn is_idle(&mut self, now: Instant) -> bool {
         self.refill(now);
-        self.level >= self.full()
-    }
-
-    fn full(&self) -> u128 {
-        self.capacity.saturating_mul(self.unit)
+        self.tokens.is_full()
     }
 
     fn refill(&mut self, now: Instant) {
-        let elapsed = now.saturating_duration_since(self.updated_at).as_nanos();
-        self.level = self.level.saturating_add(elapsed.saturating_mul(self.refill)).min(self.full());
+        self.tokens.refill(now.saturating_duration_since(self.updated_at).as_nanos());
         self.updated_at = now;
     }
 
     /// Adopts the parameters of `policy`, keeping the fill ratio if the token size changed.
     fn configure(&mut self, capacity: u64, refill_tokens: u64, refill_interval: Duration) {
-        let unit = refill_interval.as_nanos().max(1);
-        if unit != self.unit {
-            self.level = self.level.saturating_mul(unit) / self.unit.max(1);
-            self.unit = unit;
-        }
-        self.capacity = u128::from(capacity);
-        self.refill = u128::from(refill_tokens);
-        self.level = self.level.min(self.full());
-    }
-
-    /// Nanoseconds until the bucket holds `target` units.
-    fn time_to(&self, target: u128) -> Duration {
-        let missing = target.saturating_sub(self.level);
-        nanos(missing.div_ceil(self.refill.max(1)))
+        self.tokens.configure(capacity, refill_tokens, refill_interval);
     }
 
     fn check(&mut self, cost: u64, now: Instant) -> RateLimitDecision {
         self.refill(now);
-        let needed = u128::from(cost).saturating_mul(self.unit);
-        let allowed = self.level >= needed;
-        if allowed {
-            self.level -= needed;
-        }
-        RateLimitDecision {
-            allowed,
-            limit: u64::try_from(self.capacity).unwrap_or(u64::MAX),
-            remaining: u64::try_from(self.level / self.unit).unwrap_or(u64::MAX),
-            retry_after: (!allowed).then(|| self.time_to(needed)),
-            reset_after: self.time_to(self.full()),
-        }
+        self.tokens.check(cost)
     }
 }
 
@@ -164,40 +124,14 @@ impl Log {
 
     fn check(&mut self, limit: u64, cost: u64, now: Instant) -> RateLimitDecision {
         self.prune(now);
-        // Sums in u128: a u64 total plus a u64 cost cannot overflow it.
-        let after = u128::from(self.total) + u128::from(cost);
-        let allowed = after <= u128::from(limit);
-        let mut retry_after = None;
-        if allowed {
+        let spent = self.spent.iter().map(|&(at, spent)| (spent, self.until(at, now)));
+        let decision = sliding_window(limit, cost, spent, self.until(now, now));
+        if decision.allowed {
             self.spent.push_back((now, cost));
             self.total += cost;
-        } else {
-            // The check fits once enough of the oldest spends have left the window.
-            let must_free = after - u128::from(limit);
-            let mut freed = 0_u128;
-            for &(at, spent) in &self.spent {
-                freed += u128::from(spent);
-                if freed >= must_free {
-                    retry_after = Some(self.until(at, now));
-                    break;
-                }
-            }
         }
-        RateLimitDecision {
-            allowed,
-            limit,
-            remaining: limit.saturating_sub(self.total),
-            retry_after,
-            reset_after: self.spent.back().map_or(Duration::ZERO, |&(at, _)| self.until(at, now)),
-        }
+        decision
     }
-}
-
-fn nanos(n: u128) -> Duration {
-    let secs = u64::try_from(n / NANOS_PER_SEC).unwrap_or(u64::MAX);
-    // The remainder is below 10^9, so it fits and cannot carry into the seconds.
-    let sub = u32::try_from(n % NANOS_PER_SEC).unwrap_or(0);
-    Duration::new(secs, sub)
 }
 
 impl InMemoryRateLimiter {

@@ -1,24 +1,17 @@
 //! [`PgLock`]: the [`Lock`] port on a PostgreSQL lease table, with fencing tokens that survive restarts.
 
 use std::fmt;
-use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use cpc_pool::postgres::PgPool;
 use cpc_pool::postgres::kv::{self, column};
-use cpc_ports::jitter::half_to_full;
+use cpc_ports::lock::retry::retry_until_taken;
 use cpc_ports::{FencingToken, KvError, Lock, LockKey, LockLease, SessionId};
 use tokio::sync::Notify;
-use tokio::time::Instant;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
-
-/// The first pause of [`Lock::acquire`] between two attempts on a busy lock.
-const INITIAL_BACKOFF: Duration = Duration::from_millis(5);
-/// The longest pause of [`Lock::acquire`] between two attempts.
-const MAX_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Takes the lease of `$1` for owner `$2` and `$3` milliseconds if it is free (never taken, released, or expired),
 /// in one statement. The token issued is one more than the key's last one, and never less than the server's clock
@@ -163,34 +156,13 @@ impl PgLock {
 
     /// Runs attempts until one takes the lock or `wait` runs out (see the type's docs).
     async fn acquire_within(&self, key: &LockKey, ttl: Duration, wait: Duration) -> Result<LockLease, KvError> {
-        let deadline = Instant::now().checked_add(wait);
-        let mut backoff = INITIAL_BACKOFF;
-        loop {
-            // Registered before the attempt, so a local release between the attempt and the sleep still wakes us.
-            let mut woken = pin!(self.released.notified());
-            woken.as_mut().enable();
-            let held_for = match self.attempt(key, ttl).await? {
-                Attempt::Taken(lease) => return Ok(lease),
-                Attempt::Busy(held_for) => held_for,
-            };
-            let now = Instant::now();
-            let left = match deadline {
-                Some(deadline) if now >= deadline => {
-                    return Err(KvError::Timeout { operation: "acquire lock", after: wait });
-                }
-                Some(deadline) => deadline - now,
-                None => Duration::MAX,
-            };
-            let mut pause = half_to_full(backoff);
-            if let Some(held_for) = held_for {
-                pause = pause.min(held_for.max(Duration::from_millis(1)));
-            }
-            tokio::select! {
-                () = woken => {}
-                () = tokio::time::sleep(pause.min(left)) => {}
-            }
-            backoff = (backoff * 2).min(MAX_BACKOFF);
-        }
+        retry_until_taken(&self.released, wait, Duration::ZERO, || async {
+            Ok(match self.attempt(key, ttl).await? {
+                Attempt::Taken(lease) => Ok(lease),
+                Attempt::Busy(held_for) => Err(held_for),
+            })
+        })
+        .await
     }
 
     /// Releases `lease` in the background (if a runtime is running), ignoring the outcome.

@@ -13,7 +13,7 @@ use cpc_ports::{
 };
 use rusqlite::{OptionalExtension, Transaction, params};
 
-use crate::kv::{kv_error, millis, to_u32};
+use crate::kv::{millis, read, to_u32, write};
 
 /// The reservations of queue `?1` that ran out of time on their last attempt (their worker died too often), in
 /// due order: the reserve buries them first.
@@ -176,24 +176,6 @@ impl SqliteJobQueue {
     fn keep(&self) -> i64 {
         i64::from(self.settings.effective_max_dead_letters())
     }
-
-    /// Runs `f` in a write transaction behind the pool's writer gate.
-    async fn write<F, R>(&self, operation: &'static str, f: F) -> Result<R, KvError>
-    where
-        F: FnOnce(&Transaction<'_>) -> rusqlite::Result<R> + Send + 'static,
-        R: Send + 'static,
-    {
-        self.pool.write(f).await.map_err(|e| kv_error(e, operation))
-    }
-
-    /// Runs `f` on a pooled connection, without the writer gate (reads).
-    async fn read<F, R>(&self, operation: &'static str, f: F) -> Result<R, KvError>
-    where
-        F: FnOnce(&mut rusqlite::Connection) -> rusqlite::Result<R> + Send + 'static,
-        R: Send + 'static,
-    {
-        self.pool.interact(f).await.map_err(|e| kv_error(e, operation))
-    }
 }
 
 /// The rows of a queue's dead letters beyond the newest `keep`, deleted.
@@ -267,7 +249,7 @@ impl JobQueue for SqliteJobQueue {
             max_attempts,
             key,
         };
-        let id = self.write("enqueue job", move |tx| enqueue_in(tx, &job)).await?;
+        let id = write(&self.pool, "enqueue job", move |tx| enqueue_in(tx, &job)).await?;
         Ok(JobId::new(id))
     }
 
@@ -279,25 +261,24 @@ impl JobQueue for SqliteJobQueue {
         let retention = self.retention()?;
         let keep = self.keep();
         let q = queue.as_str().to_owned();
-        let row = self
-            .write("reserve job", move |tx| {
-                let timed_out: Vec<i64> =
-                    tx.prepare_cached(TIMED_OUT)?.query_map(params![q], |r| r.get(0))?.collect::<Result<_, _>>()?;
-                for seq in &timed_out {
-                    tx.prepare_cached(BURY)?.execute(params![q, seq])?;
-                }
-                tx.prepare_cached(DROP_AGED_DEAD)?.execute(params![q, retention])?;
-                tx.prepare_cached(SWEEP_KEYS)?.execute([])?;
-                if !timed_out.is_empty() {
-                    cap_dead(tx, &q, keep)?;
-                }
-                tx.prepare_cached(RESERVE)?
-                    .query_row(params![q, visibility], |r| {
-                        Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?))
-                    })
-                    .optional()
-            })
-            .await?;
+        let row = write(&self.pool, "reserve job", move |tx| {
+            let timed_out: Vec<i64> =
+                tx.prepare_cached(TIMED_OUT)?.query_map(params![q], |r| r.get(0))?.collect::<Result<_, _>>()?;
+            for seq in &timed_out {
+                tx.prepare_cached(BURY)?.execute(params![q, seq])?;
+            }
+            tx.prepare_cached(DROP_AGED_DEAD)?.execute(params![q, retention])?;
+            tx.prepare_cached(SWEEP_KEYS)?.execute([])?;
+            if !timed_out.is_empty() {
+                cap_dead(tx, &q, keep)?;
+            }
+            tx.prepare_cached(RESERVE)?
+                .query_row(params![q, visibility], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?))
+                })
+                .optional()
+        })
+        .await?;
         Ok(row.map(|(id, payload, attempt, max_attempts)| ReservedJob {
             id: JobId::new(id),
             queue: queue.clone(),
@@ -309,7 +290,8 @@ impl JobQueue for SqliteJobQueue {
 
     async fn ack(&self, job: &ReservedJob) -> Result<(), KvError> {
         let (q, id, attempt) = (job.queue.as_str().to_owned(), job.id.as_str().to_owned(), i64::from(job.attempt));
-        let deleted = self.write("ack job", move |tx| tx.prepare_cached(ACK)?.execute(params![q, id, attempt])).await?;
+        let deleted =
+            write(&self.pool, "ack job", move |tx| tx.prepare_cached(ACK)?.execute(params![q, id, attempt])).await?;
         if deleted == 0 { Err(not_reserved()) } else { Ok(()) }
     }
 
@@ -317,16 +299,15 @@ impl JobQueue for SqliteJobQueue {
         let retry = millis(retry_after, "retry_after")?;
         let keep = self.keep();
         let (q, id, attempt) = (job.queue.as_str().to_owned(), job.id.as_str().to_owned(), i64::from(job.attempt));
-        let state = self
-            .write("nack job", move |tx| {
-                let state: Option<String> =
-                    tx.prepare_cached(NACK)?.query_row(params![q, id, attempt, retry], |r| r.get(0)).optional()?;
-                if state.as_deref() == Some("dead") {
-                    cap_dead(tx, &q, keep)?;
-                }
-                Ok(state)
-            })
-            .await?;
+        let state = write(&self.pool, "nack job", move |tx| {
+            let state: Option<String> =
+                tx.prepare_cached(NACK)?.query_row(params![q, id, attempt, retry], |r| r.get(0)).optional()?;
+            if state.as_deref() == Some("dead") {
+                cap_dead(tx, &q, keep)?;
+            }
+            Ok(state)
+        })
+        .await?;
         match state.as_deref() {
             Some("dead") => Ok(NackOutcome::Dead),
             Some(_) => Ok(NackOutcome::Retrying),
@@ -340,11 +321,10 @@ impl JobQueue for SqliteJobQueue {
         }
         let visibility = millis(visibility_timeout, "visibility_timeout")?.max(1);
         let (q, id, attempt) = (job.queue.as_str().to_owned(), job.id.as_str().to_owned(), i64::from(job.attempt));
-        let extended = self
-            .write("extend job reservation", move |tx| {
-                tx.prepare_cached(EXTEND)?.execute(params![q, id, attempt, visibility])
-            })
-            .await?;
+        let extended = write(&self.pool, "extend job reservation", move |tx| {
+            tx.prepare_cached(EXTEND)?.execute(params![q, id, attempt, visibility])
+        })
+        .await?;
         if extended == 0 { Err(not_reserved()) } else { Ok(()) }
     }
 
@@ -352,7 +332,7 @@ impl JobQueue for SqliteJobQueue {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let retention = self.retention()?;
         let q = queue.as_str().to_owned();
-        self.read("list dead jobs", move |c| {
+        read(&self.pool, "list dead jobs", move |c| {
             let mut statement = c.prepare_cached(DEAD_LETTERS)?;
             let rows = statement.query_map(params![q, limit, retention], |r| {
                 Ok(DeadJob {
@@ -369,21 +349,21 @@ impl JobQueue for SqliteJobQueue {
     async fn requeue_dead(&self, queue: &QueueName, id: &JobId) -> Result<(), KvError> {
         let retention = self.retention()?;
         let (q, id) = (queue.as_str().to_owned(), id.as_str().to_owned());
-        let moved = self
-            .write("requeue dead job", move |tx| tx.prepare_cached(REQUEUE_DEAD)?.execute(params![q, id, retention]))
-            .await?;
+        let moved = write(&self.pool, "requeue dead job", move |tx| {
+            tx.prepare_cached(REQUEUE_DEAD)?.execute(params![q, id, retention])
+        })
+        .await?;
         if moved == 0 { Err(not_dead()) } else { Ok(()) }
     }
 
     async fn stats(&self, queue: &QueueName) -> Result<QueueStats, KvError> {
         let retention = self.retention()?;
         let q = queue.as_str().to_owned();
-        let counts = self
-            .read("queue stats", move |c| {
-                c.prepare_cached(STATS)?
-                    .query_row(params![q, retention], |r| Ok([r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?, r.get(3)?]))
-            })
-            .await?;
+        let counts = read(&self.pool, "queue stats", move |c| {
+            c.prepare_cached(STATS)?
+                .query_row(params![q, retention], |r| Ok([r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?, r.get(3)?]))
+        })
+        .await?;
         let [pending, in_flight, delayed, dead] = counts.map(|n| u64::try_from(n).unwrap_or(0));
         Ok(QueueStats { pending, in_flight, delayed, dead })
     }

@@ -1,10 +1,12 @@
-//! What the ports on SQLite share: durations in whole milliseconds, and
+//! What the ports on SQLite share: durations in whole milliseconds, statements run on the pool, and
 //! failures mapped to the ports' [`KvError`].
 
 use std::time::Duration;
 
 use cpc_pool::pool::DatabaseError;
+use cpc_pool::sqlite::SqlitePool;
 use cpc_ports::KvError;
+use rusqlite::Transaction;
 
 /// `d` in whole milliseconds, as the statements take it; a duration over 10^15 ms is a validation error naming
 /// `field`.
@@ -27,6 +29,24 @@ pub(crate) fn kv_error(e: DatabaseError, operation: &'static str) -> KvError {
         e if e.is_retryable() => KvError::Unavailable { backend: "sqlite", reason: e.to_string() },
         e => KvError::backend("sqlite", e),
     }
+}
+
+/// Runs `f` in a write transaction behind the pool's writer gate; a failure is mapped by [`kv_error`].
+pub(crate) async fn write<F, R>(pool: &SqlitePool, operation: &'static str, f: F) -> Result<R, KvError>
+where
+    F: FnOnce(&Transaction<'_>) -> rusqlite::Result<R> + Send + 'static,
+    R: Send + 'static,
+{
+    pool.write(f).await.map_err(|e| kv_error(e, operation))
+}
+
+/// Runs `f` on a pooled connection, without the writer gate (reads); a failure is mapped by [`kv_error`].
+pub(crate) async fn read<F, R>(pool: &SqlitePool, operation: &'static str, f: F) -> Result<R, KvError>
+where
+    F: FnOnce(&mut rusqlite::Connection) -> rusqlite::Result<R> + Send + 'static,
+    R: Send + 'static,
+{
+    pool.interact(f).await.map_err(|e| kv_error(e, operation))
 }
 
 /// A stored count or attempt number as the ports type it; a negative or oversized value (a row edited by hand)

@@ -1,23 +1,17 @@
 //! [`SqliteLock`]: the [`Lock`] port over a SQLite table, leases on SQLite's clock.
 
 use std::fmt;
-use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use cpc_pool::sqlite::SqlitePool;
+use cpc_ports::lock::retry::retry_until_taken;
 use cpc_ports::{FencingToken, KvError, Lock, LockKey, LockLease, SessionId};
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{OptionalExtension, params};
 use tokio::sync::Notify;
-use tokio::time::Instant;
 
-use crate::kv::{kv_error, millis};
-
-/// The first pause between two attempts of a waiting `acquire`; it doubles up to [`MAX_BACKOFF`].
-const INITIAL_BACKOFF: Duration = Duration::from_millis(5);
-/// The longest pause between two attempts of a waiting `acquire` (a release by this store wakes it at once).
-const MAX_BACKOFF: Duration = Duration::from_millis(100);
+use crate::kv::{kv_error, millis, write};
 
 /// Takes lock `?1` for owner `?2` for `?3` ms if it is free (never taken, released, or its lease over), raising its
 /// fencing token. Returns the new token, or no row when a live lease holds the lock.
@@ -68,8 +62,9 @@ const IS_HELD: &str = concat!("SELECT 1 FROM cpc_locks WHERE key = ?1 AND owner 
 /// expiry keeps the row, so tokens grow across both). Extend, release and `is_held` match the owner id and a live
 /// lease, so a holder whose lease ran out gets [`KvError::LeaseLost`] and cannot touch the next holder's lock.
 ///
-/// **Waiting.** [`acquire`](Lock::acquire) retries with a backoff from 5 ms doubling to 100 ms (never past the
-/// current lease's end, nor the wait); a release through this store (or a clone of it) wakes its waiters at once.
+/// **Waiting.** [`acquire`](Lock::acquire) retries with a backoff and jitter from 5 ms doubling to 100 ms (never
+/// past the current lease's end, nor the wait); a release through this store (or a clone of it) wakes its
+/// waiters at once.
 ///
 /// **Cost.** Every call is one short statement; all but `is_held` are write transactions behind the pool's writer
 /// gate. Rows are never deleted: one row per distinct key, a few dozen bytes each.
@@ -90,33 +85,24 @@ impl SqliteLock {
         &self.pool
     }
 
-    async fn write<F, R>(&self, operation: &'static str, f: F) -> Result<R, KvError>
-    where
-        F: FnOnce(&Transaction<'_>) -> rusqlite::Result<R> + Send + 'static,
-        R: Send + 'static,
-    {
-        self.pool.write(f).await.map_err(|e| kv_error(e, operation))
-    }
-
     /// One acquisition attempt: the lease, or how long the current holder's lease has left.
     async fn attempt(&self, key: &LockKey, ttl: Duration) -> Result<Result<LockLease, Duration>, KvError> {
         let ttl_ms = lease_millis(ttl)?;
         let owner = SessionId::generate().as_str().to_owned();
         let (name, who) = (key.as_str().to_owned(), owner.clone());
-        let outcome = self
-            .write("acquire lock", move |tx| {
-                let fence: Option<i64> =
-                    tx.prepare_cached(ACQUIRE)?.query_row(params![name, who, ttl_ms], |r| r.get(0)).optional()?;
-                match fence {
-                    Some(fence) => Ok(Ok(fence)),
-                    None => {
-                        let left: Option<i64> =
-                            tx.prepare_cached(HELD_FOR)?.query_row(params![name], |r| r.get(0)).optional()?;
-                        Ok(Err(left.unwrap_or(0)))
-                    }
+        let outcome = write(&self.pool, "acquire lock", move |tx| {
+            let fence: Option<i64> =
+                tx.prepare_cached(ACQUIRE)?.query_row(params![name, who, ttl_ms], |r| r.get(0)).optional()?;
+            match fence {
+                Some(fence) => Ok(Ok(fence)),
+                None => {
+                    let left: Option<i64> =
+                        tx.prepare_cached(HELD_FOR)?.query_row(params![name], |r| r.get(0)).optional()?;
+                    Ok(Err(left.unwrap_or(0)))
                 }
-            })
-            .await?;
+            }
+        })
+        .await?;
         Ok(match outcome {
             Ok(fence) => {
                 Ok(LockLease { key: key.clone(), owner, token: FencingToken(u64::try_from(fence).unwrap_or(0)), ttl })
@@ -151,45 +137,27 @@ impl Lock for SqliteLock {
     }
 
     async fn acquire(&self, key: &LockKey, ttl: Duration, wait: Duration) -> Result<LockLease, KvError> {
-        let deadline = Instant::now().checked_add(wait);
-        let mut backoff = INITIAL_BACKOFF;
-        loop {
-            // Registered before the attempt, so a release between the attempt and the sleep still wakes us.
-            let mut woken = pin!(self.released.notified());
-            woken.as_mut().enable();
-            let held_for = match self.attempt(key, ttl).await? {
-                Ok(lease) => return Ok(lease),
-                Err(held_for) => held_for,
-            };
-            let left = match deadline {
-                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
-                    Some(left) if !left.is_zero() => left,
-                    _ => return Err(KvError::Timeout { operation: "acquire lock", after: wait }),
-                },
-                None => Duration::MAX,
-            };
-            let pause = backoff.min(held_for.max(Duration::from_millis(1))).min(left);
-            tokio::select! {
-                () = tokio::time::sleep(pause) => {}
-                () = woken => {}
-            }
-            backoff = (backoff * 2).min(MAX_BACKOFF);
-        }
+        retry_until_taken(&self.released, wait, Duration::ZERO, || async {
+            Ok(self.attempt(key, ttl).await?.map_err(Some))
+        })
+        .await
     }
 
     async fn extend(&self, lease: &LockLease, ttl: Duration) -> Result<LockLease, KvError> {
         let ttl_ms = lease_millis(ttl)?;
         let (name, owner) = (lease.key.as_str().to_owned(), lease.owner.clone());
-        let extended = self
-            .write("extend lock", move |tx| tx.prepare_cached(EXTEND)?.execute(params![name, owner, ttl_ms]))
-            .await?;
+        let extended = write(&self.pool, "extend lock", move |tx| {
+            tx.prepare_cached(EXTEND)?.execute(params![name, owner, ttl_ms])
+        })
+        .await?;
         if extended == 0 { Err(lease_lost(lease)) } else { Ok(LockLease { ttl, ..lease.clone() }) }
     }
 
     async fn release(&self, lease: LockLease) -> Result<(), KvError> {
         let (name, owner) = (lease.key.as_str().to_owned(), lease.owner.clone());
         let released =
-            self.write("release lock", move |tx| tx.prepare_cached(RELEASE)?.execute(params![name, owner])).await?;
+            write(&self.pool, "release lock", move |tx| tx.prepare_cached(RELEASE)?.execute(params![name, owner]))
+                .await?;
         if released == 0 {
             return Err(lease_lost(&lease));
         }

@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cpc_pool::sqlite::SqlitePool;
+use cpc_ports::rate_limit::math::{TokenBucket, nanos, sliding_window};
 use cpc_ports::{KvError, RateLimitDecision, RateLimitKey, RateLimitPolicy, RateLimiter};
 use rusqlite::{OptionalExtension, Transaction, params};
 
-use crate::kv::kv_error;
+use crate::kv::write;
 
 const NANOS_PER_MS: u128 = 1_000_000;
-const NANOS_PER_SEC: u128 = 1_000_000_000;
 /// How many idle rows a check deletes at most.
 const SWEEP_BATCH: i64 = 100;
 const BUCKET: &str = "token_bucket";
@@ -61,27 +61,12 @@ impl SqliteRateLimiter {
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
-
-    async fn write<F, R>(&self, operation: &'static str, f: F) -> Result<R, KvError>
-    where
-        F: FnOnce(&Transaction<'_>) -> rusqlite::Result<R> + Send + 'static,
-        R: Send + 'static,
-    {
-        self.pool.write(f).await.map_err(|e| kv_error(e, operation))
-    }
 }
 
 impl fmt::Debug for SqliteRateLimiter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SqliteRateLimiter").field("pool", &self.pool.inner().name()).finish()
     }
-}
-
-fn nanos(n: u128) -> Duration {
-    let secs = u64::try_from(n / NANOS_PER_SEC).unwrap_or(u64::MAX);
-    // The remainder is below 10^9, so it fits and cannot carry into the seconds.
-    let sub = u32::try_from(n % NANOS_PER_SEC).unwrap_or(0);
-    Duration::new(secs, sub)
 }
 
 /// `d` in whole milliseconds, rounded up (an instant "after `d`" is never early), saturating.
@@ -94,12 +79,9 @@ fn bad_state(algorithm: &str) -> KvError {
     KvError::backend("sqlite", format!("cpc_rate_limits holds a {algorithm} state that does not parse"))
 }
 
-/// A token bucket: `level` units in it, one token is `unit` units, refilled by `refill` units per nanosecond.
+/// A token bucket ([`TokenBucket`]) and when it was last refilled (ns on SQLite's clock).
 struct Bucket {
-    level: u128,
-    unit: u128,
-    capacity: u128,
-    refill: u128,
+    tokens: TokenBucket,
     updated_ns: u128,
 }
 
@@ -112,70 +94,31 @@ impl Bucket {
         interval: Duration,
         now_ns: u128,
     ) -> Result<Self, KvError> {
-        let unit = interval.as_nanos().max(1);
-        let fresh = Self {
-            level: u128::from(capacity).saturating_mul(unit),
-            unit,
-            capacity: u128::from(capacity),
-            refill: u128::from(refill_tokens),
-            updated_ns: now_ns,
-        };
+        let fresh = TokenBucket::full(capacity, refill_tokens, interval);
         let Some(state) = state else {
-            return Ok(fresh);
+            return Ok(Self { tokens: fresh, updated_ns: now_ns });
         };
         let text = std::str::from_utf8(state).map_err(|_| bad_state(BUCKET))?;
         let mut parts = text.split(' ').map(str::parse::<u128>);
         match (parts.next(), parts.next(), parts.next(), parts.next()) {
-            (Some(Ok(level)), Some(Ok(unit)), Some(Ok(updated_ms)), None) if unit > 0 => {
-                Ok(Self { level, unit, updated_ns: updated_ms.saturating_mul(NANOS_PER_MS), ..fresh })
-            }
+            (Some(Ok(level)), Some(Ok(unit)), Some(Ok(updated_ms)), None) if unit > 0 => Ok(Self {
+                tokens: TokenBucket { level, unit, ..fresh },
+                updated_ns: updated_ms.saturating_mul(NANOS_PER_MS),
+            }),
             _ => Err(bad_state(BUCKET)),
         }
     }
 
     fn store(&self) -> Vec<u8> {
-        format!("{} {} {}", self.level, self.unit, self.updated_ns / NANOS_PER_MS).into_bytes()
+        format!("{} {} {}", self.tokens.level, self.tokens.unit, self.updated_ns / NANOS_PER_MS).into_bytes()
     }
 
-    fn full(&self) -> u128 {
-        self.capacity.saturating_mul(self.unit)
-    }
-
-    fn refill(&mut self, now_ns: u128) {
-        let elapsed = now_ns.saturating_sub(self.updated_ns);
-        self.level = self.level.saturating_add(elapsed.saturating_mul(self.refill)).min(self.full());
+    fn check(&mut self, cost: u64, now_ns: u128, policy: (u64, u64, Duration)) -> RateLimitDecision {
+        self.tokens.refill(now_ns.saturating_sub(self.updated_ns));
         self.updated_ns = now_ns.max(self.updated_ns);
-    }
-
-    /// Adopts the token size of `interval`, keeping the fill ratio if it changed.
-    fn configure(&mut self, interval: Duration) {
-        let unit = interval.as_nanos().max(1);
-        if unit != self.unit {
-            self.level = self.level.saturating_mul(unit) / self.unit.max(1);
-            self.unit = unit;
-        }
-        self.level = self.level.min(self.full());
-    }
-
-    fn time_to(&self, target: u128) -> Duration {
-        nanos(target.saturating_sub(self.level).div_ceil(self.refill.max(1)))
-    }
-
-    fn check(&mut self, cost: u64, now_ns: u128, interval: Duration) -> RateLimitDecision {
-        self.refill(now_ns);
-        self.configure(interval);
-        let needed = u128::from(cost).saturating_mul(self.unit);
-        let allowed = self.level >= needed;
-        if allowed {
-            self.level -= needed;
-        }
-        RateLimitDecision {
-            allowed,
-            limit: u64::try_from(self.capacity).unwrap_or(u64::MAX),
-            remaining: u64::try_from(self.level / self.unit).unwrap_or(u64::MAX),
-            retry_after: (!allowed).then(|| self.time_to(needed)),
-            reset_after: self.time_to(self.full()),
-        }
+        let (capacity, refill_tokens, interval) = policy;
+        self.tokens.configure(capacity, refill_tokens, interval);
+        self.tokens.check(cost)
     }
 }
 
@@ -215,32 +158,12 @@ impl Log {
     fn check(&mut self, limit: u64, cost: u64, now_ms: i64) -> RateLimitDecision {
         let window_ns = self.window_ns;
         self.spent.retain(|&(at, _)| !until(window_ns, at, now_ms).is_zero());
-        let total: u128 = self.spent.iter().map(|&(_, c)| u128::from(c)).sum();
-        let after = total + u128::from(cost);
-        let allowed = after <= u128::from(limit);
-        let mut retry_after = None;
-        if allowed {
+        let spent = self.spent.iter().map(|&(at, spent)| (spent, self.until(at, now_ms)));
+        let decision = sliding_window(limit, cost, spent, self.until(now_ms, now_ms));
+        if decision.allowed {
             self.spent.push((now_ms, cost));
-        } else {
-            // The check fits once enough of the oldest spends have left the window.
-            let must_free = after - u128::from(limit);
-            let mut freed = 0_u128;
-            for &(at, spent) in &self.spent {
-                freed += u128::from(spent);
-                if freed >= must_free {
-                    retry_after = Some(self.until(at, now_ms));
-                    break;
-                }
-            }
         }
-        let total_now = if allowed { after } else { total };
-        RateLimitDecision {
-            allowed,
-            limit,
-            remaining: u64::try_from(u128::from(limit).saturating_sub(total_now)).unwrap_or(0),
-            retry_after,
-            reset_after: self.spent.last().map_or(Duration::ZERO, |&(at, _)| self.until(at, now_ms)),
-        }
+        decision
     }
 }
 
@@ -268,7 +191,7 @@ fn check_in(
     let decided = match policy {
         RateLimitPolicy::TokenBucket { capacity, refill_tokens, refill_interval } => {
             Bucket::load(state.as_deref(), capacity, refill_tokens, refill_interval, now_ns).map(|mut bucket| {
-                let decision = bucket.check(cost, now_ns, refill_interval);
+                let decision = bucket.check(cost, now_ns, (capacity, refill_tokens, refill_interval));
                 (decision, bucket.store())
             })
         }
@@ -297,12 +220,12 @@ impl RateLimiter for SqliteRateLimiter {
     ) -> Result<RateLimitDecision, KvError> {
         policy.validate(cost)?;
         let (key, policy) = (key.as_str().to_owned(), *policy);
-        self.write("rate limit check", move |tx| check_in(tx, &key, policy, cost)).await?
+        write(&self.pool, "rate limit check", move |tx| check_in(tx, &key, policy, cost)).await?
     }
 
     async fn reset(&self, key: &RateLimitKey) -> Result<(), KvError> {
         let key = key.as_str().to_owned();
-        self.write("rate limit reset", move |tx| tx.prepare_cached(RESET)?.execute(params![key])).await?;
+        write(&self.pool, "rate limit reset", move |tx| tx.prepare_cached(RESET)?.execute(params![key])).await?;
         Ok(())
     }
 }

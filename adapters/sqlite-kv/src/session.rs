@@ -8,7 +8,7 @@ use cpc_pool::sqlite::SqlitePool;
 use cpc_ports::{Bytes, Codec, KvError, SessionId, SessionStore};
 use rusqlite::{OptionalExtension, Transaction, params};
 
-use crate::kv::{kv_error, millis};
+use crate::kv::{millis, read, write};
 
 /// How many expired sessions a create or insert deletes at most, oldest first.
 const SWEEP_BATCH: i64 = 100;
@@ -100,25 +100,7 @@ impl SqliteSessionStore {
     /// # Errors
     /// The database's failure, as a [`KvError`].
     pub async fn purge_expired(&self) -> Result<usize, KvError> {
-        self.write("purge expired sessions", |tx| tx.prepare_cached(SWEEP)?.execute(params![i64::MAX])).await
-    }
-
-    /// Runs `f` in a write transaction behind the pool's writer gate.
-    async fn write<F, R>(&self, operation: &'static str, f: F) -> Result<R, KvError>
-    where
-        F: FnOnce(&Transaction<'_>) -> rusqlite::Result<R> + Send + 'static,
-        R: Send + 'static,
-    {
-        self.pool.write(f).await.map_err(|e| kv_error(e, operation))
-    }
-
-    /// Runs `f` on a pooled connection, without the writer gate (reads).
-    async fn read<F, R>(&self, operation: &'static str, f: F) -> Result<R, KvError>
-    where
-        F: FnOnce(&mut rusqlite::Connection) -> rusqlite::Result<R> + Send + 'static,
-        R: Send + 'static,
-    {
-        self.pool.interact(f).await.map_err(|e| kv_error(e, operation))
+        write(&self.pool, "purge expired sessions", |tx| tx.prepare_cached(SWEEP)?.execute(params![i64::MAX])).await
     }
 }
 
@@ -154,7 +136,7 @@ impl SessionStore for SqliteSessionStore {
     async fn create_bytes(&self, data: Bytes, ttl: Duration) -> Result<SessionId, KvError> {
         cpc_ports::check_payload(&data)?;
         let ttl = lifetime(ttl)?;
-        self.write("create session", move |tx| {
+        write(&self.pool, "create session", move |tx| {
             // A live session under a fresh 256-bit id will not happen; if it did, draw again.
             loop {
                 let id = SessionId::generate();
@@ -170,14 +152,15 @@ impl SessionStore for SqliteSessionStore {
         cpc_ports::check_payload(&data)?;
         let ttl = lifetime(ttl)?;
         let id = id.as_str().to_owned();
-        self.write("insert session", move |tx| insert_in(tx, &id, &data, ttl)).await
+        write(&self.pool, "insert session", move |tx| insert_in(tx, &id, &data, ttl)).await
     }
 
     async fn load_bytes(&self, id: &SessionId) -> Result<Option<Bytes>, KvError> {
         let id = id.as_str().to_owned();
-        let data: Option<Vec<u8>> = self
-            .read("load session", move |c| c.prepare_cached(LOAD)?.query_row(params![id], |r| r.get(0)).optional())
-            .await?;
+        let data: Option<Vec<u8>> = read(&self.pool, "load session", move |c| {
+            c.prepare_cached(LOAD)?.query_row(params![id], |r| r.get(0)).optional()
+        })
+        .await?;
         Ok(data.map(Bytes::from))
     }
 
@@ -185,7 +168,8 @@ impl SessionStore for SqliteSessionStore {
         cpc_ports::check_payload(&data)?;
         let id = id.as_str().to_owned();
         let saved =
-            self.write("save session", move |tx| tx.prepare_cached(SAVE)?.execute(params![id, data.as_ref()])).await?;
+            write(&self.pool, "save session", move |tx| tx.prepare_cached(SAVE)?.execute(params![id, data.as_ref()]))
+                .await?;
         if saved == 0 { Err(not_found()) } else { Ok(()) }
     }
 
@@ -193,38 +177,37 @@ impl SessionStore for SqliteSessionStore {
         let ttl = lifetime(ttl)?;
         let id = id.as_str().to_owned();
         let extended =
-            self.write("extend session", move |tx| tx.prepare_cached(EXTEND)?.execute(params![id, ttl])).await?;
+            write(&self.pool, "extend session", move |tx| tx.prepare_cached(EXTEND)?.execute(params![id, ttl])).await?;
         if extended == 0 { Err(not_found()) } else { Ok(()) }
     }
 
     async fn destroy(&self, id: &SessionId) -> Result<bool, KvError> {
         let id = id.as_str().to_owned();
-        let live: Option<bool> = self
-            .write("destroy session", move |tx| {
-                tx.prepare_cached(DESTROY)?.query_row(params![id], |r| r.get(0)).optional()
-            })
-            .await?;
+        let live: Option<bool> = write(&self.pool, "destroy session", move |tx| {
+            tx.prepare_cached(DESTROY)?.query_row(params![id], |r| r.get(0)).optional()
+        })
+        .await?;
         Ok(live.unwrap_or(false))
     }
 
     async fn cycle_id(&self, id: &SessionId) -> Result<SessionId, KvError> {
         let old = id.as_str().to_owned();
-        let moved = self
-            .write("cycle session id", move |tx| {
-                let new = SessionId::generate();
-                tx.prepare_cached(DROP_EXPIRED_ID)?.execute(params![new.as_str()])?;
-                let moved = tx.prepare_cached(CYCLE)?.execute(params![old, new.as_str()])?;
-                Ok((moved == 1).then_some(new))
-            })
-            .await?;
+        let moved = write(&self.pool, "cycle session id", move |tx| {
+            let new = SessionId::generate();
+            tx.prepare_cached(DROP_EXPIRED_ID)?.execute(params![new.as_str()])?;
+            let moved = tx.prepare_cached(CYCLE)?.execute(params![old, new.as_str()])?;
+            Ok((moved == 1).then_some(new))
+        })
+        .await?;
         moved.ok_or_else(not_found)
     }
 
     async fn ttl(&self, id: &SessionId) -> Result<Option<Duration>, KvError> {
         let id = id.as_str().to_owned();
-        let left: Option<i64> = self
-            .read("session ttl", move |c| c.prepare_cached(TTL)?.query_row(params![id], |r| r.get(0)).optional())
-            .await?;
+        let left: Option<i64> = read(&self.pool, "session ttl", move |c| {
+            c.prepare_cached(TTL)?.query_row(params![id], |r| r.get(0)).optional()
+        })
+        .await?;
         Ok(left.map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0))))
     }
 

@@ -1,13 +1,13 @@
 //! Each subscription's bounded queue, the stream behind its [`Subscription`](cpc_ports::Subscription), and the
 //! registry of live subscriptions the listener delivers to.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll, Waker};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use cpc_ports::pubsub::glob_matches;
+use cpc_ports::pubsub::{SubscriberQueue, glob_matches};
 use cpc_ports::{BufferLimits, KvError, Message};
 use futures::Stream;
 use tokio::sync::mpsc::UnboundedSender;
@@ -24,91 +24,43 @@ pub(super) enum Kind {
     Pattern,
 }
 
-/// One entry of a subscription's queue.
-enum Item {
-    Message(Message),
-    /// The listener connection was lost here: messages published until it is back are lost.
-    Disconnected,
-}
-
-/// One subscription's bounded queue: the listener pushes, the [`Feed`] pops.
+/// One subscription's bounded queue ([`SubscriberQueue`]): the listener pushes, the [`Feed`] pops; it feeds the
+/// bus's counters of dropped messages and `Lagged` notices.
 pub(super) struct Queue {
-    limits: BufferLimits,
-    inner: Mutex<QueueInner>,
+    inner: SubscriberQueue,
     metrics: Arc<Instruments>,
-}
-
-#[derive(Default)]
-struct QueueInner {
-    items: VecDeque<Item>,
-    /// How many of `items` are messages (only those count against the limits).
-    messages: usize,
-    /// The size of those messages ([`BufferLimits::size_of`]).
-    bytes: usize,
-    /// Messages dropped since the subscriber last heard about it.
-    missed: u64,
-    /// The bus was dropped: end the stream once the queue is drained.
-    closed: bool,
-    waker: Option<Waker>,
 }
 
 impl Queue {
     pub(super) fn new(limits: BufferLimits, metrics: Arc<Instruments>) -> Self {
-        Self { limits, inner: Mutex::new(QueueInner::default()), metrics }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, QueueInner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        Self { inner: SubscriberQueue::new(limits), metrics }
     }
 
     /// Appends `message`, first dropping the oldest messages while the queue is at its limits, and wakes the
     /// reader.
     fn push(&self, message: Message) {
-        let size = BufferLimits::size_of(&message);
-        let waker = {
-            let mut q = self.lock();
-            while self.limits.must_drop(q.messages, q.bytes, size) {
-                let Some(position) = q.items.iter().position(|item| matches!(item, Item::Message(_))) else { break };
-                if let Some(Item::Message(old)) = q.items.remove(position) {
-                    q.messages -= 1;
-                    q.bytes -= BufferLimits::size_of(&old);
-                    q.missed = q.missed.saturating_add(1);
-                    self.metrics.dropped.increment(1);
-                }
-            }
-            q.messages += 1;
-            q.bytes += size;
-            q.items.push_back(Item::Message(message));
-            q.waker.take()
-        };
-        if let Some(w) = waker {
-            w.wake();
+        let dropped = self.inner.push(message);
+        if dropped > 0 {
+            self.metrics.dropped.increment(dropped);
         }
     }
 
     /// Marks the point where the connection was lost (once, however often it is lost before the next message).
     fn push_disconnected(&self) {
-        let waker = {
-            let mut q = self.lock();
-            if !matches!(q.items.back(), Some(Item::Disconnected)) {
-                q.items.push_back(Item::Disconnected);
-            }
-            q.waker.take()
-        };
-        if let Some(w) = waker {
-            w.wake();
-        }
+        self.inner.push_disconnected();
     }
 
     fn close(&self) {
-        let waker = {
-            let mut q = self.lock();
-            q.closed = true;
-            q.waker.take()
-        };
-        if let Some(w) = waker {
-            w.wake();
+        self.inner.close();
+    }
+
+    /// The next item for the [`Feed`], counting `Lagged` notices.
+    fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, KvError>>> {
+        let item = self.inner.poll_next(cx, disconnected);
+        if matches!(item, Poll::Ready(Some(Err(KvError::Lagged { .. })))) {
+            self.metrics.lagged.increment(1);
         }
+        item
     }
 }
 
@@ -136,25 +88,7 @@ impl Stream for Feed {
     type Item = Result<Message, KvError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let mut q = self.queue.lock();
-        if q.missed > 0 {
-            let missed = std::mem::take(&mut q.missed);
-            self.queue.metrics.lagged.increment(1);
-            return Poll::Ready(Some(Err(KvError::Lagged { missed })));
-        }
-        match q.items.pop_front() {
-            Some(Item::Message(message)) => {
-                q.messages -= 1;
-                q.bytes -= BufferLimits::size_of(&message);
-                Poll::Ready(Some(Ok(message)))
-            }
-            Some(Item::Disconnected) => Poll::Ready(Some(Err(disconnected()))),
-            None if q.closed => Poll::Ready(None),
-            None => {
-                q.waker = Some(cx.waker().clone());
-                Poll::Pending
-            }
-        }
+        self.queue.poll_next(cx)
     }
 }
 
@@ -280,7 +214,7 @@ mod tests {
         registry.add(Kind::Pattern, "news.*".into(), 1, Arc::clone(&queues[1]));
         registry.add(Kind::Pattern, "sport.*".into(), 2, Arc::clone(&queues[2]));
         registry.deliver("news.eu", &Bytes::from_static(b"x"));
-        let counts: Vec<usize> = queues.iter().map(|q| q.lock().messages).collect();
+        let counts: Vec<usize> = queues.iter().map(|q| q.inner.buffered().0).collect();
         assert_eq!(counts, [1, 1, 0]);
         assert!(!registry.remove(Kind::Pattern, "news.*", 99), "an unknown id removes nothing");
         assert!(registry.remove(Kind::Pattern, "news.*", 1));

@@ -6,7 +6,6 @@ mod redlock_config;
 mod scripts;
 mod watchdog;
 
-use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +23,7 @@ pub use watchdog::LockGuard;
 use super::RedisManager;
 use super::error::classify;
 use super::metrics::{Instruments, operations};
-use cpc_ports::jitter::half_to_full;
+use cpc_ports::lock::retry::retry_until_taken;
 use scripts::{ACQUIRE_SCRIPT, EXTEND_SCRIPT, RELEASE_SCRIPT};
 
 operations!(LockOp {
@@ -35,10 +34,6 @@ operations!(LockOp {
     IsHeld = "is_held",
 });
 
-/// The first pause of [`Lock::acquire`] between two attempts on a busy lock.
-const INITIAL_BACKOFF: Duration = Duration::from_millis(5);
-/// The longest pause of [`Lock::acquire`] between two attempts.
-const MAX_BACKOFF: Duration = Duration::from_millis(100);
 /// The longest lease accepted, in milliseconds: far beyond any real use, and well inside what `PX` accepts.
 const MAX_LEASE_MS: u64 = 1 << 50;
 /// How long a fencing counter is kept after the last acquisition or extension of its lock, unless changed with
@@ -223,55 +218,6 @@ impl DistributedLock {
                 }
             });
         }
-    }
-}
-
-/// Runs `attempt` until it takes the lock (`Ok(Ok(_))`) or `wait` runs out (`KvError::Timeout`). Between attempts
-/// it sleeps an exponential backoff with jitter, never longer than the holder's lease has left when the attempt
-/// says (`Ok(Err(Some(left)))`), and wakes early when this process releases a lock (`released`); woken that way,
-/// it first waits a random moment within `wake_spread` (for Redlock: waiters that all start at once split the
-/// nodes' votes and nobody reaches a quorum).
-async fn retry_until_taken<T, F, Fut>(
-    released: &Notify,
-    wait: Duration,
-    wake_spread: Duration,
-    mut attempt: F,
-) -> Result<T, KvError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<Result<T, Option<Duration>>, KvError>>,
-{
-    let deadline = Instant::now().checked_add(wait);
-    let mut backoff = INITIAL_BACKOFF;
-    loop {
-        // Registered before the attempt, so a local release between the attempt and the sleep still wakes us.
-        let mut woken = pin!(released.notified());
-        woken.as_mut().enable();
-        let held_for = match attempt().await? {
-            Ok(taken) => return Ok(taken),
-            Err(held_for) => held_for,
-        };
-        let now = Instant::now();
-        let left = match deadline {
-            Some(deadline) if now >= deadline => {
-                return Err(KvError::Timeout { operation: "acquire lock", after: wait });
-            }
-            Some(deadline) => deadline - now,
-            None => Duration::MAX,
-        };
-        let mut pause = half_to_full(backoff);
-        if let Some(held_for) = held_for {
-            pause = pause.min(held_for.max(Duration::from_millis(1)));
-        }
-        tokio::select! {
-            () = woken => {
-                if !wake_spread.is_zero() {
-                    tokio::time::sleep((half_to_full(2 * wake_spread) - wake_spread).min(left)).await;
-                }
-            }
-            () = tokio::time::sleep(pause.min(left)) => {}
-        }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
 

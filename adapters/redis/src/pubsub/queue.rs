@@ -1,11 +1,12 @@
 //! The per-subscription bounded queue, the registry of live subscriptions, and the stream behind each
 //! [`Subscription`](cpc_ports::Subscription).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
+use cpc_ports::pubsub::SubscriberQueue;
 use cpc_ports::{BufferLimits, KvError, Message};
 use futures::Stream;
 use tokio::sync::mpsc::UnboundedSender;
@@ -13,108 +14,57 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::command::{Command, Kind};
 use crate::metrics::Deliveries;
 
-/// One entry of a subscription's queue.
-enum Item {
-    Message(Message),
-    /// The connection was lost here: messages published until it is back are lost.
-    Disconnected,
-}
-
-/// One subscription's bounded queue: the pump pushes, the [`Feed`] pops.
+/// One subscription's bounded queue ([`SubscriberQueue`]): the pump pushes, the [`Feed`] pops; it feeds the
+/// bus's counters of dropped messages and `Lagged` notices.
 pub(super) struct Queue {
-    limits: BufferLimits,
-    inner: Mutex<QueueInner>,
+    inner: SubscriberQueue,
     /// Counts messages dropped from this queue.
     dropped: metrics::Counter,
     /// Counts `Lagged` notices read from this queue.
     lagged: metrics::Counter,
 }
 
-#[derive(Default)]
-struct QueueInner {
-    items: VecDeque<Item>,
-    /// How many of `items` are messages (only those count against the limits).
-    messages: usize,
-    /// The size of those messages ([`BufferLimits::size_of`]).
-    bytes: usize,
-    /// Messages dropped since the subscriber last heard about it.
-    missed: u64,
-    /// The bus was dropped: end the stream once the queue is drained.
-    closed: bool,
-    waker: Option<Waker>,
-}
-
 impl Queue {
     pub(super) fn new(limits: BufferLimits, deliveries: &Deliveries) -> Self {
         Self {
-            limits,
-            inner: Mutex::new(QueueInner::default()),
+            inner: SubscriberQueue::new(limits),
             dropped: deliveries.dropped.clone(),
             lagged: deliveries.lagged.clone(),
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, QueueInner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn wake(waker: Option<Waker>) {
-        if let Some(w) = waker {
-            w.wake();
         }
     }
 
     /// Appends `message`; while the queue is at its limits (in messages, or in bytes with `message` added), the
     /// oldest message is dropped and counted as missed.
     pub(super) fn push(&self, message: Message) {
-        let size = BufferLimits::size_of(&message);
-        let waker = {
-            let mut q = self.lock();
-            while self.limits.must_drop(q.messages, q.bytes, size) {
-                // The oldest message is at the front unless a disconnection notice precedes it.
-                let Some(i) = q.items.iter().position(|item| matches!(item, Item::Message(_))) else { break };
-                if let Some(Item::Message(old)) = q.items.remove(i) {
-                    q.bytes -= BufferLimits::size_of(&old);
-                }
-                q.messages -= 1;
-                q.missed = q.missed.saturating_add(1);
-                self.dropped.increment(1);
-            }
-            q.items.push_back(Item::Message(message));
-            q.messages += 1;
-            q.bytes += size;
-            q.waker.take()
-        };
-        Self::wake(waker);
+        let dropped = self.inner.push(message);
+        if dropped > 0 {
+            self.dropped.increment(dropped);
+        }
     }
 
     /// Records that the connection was lost. Back-to-back notices are merged, so there are never more notices
     /// than messages plus one.
     pub(super) fn push_disconnected(&self) {
-        let waker = {
-            let mut q = self.lock();
-            if !matches!(q.items.back(), Some(Item::Disconnected)) {
-                q.items.push_back(Item::Disconnected);
-            }
-            q.waker.take()
-        };
-        Self::wake(waker);
+        self.inner.push_disconnected();
     }
 
     /// Ends the stream once what is queued has been read.
     pub(super) fn close(&self) {
-        let waker = {
-            let mut q = self.lock();
-            q.closed = true;
-            q.waker.take()
-        };
-        Self::wake(waker);
+        self.inner.close();
     }
 
     /// How many messages wait to be read, and their size.
     pub(super) fn buffered(&self) -> (usize, usize) {
-        let q = self.lock();
-        (q.messages, q.bytes)
+        self.inner.buffered()
+    }
+
+    /// The next item for the [`Feed`], counting `Lagged` notices.
+    fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, KvError>>> {
+        let item = self.inner.poll_next(cx, disconnected);
+        if matches!(item, Poll::Ready(Some(Err(KvError::Lagged { .. })))) {
+            self.lagged.increment(1);
+        }
+        item
     }
 }
 
@@ -254,25 +204,7 @@ impl Stream for Feed {
     type Item = Result<Message, KvError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let mut q = self.queue.lock();
-        if q.missed > 0 {
-            let missed = std::mem::take(&mut q.missed);
-            self.queue.lagged.increment(1);
-            return Poll::Ready(Some(Err(KvError::Lagged { missed })));
-        }
-        match q.items.pop_front() {
-            Some(Item::Message(message)) => {
-                q.messages -= 1;
-                q.bytes -= BufferLimits::size_of(&message);
-                Poll::Ready(Some(Ok(message)))
-            }
-            Some(Item::Disconnected) => Poll::Ready(Some(Err(disconnected()))),
-            None if q.closed => Poll::Ready(None),
-            None => {
-                q.waker = Some(cx.waker().clone());
-                Poll::Pending
-            }
-        }
+        self.queue.poll_next(cx)
     }
 }
 
