@@ -85,12 +85,13 @@ async fn the_spent_allowance_survives_a_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_rows_are_swept_by_later_checks() {
     let h = harness().await;
-    let window = RateLimitPolicy::sliding_window(5, Duration::from_millis(20));
+    // A window long enough that no row goes idle while the 30 are written, even on a loaded machine.
+    let window = RateLimitPolicy::sliding_window(5, Duration::from_secs(1));
     for n in 0..30 {
         h.check(&RateLimitKey::new(format!("idle:{n}")).unwrap(), &window, 1).await.unwrap();
     }
     assert_eq!(rows(&h).await, 30);
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
     let busy = RateLimitKey::new("busy").unwrap();
     h.check(&busy, &RateLimitPolicy::token_bucket(10, 1), 1).await.unwrap();
     assert_eq!(rows(&h).await, 1, "the idle windows were deleted, the busy bucket kept");
