@@ -71,7 +71,7 @@ const IS_HELD: &str = "SELECT 1 FROM cpc_locks WHERE key = $1 AND owner = $2 AND
 /// from the clock).
 ///
 /// **Waiting.** [`Lock::acquire`] tries again with exponential backoff and jitter (from 5 ms, doubling up to
-/// 100 ms, spread by [`half_to_full`], never sleeping past the holder's remaining lease or the caller's deadline),
+/// 100 ms, spread by [`half_to_full`](cpc_ports::jitter::half_to_full), never sleeping past the holder's remaining lease or the caller's deadline),
 /// and wakes at once when a lock released through this value (or a clone) frees up. It gives up with
 /// `KvError::Timeout { operation: "acquire lock", after: wait }`; any other error ends the wait at once.
 ///
