@@ -12,13 +12,13 @@ use cpc_pool::postgres::PgPool;
 use cpc_pool::postgres::kv::kv_error;
 use cpc_ports::KvError;
 use tokio::sync::mpsc::UnboundedReceiver;
-use tokio::sync::oneshot;
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{AsyncMessage, Client, Notification, Row};
 
+use super::command::{Command, Kind};
 use super::metrics::Instruments;
-use super::queue::{Kind, Queue, Registry};
+use super::queue::{Queue, Registry};
 use super::sql;
 use super::wire::{self, PG_CHANNEL, Wire};
 
@@ -30,16 +30,6 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 const KEEPALIVE: Duration = Duration::from_secs(10);
 /// The longest a statement on the listener connection may take before the connection is deemed broken.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// What the listener task is asked to do.
-pub(super) enum Command {
-    /// Listen to `topic` for subscription `id` (whose queue is `queue`), then answer.
-    Subscribe { kind: Kind, topic: String, id: u64, queue: Arc<Queue>, done: oneshot::Sender<Result<(), KvError>> },
-    /// Subscription `id` was dropped.
-    Unsubscribe { kind: Kind, topic: String, id: u64 },
-    /// The bus was dropped: end every subscription's stream and stop.
-    Shutdown,
-}
 
 /// The live listener connection.
 struct Connection {
@@ -55,7 +45,7 @@ struct Connection {
 pub(super) struct Driver {
     pool: PgPool,
     registry: Registry,
-    commands: UnboundedReceiver<Command>,
+    commands: UnboundedReceiver<Command<Queue>>,
     connection: Option<Connection>,
     backoff: Duration,
     next_attempt: Instant,
@@ -63,7 +53,7 @@ pub(super) struct Driver {
 }
 
 enum Event {
-    Command(Option<Command>),
+    Command(Option<Command<Queue>>),
     /// A message of the connection (a notification, or `None` for one of no interest), or `None` once it closed.
     Message(Option<Option<Notification>>),
     RetryDue,
@@ -110,7 +100,7 @@ fn topic_params(topics: &[(Kind, String)]) -> (Vec<bool>, Vec<&[u8]>) {
 }
 
 impl Driver {
-    pub(super) fn new(pool: PgPool, commands: UnboundedReceiver<Command>, metrics: Arc<Instruments>) -> Self {
+    pub(super) fn new(pool: PgPool, commands: UnboundedReceiver<Command<Queue>>, metrics: Arc<Instruments>) -> Self {
         Self {
             pool,
             registry: Registry::default(),

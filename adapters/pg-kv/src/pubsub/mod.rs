@@ -1,6 +1,7 @@
 //! [`PgPubSub`]: the [`PubSub`] port on PostgreSQL `LISTEN`/`NOTIFY`, with a dedicated listener connection that
 //! reconnects and listens again by itself.
 
+mod command;
 mod driver;
 pub mod metrics;
 mod queue;
@@ -19,9 +20,10 @@ use cpc_ports::{BufferLimits, Channel, ChannelPattern, Codec, KvError, PubSub, P
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 use tokio::sync::oneshot;
 
-use self::driver::{Command, Driver};
+use self::command::{Command, Kind};
+use self::driver::Driver;
 use self::metrics::Instruments;
-use self::queue::{Feed, Kind, Queue};
+use self::queue::{Feed, Queue};
 
 /// How many undelivered messages a subscription holds by default before it starts dropping the oldest
 /// ([`BufferLimits::DEFAULT`] also bounds their bytes).
@@ -105,7 +107,7 @@ pub struct PgPubSub {
 
 /// What the clones of one bus share: the listener task's mailbox and the counters.
 struct Shared {
-    driver: Mutex<Option<UnboundedSender<Command>>>,
+    driver: Mutex<Option<UnboundedSender<Command<Queue>>>>,
     next_id: AtomicU64,
     metrics: Arc<Instruments>,
 }
@@ -161,7 +163,7 @@ impl PgPubSub {
     }
 
     /// The listener task's mailbox, starting the task on first use (or again, should it have stopped).
-    fn driver(&self) -> Result<UnboundedSender<Command>, KvError> {
+    fn driver(&self) -> Result<UnboundedSender<Command<Queue>>, KvError> {
         let mut driver = self.shared.driver.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(tx) = driver.as_ref().filter(|tx| !tx.is_closed()) {
             return Ok(tx.clone());

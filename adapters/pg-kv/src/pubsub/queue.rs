@@ -12,17 +12,8 @@ use cpc_ports::{BufferLimits, KvError, Message};
 use futures::Stream;
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::driver::Command;
+use super::command::{Command, Kind};
 use super::metrics::Instruments;
-
-/// What a subscription listens to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(super) enum Kind {
-    /// One channel, by its exact name.
-    Channel,
-    /// Every channel matching a glob.
-    Pattern,
-}
 
 /// One subscription's bounded queue ([`SubscriberQueue`]): the listener pushes, the [`Feed`] pops; it feeds the
 /// bus's counters of dropped messages and `Lagged` notices.
@@ -68,7 +59,7 @@ impl Queue {
 /// unsubscribe it.
 pub(super) struct Feed {
     pub(super) queue: Arc<Queue>,
-    pub(super) commands: UnboundedSender<Command>,
+    pub(super) commands: UnboundedSender<Command<Queue>>,
     pub(super) kind: Kind,
     pub(super) topic: String,
     pub(super) id: u64,
