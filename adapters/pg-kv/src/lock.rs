@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cpc_pool::postgres::PgPool;
 use cpc_pool::postgres::kv::{self, column};
-use cpc_ports::lock::retry::retry_until_taken;
+use cpc_ports::lock::retry::{release_in_background, retry_until_taken};
 use cpc_ports::{FencingToken, KvError, Lock, LockKey, LockLease, SessionId};
 use tokio::sync::Notify;
 use tokio_postgres::Row;
@@ -137,7 +137,7 @@ impl PgLock {
             Err(e) => {
                 if e.is_retryable() {
                     // The statement may have committed: free the lock for the owner nobody will ever know.
-                    self.spawn_release(LockLease { key: key.clone(), owner, token: FencingToken(0), ttl });
+                    release_in_background(self, LockLease { key: key.clone(), owner, token: FencingToken(0), ttl });
                 }
                 return Err(e);
             }
@@ -163,20 +163,6 @@ impl PgLock {
             })
         })
         .await
-    }
-
-    /// Releases `lease` in the background (if a runtime is running), ignoring the outcome.
-    fn spawn_release(&self, lease: LockLease) {
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let lock = self.clone();
-            runtime.spawn(async move {
-                if let Err(e) = lock.release(lease).await
-                    && !matches!(e, KvError::LeaseLost { .. })
-                {
-                    tracing::debug!(error = %e, "background lock release failed; the lease will run out");
-                }
-            });
-        }
     }
 }
 

@@ -29,8 +29,8 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::KvError;
 use crate::jitter::half_to_full;
+use crate::{KvError, Lock, LockLease};
 
 /// The first pause between two attempts on a busy lock.
 pub const INITIAL_BACKOFF: Duration = Duration::from_millis(5);
@@ -85,6 +85,23 @@ where
             () = tokio::time::sleep(pause.min(left)) => {}
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// Releases `lease` on a task of the current tokio runtime (nothing when there is none), logging a failure at
+/// debug level unless the lease was already gone: for an acquisition whose outcome is unknown (a timeout after the
+/// statement or script was sent), so the lock is freed for the owner nobody will ever know, and for a guard
+/// dropped while it held its lease. Otherwise the lease runs out by itself.
+pub fn release_in_background<L: Lock + Clone>(lock: &L, lease: LockLease) {
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        let lock = lock.clone();
+        runtime.spawn(async move {
+            if let Err(e) = lock.release(lease).await
+                && !matches!(e, KvError::LeaseLost { .. })
+            {
+                tracing::debug!(error = %e, "background lock release failed; the lease will run out");
+            }
+        });
     }
 }
 

@@ -23,7 +23,7 @@ pub use watchdog::LockGuard;
 use super::RedisManager;
 use super::error::classify;
 use super::metrics::{Instruments, operations};
-use cpc_ports::lock::retry::retry_until_taken;
+use cpc_ports::lock::retry::{release_in_background, retry_until_taken};
 use scripts::{ACQUIRE_SCRIPT, EXTEND_SCRIPT, RELEASE_SCRIPT};
 
 operations!(LockOp {
@@ -184,7 +184,7 @@ impl DistributedLock {
                 let err = classify(e, "acquire lock", self.timeout());
                 if err.is_retryable() {
                     // The script may have run: free the lock for the owner nobody will ever know.
-                    self.spawn_release(LockLease { key: key.clone(), owner, token: FencingToken(0), ttl });
+                    release_in_background(self, LockLease { key: key.clone(), owner, token: FencingToken(0), ttl });
                 }
                 Err(err)
             }
@@ -204,20 +204,6 @@ impl DistributedLock {
             })
         })
         .await
-    }
-
-    /// Releases `lease` in the background (if a runtime is running), ignoring the outcome.
-    fn spawn_release(&self, lease: LockLease) {
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let lock = self.clone();
-            runtime.spawn(async move {
-                if let Err(e) = lock.release(lease).await
-                    && !matches!(e, KvError::LeaseLost { .. })
-                {
-                    tracing::debug!(error = %e, "background lock release failed; the lease will run out");
-                }
-            });
-        }
     }
 }
 

@@ -74,7 +74,7 @@ impl Drop for LockGuard {
     fn drop(&mut self) {
         self.watchdog.abort();
         if self.armed {
-            self.lock.spawn_release(self.lease.clone());
+            cpc_ports::lock::retry::release_in_background(&self.lock, self.lease.clone());
         }
     }
 }
