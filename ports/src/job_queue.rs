@@ -126,6 +126,18 @@ pub fn batch_error(error: &KvError) -> KvError {
     }
 }
 
+/// The check every [`JobQueue::reserve`], [`JobQueue::reserve_many`] and [`JobQueue::extend`] makes first: a
+/// zero `visibility_timeout` is [`KvError::Validation`] naming it.
+///
+/// # Errors
+/// [`KvError::Validation`] for a zero duration.
+pub fn check_visibility_timeout(visibility_timeout: Duration) -> Result<(), KvError> {
+    if visibility_timeout.is_zero() {
+        return Err(KvError::invalid("visibility_timeout", "must be greater than zero"));
+    }
+    Ok(())
+}
+
 /// The error of [`JobQueue::requeue_dead`] for a job that is not in the dead-letter list.
 pub fn not_dead() -> KvError {
     KvError::NotFound { what: "dead job" }
@@ -351,9 +363,7 @@ pub trait JobQueue: Send + Sync + 'static {
         visibility_timeout: Duration,
         max: usize,
     ) -> Result<Vec<ReservedJob>, KvError> {
-        if visibility_timeout.is_zero() {
-            return Err(KvError::invalid("visibility_timeout", "must be greater than zero"));
-        }
+        check_visibility_timeout(visibility_timeout)?;
         let mut jobs = Vec::with_capacity(max.min(64));
         while jobs.len() < max {
             match self.reserve(queue, visibility_timeout).await? {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use cpc_ports::job_queue::{not_dead, not_reserved};
+use cpc_ports::job_queue::{check_visibility_timeout, not_dead, not_reserved};
 use cpc_ports::{
     Codec, DeadJob, EnqueueOptions, JobId, JobQueue, JobQueueSettings, KvError, NackOutcome, QueueName, QueueStats,
     ReservedJob,
@@ -221,9 +221,7 @@ impl JobQueue for InMemoryJobQueue {
     }
 
     async fn reserve(&self, queue: &QueueName, visibility_timeout: Duration) -> Result<Option<ReservedJob>, KvError> {
-        if visibility_timeout.is_zero() {
-            return Err(KvError::invalid("visibility_timeout", "must be greater than zero"));
-        }
+        check_visibility_timeout(visibility_timeout)?;
         let now = Instant::now();
         let deadline = after(now, visibility_timeout, "visibility_timeout")?;
         let mut queues = self.lock();
@@ -281,9 +279,7 @@ impl JobQueue for InMemoryJobQueue {
     }
 
     async fn extend(&self, job: &ReservedJob, visibility_timeout: Duration) -> Result<(), KvError> {
-        if visibility_timeout.is_zero() {
-            return Err(KvError::invalid("visibility_timeout", "must be greater than zero"));
-        }
+        check_visibility_timeout(visibility_timeout)?;
         let deadline = after(Instant::now(), visibility_timeout, "visibility_timeout")?;
         let mut queues = self.lock();
         let q = queues.get_mut(&job.queue).ok_or_else(not_reserved)?;

@@ -5,7 +5,7 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use cpc_ports::job_queue::{not_dead, not_reserved};
+use cpc_ports::job_queue::{check_visibility_timeout, not_dead, not_reserved};
 use cpc_ports::{
     Bytes, Codec, DeadJob, EnqueueOptions, JobId, JobQueue, JobQueueSettings, KvError, NackOutcome, QueueName,
     QueueStats, ReservedJob,
@@ -364,9 +364,7 @@ impl RedisJobQueue {
         visibility_timeout: Duration,
         max: usize,
     ) -> Result<Vec<ReservedJob>, KvError> {
-        if visibility_timeout.is_zero() {
-            return Err(KvError::invalid("visibility_timeout", "must be greater than zero"));
-        }
+        check_visibility_timeout(visibility_timeout)?;
         let visibility = millis(visibility_timeout, "visibility_timeout")?.max(1);
         if max == 0 {
             return Ok(Vec::new());
@@ -524,9 +522,7 @@ impl JobQueue for RedisJobQueue {
     async fn extend(&self, job: &ReservedJob, visibility_timeout: Duration) -> Result<(), KvError> {
         self.metrics
             .run(JobQueueOp::Extend, async {
-                if visibility_timeout.is_zero() {
-                    return Err(KvError::invalid("visibility_timeout", "must be greater than zero"));
-                }
+                check_visibility_timeout(visibility_timeout)?;
                 let visibility = millis(visibility_timeout, "visibility_timeout")?.max(1);
                 let keys = self.keys(&job.queue);
                 let mut invocation = EXTEND.key(&keys.in_flight);

@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cpc_pool::sqlite::SqlitePool;
 use cpc_pool::sqlite::enqueue_sql::{CLAIM_KEY, INSERT, KEY_HOLDER};
-use cpc_ports::job_queue::{not_dead, not_reserved};
+use cpc_ports::job_queue::{check_visibility_timeout, not_dead, not_reserved};
 use cpc_ports::{
     Bytes, Codec, DeadJob, EnqueueOptions, JobId, JobQueue, JobQueueSettings, KvError, NackOutcome, QueueName,
     QueueStats, ReservedJob,
@@ -254,9 +254,7 @@ impl JobQueue for SqliteJobQueue {
     }
 
     async fn reserve(&self, queue: &QueueName, visibility_timeout: Duration) -> Result<Option<ReservedJob>, KvError> {
-        if visibility_timeout.is_zero() {
-            return Err(KvError::invalid("visibility_timeout", "must be greater than zero"));
-        }
+        check_visibility_timeout(visibility_timeout)?;
         let visibility = millis(visibility_timeout, "visibility_timeout")?.max(1);
         let retention = self.retention()?;
         let keep = self.keep();
@@ -316,9 +314,7 @@ impl JobQueue for SqliteJobQueue {
     }
 
     async fn extend(&self, job: &ReservedJob, visibility_timeout: Duration) -> Result<(), KvError> {
-        if visibility_timeout.is_zero() {
-            return Err(KvError::invalid("visibility_timeout", "must be greater than zero"));
-        }
+        check_visibility_timeout(visibility_timeout)?;
         let visibility = millis(visibility_timeout, "visibility_timeout")?.max(1);
         let (q, id, attempt) = (job.queue.as_str().to_owned(), job.id.as_str().to_owned(), i64::from(job.attempt));
         let extended = write(&self.pool, "extend job reservation", move |tx| {

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use cpc_ports::job_queue::{batch_error, not_dead, not_reserved};
+use cpc_ports::job_queue::{batch_error, check_visibility_timeout, not_dead, not_reserved};
 use cpc_ports::{
     Codec, DeadJob, EnqueueOptions, JobId, JobQueue, JobQueueSettings, KvError, NackOutcome, QueueName, QueueStats,
     ReservedJob,
@@ -332,9 +332,7 @@ impl JobQueue for PgJobQueue {
         visibility_timeout: Duration,
         max: usize,
     ) -> Result<Vec<ReservedJob>, KvError> {
-        if visibility_timeout.is_zero() {
-            return Err(KvError::invalid("visibility_timeout", "must be greater than zero"));
-        }
+        check_visibility_timeout(visibility_timeout)?;
         let visibility = millis(visibility_timeout, "visibility_timeout")?.max(1);
         if max == 0 {
             return Ok(Vec::new());
@@ -420,9 +418,7 @@ impl JobQueue for PgJobQueue {
     }
 
     async fn extend(&self, job: &ReservedJob, visibility_timeout: Duration) -> Result<(), KvError> {
-        if visibility_timeout.is_zero() {
-            return Err(KvError::invalid("visibility_timeout", "must be greater than zero"));
-        }
+        check_visibility_timeout(visibility_timeout)?;
         let visibility = millis(visibility_timeout, "visibility_timeout")?.max(1);
         let attempt = i32::try_from(job.attempt).map_err(|_| not_reserved())?;
         let params: [&(dyn ToSql + Sync); 4] = [&job.queue.as_str(), &job.id.as_str(), &attempt, &visibility];
