@@ -50,6 +50,7 @@ use cpc_ports::{
 
 pub use app_data::AppData;
 pub use error::WiringError;
+use settings::kv_mismatch;
 pub use settings::{DEFAULT_DATA_DIR, DatabaseSettings, KV_BACKEND_ENV, KvSettings, Settings};
 
 /// How long a cache entry lives when the caller gives no TTL.
@@ -273,7 +274,7 @@ async fn key_value(settings: &Settings) -> Result<KeyValue, WiringError> {
             let config = match &settings.database {
                 DatabaseSettings::Postgres(c) => c,
                 DatabaseSettings::PostgresWithReplicas(c) => &c.primary,
-                DatabaseSettings::Sqlite(_) => return Err(kv_mismatch("postgres", &settings.database)),
+                DatabaseSettings::Sqlite(_) => return Err(kv_mismatch("kv", &settings.kv, &settings.database)),
             };
             let address = format!("{}/{}", config.address(), config.database);
             let pool = PgBackend::new(config).map_err(|e| WiringError::server("PostgreSQL", &address, e))?;
@@ -294,7 +295,7 @@ async fn key_value(settings: &Settings) -> Result<KeyValue, WiringError> {
         }
         KvSettings::Sqlite => {
             let DatabaseSettings::Sqlite(config) = &settings.database else {
-                return Err(kv_mismatch("sqlite", &settings.database));
+                return Err(kv_mismatch("kv", &settings.kv, &settings.database));
             };
             let pool = SqlitePool::new(config, &settings.pool)
                 .await
@@ -323,14 +324,6 @@ async fn key_value(settings: &Settings) -> Result<KeyValue, WiringError> {
             description: "in-process key-value ports".to_owned(),
         },
     })
-}
-
-/// Settings built by hand that put the key-value ports on a database of the other kind.
-fn kv_mismatch(kv: &str, database: &DatabaseSettings) -> WiringError {
-    WiringError::Config(cpc_ports::ConfigError::new(
-        "kv",
-        format!("{kv} keeps the ports in the database, but the database is {}", database.server()),
-    ))
 }
 
 /// A health report naming the backend of each key-value port (component `"ports"`, always healthy: the backends'

@@ -202,17 +202,13 @@ fn kv_settings(
         Ok(KvSettings::Redis(config))
     };
     let on_sqlite = matches!(database, DatabaseSettings::Sqlite(_));
-    let mismatch = |value: &str, needs: &str| {
-        WiringError::Config(ConfigError::new(
-            KV_BACKEND_ENV,
-            format!("{value} keeps the ports in the database, which must be {needs}, but it is {}", database.server()),
-        ))
-    };
     match get(KV_BACKEND_ENV).map(|v| v.trim().to_ascii_lowercase()).as_deref() {
         Some("redis") => redis(),
-        Some("postgres" | "postgresql") if on_sqlite => Err(mismatch("postgres", "PostgreSQL")),
+        Some("postgres" | "postgresql") if on_sqlite => {
+            Err(kv_mismatch(KV_BACKEND_ENV, &KvSettings::Postgres, database))
+        }
         Some("postgres" | "postgresql") => Ok(KvSettings::Postgres),
-        Some("sqlite") if !on_sqlite => Err(mismatch("sqlite", "SQLite")),
+        Some("sqlite") if !on_sqlite => Err(kv_mismatch(KV_BACKEND_ENV, &KvSettings::Sqlite, database)),
         Some("sqlite") => Ok(KvSettings::Sqlite),
         Some("memory") => Ok(KvSettings::Memory),
         Some(other) => Err(WiringError::Config(ConfigError::new(
@@ -223,4 +219,18 @@ fn kv_settings(
         None if on_sqlite => Ok(KvSettings::Sqlite),
         None => Ok(KvSettings::Postgres),
     }
+}
+
+/// The error for key-value ports kept in a database of the other kind (`kv` is `Postgres` or `Sqlite`), naming
+/// `key`: `CPC_KV_BACKEND` when read from the environment, `kv` for settings built by hand.
+pub(crate) fn kv_mismatch(key: &str, kv: &KvSettings, database: &DatabaseSettings) -> WiringError {
+    let needs = if matches!(kv, KvSettings::Sqlite) { "SQLite" } else { "PostgreSQL" };
+    WiringError::Config(ConfigError::new(
+        key,
+        format!(
+            "{} keeps the ports in the database, which must be {needs}, but it is {}",
+            kv.name(),
+            database.server()
+        ),
+    ))
 }
