@@ -72,8 +72,7 @@ async fn pool_tps(clients: usize, config: &PgConfig) -> f64 {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    // `cargo bench` passes --bench; a test runner listing targets does not, and must not start a benchmark.
-    if !std::env::args().any(|a| a == "--bench") {
+    if !common::started_by_cargo_bench() {
         return;
     }
     let config = server();

@@ -50,8 +50,7 @@ async fn reads(users: Arc<dyn UserRepository>, ids: Arc<Vec<UserId>>, tasks: usi
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    // `cargo bench` passes --bench; a test runner listing targets does not, and must not start a benchmark.
-    if !std::env::args().any(|a| a == "--bench") {
+    if !common::started_by_cargo_bench() {
         return;
     }
     let pair = PrivateReplicaPair::start().await;

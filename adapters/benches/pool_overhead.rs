@@ -15,6 +15,8 @@
 //! most one connection per worker thread is out, and what is measured is two threads hammering the pool's shared
 //! state. In the waiting scenario connections really run out, and most checkouts queue for one.
 
+mod common;
+
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -133,8 +135,7 @@ async fn throughput(subject: &Subject, tasks: usize, hold: bool) -> f64 {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    // `cargo bench` passes --bench; a test runner listing targets does not, and must not start a benchmark.
-    if !std::env::args().any(|a| a == "--bench") {
+    if !common::started_by_cargo_bench() {
         return;
     }
     let bb8 = Subject::Bb8(bb8::Pool::builder().max_size(8).build(NoopBb8).await.expect("bb8"));

@@ -63,7 +63,7 @@ fn median(mut figures: Vec<f64>) -> f64 {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    if !std::env::args().any(|a| a == "--bench") {
+    if !common::started_by_cargo_bench() {
         return;
     }
     let server = PrivateRedis::start().await;

@@ -44,7 +44,7 @@ fn key(i: u64) -> CacheKey {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    if !std::env::args().any(|a| a == "--bench") {
+    if !common::started_by_cargo_bench() {
         return;
     }
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());

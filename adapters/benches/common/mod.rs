@@ -2,7 +2,7 @@
 //! it ([`ops_per_sec`], [`measure`]), and rounds run in rotating order keeping each figure's best. Each bench
 //! uses part of it (`mod common;`).
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::future::Future;
 use std::sync::Arc;
@@ -10,6 +10,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
+
+/// Whether `cargo bench` started this binary (it passes `--bench`). A test runner listing or running every target
+/// does not, and must not start a benchmark: each bench's `main` returns at once when this is false.
+pub fn started_by_cargo_bench() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
 
 /// How long one [`ops_per_sec`] measurement runs.
 pub const RUN: Duration = Duration::from_secs(3);
