@@ -1,6 +1,6 @@
-//! The wait of [`Lock::acquire`](super::Lock::acquire): try, and while the lock is taken, sleep an exponential
+//! The wait of [`Lock::acquire`]: try, and while the lock is taken, sleep an exponential
 //! backoff with [jitter](crate::jitter) and try again until the wait runs out. The building block of the
-//! [`Lock`](super::Lock) implementations (Redis, Redlock, PostgreSQL, SQLite), public so that another
+//! [`Lock`] implementations (Redis, Redlock, PostgreSQL, SQLite), public so that another
 //! implementation waits the same way.
 //!
 //! ```
