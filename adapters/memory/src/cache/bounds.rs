@@ -6,18 +6,23 @@ use cpc_ports::ConfigError;
 /// least recently used entries. [`CacheBounds::from_env`] reads `CPC_MEMORY_CACHE_MAX_ENTRIES` and
 /// `CPC_MEMORY_CACHE_MAX_BYTES`.
 ///
-/// How both bounds hold with one weighted capacity (moka has one): the cache's capacity is `max_bytes` and an
-/// entry weighs `max(key bytes + value bytes, floor)`, where `floor = ceil(max_bytes / max_entries)` (at most
-/// `u32::MAX`; when it is clamped, the capacity becomes `max_entries * u32::MAX` if that is smaller). The stored
-/// bytes never exceed the total weight, so at most `max_bytes` are stored; each entry weighs at least `floor`, so at
-/// most `max_entries` fit. When small and large entries mix, the cache may hold fewer entries than `max_entries`
-/// (a small entry is charged `floor` bytes): both bounds are upper bounds, not targets.
+/// How both bounds hold with one weighted capacity (moka has one): with `floor = ceil(max_bytes / max_entries)`
+/// (at most `u32::MAX`; `max_entries` counts as at most `max_bytes`), the cache's capacity is
+/// `C = max_entries * floor` and an entry of `n` bytes (key and
+/// value) weighs `max(floor, ceil(n * C / max_bytes))`. Each entry weighs at least `floor`, so at most
+/// `max_entries` fit, and exactly that many when they are small; each weighs at least `n * C / max_bytes`, so the
+/// entries together hold at most `max_bytes` bytes (one entry of `max_bytes` bytes weighs `C` and fits alone).
+/// When small and large entries mix, the cache may hold fewer entries than `max_entries` (a small entry is
+/// charged `floor`): both bounds are upper bounds, not targets.
 ///
 /// ```
 /// use cpc_memory::CacheBounds;
 /// let bounds = CacheBounds::from_lookup(|k| (k == "CPC_MEMORY_CACHE_MAX_ENTRIES").then(|| "500".to_owned()))?;
 /// assert_eq!(bounds, CacheBounds { max_entries: 500, ..CacheBounds::default() });
 /// assert_eq!(bounds.entry_floor(), 64 * 1024 * 1024 / 500 + 1);
+/// assert_eq!(bounds.capacity(), 500 * bounds.entry_floor() as u64);
+/// assert_eq!(bounds.weight(10), bounds.entry_floor(), "a small entry is charged the floor");
+/// assert_eq!(u64::from(bounds.weight(64 * 1024 * 1024)), bounds.capacity(), "the largest entry fills the cache");
 /// # Ok::<(), cpc_ports::ConfigError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,16 +87,40 @@ impl CacheBounds {
         Ok(())
     }
 
-    /// The least weight of an entry: `ceil(max_bytes / max_entries)`, at most `u32::MAX` (moka's weights are
-    /// `u32`); 1 for invalid bounds.
+    /// The least weight of an entry: `ceil(max_bytes / min(max_entries, max_bytes))`, at most `u32::MAX` (moka's
+    /// weights are `u32`); 1 for invalid bounds. (An entry has at least one byte, its key, so a `max_entries`
+    /// above `max_bytes` counts as `max_bytes`.)
     pub fn entry_floor(&self) -> u32 {
-        let floor = self.max_bytes.div_ceil(self.max_entries.max(1)).max(1);
+        let floor = self.max_bytes.div_ceil(self.entries().max(1)).max(1);
         u32::try_from(floor).unwrap_or(u32::MAX)
     }
 
-    /// The total weight the cache holds: `max_bytes`, or `max_entries * u32::MAX` when that is smaller (only when
-    /// [`CacheBounds::entry_floor`] is clamped), so that both bounds hold.
+    /// `max_entries`, at most `max_bytes`.
+    fn entries(&self) -> u64 {
+        self.max_entries.min(self.max_bytes)
+    }
+
+    /// The total weight the cache holds: `min(max_entries, max_bytes) * entry_floor()`, less than `2 * max_bytes`
+    /// (0 for invalid bounds).
     pub fn capacity(&self) -> u64 {
-        self.max_bytes.min(self.max_entries.saturating_mul(u64::from(self.entry_floor())))
+        self.entries().saturating_mul(u64::from(self.entry_floor()))
+    }
+
+    /// The weight of an entry of `bytes` bytes, key and value: `max(floor, ceil(bytes * capacity / max_bytes))`,
+    /// at most `u32::MAX` (see [`CacheBounds::max_entry_bytes`] for the entries that stay below it).
+    pub fn weight(&self, bytes: u64) -> u32 {
+        let scaled = (u128::from(bytes) * u128::from(self.capacity())).div_ceil(u128::from(self.max_bytes.max(1)));
+        u32::try_from(scaled).unwrap_or(u32::MAX).max(self.entry_floor())
+    }
+
+    /// The most bytes (key and value) one entry may have: `max_bytes`, or fewer when its weight would exceed
+    /// `u32::MAX` (only with a `max_bytes` above 2 GiB; never fewer than 2 GiB).
+    pub fn max_entry_bytes(&self) -> u64 {
+        let capacity = self.capacity();
+        if capacity <= u64::from(u32::MAX) {
+            return self.max_bytes;
+        }
+        let fits = u128::from(u32::MAX) * u128::from(self.max_bytes) / u128::from(capacity);
+        u64::try_from(fits).unwrap_or(u64::MAX).min(self.max_bytes)
     }
 }

@@ -5,10 +5,10 @@
 //! |---|---|---|---|
 //! | `cpc_memory_cache_evictions_total` | counter | `cache` | entries evicted to keep within the bounds (least recently used first); expired and deleted entries do not count |
 //! | `cpc_memory_cache_entries` | gauge | `cache` | entries held, as of the store's last housekeeping |
-//! | `cpc_memory_cache_weight_bytes` | gauge | `cache` | the weight held against `max_bytes` (each entry `max(its bytes, floor)`, see [`CacheBounds`](super::CacheBounds)) |
+//! | `cpc_memory_cache_fill_ratio` | gauge | `cache` | how full the cache is, 0 to 1: the weight held over the capacity ([`CacheBounds`](super::CacheBounds)); 1 means the next write evicts |
 //!
 //! `cache` is the name given with [`InMemoryCacheBuilder::name`](super::InMemoryCacheBuilder::name) (`"cache"`
-//! by default). The gauges are set after every write: two atomic loads and two gauge stores.
+//! by default). The gauges are set after every write: two atomic loads, a division and two gauge stores.
 
 use metrics::{Counter, Gauge, counter, gauge};
 
@@ -16,14 +16,14 @@ use metrics::{Counter, Gauge, counter, gauge};
 pub const EVICTIONS: &str = "cpc_memory_cache_evictions_total";
 /// Entries held.
 pub const ENTRIES: &str = "cpc_memory_cache_entries";
-/// Weight held against `max_bytes`.
-pub const WEIGHT_BYTES: &str = "cpc_memory_cache_weight_bytes";
+/// Weight held over capacity.
+pub const FILL_RATIO: &str = "cpc_memory_cache_fill_ratio";
 
 /// The handles of one cache.
 pub(super) struct Instruments {
     pub(super) evictions: Counter,
     entries: Gauge,
-    weight: Gauge,
+    fill: Gauge,
 }
 
 impl Instruments {
@@ -33,13 +33,13 @@ impl Instruments {
         Self {
             evictions: counter!(EVICTIONS, "cache" => name.clone()),
             entries: gauge!(ENTRIES, "cache" => name.clone()),
-            weight: gauge!(WEIGHT_BYTES, "cache" => name),
+            fill: gauge!(FILL_RATIO, "cache" => name),
         }
     }
 
-    /// Reports the size of the store.
-    pub(super) fn observe(&self, entries: u64, weight: u64) {
+    /// Reports the size of the store: `entries` holding `weight` out of `capacity`.
+    pub(super) fn observe(&self, entries: u64, weight: u64, capacity: u64) {
         self.entries.set(entries as f64);
-        self.weight.set(weight as f64);
+        self.fill.set(weight as f64 / capacity.max(1) as f64);
     }
 }

@@ -4,7 +4,7 @@ mod bounds;
 pub mod metrics;
 
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -21,6 +21,10 @@ use metrics::Instruments;
 
 /// The fewest writes between two sweeps of expired entries.
 const SWEEP_MIN_WRITES: usize = 128;
+
+/// The share of the capacity written (by weight) after which a write applies moka's pending writes itself:
+/// 1/16, so the bounds are exceeded by at most that (and one entry) between two housekeepings.
+const HOUSEKEEPING_SHARE: u64 = 16;
 
 /// A [`Cache`] in process memory that behaves like Redis, bounded like a Redis with `maxmemory-policy
 /// allkeys-lru`: every key expires after its TTL (on tokio's clock, so tests can `tokio::time::pause()` and
@@ -66,6 +70,7 @@ pub struct InMemoryCache {
     max_value_bytes: usize,
     compute_wait: Duration,
     writes_since_sweep: AtomicUsize,
+    weight_since_housekeeping: AtomicU64,
     live_after_sweep: AtomicUsize,
     metrics: Instruments,
 }
@@ -142,13 +147,11 @@ impl InMemoryCacheBuilder {
     fn assemble(self) -> InMemoryCache {
         let metrics = Instruments::new(&self.name);
         let evictions = metrics.evictions.clone();
-        let floor = self.bounds.entry_floor();
+        let bounds = self.bounds;
         let store = moka::sync::Cache::builder()
             .max_capacity(self.bounds.capacity())
             .eviction_policy(EvictionPolicy::lru())
-            .weigher(move |key: &String, entry: &Entry| {
-                u32::try_from(key.len() + entry.value.len()).unwrap_or(u32::MAX).max(floor)
-            })
+            .weigher(move |key: &String, entry: &Entry| bounds.weight((key.len() + entry.value.len()) as u64))
             .eviction_listener(move |_, _, cause| {
                 if cause == RemovalCause::Size {
                     evictions.increment(1);
@@ -164,6 +167,7 @@ impl InMemoryCacheBuilder {
             max_value_bytes: InMemoryCache::DEFAULT_MAX_VALUE_BYTES,
             compute_wait: DEFAULT_COMPUTE_WAIT,
             writes_since_sweep: AtomicUsize::new(0),
+            weight_since_housekeeping: AtomicU64::new(0),
             live_after_sweep: AtomicUsize::new(0),
             metrics,
         }
@@ -234,8 +238,8 @@ impl InMemoryCache {
         self.store.entry_count()
     }
 
-    /// The weight stored against [`CacheBounds::max_bytes`] (each entry `max(key + value bytes, floor)`, see
-    /// [`CacheBounds`]), after applying the pending writes as [`InMemoryCache::entry_count`] does.
+    /// The weight stored, out of [`CacheBounds::capacity`] (each entry weighs [`CacheBounds::weight`] of its key
+    /// and value bytes), after applying the pending writes as [`InMemoryCache::entry_count`] does.
     pub fn weighted_size(&self) -> u64 {
         self.store.run_pending_tasks();
         self.store.weighted_size()
@@ -261,14 +265,15 @@ impl InMemoryCache {
         now.checked_add(ttl).ok_or_else(|| KvError::invalid("ttl", "is too large to represent"))
     }
 
-    /// Refuses a value that exceeds the value limit, or that the bytes bound cannot hold with its key.
-    fn check_size(&self, key: &CacheKey, value: &Bytes) -> Result<(), KvError> {
-        let room = self.bounds.capacity().min(u64::from(u32::MAX)).saturating_sub(key.as_str().len() as u64);
+    /// Refuses a value that exceeds the value limit, or that the bytes bound cannot hold with its key; else
+    /// the bytes of key and value.
+    fn check_size(&self, key: &CacheKey, value: &Bytes) -> Result<usize, KvError> {
+        let room = self.bounds.max_entry_bytes().saturating_sub(key.as_str().len() as u64);
         let max = self.max_value_bytes.min(usize::try_from(room).unwrap_or(usize::MAX));
         if value.len() > max {
             return Err(KvError::TooLarge { size: value.len(), max });
         }
-        Ok(())
+        Ok(key.as_str().len() + value.len())
     }
 
     /// The live entry under `key`, removing it if it expired.
@@ -306,9 +311,16 @@ impl InMemoryCache {
         self.store.entry_by_ref(key.as_str()).and_upsert_with(|_| Entry { value, expires_at });
     }
 
-    /// After each write: sweeps expired entries every `max(128, live after the last sweep)` writes, and reports
-    /// the store's size.
-    fn wrote(&self, now: Instant) {
+    /// After each write of `bytes` (key and value): applies moka's pending writes once 1/16 of the capacity was
+    /// written since the last time, sweeps expired entries every `max(128, live after the last sweep)` writes,
+    /// and reports the store's size.
+    fn wrote(&self, bytes: usize, now: Instant) {
+        let weight = u64::from(self.bounds.weight(bytes as u64));
+        let pending = self.weight_since_housekeeping.fetch_add(weight, Ordering::Relaxed) + weight;
+        let due = self.bounds.capacity() / HOUSEKEEPING_SHARE;
+        if pending > due && self.weight_since_housekeeping.swap(0, Ordering::Relaxed) > due {
+            self.store.run_pending_tasks();
+        }
         let writes = self.writes_since_sweep.fetch_add(1, Ordering::Relaxed) + 1;
         let due = SWEEP_MIN_WRITES.max(self.live_after_sweep.load(Ordering::Relaxed));
         // `swap` lets one of the writers that reach the mark at once sweep.
@@ -323,7 +335,7 @@ impl InMemoryCache {
             }
             self.live_after_sweep.store(live, Ordering::Relaxed);
         }
-        self.metrics.observe(self.store.entry_count(), self.store.weighted_size());
+        self.metrics.observe(self.store.entry_count(), self.store.weighted_size(), self.bounds.capacity());
     }
 }
 
@@ -357,16 +369,16 @@ impl Cache for InMemoryCache {
     async fn set_bytes(&self, key: &CacheKey, value: Bytes, ttl: Option<Duration>) -> Result<(), KvError> {
         let now = Instant::now();
         let expires_at = self.expiry(ttl, now)?;
-        self.check_size(key, &value)?;
+        let bytes = self.check_size(key, &value)?;
         self.put(key, value, expires_at);
-        self.wrote(now);
+        self.wrote(bytes, now);
         Ok(())
     }
 
     async fn set_if_absent_bytes(&self, key: &CacheKey, value: Bytes, ttl: Option<Duration>) -> Result<bool, KvError> {
         let now = Instant::now();
         let expires_at = self.expiry(ttl, now)?;
-        self.check_size(key, &value)?;
+        let bytes = self.check_size(key, &value)?;
         let mut stored = false;
         self.compute(key.as_str(), now, |live| {
             if live.is_some() {
@@ -375,7 +387,9 @@ impl Cache for InMemoryCache {
             stored = true;
             Op::Put(Entry { value, expires_at })
         });
-        self.wrote(now);
+        if stored {
+            self.wrote(bytes, now);
+        }
         Ok(stored)
     }
 
@@ -413,8 +427,9 @@ impl Cache for InMemoryCache {
             self.check_size(key, value)?;
         }
         for (key, value) in entries {
+            let bytes = key.as_str().len() + value.len();
             self.put(&key, value, expires_at);
-            self.wrote(now);
+            self.wrote(bytes, now);
         }
         Ok(())
     }
@@ -451,12 +466,12 @@ impl Cache for InMemoryCache {
             }
             .and_then(|sum| {
                 let value = encode_counter(sum);
-                self.check_size(key, &value)?;
-                Ok((sum, value))
+                let bytes = self.check_size(key, &value)?;
+                Ok((sum, value, bytes))
             });
             match step {
-                Ok((sum, value)) => {
-                    outcome = Some(Ok(sum));
+                Ok((sum, value, bytes)) => {
+                    outcome = Some(Ok((sum, bytes)));
                     Op::Put(Entry { value, expires_at: live.map_or(expires_at, |e| e.expires_at) })
                 }
                 Err(e) => {
@@ -465,8 +480,10 @@ impl Cache for InMemoryCache {
                 }
             }
         });
-        self.wrote(now);
-        outcome.unwrap_or_else(|| Err(KvError::backend("memory", "the counter was not computed")))
+        let (sum, bytes) =
+            outcome.unwrap_or_else(|| Err(KvError::backend("memory", "the counter was not computed")))?;
+        self.wrote(bytes, now);
+        Ok(sum)
     }
 
     async fn expire(&self, key: &CacheKey, ttl: Option<Duration>) -> Result<bool, KvError> {
@@ -498,8 +515,7 @@ impl Cache for InMemoryCache {
     }
 
     fn max_value_bytes(&self) -> usize {
-        let bound = self.bounds.capacity().min(u64::from(u32::MAX));
-        self.max_value_bytes.min(usize::try_from(bound).unwrap_or(usize::MAX))
+        self.max_value_bytes.min(usize::try_from(self.bounds.max_entry_bytes()).unwrap_or(usize::MAX))
     }
 
     fn compute_wait(&self) -> Duration {
