@@ -138,15 +138,23 @@ async fn evictions_are_counted_in_metrics_and_deletes_are_not() {
 
 #[tokio::test]
 async fn a_value_the_byte_bound_cannot_hold_is_too_large_and_the_old_value_stays() {
-    let cache = bounded(100, 1_000);
-    assert_eq!(cache.max_value_bytes(), 1_000, "the byte bound caps the value limit");
-    cache.set_bytes(&key("k"), Bytes::from(vec![1u8; 999]), None).await.unwrap();
-    let err = cache.set_bytes(&key("k"), Bytes::from(vec![2u8; 1_000]), None).await.unwrap_err();
-    assert!(matches!(err, KvError::TooLarge { size: 1_000, max: 999 }), "the key's byte counts: {err:?}");
-    let err = cache.set_many_bytes(vec![(key("a"), Bytes::new()), (key("b"), Bytes::from(vec![0u8; 5_000]))], None);
+    let cache = bounded(100, 10_000);
+    assert_eq!(cache.max_value_bytes(), 10_000 - 4_096, "the byte bound less the longest key caps the value limit");
+    let longest_key = key(&"k".repeat(4_096));
+    cache.set_bytes(&longest_key, Bytes::from(vec![1u8; 5_904]), None).await.unwrap();
+    assert_eq!(cache.entry_count(), 1, "a value of max_value_bytes fits under the longest key");
+    let err = cache.set_bytes(&longest_key, Bytes::from(vec![2u8; 5_905]), None).await.unwrap_err();
+    assert!(matches!(err, KvError::TooLarge { size: 5_905, max: 5_904 }), "{err:?}");
+    let err = cache.set_many_bytes(vec![(key("a"), Bytes::new()), (key("b"), Bytes::from(vec![0u8; 9_000]))], None);
     assert!(matches!(err.await.unwrap_err(), KvError::TooLarge { .. }));
-    assert_eq!(cache.get_bytes(&key("k")).await.unwrap().map(|v| v.len()), Some(999));
+    assert_eq!(cache.get_bytes(&longest_key).await.unwrap().map(|v| v.len()), Some(5_904));
     assert!(!cache.exists(&key("a")).await.unwrap(), "nothing of a refused batch is written");
+
+    let tiny = bounded(10, 100);
+    assert_eq!(tiny.max_value_bytes(), 0);
+    tiny.set_bytes(&key("short"), Bytes::new(), None).await.unwrap();
+    let err = tiny.set_bytes(&key(&"k".repeat(101)), Bytes::new(), None).await.unwrap_err();
+    assert!(matches!(err, KvError::TooLarge { size: 0, max: 0 }), "a key the bound cannot hold: {err:?}");
 }
 
 #[test]

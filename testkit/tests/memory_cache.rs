@@ -1,4 +1,4 @@
-//! The cache contract against [`InMemoryCache`], directly and as `Arc<dyn Cache>`, plus what only the fake
+//! The cache contract against [`InMemoryCache`], directly, as `Arc<dyn Cache>` and on a small bound, plus what only the fake
 //! can show: TTLs on tokio's (paused) clock and the purge of expired entries.
 
 use std::sync::Arc;
@@ -26,6 +26,17 @@ mod as_dyn_port {
 
     cpc_testkit::cache_contract!(async {
         Arc::new(InMemoryCache::default().with_compute_wait(COMPUTE_WAIT)) as Arc<dyn Cache>
+    });
+}
+
+/// The contract on a small bound (256 entries, 4 MiB): the store's eviction machinery at work on every case.
+mod bounded {
+    use cpc_testkit::contract::cache::COMPUTE_WAIT;
+    use cpc_testkit::memory::InMemoryCache;
+
+    cpc_testkit::cache_contract!(async {
+        let cache = InMemoryCache::builder().max_entries(256).max_bytes(4 << 20).build().expect("valid bounds");
+        std::sync::Arc::new(cache.with_compute_wait(COMPUTE_WAIT))
     });
 }
 

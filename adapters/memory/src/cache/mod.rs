@@ -10,6 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use cpc_ports::cache::{DEFAULT_COMPUTE_WAIT, add_to_counter, decode_counter, encode_counter};
+use cpc_ports::keys::MAX_KEY_BYTES;
 use cpc_ports::{Cache, CacheKey, Codec, ConfigError, KeyTtl, KvError};
 use moka::notification::RemovalCause;
 use moka::ops::compute::Op;
@@ -35,10 +36,12 @@ const HOUSEKEEPING_SHARE: u64 = 16;
 /// 10,000 and 64 MiB by default, [`InMemoryCache::builder`]); past either, the least recently used entries are
 /// evicted (the store is [moka](https://docs.rs/moka) with its LRU policy), and each eviction counts in
 /// `cpc_memory_cache_evictions_total` ([`metrics`]). [`CacheBounds`] says how both bounds hold with moka's one
-/// weighted capacity. moka applies writes to its eviction order in batches on the calling threads, so for an
-/// instant the store may hold the few writes of a batch more than the bounds; [`InMemoryCache::entry_count`]
-/// applies them first. A value whose key and bytes together exceed `max_bytes` is refused with
-/// [`KvError::TooLarge`], as is one above [`InMemoryCache::with_max_value_bytes`] (8 MiB by default).
+/// weighted capacity. moka applies writes to its eviction order in batches on the calling threads, and a write
+/// applies them itself once 1/16 of the capacity was written since, so between two applications the store holds
+/// at most 1/16 of the capacity (and one entry) more than the bounds; [`InMemoryCache::entry_count`] applies them
+/// first. A value above [`Cache::max_value_bytes`] is refused with [`KvError::TooLarge`]: the smaller of
+/// [`InMemoryCache::with_max_value_bytes`] (8 MiB by default) and `max_bytes` less 4 KiB (the longest key), so
+/// a value within it fits under any key.
 ///
 /// **Expiry.** An entry keeps its deadline on tokio's clock and reads as missing once it passed; moka's own
 /// timers are not used, as they run on the real clock, which a paused tokio clock does not follow. Expired
@@ -205,7 +208,8 @@ impl InMemoryCache {
     }
 
     /// The same cache, refusing values longer than `max` bytes with [`KvError::TooLarge`] (the bytes bound
-    /// caps it too: [`Cache::max_value_bytes`] is the smaller of both).
+    /// caps it too: [`Cache::max_value_bytes`] is the smaller of `max` and `max_bytes` less 4 KiB, the longest
+    /// key).
     #[must_use]
     pub fn with_max_value_bytes(mut self, max: usize) -> Self {
         self.max_value_bytes = max;
@@ -265,15 +269,14 @@ impl InMemoryCache {
         now.checked_add(ttl).ok_or_else(|| KvError::invalid("ttl", "is too large to represent"))
     }
 
-    /// Refuses a value that exceeds the value limit, or that the bytes bound cannot hold with its key; else
-    /// the bytes of key and value.
+    /// Refuses a value above [`Cache::max_value_bytes`], or one the bytes bound cannot hold with its key (only
+    /// with a `max_bytes` under 4 KiB); else the bytes of key and value.
     fn check_size(&self, key: &CacheKey, value: &Bytes) -> Result<usize, KvError> {
-        let room = self.bounds.max_entry_bytes().saturating_sub(key.as_str().len() as u64);
-        let max = self.max_value_bytes.min(usize::try_from(room).unwrap_or(usize::MAX));
-        if value.len() > max {
+        let (max, bytes) = (self.max_value_bytes(), key.as_str().len() + value.len());
+        if value.len() > max || bytes as u64 > self.bounds.max_entry_bytes() {
             return Err(KvError::TooLarge { size: value.len(), max });
         }
-        Ok(key.as_str().len() + value.len())
+        Ok(bytes)
     }
 
     /// The live entry under `key`, removing it if it expired.
@@ -514,8 +517,11 @@ impl Cache for InMemoryCache {
         self.codec
     }
 
+    /// The smaller of [`InMemoryCache::with_max_value_bytes`] and what the bytes bound holds beside the longest
+    /// key ([`MAX_KEY_BYTES`]), so that a value within it fits under any key.
     fn max_value_bytes(&self) -> usize {
-        self.max_value_bytes.min(usize::try_from(self.bounds.max_entry_bytes()).unwrap_or(usize::MAX))
+        let room = self.bounds.max_entry_bytes().saturating_sub(MAX_KEY_BYTES as u64);
+        self.max_value_bytes.min(usize::try_from(room).unwrap_or(usize::MAX))
     }
 
     fn compute_wait(&self) -> Duration {
