@@ -93,6 +93,7 @@ pub mod testing {
             database: DatabaseSettings::Postgres(PgConfig::from_url(db.url()).expect("the test database URL")),
             pool: Default::default(),
             kv: KvSettings::Redis(redis),
+            memory_cache: Default::default(),
         };
         let ports = Ports::wire_with(&settings, data).await.unwrap_or_else(|e| {
             panic!("{e}. Start PostgreSQL and Redis (./scripts/test.sh does) or set DATABASE_URL and REDIS_URL")

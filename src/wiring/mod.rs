@@ -301,7 +301,7 @@ async fn key_value(settings: &Settings) -> Result<KeyValue, WiringError> {
                 .await
                 .map_err(|e| WiringError::server("SQLite", config.describe(), e))?;
             KeyValue {
-                cache: Arc::new(InMemoryCache::new(DEFAULT_CACHE_TTL)),
+                cache: Arc::new(memory_cache(settings)?),
                 lock: Arc::new(SqliteLock::new(pool.clone())),
                 rate_limiter: Arc::new(SqliteRateLimiter::new(pool.clone())),
                 sessions: Arc::new(SqliteSessionStore::new(pool.clone())),
@@ -313,7 +313,7 @@ async fn key_value(settings: &Settings) -> Result<KeyValue, WiringError> {
             }
         }
         KvSettings::Memory => KeyValue {
-            cache: Arc::new(InMemoryCache::new(DEFAULT_CACHE_TTL)),
+            cache: Arc::new(memory_cache(settings)?),
             lock: Arc::new(InMemoryLock::default()),
             rate_limiter: Arc::new(InMemoryRateLimiter::default()),
             sessions: Arc::new(InMemorySessionStore::default()),
@@ -324,6 +324,11 @@ async fn key_value(settings: &Settings) -> Result<KeyValue, WiringError> {
             description: "in-process key-value ports".to_owned(),
         },
     })
+}
+
+/// The in-process cache, within [`Settings::memory_cache`].
+fn memory_cache(settings: &Settings) -> Result<InMemoryCache, WiringError> {
+    Ok(InMemoryCache::builder().default_ttl(DEFAULT_CACHE_TTL).bounds(settings.memory_cache).build()?)
 }
 
 /// A health report naming the backend of each key-value port (component `"ports"`, always healthy: the backends'

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use cpc_adapters::diesel::ReplicaConfig;
 use cpc_adapters::diesel::replicas::REPLICA_URLS_ENV;
+use cpc_adapters::memory::CacheBounds;
 use cpc_adapters::pool::{DatabaseTarget, PoolConfig};
 use cpc_adapters::postgres::PgConfig;
 use cpc_adapters::redis::RedisConfig;
@@ -117,6 +118,9 @@ pub struct Settings {
     pub pool: PoolConfig,
     /// Where the cache, lock, rate limiter, sessions, pub/sub and job queue live.
     pub kv: KvSettings,
+    /// The bounds of the in-process cache, when the cache is in process ([`KvSettings::Sqlite`],
+    /// [`KvSettings::Memory`]): at most this many entries and bytes, least recently used evicted first.
+    pub memory_cache: CacheBounds,
 }
 
 impl Settings {
@@ -127,6 +131,7 @@ impl Settings {
             database: DatabaseSettings::Sqlite(SqliteConfig::file(data_dir.as_ref().join(format!("{app}.db")))),
             pool: PoolConfig::default(),
             kv: KvSettings::Sqlite,
+            memory_cache: CacheBounds::default(),
         }
     }
 
@@ -147,6 +152,8 @@ impl Settings {
     ///   `REDIS_NAMESPACE`, default `cpc:<app>:`, and the other `REDIS_*` variables of `RedisConfig::from_env`);
     ///   else the database itself: PostgreSQL's tables, or SQLite's for the durable ports. `postgres` with a
     ///   SQLite database, or `sqlite` with PostgreSQL, is an error naming `CPC_KV_BACKEND`.
+    /// * the in-process cache's bounds ([`CacheBounds::from_lookup`]): `CPC_MEMORY_CACHE_MAX_ENTRIES` (default
+    ///   10,000) and `CPC_MEMORY_CACHE_MAX_BYTES` (default 64 MiB), read whichever the backend.
     ///
     /// A malformed variable is a [`WiringError::Config`] naming it.
     pub fn from_lookup(app: &str, get: impl Fn(&str) -> Option<String>) -> Result<Self, WiringError> {
@@ -171,7 +178,8 @@ impl Settings {
         }
         let pool = PoolConfig::from_lookup(&get)?;
         let kv = kv_settings(app, &get, &database)?;
-        Ok(Self { database, pool, kv })
+        let memory_cache = CacheBounds::from_lookup(&get)?;
+        Ok(Self { database, pool, kv, memory_cache })
     }
 
     /// The directory a SQLite file needs, if any.

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use cpc_adapters::memory::CacheBounds;
 use cpc_ports::RepoError;
 
 use super::{AppData, DatabaseSettings, KvSettings, Ports, Settings, WiringError};
@@ -115,6 +116,38 @@ async fn the_embedded_default_creates_its_directory_migrates_and_is_healthy() {
         (Some("sqlite"), Some("sqlite"), Some("sqlite"))
     );
     assert_eq!((backend("cache"), backend("pubsub")), (Some("in-process"), Some("in-process")));
+}
+
+#[tokio::test]
+async fn the_in_process_cache_keeps_the_bounds_of_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let pairs = [
+        ("CPC_DATA_DIR", dir.path().display().to_string()),
+        ("CPC_MEMORY_CACHE_MAX_ENTRIES", "5".to_owned()),
+        ("CPC_MEMORY_CACHE_MAX_BYTES", "8192".to_owned()),
+    ];
+    let settings = Settings::from_lookup("app", lookup(&pairs)).unwrap();
+    assert_eq!((settings.memory_cache.max_entries, settings.memory_cache.max_bytes), (5, 8_192));
+    let ports = Ports::wire(&settings).await.unwrap();
+    let keys: Vec<_> = (0..20).map(|i| cpc_ports::CacheKey::new(format!("k{i}")).unwrap()).collect();
+    for k in &keys {
+        ports.cache.set_bytes(k, cpc_ports::Bytes::from_static(b"v"), None).await.unwrap();
+    }
+    let kept = ports.cache.get_many_bytes(&keys).await.unwrap().iter().filter(|v| v.is_some()).count();
+    assert_eq!(kept, 5, "at most CPC_MEMORY_CACHE_MAX_ENTRIES entries");
+    assert_eq!(ports.cache.max_value_bytes(), 8_192 - 4_096, "CPC_MEMORY_CACHE_MAX_BYTES less the longest key");
+
+    for (var, value) in [("CPC_MEMORY_CACHE_MAX_ENTRIES", "0"), ("CPC_MEMORY_CACHE_MAX_BYTES", "lots")] {
+        match Settings::from_lookup("app", lookup(&[(var, value.to_owned())])) {
+            Err(WiringError::Config(e)) => assert_eq!(e.key(), var, "{e}"),
+            other => panic!("{var}={value}: expected a configuration error, got {other:?}"),
+        }
+    }
+    let zero = Settings { memory_cache: CacheBounds { max_entries: 0, ..CacheBounds::default() }, ..settings };
+    match Ports::wire(&zero).await {
+        Err(WiringError::Config(e)) => assert_eq!(e.key(), "max_entries", "{e}"),
+        other => panic!("bounds built by hand are checked too, got {:?}", other.map(|p| p.description)),
+    }
 }
 
 #[test]

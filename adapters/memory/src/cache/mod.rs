@@ -4,7 +4,9 @@ mod bounds;
 pub mod metrics;
 
 use std::fmt;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -26,6 +28,9 @@ const SWEEP_MIN_WRITES: usize = 128;
 /// The share of the capacity written (by weight) after which a write applies moka's pending writes itself:
 /// 1/16, so the bounds are exceeded by at most that (and one entry) between two housekeepings.
 const HOUSEKEEPING_SHARE: u64 = 16;
+
+/// How many write locks the keys are spread over.
+const WRITE_STRIPES: usize = 64;
 
 /// A [`Cache`] in process memory that behaves like Redis, bounded like a Redis with `maxmemory-policy
 /// allkeys-lru`: every key expires after its TTL (on tokio's clock, so tests can `tokio::time::pause()` and
@@ -66,6 +71,8 @@ const HOUSEKEEPING_SHARE: u64 = 16;
 /// ```
 pub struct InMemoryCache {
     store: moka::sync::Cache<String, Entry>,
+    stripes: Box<[Mutex<()>]>,
+    stripe_hasher: RandomState,
     bounds: CacheBounds,
     name: String,
     default_ttl: Duration,
@@ -163,6 +170,8 @@ impl InMemoryCacheBuilder {
             .build();
         InMemoryCache {
             store,
+            stripes: (0..WRITE_STRIPES).map(|_| Mutex::new(())).collect(),
+            stripe_hasher: RandomState::new(),
             bounds: self.bounds,
             name: self.name,
             default_ttl: self.default_ttl,
@@ -289,29 +298,35 @@ impl InMemoryCache {
         Some(entry)
     }
 
+    /// The write lock of `key`'s stripe: every write of a key holds it, so a read-modify-write of one key
+    /// (`increment_by`, `set_if_absent`...) never interleaves with another write of it.
+    fn write_lock(&self, key: &str) -> MutexGuard<'_, ()> {
+        let stripe = self.stripe_hasher.hash_one(key) as usize % self.stripes.len();
+        self.stripes[stripe].lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Removes `key` if it holds an expired entry (atomically: a fresh write in between stays).
     fn remove_if_expired(&self, key: &str, now: Instant) {
-        self.store.entry_by_ref(key).and_compute_with(|found| match found {
-            Some(e) if e.value().is_expired(now) => Op::Remove,
-            _ => Op::Nop,
-        });
+        self.compute(key, now, |_| Op::Nop);
     }
 
     /// Runs `f` on the live entry under `key` (`None` if missing or expired) while no other write of `key`
     /// runs, and applies the [`Op`] it returns; an expired entry is removed when `f` leaves it alone.
     fn compute(&self, key: &str, now: Instant, f: impl FnOnce(Option<&Entry>) -> Op<Entry>) {
-        self.store.entry_by_ref(key).and_compute_with(|found| {
-            let found = found.map(moka::Entry::into_value);
-            match (f(found.as_ref().filter(|e| !e.is_expired(now))), found) {
-                (Op::Nop, Some(e)) if e.is_expired(now) => Op::Remove,
-                (op, _) => op,
-            }
-        });
+        let _write = self.write_lock(key);
+        let found = self.store.get(key);
+        match (f(found.as_ref().filter(|e| !e.is_expired(now))), found) {
+            (Op::Put(entry), _) => self.store.insert(key.to_owned(), entry),
+            (Op::Remove, Some(_)) => self.store.invalidate(key),
+            (Op::Nop, Some(e)) if e.is_expired(now) => self.store.invalidate(key),
+            _ => {}
+        }
     }
 
     /// Stores `value` under `key` until `expires_at`, replacing anything there.
     fn put(&self, key: &CacheKey, value: Bytes, expires_at: Instant) {
-        self.store.entry_by_ref(key.as_str()).and_upsert_with(|_| Entry { value, expires_at });
+        let _write = self.write_lock(key.as_str());
+        self.store.insert(key.as_str().to_owned(), Entry { value, expires_at });
     }
 
     /// After each write of `bytes` (key and value): applies moka's pending writes once 1/16 of the capacity was
