@@ -208,7 +208,7 @@ async fn waiters_give_up_after_the_compute_wait_while_the_leader_goes_on() {
     let wait = Duration::from_millis(300);
     let cache = cache("get-or-set-wait").await.with_compute_wait(wait);
     assert_eq!(cache.compute_wait(), wait);
-    assert_eq!(CacheManager::DEFAULT_COMPUTE_WAIT, Duration::from_secs(10));
+    assert_eq!(cpc_ports::DEFAULT_COMPUTE_WAIT, Duration::from_secs(10));
     let k = key("slow");
     let leader = slow_leader(&cache, &k, Duration::from_millis(1500)).await;
     let waiters = waiters_on(&cache, &k, || async { Ok(2_u32) });

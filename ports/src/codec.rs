@@ -93,6 +93,14 @@ pub enum CodecError {
         /// The deserializer's message.
         message: String,
     },
+    /// A counter operation ([`Cache::increment_by`](crate::Cache::increment_by)) found a value that is not a
+    /// decimal `i64` in ASCII (`0`, or an optional `-` and digits without a leading zero, as Redis `INCRBY` takes
+    /// it). The value was left unchanged.
+    #[error("the stored value is not a decimal 64-bit integer")]
+    NotAnInteger,
+    /// A counter operation would take the value beyond the range of `i64`. The value was left unchanged.
+    #[error("the counter would overflow a 64-bit integer")]
+    CounterOverflow,
 }
 
 /// How values become bytes and back. Cheap to copy; every key-value port exposes the one it was configured

@@ -46,7 +46,7 @@ pub mod session;
 pub mod single_flight;
 pub mod uow;
 
-pub use cache::{Cache, CacheExt, KeyTtl};
+pub use cache::{Cache, CacheExt, DEFAULT_COMPUTE_WAIT, KeyTtl};
 pub use codec::{Codec, CodecError, Compression, Format};
 pub use config_error::ConfigError;
 pub use error::{ConflictKind, KvError, MAX_PAYLOAD_BYTES, PortError, RepoError, check_payload};

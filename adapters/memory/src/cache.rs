@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use cpc_ports::cache::{DEFAULT_COMPUTE_WAIT, add_to_counter, decode_counter, encode_counter};
 use cpc_ports::{Cache, CacheKey, Codec, KeyTtl, KvError};
 use tokio::time::Instant;
 
@@ -18,7 +19,9 @@ const SWEEP_MIN_WRITES: usize = 128;
 /// or nothing (`MSET` after size checks), `delete_prefix` takes the prefix literally.
 ///
 /// Expired entries are removed lazily when touched, and by a sweep after every `max(128, live entries)` writes,
-/// so memory stays bounded under churn without a background task.
+/// so memory stays bounded under churn without a background task. Counters (`increment_by`) are decimal text,
+/// as in Redis; `get_or_set` runs in the process-wide single-flight group ([`Cache::single_flight`] is `None`),
+/// its waiters bounded by [`InMemoryCache::with_compute_wait`].
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), cpc_ports::KvError> {
@@ -36,6 +39,7 @@ pub struct InMemoryCache {
     default_ttl: Duration,
     codec: Codec,
     max_value_bytes: usize,
+    compute_wait: Duration,
 }
 
 #[derive(Default)]
@@ -91,6 +95,7 @@ impl InMemoryCache {
             default_ttl,
             codec: Codec::json(),
             max_value_bytes: Self::DEFAULT_MAX_VALUE_BYTES,
+            compute_wait: DEFAULT_COMPUTE_WAIT,
         }
     }
 
@@ -105,6 +110,15 @@ impl InMemoryCache {
     #[must_use]
     pub fn with_max_value_bytes(mut self, max: usize) -> Self {
         self.max_value_bytes = max;
+        self
+    }
+
+    /// The same cache, whose [`CacheExt::get_or_set`](cpc_ports::CacheExt::get_or_set) callers wait at most
+    /// `wait` for another caller's computation of the same key (10 s by default), then get
+    /// [`KvError::Timeout`].
+    #[must_use]
+    pub fn with_compute_wait(mut self, wait: Duration) -> Self {
+        self.compute_wait = wait;
         self
     }
 
@@ -159,6 +173,7 @@ impl fmt::Debug for InMemoryCache {
             .field("default_ttl", &self.default_ttl)
             .field("codec", &self.codec)
             .field("max_value_bytes", &self.max_value_bytes)
+            .field("compute_wait", &self.compute_wait)
             .finish()
     }
 }
@@ -244,11 +259,45 @@ impl Cache for InMemoryCache {
         Ok(deleted)
     }
 
+    async fn increment_by(&self, key: &CacheKey, delta: i64, ttl: Option<Duration>) -> Result<i64, KvError> {
+        let now = Instant::now();
+        let expires_at = self.expiry(ttl, now)?;
+        let mut state = self.lock();
+        let (sum, expires_at) = match state.live(key.as_str(), now) {
+            Some(entry) => (add_to_counter(decode_counter(&entry.value)?, delta)?, entry.expires_at),
+            None => (delta, expires_at),
+        };
+        state.write(key.as_str(), encode_counter(sum), expires_at, now);
+        Ok(sum)
+    }
+
+    async fn expire(&self, key: &CacheKey, ttl: Option<Duration>) -> Result<bool, KvError> {
+        let now = Instant::now();
+        let expires_at = self.expiry(ttl, now)?;
+        let mut state = self.lock();
+        if state.live(key.as_str(), now).is_none() {
+            return Ok(false);
+        }
+        if let Some(entry) = state.entries.get_mut(key.as_str()) {
+            entry.expires_at = expires_at;
+        }
+        Ok(true)
+    }
+
+    async fn get_and_delete_bytes(&self, key: &CacheKey) -> Result<Option<Bytes>, KvError> {
+        let now = Instant::now();
+        Ok(self.lock().entries.remove(key.as_str()).filter(|e| !e.is_expired(now)).map(|e| e.value))
+    }
+
     fn codec(&self) -> Codec {
         self.codec
     }
 
     fn max_value_bytes(&self) -> usize {
         self.max_value_bytes
+    }
+
+    fn compute_wait(&self) -> Duration {
+        self.compute_wait
     }
 }

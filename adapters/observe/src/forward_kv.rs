@@ -1,13 +1,14 @@
 //! The key-value and coordination ports of a [`Decorated`] port: every method goes through
 //! [`Decorate::around`] (the codec and size getters, which do no I/O, are forwarded as they are).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use cpc_ports::{
     Bytes, Cache, CacheKey, Channel, ChannelPattern, Codec, HealthCheck, HealthReport, KeyTtl, KvError, Lock, LockKey,
     LockLease, PubSub, PubSubCapabilities, RateLimitDecision, RateLimitKey, RateLimitPolicy, RateLimiter, SessionId,
-    SessionStore, Subscription,
+    SessionStore, SingleFlight, Subscription,
 };
 
 use super::{Decorate, Decorated, Op};
@@ -53,12 +54,37 @@ impl<P: Cache + ?Sized, D: Decorate> Cache for Decorated<P, D> {
         self.decorator.around(Op::idempotent("cache", "delete_prefix"), move || self.inner.delete_prefix(prefix)).await
     }
 
+    /// Not idempotent: a retried increment could count twice, so [`Retry`](super::Retry) leaves it alone.
+    async fn increment_by(&self, key: &CacheKey, delta: i64, ttl: Option<Duration>) -> Result<i64, KvError> {
+        let op = Op::once("cache", "increment_by");
+        self.decorator.around(op, move || self.inner.increment_by(key, delta, ttl)).await
+    }
+
+    async fn expire(&self, key: &CacheKey, ttl: Option<Duration>) -> Result<bool, KvError> {
+        self.decorator.around(Op::idempotent("cache", "expire"), move || self.inner.expire(key, ttl)).await
+    }
+
+    /// Not idempotent: a retry after a lost answer would find the key gone and return `None`.
+    async fn get_and_delete_bytes(&self, key: &CacheKey) -> Result<Option<Bytes>, KvError> {
+        let op = Op::once("cache", "get_and_delete_bytes");
+        self.decorator.around(op, move || self.inner.get_and_delete_bytes(key)).await
+    }
+
     fn codec(&self) -> Codec {
         self.inner.codec()
     }
 
     fn max_value_bytes(&self) -> usize {
         self.inner.max_value_bytes()
+    }
+
+    /// The wrapped cache's group, so calls through the decorator and past it share their computations.
+    fn single_flight(&self) -> Option<Arc<SingleFlight<Bytes>>> {
+        self.inner.single_flight()
+    }
+
+    fn compute_wait(&self) -> Duration {
+        self.inner.compute_wait()
     }
 }
 

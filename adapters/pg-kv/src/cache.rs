@@ -9,7 +9,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use cpc_pool::postgres::PgPool;
 use cpc_pool::postgres::kv::{self, column, millis};
-use cpc_ports::{Cache, CacheKey, Codec, KeyTtl, KvError};
+use cpc_ports::cache::{DEFAULT_COMPUTE_WAIT, decode_counter};
+use cpc_ports::{Cache, CacheKey, Codec, CodecError, KeyTtl, KvError, SingleFlight};
 use tokio_postgres::types::ToSql;
 
 use crate::get_batch::{self, GetBatcher};
@@ -74,6 +75,63 @@ const SWEEP_EXPIRED: &str = "WITH gone AS (DELETE FROM cpc_cache WHERE ctid = AN
 
 const COUNT: &str = "SELECT count(*) FROM cpc_cache WHERE namespace = $1";
 
+/// The value of a live row as text for the counter checks: `encode(.., 'escape')` leaves ASCII as it is and
+/// writes any other byte as `\nnn`, so only decimal ASCII matches [`COUNTER_FORM`].
+macro_rules! counter_text {
+    () => {
+        "encode(cpc_cache.value, 'escape')"
+    };
+}
+
+/// Whether the live row's value can take `$3` (the checks in order, so the cast only sees a well-formed number):
+/// a decimal `i64` as `decode_counter` reads it, and the sum within `i64`.
+macro_rules! counter_ok {
+    () => {
+        concat!(
+            "CASE WHEN ",
+            counter_text!(),
+            " !~ '^(0|-?[1-9][0-9]{0,18})$' THEN false ELSE ",
+            counter_text!(),
+            "::numeric + $3::bigint BETWEEN -9223372036854775808 AND 9223372036854775807 END"
+        )
+    };
+}
+
+/// Adds `$3` to a live counter (keeping its expiry), or creates it as `$3` with the expiry of `$4` ms (`$5`
+/// jitter) when missing or expired; a live value that is not a counter, or would overflow, is left alone and no
+/// row is returned by `up`. Answers the new value, and (for the error) the value live before the statement.
+const INCREMENT_BY: &str = concat!(
+    "WITH before AS (SELECT value FROM cpc_cache WHERE namespace = $1 AND key = $2 AND expires_at > now()), ",
+    "up AS (INSERT INTO cpc_cache (namespace, key, value, expires_at) ",
+    "VALUES ($1, $2, convert_to($3::bigint::text, 'UTF8'), ",
+    expiry!("$4", "$5"),
+    ") ON CONFLICT (namespace, key) DO UPDATE SET ",
+    "value = CASE WHEN cpc_cache.expires_at <= now() THEN EXCLUDED.value ELSE convert_to((",
+    counter_text!(),
+    "::numeric + $3::bigint)::bigint::text, 'UTF8') END, ",
+    "expires_at = CASE WHEN cpc_cache.expires_at <= now() THEN EXCLUDED.expires_at ELSE cpc_cache.expires_at END ",
+    "WHERE cpc_cache.expires_at <= now() OR ",
+    counter_ok!(),
+    " RETURNING value) ",
+    "SELECT (SELECT value FROM up), (SELECT value FROM before)"
+);
+
+/// Sets a live row's expiry to `$3` ms from now (`$4` jitter); a row only if it was live.
+const EXPIRE: &str = concat!(
+    "UPDATE cpc_cache SET expires_at = ",
+    expiry!("$3", "$4"),
+    " WHERE namespace = $1 AND key = $2 AND expires_at > now() RETURNING 1"
+);
+
+/// Deletes the row, live or expired; answers its value and whether it was live. Of concurrent callers, the
+/// first deletes the row; the others wait for its commit, then find nothing.
+const GET_AND_DELETE: &str =
+    "DELETE FROM cpc_cache WHERE namespace = $1 AND key = $2 RETURNING value, expires_at > now()";
+
+/// How often [`Cache::increment_by`] runs its statement when a refused increment's value changed meanwhile,
+/// before it reports the value as not a counter.
+const INCREMENT_ATTEMPTS: usize = 3;
+
 /// Evicts one batch of `$2` entries of the namespace, the soonest to expire first.
 const EVICT: &str = "WITH gone AS (DELETE FROM cpc_cache WHERE ctid = ANY(ARRAY( \
        SELECT ctid FROM cpc_cache WHERE namespace = $1 ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)) \
@@ -110,6 +168,11 @@ pub struct Swept {
 ///   it takes a missing or expired key, and of concurrent callers on one key exactly one stores.
 /// * `get_many` is one `SELECT ... WHERE key = ANY($keys)`; `set_many` one `INSERT ... SELECT FROM unnest($keys,
 ///   $values) ON CONFLICT DO UPDATE` (one transaction: all or nothing; a key given twice keeps its last value).
+/// * `increment_by` is one `INSERT ... ON CONFLICT DO UPDATE` that adds in SQL (`numeric`, range-checked) to a
+///   live row holding a decimal `i64`, keeping its expiry, or creates the row; `expire` one `UPDATE` of a live
+///   row's expiry; `get_and_delete` one `DELETE ... RETURNING` (of concurrent callers, exactly one gets the value).
+/// * `get_or_set` runs in a single-flight group shared by the cache's clones, waiters bounded by
+///   [`PgCache::with_compute_wait`].
 /// * `delete_prefix` deletes through the primary key's btree range `key >= prefix AND key < successor(prefix)`
 ///   (bytewise, so `*`, `?`, `%`, `_` and `\` are literal and no sequential scan happens), 10,000 rows per
 ///   statement, until none is left. A key written while it runs may survive it.
@@ -147,6 +210,8 @@ pub struct PgCache {
     sweeper: Arc<Sweeper>,
     /// `None` when gets are not batched ([`PgCache::with_get_batching`] of 0).
     batcher: Option<Arc<GetBatcher>>,
+    /// The `get_or_set` computations running, shared by clones.
+    flights: Arc<SingleFlight<Bytes>>,
 }
 
 #[derive(Clone)]
@@ -161,6 +226,7 @@ struct Settings {
     sweep_interval: Option<Duration>,
     sweep_batch: i64,
     get_batches: usize,
+    compute_wait: Duration,
 }
 
 impl PgCache {
@@ -200,6 +266,7 @@ impl PgCache {
             sweep_interval: Some(Self::DEFAULT_SWEEP_INTERVAL),
             sweep_batch: i64::from(Self::DEFAULT_SWEEP_BATCH),
             get_batches: Self::DEFAULT_GET_BATCHES,
+            compute_wait: DEFAULT_COMPUTE_WAIT,
         })
     }
 
@@ -212,7 +279,7 @@ impl PgCache {
         });
         let sweeper = Arc::new(Sweeper::new(settings.sweep_interval, "PgCache", pass));
         let batcher = (settings.get_batches > 0).then(|| Arc::new(GetBatcher::new(settings.get_batches)));
-        Self { settings, sweeper, batcher }
+        Self { settings, sweeper, batcher, flights: Arc::new(SingleFlight::new()) }
     }
 
     /// Applies `change` to a copy of the settings; the result has a sweeper of its own (clones made before keep
@@ -294,6 +361,14 @@ impl PgCache {
     #[must_use]
     pub fn with_get_batching(self, max_in_flight: usize) -> Self {
         self.with(|s| s.get_batches = max_in_flight)
+    }
+
+    /// The same cache, whose [`CacheExt::get_or_set`](cpc_ports::CacheExt::get_or_set) callers wait at most
+    /// `wait` for another caller's computation of the same key (10 s by default), then get
+    /// [`KvError::Timeout`].
+    #[must_use]
+    pub fn with_compute_wait(self, wait: Duration) -> Self {
+        self.with(|s| s.compute_wait = wait)
     }
 
     /// The pool this cache runs on.
@@ -420,6 +495,7 @@ impl fmt::Debug for PgCache {
             .field("sweep_interval", &s.sweep_interval)
             .field("sweep_batch", &s.sweep_batch)
             .field("get_batches", &s.get_batches)
+            .field("compute_wait", &s.compute_wait)
             .finish()
     }
 }
@@ -524,12 +600,57 @@ impl Cache for PgCache {
         }
     }
 
+    async fn increment_by(&self, key: &CacheKey, delta: i64, ttl: Option<Duration>) -> Result<i64, KvError> {
+        let ms = self.ttl_millis(ttl)?;
+        let (ns, k) = (&self.settings.namespace, key.as_str().as_bytes());
+        for _ in 0..INCREMENT_ATTEMPTS {
+            let params: [&(dyn ToSql + Sync); 5] = [ns, &k, &delta, &ms, &self.settings.jitter];
+            let rows = self.query(INCREMENT_BY, &params, "increment by").await?;
+            let row = rows.first().ok_or_else(|| KvError::backend("postgres", "increment by returned no row"))?;
+            if let Some(sum) = column::<Option<Vec<u8>>>(row, 0)? {
+                return Ok(decode_counter(&sum)?);
+            }
+            // Refused: say why from the value live before the statement, unless it changed meanwhile.
+            match column::<Option<Vec<u8>>>(row, 1)?.map(|before| decode_counter(&before)) {
+                Some(Err(not_a_counter)) => return Err(not_a_counter.into()),
+                Some(Ok(before)) if before.checked_add(delta).is_none() => {
+                    return Err(CodecError::CounterOverflow.into());
+                }
+                _ => {}
+            }
+        }
+        Err(CodecError::NotAnInteger.into())
+    }
+
+    async fn expire(&self, key: &CacheKey, ttl: Option<Duration>) -> Result<bool, KvError> {
+        let ms = self.ttl_millis(ttl)?;
+        let params: [&(dyn ToSql + Sync); 4] =
+            [&self.settings.namespace, &key.as_str().as_bytes(), &ms, &self.settings.jitter];
+        Ok(!self.query(EXPIRE, &params, "expire").await?.is_empty())
+    }
+
+    async fn get_and_delete_bytes(&self, key: &CacheKey) -> Result<Option<Bytes>, KvError> {
+        let params: [&(dyn ToSql + Sync); 2] = [&self.settings.namespace, &key.as_str().as_bytes()];
+        let rows = self.query(GET_AND_DELETE, &params, "get and delete").await?;
+        let Some(row) = rows.first() else { return Ok(None) };
+        Ok(column::<bool>(row, 1)?.then(|| column::<Vec<u8>>(row, 0).map(Bytes::from)).transpose()?)
+    }
+
     fn codec(&self) -> Codec {
         self.settings.codec
     }
 
     fn max_value_bytes(&self) -> usize {
         self.settings.max_value_bytes
+    }
+
+    /// One group per cache, shared by its clones.
+    fn single_flight(&self) -> Option<Arc<SingleFlight<Bytes>>> {
+        Some(Arc::clone(&self.flights))
+    }
+
+    fn compute_wait(&self) -> Duration {
+        self.settings.compute_wait
     }
 }
 

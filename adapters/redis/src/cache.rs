@@ -1,16 +1,15 @@
 //! [`CacheManager`]: the [`Cache`] port over Redis strings with `PX` expiry.
 
 use std::fmt;
-use std::future::Future;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use cpc_ports::{Bytes, Cache, CacheKey, Codec, Joined, KeyTtl, KvError, SingleFlight};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use cpc_ports::cache::{DEFAULT_COMPUTE_WAIT, decode_counter};
+use cpc_ports::{Bytes, Cache, CacheKey, Codec, CodecError, KeyTtl, KvError, SingleFlight};
+use redis::Script;
 
 use super::RedisManager;
 use super::cluster::by_slot;
@@ -28,6 +27,28 @@ operations!(CacheOp {
     GetMany = "get_many",
     SetMany = "set_many",
     DeletePrefix = "delete_prefix",
+    IncrementBy = "increment_by",
+    Expire = "expire",
+    GetAndDelete = "get_and_delete",
+});
+
+/// `KEYS[1]` counter; `ARGV` delta, ttl ms. `INCRBY`, then `PEXPIRE` only if the key did not exist before (an
+/// existing key keeps its TTL). Returns the new value as the text `GET` reads (exact: no Lua number, which is a
+/// double, touches it), or `-1` when the stored value is not an integer (or not a string), `-2` when the sum
+/// would overflow; then nothing changed.
+static INCREMENT_BY: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local existed = redis.call('EXISTS', KEYS[1])
+local added = redis.pcall('INCRBY', KEYS[1], ARGV[1])
+if type(added) == 'table' and added.err then
+  if string.find(added.err, 'overflow', 1, true) then return -2 end
+  return -1
+end
+if existed == 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return redis.call('GET', KEYS[1])
+",
+    )
 });
 
 /// How many keys one `SCAN` step asks for, and the most one `UNLINK` deletes, in [`Cache::delete_prefix`].
@@ -45,9 +66,13 @@ const SCAN_BATCH: usize = 1000;
 /// * `delete_prefix` walks the namespace with `SCAN MATCH` (never `KEYS`), the prefix glob-escaped so it is taken
 ///   literally, and deletes what it finds with `UNLINK` in batches of 1000. It only ever touches this cache's
 ///   entries (`<namespace>cache:<prefix>*`), never another adapter's keys in the same namespace. A key written while the walk runs may survive it. On a cluster it walks every master.
-/// * [`CacheManager::get_or_set`] computes a missing value once per key and process (single flight); callers
-///   waiting for another's computation get its value or its error, and wait at most
-///   [`CacheManager::with_compute_wait`] (default 10 s).
+/// * `increment_by` is one script: `INCRBY`, and `PEXPIRE` only when it created the key, its new value read back
+///   as text (exact over the whole `i64` range); `expire` is `PEXPIRE`; `get_and_delete` is `GETDEL` (Redis 6.2
+///   or later).
+/// * [`CacheExt::get_or_set`](cpc_ports::CacheExt::get_or_set) computes a missing value once per key and
+///   process (single flight, in a group shared by clones, [`Cache::single_flight`]); callers waiting for
+///   another's computation get its value or its error, and wait at most [`CacheManager::with_compute_wait`]
+///   (default 10 s).
 /// * [`CacheManager::with_ttl_jitter`] spreads expiry times so entries written together do not expire together.
 /// * Values over [`CacheManager::with_max_value_bytes`] (default 8 MiB) are refused with [`KvError::TooLarge`]
 ///   before anything is sent.
@@ -84,17 +109,13 @@ pub struct CacheManager {
 /// State shared by clones: the single-flight map (handing out the encoded value) and the jitter's random
 /// sequence.
 struct Shared {
-    flights: SingleFlight<Bytes>,
+    flights: Arc<SingleFlight<Bytes>>,
     rng: AtomicU64,
 }
 
 impl CacheManager {
     /// The default largest value: 8 MiB.
     pub const DEFAULT_MAX_VALUE_BYTES: usize = 8 * 1024 * 1024;
-
-    /// How long, by default, a [`CacheManager::get_or_set`] caller waits for another caller's computation of
-    /// the same key before it gives up with [`KvError::Timeout`]: 10 s.
-    pub const DEFAULT_COMPUTE_WAIT: Duration = Duration::from_secs(10);
 
     /// The cache's own sub-namespace: every entry is stored under `<namespace>cache:<key>`. No key of the other
     /// Redis adapters starts with it (locks `{lock:`, rate limits `{rl:`, sessions `session:`, job queues `jq:`),
@@ -119,14 +140,14 @@ impl CacheManager {
             codec: Codec::json(),
             max_value_bytes: Self::DEFAULT_MAX_VALUE_BYTES,
             jitter: 0.0,
-            compute_wait: Self::DEFAULT_COMPUTE_WAIT,
-            shared: Arc::new(Shared { flights: SingleFlight::new(), rng: AtomicU64::new(seed) }),
+            compute_wait: DEFAULT_COMPUTE_WAIT,
+            shared: Arc::new(Shared { flights: Arc::new(SingleFlight::new()), rng: AtomicU64::new(seed) }),
             metrics: Instruments::new("cache"),
         }
     }
 
     /// The same cache, with `codec` (JSON or MessagePack, optionally compressed above a threshold) for the typed
-    /// methods of [`cpc_ports::CacheExt`] and for [`CacheManager::get_or_set`].
+    /// methods of [`cpc_ports::CacheExt`], `get_or_set` included.
     #[must_use]
     pub fn with_codec(mut self, codec: Codec) -> Self {
         self.codec = codec;
@@ -152,18 +173,13 @@ impl CacheManager {
         self
     }
 
-    /// The same cache, whose [`CacheManager::get_or_set`] callers wait at most `wait` for another caller's
-    /// computation of the same key ([`Self::DEFAULT_COMPUTE_WAIT`] by default); past it they get
-    /// [`KvError::Timeout`] while the computation goes on.
+    /// The same cache, whose [`CacheExt::get_or_set`](cpc_ports::CacheExt::get_or_set) callers wait at most
+    /// `wait` for another caller's computation of the same key ([`DEFAULT_COMPUTE_WAIT`] by default); past it
+    /// they get [`KvError::Timeout`] while the computation goes on. Read back with [`Cache::compute_wait`].
     #[must_use]
     pub fn with_compute_wait(mut self, wait: Duration) -> Self {
         self.compute_wait = wait;
         self
-    }
-
-    /// How long a [`CacheManager::get_or_set`] caller waits for another caller's computation.
-    pub fn compute_wait(&self) -> Duration {
-        self.compute_wait
     }
 
     /// The TTL of entries written without one.
@@ -181,73 +197,11 @@ impl CacheManager {
         &self.manager
     }
 
-    /// Returns the value under `key`, or computes it with `compute`, stores it for `ttl` (or the default TTL)
-    /// and returns it.
-    ///
-    /// Single flight: of many concurrent calls on one missing key in this process (on this `CacheManager` or
-    /// its clones), one, the leader, runs `compute` and stores the value; the others wait for it and get its
-    /// outcome, without reading Redis again: the value (decoded from the bytes the leader stored), or the
-    /// leader's error, so a failing `compute` runs once, not once per waiter, and every waiter gets the same
-    /// error. Across processes it is once per process: each process computes at most once per miss.
-    ///
-    /// A waiter waits at most [`CacheManager::with_compute_wait`] (default [`Self::DEFAULT_COMPUTE_WAIT`]) and
-    /// then gets [`KvError::Timeout`] (operation [`SingleFlight::WAIT_OPERATION`]); the leader is not cut short.
-    /// A leader that is cancelled hands nothing out: a waiter computes in its place. The per-key entry is
-    /// removed when the leader is done, so the map does not grow ([`CacheManager::in_flight`]).
-    ///
-    /// Errors from `compute` are returned as they are and nothing is stored (the next call after them computes
-    /// again). A value already stored that does not decode as `T` is a [`KvError::Codec`]; a computed value over
-    /// the size limit is a [`KvError::TooLarge`] (nothing is stored).
-    pub async fn get_or_set<T, F, Fut>(&self, key: &CacheKey, ttl: Option<Duration>, compute: F) -> Result<T, KvError>
-    where
-        T: Serialize + DeserializeOwned + Send,
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<T, KvError>>,
-    {
-        self.px(ttl)?;
-        if let Some(found) = self.get_decoded(key).await? {
-            return Ok(found);
-        }
-        match self.shared.flights.join(key.as_str(), self.compute_wait).await {
-            Joined::Waited(outcome) => Ok(self.codec.decode(&outcome?)?),
-            Joined::Lead(leader) => match self.lead(key, ttl, compute).await {
-                Ok((value, bytes)) => {
-                    leader.finish(Ok(bytes))?;
-                    Ok(value)
-                }
-                Err(error) => Err(leader.fail(error)),
-            },
-        }
-    }
-
-    /// The leader's part of [`CacheManager::get_or_set`]: the value stored meanwhile (by an earlier leader, or
-    /// another process), or `compute`'s, stored; with its bytes for the waiters.
-    async fn lead<T, F, Fut>(&self, key: &CacheKey, ttl: Option<Duration>, compute: F) -> Result<(T, Bytes), KvError>
-    where
-        T: Serialize + DeserializeOwned + Send,
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<T, KvError>>,
-    {
-        if let Some(bytes) = self.get_bytes(key).await? {
-            return Ok((self.codec.decode(&bytes)?, bytes));
-        }
-        let value = compute().await?;
-        let bytes = self.codec.encode(&value)?;
-        self.set_bytes(key, bytes.clone(), ttl).await?;
-        Ok((value, bytes))
-    }
-
-    /// Test aid: how many keys have a [`CacheManager::get_or_set`] computation running in this process. Zero
-    /// once every call has returned (the single-flight map does not grow).
+    /// Test aid: how many keys have a [`CacheExt::get_or_set`](cpc_ports::CacheExt::get_or_set) computation
+    /// running in this process on this cache or its clones. Zero once every call has returned (the
+    /// single-flight map does not grow).
     pub fn in_flight(&self) -> usize {
         self.shared.flights.len()
-    }
-
-    async fn get_decoded<T: DeserializeOwned>(&self, key: &CacheKey) -> Result<Option<T>, KvError> {
-        match self.get_bytes(key).await? {
-            Some(bytes) => Ok(Some(self.codec.decode(&bytes)?)),
-            None => Ok(None),
-        }
     }
 
     fn error(&self, operation: &'static str) -> impl FnOnce(redis::RedisError) -> KvError + '_ {
@@ -478,12 +432,64 @@ impl Cache for CacheManager {
             .await
     }
 
+    async fn increment_by(&self, key: &CacheKey, delta: i64, ttl: Option<Duration>) -> Result<i64, KvError> {
+        self.metrics
+            .run(CacheOp::IncrementBy, async {
+                let px = self.px(ttl)?;
+                let mut invocation = INCREMENT_BY.key(self.stored_key(key.as_str()));
+                invocation.arg(delta).arg(px);
+                let mut conn = self.manager.connection();
+                let reply: redis::Value =
+                    invocation.invoke_async(&mut conn).await.map_err(self.error("increment by"))?;
+                match reply {
+                    redis::Value::BulkString(text) => Ok(decode_counter(&text)?),
+                    redis::Value::Int(-1) => Err(CodecError::NotAnInteger.into()),
+                    redis::Value::Int(-2) => Err(CodecError::CounterOverflow.into()),
+                    other => Err(KvError::backend("redis", format!("increment script answered {other:?}"))),
+                }
+            })
+            .await
+    }
+
+    async fn expire(&self, key: &CacheKey, ttl: Option<Duration>) -> Result<bool, KvError> {
+        self.metrics
+            .run(CacheOp::Expire, async {
+                let px = self.px(ttl)?;
+                let mut cmd = redis::cmd("PEXPIRE");
+                cmd.arg(self.stored_key(key.as_str())).arg(px);
+                let n: u64 = self.manager.query(&cmd, "expire").await?;
+                Ok(n > 0)
+            })
+            .await
+    }
+
+    async fn get_and_delete_bytes(&self, key: &CacheKey) -> Result<Option<Bytes>, KvError> {
+        self.metrics
+            .run(CacheOp::GetAndDelete, async {
+                let found: Option<Vec<u8>> = self
+                    .manager
+                    .query(redis::cmd("GETDEL").arg(self.stored_key(key.as_str())), "get and delete")
+                    .await?;
+                Ok(found.map(Bytes::from))
+            })
+            .await
+    }
+
     fn codec(&self) -> Codec {
         self.codec
     }
 
     fn max_value_bytes(&self) -> usize {
         self.max_value_bytes
+    }
+
+    /// One group per cache, shared by its clones.
+    fn single_flight(&self) -> Option<Arc<SingleFlight<Bytes>>> {
+        Some(Arc::clone(&self.shared.flights))
+    }
+
+    fn compute_wait(&self) -> Duration {
+        self.compute_wait
     }
 }
 
