@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use cpc_ports::{Bytes, Cache, CacheKey, Codec, ConfigError, KeyTtl, KvError};
+use cpc_ports::{Bytes, Cache, CacheKey, Codec, ConfigError, KeyTtl, KvError, SingleFlight};
 
 use self::local::{LocalTier, Lookup, Ticket};
 use self::tracking::{TaskGuard, Tracker};
@@ -120,7 +120,9 @@ pub struct NearCacheStats {
 /// limit and metrics it keeps. Reads are served from the local tier when it holds the key; a miss reads Redis
 /// (`GET` and `PTTL` in one round trip) and fills the local tier for the shorter of
 /// [`NearCacheConfig::max_local_ttl`] and the key's remaining TTL. Every write goes to Redis through the
-/// `CacheManager` and then drops the key locally (`delete_prefix` empties the whole local tier).
+/// `CacheManager` and then drops the key locally (`delete_prefix` empties the whole local tier). Counters
+/// ([`Cache::increment_by`]), [`Cache::expire`] and [`Cache::get_and_delete_bytes`] run on Redis, atomic as
+/// there; `get_or_set` ([`cpc_ports::CacheExt::get_or_set`]) shares the `CacheManager`'s single-flight group.
 ///
 /// # Coherence
 ///
@@ -384,11 +386,35 @@ impl Cache for NearCache {
         result
     }
 
+    async fn increment_by(&self, key: &CacheKey, delta: i64, ttl: Option<Duration>) -> Result<i64, KvError> {
+        self.written(&[key], self.remote.increment_by(key, delta, ttl)).await
+    }
+
+    /// Sets the TTL in Redis, then drops the key locally: a local copy kept for the old TTL must not outlive a
+    /// shorter new one.
+    async fn expire(&self, key: &CacheKey, ttl: Option<Duration>) -> Result<bool, KvError> {
+        self.written(&[key], self.remote.expire(key, ttl)).await
+    }
+
+    async fn get_and_delete_bytes(&self, key: &CacheKey) -> Result<Option<Bytes>, KvError> {
+        self.written(&[key], self.remote.get_and_delete_bytes(key)).await
+    }
+
     fn codec(&self) -> Codec {
         self.remote.codec()
     }
 
     fn max_value_bytes(&self) -> usize {
         self.remote.max_value_bytes()
+    }
+
+    /// The remote `CacheManager`'s group: both name the same entries, so a computation is shared by the near
+    /// cache, its clones and the `CacheManager` it wraps.
+    fn single_flight(&self) -> Option<Arc<SingleFlight<Bytes>>> {
+        self.remote.single_flight()
+    }
+
+    fn compute_wait(&self) -> Duration {
+        self.remote.compute_wait()
     }
 }
