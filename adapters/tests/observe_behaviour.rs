@@ -77,6 +77,38 @@ async fn retry_leaves_non_idempotent_operations_alone_unless_told() {
 }
 
 #[tokio::test]
+async fn retry_leaves_counters_and_get_and_delete_alone_but_retries_expire() {
+    // A retried increment could count twice, a retried get_and_delete lose the value it took.
+    let mut m = MockCache::new();
+    m.expect_increment_by().times(1).returning(|_, _, _| Err(unavailable()));
+    m.expect_get_and_delete_bytes().times(1).returning(|_| Err(unavailable()));
+    m.expect_expire().times(3).returning(|_, _| Err(unavailable()));
+    let cache = Retry::new(m, fast_retries());
+    assert!(matches!(cache.increment_by(&key(), 1, None).await, Err(KvError::Unavailable { .. })));
+    assert!(matches!(cache.get_and_delete_bytes(&key()).await, Err(KvError::Unavailable { .. })));
+    assert!(matches!(cache.expire(&key(), None).await, Err(KvError::Unavailable { .. })));
+}
+
+/// The cache contract through the whole stack of decorators, as `Arc<dyn Cache>`: single flight, counters and
+/// expiry reach the wrapped cache unchanged.
+mod decorated_cache_contract {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use cpc_adapters::observe::{Observe, Observed, Retry, RetryPolicy, TimeLimit, Timeout};
+    use cpc_ports::Cache;
+    use cpc_testkit::contract::cache::COMPUTE_WAIT;
+    use cpc_testkit::memory::InMemoryCache;
+
+    cpc_testkit::cache_contract!(async {
+        let cache = InMemoryCache::default().with_compute_wait(COMPUTE_WAIT);
+        let cache = Timeout::new(cache, TimeLimit::new(Duration::from_secs(5)));
+        let cache = Retry::new(cache, RetryPolicy::default());
+        Arc::new(Observed::new(cache, Observe::new("memory", "contract"))) as Arc<dyn Cache>
+    });
+}
+
+#[tokio::test]
 async fn retry_repeats_an_enqueue_only_when_its_idempotency_key_makes_that_safe() {
     let q = QueueName::new("q").unwrap();
     // Without a key, a second attempt after a lost reply could store the job twice: one call, the error back.

@@ -18,7 +18,7 @@ use cpc_ports::{
     EntityRepository, HealthCheck, HealthReport, HealthStatus, JobId, JobQueue, KeyTtl, KvError, Lock, LockKey,
     LockLease, NackOutcome, PageRequest, PubSub, PubSubCapabilities, Query, QueueName, QueueStats, RateLimitDecision,
     RateLimitKey, RateLimitPolicy, RateLimiter, RepoError, Repository, ReservedJob, SessionId, SessionStore,
-    Subscription, TimeRange, TransactionRepository, UnitOfWork, UserRepository,
+    SingleFlight, Subscription, TimeRange, TransactionRepository, UnitOfWork, UserRepository,
 };
 
 const TTL: Duration = Duration::from_secs(30);
@@ -42,8 +42,18 @@ async fn cache_forwards<D: Decorate>(d: D) {
     m.expect_get_many_bytes().times(1).withf(|ks| ks.len() == 2).returning(|_| Ok(vec![None, None]));
     m.expect_set_many_bytes().times(1).withf(|e, _| e.len() == 1).returning(|_, _| Ok(()));
     m.expect_delete_prefix().times(1).withf(|p| p == "pre").returning(|_| Ok(3));
+    m.expect_increment_by()
+        .times(1)
+        .withf(|k, d, t| k.as_str() == "k" && *d == -3 && *t == Some(TTL))
+        .returning(|_, _, _| Ok(39));
+    m.expect_expire().times(1).withf(|_, t| *t == Some(TTL)).returning(|_, _| Ok(true));
+    m.expect_get_and_delete_bytes().times(1).returning(|_| Ok(Some(Bytes::from("gone"))));
     m.expect_codec().times(1).returning(Codec::msgpack);
     m.expect_max_value_bytes().times(1).return_const(123usize);
+    let flights = Arc::new(SingleFlight::new());
+    let shared = Arc::clone(&flights);
+    m.expect_single_flight().times(1).returning(move || Some(Arc::clone(&shared)));
+    m.expect_compute_wait().times(1).return_const(Duration::from_millis(250));
     let c = Decorated::new(m, d);
     assert_eq!(c.get_bytes(&key()).await.unwrap(), Some(Bytes::from("v")));
     c.set_bytes(&key(), Bytes::from("v"), Some(TTL)).await.unwrap();
@@ -54,8 +64,13 @@ async fn cache_forwards<D: Decorate>(d: D) {
     assert_eq!(c.get_many_bytes(&[key(), key()]).await.unwrap(), vec![None, None]);
     c.set_many_bytes(vec![(key(), Bytes::new())], None).await.unwrap();
     assert_eq!(c.delete_prefix("pre").await.unwrap(), 3);
+    assert_eq!(c.increment_by(&key(), -3, Some(TTL)).await.unwrap(), 39);
+    assert!(c.expire(&key(), Some(TTL)).await.unwrap());
+    assert_eq!(c.get_and_delete_bytes(&key()).await.unwrap(), Some(Bytes::from("gone")));
     assert_eq!(c.codec(), Codec::msgpack());
     assert_eq!(c.max_value_bytes(), 123);
+    assert!(c.single_flight().is_some_and(|f| Arc::ptr_eq(&f, &flights)), "the wrapped cache's group");
+    assert_eq!(c.compute_wait(), Duration::from_millis(250));
 }
 
 async fn lock_forwards<D: Decorate>(d: D) {

@@ -37,7 +37,8 @@ async fn pool(db: &TestDatabase) -> PgPool {
 
 async fn harness() -> Harness {
     let db = TestDatabase::create().await;
-    Harness { cache: PgCache::new(pool(&db).await), db }
+    let cache = PgCache::new(pool(&db).await).with_compute_wait(cpc_testkit::contract::cache::COMPUTE_WAIT);
+    Harness { cache, db }
 }
 
 /// `Arc<dyn Cache>` that keeps its database alive.

@@ -79,7 +79,15 @@ async fn the_cache_passes_its_contract_under_an_acl_user_limited_to_the_namespac
     let server = Server::start().await;
     server.app_user("app").await;
     bounded(async {
-        cpc_testkit::cache_contract!(async { Arc::new(CacheManager::new(server.fresh("app").await, TTL)) }, inline);
+        cpc_testkit::cache_contract!(
+            async {
+                Arc::new(
+                    CacheManager::new(server.fresh("app").await, TTL)
+                        .with_compute_wait(cpc_testkit::contract::cache::COMPUTE_WAIT),
+                )
+            },
+            inline
+        );
     })
     .await;
 }

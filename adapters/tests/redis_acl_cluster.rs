@@ -52,7 +52,14 @@ async fn every_adapter_passes_its_contract_on_a_cluster_under_an_acl_user_and_ke
     create_app_user(&cluster, &root).await;
     let fresh = || manager(&cluster, format!("{root}{}:", uuid::Uuid::new_v4().simple()));
     let test = async {
-        cpc_testkit::cache_contract!(async { Arc::new(CacheManager::new(fresh().await, TTL)) }, inline);
+        cpc_testkit::cache_contract!(
+            async {
+                Arc::new(
+                    CacheManager::new(fresh().await, TTL).with_compute_wait(cpc_testkit::contract::cache::COMPUTE_WAIT),
+                )
+            },
+            inline
+        );
         cpc_testkit::lock_contract!(async { Arc::new(DistributedLock::new(fresh().await)) }, inline);
         cpc_testkit::rate_limit_contract!(async { Arc::new(RedisRateLimiter::new(fresh().await)) }, inline);
         cpc_testkit::session_contract!(async { Arc::new(SessionManager::new(fresh().await)) }, inline);

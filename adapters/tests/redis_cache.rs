@@ -26,8 +26,13 @@ fn key(text: &str) -> CacheKey {
     CacheKey::new(text).unwrap()
 }
 
+/// A cache for the contract suite: its `get_or_set` waiters give up after the suite's `COMPUTE_WAIT`.
+async fn contract_cache(namespace: &str) -> CacheManager {
+    cache(namespace).await.with_compute_wait(cpc_testkit::contract::cache::COMPUTE_WAIT)
+}
+
 mod contract_concrete {
-    cpc_testkit::cache_contract!(async { std::sync::Arc::new(super::cache("cache-contract").await) });
+    cpc_testkit::cache_contract!(async { std::sync::Arc::new(super::contract_cache("cache-contract").await) });
 }
 
 mod contract_dyn {
@@ -35,7 +40,9 @@ mod contract_dyn {
 
     use cpc_ports::Cache;
 
-    cpc_testkit::cache_contract!(async { Arc::new(super::cache("cache-contract-dyn").await) as Arc<dyn Cache> });
+    cpc_testkit::cache_contract!(async {
+        Arc::new(super::contract_cache("cache-contract-dyn").await) as Arc<dyn Cache>
+    });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -40,8 +40,9 @@ async fn manager(cluster: &PrivateRedisCluster, case: &str) -> RedisManager {
     RedisManager::new(&config).await.unwrap_or_else(|e| panic!("no connection to the test cluster {config}: {e}"))
 }
 
+/// A cache for the contract suite (its `get_or_set` waiters give up after the suite's compute wait).
 fn cache_on(manager: RedisManager) -> CacheManager {
-    CacheManager::new(manager, Duration::from_secs(60))
+    CacheManager::new(manager, Duration::from_secs(60)).with_compute_wait(cpc_testkit::contract::cache::COMPUTE_WAIT)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

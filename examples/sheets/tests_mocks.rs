@@ -14,11 +14,14 @@ fn chart() -> Chart {
     Chart { title: "t".into(), points: vec![("a".into(), 1.0)] }
 }
 
-/// A mock that encodes with the default codec, as every real cache does.
+/// A mock that encodes with the default codec, as every real cache does, and leaves `get_or_set` its
+/// process-wide single-flight group.
 fn mock() -> MockCache {
     let mut cache = MockCache::new();
     cache.expect_codec().returning(Codec::default);
     cache.expect_max_value_bytes().returning(|| usize::MAX);
+    cache.expect_single_flight().returning(|| None);
+    cache.expect_compute_wait().returning(|| Duration::from_secs(1));
     cache
 }
 
@@ -41,7 +44,8 @@ async fn get(cache: MockCache, ttl: Duration, renders: &AtomicUsize) -> Result<(
 #[tokio::test]
 async fn a_miss_renders_and_caches_with_the_charts_own_ttl() {
     let mut cache = mock();
-    cache.expect_get_bytes().withf(|k| k.as_str() == "sheet:s1:chart:c1").times(1).returning(|_| Ok(None));
+    // get_or_set reads, and reads again once it leads the computation (another process may have stored it).
+    cache.expect_get_bytes().withf(|k| k.as_str() == "sheet:s1:chart:c1").times(2).returning(|_| Ok(None));
     cache
         .expect_set_bytes()
         .withf(|k, _, ttl| k.as_str() == "sheet:s1:chart:c1" && *ttl == Some(Duration::from_secs(42)))
@@ -82,8 +86,19 @@ async fn a_failed_write_still_returns_the_rendered_chart() {
     cache
         .expect_set_bytes()
         .returning(|_, _, _| Err(KvError::Timeout { operation: "SET", after: Duration::from_secs(1) }));
-    let (_, source) = get(cache, Duration::from_secs(1), &AtomicUsize::new(0)).await.unwrap();
-    assert_eq!(source, Source::RenderedUncached);
+    let renders = AtomicUsize::new(0);
+    let (c, source) = get(cache, Duration::from_secs(1), &renders).await.unwrap();
+    assert_eq!((c, source, renders.load(Ordering::SeqCst)), (chart(), Source::RenderedUncached, 1), "rendered once");
+}
+
+#[tokio::test]
+async fn a_value_the_cache_cannot_decode_is_rendered_and_replaced() {
+    let mut cache = mock();
+    cache.expect_get_bytes().times(1).returning(|_| Ok(Some(cpc_data::ports::Bytes::from_static(b"garbage"))));
+    cache.expect_set_bytes().times(1).returning(|_, _, _| Ok(()));
+    let renders = AtomicUsize::new(0);
+    let (c, source) = get(cache, Duration::from_secs(1), &renders).await.unwrap();
+    assert_eq!((c, source, renders.load(Ordering::SeqCst)), (chart(), Source::Rendered, 1));
 }
 
 #[tokio::test]

@@ -9,16 +9,24 @@ use cpc_ports::{Cache, CacheExt, CacheKey, Codec, Format, KeyTtl, KvError};
 use cpc_testkit::memory::InMemoryCache;
 
 mod concrete {
-    cpc_testkit::cache_contract!(async { std::sync::Arc::new(cpc_testkit::memory::InMemoryCache::default()) });
+    use cpc_testkit::contract::cache::COMPUTE_WAIT;
+    use cpc_testkit::memory::InMemoryCache;
+
+    cpc_testkit::cache_contract!(async {
+        std::sync::Arc::new(InMemoryCache::default().with_compute_wait(COMPUTE_WAIT))
+    });
 }
 
 mod as_dyn_port {
     use std::sync::Arc;
 
     use cpc_ports::Cache;
+    use cpc_testkit::contract::cache::COMPUTE_WAIT;
     use cpc_testkit::memory::InMemoryCache;
 
-    cpc_testkit::cache_contract!(async { Arc::new(InMemoryCache::default()) as Arc<dyn Cache> });
+    cpc_testkit::cache_contract!(async {
+        Arc::new(InMemoryCache::default().with_compute_wait(COMPUTE_WAIT)) as Arc<dyn Cache>
+    });
 }
 
 fn key(s: &str) -> CacheKey {

@@ -19,13 +19,15 @@ pub const COMMANDS: &[&str] = &[
     "scan",
     "multi",
     "exec",
+    "getdel",
+    "pexpire",
+    "incrby",
     // scripts (lock, rate limiter, sessions, job queue)
     "evalsha",
     "script|load",
     "time",
     // lock
     "del",
-    "pexpire",
     // rate limiter
     "zadd",
     "zcard",

@@ -1,17 +1,25 @@
-//! The [`Cache`] contract: every implementation (Redis, in-memory, `dyn Cache` of either) must pass these cases.
+//! The [`Cache`] contract: every implementation (Redis, PostgreSQL, in-memory, decorated, `dyn Cache` of any)
+//! must pass these cases, the counter and expiry cases of [`cache_counters`](super::cache_counters) and the
+//! `get_or_set` cases of [`cache_get_or_set`](super::cache_get_or_set) included (re-exported here).
 //!
 //! Run them all with [`cache_contract!`](crate::cache_contract):
 //!
 //! ```
 //! mod memory_cache {
-//!     cpc_testkit::cache_contract!(async { std::sync::Arc::new(cpc_testkit::memory::InMemoryCache::default()) });
+//!     use cpc_testkit::contract::cache::COMPUTE_WAIT;
+//!     cpc_testkit::cache_contract!(async {
+//!         std::sync::Arc::new(cpc_testkit::memory::InMemoryCache::default().with_compute_wait(COMPUTE_WAIT))
+//!     });
 //! }
 //! # fn main() {}
 //! ```
 //!
 //! Each case uses keys under its own random namespace and real (short) sleeps for expiry, so it runs unchanged
-//! against a shared real server.
+//! against a shared real server. A cache built with a short compute wait ([`COMPUTE_WAIT`], 1 s) keeps the
+//! `get_or_set` timeout case short; one left at the default 10 s passes it too, 10 s later.
 
+pub use super::cache_counters::*;
+pub use super::cache_get_or_set::*;
 use super::concurrently;
 use std::time::Duration;
 
@@ -24,6 +32,8 @@ use tokio::time::sleep;
 /// a fresh cache behind anything that derefs to it (`Arc<InMemoryCache>`, `Arc<dyn Cache>`).
 /// `cache_contract!(factory, inline)` expands instead to a block that runs every case in turn, inside a test of
 /// the caller's (for a server costly to start, such as a Redis Cluster, that the factory may then borrow).
+/// Build the cache with a compute wait of [`COMPUTE_WAIT`] (`with_compute_wait`) to keep the `get_or_set`
+/// timeout case short.
 #[macro_export]
 macro_rules! cache_contract {
     ($factory:expr $(, $mode:ident)?) => {
@@ -51,6 +61,17 @@ macro_rules! cache_contract {
                 delete_prefix_refuses_an_empty_prefix,
                 typed_values_round_trip_through_the_codec,
                 foreign_bytes_are_a_codec_error_not_a_value,
+                get_or_set_returns_a_stored_value_without_computing,
+                get_or_set_computes_once_for_concurrent_callers,
+                a_failing_computation_runs_once_and_every_waiter_gets_its_error,
+                a_waiter_gives_up_after_the_compute_wait_with_a_timeout,
+                increments_from_many_tasks_sum_exactly,
+                increment_by_sets_the_ttl_only_when_it_creates_the_key,
+                increment_by_refuses_a_zero_ttl,
+                incrementing_a_non_integer_is_a_codec_error_and_changes_nothing,
+                counters_are_exact_and_overflow_is_an_error,
+                expire_resets_the_ttl_of_live_keys_only,
+                get_and_delete_hands_the_value_to_exactly_one_caller,
             ] $(, $mode)?
         );
     };
@@ -58,15 +79,15 @@ macro_rules! cache_contract {
 
 const MIB: usize = 1024 * 1024;
 /// A TTL short enough to wait out in a test, and the sleep that surely outlasts it.
-const SHORT_TTL: Duration = Duration::from_millis(150);
-const PAST_SHORT_TTL: Duration = Duration::from_millis(400);
+pub(super) const SHORT_TTL: Duration = Duration::from_millis(150);
+pub(super) const PAST_SHORT_TTL: Duration = Duration::from_millis(400);
 
 /// A namespace no other case or run shares: `cpc-contract:<case>:<random>:`.
-fn namespace(case: &str) -> String {
+pub(super) fn namespace(case: &str) -> String {
     format!("cpc-contract:{case}:{}:", uuid::Uuid::new_v4().simple())
 }
 
-fn key(text: impl Into<String>) -> CacheKey {
+pub(super) fn key(text: impl Into<String>) -> CacheKey {
     let text = text.into();
     CacheKey::new(text.clone()).unwrap_or_else(|e| panic!("test key {text:?} should be valid: {e}"))
 }

@@ -3,6 +3,8 @@
 
 pub mod access;
 pub mod cache;
+pub mod cache_counters;
+pub mod cache_get_or_set;
 pub mod health;
 pub mod job_queue;
 pub mod lock;
