@@ -26,8 +26,11 @@ fn long_lived() -> NearCacheConfig {
     NearCacheConfig::default().with_max_local_ttl(Duration::from_secs(60))
 }
 
+/// A near cache with the default bounds; its `get_or_set` waiters give up after the contract suite's
+/// `COMPUTE_WAIT`.
 async fn near(namespace: &str) -> NearCache {
-    let remote = CacheManager::new(shared_manager(namespace).await, Duration::from_secs(60));
+    let remote = CacheManager::new(shared_manager(namespace).await, Duration::from_secs(60))
+        .with_compute_wait(cpc_testkit::contract::cache::COMPUTE_WAIT);
     NearCache::new(remote, NearCacheConfig::default()).await.unwrap()
 }
 
