@@ -51,7 +51,7 @@ fn read_mostly(cache: Arc<dyn Cache>, tasks: usize, value: Bytes) -> BoxFuture<'
         let (cache, value) = (Arc::clone(&cache), value.clone());
         async move {
             let r = random(t, n);
-            if r % 100 == 0 {
+            if r.is_multiple_of(100) {
                 cache.set_bytes(&skewed(r), value, None).await.unwrap();
             } else {
                 cache.get_bytes(&skewed(r)).await.unwrap().unwrap();

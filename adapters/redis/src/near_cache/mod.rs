@@ -138,6 +138,10 @@ pub struct NearCacheStats {
 /// an invalidation for every change under the prefix, also of keys this process never read: fine for a cache,
 /// whose writes are far fewer than its reads.
 ///
+/// A write through this near cache comes back as an invalidation too (its connection is not the tracking one):
+/// arriving after a later read filled the key, it drops that copy again, costing one more miss, never a stale
+/// value.
+///
 /// A read that missed and fetched from Redis stores what it got only if no invalidation of that key (nor an
 /// emptying of the tier) arrived since it started (a version per stripe of keys and a generation, checked
 /// and stored under the locks invalidations take), so a value the server already declared stale never lands
