@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cpc_adapters::redis::{
-    CacheManager, DistributedLock, PubSubManager, RedisConfig, RedisHealthChecker, RedisJobQueue, RedisManager,
-    RedisRateLimiter, SessionManager,
+    CacheManager, DistributedLock, NearCache, NearCacheConfig, PubSubManager, RedisConfig, RedisHealthChecker,
+    RedisJobQueue, RedisManager, RedisRateLimiter, SessionManager,
 };
 use cpc_ports::{Bytes, Cache, CacheKey, Channel, ChannelPattern, HealthCheck, HealthStatus, Lock, LockKey, PubSub};
 use cpc_test_servers::PrivateRedis;
@@ -88,6 +88,27 @@ async fn the_cache_passes_its_contract_under_an_acl_user_limited_to_the_namespac
             },
             inline
         );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_near_cache_passes_the_cache_contract_under_the_app_user_and_without_client_tracking_is_refused() {
+    let server = Server::start().await;
+    server.app_user("app").await;
+    bounded(async {
+        cpc_testkit::cache_contract!(
+            async {
+                let remote = CacheManager::new(server.fresh("app").await, TTL)
+                    .with_compute_wait(cpc_testkit::contract::cache::COMPUTE_WAIT);
+                Arc::new(NearCache::new(remote, NearCacheConfig::default()).await.unwrap())
+            },
+            inline
+        );
+        let without: Vec<&str> = COMMANDS.iter().copied().filter(|c| *c != "client|tracking").collect();
+        server.user("untracked", &[format!("~{}*", server.root)], &without).await;
+        let remote = CacheManager::new(server.fresh("untracked").await, TTL);
+        assert_refused(NearCache::new(remote, NearCacheConfig::default()).await, "client tracking");
     })
     .await;
 }

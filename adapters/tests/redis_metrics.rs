@@ -12,7 +12,8 @@ use common::redis::shared_manager;
 use std::time::Duration;
 
 use cpc_adapters::redis::{
-    CacheManager, DistributedLock, PubSubManager, RedisConfig, RedisManager, RedisRateLimiter, SessionManager,
+    CacheManager, DistributedLock, NearCache, NearCacheConfig, PubSubManager, RedisConfig, RedisManager,
+    RedisRateLimiter, SessionManager,
 };
 use cpc_ports::{
     Bytes, Cache, CacheKey, Channel, KvError, Lock, LockKey, PubSub, RateLimitKey, RateLimitPolicy, RateLimiter,
@@ -112,6 +113,12 @@ async fn every_adapter_reports_calls_errors_by_kind_latency_and_deliveries() {
     assert!(matches!(sub.next().await, Some(Err(KvError::Lagged { missed: 2 }))));
     assert_eq!(sub.next().await.unwrap().unwrap().payload.as_ref(), &[2]);
 
+    // Near cache over the same entries: a miss (read from Redis, kept), then a local hit; no write.
+    let near = NearCache::new(cache.clone(), NearCacheConfig::default()).await.unwrap();
+    for _ in 0..2 {
+        assert_eq!(near.get_bytes(&key).await.unwrap().as_deref(), Some(&b"1"[..]));
+    }
+
     // A transport error: a cache on a private server that is then killed.
     let server = PrivateRedis::start().await;
     let config = RedisConfig::builder()
@@ -151,6 +158,13 @@ async fn every_adapter_reports_calls_errors_by_kind_latency_and_deliveries() {
     assert_eq!(counter(&all, "cpc_redis_pubsub_delivered_total", &[("adapter", "pubsub")]), 4);
     assert_eq!(counter(&all, "cpc_redis_pubsub_dropped_total", &[("adapter", "pubsub")]), 2);
     assert_eq!(counter(&all, "cpc_redis_pubsub_lagged_total", &[("adapter", "pubsub")]), 1);
+    assert_eq!(calls(&all, "near_cache", "get"), 2);
+    let local =
+        |outcome| counter(&all, "cpc_redis_near_cache_local_total", &[("adapter", "near_cache"), ("outcome", outcome)]);
+    assert_eq!((local("hit"), local("miss"), local("bypass")), (1, 1, 0));
+    let flushes =
+        |cause| counter(&all, "cpc_redis_near_cache_flushes_total", &[("adapter", "near_cache"), ("cause", cause)]);
+    assert_eq!((flushes("reconnect"), flushes("disconnect")), (1, 0), "tracking turned on once, never lost");
     let no_errors = all
         .iter()
         .filter(|(n, l, _)| n == "cpc_redis_errors_total" && l.contains(&("operation".into(), "try_acquire".into())));

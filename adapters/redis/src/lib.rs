@@ -4,7 +4,8 @@
 //! [`CacheManager`], [`DistributedLock`], [`RedisRateLimiter`], [`SessionManager`], [`PubSubManager`] and
 //! [`RedisJobQueue`] implement the `Cache`, `Lock`, `RateLimiter`, `SessionStore`, `PubSub` and `JobQueue` ports
 //! over them; [`Redlock`] implements `Lock` over several independent servers ([`RedlockConfig`]);
-//! [`RedisHealthChecker`] reports on the server. Every adapter runs on one server or on a Redis Cluster, as the
+//! [`RedisHealthChecker`] reports on the server; [`NearCache`] puts a bounded in-process tier in front of the
+//! [`CacheManager`], kept coherent by RESP3 client-side caching invalidations. Every adapter runs on one server or on a Redis Cluster, as the
 //! [`RedisConfig`] says ([`RedisConnection`]).
 
 mod cache;
@@ -17,6 +18,7 @@ mod job_queue;
 mod lock;
 mod manager;
 mod metrics;
+mod near_cache;
 mod pubsub;
 mod rate_limit;
 mod session;
@@ -37,6 +39,7 @@ pub use lock::{
     KeyedLock, LockGuard, Redlock, RedlockConfig, RedlockConfigBuilder,
 };
 pub use manager::{ExclusiveBackend, ExclusiveConnection, RedisManager, TrackedRedisConnection};
+pub use near_cache::{NearCache, NearCacheConfig, NearCacheStats};
 pub use pubsub::{DEFAULT_SUBSCRIPTION_BUFFER, PubSubManager};
 pub use rate_limit::{RedisRateLimiter, rate_limit_headers};
 pub use session::SessionManager;

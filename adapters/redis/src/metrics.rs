@@ -8,8 +8,11 @@
 //! | `cpc_redis_pubsub_delivered_total` | counter | `adapter` | messages put into a subscription's queue |
 //! | `cpc_redis_pubsub_dropped_total` | counter | `adapter` | messages dropped from a full subscription queue |
 //! | `cpc_redis_pubsub_lagged_total` | counter | `adapter` | `Lagged` notices read by subscribers |
+//! | `cpc_redis_near_cache_local_total` | counter | `adapter`, `outcome` | reads of a near cache's local tier: `hit`, `miss`, or `bypass` (tracking down, read from Redis) |
+//! | `cpc_redis_near_cache_invalidations_total` | counter | `adapter`, `cause` | local entries dropped: `push` (an invalidation from the server), `own_write` (a write through this near cache) |
+//! | `cpc_redis_near_cache_flushes_total` | counter | `adapter`, `cause` | local tier emptied whole: `flush` (the server's null invalidation), `disconnect`, `reconnect`, `delete_prefix` |
 //!
-//! `adapter` is `cache`, `lock`, `redlock`, `rate_limit`, `session` or `pubsub`; `operation` the port method (e.g. `get`,
+//! `adapter` is `cache`, `near_cache`, `lock`, `redlock`, `rate_limit`, `session` or `pubsub`; `operation` the port method (e.g. `get`,
 //! `try_acquire`, `check_token_bucket`); `kind` the [`KvError`] variant in snake case (`unavailable`, `timeout`,
 //! `lease_lost`, `not_found`, `validation`...). Every call counts, also one refused before any round trip (a zero
 //! TTL is a `validation` error). A lock `acquire`'s time includes its wait.
@@ -114,6 +117,60 @@ impl<O: Operations> Instruments<O> {
             }
         }
         result
+    }
+}
+
+/// The counters of one near cache's local tier (see the module docs).
+pub(crate) struct NearCacheCounters {
+    /// Reads answered by the local tier.
+    pub(crate) hits: Counter,
+    /// Reads the local tier could not answer (then read from Redis, and filled).
+    pub(crate) misses: Counter,
+    /// Reads that skipped the local tier while invalidation tracking was down.
+    pub(crate) bypassed: Counter,
+    /// Entries dropped because the server said the key changed.
+    pub(crate) pushed_invalidations: Counter,
+    /// Entries dropped because this near cache wrote the key.
+    pub(crate) own_invalidations: Counter,
+    /// The whole tier emptied, per cause.
+    pub(crate) flushes: [Counter; 4],
+}
+
+/// Why a near cache's local tier was emptied whole: the `cause` label of `cpc_redis_near_cache_flushes_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FlushCause {
+    /// The server flushed its keys (`FLUSHDB`/`FLUSHALL`: a null invalidation).
+    Flush,
+    /// The invalidation connection was lost.
+    Disconnect,
+    /// The invalidation connection is back.
+    Reconnect,
+    /// `delete_prefix` through the near cache.
+    DeletePrefix,
+}
+
+impl Default for NearCacheCounters {
+    /// Registers the counters with the current recorder.
+    fn default() -> Self {
+        const ADAPTER: &str = "near_cache";
+        let local = |outcome: &'static str| counter!("cpc_redis_near_cache_local_total", "adapter" => ADAPTER, "outcome" => outcome);
+        let invalidated = |cause: &'static str| counter!("cpc_redis_near_cache_invalidations_total", "adapter" => ADAPTER, "cause" => cause);
+        let flushed = |cause: &'static str| counter!("cpc_redis_near_cache_flushes_total", "adapter" => ADAPTER, "cause" => cause);
+        Self {
+            hits: local("hit"),
+            misses: local("miss"),
+            bypassed: local("bypass"),
+            pushed_invalidations: invalidated("push"),
+            own_invalidations: invalidated("own_write"),
+            flushes: [flushed("flush"), flushed("disconnect"), flushed("reconnect"), flushed("delete_prefix")],
+        }
+    }
+}
+
+impl NearCacheCounters {
+    /// The counter of flushes for `cause`.
+    pub(crate) fn flushes(&self, cause: FlushCause) -> &Counter {
+        &self.flushes[cause as usize]
     }
 }
 

@@ -22,6 +22,10 @@ pub const COMMANDS: &[&str] = &[
     "getdel",
     "pexpire",
     "incrby",
+    // near cache: its invalidation connection
+    "client|setname",
+    "client|id",
+    "client|tracking",
     // scripts (lock, rate limiter, sessions, job queue)
     "evalsha",
     "script|load",
