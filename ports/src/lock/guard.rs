@@ -108,10 +108,11 @@ impl LeaseGuard {
     /// Stops the watchdog and releases the lock. [`KvError::LeaseLost`] if the lease was lost (the watchdog said
     /// so, or the lock was no longer held by this guard): the protected work was not exclusive throughout.
     pub async fn release(mut self) -> Result<(), KvError> {
+        // Read before the abort, which drops the watchdog's sender (that alone would read as lost).
+        let lost = self.is_lost();
         self.armed = false;
         self.watchdog.abort();
         let lease = self.lease();
-        let lost = self.is_lost();
         let released = self.lock.release(lease.clone()).await;
         match released {
             Ok(()) if lost => Err(KvError::LeaseLost { key: lease.key.as_str().to_owned() }),
@@ -205,4 +206,141 @@ async fn watch_lease(lock: Arc<dyn Lock>, lease: Arc<Mutex<LockLease>>, taken_at
 fn report_lost(lost: &watch::Sender<bool>, lease: &LockLease, why: &'static str) {
     tracing::warn!(key = %lease.key, "{why}; reporting it lost");
     lost.send_replace(true);
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::LockKey;
+    use async_trait::async_trait;
+    use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
+
+    const TTL: Duration = Duration::from_millis(300);
+    const OK: u8 = 0;
+    const DOWN: u8 = 1;
+    const GONE: u8 = 2;
+    const HANG: u8 = 3;
+
+    /// A lock whose `extend` answers as `mode` says, counting extends and releases.
+    #[derive(Default)]
+    struct Scripted {
+        mode: AtomicU8,
+        extends: AtomicU32,
+        releases: AtomicU32,
+    }
+
+    #[async_trait]
+    impl Lock for Scripted {
+        async fn try_acquire(&self, key: &LockKey, ttl: Duration) -> Result<Option<LockLease>, KvError> {
+            Ok(Some(LockLease { key: key.clone(), owner: "me".into(), token: FencingToken(7), ttl }))
+        }
+        async fn acquire(&self, key: &LockKey, ttl: Duration, _: Duration) -> Result<LockLease, KvError> {
+            Ok(self.try_acquire(key, ttl).await?.unwrap())
+        }
+        async fn extend(&self, lease: &LockLease, ttl: Duration) -> Result<LockLease, KvError> {
+            self.extends.fetch_add(1, Ordering::SeqCst);
+            match self.mode.load(Ordering::SeqCst) {
+                OK => Ok(LockLease { ttl, ..lease.clone() }),
+                DOWN => Err(KvError::Unavailable { backend: "test", reason: "down".into() }),
+                GONE => Err(KvError::LeaseLost { key: lease.key.as_str().to_owned() }),
+                _ => std::future::pending().await,
+            }
+        }
+        async fn release(&self, _: LockLease) -> Result<(), KvError> {
+            self.releases.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+        async fn is_held(&self, _: &LockLease) -> Result<bool, KvError> {
+            Ok(true)
+        }
+    }
+
+    fn scripted(mode: u8) -> Arc<Scripted> {
+        let lock = Arc::new(Scripted::default());
+        lock.mode.store(mode, Ordering::SeqCst);
+        lock
+    }
+
+    async fn guard(lock: &Arc<Scripted>, taken_at: Instant) -> LeaseGuard {
+        let lease = lock.try_acquire(&LockKey::new("k").unwrap(), TTL).await.unwrap().unwrap();
+        LeaseGuard::start(Arc::clone(lock) as Arc<dyn Lock>, lease, taken_at)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn extends_every_third_of_the_ttl_while_held() {
+        let lock = scripted(OK);
+        let guard = guard(&lock, Instant::now()).await;
+        tokio::time::sleep(Duration::from_millis(1050)).await;
+        assert_eq!(lock.extends.load(Ordering::SeqCst), 10, "one extension every 100 ms");
+        assert!(!guard.is_lost());
+        guard.release().await.unwrap();
+        assert_eq!(lock.releases.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failing_extensions_are_retried_until_the_lease_runs_out_then_lost() {
+        let lock = scripted(DOWN);
+        let taken_at = Instant::now();
+        let guard = guard(&lock, taken_at).await;
+        guard.lost().await;
+        assert_eq!(taken_at.elapsed(), TTL, "lost exactly when the last confirmed lease ran out");
+        let tries = lock.extends.load(Ordering::SeqCst);
+        assert!(tries >= 8, "retried every twelfth of the TTL after the first third: {tries} tries");
+        assert!(guard.is_lost());
+        assert!(matches!(guard.release().await, Err(KvError::LeaseLost { .. })), "a lost guard's release");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_passing_failure_does_not_lose_the_lease() {
+        let lock = scripted(DOWN);
+        let guard = guard(&lock, Instant::now()).await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        lock.mode.store(OK, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        assert!(!guard.is_lost(), "an extension within the lease keeps it");
+        guard.release().await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_extension_that_hangs_past_the_lease_is_a_loss() {
+        let lock = scripted(HANG);
+        let taken_at = Instant::now();
+        let guard = guard(&lock, taken_at).await;
+        guard.lost().await;
+        assert_eq!(taken_at.elapsed(), TTL);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn lease_lost_is_reported_at_the_next_extension() {
+        let lock = scripted(GONE);
+        let taken_at = Instant::now();
+        let guard = guard(&lock, taken_at).await;
+        let mut signal = guard.lost_signal();
+        signal.wait_for(|lost| *lost).await.unwrap();
+        assert_eq!(taken_at.elapsed(), TTL / 3);
+        assert_eq!(lock.extends.load(Ordering::SeqCst), 1, "no extension after the loss");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_a_long_wait_the_first_extension_comes_at_once_and_must_succeed() {
+        for (mode, lost) in [(OK, false), (DOWN, true)] {
+            let lock = scripted(mode);
+            let start = Instant::now();
+            tokio::time::sleep(2 * TTL).await;
+            let guard = guard(&lock, start).await;
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            assert_eq!(lock.extends.load(Ordering::SeqCst), 1, "extended at once");
+            assert_eq!(guard.is_lost(), lost, "mode {mode}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn dropping_the_guard_stops_the_watchdog_and_releases() {
+        let lock = scripted(OK);
+        drop(guard(&lock, Instant::now()).await);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(lock.extends.load(Ordering::SeqCst), 0, "no extension after the drop");
+        assert_eq!(lock.releases.load(Ordering::SeqCst), 1, "released in the background");
+    }
 }
