@@ -25,8 +25,9 @@ async fn harness() -> Harness {
     common::pg_kv::harness(PgLock::new).await
 }
 
-async fn dyn_harness() -> DynHarness<dyn Lock, TestDatabase> {
-    harness().await.into_dyn(|p| Arc::new(p) as Arc<dyn Lock>)
+/// The port as `Arc<dyn Lock>` (what an app holds), which the guard cases clone.
+async fn dyn_harness() -> DynHarness<Arc<dyn Lock>, TestDatabase> {
+    harness().await.into_dyn(|p| Arc::new(Arc::new(p) as Arc<dyn Lock>))
 }
 
 mod contract_concrete {

@@ -16,7 +16,7 @@ use cpc_adapters::redis::{
     SessionManager,
 };
 use cpc_ports::{
-    Bytes, Cache, CacheExt, CacheKey, Channel, EnqueueOptions, JobQueue, Lock, LockKey, NackOutcome, PubSub, QueueName,
+    Bytes, Cache, CacheExt, CacheKey, Channel, EnqueueOptions, JobQueue, Lock, LockExt, LockKey, NackOutcome, PubSub, QueueName,
     RateLimitKey, RateLimitPolicy, RateLimiter, SessionStore,
 };
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cpc_adapters::redis::{DEFAULT_FENCE_TTL, DistributedLock, RedisConfig, RedisManager};
-use cpc_ports::{KvError, Lock, LockKey};
+use cpc_ports::{KvError, Lock, LockExt, LockKey};
 use cpc_test_servers::PrivateRedis;
 
 /// A lock whose fencing counters expire after an hour, so test runs do not leave keys behind on the shared
@@ -184,8 +184,8 @@ async fn the_watchdog_keeps_a_short_lease_alive_past_its_ttl() {
     let k = key("renewed");
     let guard = lock.acquire_guard(&k, Duration::from_millis(300), Duration::from_secs(1)).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    assert!(!guard.lost(), "the watchdog must keep the lease");
-    assert!(lock.is_held(guard.lease()).await.unwrap(), "held after more than three TTLs");
+    assert!(!guard.is_lost(), "the watchdog must keep the lease");
+    assert!(lock.is_held(&guard.lease()).await.unwrap(), "held after more than three TTLs");
     assert_eq!(lock.try_acquire(&k, Duration::from_secs(1)).await.unwrap(), None, "nobody else can take it");
     let token = guard.token();
     guard.release().await.unwrap();
@@ -194,7 +194,7 @@ async fn the_watchdog_keeps_a_short_lease_alive_past_its_ttl() {
 }
 
 /// When the lock key disappears (deleted, or expired and taken by another), the watchdog's next renewal finds it
-/// gone: `lost()` turns true, the signal fires, and `release` reports `LeaseLost` without touching the thief's
+/// gone: `is_lost()` turns true, the signal fires, and `release` reports `LeaseLost` without touching the thief's
 /// lock.
 #[tokio::test]
 async fn lost_turns_true_when_the_lock_is_deleted_or_stolen() {
@@ -204,13 +204,13 @@ async fn lost_turns_true_when_the_lock_is_deleted_or_stolen() {
     let k = key("deleted");
     let guard = lock.acquire_guard(&k, ttl, Duration::from_secs(1)).await.unwrap();
     let mut signal = guard.lost_signal();
-    assert!(!guard.lost());
+    assert!(!guard.is_lost());
     let _: i64 = manager.query(redis::cmd("DEL").arg(lock.lock_key_name(&k)), "del").await.unwrap();
     tokio::time::timeout(Duration::from_millis(500), signal.wait_for(|lost| *lost))
         .await
         .expect("the watchdog must report the loss within a renewal period")
         .unwrap();
-    assert!(guard.lost());
+    assert!(guard.is_lost());
     let result = guard.release().await;
     assert!(matches!(result, Err(KvError::LeaseLost { .. })), "{result:?}");
 
@@ -222,7 +222,7 @@ async fn lost_turns_true_when_the_lock_is_deleted_or_stolen() {
     let () = manager.query(&set, "set").await.unwrap();
     let mut signal = guard.lost_signal();
     tokio::time::timeout(Duration::from_millis(500), signal.wait_for(|lost| *lost)).await.unwrap().unwrap();
-    assert!(guard.lost());
+    assert!(guard.is_lost());
     drop(guard);
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(get(&manager, &lock.lock_key_name(&k)).await.as_deref(), Some("thief"), "drop must not steal back");
@@ -256,7 +256,7 @@ async fn for_key_gives_acquire_and_release_on_one_key() {
     assert!(matches!(result, Err(KvError::Timeout { operation: "acquire lock", .. })), "{:?}", result.map(|_| ()));
     handle.release(guard).await.unwrap();
     let again = handle.try_acquire().await.unwrap().expect("released");
-    assert!(handle.lock().is_held(again.lease()).await.unwrap());
+    assert!(handle.lock().is_held(&again.lease()).await.unwrap());
     let fence_key = handle.lock().fence_key_name(handle.key());
     let _: i64 = manager.query(redis::cmd("DEL").arg(fence_key), "cleanup").await.unwrap();
 }

@@ -40,10 +40,10 @@ pub async fn nodes(n: usize) -> Nodes<Redlock> {
     Nodes { lock: Arc::new(lock), servers }
 }
 
-/// The same, as `dyn Lock`.
-pub async fn dyn_nodes(n: usize) -> Nodes<dyn Lock> {
+/// The same, as `Arc<dyn Lock>` (what an app holds, and a lock the guard cases can clone).
+pub async fn dyn_nodes(n: usize) -> Nodes<Arc<dyn Lock>> {
     let Nodes { lock, servers } = nodes(n).await;
-    Nodes { lock: lock as Arc<dyn Lock>, servers }
+    Nodes { lock: Arc::new(lock as Arc<dyn Lock>), servers }
 }
 
 mod three_nodes {

@@ -56,7 +56,7 @@ pub use job_queue::{
     ReservedJob, TypedJob,
 };
 pub use keys::{CacheKey, Channel, ChannelPattern, LockKey, RateLimitKey, SessionId};
-pub use lock::{FencingToken, Lock, LockExt, LockLease};
+pub use lock::{FencingToken, LeaseGuard, Lock, LockExt, LockLease};
 pub use pubsub::{BufferLimits, Message, PubSub, PubSubCapabilities, PubSubExt, Subscription, TypedSubscription};
 pub use rate_limit::{RateLimitDecision, RateLimitPolicy, RateLimiter, RateLimiterExt};
 pub use rate_limit_headers::rate_limit_headers;

@@ -42,21 +42,29 @@ pub mod mocks {
 
 /// Expands to one `#[tokio::test]` per named case: each evaluates `$factory` (an async expression yielding a
 /// smart pointer to the port) and calls `$module::$case(&*port)`; with `inline`, to a block running every case in
-/// turn inside the caller's own test. Used by the per-port suite macros.
+/// turn inside the caller's own test. Used by the per-port suite macros. With `via Trait => method` before the
+/// cases, each case gets `&port.method()` instead (`Trait` in scope, so the call auto-derefs through the factory's
+/// wrapper): for cases that need an owned handle on the port, such as a clone for a lease guard's watchdog.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __contract_cases {
-    ($module:path, $factory:expr, [$($case:ident),+ $(,)?]) => {
+    ($module:path, $factory:expr, [$($case:ident),+ $(,)?] $(, $mode:ident)?) => {
+        $crate::__contract_cases!(@run $module, $factory, (deref), [$($case),+] $(, $mode)?);
+    };
+    ($module:path, $factory:expr, via $trait:path => $method:ident, [$($case:ident),+ $(,)?] $(, $mode:ident)?) => {
+        $crate::__contract_cases!(@run $module, $factory, ($trait => $method), [$($case),+] $(, $mode)?);
+    };
+    (@run $module:path, $factory:expr, $via:tt, [$($case:ident),+]) => {
         $(
             #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
                 let port = $factory.await;
                 use $module as suite;
-                suite::$case(&*port).await;
+                suite::$case(&$crate::__contract_cases!(@port port, $via)).await;
             }
         )+
     };
-    ($module:path, $factory:expr, [$($case:ident),+ $(,)?], inline) => {{
+    (@run $module:path, $factory:expr, $via:tt, [$($case:ident),+], inline) => {{
         // Every case in turn, each on a fresh port from the factory, as statements of the caller's test: for
         // ports whose server is costly to start (a Redis Cluster), so one test starts it once and the factory
         // may borrow it. The failing case is named.
@@ -65,8 +73,15 @@ macro_rules! __contract_cases {
             {
                 let port = $factory.await;
                 eprintln!("contract case {}", stringify!($case));
-                suite::$case(&*port).await;
+                suite::$case(&$crate::__contract_cases!(@port port, $via)).await;
             }
         )+
+    }};
+    (@port $port:ident, (deref)) => {
+        *$port
+    };
+    (@port $port:ident, ($trait:path => $method:ident)) => {{
+        use $trait as _;
+        $port.$method()
     }};
 }

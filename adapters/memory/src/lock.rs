@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -30,7 +30,16 @@ const FORGET_AFTER_MICROS: u64 = 60_000_000;
 /// acquisitions. The sweep also forgets the fencing counter of a key nobody holds once the clock is a minute
 /// past its last token (the next token, from the clock, is greater anyway), so memory stays bounded by the
 /// keys locked in the last minute.
+///
+/// Cheap to clone; clones share the locks (as clones of the Redis and SQL locks share their server), so a
+/// [`LeaseGuard`](cpc_ports::LeaseGuard) from [`LockExt::acquire_guard`](cpc_ports::LockExt::acquire_guard) holds a
+/// clone.
+#[derive(Clone)]
 pub struct InMemoryLock {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
     state: Mutex<State>,
     released: Notify,
 }
@@ -91,7 +100,7 @@ enum Attempt {
 impl InMemoryLock {
     /// No lock held.
     pub fn new() -> Self {
-        Self { state: Mutex::new(State::default()), released: Notify::new() }
+        Self { shared: Arc::new(Shared { state: Mutex::new(State::default()), released: Notify::new() }) }
     }
 
     /// Test aid: how many leases are stored, counting expired ones not yet purged. Lets a test show that
@@ -101,7 +110,7 @@ impl InMemoryLock {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.shared.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn attempt(&self, key: &LockKey, ttl: Duration) -> Result<Attempt, KvError> {
@@ -166,7 +175,7 @@ impl Lock for InMemoryLock {
         let deadline = Instant::now().checked_add(wait);
         loop {
             // Registered before looking, so a release between the look and the sleep still wakes us.
-            let released = self.released.notified();
+            let released = self.shared.released.notified();
             tokio::pin!(released);
             released.as_mut().enable();
             let busy_until = match self.attempt(key, ttl)? {
@@ -205,7 +214,7 @@ impl Lock for InMemoryLock {
             }
             state.holders.remove(lease.key.as_str());
         }
-        self.released.notify_waiters();
+        self.shared.released.notify_waiters();
         Ok(())
     }
 

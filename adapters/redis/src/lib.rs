@@ -36,8 +36,14 @@ pub type RedisHealthCheck = RedisHealthChecker;
 pub use job_queue::RedisJobQueue;
 pub use lock::{
     DEFAULT_CLOCK_DRIFT_FACTOR, DEFAULT_CLOCK_DRIFT_FLOOR, DEFAULT_FENCE_TTL, DEFAULT_NODE_TIMEOUT, DistributedLock,
-    KeyedLock, LockGuard, Redlock, RedlockConfig, RedlockConfigBuilder,
+    KeyedLock, Redlock, RedlockConfig, RedlockConfigBuilder,
 };
+
+/// The guard `DistributedLock::acquire_guard` used to return. Every lock has one now, through
+/// [`LockExt::acquire_guard`](cpc_ports::LockExt::acquire_guard); its `lost()` is now
+/// [`is_lost`](cpc_ports::LeaseGuard::is_lost), and `lost()` is a future that resolves when the lease is lost.
+#[deprecated(since = "0.1.0", note = "use cpc_ports::LeaseGuard, from LockExt::acquire_guard on any lock")]
+pub type LockGuard = cpc_ports::LeaseGuard;
 pub use manager::{ExclusiveBackend, ExclusiveConnection, RedisManager, TrackedRedisConnection};
 pub use near_cache::{NearCache, NearCacheConfig, NearCacheStats};
 pub use pubsub::{DEFAULT_SUBSCRIPTION_BUFFER, PubSubManager};

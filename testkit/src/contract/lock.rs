@@ -1,4 +1,5 @@
-//! The [`Lock`] contract: every implementation (Redis, in-memory, `dyn Lock` of either) must pass these cases.
+//! The [`Lock`] contract: every implementation (Redis, in-memory, `dyn Lock` of either) must pass these cases,
+//! those of its lease guard ([`LockExt::acquire_guard`]) included.
 //!
 //! Run them all with [`lock_contract!`](crate::lock_contract):
 //!
@@ -11,6 +12,10 @@
 //!
 //! Each case uses lock keys under its own random namespace and real (short) sleeps for expiry, so it runs
 //! unchanged against a shared real server.
+//!
+//! The guard cases take a clone of the lock ([`GuardedLock`]), which the guard's watchdog keeps: the factory
+//! must yield something that derefs to a `Lock + Clone` (every adapter, `Arc<dyn Lock>`) or is one
+//! (`Arc<L>` of any lock: `Arc<InMemoryLock>`, `Arc<dyn Lock>`).
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -18,12 +23,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use cpc_ports::{KvError, Lock, LockExt, LockKey, LockLease};
-use tokio::time::{Instant, sleep};
+use tokio::time::{Instant, sleep, timeout};
 
 use super::concurrently;
 
 /// Runs every case of the [`Lock`] contract as a `#[tokio::test]`. `$factory` is an async expression yielding
-/// a fresh lock service behind anything that derefs to it (`Arc<InMemoryLock>`, `Arc<dyn Lock>`).
+/// a fresh lock service behind anything that derefs to it (`Arc<InMemoryLock>`, `Arc<dyn Lock>`); the guard
+/// cases also need a clone of it (see [`GuardedLock`]), so a wrapper (a test harness) must deref to a lock that
+/// is `Clone`: an adapter, or `Arc<dyn Lock>` rather than `dyn Lock`.
 /// `lock_contract!(factory, inline)` expands instead to a block that runs every case in turn, inside a test of
 /// the caller's (for a server costly to start, such as a Redis Cluster, that the factory may then borrow).
 #[macro_export]
@@ -51,12 +58,39 @@ macro_rules! lock_contract {
                 odd_keys_are_distinct_locks,
             ] $(, $mode)?
         );
+        $crate::__contract_cases!(
+            $crate::contract::lock,
+            $factory,
+            via $crate::contract::lock::GuardedLock => guarded_lock,
+            [
+                a_guard_keeps_its_lock_past_three_ttls,
+                a_guard_reports_its_lease_lost_to_another_owner,
+                dropping_a_guard_frees_its_lock,
+                releasing_a_guard_frees_its_lock_at_once,
+            ] $(, $mode)?
+        );
     };
 }
+
+/// What the guard cases run on: a clone of the port, which a [`LeaseGuard`](cpc_ports::LeaseGuard)'s watchdog
+/// keeps. Implemented for every `Lock + Clone` (each adapter, `Arc<L>` of any lock, `Arc<dyn Lock>`); the suite
+/// macro calls it as a method, so it is found through the factory's wrapper (an `Arc`, a test harness) by
+/// auto-deref.
+pub trait GuardedLock: Lock + Clone {
+    /// A clone of this lock.
+    fn guarded_lock(&self) -> Self {
+        self.clone()
+    }
+}
+
+impl<L: Lock + Clone> GuardedLock for L {}
 
 const SHORT_TTL: Duration = Duration::from_millis(150);
 const PAST_SHORT_TTL: Duration = Duration::from_millis(400);
 const LONG_TTL: Duration = Duration::from_secs(10);
+/// The lease of the guard cases: short, so that holding it for three TTLs takes little time, long enough for an
+/// extension every third of it on a loaded machine.
+const GUARD_TTL: Duration = Duration::from_millis(450);
 
 /// A lock key no other case or run shares: `cpc-contract:<case>:<random>:<suffix>`.
 fn lock_key(case: &str, suffix: &str) -> LockKey {
@@ -323,4 +357,80 @@ pub async fn odd_keys_are_distinct_locks<P: Lock + ?Sized>(port: &P) {
         assert!(port.is_held(&lease).await.unwrap(), "lock {:?} is held", lease.key);
         port.release(lease).await.unwrap();
     }
+}
+
+/// A guard held for three times its TTL still holds the lock: its watchdog extended the lease, nobody else can
+/// take it (not even as a guard), and the guard is not lost. Released, the lock goes to the next with a larger
+/// token.
+pub async fn a_guard_keeps_its_lock_past_three_ttls<P: Lock + Clone>(port: &P) {
+    let key = lock_key("a_guard_keeps_its_lock_past_three_ttls", "k");
+    let guard = port.acquire_guard(&key, GUARD_TTL, Duration::from_secs(1)).await.unwrap();
+    assert!(!guard.is_lost(), "a fresh guard is not lost");
+    sleep(3 * GUARD_TTL).await;
+    assert!(!guard.is_lost(), "the watchdog must keep the lease for as long as the guard lives");
+    assert!(port.is_held(&guard.lease()).await.unwrap(), "held after three TTLs");
+    assert_eq!(port.try_acquire(&key, LONG_TTL).await.unwrap(), None, "nobody else can take a guarded lock");
+    assert!(port.try_acquire_guard(&key, LONG_TTL).await.unwrap().is_none(), "nor take a guard on it");
+    assert_eq!(guard.lease().token, guard.token(), "extensions keep the fencing token");
+    let token = guard.token();
+    guard.release().await.unwrap();
+    let next = take(port, &key, LONG_TTL).await;
+    assert!(next.token > token, "the next holder's token {} must exceed the guard's {token}", next.token);
+}
+
+/// When another owner takes the lock (here: the lease released behind the guard's back, then acquired), the
+/// guard's `lost()` resolves within about one TTL (its next extension finds the lease gone), `is_lost()` turns
+/// true, and `release()` reports `LeaseLost` without freeing the new owner's lock.
+pub async fn a_guard_reports_its_lease_lost_to_another_owner<P: Lock + Clone>(port: &P) {
+    let key = lock_key("a_guard_reports_its_lease_lost_to_another_owner", "k");
+    let guard = port.try_acquire_guard(&key, GUARD_TTL).await.unwrap().expect("a fresh lock is free");
+    let signal = guard.lost_signal();
+    port.release(guard.lease()).await.unwrap();
+    let thief = take(port, &key, LONG_TTL).await;
+    let started = Instant::now();
+    timeout(GUARD_TTL + Duration::from_millis(500), guard.lost())
+        .await
+        .unwrap_or_else(|_| panic!("lost() must resolve within about one TTL of the lease going to another owner"));
+    let noticed = started.elapsed();
+    assert!(guard.is_lost(), "is_lost() after lost() resolved");
+    assert!(*signal.borrow(), "the lost signal turned true");
+    assert!(noticed <= GUARD_TTL + Duration::from_millis(500), "noticed after {noticed:?}");
+    assert!(!port.is_held(&guard.lease()).await.unwrap(), "the guard's lease is gone");
+    assert_lease_lost(guard.release().await, "release of a lost guard");
+    assert!(port.is_held(&thief).await.unwrap(), "releasing the lost guard must not free the new owner's lock");
+    port.release(thief).await.unwrap();
+}
+
+/// Dropping a guard releases its lock in the background: another caller gets it long before the lease (10 s)
+/// would have run out.
+pub async fn dropping_a_guard_frees_its_lock<P: Lock + Clone>(port: &P) {
+    let key = lock_key("dropping_a_guard_frees_its_lock", "k");
+    let guard = port.acquire_guard(&key, LONG_TTL, Duration::from_secs(1)).await.unwrap();
+    let token = guard.token();
+    assert_eq!(port.try_acquire(&key, LONG_TTL).await.unwrap(), None, "held while the guard lives");
+    drop(guard);
+    let started = Instant::now();
+    let next = loop {
+        if let Some(lease) = port.try_acquire(&key, LONG_TTL).await.unwrap() {
+            break lease;
+        }
+        assert!(started.elapsed() < Duration::from_secs(2), "a dropped guard must free its lock soon");
+        sleep(Duration::from_millis(20)).await;
+    };
+    assert!(next.token > token, "the next token {} must exceed the dropped guard's {token}", next.token);
+    port.release(next).await.unwrap();
+}
+
+/// `release()` frees the lock at once: a `try_acquire` right after it succeeds, and the released guard's lease
+/// is no longer held.
+pub async fn releasing_a_guard_frees_its_lock_at_once<P: Lock + Clone>(port: &P) {
+    let key = lock_key("releasing_a_guard_frees_its_lock_at_once", "k");
+    let guard = port.try_acquire_guard(&key, LONG_TTL).await.unwrap().expect("a fresh lock is free");
+    let lease = guard.lease();
+    assert!(port.is_held(&lease).await.unwrap());
+    guard.release().await.unwrap();
+    assert!(!port.is_held(&lease).await.unwrap(), "a released guard's lease is not held");
+    let next = port.try_acquire(&key, LONG_TTL).await.unwrap().expect("a released guard's lock is free at once");
+    assert!(next.token > lease.token);
+    port.release(next).await.unwrap();
 }

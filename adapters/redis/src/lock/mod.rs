@@ -1,24 +1,21 @@
-//! [`DistributedLock`]: the [`Lock`] port on Redis, with fencing tokens and an optional watchdog
-//! ([`LockGuard`]); [`Redlock`]: the same port over N independent Redis servers.
+//! [`DistributedLock`]: the [`Lock`] port on Redis, with fencing tokens (and, as every lock, a watchdog guard from
+//! [`LockExt::acquire_guard`]); [`Redlock`]: the same port over N independent Redis servers.
 
 mod redlock;
 mod redlock_config;
 mod scripts;
-mod watchdog;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use cpc_ports::{FencingToken, KvError, Lock, LockKey, LockLease};
+use cpc_ports::{FencingToken, KvError, LeaseGuard, Lock, LockExt, LockKey, LockLease};
 use tokio::sync::Notify;
-use tokio::time::Instant;
 
 pub use redlock::Redlock;
 pub use redlock_config::{
     DEFAULT_CLOCK_DRIFT_FACTOR, DEFAULT_CLOCK_DRIFT_FLOOR, DEFAULT_NODE_TIMEOUT, RedlockConfig, RedlockConfigBuilder,
 };
-pub use watchdog::LockGuard;
 
 use super::RedisManager;
 use super::error::classify;
@@ -55,8 +52,8 @@ pub const DEFAULT_FENCE_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 ///   released through this value (or a clone) frees up. It gives up with
 ///   `KvError::Timeout { operation: "acquire lock", after: wait }`. Any other error (an unreachable server, say)
 ///   ends the wait at once.
-/// * [`DistributedLock::acquire_guard`] returns a [`LockGuard`]: a watchdog renews the lease in the background
-///   and reports a lost lease; dropping the guard releases the lock.
+/// * [`LockExt::acquire_guard`] (on any lock) returns a [`LeaseGuard`]: a watchdog renews the lease in the
+///   background and reports a lost lease; dropping the guard releases the lock.
 ///
 /// Keys: the lock of `key` is stored as `<namespace>{lock:<key>}` (with a TTL, the lease) and its fencing
 /// counter as `<namespace>{lock:<key>}:fence`. The hash tag puts both in one cluster slot, as the acquire script
@@ -93,8 +90,8 @@ impl std::fmt::Debug for DistributedLock {
 
 /// What one attempt to take a lock found.
 enum Attempt {
-    /// Taken; the lease started no earlier than `sent`.
-    Taken { lease: LockLease, sent: Instant },
+    /// Taken.
+    Taken(LockLease),
     /// Held by someone else for about this long (`None`: unknown).
     Busy(Option<Duration>),
 }
@@ -136,21 +133,6 @@ impl DistributedLock {
         format!("{}:fence", self.lock_key_name(key))
     }
 
-    /// Takes the lock (waiting up to `wait`, like [`Lock::acquire`]) and returns a [`LockGuard`] whose watchdog
-    /// renews the lease every `ttl / 3` until the guard is released or dropped.
-    pub async fn acquire_guard(&self, key: &LockKey, ttl: Duration, wait: Duration) -> Result<LockGuard, KvError> {
-        let (lease, sent) = self.metrics.run(LockOp::Acquire, self.acquire_timed(key, ttl, wait)).await?;
-        Ok(LockGuard::start(self.clone(), lease, sent))
-    }
-
-    /// Takes the lock if it is free (like [`Lock::try_acquire`]) and returns a [`LockGuard`] with a watchdog.
-    pub async fn try_acquire_guard(&self, key: &LockKey, ttl: Duration) -> Result<Option<LockGuard>, KvError> {
-        Ok(match self.metrics.run(LockOp::TryAcquire, self.attempt(key, ttl)).await? {
-            Attempt::Taken { lease, sent } => Some(LockGuard::start(self.clone(), lease, sent)),
-            Attempt::Busy(_) => None,
-        })
-    }
-
     fn fence_millis(&self, lease_ms: u64) -> u64 {
         fence_millis(self.fence_ttl, lease_ms)
     }
@@ -167,16 +149,12 @@ impl DistributedLock {
         let mut invocation = ACQUIRE_SCRIPT.key(&lock_key);
         invocation.key(self.fence_key_name(key)).arg(&owner).arg(ttl_ms).arg(fence_ms);
         let mut conn = self.manager.connection();
-        let sent = Instant::now();
         let reply: Result<(i64, i64), _> = invocation.invoke_async(&mut conn).await;
         match reply {
             Ok((1, token)) => {
                 let token = u64::try_from(token)
                     .map_err(|_| KvError::backend("redis", format!("fencing counter of {key:?} is negative")))?;
-                Ok(Attempt::Taken {
-                    lease: LockLease { key: key.clone(), owner, token: FencingToken(token), ttl },
-                    sent,
-                })
+                Ok(Attempt::Taken(LockLease { key: key.clone(), owner, token: FencingToken(token), ttl }))
             }
             Ok((0, pttl)) => Ok(Attempt::Busy(u64::try_from(pttl).ok().map(Duration::from_millis))),
             Ok(other) => Err(KvError::backend("redis", format!("unexpected reply {other:?} from the acquire script"))),
@@ -189,21 +167,6 @@ impl DistributedLock {
                 Err(err)
             }
         }
-    }
-
-    async fn acquire_timed(
-        &self,
-        key: &LockKey,
-        ttl: Duration,
-        wait: Duration,
-    ) -> Result<(LockLease, Instant), KvError> {
-        retry_until_taken(&self.released, wait, Duration::ZERO, || async {
-            Ok(match self.attempt(key, ttl).await? {
-                Attempt::Taken { lease, sent } => Ok((lease, sent)),
-                Attempt::Busy(held_for) => Err(held_for),
-            })
-        })
-        .await
     }
 }
 
@@ -235,7 +198,7 @@ impl Lock for DistributedLock {
         self.metrics
             .run(LockOp::TryAcquire, async {
                 Ok(match self.attempt(key, ttl).await? {
-                    Attempt::Taken { lease, .. } => Some(lease),
+                    Attempt::Taken(lease) => Some(lease),
                     Attempt::Busy(_) => None,
                 })
             })
@@ -243,7 +206,17 @@ impl Lock for DistributedLock {
     }
 
     async fn acquire(&self, key: &LockKey, ttl: Duration, wait: Duration) -> Result<LockLease, KvError> {
-        self.metrics.run(LockOp::Acquire, async { Ok(self.acquire_timed(key, ttl, wait).await?.0) }).await
+        self.metrics
+            .run(
+                LockOp::Acquire,
+                retry_until_taken(&self.released, wait, Duration::ZERO, || async {
+                    Ok(match self.attempt(key, ttl).await? {
+                        Attempt::Taken(lease) => Ok(lease),
+                        Attempt::Busy(held_for) => Err(held_for),
+                    })
+                }),
+            )
+            .await
     }
 
     async fn extend(&self, lease: &LockLease, ttl: Duration) -> Result<LockLease, KvError> {
@@ -297,7 +270,7 @@ impl Lock for DistributedLock {
 }
 
 /// One lock key with a fixed lease: `DistributedLock::new(manager, key, ttl)` with `acquire()` and
-/// `release(guard)`. Made by [`DistributedLock::for_key`]; guards carry a watchdog (see [`LockGuard`]).
+/// `release(guard)`. Made by [`DistributedLock::for_key`]; guards carry a watchdog (see [`LeaseGuard`]).
 #[derive(Debug, Clone)]
 pub struct KeyedLock {
     lock: DistributedLock,
@@ -329,17 +302,17 @@ impl KeyedLock {
     }
 
     /// Takes the lock, waiting up to the configured wait; `KvError::Timeout` if it stays taken.
-    pub async fn acquire(&self) -> Result<LockGuard, KvError> {
+    pub async fn acquire(&self) -> Result<LeaseGuard, KvError> {
         self.lock.acquire_guard(&self.key, self.ttl, self.wait).await
     }
 
     /// Takes the lock if it is free.
-    pub async fn try_acquire(&self) -> Result<Option<LockGuard>, KvError> {
+    pub async fn try_acquire(&self) -> Result<Option<LeaseGuard>, KvError> {
         self.lock.try_acquire_guard(&self.key, self.ttl).await
     }
 
-    /// Releases the lock held by `guard` ([`LockGuard::release`]).
-    pub async fn release(&self, guard: LockGuard) -> Result<(), KvError> {
+    /// Releases the lock held by `guard` ([`LeaseGuard::release`]).
+    pub async fn release(&self, guard: LeaseGuard) -> Result<(), KvError> {
         guard.release().await
     }
 }
