@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{SecondsFormat, Utc};
 use cpc_adapters::diesel::migrations::{self, MigrationTarget};
 use cpc_adapters::diesel::repos::{DbTime, DbUuid};
 use cpc_adapters::diesel::schema::postgres::users;
@@ -40,7 +40,10 @@ use futures::FutureExt;
 use uuid::Uuid;
 
 mod common;
+#[path = "common/users.rs"]
+mod users_row;
 use common::{best, measure, rotated};
+use users_row::{SQLITE_FIND, UserTuple, sqlite_row};
 
 const ROUNDS: usize = 3;
 const SEED_USERS: usize = 10_000;
@@ -121,9 +124,6 @@ async fn bulk(repo: &Arc<dyn UserRepository>) -> (f64, f64) {
 }
 
 // --- PostgreSQL -----------------------------------------------------------------------------------------------
-
-/// A `users` row decoded by hand: id, username, email, created_at, updated_at, version.
-type UserTuple = (Uuid, String, String, DateTime<Utc>, DateTime<Utc>, i64);
 
 const PG_FIND: &str = "SELECT id, username, email, created_at, updated_at, version FROM users WHERE id = $1";
 const PG_INSERT: &str =
@@ -254,21 +254,8 @@ fn rows<const N: usize>(out: &[[[f64; N]; 2]; 2]) -> Vec<(&'static str, usize, V
 
 // --- SQLite ---------------------------------------------------------------------------------------------------
 
-const SQLITE_FIND: &str = "SELECT id, username, email, created_at, updated_at, version FROM users WHERE id = ?1";
 const SQLITE_INSERT: &str =
     "INSERT INTO users (id, username, email, created_at, updated_at, version) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
-
-/// A `users` row as raw rusqlite decodes it: the same types the repository produces.
-fn sqlite_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserTuple> {
-    let text = |i: usize| r.get::<_, String>(i);
-    let bad = |e: Box<dyn std::error::Error + Send + Sync>| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e)
-    };
-    let time = |i: usize| -> rusqlite::Result<DateTime<Utc>> {
-        Ok(DateTime::parse_from_rfc3339(&text(i)?).map_err(|e| bad(e.into()))?.with_timezone(&Utc))
-    };
-    Ok((Uuid::parse_str(&text(0)?).map_err(|e| bad(e.into()))?, text(1)?, text(2)?, time(3)?, time(4)?, r.get(5)?))
-}
 
 /// `[find_by_id, create]` x `TASKS` ops/s for the repository, raw rusqlite and raw Diesel (the wrapped
 /// synchronous connection the repository uses, from a `Pool<DieselSqliteBackend>`).

@@ -16,70 +16,18 @@
 //! state. In the waiting scenario connections really run out, and most checkouts queue for one.
 
 mod common;
+#[path = "common/noop.rs"]
+mod noop;
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use cpc_adapters::pool::{Backend, DatabaseError, Pool, PoolConfig};
+use cpc_adapters::pool::{Pool, PoolConfig};
+use noop::{NoopBackend, NoopBb8, NoopDeadpool};
 
 const RUN: Duration = Duration::from_secs(2);
 const ROUNDS: usize = 3;
-
-// --- no-op managers -------------------------------------------------------------------------------------------
-
-struct NoopBb8;
-impl bb8::ManageConnection for NoopBb8 {
-    type Connection = ();
-    type Error = Infallible;
-    async fn connect(&self) -> Result<(), Infallible> {
-        Ok(())
-    }
-    async fn is_valid(&self, _: &mut ()) -> Result<(), Infallible> {
-        Ok(())
-    }
-    fn has_broken(&self, _: &mut ()) -> bool {
-        false
-    }
-}
-
-struct NoopDeadpool;
-impl deadpool::managed::Manager for NoopDeadpool {
-    type Type = ();
-    type Error = Infallible;
-    async fn create(&self) -> Result<(), Infallible> {
-        Ok(())
-    }
-    async fn recycle(
-        &self,
-        _: &mut (),
-        _: &deadpool::managed::Metrics,
-    ) -> deadpool::managed::RecycleResult<Infallible> {
-        Ok(())
-    }
-}
-
-struct NoopBackend;
-impl Backend for NoopBackend {
-    type Conn = ();
-    const NAME: &'static str = "noop";
-    async fn connect(&self) -> Result<(), DatabaseError> {
-        Ok(())
-    }
-    async fn ping(&self, _: &mut ()) -> Result<(), DatabaseError> {
-        Ok(())
-    }
-    fn is_broken(&self, _: &mut ()) -> bool {
-        false
-    }
-    async fn server_version(&self, _: &mut ()) -> Result<String, DatabaseError> {
-        Ok("noop".into())
-    }
-    fn address(&self) -> String {
-        "noop".into()
-    }
-}
 
 // --- harness --------------------------------------------------------------------------------------------------
 

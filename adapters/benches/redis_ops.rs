@@ -5,30 +5,44 @@
 //! cargo bench -p cpc-adapters --all-features --bench redis_ops
 //! ```
 //!
-//! Prints markdown tables: cache get/set throughput at 1 and 64 tasks against `redis-benchmark -c 1` / `-c 64`
-//! (non-pipelined, 3-byte values as redis-benchmark uses), `get_many` of 100 keys against 100 single gets,
+//! Prints markdown tables: cache get/set throughput at 1 and 64 tasks through `CacheManager` against the clients
+//! an app could use instead, on the same keys and values (bare redis-rs `MultiplexedConnection` and
+//! `ConnectionManager`, and fred), against `redis-benchmark -c 1` / `-c 64` (non-pipelined, 3-byte values as
+//! redis-benchmark uses), and `redis-benchmark -c 64 -P 16` as the server's ceiling (`CLIENT_ROUNDS` interleaved
+//! rounds, best kept; targets: at least 0.95x bare redis-rs, at 64 tasks at least 0.9x fred; `CPC_BENCH_ONLY=clients`
+//! runs only this table), `get_many` of 100 keys against 100 single gets,
 //! rate-limit decisions per second at 64 tasks (token bucket and sliding window) against plain GETs at the same
 //! concurrency (`redis-benchmark -c 64`, target at least 0.8x) and against our own multiplexed cache gets, and one
 //! uncontended lock acquire + release against one get round trip (target at most 2.5x).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "common/bare_redis.rs"]
+mod bare_redis;
 mod common;
 
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{RUN, ops_per_sec};
+use bare_redis::{Bare, Kind};
+use common::{RUN, ops_per_sec, per_sec, rotated};
+use futures::FutureExt;
+use futures::future::BoxFuture;
 
 use cpc_adapters::redis::{CacheManager, DistributedLock, RedisConfig, RedisManager, RedisRateLimiter};
 use cpc_ports::{Bytes, Cache, CacheKey, Lock, LockKey, RateLimitKey, RateLimitPolicy, RateLimiter};
 
 fn redis_benchmark(config: &RedisConfig, clients: usize, test: &str) -> f64 {
     let n = if clients == 1 { 100_000 } else { 600_000 };
+    redis_benchmark_with(config, clients, 1, n, test)
+}
+
+/// `redis-benchmark -c clients -P pipeline -n n -t test`: requests per second.
+fn redis_benchmark_with(config: &RedisConfig, clients: usize, pipeline: usize, n: usize, test: &str) -> f64 {
     let out = Command::new("redis-benchmark")
         .args(["-h", &config.host, "-p", &config.port.to_string(), "-c", &clients.to_string()])
-        .args(["-n", &n.to_string(), "-t", test, "--csv", "-q"])
+        .args(["-P", &pipeline.to_string(), "-n", &n.to_string(), "-t", test, "--csv", "-q"])
         .output()
         .expect("redis-benchmark must be installed (Debian: redis-tools)");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -38,8 +52,118 @@ fn redis_benchmark(config: &RedisConfig, clients: usize, test: &str) -> f64 {
         .unwrap_or_else(|| panic!("no {test} figure in redis-benchmark output:\n{text}"))
 }
 
+/// Keys the cache benches read and write (`k0` .. `k9999`).
+const KEYS: u64 = 10_000;
+
 fn key(i: u64) -> CacheKey {
-    CacheKey::new(format!("k{}", i % 10_000)).unwrap()
+    CacheKey::new(format!("k{}", i % KEYS)).unwrap()
+}
+
+/// Rounds of the clients table.
+const CLIENT_ROUNDS: usize = 3;
+/// Counted time per figure of the clients table (after 200 ms uncounted).
+const CLIENT_RUN: Duration = Duration::from_secs(2);
+/// The `PX` of every write: the cache's default TTL.
+const TTL: Duration = Duration::from_secs(300);
+
+/// Ops/s of `tasks` tasks each doing `op` (`get` or `set`) through `CacheManager`.
+fn cache_run(cache: &Arc<CacheManager>, op: &'static str, tasks: usize) -> BoxFuture<'static, f64> {
+    let c = cache.clone();
+    per_sec(tasks, Duration::from_millis(200), CLIENT_RUN, move |t, n| {
+        let c = c.clone();
+        async move {
+            let k = key(t as u64 * 7919 + n);
+            if op == "get" {
+                assert!(c.get_bytes(&k).await.unwrap().is_some());
+            } else {
+                c.set_bytes(&k, Bytes::from_static(b"xxx"), None).await.unwrap();
+            }
+        }
+    })
+    .boxed()
+}
+
+/// Ops/s of `tasks` tasks each doing `op` through a bare client on the same stored keys.
+fn bare_run(bare: &Bare, prefix: &Arc<str>, op: &'static str, tasks: usize) -> BoxFuture<'static, f64> {
+    let (b, p) = (bare.clone(), prefix.clone());
+    per_sec(tasks, Duration::from_millis(200), CLIENT_RUN, move |t, n| {
+        let (mut b, p) = (b.clone(), p.clone());
+        async move {
+            let k = bare_redis::stored_key(&p, t as u64 * 7919 + n, KEYS);
+            if op == "get" {
+                assert!(b.get(k).await);
+            } else {
+                b.set(k, b"xxx", TTL.as_millis() as u64).await;
+            }
+        }
+    })
+    .boxed()
+}
+
+/// `CacheManager` get and set at 1 and 64 tasks against the bare clients, `redis-benchmark` at the same
+/// concurrency, and `redis-benchmark -c 64 -P 16` (the server's ceiling); interleaved rounds, best of each.
+async fn clients_table(url: &str, config: &RedisConfig, cache: &Arc<CacheManager>) {
+    let prefix: Arc<str> = cache.stored_key("").into();
+    let mut bare = Vec::new();
+    for kind in Kind::ALL {
+        bare.push(Bare::connect(kind, url).await);
+    }
+    println!("load average before the clients table: {}", load_average());
+    let mut header = "| operation | tasks | redis-benchmark (ops/s) |".to_owned();
+    for kind in Kind::ALL {
+        header += &format!(" {} (ops/s) |", kind.name());
+    }
+    header += " CacheManager (ops/s) | ours / multiplexed | ours / connection manager | ours / fred | ours / redis-benchmark |";
+    println!("{header}");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for op in ["get", "set"] {
+        for tasks in [1usize, 64] {
+            // [redis-benchmark, bare clients..., ours]
+            let mut best = [0f64; 2 + Kind::ALL.len()];
+            for round in 0..CLIENT_ROUNDS {
+                let rb_config = config.clone();
+                let mut runs: Vec<BoxFuture<'static, f64>> = vec![
+                    async move {
+                        let n = if tasks == 1 { 60_000 } else { 400_000 };
+                        tokio::task::spawn_blocking(move || redis_benchmark_with(&rb_config, tasks, 1, n, op))
+                            .await
+                            .unwrap()
+                    }
+                    .boxed(),
+                ];
+                runs.extend(bare.iter().map(|b| bare_run(b, &prefix, op, tasks)));
+                runs.push(cache_run(cache, op, tasks));
+                rotated(round, runs, &mut best).await;
+            }
+            let ours = best[best.len() - 1];
+            let mut line = format!("| {op} | {tasks} |");
+            for v in &best {
+                line += &format!(" {v:.0} |");
+            }
+            for v in &best[1..best.len() - 1] {
+                line += &format!(" {:.2}x |", ours / v);
+            }
+            line += &format!(" {:.2}x |", ours / best[0]);
+            println!("{line}");
+        }
+    }
+    for op in ["get", "set"] {
+        let mut ceiling = 0f64;
+        for _ in 0..CLIENT_ROUNDS {
+            let c = config.clone();
+            let rate = tokio::task::spawn_blocking(move || redis_benchmark_with(&c, 64, 16, 2_000_000, op));
+            common::best(&mut ceiling, rate.await.unwrap());
+        }
+        println!("| {op}, redis-benchmark -c 64 -P 16 (the server's ceiling) | 64 | {ceiling:.0} | | | | | | | | |");
+    }
+    println!("load average after the clients table: {}", load_average());
+}
+
+/// The 1-, 5- and 15-minute load averages (`/proc/loadavg`), to print beside wall-clock figures.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -51,35 +175,16 @@ async fn main() {
     let mut config = RedisConfig::parse_url(&url, "REDIS_URL").unwrap();
     config.namespace = format!("cpc-bench:{}:", uuid::Uuid::new_v4());
     let manager = RedisManager::new(&config).await.expect("Redis");
-    let cache = Arc::new(CacheManager::new(manager.clone(), Duration::from_secs(300)));
+    let cache = Arc::new(CacheManager::new(manager.clone(), TTL));
     let value = Bytes::from_static(b"xxx");
-    for i in 0..10_000 {
+    for i in 0..KEYS {
         cache.set_bytes(&key(i), value.clone(), None).await.unwrap();
     }
 
-    println!("| operation | tasks / clients | redis-benchmark (ops/s) | cpc CacheManager (ops/s) | ratio |");
-    println!("|---|---:|---:|---:|---:|");
-    for tasks in [1usize, 64] {
-        let reference = redis_benchmark(&config, tasks, "get");
-        let c = cache.clone();
-        let ours = ops_per_sec(tasks, move |t, n| {
-            let c = c.clone();
-            async move {
-                c.get_bytes(&key(t as u64 * 7919 + n)).await.unwrap();
-            }
-        })
-        .await;
-        println!("| get | {tasks} | {reference:.0} | {ours:.0} | {:.2}x |", ours / reference);
-        let reference = redis_benchmark(&config, tasks, "set");
-        let (c, v) = (cache.clone(), value.clone());
-        let ours = ops_per_sec(tasks, move |t, n| {
-            let (c, v) = (c.clone(), v.clone());
-            async move {
-                c.set_bytes(&key(t as u64 * 7919 + n), v, None).await.unwrap();
-            }
-        })
-        .await;
-        println!("| set | {tasks} | {reference:.0} | {ours:.0} | {:.2}x |", ours / reference);
+    clients_table(&url, &config, &cache).await;
+    if std::env::var("CPC_BENCH_ONLY").is_ok_and(|v| v == "clients") {
+        cache.delete_prefix("k").await.unwrap();
+        return;
     }
 
     let keys: Vec<CacheKey> = (0..100).map(key).collect();

@@ -234,7 +234,7 @@ impl RedisManager {
 
     /// `key` with the configured namespace in front: the name under which it is stored.
     pub fn key(&self, key: &str) -> String {
-        format!("{}{key}", self.config.namespace)
+        [self.config.namespace.as_str(), key].concat()
     }
 
     /// Runs one command on the shared connection, mapping errors; `operation` names it in errors.
