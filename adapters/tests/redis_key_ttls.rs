@@ -16,8 +16,8 @@ use cpc_adapters::redis::{
     SessionManager,
 };
 use cpc_ports::{
-    Bytes, Cache, CacheExt, CacheKey, Channel, EnqueueOptions, JobQueue, Lock, LockExt, LockKey, NackOutcome, PubSub, QueueName,
-    RateLimitKey, RateLimitPolicy, RateLimiter, SessionStore,
+    Bytes, Cache, CacheExt, CacheKey, Channel, EnqueueOptions, JobQueue, Lock, LockExt, LockKey, NackOutcome, PubSub,
+    QueueName, RateLimitKey, RateLimitPolicy, RateLimiter, SessionStore,
 };
 
 /// Every key under the manager's namespace (the namespace is a uuid and plain characters: no glob escaping).
