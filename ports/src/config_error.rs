@@ -53,6 +53,24 @@ impl ConfigError {
     }
 }
 
+/// Reads a whole number of at least 1 from `value`, the value of the variable or field `key`; a zero, a sign or
+/// anything else is a [`ConfigError`] naming `key`.
+///
+/// ```
+/// use cpc_ports::config_error::positive_number;
+///
+/// assert_eq!(positive_number("MAX", " 42 ").unwrap(), 42);
+/// assert_eq!(positive_number("MAX", "0").unwrap_err().reason(), "must be at least 1");
+/// assert_eq!(positive_number("MAX", "-1").unwrap_err().key(), "MAX");
+/// ```
+pub fn positive_number(key: &str, value: &str) -> Result<u64, ConfigError> {
+    match value.trim().parse::<u64>() {
+        Ok(0) => Err(ConfigError::new(key, "must be at least 1")),
+        Ok(n) => Ok(n),
+        Err(e) => Err(ConfigError::new(key, "must be a whole number").with_source(e)),
+    }
+}
+
 impl From<cpc_domain::ValidationError> for ConfigError {
     /// A rule a setting broke (the Redis configurations validate their fields this way).
     fn from(e: cpc_domain::ValidationError) -> Self {

@@ -37,8 +37,8 @@ use cpc_adapters::pg_kv::{PgCache, PgLock, PgPubSub, PgRateLimiter, PgSessionSto
 use cpc_adapters::pool::{HealthChecker, Pool};
 use cpc_adapters::postgres::{PgBackend, PgJobQueue};
 use cpc_adapters::redis::{
-    CacheManager, DistributedLock, PubSubManager, RedisHealthChecker, RedisJobQueue, RedisManager, RedisRateLimiter,
-    SessionManager,
+    CacheManager, DistributedLock, NearCache, PubSubManager, RedisHealthChecker, RedisJobQueue, RedisManager,
+    RedisRateLimiter, SessionManager,
 };
 use cpc_adapters::sqlite::SqlitePool;
 use cpc_adapters::sqlite_kv::{SqliteJobQueue, SqliteLock, SqliteRateLimiter, SqliteSessionStore};
@@ -244,6 +244,7 @@ struct KeyValue {
 
 /// Builds the key-value ports where [`Settings::kv`] says.
 async fn key_value(settings: &Settings) -> Result<KeyValue, WiringError> {
+    settings.check_near_cache("near_cache")?;
     let ports = |cache, lock, limiter, sessions, pubsub, jobs| {
         [
             ("cache", cache),
@@ -258,16 +259,18 @@ async fn key_value(settings: &Settings) -> Result<KeyValue, WiringError> {
         KvSettings::Redis(config) => {
             let manager =
                 RedisManager::new(config).await.map_err(|e| WiringError::server("Redis", config.address(), e))?;
+            let (cache_backend, near) =
+                if settings.near_cache.is_some() { ("redis+near", ", near cache") } else { ("redis", "") };
             KeyValue {
-                cache: Arc::new(CacheManager::new(manager.clone(), DEFAULT_CACHE_TTL)),
+                cache: redis_cache(settings, &manager).await?,
                 lock: Arc::new(DistributedLock::new(manager.clone())),
                 rate_limiter: Arc::new(RedisRateLimiter::new(manager.clone())),
                 sessions: Arc::new(SessionManager::new(manager.clone())),
                 pubsub: Arc::new(PubSubManager::new(manager.clone())),
                 jobs: Arc::new(RedisJobQueue::new(manager.clone())),
-                backends: ports("redis", "redis", "redis", "redis", "redis", "redis"),
+                backends: ports(cache_backend, "redis", "redis", "redis", "redis", "redis"),
                 health: Arc::new(RedisHealthChecker::new(manager)),
-                description: format!("Redis {config} (namespace {:?})", config.namespace),
+                description: format!("Redis {config} (namespace {:?}){near}", config.namespace),
             }
         }
         KvSettings::Postgres => {
@@ -324,6 +327,15 @@ async fn key_value(settings: &Settings) -> Result<KeyValue, WiringError> {
             description: "in-process key-value ports".to_owned(),
         },
     })
+}
+
+/// The Redis cache, behind a near cache when [`Settings::near_cache`] says so.
+async fn redis_cache(settings: &Settings, manager: &RedisManager) -> Result<Arc<dyn Cache>, WiringError> {
+    let remote = CacheManager::new(manager.clone(), DEFAULT_CACHE_TTL);
+    let Some(config) = &settings.near_cache else { return Ok(Arc::new(remote)) };
+    let address = manager.config().address();
+    let near = NearCache::new(remote, config.clone()).await.map_err(|e| WiringError::server("Redis", address, e))?;
+    Ok(Arc::new(near))
 }
 
 /// The in-process cache, within [`Settings::memory_cache`].

@@ -7,7 +7,7 @@ use cpc_adapters::diesel::replicas::REPLICA_URLS_ENV;
 use cpc_adapters::memory::CacheBounds;
 use cpc_adapters::pool::{DatabaseTarget, PoolConfig};
 use cpc_adapters::postgres::PgConfig;
-use cpc_adapters::redis::RedisConfig;
+use cpc_adapters::redis::{NEAR_CACHE_ENV, NearCacheConfig, RedisConfig};
 use cpc_adapters::sqlite::{SqliteConfig, SqliteTarget};
 
 use cpc_ports::ConfigError;
@@ -121,6 +121,10 @@ pub struct Settings {
     /// The bounds of the in-process cache, when the cache is in process ([`KvSettings::Sqlite`],
     /// [`KvSettings::Memory`]): at most this many entries and bytes, least recently used evicted first.
     pub memory_cache: CacheBounds,
+    /// A near cache in front of Redis ([`NearCache`](cpc_adapters::redis::NearCache)): `Some(bounds)` puts a
+    /// bounded in-process tier, kept coherent by Redis invalidations, in front of the Redis cache. Needs
+    /// [`KvSettings::Redis`] on one server (not a cluster); `None` (the default) keeps every read a round trip.
+    pub near_cache: Option<NearCacheConfig>,
 }
 
 impl Settings {
@@ -132,6 +136,7 @@ impl Settings {
             pool: PoolConfig::default(),
             kv: KvSettings::Sqlite,
             memory_cache: CacheBounds::default(),
+            near_cache: None,
         }
     }
 
@@ -154,6 +159,9 @@ impl Settings {
     ///   SQLite database, or `sqlite` with PostgreSQL, is an error naming `CPC_KV_BACKEND`.
     /// * the in-process cache's bounds ([`CacheBounds::from_lookup`]): `CPC_MEMORY_CACHE_MAX_ENTRIES` (default
     ///   10,000) and `CPC_MEMORY_CACHE_MAX_BYTES` (default 64 MiB), read whichever the backend.
+    /// * the near cache ([`NearCacheConfig::from_lookup`]): `CPC_NEAR_CACHE=on` puts a bounded local tier in front
+    ///   of Redis (`CPC_NEAR_CACHE_MAX_ENTRIES`, `_MAX_BYTES`, `_MAX_LOCAL_TTL_MS`, `_KEEPALIVE_MS`); with any
+    ///   other backend than one Redis server it is an error naming `CPC_NEAR_CACHE`.
     ///
     /// A malformed variable is a [`WiringError::Config`] naming it.
     pub fn from_lookup(app: &str, get: impl Fn(&str) -> Option<String>) -> Result<Self, WiringError> {
@@ -179,7 +187,24 @@ impl Settings {
         let pool = PoolConfig::from_lookup(&get)?;
         let kv = kv_settings(app, &get, &database)?;
         let memory_cache = CacheBounds::from_lookup(&get)?;
-        Ok(Self { database, pool, kv, memory_cache })
+        let near_cache = NearCacheConfig::from_lookup(&get)?;
+        let settings = Self { database, pool, kv, memory_cache, near_cache };
+        settings.check_near_cache(NEAR_CACHE_ENV)?;
+        Ok(settings)
+    }
+
+    /// A near cache needs the cache on one Redis server: its invalidations come over one RESP3 connection (on a
+    /// cluster each key's master sends its own), and the other backends have none. The error names `key`.
+    pub(crate) fn check_near_cache(&self, key: &str) -> Result<(), WiringError> {
+        let Some(config) = &self.near_cache else { return Ok(()) };
+        let refused = match &self.kv {
+            KvSettings::Redis(redis) if redis.is_cluster() => {
+                "a near cache needs one Redis server; on a Redis Cluster use the plain Redis cache".to_owned()
+            }
+            KvSettings::Redis(_) => return config.validate().map_err(WiringError::Config),
+            other => format!("a near cache fronts Redis, but the key-value ports are on {}", other.name()),
+        };
+        Err(WiringError::Config(ConfigError::new(key, refused)))
     }
 
     /// The directory a SQLite file needs, if any.

@@ -311,3 +311,38 @@ async fn a_record_that_does_not_match_its_table_stops_the_start_naming_table_and
     assert!(message.contains("a record does not match its table"), "{message}");
     assert!(message.contains("widgets") && message.contains("colour"), "{message}");
 }
+
+#[test]
+fn the_near_cache_is_off_by_default_and_only_fronts_one_redis_server() {
+    let redis = || ("REDIS_URL", "redis://cache.example:6380".to_owned());
+    let on = || ("CPC_NEAR_CACHE", "on".to_owned());
+    assert_eq!(Settings::from_lookup("app", lookup(&[redis()])).unwrap().near_cache, None);
+    let near = Settings::from_lookup("app", lookup(&[redis(), on(), ("CPC_NEAR_CACHE_MAX_ENTRIES", "64".into())]));
+    assert_eq!(near.unwrap().near_cache.map(|c| c.max_entries), Some(64));
+    for (pairs, needle) in [
+        (vec![on()], "sqlite"),
+        (vec![on(), ("DATABASE_URL", "postgres://u@db.example/shop".into())], "postgres"),
+        (vec![on(), ("CPC_KV_BACKEND", "memory".into())], "memory"),
+        (vec![on(), ("REDIS_CLUSTER_URLS", "redis://a:7000,redis://b:7001".into())], "Cluster"),
+        (vec![redis(), ("CPC_NEAR_CACHE", "sometimes".into())], "on or off"),
+    ] {
+        match Settings::from_lookup("app", lookup(&pairs)) {
+            Err(WiringError::Config(e)) => {
+                assert_eq!(e.key(), "CPC_NEAR_CACHE", "{e}");
+                assert!(e.reason().contains(needle), "{pairs:?}: {e}");
+            }
+            other => panic!("{pairs:?}: expected a configuration error, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_near_cache_built_by_hand_is_checked_when_wired() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = Settings::from_lookup("app", lookup(&[("CPC_DATA_DIR", dir.path().display().to_string())]));
+    let memory = Settings { near_cache: Some(Default::default()), ..settings.unwrap() };
+    match Ports::wire(&memory).await {
+        Err(WiringError::Config(e)) => assert_eq!(e.key(), "near_cache", "{e}"),
+        other => panic!("a near cache needs Redis, got {:?}", other.map(|p| p.description)),
+    }
+}

@@ -45,7 +45,7 @@ pub use lock::{
 #[deprecated(since = "0.1.0", note = "use cpc_ports::LeaseGuard, from LockExt::acquire_guard on any lock")]
 pub type LockGuard = cpc_ports::LeaseGuard;
 pub use manager::{ExclusiveBackend, ExclusiveConnection, RedisManager, TrackedRedisConnection};
-pub use near_cache::{NearCache, NearCacheConfig, NearCacheStats};
+pub use near_cache::{NEAR_CACHE_ENV, NearCache, NearCacheConfig, NearCacheStats};
 pub use pubsub::{DEFAULT_SUBSCRIPTION_BUFFER, PubSubManager};
 pub use rate_limit::{RedisRateLimiter, rate_limit_headers};
 pub use session::SessionManager;

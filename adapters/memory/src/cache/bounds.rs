@@ -1,6 +1,7 @@
 //! [`CacheBounds`]: how many entries and bytes an [`InMemoryCache`](super::InMemoryCache) keeps at most.
 
 use cpc_ports::ConfigError;
+use cpc_ports::config_error::positive_number;
 
 /// The most entries and bytes an [`InMemoryCache`](super::InMemoryCache) holds; past either, it evicts the
 /// least recently used entries. [`CacheBounds::from_env`] reads `CPC_MEMORY_CACHE_MAX_ENTRIES` and
@@ -61,13 +62,7 @@ impl CacheBounds {
     /// [`CacheBounds::from_env`] over any variable lookup (for tests and other configuration sources).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         fn num(get: &impl Fn(&str) -> Option<String>, name: &'static str) -> Result<Option<u64>, ConfigError> {
-            get(name)
-                .map(|v| match v.trim().parse::<u64>() {
-                    Ok(0) => Err(ConfigError::new(name, "must be at least 1")),
-                    Ok(n) => Ok(n),
-                    Err(e) => Err(ConfigError::new(name, "must be a whole number").with_source(e)),
-                })
-                .transpose()
+            get(name).map(|v| positive_number(name, &v)).transpose()
         }
         let defaults = Self::default();
         Ok(Self {

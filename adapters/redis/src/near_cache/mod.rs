@@ -1,8 +1,11 @@
 //! [`NearCache`]: a two-tier [`Cache`], a bounded in-process tier in front of a Redis [`CacheManager`], kept
 //! coherent by Redis server-assisted client-side caching (RESP3 `CLIENT TRACKING`).
 
+mod config;
 mod local;
 mod tracking;
+
+pub use self::config::{NEAR_CACHE_ENV, NearCacheConfig};
 
 use std::future::Future;
 use std::sync::Arc;
@@ -10,7 +13,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use cpc_ports::{Bytes, Cache, CacheKey, Codec, ConfigError, KeyTtl, KvError, SingleFlight};
+use cpc_ports::{Bytes, Cache, CacheKey, Codec, KeyTtl, KvError, SingleFlight};
 
 use self::local::{LocalTier, Lookup, Ticket};
 use self::tracking::{TaskGuard, Tracker};
@@ -19,74 +22,6 @@ use crate::error::classify;
 use crate::metrics::{FlushCause, Instruments, operations};
 
 operations!(NearOp { Get = "get", GetMany = "get_many" });
-
-/// The bounds of a [`NearCache`]'s local tier.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct NearCacheConfig {
-    /// The most entries the local tier holds (least recently used evicted first). Default 10 000.
-    pub max_entries: u64,
-    /// The most bytes (keys, values and a small per-entry overhead) the local tier holds. Default 64 MiB.
-    pub max_bytes: u64,
-    /// The longest a value stays in the local tier, whatever the invalidations say (never longer than the key's
-    /// remaining TTL in Redis either). It bounds the staleness even if an invalidation were lost. Default 5 s.
-    pub max_local_ttl: Duration,
-    /// How often the invalidation connection is checked with `PING`, so a silently dead connection (a half-open
-    /// TCP connection) is noticed within this plus the response timeout. Default 1 s.
-    pub keepalive: Duration,
-}
-
-impl Default for NearCacheConfig {
-    fn default() -> Self {
-        Self {
-            max_entries: 10_000,
-            max_bytes: 64 * 1024 * 1024,
-            max_local_ttl: Duration::from_secs(5),
-            keepalive: Duration::from_secs(1),
-        }
-    }
-}
-
-impl NearCacheConfig {
-    /// The same bounds with at most `max` local entries.
-    #[must_use]
-    pub fn with_max_entries(mut self, max: u64) -> Self {
-        self.max_entries = max;
-        self
-    }
-
-    /// The same bounds with at most `max` local bytes.
-    #[must_use]
-    pub fn with_max_bytes(mut self, max: u64) -> Self {
-        self.max_bytes = max;
-        self
-    }
-
-    /// The same bounds with local entries kept at most `ttl`.
-    #[must_use]
-    pub fn with_max_local_ttl(mut self, ttl: Duration) -> Self {
-        self.max_local_ttl = ttl;
-        self
-    }
-
-    /// The same bounds with the invalidation connection pinged every `every`.
-    #[must_use]
-    pub fn with_keepalive(mut self, every: Duration) -> Self {
-        self.keepalive = every;
-        self
-    }
-
-    /// Checks every bound is above zero; the error names the field.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let positive = |zero: bool, field: &'static str| {
-            if zero { Err(ConfigError::new(field, "must be greater than zero")) } else { Ok(()) }
-        };
-        positive(self.max_entries == 0, "max_entries")?;
-        positive(self.max_bytes == 0, "max_bytes")?;
-        positive(self.max_local_ttl.is_zero(), "max_local_ttl")?;
-        positive(self.keepalive.is_zero(), "keepalive")
-    }
-}
 
 /// What a [`NearCache`]'s local tier has done since it was built ([`NearCache::stats`]); the same counts are
 /// exported as metrics (`cpc_redis_near_cache_*`, see the crate's metrics table).
