@@ -223,7 +223,10 @@ pub async fn wire_with(settings: &Settings, data: &AppData) -> Result<Ports, Wir
         pubsub: kv.pubsub,
         jobs: kv.jobs,
         health_checks,
-        description: format!("{database} + {}", kv.description),
+        description: match &settings.encryption {
+            Some(keys) => format!("{database} + {}, values encrypted with key {}", kv.description, keys.primary()),
+            None => format!("{database} + {}", kv.description),
+        },
     })
 }
 
@@ -254,15 +257,17 @@ async fn key_value(settings: &Settings) -> Result<KeyValue, WiringError> {
             ("jobs", jobs),
         ]
     };
+    // Cache values and session data go through the settings' codec, encrypted when keys are configured.
+    let codec = settings.codec();
     Ok(match &settings.kv {
         KvSettings::Redis(config) => {
             let manager =
                 RedisManager::new(config).await.map_err(|e| WiringError::server("Redis", config.address(), e))?;
             KeyValue {
-                cache: Arc::new(CacheManager::new(manager.clone(), DEFAULT_CACHE_TTL)),
+                cache: Arc::new(CacheManager::new(manager.clone(), DEFAULT_CACHE_TTL).with_codec(codec.clone())),
                 lock: Arc::new(DistributedLock::new(manager.clone())),
                 rate_limiter: Arc::new(RedisRateLimiter::new(manager.clone())),
-                sessions: Arc::new(SessionManager::new(manager.clone())),
+                sessions: Arc::new(SessionManager::new(manager.clone()).with_codec(codec)),
                 pubsub: Arc::new(PubSubManager::new(manager.clone())),
                 jobs: Arc::new(RedisJobQueue::new(manager.clone())),
                 backends: ports("redis", "redis", "redis", "redis", "redis", "redis"),
@@ -282,10 +287,12 @@ async fn key_value(settings: &Settings) -> Result<KeyValue, WiringError> {
                 .await
                 .map_err(|e| WiringError::server("PostgreSQL", &address, e))?;
             KeyValue {
-                cache: Arc::new(PgCache::new(pool.clone()).with_default_ttl(DEFAULT_CACHE_TTL)),
+                cache: Arc::new(
+                    PgCache::new(pool.clone()).with_default_ttl(DEFAULT_CACHE_TTL).with_codec(codec.clone()),
+                ),
                 lock: Arc::new(PgLock::new(pool.clone())),
                 rate_limiter: Arc::new(PgRateLimiter::new(pool.clone())),
-                sessions: Arc::new(PgSessionStore::new(pool.clone())),
+                sessions: Arc::new(PgSessionStore::new(pool.clone()).with_codec(codec)),
                 pubsub: Arc::new(PgPubSub::new(pool.clone())),
                 jobs: Arc::new(PgJobQueue::new(pool.clone())),
                 backends: ports("postgres", "postgres", "postgres", "postgres", "postgres", "postgres"),
@@ -304,7 +311,7 @@ async fn key_value(settings: &Settings) -> Result<KeyValue, WiringError> {
                 cache: Arc::new(memory_cache(settings)?),
                 lock: Arc::new(SqliteLock::new(pool.clone())),
                 rate_limiter: Arc::new(SqliteRateLimiter::new(pool.clone())),
-                sessions: Arc::new(SqliteSessionStore::new(pool.clone())),
+                sessions: Arc::new(SqliteSessionStore::new(pool.clone()).with_codec(codec)),
                 pubsub: Arc::new(InMemoryPubSub::new()),
                 jobs: Arc::new(SqliteJobQueue::new(pool)),
                 backends: ports("in-process", "sqlite", "sqlite", "sqlite", "in-process", "sqlite"),
@@ -316,7 +323,7 @@ async fn key_value(settings: &Settings) -> Result<KeyValue, WiringError> {
             cache: Arc::new(memory_cache(settings)?),
             lock: Arc::new(InMemoryLock::default()),
             rate_limiter: Arc::new(InMemoryRateLimiter::default()),
-            sessions: Arc::new(InMemorySessionStore::default()),
+            sessions: Arc::new(InMemorySessionStore::default().with_codec(codec)),
             pubsub: Arc::new(InMemoryPubSub::new()),
             jobs: Arc::new(InMemoryJobQueue::new()),
             backends: ports("in-process", "in-process", "in-process", "in-process", "in-process", "in-process"),
@@ -326,9 +333,10 @@ async fn key_value(settings: &Settings) -> Result<KeyValue, WiringError> {
     })
 }
 
-/// The in-process cache, within [`Settings::memory_cache`].
+/// The in-process cache, within [`Settings::memory_cache`], with [`Settings::codec`].
 fn memory_cache(settings: &Settings) -> Result<InMemoryCache, WiringError> {
-    Ok(InMemoryCache::builder().default_ttl(DEFAULT_CACHE_TTL).bounds(settings.memory_cache).build()?)
+    let cache = InMemoryCache::builder().default_ttl(DEFAULT_CACHE_TTL).bounds(settings.memory_cache).build()?;
+    Ok(cache.with_codec(settings.codec()))
 }
 
 /// A health report naming the backend of each key-value port (component `"ports"`, always healthy: the backends'
@@ -385,5 +393,7 @@ async fn open_database(settings: &Settings, data: &AppData) -> Result<DbManager,
     Ok(db)
 }
 
+#[cfg(test)]
+mod encryption_tests;
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,7 @@
 //! [`Settings`]: which backends to wire, read from the environment or built by hand.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use cpc_adapters::diesel::ReplicaConfig;
 use cpc_adapters::diesel::replicas::REPLICA_URLS_ENV;
@@ -10,7 +11,7 @@ use cpc_adapters::postgres::PgConfig;
 use cpc_adapters::redis::RedisConfig;
 use cpc_adapters::sqlite::{SqliteConfig, SqliteTarget};
 
-use cpc_ports::ConfigError;
+use cpc_ports::{Codec, ConfigError, Keyring};
 
 use super::WiringError;
 
@@ -121,6 +122,9 @@ pub struct Settings {
     /// The bounds of the in-process cache, when the cache is in process ([`KvSettings::Sqlite`],
     /// [`KvSettings::Memory`]): at most this many entries and bytes, least recently used evicted first.
     pub memory_cache: CacheBounds,
+    /// The keys that encrypt cache values and session data at rest, on every backend; `None` stores them in
+    /// plaintext. `Debug` shows the key ids only.
+    pub encryption: Option<Arc<Keyring>>,
 }
 
 impl Settings {
@@ -132,6 +136,25 @@ impl Settings {
             pool: PoolConfig::default(),
             kv: KvSettings::Sqlite,
             memory_cache: CacheBounds::default(),
+            encryption: None,
+        }
+    }
+
+    /// The same settings, encrypting cache values and session data with `keyring`.
+    #[must_use]
+    pub fn with_encryption(mut self, keyring: impl Into<Arc<Keyring>>) -> Self {
+        self.encryption = Some(keyring.into());
+        self
+    }
+
+    /// The codec of the cache and the sessions: JSON, encrypted with [`Settings::encryption`] when it is set.
+    /// Only the values the typed methods (`CacheExt::set`, `SessionStoreExt::save`...) encode go through it:
+    /// counters (`Cache::increment_by`) are stored as decimal text, which the server's atomic increment needs,
+    /// and the `*_bytes` methods store the bytes they are given.
+    pub fn codec(&self) -> Codec {
+        match &self.encryption {
+            Some(keyring) => Codec::json().with_encryption(keyring.clone()),
+            None => Codec::json(),
         }
     }
 
@@ -154,6 +177,9 @@ impl Settings {
     ///   SQLite database, or `sqlite` with PostgreSQL, is an error naming `CPC_KV_BACKEND`.
     /// * the in-process cache's bounds ([`CacheBounds::from_lookup`]): `CPC_MEMORY_CACHE_MAX_ENTRIES` (default
     ///   10,000) and `CPC_MEMORY_CACHE_MAX_BYTES` (default 64 MiB), read whichever the backend.
+    /// * encryption at rest ([`Keyring::from_lookup`]): `CPC_ENCRYPTION_KEYS` (`id:base64key,...`, oldest
+    ///   first) encrypts cache values and session data on every backend; `CPC_ENCRYPTION_ALLOW_PLAINTEXT`
+    ///   (`false` by default) says whether values written before are still read; it is ignored without keys.
     ///
     /// A malformed variable is a [`WiringError::Config`] naming it.
     pub fn from_lookup(app: &str, get: impl Fn(&str) -> Option<String>) -> Result<Self, WiringError> {
@@ -179,7 +205,8 @@ impl Settings {
         let pool = PoolConfig::from_lookup(&get)?;
         let kv = kv_settings(app, &get, &database)?;
         let memory_cache = CacheBounds::from_lookup(&get)?;
-        Ok(Self { database, pool, kv, memory_cache })
+        let encryption = Keyring::from_lookup(&get)?.map(Arc::new);
+        Ok(Self { database, pool, kv, memory_cache, encryption })
     }
 
     /// The directory a SQLite file needs, if any.
