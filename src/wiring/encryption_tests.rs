@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use cpc_ports::{CacheExt, CacheKey, CodecError, KvError, SessionStoreExt};
-use serde::{Deserialize, Serialize};
 
 use super::{Ports, Settings, WiringError};
 
@@ -14,14 +13,11 @@ const KEY_2: &str = "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=";
 /// Text that must never reach the store in clear when encryption is on.
 const MARKER: &str = "card-4111-1111-1111-1111";
 
-#[derive(Debug, PartialEq, Serialize, Deserialize)]
-struct Visit {
-    user: String,
-    card: String,
-}
+/// A user and a card number.
+type Visit = (String, String);
 
 fn visit() -> Visit {
-    Visit { user: "ada".into(), card: MARKER.into() }
+    ("ada".to_owned(), MARKER.to_owned())
 }
 
 /// Settings for `app` in `dir` on the backend `kv` (`sqlite` or `memory`), with `extra` variables.

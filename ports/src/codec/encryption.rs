@@ -4,7 +4,7 @@
 //! |---|---|
 //! | 4 | header: [`MAGIC`], [`ENCRYPTED_HEADER_VERSION`] (2), the algorithm (`b'x'`, XChaCha20-Poly1305), `0` |
 //! | 1 | the key id's length, 1 to 64 |
-//! | 1 to 64 | the key id ([`KeyId`](super::KeyId), ASCII) |
+//! | 1 to 64 | the key id ([`KeyId`], ASCII) |
 //! | 24 | the nonce, random for every value (the OS generator, through `getrandom`) |
 //! | n + 16 | the ciphertext of the framed plaintext value (its own 4-byte header, then the body), then the tag |
 //!
