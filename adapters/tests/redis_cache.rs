@@ -425,7 +425,7 @@ async fn foreign_bytes_written_by_another_client_are_a_codec_error() {
 #[tokio::test]
 async fn msgpack_with_compression_round_trips_and_stores_large_values_compressed() {
     let codec = Codec::msgpack().with_compression(Compression::above(256));
-    let cache = cache("codec").await.with_codec(codec);
+    let cache = cache("codec").await.with_codec(codec.clone());
     assert_eq!(cache.codec(), codec);
     let big: Vec<String> = vec!["repetitive text ".repeat(4); 500];
     cache.set(&key("big"), &big, None).await.unwrap();

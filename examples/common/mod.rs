@@ -95,6 +95,7 @@ pub mod testing {
             kv: KvSettings::Redis(redis),
             memory_cache: Default::default(),
             near_cache: None,
+            encryption: None,
         };
         let ports = Ports::wire_with(&settings, data).await.unwrap_or_else(|e| {
             panic!("{e}. Start PostgreSQL and Redis (./scripts/test.sh does) or set DATABASE_URL and REDIS_URL")

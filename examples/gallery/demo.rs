@@ -60,7 +60,7 @@ pub async fn run(ports: &Ports, out: &mut impl Write) -> Result<Outcome, FlowErr
         .poll_interval(Duration::from_millis(10))
         .backoff(Duration::from_millis(20), Duration::from_millis(100));
     let worker = Worker::spawn(ports.jobs.clone(), config, move |job| {
-        let cache = cache.clone();
+        let (cache, codec) = (cache.clone(), codec.clone());
         async move { make_thumbnail(&*cache, codec, job).await }
     });
     wait_until_empty(&*ports.jobs, &queue).await?;
@@ -80,6 +80,7 @@ pub async fn run(ports: &Ports, out: &mut impl Write) -> Result<Outcome, FlowErr
         }
     }
     writeln!(out, "thumbnails made: {thumbnails} of 4")?;
+    let codec = ports.jobs.codec();
     let dead: Vec<String> = ports
         .jobs
         .dead_letters(&queue, 10)

@@ -55,7 +55,7 @@ pub const DEFAULT_DEAD_LETTER_RETENTION: Duration = Duration::from_secs(7 * 24 *
 pub const DEFAULT_MAX_DEAD_LETTERS: u32 = 10_000;
 
 /// What every [`JobQueue`] implementation is configured with, whatever its backend.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobQueueSettings {
     /// The codec of the typed methods ([`JobQueue::codec`]).
     pub codec: Codec,

@@ -47,7 +47,7 @@ pub mod single_flight;
 pub mod uow;
 
 pub use cache::{Cache, CacheExt, DEFAULT_COMPUTE_WAIT, KeyTtl};
-pub use codec::{Codec, CodecError, Compression, Format};
+pub use codec::{Codec, CodecError, Compression, Format, KeyId, Keyring};
 pub use config_error::ConfigError;
 pub use error::{ConflictKind, KvError, MAX_PAYLOAD_BYTES, PortError, RepoError, check_payload};
 pub use health::{HealthCheck, HealthReport, HealthStatus, check_all};

@@ -130,9 +130,10 @@ impl<T> std::fmt::Debug for TypedSubscription<T> {
 
 impl<T: DeserializeOwned> Stream for TypedSubscription<T> {
     type Item = Result<T, KvError>;
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let codec = self.codec;
-        Pin::new(&mut self.inner)
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        let codec = &this.codec;
+        Pin::new(&mut this.inner)
             .poll_next(cx)
             .map(|item| item.map(|msg| msg.and_then(|m| codec.decode::<T>(&m.payload).map_err(KvError::from))))
     }

@@ -223,7 +223,10 @@ pub async fn wire_with(settings: &Settings, data: &AppData) -> Result<Ports, Wir
         pubsub: kv.pubsub,
         jobs: kv.jobs,
         health_checks,
-        description: format!("{database} + {}", kv.description),
+        description: match &settings.encryption {
+            Some(keys) => format!("{database} + {}, values encrypted with key {}", kv.description, keys.primary()),
+            None => format!("{database} + {}", kv.description),
+        },
     })
 }
 
@@ -255,6 +258,8 @@ async fn key_value(settings: &Settings) -> Result<KeyValue, WiringError> {
             ("jobs", jobs),
         ]
     };
+    // Cache values and session data go through the settings' codec, encrypted when keys are configured.
+    let codec = settings.codec();
     Ok(match &settings.kv {
         KvSettings::Redis(config) => {
             let manager =
@@ -265,7 +270,7 @@ async fn key_value(settings: &Settings) -> Result<KeyValue, WiringError> {
                 cache: redis_cache(settings, &manager).await?,
                 lock: Arc::new(DistributedLock::new(manager.clone())),
                 rate_limiter: Arc::new(RedisRateLimiter::new(manager.clone())),
-                sessions: Arc::new(SessionManager::new(manager.clone())),
+                sessions: Arc::new(SessionManager::new(manager.clone()).with_codec(codec)),
                 pubsub: Arc::new(PubSubManager::new(manager.clone())),
                 jobs: Arc::new(RedisJobQueue::new(manager.clone())),
                 backends: ports(cache_backend, "redis", "redis", "redis", "redis", "redis"),
@@ -285,10 +290,12 @@ async fn key_value(settings: &Settings) -> Result<KeyValue, WiringError> {
                 .await
                 .map_err(|e| WiringError::server("PostgreSQL", &address, e))?;
             KeyValue {
-                cache: Arc::new(PgCache::new(pool.clone()).with_default_ttl(DEFAULT_CACHE_TTL)),
+                cache: Arc::new(
+                    PgCache::new(pool.clone()).with_default_ttl(DEFAULT_CACHE_TTL).with_codec(codec.clone()),
+                ),
                 lock: Arc::new(PgLock::new(pool.clone())),
                 rate_limiter: Arc::new(PgRateLimiter::new(pool.clone())),
-                sessions: Arc::new(PgSessionStore::new(pool.clone())),
+                sessions: Arc::new(PgSessionStore::new(pool.clone()).with_codec(codec)),
                 pubsub: Arc::new(PgPubSub::new(pool.clone())),
                 jobs: Arc::new(PgJobQueue::new(pool.clone())),
                 backends: ports("postgres", "postgres", "postgres", "postgres", "postgres", "postgres"),
@@ -307,7 +314,7 @@ async fn key_value(settings: &Settings) -> Result<KeyValue, WiringError> {
                 cache: Arc::new(memory_cache(settings)?),
                 lock: Arc::new(SqliteLock::new(pool.clone())),
                 rate_limiter: Arc::new(SqliteRateLimiter::new(pool.clone())),
-                sessions: Arc::new(SqliteSessionStore::new(pool.clone())),
+                sessions: Arc::new(SqliteSessionStore::new(pool.clone()).with_codec(codec)),
                 pubsub: Arc::new(InMemoryPubSub::new()),
                 jobs: Arc::new(SqliteJobQueue::new(pool)),
                 backends: ports("in-process", "sqlite", "sqlite", "sqlite", "in-process", "sqlite"),
@@ -319,7 +326,7 @@ async fn key_value(settings: &Settings) -> Result<KeyValue, WiringError> {
             cache: Arc::new(memory_cache(settings)?),
             lock: Arc::new(InMemoryLock::default()),
             rate_limiter: Arc::new(InMemoryRateLimiter::default()),
-            sessions: Arc::new(InMemorySessionStore::default()),
+            sessions: Arc::new(InMemorySessionStore::default().with_codec(codec)),
             pubsub: Arc::new(InMemoryPubSub::new()),
             jobs: Arc::new(InMemoryJobQueue::new()),
             backends: ports("in-process", "in-process", "in-process", "in-process", "in-process", "in-process"),
@@ -329,18 +336,19 @@ async fn key_value(settings: &Settings) -> Result<KeyValue, WiringError> {
     })
 }
 
-/// The Redis cache, behind a near cache when [`Settings::near_cache`] says so.
+/// The Redis cache with [`Settings::codec`], behind a near cache when [`Settings::near_cache`] says so.
 async fn redis_cache(settings: &Settings, manager: &RedisManager) -> Result<Arc<dyn Cache>, WiringError> {
-    let remote = CacheManager::new(manager.clone(), DEFAULT_CACHE_TTL);
+    let remote = CacheManager::new(manager.clone(), DEFAULT_CACHE_TTL).with_codec(settings.codec());
     let Some(config) = &settings.near_cache else { return Ok(Arc::new(remote)) };
     let address = manager.config().address();
     let near = NearCache::new(remote, config.clone()).await.map_err(|e| WiringError::server("Redis", address, e))?;
     Ok(Arc::new(near))
 }
 
-/// The in-process cache, within [`Settings::memory_cache`].
+/// The in-process cache, within [`Settings::memory_cache`], with [`Settings::codec`].
 fn memory_cache(settings: &Settings) -> Result<InMemoryCache, WiringError> {
-    Ok(InMemoryCache::builder().default_ttl(DEFAULT_CACHE_TTL).bounds(settings.memory_cache).build()?)
+    let cache = InMemoryCache::builder().default_ttl(DEFAULT_CACHE_TTL).bounds(settings.memory_cache).build()?;
+    Ok(cache.with_codec(settings.codec()))
 }
 
 /// A health report naming the backend of each key-value port (component `"ports"`, always healthy: the backends'
@@ -397,5 +405,7 @@ async fn open_database(settings: &Settings, data: &AppData) -> Result<DbManager,
     Ok(db)
 }
 
+#[cfg(test)]
+mod encryption_tests;
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,7 @@
 //! [`Settings`]: which backends to wire, read from the environment or built by hand.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use cpc_adapters::diesel::ReplicaConfig;
 use cpc_adapters::diesel::replicas::REPLICA_URLS_ENV;
@@ -10,7 +11,7 @@ use cpc_adapters::postgres::PgConfig;
 use cpc_adapters::redis::{NEAR_CACHE_ENV, NearCacheConfig, RedisConfig};
 use cpc_adapters::sqlite::{SqliteConfig, SqliteTarget};
 
-use cpc_ports::ConfigError;
+use cpc_ports::{Codec, ConfigError, Keyring};
 
 use super::WiringError;
 
@@ -125,6 +126,9 @@ pub struct Settings {
     /// bounded in-process tier, kept coherent by Redis invalidations, in front of the Redis cache. Needs
     /// [`KvSettings::Redis`] on one server (not a cluster); `None` (the default) keeps every read a round trip.
     pub near_cache: Option<NearCacheConfig>,
+    /// The keys that encrypt cache values and session data at rest, on every backend; `None` stores them in
+    /// plaintext. `Debug` shows the key ids only.
+    pub encryption: Option<Arc<Keyring>>,
 }
 
 impl Settings {
@@ -137,6 +141,25 @@ impl Settings {
             kv: KvSettings::Sqlite,
             memory_cache: CacheBounds::default(),
             near_cache: None,
+            encryption: None,
+        }
+    }
+
+    /// The same settings, encrypting cache values and session data with `keyring`.
+    #[must_use]
+    pub fn with_encryption(mut self, keyring: impl Into<Arc<Keyring>>) -> Self {
+        self.encryption = Some(keyring.into());
+        self
+    }
+
+    /// The codec of the cache and the sessions: JSON, encrypted with [`Settings::encryption`] when it is set.
+    /// Only the values the typed methods (`CacheExt::set`, `SessionStoreExt::save`...) encode go through it:
+    /// counters (`Cache::increment_by`) are stored as decimal text, which the server's atomic increment needs,
+    /// and the `*_bytes` methods store the bytes they are given.
+    pub fn codec(&self) -> Codec {
+        match &self.encryption {
+            Some(keyring) => Codec::json().with_encryption(keyring.clone()),
+            None => Codec::json(),
         }
     }
 
@@ -162,6 +185,9 @@ impl Settings {
     /// * the near cache ([`NearCacheConfig::from_lookup`]): `CPC_NEAR_CACHE=on` puts a bounded local tier in front
     ///   of Redis (`CPC_NEAR_CACHE_MAX_ENTRIES`, `_MAX_BYTES`, `_MAX_LOCAL_TTL_MS`, `_KEEPALIVE_MS`); with any
     ///   other backend than one Redis server it is an error naming `CPC_NEAR_CACHE`.
+    /// * encryption at rest ([`Keyring::from_lookup`]): `CPC_ENCRYPTION_KEYS` (`id:base64key,...`, oldest
+    ///   first) encrypts cache values and session data on every backend; `CPC_ENCRYPTION_ALLOW_PLAINTEXT`
+    ///   (`false` by default) says whether values written before are still read; it is ignored without keys.
     ///
     /// A malformed variable is a [`WiringError::Config`] naming it.
     pub fn from_lookup(app: &str, get: impl Fn(&str) -> Option<String>) -> Result<Self, WiringError> {
@@ -188,7 +214,8 @@ impl Settings {
         let kv = kv_settings(app, &get, &database)?;
         let memory_cache = CacheBounds::from_lookup(&get)?;
         let near_cache = NearCacheConfig::from_lookup(&get)?;
-        let settings = Self { database, pool, kv, memory_cache, near_cache };
+        let encryption = Keyring::from_lookup(&get)?.map(Arc::new);
+        let settings = Self { database, pool, kv, memory_cache, near_cache, encryption };
         settings.check_near_cache(NEAR_CACHE_ENV)?;
         Ok(settings)
     }

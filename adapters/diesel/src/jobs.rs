@@ -64,7 +64,7 @@ impl TxJobsExt for dyn Tx + '_ {
 /// `2026-11-22-000006_create_job_queue` and `2026-11-30-000002_job_retention`; SQLite:
 /// `2026-12-06-000001_create_job_queue`). On any other `Tx` (the in-memory fake) it fails with
 /// [`RepoError::Validation`] naming `tx`.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct TxJobs<'t> {
     tx: &'t dyn Tx,
     settings: JobQueueSettings,

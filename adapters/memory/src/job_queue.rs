@@ -338,6 +338,6 @@ impl JobQueue for InMemoryJobQueue {
     }
 
     fn codec(&self) -> Codec {
-        self.settings.codec
+        self.settings.codec.clone()
     }
 }

@@ -251,6 +251,6 @@ impl PubSub for InMemoryPubSub {
     }
 
     fn codec(&self) -> Codec {
-        self.codec
+        self.codec.clone()
     }
 }

@@ -208,6 +208,6 @@ impl SessionStore for InMemorySessionStore {
     }
 
     fn codec(&self) -> Codec {
-        self.codec
+        self.codec.clone()
     }
 }

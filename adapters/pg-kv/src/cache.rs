@@ -637,7 +637,7 @@ impl Cache for PgCache {
     }
 
     fn codec(&self) -> Codec {
-        self.settings.codec
+        self.settings.codec.clone()
     }
 
     fn max_value_bytes(&self) -> usize {

@@ -264,7 +264,7 @@ impl SessionStore for PgSessionStore {
     }
 
     fn codec(&self) -> Codec {
-        self.codec
+        self.codec.clone()
     }
 }
 

@@ -476,7 +476,7 @@ impl Cache for CacheManager {
     }
 
     fn codec(&self) -> Codec {
-        self.codec
+        self.codec.clone()
     }
 
     fn max_value_bytes(&self) -> usize {

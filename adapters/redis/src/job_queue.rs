@@ -586,7 +586,7 @@ impl JobQueue for RedisJobQueue {
     }
 
     fn codec(&self) -> Codec {
-        self.settings.codec
+        self.settings.codec.clone()
     }
 }
 

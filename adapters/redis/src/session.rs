@@ -368,7 +368,7 @@ impl SessionStore for SessionManager {
     }
 
     fn codec(&self) -> Codec {
-        self.codec
+        self.codec.clone()
     }
 }
 

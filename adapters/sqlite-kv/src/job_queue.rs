@@ -365,6 +365,6 @@ impl JobQueue for SqliteJobQueue {
     }
 
     fn codec(&self) -> Codec {
-        self.settings.codec
+        self.settings.codec.clone()
     }
 }

@@ -212,6 +212,6 @@ impl SessionStore for SqliteSessionStore {
     }
 
     fn codec(&self) -> Codec {
-        self.codec
+        self.codec.clone()
     }
 }

@@ -529,7 +529,7 @@ impl Cache for InMemoryCache {
     }
 
     fn codec(&self) -> Codec {
-        self.codec
+        self.codec.clone()
     }
 
     /// The smaller of [`InMemoryCache::with_max_value_bytes`] and what the bytes bound holds beside the longest

@@ -218,7 +218,7 @@ impl PubSub for PgPubSub {
     }
 
     fn codec(&self) -> Codec {
-        self.codec
+        self.codec.clone()
     }
 
     /// Everything the port describes, patterns included.

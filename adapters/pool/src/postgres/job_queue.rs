@@ -458,6 +458,6 @@ impl JobQueue for PgJobQueue {
     }
 
     fn codec(&self) -> Codec {
-        self.settings.codec
+        self.settings.codec.clone()
     }
 }

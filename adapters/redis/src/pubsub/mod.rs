@@ -259,7 +259,7 @@ impl PubSub for PubSubManager {
     }
 
     fn codec(&self) -> Codec {
-        self.codec
+        self.codec.clone()
     }
 
     /// Everything on one server; no pattern subscriptions on a cluster (sharded pub/sub has no pattern form).
