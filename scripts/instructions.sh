@@ -87,7 +87,11 @@ for op in get set; do
         done
     fi
 done
-wants find && measure 1 "$n1" "$n2" find-cpc find-rusqlite find-diesel find-rusqlite-sync
+if wants find; then
+    for tasks in 1 16; do
+        measure $tasks "$n1" "$n2" find-cpc find-rusqlite find-diesel find-diesel-blocking find-rusqlite-sync
+    done
+fi
 
 echo
 echo "Instructions per operation (callgrind, $(date -u +%Y-%m-%d), valgrind $(valgrind --version | sed 's/valgrind-//'))"
@@ -106,8 +110,13 @@ for op in get set; do
     done
 done
 if wants find; then
-    row "SQLite find_by_id (repository)" 1 find-cpc find-rusqlite "rusqlite via SqlitePool::interact"
-    row "SQLite find_by_id (repository)" 1 find-cpc find-diesel "raw Diesel, SyncConnectionWrapper"
-    row "SQLite find_by_id (repository)" 1 find-cpc find-rusqlite-sync "rusqlite, one connection, no pool, no thread hop"
+    for tasks in 1 16; do
+        row "SQLite find_by_id (repository)" $tasks find-cpc find-rusqlite "rusqlite via SqlitePool::interact"
+        row "SQLite find_by_id (repository)" $tasks find-cpc find-diesel "raw Diesel, SyncConnectionWrapper (AsyncConnection)"
+        row "SQLite find_by_id (repository)" $tasks find-cpc find-diesel-blocking \
+            "raw Diesel, sync RunQueryDsl in the wrapper's spawn_blocking"
+        row "SQLite find_by_id (repository)" $tasks find-cpc find-rusqlite-sync \
+            "rusqlite, one connection, no pool, no thread hop"
+    done
 fi
 [ -n "${CPC_INSTR_OUT:-}" ] || rm -rf "$out"

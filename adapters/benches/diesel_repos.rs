@@ -3,6 +3,7 @@
 //!
 //! ```sh
 //! cargo bench -p cpc-adapters --all-features --bench diesel_repos
+//! CPC_BENCH_ONLY=sqlite cargo bench -p cpc-adapters --all-features --bench diesel_repos   # SQLite only
 //! ```
 //!
 //! PostgreSQL: it drops and recreates the database `cpc_bench_diesel`, migrates it with the embedded runner and
@@ -13,7 +14,8 @@
 //! connections as there are tasks. Then `BULK` users inserted with one `create_many` against `BULK` `create`s one
 //! after the other. SQLite: the same on a migrated temporary file (WAL), the repository against rusqlite with
 //! cached prepared statements through `SqlitePool::interact` and against raw Diesel on the
-//! `SyncConnectionWrapper<SqliteConnection>` the repository uses.
+//! `SyncConnectionWrapper<SqliteConnection>` the repository uses, both through the wrapper's `AsyncConnection` and
+//! with Diesel's synchronous `RunQueryDsl` inside the wrapper's `spawn_blocking`.
 //!
 //! Rounds are interleaved (`ROUNDS` of each measurement) and the best round of each kept, as the machine is
 //! shared.
@@ -68,6 +70,14 @@ fn fresh_user() -> NewUser {
 fn bulk_only() -> bool {
     std::env::var("CPC_BENCH_ONLY").is_ok_and(|v| v == "bulk")
 }
+
+/// `CPC_BENCH_ONLY=sqlite`: run only the SQLite measurements (no PostgreSQL needed).
+fn sqlite_only() -> bool {
+    std::env::var("CPC_BENCH_ONLY").is_ok_and(|v| v == "sqlite")
+}
+
+/// A `users` row as raw Diesel loads it on SQLite.
+type SqliteUserRow = (DbUuid, String, String, DbTime, DbTime, i64);
 
 /// Prints one row per (operation, tasks): each implementation's ops/s and the repository's ratio to each.
 fn print_table(title: &str, names: &[&str], rows: &[(&str, usize, Vec<f64>)]) {
@@ -257,9 +267,10 @@ fn rows<const N: usize>(out: &[[[f64; N]; 2]; 2]) -> Vec<(&'static str, usize, V
 const SQLITE_INSERT: &str =
     "INSERT INTO users (id, username, email, created_at, updated_at, version) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 
-/// `[find_by_id, create]` x `TASKS` ops/s for the repository, raw rusqlite and raw Diesel (the wrapped
-/// synchronous connection the repository uses, from a `Pool<DieselSqliteBackend>`).
-async fn sqlite_round(round: usize, config: &SqliteConfig, ids: &Arc<Vec<String>>, out: &mut [[[f64; 3]; 2]; 2]) {
+/// `[find_by_id, create]` x `TASKS` ops/s for the repository, raw rusqlite and raw Diesel on the wrapped
+/// synchronous connection the repository uses (from a `Pool<DieselSqliteBackend>`), both through the wrapper's
+/// `AsyncConnection` and with Diesel's synchronous `RunQueryDsl` inside the wrapper's `spawn_blocking`.
+async fn sqlite_round(round: usize, config: &SqliteConfig, ids: &Arc<Vec<String>>, out: &mut [[[f64; 4]; 2]; 2]) {
     for (t, &tasks) in TASKS.iter().enumerate() {
         let pool_config = PoolConfig::default().max_connections(tasks as u32);
         let manager = DbManager::sqlite(config, &pool_config).await.unwrap();
@@ -288,12 +299,24 @@ async fn sqlite_round(round: usize, config: &SqliteConfig, ids: &Arc<Vec<String>
             async move {
                 let mut conn = pool.get().await.unwrap();
                 let query = sqlite_users::table.filter(sqlite_users::id.eq(DbUuid(id)));
-                let row: Option<(DbUuid, String, String, DbTime, DbTime, i64)> =
+                let row: Option<SqliteUserRow> =
                     diesel_async::RunQueryDsl::get_result(query, &mut *conn).await.optional().unwrap();
                 assert!(row.is_some());
             }
         });
-        rotated(round, vec![repo_find.boxed(), raw_find.boxed(), diesel_find.boxed()], &mut out[0][t]).await;
+        let (pool, ids_) = (diesel_pool.clone(), ids.clone());
+        let blocking_find = measure(tasks, move |r| {
+            let (pool, id) = (pool.clone(), Uuid::parse_str(&ids_[r as usize % ids_.len()]).unwrap());
+            async move {
+                let mut conn = pool.get().await.unwrap();
+                let query = sqlite_users::table.filter(sqlite_users::id.eq(DbUuid(id)));
+                let row: Option<SqliteUserRow> =
+                    conn.spawn_blocking(move |c| diesel::RunQueryDsl::get_result(query, c).optional()).await.unwrap();
+                assert!(row.is_some());
+            }
+        });
+        let finds = vec![repo_find.boxed(), raw_find.boxed(), diesel_find.boxed(), blocking_find.boxed()];
+        rotated(round, finds, &mut out[0][t]).await;
 
         let repo = manager.users();
         let repo_create = measure(tasks, move |_| {
@@ -316,25 +339,35 @@ async fn sqlite_round(round: usize, config: &SqliteConfig, ids: &Arc<Vec<String>
                 .unwrap();
             }
         });
-        let pool = diesel_pool.clone();
-        let diesel_create = measure(tasks, move |_| {
-            let pool = pool.clone();
-            async move {
-                let (name, email) = fresh_name();
-                let now = DbTime(Utc::now());
-                let mut conn = pool.get().await.unwrap();
-                let insert = diesel::insert_into(sqlite_users::table).values((
-                    sqlite_users::id.eq(DbUuid(Uuid::now_v7())),
-                    sqlite_users::username.eq(name),
-                    sqlite_users::email.eq(email),
-                    sqlite_users::created_at.eq(now),
-                    sqlite_users::updated_at.eq(now),
-                    sqlite_users::version.eq(1i64),
-                ));
-                diesel_async::RunQueryDsl::execute(insert, &mut *conn).await.unwrap();
-            }
-        });
-        rotated(round, vec![repo_create.boxed(), raw_create.boxed(), diesel_create.boxed()], &mut out[1][t]).await;
+        // Raw Diesel's insert: through the wrapper's `AsyncConnection`, or (`blocking`) the synchronous
+        // `RunQueryDsl` inside the wrapper's `spawn_blocking`.
+        let diesel_create = |blocking: bool| {
+            let pool = diesel_pool.clone();
+            measure(tasks, move |_| {
+                let pool = pool.clone();
+                async move {
+                    let (name, email) = fresh_name();
+                    let now = DbTime(Utc::now());
+                    let mut conn = pool.get().await.unwrap();
+                    let insert = diesel::insert_into(sqlite_users::table).values((
+                        sqlite_users::id.eq(DbUuid(Uuid::now_v7())),
+                        sqlite_users::username.eq(name),
+                        sqlite_users::email.eq(email),
+                        sqlite_users::created_at.eq(now),
+                        sqlite_users::updated_at.eq(now),
+                        sqlite_users::version.eq(1i64),
+                    ));
+                    if blocking {
+                        conn.spawn_blocking(move |c| diesel::RunQueryDsl::execute(insert, c)).await.unwrap();
+                    } else {
+                        diesel_async::RunQueryDsl::execute(insert, &mut *conn).await.unwrap();
+                    }
+                }
+            })
+        };
+        let (diesel_create, blocking_create) = (diesel_create(false), diesel_create(true));
+        let creates = vec![repo_create.boxed(), raw_create.boxed(), diesel_create.boxed(), blocking_create.boxed()];
+        rotated(round, creates, &mut out[1][t]).await;
     }
 }
 
@@ -347,7 +380,7 @@ async fn sqlite() -> (Vec<(&'static str, usize, Vec<f64>)>, (f64, f64)) {
     let seeded = manager.users().create_many((0..SEED_USERS).map(|_| fresh_user()).collect()).await.unwrap();
     let ids: Arc<Vec<String>> = Arc::new(seeded.iter().map(|u| u.id.as_uuid().hyphenated().to_string()).collect());
 
-    let mut out = [[[0.0; 3]; 2]; 2];
+    let mut out = [[[0.0; 4]; 2]; 2];
     for round in (0..ROUNDS).filter(|_| !bulk_only()) {
         sqlite_round(round, &config, &ids, &mut out).await;
     }
@@ -360,22 +393,26 @@ async fn main() {
     if !common::started_by_cargo_bench() {
         return;
     }
-    let (pg, pg_bulk) = postgres().await;
+    let pg = if sqlite_only() { None } else { Some(postgres().await) };
     let (lite, lite_bulk) = sqlite().await;
     if !bulk_only() {
-        print_table(
-            "PostgreSQL: repository vs raw diesel-async vs raw tokio-postgres",
-            &["repository", "raw diesel-async", "raw tokio-postgres"],
-            &pg,
-        );
+        if let Some((pg, _)) = &pg {
+            print_table(
+                "PostgreSQL: repository vs raw diesel-async vs raw tokio-postgres",
+                &["repository", "raw diesel-async", "raw tokio-postgres"],
+                pg,
+            );
+        }
         print_table(
             "SQLite: repository vs raw rusqlite vs raw Diesel",
-            &["repository", "raw rusqlite", "raw diesel (SyncConnectionWrapper)"],
+            &["repository", "raw rusqlite", "raw diesel (AsyncConnection)", "raw diesel (sync, spawn_blocking)"],
             &lite,
         );
     }
-    print_bulk(
-        "create_many vs one-by-one create",
-        &[("postgres", pg_bulk.0, pg_bulk.1), ("sqlite", lite_bulk.0, lite_bulk.1)],
-    );
+    let mut bulk_rows = Vec::new();
+    if let Some((_, (one, many))) = pg {
+        bulk_rows.push(("postgres", one, many));
+    }
+    bulk_rows.push(("sqlite", lite_bulk.0, lite_bulk.1));
+    print_bulk("create_many vs one-by-one create", &bulk_rows);
 }

@@ -69,8 +69,15 @@ const SUBJECTS: &[(&str, &str)] = &[
     ("find-cpc", "UserRepository::find_by_id on SQLite (DbManager::users())"),
     ("find-rusqlite", "rusqlite: cached prepared SELECT through SqlitePool::interact, decoded to the same types"),
     ("find-diesel", "raw Diesel on the repository's SyncConnectionWrapper<SqliteConnection>, same pool type"),
+    (
+        "find-diesel-blocking",
+        "raw Diesel, the synchronous RunQueryDsl in one spawn_blocking on the same wrapped connection and pool type",
+    ),
     ("find-rusqlite-sync", "rusqlite on one connection, synchronous, no pool, no thread hop (the floor)"),
 ];
+
+/// A `users` row as raw Diesel loads it on SQLite.
+type SqliteUserRow = (DbUuid, String, String, DbTime, DbTime, i64);
 
 /// What one subject holds once set up.
 enum Subject {
@@ -84,7 +91,9 @@ enum Subject {
     SetBare(Bare, Arc<str>),
     FindCpc(Arc<dyn UserRepository>, Arc<Vec<UserId>>),
     FindRusqlite(SqlitePool, Arc<Vec<String>>),
-    FindDiesel(Pool<DieselSqliteBackend>, Arc<Vec<DbUuid>>),
+    /// Raw Diesel: through the wrapper's `AsyncConnection` (`false`), or the synchronous `RunQueryDsl` inside
+    /// the wrapper's `spawn_blocking` (`true`).
+    FindDiesel(Pool<DieselSqliteBackend>, Arc<Vec<DbUuid>>, bool),
     FindRusqliteSync(Arc<std::sync::Mutex<rusqlite::Connection>>, Arc<Vec<String>>),
 }
 
@@ -134,10 +143,11 @@ impl Subject {
                     let pool = PoolFactory::create_sqlite_pool(&config, &pool_config).await.unwrap();
                     Self::FindRusqlite(pool, text(&ids))
                 }
-                "find-diesel" => {
+                "find-diesel" | "find-diesel-blocking" => {
                     let backend = DieselSqliteBackend::new(&config).unwrap();
                     let pool = Pool::new(backend, &pool_config, "instructions-diesel").await.unwrap();
-                    Self::FindDiesel(pool, Arc::new(ids.iter().map(|id| DbUuid(*id.as_uuid())).collect()))
+                    let ids = Arc::new(ids.iter().map(|id| DbUuid(*id.as_uuid())).collect());
+                    Self::FindDiesel(pool, ids, name == "find-diesel-blocking")
                 }
                 _ => {
                     let conn = rusqlite::Connection::open(dir.path().join("instructions.db")).unwrap();
@@ -185,7 +195,7 @@ impl Subject {
             Self::SetBare(c, p) => Self::SetBare(c.clone(), p.clone()),
             Self::FindCpc(r, ids) => Self::FindCpc(r.clone(), ids.clone()),
             Self::FindRusqlite(p, ids) => Self::FindRusqlite(p.clone(), ids.clone()),
-            Self::FindDiesel(p, ids) => Self::FindDiesel(p.clone(), ids.clone()),
+            Self::FindDiesel(p, ids, blocking) => Self::FindDiesel(p.clone(), ids.clone(), *blocking),
             Self::FindRusqliteSync(c, ids) => Self::FindRusqliteSync(c.clone(), ids.clone()),
         }
     }
@@ -208,12 +218,15 @@ impl Subject {
                 let row = pool.interact(move |c| c.prepare_cached(SQLITE_FIND)?.query_row([id], sqlite_row)).await;
                 std::hint::black_box(row.unwrap());
             }
-            Self::FindDiesel(pool, ids) => {
+            Self::FindDiesel(pool, ids, blocking) => {
                 let id = ids[i as usize % ids.len()];
                 let mut conn = pool.get().await.unwrap();
                 let query = sqlite_users::table.filter(sqlite_users::id.eq(id));
-                let row: Option<(DbUuid, String, String, DbTime, DbTime, i64)> =
-                    diesel_async::RunQueryDsl::get_result(query, &mut *conn).await.optional().unwrap();
+                let row: Option<SqliteUserRow> = if *blocking {
+                    conn.spawn_blocking(move |c| diesel::RunQueryDsl::get_result(query, c).optional()).await.unwrap()
+                } else {
+                    diesel_async::RunQueryDsl::get_result(query, &mut *conn).await.optional().unwrap()
+                };
                 assert!(row.is_some());
             }
             Self::FindRusqliteSync(conn, ids) => {

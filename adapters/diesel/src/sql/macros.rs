@@ -74,6 +74,23 @@ macro_rules! sql_table {
             })
             .await
     }};
+    // At most one row of a query. On SQLite the query runs on the wrapped synchronous connection inside one
+    // blocking call, as the synchronous `RunQueryDsl` would run it, rather than through the async wrapper's
+    // `AsyncConnection`, which on every call builds the SQL text, copies the binds into owned values, looks the
+    // statement up by that text and copies the row into an owned row before decoding it. The synchronous
+    // connection finds a query with a static `QueryId` in its statement cache by type, without building its
+    // SQL, and decodes the row straight from the statement (docs/BENCHMARKS.md, "SQLite reads against raw
+    // rusqlite").
+    (@optional pg, $conn:ident, $query:expr) => {
+        $query.get_result($conn).await.optional()
+    };
+    (@optional sqlite, $conn:ident, $query:expr) => {{
+        use $crate::sql::__private::diesel;
+        let query = $query;
+        $conn
+            .spawn_blocking(move |c| diesel::OptionalExtension::optional(diesel::RunQueryDsl::get_result(query, c)))
+            .await
+    }};
     // One row with a database-assigned key; evaluates to the key as an `i64`.
     (@insert_serial pg, $conn:ident, $table:ident, $key:ident, $values:expr) => {{
         use $crate::sql::__private::diesel;
@@ -195,13 +212,9 @@ macro_rules! sql_table {
             const CONTEXT: ErrorContext = CONTEXT;
 
             async fn find<'a>(conn: &'a mut Conn, id: &'a <Self as Record>::Id) -> Result<Option<Self>, RepoError> {
-                let row: Option<$row> = $table::table
-                    .filter($table::$key.eq(SqlKey::bind(id)))
-                    .select($select)
-                    .get_result(conn)
-                    .await
-                    .optional()
-                    .map_err(|e| CONTEXT.map(e))?;
+                let query = $table::table.filter($table::$key.eq(SqlKey::bind(id))).select($select);
+                let row: Option<$row> =
+                    $crate::sql_table!(@optional $how, conn, query).map_err(|e| CONTEXT.map(e))?;
                 row.map($from_row).transpose()
             }
 
