@@ -8,9 +8,17 @@
 //!
 //! Prints jobs enqueued per second, jobs worked per second (from the first reservation to the last ack), and the
 //! whole run's jobs per second.
+//!
+//! On Redis it also runs, in the same rounds, the loop an app could write instead with no library
+//! (`common/bare_streams.rs`: redis-rs `XADD`, then 16 consumers `XREADGROUP` + `XACK`/`XDEL` on a fresh stream),
+//! reading one entry per call and, batched, 16 per call; [`ROUNDS`] rounds in rotating order, the best figure of
+//! each kept, with the ratios ours / bare. `CPC_BENCH_ONLY=redis` runs only that comparison. The figures are
+//! printed, not asserted.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "common/bare_streams.rs"]
+mod bare_streams;
 mod common;
 
 use std::sync::Arc;
@@ -28,6 +36,10 @@ use cpc_ports::{EnqueueOptions, JobQueue, JobQueueExt, QueueName};
 const JOBS: u64 = 20_000;
 const PRODUCERS: u64 = 16;
 const HANDLERS: usize = 16;
+/// Rounds of the Redis comparison.
+const ROUNDS: usize = 3;
+/// Entries per `XREADGROUP` of the batched bare loop.
+const BARE_BATCH: usize = 16;
 
 /// (enqueued per second, worked per second, end to end per second)
 async fn run(queue: Arc<dyn JobQueue>) -> (f64, f64, f64) {
@@ -77,15 +89,55 @@ async fn run(queue: Arc<dyn JobQueue>) -> (f64, f64, f64) {
     (jobs / enqueued_in.as_secs_f64(), jobs / worked_in.as_secs_f64(), jobs / started.elapsed().as_secs_f64())
 }
 
+/// Ours against the bare Streams loop on Redis, [`ROUNDS`] rounds in rotating order, best of each; prints the table.
+async fn redis_against_bare(redis_url: &str) {
+    let names =
+        ["cpc RedisJobQueue + Worker", "bare redis-rs, XREADGROUP COUNT 1", "bare redis-rs, XREADGROUP COUNT 16"];
+    let mut best = [(0.0, 0.0, 0.0); 3];
+    let prefix = format!("cpc-bench-bare-jobs:{}:", uuid::Uuid::new_v4().simple());
+    for round in 0..ROUNDS {
+        for k in 0..names.len() {
+            let i = (k + round) % names.len();
+            let rates = match i {
+                0 => run(Arc::new(redis_queue(redis_url).await)).await,
+                1 => bare_streams::run(redis_url, &prefix, JOBS, PRODUCERS, HANDLERS, 1).await,
+                _ => bare_streams::run(redis_url, &prefix, JOBS, PRODUCERS, HANDLERS, BARE_BATCH).await,
+            };
+            let b = &mut best[i];
+            common::best(&mut b.0, rates.0);
+            common::best(&mut b.1, rates.1);
+            common::best(&mut b.2, rates.2);
+        }
+    }
+    println!(
+        "| Redis, best of {ROUNDS} | jobs | enqueued/s | worked/s | end to end jobs/s | ours / this, end to end |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (name, (enqueued, worked, total)) in names.iter().zip(best) {
+        let ratio = best[0].2 / total;
+        println!("| {name} | {JOBS} | {enqueued:.0} | {worked:.0} | {total:.0} | {ratio:.2}x |");
+    }
+    println!();
+}
+
+/// A `RedisJobQueue` on a fresh namespace.
+async fn redis_queue(redis_url: &str) -> RedisJobQueue {
+    let mut config = RedisConfig::parse_url(redis_url, "REDIS_URL").unwrap();
+    config.namespace = format!("cpc-bench-jobs:{}:", uuid::Uuid::new_v4().simple());
+    RedisJobQueue::new(RedisManager::new(&config).await.expect("Redis"))
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     if !common::started_by_cargo_bench() {
         return;
     }
     let redis_url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let mut redis_config = RedisConfig::parse_url(&redis_url, "REDIS_URL").unwrap();
-    redis_config.namespace = format!("cpc-bench-jobs:{}:", uuid::Uuid::new_v4().simple());
-    let redis = RedisJobQueue::new(RedisManager::new(&redis_config).await.expect("Redis"));
+    redis_against_bare(&redis_url).await;
+    if std::env::var("CPC_BENCH_ONLY").is_ok_and(|v| v == "redis") {
+        return;
+    }
+    let redis = redis_queue(&redis_url).await;
 
     let pg_url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let server = PgConfig::from_url(&pg_url).unwrap();

@@ -125,3 +125,48 @@ async fn a_job_abandoned_by_one_consumer_is_claimed_by_another() {
     survives.ack(&claimed).await.unwrap();
     assert_eq!(survives.stats(&q).await.unwrap(), cpc_ports::QueueStats::default());
 }
+
+/// `ack_many` runs one script per queue: a batch mixing two queues, a stale receipt and the same job twice gets
+/// one result per job in order, and the acked jobs leave nothing behind in either stream.
+#[tokio::test]
+async fn ack_many_of_two_queues_acks_each_current_reservation_once() {
+    let jobs = jobs("ack-many-two-queues").await;
+    let (a, b) = (queue(), QueueName::new("avatars").unwrap());
+    for q in [&a, &a, &b] {
+        jobs.enqueue_bytes(q, "x".into(), EnqueueOptions::default()).await.unwrap();
+    }
+    let from_a = jobs.reserve_many(&a, Duration::from_secs(30), 10).await.unwrap();
+    let from_b = jobs.reserve_many(&b, Duration::from_secs(30), 10).await.unwrap();
+    assert_eq!((from_a.len(), from_b.len()), (2, 1));
+    let mut stale = from_a[1].clone();
+    stale.attempt += 1;
+    let batch = [from_a[0].clone(), from_b[0].clone(), stale, from_a[0].clone(), from_a[1].clone()];
+    let results = jobs.ack_many(&batch).await;
+    let acked: Vec<bool> = results.iter().map(Result::is_ok).collect();
+    assert_eq!(acked, [true, true, false, false, true], "{results:?}");
+    assert!(results.iter().flat_map(|r| r.as_ref().err()).all(|e| matches!(e, cpc_ports::KvError::NotFound { .. })));
+    let mut conn = jobs.manager().connection();
+    for q in [&a, &b] {
+        assert_eq!(jobs.stats(q).await.unwrap(), cpc_ports::QueueStats::default());
+        let stream = jobs.manager().key(&format!("jq:{{{q}}}:s"));
+        let entries: u64 = redis::cmd("XLEN").arg(&stream).query_async(&mut conn).await.unwrap();
+        assert_eq!(entries, 0, "acked entries are deleted from {q}'s stream");
+    }
+}
+
+/// `reserve_many` with a `max` far past what one `XREADGROUP` reads reserves every ready job, once.
+#[tokio::test]
+async fn reserve_many_with_a_huge_max_takes_every_ready_job() {
+    let jobs = jobs("reserve-many-huge-max").await;
+    let q = queue();
+    for i in 0..1_200u32 {
+        jobs.enqueue_bytes(&q, i.to_string().into(), EnqueueOptions::default()).await.unwrap();
+    }
+    let taken = jobs.reserve_many(&q, Duration::from_secs(30), usize::MAX).await.unwrap();
+    let payloads: Vec<String> = taken.iter().map(|j| String::from_utf8(j.payload.to_vec()).unwrap()).collect();
+    assert_eq!(payloads, (0..1_200u32).map(|i| i.to_string()).collect::<Vec<_>>(), "all, in order");
+    assert!(taken.iter().all(|j| j.attempt == 1));
+    assert_eq!(jobs.stats(&q).await.unwrap().in_flight, 1_200);
+    assert!(jobs.ack_many(&taken).await.iter().all(Result::is_ok));
+    assert_eq!(jobs.stats(&q).await.unwrap(), cpc_ports::QueueStats::default());
+}

@@ -5,7 +5,7 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use cpc_ports::job_queue::{check_visibility_timeout, not_dead, not_reserved};
+use cpc_ports::job_queue::{batch_error, check_visibility_timeout, not_dead, not_reserved};
 use cpc_ports::{
     Bytes, Codec, DeadJob, EnqueueOptions, JobId, JobQueue, JobQueueSettings, KvError, NackOutcome, QueueName,
     QueueStats, ReservedJob,
@@ -21,6 +21,7 @@ operations!(JobQueueOp {
     Enqueue = "enqueue",
     Reserve = "reserve",
     Ack = "ack",
+    AckMany = "ack_many",
     Nack = "nack",
     Extend = "extend",
     DeadLetters = "dead_letters",
@@ -31,12 +32,16 @@ operations!(JobQueueOp {
 /// How many due delayed jobs one reserve moves to the stream at most.
 const PROMOTE_BATCH: u32 = 256;
 
+/// The most jobs one [`ACK_MANY_LUA`] call acks; a larger `ack_many` of one queue is sent as several calls,
+/// pipelined.
+const ACK_CHUNK: usize = 256;
+
 /// Lua helpers shared by the scripts. Fields of job `id` in a jobs hash are `id:p` (payload), `id:a` (attempts),
 /// `id:m` (max attempts), `id:e` (current stream entry) and, for a dead job, `id:t` (time of death, ms).
 ///
 /// - `now_ms`: the server's clock in ms.
-/// - `push`: appends a job to the stream (creating the stream and its consumer group `w` on first use, or taking
-///   the idle TTL off an existing one) and records the entry id.
+/// - `append`: appends a job to the stream (creating the stream and its consumer group `w` on first use, or taking
+///   the idle TTL off an existing one) and returns the entry id; `push` also records it in the jobs hash.
 /// - `is_current`: checks a receipt (job reserved, attempt matching).
 /// - `drop_entry`: acknowledges and deletes the job's current stream entry; an empty stream (no ready or reserved
 ///   job left) is kept a day, then expires with its consumer group.
@@ -53,13 +58,17 @@ end
 local function idle(stream)
   if redis.call('XLEN', stream) == 0 then redis.call('PEXPIRE', stream, 86400000) end
 end
-local function push(stream, jobs, id)
-  if redis.call('EXISTS', stream) == 0 then
+local function append(stream, id)
+  local ttl = redis.call('PTTL', stream)
+  if ttl == -2 then
     redis.call('XGROUP', 'CREATE', stream, 'w', '0', 'MKSTREAM')
-  else
+  elseif ttl >= 0 then
     redis.call('PERSIST', stream)
   end
-  redis.call('HSET', jobs, id .. ':e', redis.call('XADD', stream, '*', 'j', id))
+  return redis.call('XADD', stream, '*', 'j', id)
+end
+local function push(stream, jobs, id)
+  redis.call('HSET', jobs, id .. ':e', append(stream, id))
 end
 local function is_current(in_flight, jobs, id, attempt)
   return redis.call('ZSCORE', in_flight, id) and redis.call('HGET', jobs, id .. ':a') == attempt
@@ -112,12 +121,13 @@ if tonumber(ARGV[5]) > 0 then
   redis.call('SET', KEYS[3], id, 'PX', ARGV[5])
 end
 local jobs = KEYS[4]
-redis.call('HSET', jobs, id .. ':p', ARGV[2], id .. ':a', 0, id .. ':m', ARGV[3], id .. ':e', '')
 local delay = tonumber(ARGV[4])
 if delay > 0 then
+  redis.call('HSET', jobs, id .. ':p', ARGV[2], id .. ':a', 0, id .. ':m', ARGV[3], id .. ':e', '')
   redis.call('ZADD', KEYS[2], now_ms() + delay, id)
 else
-  push(KEYS[1], jobs, id)
+  local e = append(KEYS[1], id)
+  redis.call('HSET', jobs, id .. ':p', ARGV[2], id .. ':a', 0, id .. ':m', ARGV[3], id .. ':e', e)
 end
 return id
 "
@@ -125,10 +135,11 @@ return id
 static ENQUEUE: LazyLock<Script> = LazyLock::new(|| Script::new(ENQUEUE_LUA));
 
 /// `KEYS` stream, delayed, in flight, jobs, dead, dead jobs; `ARGV` visibility ms, consumer, promote batch,
-/// dead-letter retention ms, max dead letters, count. Moves due delayed jobs to the stream; then, up to `count`
-/// times, takes the reservation that expired first (`XAUTOCLAIM` of its entry) or else the next new entry
-/// (`XREADGROUP >`). A job past its last attempt goes to the dead letters instead. Returns the reserved jobs, each
-/// `{id, payload, attempt, max attempts}`.
+/// dead-letter retention ms, max dead letters, count. Moves due delayed jobs to the stream; then, until it holds
+/// `count` jobs, takes the reservations that expired, earliest first (`XAUTOCLAIM` of each entry), or else the next
+/// new entries (one `XREADGROUP >` for as many as are still wanted). A job past its last attempt goes to the dead
+/// letters instead. The new attempt numbers and reservation ends are written with one `HSET` and one `ZADD` per
+/// 1,000 jobs. Returns the reserved jobs, each `{id, payload, attempt, max attempts}`.
 const RESERVE_LUA: &str = concat!(
     prelude!(),
     r"
@@ -140,43 +151,55 @@ for _, id in ipairs(due) do
   push(stream, jobs, id)
 end
 if redis.call('EXISTS', stream) == 0 then return {} end
-local out, count = {}, tonumber(ARGV[6])
+local out, count, reserved, attempts = {}, tonumber(ARGV[6]), {}, {}
+local until_ms = now + tonumber(ARGV[1])
+local function flush()
+  if #reserved > 0 then
+    redis.call('HSET', jobs, unpack(attempts))
+    redis.call('ZADD', in_flight, unpack(reserved))
+    reserved, attempts = {}, {}
+  end
+end
+local function take(id, orphan)
+  local f = redis.call('HMGET', jobs, id .. ':p', id .. ':a', id .. ':m')
+  local attempt, max = tonumber(f[2]), tonumber(f[3])
+  if f[1] and attempt < max then
+    attempt = attempt + 1
+    attempts[#attempts + 1] = id .. ':a'
+    attempts[#attempts + 1] = attempt
+    reserved[#reserved + 1] = until_ms
+    reserved[#reserved + 1] = id
+    out[#out + 1] = {id, f[1], attempt, max}
+    if #reserved >= 2000 then flush() end
+  elseif f[1] then
+    bury(stream, jobs, KEYS[5], KEYS[6], id, now, tonumber(ARGV[4]), tonumber(ARGV[5]))
+  elseif orphan then
+    redis.call('XACK', stream, 'w', orphan)
+    redis.call('XDEL', stream, orphan)
+    idle(stream)
+  end
+end
 while #out < count do
-  local id
-  local expired = redis.call('ZRANGEBYSCORE', in_flight, '-inf', now, 'LIMIT', 0, 1)
+  local want = math.min(count - #out, 1000)
+  local expired = redis.call('ZRANGEBYSCORE', in_flight, '-inf', now, 'LIMIT', 0, want)
   if #expired > 0 then
-    id = expired[1]
-    redis.call('ZREM', in_flight, id)
-    local e = redis.call('HGET', jobs, id .. ':e')
-    if e and e ~= '' then
-      redis.call('XAUTOCLAIM', stream, 'w', ARGV[2], 0, e, 'COUNT', 1)
+    for _, id in ipairs(expired) do
+      redis.call('ZREM', in_flight, id)
+      local e = redis.call('HGET', jobs, id .. ':e')
+      if e and e ~= '' then
+        redis.call('XAUTOCLAIM', stream, 'w', ARGV[2], 0, e, 'COUNT', 1)
+      end
+      take(id, nil)
     end
   else
-    local r = redis.call('XREADGROUP', 'GROUP', 'w', ARGV[2], 'COUNT', 1, 'STREAMS', stream, '>')
-    if not r then break end
-    local entry = r[1][2][1]
-    if not entry then break end
-    id = entry[2][2]
-    if redis.call('HEXISTS', jobs, id .. ':p') == 0 then
-      redis.call('XACK', stream, 'w', entry[1])
-      redis.call('XDEL', stream, entry[1])
-      idle(stream)
-      id = nil
-    end
-  end
-  if id then
-    local f = redis.call('HMGET', jobs, id .. ':p', id .. ':a', id .. ':m')
-    local attempt, max = tonumber(f[2]), tonumber(f[3])
-    if f[1] and attempt < max then
-      attempt = attempt + 1
-      redis.call('HSET', jobs, id .. ':a', attempt)
-      redis.call('ZADD', in_flight, now + tonumber(ARGV[1]), id)
-      out[#out + 1] = {id, f[1], attempt, max}
-    elseif f[1] then
-      bury(stream, jobs, KEYS[5], KEYS[6], id, now, tonumber(ARGV[4]), tonumber(ARGV[5]))
+    local r = redis.call('XREADGROUP', 'GROUP', 'w', ARGV[2], 'COUNT', want, 'STREAMS', stream, '>')
+    if not r or not r[1][2][1] then break end
+    for _, entry in ipairs(r[1][2]) do
+      take(entry[2][2], entry[1])
     end
   end
 end
+flush()
 return out
 "
 );
@@ -196,6 +219,36 @@ return 1
 "
 );
 static ACK: LazyLock<Script> = LazyLock::new(|| Script::new(ACK_LUA));
+
+/// `KEYS` stream, in flight, jobs; `ARGV` id, attempt, id, attempt, ... (jobs of one queue). Acks each
+/// reservation that is the current one and deletes its job, exactly as [`ACK_LUA`] one after the other would, then
+/// acks and deletes their stream entries with one `XACK` and one `XDEL`. Returns one 1 or 0 per job, in order.
+const ACK_MANY_LUA: &str = concat!(
+    prelude!(),
+    r"
+local stream, in_flight, jobs = KEYS[1], KEYS[2], KEYS[3]
+local out, entries = {}, {}
+for i = 1, #ARGV, 2 do
+  local id = ARGV[i]
+  if is_current(in_flight, jobs, id, ARGV[i + 1]) then
+    local e = redis.call('HGET', jobs, id .. ':e')
+    if e and e ~= '' then entries[#entries + 1] = e end
+    redis.call('ZREM', in_flight, id)
+    forget(jobs, id)
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+end
+if #entries > 0 then
+  redis.call('XACK', stream, 'w', unpack(entries))
+  redis.call('XDEL', stream, unpack(entries))
+  idle(stream)
+end
+return out
+"
+);
+static ACK_MANY: LazyLock<Script> = LazyLock::new(|| Script::new(ACK_MANY_LUA));
 
 /// `KEYS` stream, in flight, delayed, jobs, dead, dead jobs; `ARGV` id, attempt, retry ms, dead-letter retention
 /// ms, max dead letters. Ends the reservation if it is the current one, then delays the job by the backoff or, on
@@ -305,7 +358,9 @@ static STATS: LazyLock<Script> = LazyLock::new(|| Script::new(STATS_LUA));
 /// Every operation is one Lua script, so it is atomic, and every key a script touches is one of its `KEYS`.
 /// `reserve` first moves due delayed jobs into the stream, then takes the reservation whose visibility timeout
 /// ended first (`XAUTOCLAIM` of its entry to this consumer) or else a new entry (`XREADGROUP ... >`); times are the
-/// server's clock. A job is acked with `XACK` + `XDEL`, and its fields deleted. Job ids are UUIDv7 (the stream
+/// server's clock. A job is acked with `XACK` + `XDEL`, and its fields deleted. Batches take one script call:
+/// `reserve_many` reads its new entries with one `XREADGROUP` and writes their attempts and reservation ends with
+/// one `HSET` and one `ZADD`; `ack_many` acks each queue's jobs (up to 256 per call) with one `XACK` and one `XDEL`. Job ids are UUIDv7 (the stream
 /// entry id changes when a job is delayed and re-added).
 ///
 /// **What is kept, and for how long.** A job still to be worked is never dropped, so the stream, `d`, `f` and `j`
@@ -388,6 +443,18 @@ impl RedisJobQueue {
             .collect())
     }
 
+    /// Runs [`ACK_MANY_LUA`] for the jobs of `jobs` at the indexes `chunk` (all of one queue): one flag per job.
+    async fn ack_chunk(&self, jobs: &[ReservedJob], chunk: &[usize]) -> Result<Vec<i64>, KvError> {
+        let Some(&first) = chunk.first() else { return Ok(Vec::new()) };
+        let keys = self.keys(&jobs[first].queue);
+        let mut invocation = ACK_MANY.key(&keys.stream);
+        invocation.key(&keys.in_flight).key(&keys.jobs);
+        for &i in chunk {
+            invocation.arg(jobs[i].id.as_str()).arg(jobs[i].attempt);
+        }
+        self.run(&invocation, "ack jobs").await
+    }
+
     fn keys(&self, queue: &QueueName) -> Keys {
         let base = self.manager.key(&format!("jq:{{{queue}}}:"));
         Keys {
@@ -419,6 +486,22 @@ impl RedisJobQueue {
             .await
             .map_err(|e| classify(e, operation, self.manager.config().response_timeout))
     }
+}
+
+/// The indexes of `jobs` grouped by queue (in order of first appearance, each group in order), each group cut
+/// into runs of at most `size`.
+fn chunks_by_queue(jobs: &[ReservedJob], size: usize) -> Vec<Vec<usize>> {
+    let mut groups: Vec<(&QueueName, Vec<usize>)> = Vec::new();
+    for (i, job) in jobs.iter().enumerate() {
+        match groups.iter_mut().find(|(q, _)| *q == &job.queue) {
+            Some((_, group)) => group.push(i),
+            None => groups.push((&job.queue, vec![i])),
+        }
+    }
+    groups
+        .into_iter()
+        .flat_map(|(_, group)| group.chunks(size.max(1)).map(<[usize]>::to_vec).collect::<Vec<_>>())
+        .collect()
 }
 
 /// `d` in whole milliseconds (zero allowed); absurdly long durations are validation errors naming `field`.
@@ -499,6 +582,33 @@ impl JobQueue for RedisJobQueue {
                 if acked == 1 { Ok(()) } else { Err(not_reserved()) }
             })
             .await
+    }
+
+    /// Acks each queue's jobs with one [`ACK_MANY_LUA`] call per [`ACK_CHUNK`] jobs, the calls pipelined.
+    async fn ack_many(&self, jobs: &[ReservedJob]) -> Vec<Result<(), KvError>> {
+        let mut results: Vec<Result<(), KvError>> = Vec::with_capacity(jobs.len());
+        let call = async {
+            let chunks = chunks_by_queue(jobs, ACK_CHUNK);
+            let acked = futures::future::join_all(chunks.iter().map(|chunk| self.ack_chunk(jobs, chunk))).await;
+            results.extend(jobs.iter().map(|_| Err(not_reserved())));
+            let mut failed = None;
+            for (chunk, outcome) in chunks.iter().zip(acked) {
+                for (k, &i) in chunk.iter().enumerate() {
+                    results[i] = match &outcome {
+                        Ok(flags) if flags.get(k) == Some(&1) => Ok(()),
+                        Ok(_) => Err(not_reserved()),
+                        Err(e) => Err(batch_error(e)),
+                    };
+                }
+                if let Err(e) = outcome {
+                    failed.get_or_insert(e);
+                }
+            }
+            // A call that failed as a whole is counted as the operation's error; each job's result carries it.
+            failed.map_or(Ok(()), Err)
+        };
+        let _ = self.metrics.run(JobQueueOp::AckMany, call).await;
+        results
     }
 
     async fn nack(&self, job: &ReservedJob, retry_after: Duration) -> Result<NackOutcome, KvError> {
@@ -607,6 +717,7 @@ mod tests {
             ("ENQUEUE", ENQUEUE_LUA),
             ("RESERVE", RESERVE_LUA),
             ("ACK", ACK_LUA),
+            ("ACK_MANY", ACK_MANY_LUA),
             ("NACK", NACK_LUA),
             ("EXTEND", EXTEND_LUA),
             ("DEAD_LETTERS", DEAD_LETTERS_LUA),
