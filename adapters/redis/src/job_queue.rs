@@ -584,7 +584,7 @@ impl JobQueue for RedisJobQueue {
             .await
     }
 
-    /// Acks each queue's jobs with one [`ACK_MANY_LUA`] call per [`ACK_CHUNK`] jobs, the calls pipelined.
+    /// Acks each queue's jobs with one script call (`XACK` and `XDEL` for the batch) per 256 jobs, the calls pipelined.
     async fn ack_many(&self, jobs: &[ReservedJob]) -> Vec<Result<(), KvError>> {
         let mut results: Vec<Result<(), KvError>> = Vec::with_capacity(jobs.len());
         let call = async {
