@@ -45,7 +45,7 @@ use redis::Value;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 
-use super::scripts::CHECKS_SCRIPT;
+use super::scripts::{CHECKS_SCRIPT, Params};
 use crate::RedisConnection;
 use crate::cluster::by_slot;
 use crate::error::classify;
@@ -64,10 +64,10 @@ const OPERATION: &str = "check rate limit";
 /// One check's reply: `[allowed, remaining, retry_after_us, reset_after_us]`.
 pub(super) type Reply = [i64; 4];
 
-/// One check as the script takes it: the key and five arguments (see `scripts::BATCH`).
+/// One check as the script takes it: the key, and the policy and cost (see `scripts::BATCH`).
 pub(super) struct Check {
     pub(super) key: String,
-    pub(super) args: [String; 5],
+    pub(super) params: Params,
 }
 
 struct Queued {
@@ -202,53 +202,64 @@ async fn send(connection: RedisConnection, batch: Vec<Queued>, timeout: Duration
     futures::future::join_all(groups.into_iter().map(|group| send_one_slot(connection.clone(), group, timeout))).await;
 }
 
-/// Sends checks whose keys share a hash slot as one script call and answers each.
+/// Sends checks whose keys share a hash slot as one script call and answers each. Checks with the same policy
+/// and cost go as one group (their parameters sent and parsed once), groups in the order of their first check;
+/// all checks of a batch were waiting at once, so running them in this order is as valid as any other.
 async fn send_one_slot(mut connection: RedisConnection, batch: Vec<Queued>, timeout: Duration) {
-    let mut invocation = CHECKS_SCRIPT.prepare_invoke();
-    for q in &batch {
-        invocation.key(&q.check.key);
-        for arg in &q.check.args {
-            invocation.arg(arg);
+    let mut groups: Vec<(Params, Vec<Queued>)> = Vec::new();
+    for q in batch {
+        match groups.iter_mut().find(|(params, _)| *params == q.check.params) {
+            Some((_, group)) => group.push(q),
+            None => groups.push((q.check.params, vec![q])),
         }
     }
+    let mut invocation = CHECKS_SCRIPT.prepare_invoke();
+    let nonce = groups.iter().any(|(params, _)| params.is_sliding_window()).then(|| uuid::Uuid::new_v4().simple());
+    invocation.arg(nonce.as_ref().map(|n| n.to_string()).unwrap_or_default());
+    for (params, group) in &groups {
+        params.add_group(&mut invocation, group.len());
+        for q in group {
+            invocation.key(&q.check.key);
+        }
+    }
+    let count: usize = groups.iter().map(|(_, group)| group.len()).sum();
+    let checks = groups.into_iter().flat_map(|(_, group)| group);
     let replies: Result<Vec<Value>, _> = invocation.invoke_async(&mut connection).await;
     match replies {
-        Ok(replies) if replies.len() == batch.len() => {
-            for (q, reply) in batch.into_iter().zip(replies) {
+        Ok(replies) if replies.len() == count * 4 => {
+            let mut replies = replies.into_iter();
+            for q in checks {
+                let reply = [(); 4].map(|()| replies.next().unwrap_or(Value::Nil));
                 let _ = q.answer.send(parse(reply));
             }
         }
         Ok(replies) => {
-            let message = format!("{} answers to a batch of {} rate limit checks", replies.len(), batch.len());
-            for q in batch {
+            let message = format!("{} values in answer to a batch of {count} rate limit checks", replies.len());
+            for q in checks {
                 let _ = q.answer.send(Err(KvError::backend("redis", message.clone())));
             }
         }
         Err(e) => {
-            for q in batch {
+            for q in checks {
                 let _ = q.answer.send(Err(classify(e.clone(), OPERATION, timeout)));
             }
         }
     }
 }
 
-/// One check's answer: four integers, or `-1` and the server's message.
-fn parse(reply: Value) -> Result<Reply, KvError> {
-    let unexpected = |r: &dyn std::fmt::Debug| {
-        KvError::backend("redis", format!("unexpected reply {r:?} from the rate limit script"))
-    };
-    let Value::Array(items) = reply else { return Err(unexpected(&reply)) };
-    if let [Value::Int(-1), message] = items.as_slice() {
-        let message = match message {
-            Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
-            Value::SimpleString(s) => s.clone(),
-            other => format!("{other:?}"),
-        };
-        return Err(KvError::backend("redis", format!("rate limit check failed on the server: {message}")));
-    }
-    match items.as_slice() {
-        [Value::Int(a), Value::Int(b), Value::Int(c), Value::Int(d)] => Ok([*a, *b, *c, *d]),
-        _ => Err(unexpected(&items)),
+/// One check's answer, four values of the script's flat reply: four integers, or `-1` and the server's message.
+fn parse(reply: [Value; 4]) -> Result<Reply, KvError> {
+    match reply {
+        [Value::Int(a), Value::Int(b), Value::Int(c), Value::Int(d)] if a != -1 => Ok([a, b, c, d]),
+        [Value::Int(-1), message, ..] => {
+            let message = match message {
+                Value::BulkString(b) => String::from_utf8_lossy(&b).into_owned(),
+                Value::SimpleString(s) => s,
+                other => format!("{other:?}"),
+            };
+            Err(KvError::backend("redis", format!("rate limit check failed on the server: {message}")))
+        }
+        other => Err(KvError::backend("redis", format!("unexpected reply {other:?} from the rate limit script"))),
     }
 }
 
@@ -261,12 +272,12 @@ mod tests {
 
     #[test]
     fn replies_parse_into_four_numbers_or_a_typed_error() {
-        let ok = Value::Array(vec![Value::Int(1), Value::Int(9), Value::Int(-1), Value::Int(100)]);
+        let ok = [Value::Int(1), Value::Int(9), Value::Int(-1), Value::Int(100)];
         assert_eq!(parse(ok).unwrap(), [1, 9, -1, 100]);
-        let failed = Value::Array(vec![Value::Int(-1), Value::BulkString(b"WRONGTYPE Operation".to_vec())]);
+        let failed = [Value::Int(-1), Value::BulkString(b"WRONGTYPE Operation".to_vec()), Value::Int(0), Value::Int(0)];
         let e = parse(failed).unwrap_err();
         assert!(e.to_string().contains("WRONGTYPE"), "{e}");
-        assert!(parse(Value::Int(3)).is_err());
-        assert!(parse(Value::Array(vec![Value::Int(1)])).is_err());
+        assert!(parse([Value::Int(3), Value::Nil, Value::Int(0), Value::Int(0)]).is_err());
+        assert!(parse([Value::Int(-1), Value::Int(-1), Value::Int(-1), Value::Int(-1)]).is_err(), "no message");
     }
 }

@@ -15,6 +15,7 @@ pub use cpc_ports::rate_limit_headers;
 use super::RedisManager;
 use super::metrics::{Instruments, operations};
 use batch::{Batcher, Check, SharedBatcher};
+use scripts::Params;
 
 operations!(RateLimitOp {
     CheckTokenBucket = "check_token_bucket",
@@ -43,7 +44,8 @@ operations!(RateLimitOp {
 ///   the capacity. (Above 16 million tokens a second a token refills faster than that resolution, and the
 ///   rounding may refuse slightly early.)
 /// * [`RateLimitPolicy::SlidingWindow`]: an exact sliding log at `<namespace>{rl:<key>}:sw`, a sorted set of one
-///   member per unit spent (score: server microseconds, member: a random nonce and an index). Memory and time
+///   member per unit spent (score: server microseconds, member: a random nonce per batch and the check's index
+///   in it, and the unit's index when the cost is above one). Memory and time
 ///   are proportional to the units in the window, so prefer the token bucket for limits in the millions. The set
 ///   expires when its newest entry leaves the window.
 ///
@@ -123,20 +125,17 @@ impl RedisRateLimiter {
         cost: u64,
     ) -> Result<RateLimitDecision, KvError> {
         policy.validate(cost)?;
-        let reply = match *policy {
+        let (key, params) = match *policy {
             RateLimitPolicy::TokenBucket { capacity, refill_tokens, refill_interval } => {
-                let gcra = Gcra::new(capacity, refill_tokens, refill_interval, cost);
-                let args =
-                    ["t".into(), gcra.interval.to_string(), gcra.cost.to_string(), gcra.limit.to_string(), "".into()];
-                self.run(Check { key: self.token_bucket_key_name(key), args }).await?
+                let Gcra { interval, cost, limit } = Gcra::new(capacity, refill_tokens, refill_interval, cost);
+                (self.token_bucket_key_name(key), Params::TokenBucket { interval, cost, limit })
             }
             RateLimitPolicy::SlidingWindow { limit, window } => {
                 let window_us = u64::try_from(window.as_nanos().div_ceil(1000)).unwrap_or(u64::MAX);
-                let nonce = uuid::Uuid::new_v4().simple().to_string();
-                let args = ["s".into(), limit.to_string(), window_us.to_string(), cost.to_string(), nonce];
-                self.run(Check { key: self.sliding_window_key_name(key), args }).await?
+                (self.sliding_window_key_name(key), Params::SlidingWindow { limit, window_us, cost })
             }
         };
+        let reply = self.run(Check { key, params }).await?;
         let [allowed, remaining, retry_us, reset_us] = reply;
         let allowed = allowed == 1;
         let limit = policy.limit();
@@ -214,21 +213,24 @@ mod tests {
     fn the_checks_time_with_the_server_clock_only() {
         let script = [scripts::TOKEN_BUCKET, scripts::SLIDING_WINDOW, scripts::BATCH].concat();
         // One clock read per batch, in the prelude; the checks derive their notion of now from it alone.
-        assert!(!script.contains("redis.call('TIME')"), "the checks must not read the clock again:\n{script}");
+        assert!(!script.contains("'TIME'"), "the checks must not read the clock again:\n{script}");
         let epoch = scripts::TOKEN_BUCKET_EPOCH_SECS;
-        assert!(scripts::TOKEN_BUCKET.contains(&format!("local now = (sec - {epoch}) * 1000000 + usec")));
-        assert!(scripts::SLIDING_WINDOW.contains("local now = sec * 1000000 + usec"));
-        // The arguments are the policy, the cost and a nonce: nothing that could carry a client's time.
-        assert_eq!(scripts::BATCH.matches("ARGV[a + ").count(), 8, "kind and four parameters per check");
+        assert!(scripts::BATCH.contains(&format!("local tnow = (sec - {epoch}) * 1000000 + usec")));
+        assert!(scripts::BATCH.contains("local snow = sec * 1000000 + usec"));
+        assert!(scripts::BATCH.contains("pcall(token_bucket, KEYS[k], p1, p2, p3, tnow)"));
+        assert!(scripts::BATCH.contains("pcall(sliding_window, KEYS[k], p1, p2, p3, snow, score, cutoff, expiry, "));
+        // The arguments are a nonce and, per group, the kind, the policy with the cost, and the group's size:
+        // nothing that could carry a client's time.
+        assert_eq!(scripts::BATCH.matches("ARGV[").count(), 6, "the nonce, then five per group");
     }
 
     #[test]
     fn every_write_is_followed_by_an_expiry() {
         // The bucket's only write is one SET with its expiry; a refusal returns before it.
-        assert_eq!(scripts::TOKEN_BUCKET.matches("redis.call(").count(), 2, "GET and SET only");
-        assert!(scripts::TOKEN_BUCKET.contains("redis.call('SET', key, string.format('%.17g', new), 'PX', "));
+        assert_eq!(scripts::TOKEN_BUCKET.matches("call(").count(), 2, "GET and SET only");
+        assert!(scripts::TOKEN_BUCKET.contains("call('SET', key, new, 'PX', "));
         let refusal = scripts::TOKEN_BUCKET.find("if due > limit then").unwrap();
-        assert!(scripts::TOKEN_BUCKET[..refusal].matches("redis.call(").count() == 1, "no write before a refusal");
+        assert!(scripts::TOKEN_BUCKET[..refusal].matches("call(").count() == 1, "no write before a refusal");
         let zadd = scripts::SLIDING_WINDOW.find("'ZADD'").unwrap();
         assert!(scripts::SLIDING_WINDOW[zadd..].contains("'PEXPIRE'"), "the log expires after every addition");
     }
