@@ -35,7 +35,7 @@ use cpc_adapters::diesel::repos::{DbTime, DbUuid};
 use cpc_adapters::diesel::schema::sqlite::users as sqlite_users;
 use cpc_adapters::diesel::{DbManager, DieselSqliteBackend};
 use cpc_adapters::pool::{Pool, PoolConfig, PoolFactory};
-use cpc_adapters::redis::{CacheManager, RedisConfig, RedisManager};
+use cpc_adapters::redis::{CacheManager, RedisManager};
 use cpc_adapters::sqlite::{SqliteConfig, SqlitePool};
 use cpc_domain::{NewUser, UserId};
 use cpc_ports::{Bytes, Cache, CacheKey, UserRepository};
@@ -156,9 +156,7 @@ impl Subject {
             };
             return (subject, Some(dir));
         }
-        let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-        let mut config = RedisConfig::parse_url(&url, "REDIS_URL").unwrap();
-        config.namespace = format!("cpc-instructions:{}:", uuid::Uuid::new_v4());
+        let (url, config) = common::redis_config("cpc-instructions");
         let cache = Arc::new(CacheManager::new(RedisManager::new(&config).await.unwrap(), TTL));
         let prefix: Arc<str> = cache.stored_key("").into();
         // Every key present (one pipeline), so each get is a hit, for every subject alike.

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use common::{best, per_sec, random, rotated};
 
-use cpc_adapters::redis::{CacheManager, NearCache, NearCacheConfig, RedisConfig, RedisManager};
+use cpc_adapters::redis::{CacheManager, NearCache, NearCacheConfig, RedisManager};
 use cpc_ports::{Bytes, Cache, CacheKey};
 use futures::future::BoxFuture;
 
@@ -75,9 +75,7 @@ async fn main() {
     if !common::started_by_cargo_bench() {
         return;
     }
-    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let mut config = RedisConfig::parse_url(&url, "REDIS_URL").unwrap();
-    config.namespace = format!("cpc-bench-near:{}:", uuid::Uuid::new_v4());
+    let (_, config) = common::redis_config("cpc-bench-near");
     let manager = RedisManager::new(&config).await.expect("Redis");
     let plain = CacheManager::new(manager.clone(), Duration::from_secs(600));
     let value = Bytes::from(vec![b'x'; 100]);

@@ -24,13 +24,13 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 
-use common::{per_sec, rotated};
+use common::{load_average, per_sec, rotated};
 
 use cpc_adapters::diesel::migrations::{self, MigrationTarget};
 use cpc_adapters::pg_kv::{PgCache, PgLock, PgRateLimiter, PgSessionStore};
 use cpc_adapters::pool::{PoolConfig, PoolFactory};
 use cpc_adapters::postgres::PgConfig;
-use cpc_adapters::redis::{CacheManager, DistributedLock, RedisConfig, RedisManager, RedisRateLimiter, SessionManager};
+use cpc_adapters::redis::{CacheManager, DistributedLock, RedisManager, RedisRateLimiter, SessionManager};
 use cpc_ports::{
     Bytes, Cache, CacheKey, Lock, LockKey, RateLimitKey, RateLimitPolicy, RateLimiter, SessionId, SessionStore,
 };
@@ -163,12 +163,6 @@ async fn sessions(s: &Arc<dyn SessionStore>) -> Arc<Vec<SessionId>> {
     Arc::new(ids)
 }
 
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     if !common::started_by_cargo_bench() {
@@ -180,9 +174,7 @@ async fn main() {
     let pool =
         PoolFactory::create_postgres_pool(&pg_config, &PoolConfig::default().max_connections(PG_POOL)).await.unwrap();
 
-    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let mut redis_config = RedisConfig::parse_url(&url, "REDIS_URL").unwrap();
-    redis_config.namespace = format!("cpc-bench-pgkv:{}:", uuid::Uuid::new_v4().simple());
+    let (_, redis_config) = common::redis_config("cpc-bench-pgkv");
     let manager = RedisManager::new(&redis_config).await.expect("Redis");
     let redis_cache = Arc::new(CacheManager::new(manager.clone(), Duration::from_secs(300)));
 

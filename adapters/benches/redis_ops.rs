@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bare_redis::{Bare, Kind};
-use common::{RUN, ops_per_sec, per_sec, rotated};
+use common::{RUN, load_average, ops_per_sec, per_sec, rotated};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
@@ -160,21 +160,12 @@ async fn clients_table(url: &str, config: &RedisConfig, cache: &Arc<CacheManager
     println!("load average after the clients table: {}", load_average());
 }
 
-/// The 1-, 5- and 15-minute load averages (`/proc/loadavg`), to print beside wall-clock figures.
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     if !common::started_by_cargo_bench() {
         return;
     }
-    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let mut config = RedisConfig::parse_url(&url, "REDIS_URL").unwrap();
-    config.namespace = format!("cpc-bench:{}:", uuid::Uuid::new_v4());
+    let (url, config) = common::redis_config("cpc-bench");
     let manager = RedisManager::new(&config).await.expect("Redis");
     let cache = Arc::new(CacheManager::new(manager.clone(), TTL));
     let value = Bytes::from_static(b"xxx");

@@ -17,6 +17,23 @@ pub fn started_by_cargo_bench() -> bool {
     std::env::args().any(|a| a == "--bench")
 }
 
+/// The 1-, 5- and 15-minute load averages (`/proc/loadavg`), to print beside wall-clock figures.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// The Redis at `REDIS_URL` (default `redis://127.0.0.1:6379`) and its configuration under a fresh namespace
+/// `<prefix>:<uuid>:`, so a run never meets another's keys.
+#[cfg(feature = "redis")]
+pub fn redis_config(prefix: &str) -> (String, cpc_adapters::redis::RedisConfig) {
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let mut config = cpc_adapters::redis::RedisConfig::parse_url(&url, "REDIS_URL").unwrap();
+    config.namespace = format!("{prefix}:{}:", uuid::Uuid::new_v4());
+    (url, config)
+}
+
 /// How long one [`ops_per_sec`] measurement runs.
 pub const RUN: Duration = Duration::from_secs(3);
 /// Seconds counted per [`measure`] measurement.
