@@ -43,9 +43,9 @@ use cpc_adapters::redis::{
 use cpc_adapters::sqlite::SqlitePool;
 use cpc_adapters::sqlite_kv::{SqliteJobQueue, SqliteLock, SqliteRateLimiter, SqliteSessionStore};
 use cpc_ports::{
-    Cache, CustomerRepository, EntityRepository, HealthCheck, HealthReport, HealthStatus, JobQueue, Lock, PubSub,
-    RateLimiter, Record, RecordStore, RecordStoreExt, RepoError, Repository, SessionStore, TransactionRepository,
-    UnitOfWork, UserRepository, check_all,
+    Cache, Codec, CustomerRepository, EntityRepository, HealthCheck, HealthReport, HealthStatus, JobQueue, Lock,
+    PubSub, RateLimiter, Record, RecordStore, RecordStoreExt, RepoError, Repository, SessionStore,
+    TransactionRepository, UnitOfWork, UserRepository, check_all,
 };
 
 pub use app_data::AppData;
@@ -267,7 +267,7 @@ async fn key_value(settings: &Settings) -> Result<KeyValue, WiringError> {
             let (cache_backend, near) =
                 if settings.near_cache.is_some() { ("redis+near", ", near cache") } else { ("redis", "") };
             KeyValue {
-                cache: redis_cache(settings, &manager).await?,
+                cache: redis_cache(settings, &manager, codec.clone()).await?,
                 lock: Arc::new(DistributedLock::new(manager.clone())),
                 rate_limiter: Arc::new(RedisRateLimiter::new(manager.clone())),
                 sessions: Arc::new(SessionManager::new(manager.clone()).with_codec(codec)),
@@ -311,7 +311,7 @@ async fn key_value(settings: &Settings) -> Result<KeyValue, WiringError> {
                 .await
                 .map_err(|e| WiringError::server("SQLite", config.describe(), e))?;
             KeyValue {
-                cache: Arc::new(memory_cache(settings)?),
+                cache: Arc::new(memory_cache(settings, codec.clone())?),
                 lock: Arc::new(SqliteLock::new(pool.clone())),
                 rate_limiter: Arc::new(SqliteRateLimiter::new(pool.clone())),
                 sessions: Arc::new(SqliteSessionStore::new(pool.clone()).with_codec(codec)),
@@ -323,7 +323,7 @@ async fn key_value(settings: &Settings) -> Result<KeyValue, WiringError> {
             }
         }
         KvSettings::Memory => KeyValue {
-            cache: Arc::new(memory_cache(settings)?),
+            cache: Arc::new(memory_cache(settings, codec.clone())?),
             lock: Arc::new(InMemoryLock::default()),
             rate_limiter: Arc::new(InMemoryRateLimiter::default()),
             sessions: Arc::new(InMemorySessionStore::default().with_codec(codec)),
@@ -336,19 +336,19 @@ async fn key_value(settings: &Settings) -> Result<KeyValue, WiringError> {
     })
 }
 
-/// The Redis cache with [`Settings::codec`], behind a near cache when [`Settings::near_cache`] says so.
-async fn redis_cache(settings: &Settings, manager: &RedisManager) -> Result<Arc<dyn Cache>, WiringError> {
-    let remote = CacheManager::new(manager.clone(), DEFAULT_CACHE_TTL).with_codec(settings.codec());
+/// The Redis cache with `codec` ([`Settings::codec`]), behind a near cache when [`Settings::near_cache`] says so.
+async fn redis_cache(settings: &Settings, manager: &RedisManager, codec: Codec) -> Result<Arc<dyn Cache>, WiringError> {
+    let remote = CacheManager::new(manager.clone(), DEFAULT_CACHE_TTL).with_codec(codec);
     let Some(config) = &settings.near_cache else { return Ok(Arc::new(remote)) };
     let address = manager.config().address();
     let near = NearCache::new(remote, config.clone()).await.map_err(|e| WiringError::server("Redis", address, e))?;
     Ok(Arc::new(near))
 }
 
-/// The in-process cache, within [`Settings::memory_cache`], with [`Settings::codec`].
-fn memory_cache(settings: &Settings) -> Result<InMemoryCache, WiringError> {
+/// The in-process cache, within [`Settings::memory_cache`], with `codec` ([`Settings::codec`]).
+fn memory_cache(settings: &Settings, codec: Codec) -> Result<InMemoryCache, WiringError> {
     let cache = InMemoryCache::builder().default_ttl(DEFAULT_CACHE_TTL).bounds(settings.memory_cache).build()?;
-    Ok(cache.with_codec(settings.codec()))
+    Ok(cache.with_codec(codec))
 }
 
 /// A health report naming the backend of each key-value port (component `"ports"`, always healthy: the backends'
