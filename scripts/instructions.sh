@@ -4,7 +4,7 @@
 # machine (docs/BENCHMARKS.md, "Instructions per operation").
 #
 #   scripts/instructions.sh                 # every group
-#   scripts/instructions.sh pool cache      # some groups: pool, get, set, find (cache = get and set)
+#   scripts/instructions.sh pool cache      # some groups: pool, get, set, find, rl (cache = get and set)
 #
 # Each subject of `adapters/benches/instructions.rs` runs twice under `valgrind --tool=callgrind`, with N1 and N2
 # calls of its operation, collecting only in its measured part (the function `measured` on the main thread, which
@@ -24,7 +24,7 @@ command -v valgrind >/dev/null || { echo "valgrind is needed (Debian: apt-get in
 export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 
 groups=("$@")
-[ ${#groups[@]} -eq 0 ] && groups=(pool get set find)
+[ ${#groups[@]} -eq 0 ] && groups=(pool get set find rl)
 wants() { local g; for g in "${groups[@]}"; do [ "$g" = "$1" ] || { [ "$g" = cache ] && [[ $1 =~ ^(get|set)$ ]]; } && return 0; done; return 1; }
 
 echo "building the instructions bench (release, line tables)..." >&2
@@ -67,6 +67,7 @@ measure() {
     local tasks=$1 a=$2 b=$3 s
     shift 3
     for s in "$@"; do
+        [ -n "${cost[$s/$tasks]:-}" ] && continue
         echo "  $s, $tasks task(s)..." >&2
         cost[$s/$tasks]=$(per_call "$s" "$tasks" "$a" "$b")
     done
@@ -87,6 +88,11 @@ for op in get set; do
         done
     fi
 done
+if wants rl; then
+    for tasks in 1 64; do
+        measure $tasks "$n1" "$n2" rl-token-cpc rl-sliding-cpc rl-sliding-script get-multiplexed
+    done
+fi
 if wants find; then
     for tasks in 1 16; do
         measure $tasks "$n1" "$n2" find-cpc find-rusqlite find-diesel find-diesel-blocking find-rusqlite-sync
@@ -117,6 +123,16 @@ if wants find; then
             "raw Diesel, sync RunQueryDsl in the wrapper's spawn_blocking"
         row "SQLite find_by_id (repository)" $tasks find-cpc find-rusqlite-sync \
             "rusqlite, one connection, no pool, no thread hop"
+    done
+fi
+if wants rl; then
+    for tasks in 1 64; do
+        row "rate limit check, token bucket (RedisRateLimiter)" $tasks rl-token-cpc get-multiplexed \
+            "plain GET, redis-rs MultiplexedConnection"
+        row "rate limit check, sliding window (RedisRateLimiter)" $tasks rl-sliding-cpc get-multiplexed \
+            "plain GET, redis-rs MultiplexedConnection"
+        row "rate limit check, sliding window (RedisRateLimiter)" $tasks rl-sliding-cpc rl-sliding-script \
+            "hand-written sliding log script, one EVALSHA per check (redis-rs MultiplexedConnection)"
     done
 fi
 [ -n "${CPC_INSTR_OUT:-}" ] || rm -rf "$out"

@@ -35,10 +35,10 @@ use cpc_adapters::diesel::repos::{DbTime, DbUuid};
 use cpc_adapters::diesel::schema::sqlite::users as sqlite_users;
 use cpc_adapters::diesel::{DbManager, DieselSqliteBackend};
 use cpc_adapters::pool::{Pool, PoolConfig, PoolFactory};
-use cpc_adapters::redis::{CacheManager, RedisManager};
+use cpc_adapters::redis::{CacheManager, RedisManager, RedisRateLimiter};
 use cpc_adapters::sqlite::{SqliteConfig, SqlitePool};
 use cpc_domain::{NewUser, UserId};
-use cpc_ports::{Bytes, Cache, CacheKey, UserRepository};
+use cpc_ports::{Bytes, Cache, CacheKey, RateLimitKey, RateLimitPolicy, RateLimiter, UserRepository};
 use diesel::{ExpressionMethods, OptionalExtension, QueryDsl};
 use noop::{NoopBackend, NoopBb8};
 use users_row::{SQLITE_FIND, sqlite_row};
@@ -53,6 +53,27 @@ const TTL: Duration = Duration::from_secs(60);
 const TTL_MS: u64 = 60_000;
 /// Users seeded for `find_by_id`.
 const USERS: usize = 1000;
+/// Rate-limit keys the `rl-` subjects check (`u0` .. `u9999`), as the `redis_ops` bench does.
+const RL_KEYS: u64 = 10_000;
+/// The token bucket of the `rl-` subjects (the `redis_ops` bench's).
+const TOKEN_BUCKET: RateLimitPolicy =
+    RateLimitPolicy::TokenBucket { capacity: 1000, refill_tokens: 100, refill_interval: Duration::from_secs(1) };
+/// The sliding window of the `rl-` subjects (the `redis_ops` bench's).
+const SLIDING_WINDOW: RateLimitPolicy = RateLimitPolicy::SlidingWindow { limit: 100, window: Duration::from_secs(1) };
+/// The exact sliding log an app would write by hand, one `EVALSHA` per check: the same four commands per check as
+/// the library's script (`ZREMRANGEBYSCORE`, `ZCARD`, `ZADD`, `PEXPIRE`) on the server's clock, a member per
+/// check from the client. `KEYS[1]` the log; `ARGV` limit, window (µs), member.
+const BARE_SLIDING_WINDOW: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local limit, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local count = redis.call('ZCARD', KEYS[1])
+if count + 1 > limit then return {0, limit - count} end
+redis.call('ZADD', KEYS[1], now, ARGV[3])
+redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000))
+return {1, limit - count - 1}
+";
 
 /// The subjects: `(name, what it runs)`. Pairs "ours" / "bare" are put side by side by the script.
 const SUBJECTS: &[(&str, &str)] = &[
@@ -74,6 +95,12 @@ const SUBJECTS: &[(&str, &str)] = &[
         "raw Diesel, the synchronous RunQueryDsl in one spawn_blocking on the same wrapped connection and pool type",
     ),
     ("find-rusqlite-sync", "rusqlite on one connection, synchronous, no pool, no thread hop (the floor)"),
+    ("rl-token-cpc", "RedisRateLimiter::check, token bucket (capacity 1000, 100/s), cost 1, over 10,000 keys"),
+    ("rl-sliding-cpc", "RedisRateLimiter::check, sliding window (100 per second), cost 1, over 10,000 keys"),
+    (
+        "rl-sliding-script",
+        "bare redis-rs MultiplexedConnection: one EVALSHA per check of a hand-written sliding log script",
+    ),
 ];
 
 /// A `users` row as raw Diesel loads it on SQLite.
@@ -95,6 +122,10 @@ enum Subject {
     /// the wrapper's `spawn_blocking` (`true`).
     FindDiesel(Pool<DieselSqliteBackend>, Arc<Vec<DbUuid>>, bool),
     FindRusqliteSync(Arc<std::sync::Mutex<rusqlite::Connection>>, Arc<Vec<String>>),
+    /// A rate-limit check with this policy.
+    RateLimit(Arc<RedisRateLimiter>, RateLimitPolicy, Arc<Vec<RateLimitKey>>),
+    /// [`BARE_SLIDING_WINDOW`] per check, keys under this prefix.
+    SlidingScript(redis::aio::MultiplexedConnection, Arc<redis::Script>, Arc<str>),
 }
 
 /// The cache key of call `i`, as the `redis_ops` bench names it.
@@ -157,6 +188,23 @@ impl Subject {
             return (subject, Some(dir));
         }
         let (url, config) = common::redis_config("cpc-instructions");
+        if let Some(kind) = name.strip_prefix("rl-") {
+            let subject = match kind {
+                "sliding-script" => {
+                    let client = redis::Client::open(url.as_str()).unwrap();
+                    let conn = client.get_multiplexed_async_connection().await.unwrap();
+                    let script = Arc::new(redis::Script::new(BARE_SLIDING_WINDOW));
+                    Self::SlidingScript(conn, script, config.namespace.clone().into())
+                }
+                _ => {
+                    let limiter = Arc::new(RedisRateLimiter::new(RedisManager::new(&config).await.unwrap()));
+                    let keys = (0..RL_KEYS).map(|i| RateLimitKey::new(format!("u{i}")).unwrap()).collect();
+                    let policy = if kind == "token-cpc" { TOKEN_BUCKET } else { SLIDING_WINDOW };
+                    Self::RateLimit(limiter, policy, Arc::new(keys))
+                }
+            };
+            return (subject, None);
+        }
         let cache = Arc::new(CacheManager::new(RedisManager::new(&config).await.unwrap(), TTL));
         let prefix: Arc<str> = cache.stored_key("").into();
         // Every key present (one pipeline), so each get is a hit, for every subject alike.
@@ -195,6 +243,8 @@ impl Subject {
             Self::FindRusqlite(p, ids) => Self::FindRusqlite(p.clone(), ids.clone()),
             Self::FindDiesel(p, ids, blocking) => Self::FindDiesel(p.clone(), ids.clone(), *blocking),
             Self::FindRusqliteSync(c, ids) => Self::FindRusqliteSync(c.clone(), ids.clone()),
+            Self::RateLimit(l, p, keys) => Self::RateLimit(l.clone(), *p, keys.clone()),
+            Self::SlidingScript(c, s, p) => Self::SlidingScript(c.clone(), s.clone(), p.clone()),
         }
     }
 
@@ -232,6 +282,16 @@ impl Subject {
                 let conn = conn.lock().unwrap();
                 let row = conn.prepare_cached(SQLITE_FIND).unwrap().query_row([id], sqlite_row);
                 std::hint::black_box(row.unwrap());
+            }
+            Self::RateLimit(limiter, policy, keys) => {
+                let key = &keys[(i % RL_KEYS) as usize];
+                std::hint::black_box(limiter.check(key, policy, 1).await.unwrap());
+            }
+            Self::SlidingScript(conn, script, prefix) => {
+                let mut invocation = script.key(format!("{prefix}sw:u{}", i % RL_KEYS));
+                invocation.arg(100).arg(1_000_000).arg(i);
+                let reply: (i64, i64) = invocation.invoke_async(conn).await.unwrap();
+                std::hint::black_box(reply);
             }
         }
     }
