@@ -60,20 +60,6 @@ const TOKEN_BUCKET: RateLimitPolicy =
     RateLimitPolicy::TokenBucket { capacity: 1000, refill_tokens: 100, refill_interval: Duration::from_secs(1) };
 /// The sliding window of the `rl-` subjects (the `redis_ops` bench's).
 const SLIDING_WINDOW: RateLimitPolicy = RateLimitPolicy::SlidingWindow { limit: 100, window: Duration::from_secs(1) };
-/// The exact sliding log an app would write by hand, one `EVALSHA` per check: the same four commands per check as
-/// the library's script (`ZREMRANGEBYSCORE`, `ZCARD`, `ZADD`, `PEXPIRE`) on the server's clock, a member per
-/// check from the client. `KEYS[1]` the log; `ARGV` limit, window (µs), member.
-const BARE_SLIDING_WINDOW: &str = r"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local limit, window = tonumber(ARGV[1]), tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-local count = redis.call('ZCARD', KEYS[1])
-if count + 1 > limit then return {0, limit - count} end
-redis.call('ZADD', KEYS[1], now, ARGV[3])
-redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000))
-return {1, limit - count - 1}
-";
 
 /// The subjects: `(name, what it runs)`. Pairs "ours" / "bare" are put side by side by the script.
 const SUBJECTS: &[(&str, &str)] = &[
@@ -124,7 +110,7 @@ enum Subject {
     FindRusqliteSync(Arc<std::sync::Mutex<rusqlite::Connection>>, Arc<Vec<String>>),
     /// A rate-limit check with this policy.
     RateLimit(Arc<RedisRateLimiter>, RateLimitPolicy, Arc<Vec<RateLimitKey>>),
-    /// [`BARE_SLIDING_WINDOW`] per check, keys under this prefix.
+    /// `bare_redis::SLIDING_WINDOW` per check, keys under this prefix.
     SlidingScript(redis::aio::MultiplexedConnection, Arc<redis::Script>, Arc<str>),
 }
 
@@ -193,7 +179,7 @@ impl Subject {
                 "sliding-script" => {
                     let client = redis::Client::open(url.as_str()).unwrap();
                     let conn = client.get_multiplexed_async_connection().await.unwrap();
-                    let script = Arc::new(redis::Script::new(BARE_SLIDING_WINDOW));
+                    let script = Arc::new(redis::Script::new(bare_redis::SLIDING_WINDOW));
                     Self::SlidingScript(conn, script, config.namespace.clone().into())
                 }
                 _ => {
@@ -288,10 +274,8 @@ impl Subject {
                 std::hint::black_box(limiter.check(key, policy, 1).await.unwrap());
             }
             Self::SlidingScript(conn, script, prefix) => {
-                let mut invocation = script.key(format!("{prefix}sw:u{}", i % RL_KEYS));
-                invocation.arg(100).arg(1_000_000).arg(i);
-                let reply: (i64, i64) = invocation.invoke_async(conn).await.unwrap();
-                std::hint::black_box(reply);
+                let key = format!("{prefix}sw:u{}", i % RL_KEYS);
+                std::hint::black_box(bare_redis::sliding_window(conn, script, key, 100, 1_000_000, i).await);
             }
         }
     }

@@ -175,7 +175,7 @@ async fn main() {
 
     let only = std::env::var("CPC_BENCH_ONLY").ok();
     if only.as_deref() == Some("rate_limit") {
-        rate_limit_table(&config, &manager, &cache, 3).await;
+        rate_limit_table(&url, &config, &manager, &cache, 3).await;
         cache.delete_prefix("k").await.unwrap();
         cache.delete_prefix("{rl:").await.unwrap();
         return;
@@ -206,7 +206,7 @@ async fn main() {
     println!("| 100 single gets | {:?} | 1.00x |", single / rounds);
     println!("| one get_many (MGET) | {:?} | {:.1}x |", batched / rounds, single.as_secs_f64() / batched.as_secs_f64());
 
-    rate_limit_table(&config, &manager, &cache, 2).await;
+    rate_limit_table(&url, &config, &manager, &cache, 2).await;
     lock_table(&manager, &cache).await;
 
     cache.delete_prefix("k").await.unwrap();
@@ -214,10 +214,16 @@ async fn main() {
     cache.delete_prefix("{lock:").await.unwrap();
 }
 
-/// Rate-limit decisions per second at 64 tasks, each algorithm against plain GETs (`redis-benchmark -c 64`) and
-/// cache gets at 64 tasks, interleaved (which goes first rotates), best of `rounds` rounds each. 10,000 keys,
+/// Rate-limit decisions per second at 64 tasks, each algorithm against plain GETs (`redis-benchmark -c 64`), cache
+/// gets at 64 tasks and the sliding log an app would write by hand (one `EVALSHA` per check), interleaved (which goes first rotates), best of `rounds` rounds each. 10,000 keys,
 /// limits high enough that most decisions allow (a denial costs the same).
-async fn rate_limit_table(config: &RedisConfig, manager: &RedisManager, cache: &Arc<CacheManager>, rounds: usize) {
+async fn rate_limit_table(
+    url: &str,
+    config: &RedisConfig,
+    manager: &RedisManager,
+    cache: &Arc<CacheManager>,
+    rounds: usize,
+) {
     const TASKS: usize = 64;
     let limiter = Arc::new(RedisRateLimiter::new(manager.clone()));
     let policies = [
@@ -234,8 +240,8 @@ async fn rate_limit_table(config: &RedisConfig, manager: &RedisManager, cache: &
     let rl_keys: Arc<Vec<RateLimitKey>> =
         Arc::new((0..10_000).map(|i| RateLimitKey::new(format!("u{i}")).unwrap()).collect());
     println!("load average before the rate limit table: {}", load_average());
-    // [plain GET, cache get, token bucket, sliding window]
-    let mut best = [0f64; 4];
+    // [plain GET, cache get, token bucket, sliding window, hand-written sliding window script per check]
+    let mut best = [0f64; 5];
     for round in 0..rounds {
         let rb_config = config.clone();
         let mut runs: Vec<BoxFuture<'static, f64>> = vec![
@@ -265,6 +271,24 @@ async fn rate_limit_table(config: &RedisConfig, manager: &RedisManager, cache: &
                 .boxed(),
             );
         }
+        let (url, prefix) = (url.to_owned(), format!("{}bare-sw:", config.namespace));
+        runs.push(
+            async move {
+                let client = redis::Client::open(url.as_str()).unwrap();
+                let conn = client.get_multiplexed_async_connection().await.unwrap();
+                let script = Arc::new(redis::Script::new(bare_redis::SLIDING_WINDOW));
+                ops_per_sec(TASKS, move |t, n| {
+                    let (mut conn, script, prefix) = (conn.clone(), script.clone(), prefix.clone());
+                    async move {
+                        let key = format!("{prefix}u{}", (t as u64 * 7919 + n) % 10_000);
+                        let member = (t as u64) << 40 | n;
+                        bare_redis::sliding_window(&mut conn, &script, key, 100, 1_000_000, member).await;
+                    }
+                })
+                .await
+            }
+            .boxed(),
+        );
         rotated(round, runs, &mut best).await;
     }
     let [best_plain, best_get, ..] = best;
@@ -280,6 +304,14 @@ async fn rate_limit_table(config: &RedisConfig, manager: &RedisManager, cache: &
         let rate = best[2 + i];
         println!("| rate limit check, {name} | {rate:.0} | {:.2}x | {:.2}x |", rate / best_plain, rate / best_get);
     }
+    let bare = best[4];
+    println!(
+        "| hand-written sliding log script, one EVALSHA per check (redis-rs MultiplexedConnection) | {bare:.0} | {:.2}x | {:.2}x |",
+        bare / best_plain,
+        bare / best_get
+    );
+    println!();
+    println!("sliding window, ours / the hand-written script: {:.2}x", best[3] / bare);
 }
 
 /// Mean latency of `op` run back to back by one task for [`RUN`].

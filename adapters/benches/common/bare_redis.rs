@@ -92,3 +92,34 @@ pub fn set_cmd(key: String, value: &[u8], ttl_ms: u64) -> redis::Cmd {
     cmd.arg(key).arg(value).arg("PX").arg(ttl_ms);
     cmd
 }
+
+/// The exact sliding log an app would write by hand, one `EVALSHA` per check: the same four commands per check as
+/// the library's script (`ZREMRANGEBYSCORE`, `ZCARD`, `ZADD`, `PEXPIRE`) on the server's clock, a member per
+/// check from the client. `KEYS[1]` the log; `ARGV` limit, window (µs), member. Returns `{allowed, remaining}`.
+pub const SLIDING_WINDOW: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local limit, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local count = redis.call('ZCARD', KEYS[1])
+if count + 1 > limit then return {0, limit - count} end
+redis.call('ZADD', KEYS[1], now, ARGV[3])
+redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000))
+return {1, limit - count - 1}
+";
+
+/// One check of [`SLIDING_WINDOW`] (loaded as `script`) on `key`: whether it was allowed. `member` must be unique
+/// per check.
+pub async fn sliding_window(
+    conn: &mut redis::aio::MultiplexedConnection,
+    script: &redis::Script,
+    key: String,
+    limit: u64,
+    window_us: u64,
+    member: u64,
+) -> bool {
+    let mut invocation = script.key(key);
+    invocation.arg(limit).arg(window_us).arg(member);
+    let (allowed, _remaining): (i64, i64) = invocation.invoke_async(conn).await.unwrap();
+    allowed == 1
+}
