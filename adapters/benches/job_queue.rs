@@ -11,8 +11,9 @@
 //!
 //! On Redis it also runs, in the same rounds, the loop an app could write instead with no library
 //! (`common/bare_streams.rs`: redis-rs `XADD`, then 16 consumers `XREADGROUP` + `XACK`/`XDEL` on a fresh stream),
-//! reading one entry per call and, batched, 16 per call; [`ROUNDS`] rounds in rotating order, the best figure of
-//! each kept, with the ratios ours / bare. `CPC_BENCH_ONLY=redis` runs only that comparison. The figures are
+//! reading one entry per call and, batched, 16 per call, its producers sending one `XADD` per call or 16 pipelined;
+//! ours with producers enqueueing one job per call, or 16 per `enqueue_many`. [`ROUNDS`] rounds in rotating order,
+//! the best figure of each kept, with the ratios ours / bare. `CPC_BENCH_ONLY=redis` runs only that comparison. The figures are
 //! printed, not asserted.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -40,17 +41,25 @@ const HANDLERS: usize = 16;
 const ROUNDS: usize = 3;
 /// Entries per `XREADGROUP` of the batched bare loop.
 const BARE_BATCH: usize = 16;
+/// Jobs per `enqueue_many` of our batched producers, and `XADD`s per pipeline of the pipelined bare producers.
+const BATCH: usize = 16;
 
-/// (enqueued per second, worked per second, end to end per second)
-async fn run(queue: Arc<dyn JobQueue>) -> (f64, f64, f64) {
+/// (enqueued per second, worked per second, end to end per second). Producers enqueue one job per call
+/// (`batch` 1) or `batch` jobs per `enqueue_many`.
+async fn run(queue: Arc<dyn JobQueue>, batch: usize) -> (f64, f64, f64) {
     let q = QueueName::new(format!("bench-{}", uuid::Uuid::new_v4().simple())).unwrap();
     let started = Instant::now();
     let producers: Vec<_> = (0..PRODUCERS)
         .map(|p| {
             let (queue, q) = (queue.clone(), q.clone());
             tokio::spawn(async move {
-                for i in (p..JOBS).step_by(PRODUCERS as usize) {
-                    queue.enqueue(&q, &i, EnqueueOptions::default()).await.unwrap();
+                let mine: Vec<u64> = (p..JOBS).step_by(PRODUCERS as usize).collect();
+                for chunk in mine.chunks(batch.max(1)) {
+                    if let [i] = chunk {
+                        queue.enqueue(&q, i, EnqueueOptions::default()).await.unwrap();
+                    } else {
+                        queue.enqueue_many(&q, chunk, EnqueueOptions::default()).await.unwrap();
+                    }
                 }
             })
         })
@@ -89,19 +98,27 @@ async fn run(queue: Arc<dyn JobQueue>) -> (f64, f64, f64) {
     (jobs / enqueued_in.as_secs_f64(), jobs / worked_in.as_secs_f64(), jobs / started.elapsed().as_secs_f64())
 }
 
-/// Ours against the bare Streams loop on Redis, [`ROUNDS`] rounds in rotating order, best of each; prints the table.
+/// Ours against the bare Streams loop on Redis, [`ROUNDS`] rounds in rotating order, best of each; prints the table
+/// and the ratios.
 async fn redis_against_bare(redis_url: &str) {
-    let names =
-        ["cpc RedisJobQueue + Worker", "bare redis-rs, XREADGROUP COUNT 1", "bare redis-rs, XREADGROUP COUNT 16"];
-    let mut best = [(0.0, 0.0, 0.0); 3];
+    let names = [
+        "cpc RedisJobQueue + Worker, enqueue one by one",
+        "cpc RedisJobQueue + Worker, enqueue_many of 16",
+        "bare redis-rs, XADD one by one, XREADGROUP COUNT 1",
+        "bare redis-rs, XADD one by one, XREADGROUP COUNT 16",
+        "bare redis-rs, 16 XADDs pipelined, XREADGROUP COUNT 1",
+        "bare redis-rs, 16 XADDs pipelined, XREADGROUP COUNT 16",
+    ];
+    let mut best = [(0.0, 0.0, 0.0); 6];
     let prefix = format!("cpc-bench-bare-jobs:{}:", uuid::Uuid::new_v4().simple());
     for round in 0..ROUNDS {
         for k in 0..names.len() {
             let i = (k + round) % names.len();
+            let (count, pipelined) = [(1, 1), (1, 1), (1, 1), (BARE_BATCH, 1), (1, BATCH), (BARE_BATCH, BATCH)][i];
             let rates = match i {
-                0 => run(Arc::new(redis_queue(redis_url).await)).await,
-                1 => bare_streams::run(redis_url, &prefix, JOBS, PRODUCERS, HANDLERS, 1).await,
-                _ => bare_streams::run(redis_url, &prefix, JOBS, PRODUCERS, HANDLERS, BARE_BATCH).await,
+                0 => run(Arc::new(redis_queue(redis_url).await), 1).await,
+                1 => run(Arc::new(redis_queue(redis_url).await), BATCH).await,
+                _ => bare_streams::run(redis_url, &prefix, JOBS, PRODUCERS, HANDLERS, count, pipelined).await,
             };
             let b = &mut best[i];
             common::best(&mut b.0, rates.0);
@@ -110,12 +127,25 @@ async fn redis_against_bare(redis_url: &str) {
         }
     }
     println!(
-        "| Redis, best of {ROUNDS} | jobs | enqueued/s | worked/s | end to end jobs/s | ours / this, end to end |"
+        "| Redis, best of {ROUNDS} | jobs | enqueued/s | worked/s | end to end jobs/s | ours one by one / this | \
+         ours batched / this |"
     );
-    println!("|---|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
     for (name, (enqueued, worked, total)) in names.iter().zip(best) {
-        let ratio = best[0].2 / total;
-        println!("| {name} | {JOBS} | {enqueued:.0} | {worked:.0} | {total:.0} | {ratio:.2}x |");
+        let (one, batched) = (best[0].2 / total, best[1].2 / total);
+        println!("| {name} | {JOBS} | {enqueued:.0} | {worked:.0} | {total:.0} | {one:.2}x | {batched:.2}x |");
+    }
+    println!();
+    println!("| ratio | enqueued/s | worked/s | end to end |");
+    println!("|---|---:|---:|---:|");
+    for (name, ours, bare) in [
+        ("ours one by one / bare one by one (COUNT 1)", 0, 2),
+        ("ours batched / bare one by one (COUNT 1)", 1, 2),
+        ("ours batched / bare pipelined (COUNT 1)", 1, 4),
+        ("ours batched / bare pipelined (COUNT 16)", 1, 5),
+    ] {
+        let (o, b) = (best[ours], best[bare]);
+        println!("| {name} | {:.2}x | {:.2}x | {:.2}x |", o.0 / b.0, o.1 / b.1, o.2 / b.2);
     }
     println!();
 }
@@ -157,7 +187,7 @@ async fn main() {
         ("postgres", Arc::new(pg) as Arc<dyn JobQueue>),
         ("in-memory", Arc::new(InMemoryJobQueue::new()) as Arc<dyn JobQueue>),
     ] {
-        let (enqueued, worked, total) = run(queue).await;
+        let (enqueued, worked, total) = run(queue, 1).await;
         println!("| {name} | {JOBS} | {enqueued:.0} | {worked:.0} | {total:.0} |");
     }
     admin.get().await.unwrap().batch_execute("DROP DATABASE IF EXISTS cpc_bench_jobs WITH (FORCE)").await.unwrap();

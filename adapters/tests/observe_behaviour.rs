@@ -17,7 +17,7 @@ use cpc_adapters::observe::{
 };
 use cpc_adapters::redis::CacheManager;
 use cpc_ports::mocks::{MockCache, MockJobQueue};
-use cpc_ports::{Bytes, Cache, CacheKey, EnqueueOptions, JobId, JobQueue, KvError, Lock, LockKey, QueueName};
+use cpc_ports::{Bytes, Cache, CacheKey, EnqueueOptions, JobId, JobQueue, KvError, Lock, LockKey, NewJob, QueueName};
 use cpc_testkit::memory::{InMemoryCache, InMemoryLock};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use tracing::field::{Field, Visit};
@@ -126,7 +126,26 @@ async fn retry_repeats_an_enqueue_only_when_its_idempotency_key_makes_that_safe(
     });
     let queue = Retry::new(m, fast_retries());
     let keyed = EnqueueOptions::default().idempotency_key("order-7");
-    assert_eq!(queue.enqueue_bytes(&q, Bytes::new(), keyed).await.unwrap(), JobId::new("j"));
+    assert_eq!(queue.enqueue_bytes(&q, Bytes::new(), keyed.clone()).await.unwrap(), JobId::new("j"));
+
+    // A batch is repeated only when every job has a key; one job without a key makes it a single call.
+    let mut m = MockJobQueue::new();
+    m.expect_enqueue_many_bytes().times(1).returning(|_, _| Err(unavailable()));
+    let queue = Retry::new(m, fast_retries());
+    let half_keyed = vec![NewJob::new("a").with_options(keyed.clone()), NewJob::new("b")];
+    assert!(queue.enqueue_many_bytes(&q, half_keyed).await.is_err());
+    let mut m = MockJobQueue::new();
+    let mut calls = 0;
+    m.expect_enqueue_many_bytes().times(2).returning(move |_, jobs| {
+        calls += 1;
+        if calls < 2 { Err(unavailable()) } else { Ok(jobs.iter().map(|_| JobId::new("j")).collect()) }
+    });
+    let queue = Retry::new(m, fast_retries());
+    let all_keyed = vec![
+        NewJob::new("a").with_options(keyed.clone()),
+        NewJob::new("b").with_options(EnqueueOptions::default().idempotency_key("order-8")),
+    ];
+    assert_eq!(queue.enqueue_many_bytes(&q, all_keyed).await.unwrap().len(), 2);
 
     // Reserving is never repeated: the first attempt may have taken a job whose reply was lost.
     let mut m = MockJobQueue::new();

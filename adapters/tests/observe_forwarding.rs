@@ -16,9 +16,9 @@ use cpc_ports::mocks::{
 use cpc_ports::{
     Bytes, Cache, CacheKey, Channel, ChannelPattern, Codec, CustomerRepository, DeadJob, EnqueueOptions,
     EntityRepository, HealthCheck, HealthReport, HealthStatus, JobId, JobQueue, KeyTtl, KvError, Lock, LockKey,
-    LockLease, NackOutcome, PageRequest, PubSub, PubSubCapabilities, Query, QueueName, QueueStats, RateLimitDecision,
-    RateLimitKey, RateLimitPolicy, RateLimiter, RepoError, Repository, ReservedJob, SessionId, SessionStore,
-    SingleFlight, Subscription, TimeRange, TransactionRepository, UnitOfWork, UserRepository,
+    LockLease, NackOutcome, NewJob, PageRequest, PubSub, PubSubCapabilities, Query, QueueName, QueueStats,
+    RateLimitDecision, RateLimitKey, RateLimitPolicy, RateLimiter, RepoError, Repository, ReservedJob, SessionId,
+    SessionStore, SingleFlight, Subscription, TimeRange, TransactionRepository, UnitOfWork, UserRepository,
 };
 
 const TTL: Duration = Duration::from_secs(30);
@@ -159,6 +159,12 @@ async fn job_queue_forwards<D: Decorate>(d: D) {
         .times(1)
         .withf(|q, p, o| q.as_str() == "q" && p == "p" && o.idempotency_key.as_deref() == Some("k"))
         .returning(|_, _, _| Ok(JobId::new("j1")));
+    // The batch reaches the inner queue whole: the port's default (one enqueue_bytes per job) would fail the
+    // enqueue_bytes expectation above.
+    m.expect_enqueue_many_bytes()
+        .times(1)
+        .withf(|q, jobs| q.as_str() == "q" && jobs.len() == 2 && jobs[1].payload == "b")
+        .returning(|_, _| Ok(vec![JobId::new("j2"), JobId::new("j3")]));
     m.expect_reserve().times(1).withf(|_, v| *v == TTL).returning(move |_, _| Ok(Some(reserved.clone())));
     m.expect_ack().times(1).withf(|j| j.id.as_str() == "j1").returning(|_| Ok(()));
     m.expect_nack().times(1).withf(|_, after| *after == TTL).returning(|_, _| Ok(NackOutcome::Dead));
@@ -170,6 +176,8 @@ async fn job_queue_forwards<D: Decorate>(d: D) {
     let jq = Decorated::new(m, d);
     let options = EnqueueOptions::default().idempotency_key("k");
     assert_eq!(jq.enqueue_bytes(&q, Bytes::from("p"), options).await.unwrap(), JobId::new("j1"));
+    let batch = vec![NewJob::new("a"), NewJob::new("b")];
+    assert_eq!(jq.enqueue_many_bytes(&q, batch).await.unwrap(), vec![JobId::new("j2"), JobId::new("j3")]);
     assert_eq!(jq.reserve(&q, TTL).await.unwrap(), Some(job.clone()));
     jq.ack(&job).await.unwrap();
     assert_eq!(jq.nack(&job, TTL).await.unwrap(), NackOutcome::Dead);

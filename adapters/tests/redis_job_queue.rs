@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::redis::{namespace_keys, shared_manager};
 
 use cpc_adapters::redis::RedisJobQueue;
-use cpc_ports::{EnqueueOptions, JobQueue, JobQueueSettings, QueueName};
+use cpc_ports::{EnqueueOptions, JobQueue, JobQueueSettings, KvError, NewJob, QueueName};
 
 async fn jobs(namespace: &str) -> RedisJobQueue {
     RedisJobQueue::new(shared_manager(namespace).await)
@@ -169,4 +169,69 @@ async fn reserve_many_with_a_huge_max_takes_every_ready_job() {
     assert_eq!(jobs.stats(&q).await.unwrap().in_flight, 1_200);
     assert!(jobs.ack_many(&taken).await.iter().all(Result::is_ok));
     assert_eq!(jobs.stats(&q).await.unwrap(), cpc_ports::QueueStats::default());
+}
+
+/// A batch with one invalid job (bad options, a delay too long, an oversized payload) writes no key at all: no
+/// stream, no jobs hash, no delayed set, no idempotency key of its keyed jobs. The checks run before the script.
+#[tokio::test]
+async fn a_batch_with_one_invalid_job_writes_no_key() {
+    let jobs = jobs("batch-invalid").await;
+    let q = queue();
+    let good = || {
+        vec![
+            NewJob::new("a"),
+            NewJob::new("b").with_options(EnqueueOptions::default().idempotency_key("photo-1")),
+            NewJob::new("c").with_options(EnqueueOptions::default().delayed(Duration::from_secs(60))),
+        ]
+    };
+    let bad = [
+        (NewJob::new("d").with_options(EnqueueOptions::default().max_attempts(0)), "jobs[3].max_attempts"),
+        (NewJob::new("d").with_options(EnqueueOptions::default().delayed(Duration::MAX)), "jobs[3].delay"),
+    ];
+    for (job, field) in bad {
+        let mut batch = good();
+        batch.push(job);
+        match jobs.enqueue_many_bytes(&q, batch).await {
+            Err(KvError::Validation(e)) => assert_eq!(e.field, field),
+            other => panic!("want a validation error naming {field}, got {other:?}"),
+        }
+    }
+    let mut batch = good();
+    batch.push(NewJob::new(vec![0u8; cpc_ports::MAX_PAYLOAD_BYTES + 1]));
+    assert!(matches!(jobs.enqueue_many_bytes(&q, batch).await, Err(KvError::TooLarge { .. })));
+    let left = namespace_keys(jobs.manager()).await;
+    assert!(left.is_empty(), "a refused batch writes nothing: {left:?}");
+    let ids = jobs.enqueue_many_bytes(&q, good()).await.unwrap();
+    assert_eq!(ids.len(), 3);
+    let mut left = namespace_keys(jobs.manager()).await;
+    left.sort();
+    let mut want: Vec<String> =
+        ["jq:{thumbnails}:d", "jq:{thumbnails}:i:photo-1", "jq:{thumbnails}:j", "jq:{thumbnails}:s"]
+            .iter()
+            .map(|k| jobs.manager().key(k))
+            .collect();
+    want.sort();
+    assert_eq!(left, want, "the good batch wrote the queue's keys");
+}
+
+/// A batch of 2,500 jobs (past the script's 1,000-job `HSET` chunk) is one script call: every job is stored, in
+/// order, with its payload, and the stream holds one entry per job.
+#[tokio::test]
+async fn a_large_batch_is_stored_whole_and_in_order() {
+    let jobs = jobs("batch-large").await;
+    let q = queue();
+    let batch: Vec<NewJob> = (0..2500).map(|n| NewJob::new(format!("job-{n}"))).collect();
+    let ids = jobs.enqueue_many_bytes(&q, batch).await.unwrap();
+    assert_eq!(ids.len(), 2500);
+    let mut conn = jobs.manager().connection();
+    let entries: u64 =
+        redis::cmd("XLEN").arg(jobs.manager().key("jq:{thumbnails}:s")).query_async(&mut conn).await.unwrap();
+    assert_eq!(entries, 2500, "one stream entry per job");
+    let fields: u64 =
+        redis::cmd("HLEN").arg(jobs.manager().key("jq:{thumbnails}:j")).query_async(&mut conn).await.unwrap();
+    assert_eq!(fields, 3 * 2500, "three fields per ready job in the jobs hash: payload, max attempts, entry");
+    let got = jobs.reserve_many(&q, Duration::from_secs(30), 3000).await.unwrap();
+    let want: Vec<_> = ids.iter().enumerate().map(|(n, id)| (id.clone(), format!("job-{n}"))).collect();
+    let got: Vec<_> = got.iter().map(|j| (j.id.clone(), String::from_utf8_lossy(&j.payload).into_owned())).collect();
+    assert_eq!(got, want, "every job, in batch order");
 }

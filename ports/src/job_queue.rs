@@ -41,6 +41,10 @@ use serde::de::DeserializeOwned;
 
 use crate::{Codec, KvError};
 
+mod batch;
+
+pub use batch::{NewJob, check_batch, in_batch, repeated_keys};
+
 /// The longest queue name accepted, in bytes.
 pub const MAX_QUEUE_NAME_BYTES: usize = 128;
 /// The longest idempotency key accepted, in bytes.
@@ -339,6 +343,31 @@ pub trait JobQueue: Send + Sync + 'static {
     async fn enqueue_bytes(&self, queue: &QueueName, payload: Bytes, options: EnqueueOptions)
     -> Result<JobId, KvError>;
 
+    /// Stores a batch of jobs on `queue` and returns their ids, in the order of `jobs`: one call for the batch,
+    /// as Sidekiq's `push_bulk` or BullMQ's `addBulk`.
+    ///
+    /// MUST check every job before storing any ([`check_batch`]): one oversized payload is [`KvError::TooLarge`],
+    /// one invalid option (a zero `max_attempts`, an empty idempotency key; in the backends of this library also a
+    /// delay too long for the backend) a [`KvError::Validation`] whose field names the job
+    /// (`jobs[3].max_attempts`, see [`in_batch`]), and then nothing is stored.
+    /// Each job MUST be stored as [`JobQueue::enqueue_bytes`] would store it, in the order of `jobs` (jobs of the
+    /// batch without delays come out in that order), and MUST get the id `enqueue_bytes` would return: a job whose
+    /// idempotency key was used on this queue within the window (by an earlier call, or by an earlier job of the
+    /// same batch) stores nothing and gets the earlier job's id. An empty batch stores nothing and returns no id.
+    ///
+    /// Atomicity is the backend's: the Redis, PostgreSQL, SQLite and in-memory queues store the batch all or
+    /// nothing (one script call, one transaction, one lock), so no worker sees part of it and a failure stores
+    /// none of it. This default implementation, for other implementations, checks the whole batch then calls
+    /// `enqueue_bytes` for each job in turn: a failure part way leaves the jobs before it stored.
+    async fn enqueue_many_bytes(&self, queue: &QueueName, jobs: Vec<NewJob>) -> Result<Vec<JobId>, KvError> {
+        check_batch(&jobs)?;
+        let mut ids = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            ids.push(self.enqueue_bytes(queue, job.payload, job.options).await?);
+        }
+        Ok(ids)
+    }
+
     /// Reserves the next ready job, or `None` if there is none. Does not wait.
     ///
     /// Jobs of one producer without delays or failures MUST come out in the order they were enqueued. A reserved
@@ -434,6 +463,43 @@ pub trait JobQueueExt: JobQueue {
     ) -> Result<JobId, KvError> {
         let bytes = self.codec().encode(payload)?;
         self.enqueue_bytes(queue, bytes, options).await
+    }
+
+    /// Encodes each of `payloads` with the queue's codec and enqueues them as one batch
+    /// ([`JobQueue::enqueue_many_bytes`]), each with `options`; returns their ids in order.
+    ///
+    /// # Errors
+    /// [`KvError::Codec`] if a payload does not encode, and [`KvError::Validation`] naming `idempotency_key` if
+    /// `options` has one (it would make every job after the first a repeat of it: give each job its own key with
+    /// [`JobQueue::enqueue_many_bytes`]); nothing is stored then. Otherwise what `enqueue_many_bytes` returns.
+    ///
+    /// ```
+    /// # async fn demo(queue: &dyn cpc_ports::JobQueue) -> Result<(), cpc_ports::KvError> {
+    /// use cpc_ports::{EnqueueOptions, JobQueueExt, QueueName};
+    ///
+    /// let thumbnails = QueueName::new("thumbnails")?;
+    /// let ids = queue.enqueue_many(&thumbnails, &["a.jpg", "b.jpg", "c.jpg"], EnqueueOptions::default()).await?;
+    /// assert_eq!(ids.len(), 3);
+    /// # Ok(()) }
+    /// ```
+    async fn enqueue_many<T: Serialize + Sync>(
+        &self,
+        queue: &QueueName,
+        payloads: &[T],
+        options: EnqueueOptions,
+    ) -> Result<Vec<JobId>, KvError> {
+        if options.idempotency_key.is_some() {
+            return Err(KvError::invalid(
+                "idempotency_key",
+                "cannot be shared by a batch: give each job its own with enqueue_many_bytes",
+            ));
+        }
+        let codec = self.codec();
+        let jobs = payloads
+            .iter()
+            .map(|payload| Ok(NewJob { payload: codec.encode(payload)?, options: options.clone() }))
+            .collect::<Result<Vec<_>, KvError>>()?;
+        self.enqueue_many_bytes(queue, jobs).await
     }
 
     /// Reserves the next job and decodes its payload. A payload that does not decode is a [`KvError::Codec`]

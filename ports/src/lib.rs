@@ -52,8 +52,8 @@ pub use config_error::ConfigError;
 pub use error::{ConflictKind, KvError, MAX_PAYLOAD_BYTES, PortError, RepoError, check_payload};
 pub use health::{HealthCheck, HealthReport, HealthStatus, check_all};
 pub use job_queue::{
-    DeadJob, EnqueueOptions, JobId, JobQueue, JobQueueExt, JobQueueSettings, NackOutcome, QueueName, QueueStats,
-    ReservedJob, TypedJob,
+    DeadJob, EnqueueOptions, JobId, JobQueue, JobQueueExt, JobQueueSettings, NackOutcome, NewJob, QueueName,
+    QueueStats, ReservedJob, TypedJob,
 };
 pub use keys::{CacheKey, Channel, ChannelPattern, LockKey, RateLimitKey, SessionId};
 pub use lock::{FencingToken, LeaseGuard, Lock, LockExt, LockLease};

@@ -1,8 +1,9 @@
 //! The job queue an app could write instead of `RedisJobQueue` + `Worker`: a bare redis-rs loop over one Redis
 //! Stream and consumer group on one `MultiplexedConnection`, no library (`#[path = "common/bare_streams.rs"] mod
-//! bare_streams;`). Producers `XADD` the payload; each consumer `XREADGROUP`s up to `count` new entries (polling
-//! every millisecond when none is ready, as the worker does), decodes each payload, then acks its entries with
-//! `XACK` + `XDEL` in one pipeline (one round trip), as the library deletes a worked job's entry.
+//! bare_streams;`). Producers `XADD` the payload (one per call, or several pipelined); each consumer `XREADGROUP`s
+//! up to `count` new entries (polling every millisecond when none is ready, as the worker does), decodes each
+//! payload, then acks its entries with `XACK` + `XDEL` in one pipeline (one round trip), as the library deletes a
+//! worked job's entry.
 //!
 //! What it leaves out, and the library does not: delays, retries with backoff, attempt counts, dead letters,
 //! idempotency keys, redelivery of entries whose consumer died, visibility timeouts and their extension.
@@ -24,9 +25,17 @@ const GROUP: &str = "w";
 pub type Rates = (f64, f64, f64);
 
 /// Runs `jobs` jobs (the JSON numbers `0..jobs`) through a fresh stream under `prefix`: `producers` tasks `XADD`
-/// them, then `consumers` tasks each read up to `count` entries per `XREADGROUP` and ack them. Deletes the stream
-/// at the end.
-pub async fn run(url: &str, prefix: &str, jobs: u64, producers: u64, consumers: usize, count: usize) -> Rates {
+/// them (`pipelined` `XADD`s per round trip, in one redis-rs pipeline; 1: one `XADD` per call), then `consumers`
+/// tasks each read up to `count` entries per `XREADGROUP` and ack them. Deletes the stream at the end.
+pub async fn run(
+    url: &str,
+    prefix: &str,
+    jobs: u64,
+    producers: u64,
+    consumers: usize,
+    count: usize,
+    pipelined: usize,
+) -> Rates {
     let conn = redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap();
     let stream = format!("{prefix}{}:s", uuid::Uuid::new_v4().simple());
     let started = Instant::now();
@@ -34,9 +43,18 @@ pub async fn run(url: &str, prefix: &str, jobs: u64, producers: u64, consumers: 
         .map(|p| {
             let (mut conn, stream) = (conn.clone(), stream.clone());
             tokio::spawn(async move {
-                for i in (p..jobs).step_by(producers as usize) {
-                    let payload = serde_json::to_vec(&i).unwrap();
-                    let _: String = conn.xadd(&stream, "*", &[("j", payload)]).await.unwrap();
+                let mine: Vec<u64> = (p..jobs).step_by(producers as usize).collect();
+                for chunk in mine.chunks(pipelined.max(1)) {
+                    if let [i] = chunk {
+                        let payload = serde_json::to_vec(i).unwrap();
+                        let _: String = conn.xadd(&stream, "*", &[("j", payload)]).await.unwrap();
+                        continue;
+                    }
+                    let mut pipe = redis::pipe();
+                    for i in chunk {
+                        pipe.xadd(&stream, "*", &[("j", serde_json::to_vec(i).unwrap())]);
+                    }
+                    let _: Vec<String> = pipe.query_async(&mut conn).await.unwrap();
                 }
             })
         })

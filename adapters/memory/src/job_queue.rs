@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use cpc_ports::job_queue::{check_visibility_timeout, not_dead, not_reserved};
+use cpc_ports::job_queue::{check_batch, check_visibility_timeout, in_batch, not_dead, not_reserved};
 use cpc_ports::{
-    Codec, DeadJob, EnqueueOptions, JobId, JobQueue, JobQueueSettings, KvError, NackOutcome, QueueName, QueueStats,
-    ReservedJob,
+    Codec, DeadJob, EnqueueOptions, JobId, JobQueue, JobQueueSettings, KvError, NackOutcome, NewJob, QueueName,
+    QueueStats, ReservedJob,
 };
 use tokio::time::Instant;
 
@@ -136,6 +136,41 @@ impl Queue {
         Ok(())
     }
 
+    /// Stores a checked job (or, for an idempotency key still remembered, returns the earlier job's id).
+    fn store(
+        &mut self,
+        settings: &JobQueueSettings,
+        now: Instant,
+        payload: Bytes,
+        max_attempts: u32,
+        due: Option<Instant>,
+        idempotency_key: Option<String>,
+    ) -> JobId {
+        let id = JobId::generate();
+        if let Some(key) = idempotency_key {
+            match self.idempotency.get(&key) {
+                Some((earlier, until)) if *until > now => return earlier.clone(),
+                _ => {
+                    let until = now.checked_add(settings.idempotency_window).unwrap_or(now);
+                    self.idempotency.insert(key, (id.clone(), until));
+                }
+            }
+            if self.idempotency.len() >= self.idempotency_sweep_at {
+                self.idempotency.retain(|_, (_, until)| *until > now);
+                self.idempotency_sweep_at = (2 * self.idempotency.len()).max(IDEMPOTENCY_SWEEP_MIN);
+            }
+        }
+        self.jobs.insert(id.clone(), Job { payload, attempts: 0, max_attempts });
+        match due {
+            Some(due) => {
+                let seq = self.next_seq();
+                self.delayed.insert((due, seq), id.clone());
+            }
+            None => self.ready.push_back(id.clone()),
+        }
+        id
+    }
+
     fn count_in_flight(&self, now: Instant) -> (u64, u64) {
         let live = self.in_flight.keys().filter(|(deadline, _)| *deadline > now).count() as u64;
         (live, self.in_flight.len() as u64 - live)
@@ -195,29 +230,38 @@ impl JobQueue for InMemoryJobQueue {
         let due = options.delay.filter(|d| !d.is_zero()).map(|d| after(now, d, "delay")).transpose()?;
         let mut queues = self.lock();
         let q = queues.entry(queue.clone()).or_default();
-        let id = JobId::generate();
-        if let Some(key) = options.idempotency_key {
-            match q.idempotency.get(&key) {
-                Some((earlier, until)) if *until > now => return Ok(earlier.clone()),
-                _ => {
-                    let until = now.checked_add(self.settings.idempotency_window).unwrap_or(now);
-                    q.idempotency.insert(key, (id.clone(), until));
-                }
-            }
-            if q.idempotency.len() >= q.idempotency_sweep_at {
-                q.idempotency.retain(|_, (_, until)| *until > now);
-                q.idempotency_sweep_at = (2 * q.idempotency.len()).max(IDEMPOTENCY_SWEEP_MIN);
-            }
+        Ok(q.store(&self.settings, now, payload, max_attempts, due, options.idempotency_key))
+    }
+
+    /// Checks the whole batch, then stores it under one lock: no reserve sees part of it.
+    async fn enqueue_many_bytes(&self, queue: &QueueName, jobs: Vec<NewJob>) -> Result<Vec<JobId>, KvError> {
+        let max_attempts = check_batch(&jobs)?;
+        let now = Instant::now();
+        let dues = jobs
+            .iter()
+            .enumerate()
+            .map(|(i, job)| {
+                job.options
+                    .delay
+                    .filter(|d| !d.is_zero())
+                    .map(|d| after(now, d, "delay"))
+                    .transpose()
+                    .map_err(|e| in_batch(i, e))
+            })
+            .collect::<Result<Vec<_>, KvError>>()?;
+        if jobs.is_empty() {
+            return Ok(Vec::new());
         }
-        q.jobs.insert(id.clone(), Job { payload, attempts: 0, max_attempts });
-        match due {
-            Some(due) => {
-                let seq = q.next_seq();
-                q.delayed.insert((due, seq), id.clone());
-            }
-            None => q.ready.push_back(id.clone()),
-        }
-        Ok(id)
+        let mut queues = self.lock();
+        let q = queues.entry(queue.clone()).or_default();
+        Ok(jobs
+            .into_iter()
+            .zip(max_attempts)
+            .zip(dues)
+            .map(|((job, max_attempts), due)| {
+                q.store(&self.settings, now, job.payload, max_attempts, due, job.options.idempotency_key)
+            })
+            .collect())
     }
 
     async fn reserve(&self, queue: &QueueName, visibility_timeout: Duration) -> Result<Option<ReservedJob>, KvError> {

@@ -1,16 +1,17 @@
 //! The [`JobQueue`] port of a [`Decorated`] port: every method goes through [`Decorate::around`].
 //!
 //! Which calls a [`Retry`](super::Retry) may repeat: an enqueue only when it carries an idempotency key (the queue
-//! then stores it once however often it is sent), reads and `extend` always (an extend sent twice sets the same
-//! deadline), and never `reserve`, `reserve_many`, `ack`, `ack_many`, `nack` or
-//! `requeue_dead`, whose second attempt after a lost reply would find the job already moved.
+//! then stores it once however often it is sent), a batch enqueue only when each of its jobs does, reads and
+//! `extend` always (an extend sent twice sets the same deadline), and never `reserve`, `reserve_many`, `ack`,
+//! `ack_many`, `nack` or `requeue_dead`, whose second attempt after a lost reply would find the job already moved.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use cpc_ports::job_queue::batch_error;
 use cpc_ports::{
-    Bytes, Codec, DeadJob, EnqueueOptions, JobId, JobQueue, KvError, NackOutcome, QueueName, QueueStats, ReservedJob,
+    Bytes, Codec, DeadJob, EnqueueOptions, JobId, JobQueue, KvError, NackOutcome, NewJob, QueueName, QueueStats,
+    ReservedJob,
 };
 
 use super::{Decorate, Decorated, Op};
@@ -29,6 +30,17 @@ impl<P: JobQueue + ?Sized, D: Decorate> JobQueue for Decorated<P, D> {
             Op::once("job_queue", "enqueue_bytes")
         };
         self.decorator.around(op, move || self.inner.enqueue_bytes(queue, payload.clone(), options.clone())).await
+    }
+
+    /// The batch goes to the inner queue whole (one call, so its atomicity is kept). A [`Retry`](super::Retry)
+    /// may repeat it only when every job carries an idempotency key.
+    async fn enqueue_many_bytes(&self, queue: &QueueName, jobs: Vec<NewJob>) -> Result<Vec<JobId>, KvError> {
+        let op = if !jobs.is_empty() && jobs.iter().all(|job| job.options.idempotency_key.is_some()) {
+            Op::idempotent("job_queue", "enqueue_many_bytes")
+        } else {
+            Op::once("job_queue", "enqueue_many_bytes")
+        };
+        self.decorator.around(op, move || self.inner.enqueue_many_bytes(queue, jobs.clone())).await
     }
 
     async fn reserve(&self, queue: &QueueName, visibility_timeout: Duration) -> Result<Option<ReservedJob>, KvError> {

@@ -5,9 +5,9 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use cpc_ports::job_queue::{batch_error, check_visibility_timeout, not_dead, not_reserved};
+use cpc_ports::job_queue::{batch_error, check_batch, check_visibility_timeout, in_batch, not_dead, not_reserved};
 use cpc_ports::{
-    Bytes, Codec, DeadJob, EnqueueOptions, JobId, JobQueue, JobQueueSettings, KvError, NackOutcome, QueueName,
+    Bytes, Codec, DeadJob, EnqueueOptions, JobId, JobQueue, JobQueueSettings, KvError, NackOutcome, NewJob, QueueName,
     QueueStats, ReservedJob,
 };
 use redis::Script;
@@ -19,6 +19,7 @@ use super::ttl::MAX_TTL_MILLIS;
 
 operations!(JobQueueOp {
     Enqueue = "enqueue",
+    EnqueueMany = "enqueue_many",
     Reserve = "reserve",
     Ack = "ack",
     AckMany = "ack_many",
@@ -36,8 +37,9 @@ const PROMOTE_BATCH: u32 = 256;
 /// pipelined.
 const ACK_CHUNK: usize = 256;
 
-/// Lua helpers shared by the scripts. Fields of job `id` in a jobs hash are `id:p` (payload), `id:a` (attempts),
-/// `id:m` (max attempts), `id:e` (current stream entry) and, for a dead job, `id:t` (time of death, ms).
+/// Lua helpers shared by the scripts. Fields of job `id` in a jobs hash are `id:p` (payload), `id:a` (attempts;
+/// absent, meaning 0, until the first reservation), `id:m` (max attempts), `id:e` (current stream entry) and, for a
+/// dead job, `id:t` (time of death, ms).
 ///
 /// - `now_ms`: the server's clock in ms.
 /// - `append`: appends a job to the stream (creating the stream and its consumer group `w` on first use, or taking
@@ -111,9 +113,12 @@ end
 
 /// `KEYS` stream, delayed, idempotency key, jobs; `ARGV` id, payload, max attempts, delay ms, idempotency window
 /// ms (0: no key). Returns the id stored, or the earlier job's id for a known idempotency key.
-const ENQUEUE_LUA: &str = concat!(
-    prelude!(),
-    r"
+///
+/// Lean: none of the [`prelude!`] helpers, only the lines an enqueue runs (the stream's creation or `PERSIST` of
+/// `append`, inlined), since Lua re-creates every `local function` of a script on each call; and the job's fields
+/// are those it needs (no `:a`, whose absence reads as 0 attempts; no `:e` while delayed): each hash field costs
+/// the server about a microsecond (measured in `docs/BENCHMARKS.md`, issue 20).
+const ENQUEUE_LUA: &str = r"
 local id = ARGV[1]
 if tonumber(ARGV[5]) > 0 then
   local earlier = redis.call('GET', KEYS[3])
@@ -123,16 +128,77 @@ end
 local jobs = KEYS[4]
 local delay = tonumber(ARGV[4])
 if delay > 0 then
-  redis.call('HSET', jobs, id .. ':p', ARGV[2], id .. ':a', 0, id .. ':m', ARGV[3], id .. ':e', '')
-  redis.call('ZADD', KEYS[2], now_ms() + delay, id)
-else
-  local e = append(KEYS[1], id)
-  redis.call('HSET', jobs, id .. ':p', ARGV[2], id .. ':a', 0, id .. ':m', ARGV[3], id .. ':e', e)
+  local t = redis.call('TIME')
+  redis.call('HSET', jobs, id .. ':p', ARGV[2], id .. ':m', ARGV[3])
+  redis.call('ZADD', KEYS[2], tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + delay, id)
+  return id
 end
+local stream = KEYS[1]
+local ttl = redis.call('PTTL', stream)
+if ttl == -2 then
+  redis.call('XGROUP', 'CREATE', stream, 'w', '0', 'MKSTREAM')
+elseif ttl >= 0 then
+  redis.call('PERSIST', stream)
+end
+local e = redis.call('XADD', stream, '*', 'j', id)
+redis.call('HSET', jobs, id .. ':p', ARGV[2], id .. ':m', ARGV[3], id .. ':e', e)
 return id
-"
-);
+";
 static ENQUEUE: LazyLock<Script> = LazyLock::new(|| Script::new(ENQUEUE_LUA));
+
+/// `KEYS` stream, delayed, jobs, then one idempotency key per keyed job; `ARGV` idempotency window ms, then five
+/// per job: id, payload, max attempts, delay ms, index in `KEYS` of its idempotency key (0: none). Stores the jobs
+/// in order, each as [`ENQUEUE_LUA`] would (a key already held, by an earlier call or an earlier job of the batch,
+/// stores nothing and gives the holder's id); the stream is created or made persistent once, the server clock read
+/// once, and the jobs' fields written with one `HSET` per 1,000 jobs. Returns the ids, in order. Lean, like
+/// [`ENQUEUE_LUA`].
+const ENQUEUE_MANY_LUA: &str = r"
+local stream, delayed, jobs = KEYS[1], KEYS[2], KEYS[3]
+local window = ARGV[1]
+local out, fields, now, live = {}, {}, nil, false
+for i = 2, #ARGV, 5 do
+  local id, k = ARGV[i], tonumber(ARGV[i + 4])
+  local earlier = false
+  if k > 0 then
+    earlier = redis.call('GET', KEYS[k])
+    if not earlier then redis.call('SET', KEYS[k], id, 'PX', window) end
+  end
+  if earlier then
+    out[#out + 1] = earlier
+  else
+    local delay, e = tonumber(ARGV[i + 3]), nil
+    if delay > 0 then
+      if not now then
+        local t = redis.call('TIME')
+        now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+      end
+      redis.call('ZADD', delayed, now + delay, id)
+    else
+      if not live then
+        local ttl = redis.call('PTTL', stream)
+        if ttl == -2 then
+          redis.call('XGROUP', 'CREATE', stream, 'w', '0', 'MKSTREAM')
+        elseif ttl >= 0 then
+          redis.call('PERSIST', stream)
+        end
+        live = true
+      end
+      e = redis.call('XADD', stream, '*', 'j', id)
+    end
+    local n = #fields
+    fields[n + 1], fields[n + 2], fields[n + 3], fields[n + 4] = id .. ':p', ARGV[i + 1], id .. ':m', ARGV[i + 2]
+    if e then fields[n + 5], fields[n + 6] = id .. ':e', e end
+    if #fields >= 6000 then
+      redis.call('HSET', jobs, unpack(fields))
+      fields = {}
+    end
+    out[#out + 1] = id
+  end
+end
+if #fields > 0 then redis.call('HSET', jobs, unpack(fields)) end
+return out
+";
+static ENQUEUE_MANY: LazyLock<Script> = LazyLock::new(|| Script::new(ENQUEUE_MANY_LUA));
 
 /// `KEYS` stream, delayed, in flight, jobs, dead, dead jobs; `ARGV` visibility ms, consumer, promote batch,
 /// dead-letter retention ms, max dead letters, count. Moves due delayed jobs to the stream; then, until it holds
@@ -162,7 +228,7 @@ local function flush()
 end
 local function take(id, orphan)
   local f = redis.call('HMGET', jobs, id .. ':p', id .. ':a', id .. ':m')
-  local attempt, max = tonumber(f[2]), tonumber(f[3])
+  local attempt, max = tonumber(f[2] or 0), tonumber(f[3])
   if f[1] and attempt < max then
     attempt = attempt + 1
     attempts[#attempts + 1] = id .. ':a'
@@ -350,7 +416,7 @@ static STATS: LazyLock<Script> = LazyLock::new(|| Script::new(STATS_LUA));
 /// | `jq:{q}:s` | stream, group `w` | one entry per ready or reserved job (`XADD`, `XREADGROUP`, `XACK`, `XDEL`) |
 /// | `jq:{q}:d` | sorted set | delayed jobs (delay or retry backoff) scored by due time |
 /// | `jq:{q}:f` | sorted set | reserved jobs scored by the end of their visibility timeout |
-/// | `jq:{q}:j` | hash | the jobs still to be worked: `<id>:p` payload, `<id>:a` attempts, `<id>:m` max attempts, `<id>:e` current stream entry |
+/// | `jq:{q}:j` | hash | the jobs still to be worked: `<id>:p` payload, `<id>:a` attempts (absent until the first reservation), `<id>:m` max attempts, `<id>:e` current stream entry (absent or empty while delayed) |
 /// | `jq:{q}:x` | list | the dead letters' ids, earliest death first |
 /// | `jq:{q}:xj` | hash | the dead letters: the same fields, and `<id>:t` the time of death |
 /// | `jq:{q}:i:<key>` | string | idempotency key -> job id, expiring after the idempotency window (`SET NX PX`) |
@@ -360,8 +426,9 @@ static STATS: LazyLock<Script> = LazyLock::new(|| Script::new(STATS_LUA));
 /// ended first (`XAUTOCLAIM` of its entry to this consumer) or else a new entry (`XREADGROUP ... >`); times are the
 /// server's clock. A job is acked with `XACK` + `XDEL`, and its fields deleted. Batches take one script call:
 /// `reserve_many` reads its new entries with one `XREADGROUP` and writes their attempts and reservation ends with
-/// one `HSET` and one `ZADD`; `ack_many` acks each queue's jobs (up to 256 per call) with one `XACK` and one `XDEL`. Job ids are UUIDv7 (the stream
-/// entry id changes when a job is delayed and re-added).
+/// one `HSET` and one `ZADD`; `ack_many` acks each queue's jobs (up to 256 per call) with one `XACK` and one `XDEL`;
+/// `enqueue_many_bytes` stores a whole batch (atomic, in order) with one script call. Job ids are UUIDv7 (the
+/// stream entry id changes when a job is delayed and re-added).
 ///
 /// **What is kept, and for how long.** A job still to be worked is never dropped, so the stream, `d`, `f` and `j`
 /// have no TTL while they hold one (an empty hash or set does not exist; an empty stream expires after a day,
@@ -554,6 +621,50 @@ impl JobQueue for RedisJobQueue {
             .await
     }
 
+    /// One `ENQUEUE_MANY_LUA` script call for the whole batch, so it is atomic: no reserve sees part of it, and a
+    /// batch refused by the checks or lost on the way stores nothing. The call blocks the server for its duration
+    /// (a few microseconds a job, measured in `docs/BENCHMARKS.md`): split batches of many thousands of jobs.
+    async fn enqueue_many_bytes(&self, queue: &QueueName, jobs: Vec<NewJob>) -> Result<Vec<JobId>, KvError> {
+        self.metrics
+            .run(JobQueueOp::EnqueueMany, async {
+                let max_attempts = check_batch(&jobs)?;
+                let delays = jobs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, job)| millis(job.options.delay.unwrap_or_default(), "delay").map_err(|e| in_batch(i, e)))
+                    .collect::<Result<Vec<_>, KvError>>()?;
+                if jobs.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let keyed = jobs.iter().any(|job| job.options.idempotency_key.is_some());
+                let window =
+                    if keyed { millis(self.settings.idempotency_window, "idempotency_window")?.max(1) } else { 0 };
+                let keys = self.keys(queue);
+                let mut invocation = ENQUEUE_MANY.key(&keys.stream);
+                invocation.key(&keys.delayed).key(&keys.jobs).arg(window);
+                let mut next_key = 4_usize;
+                for ((job, max_attempts), delay) in jobs.iter().zip(max_attempts).zip(delays) {
+                    let id = JobId::generate();
+                    invocation.arg(id.as_str()).arg(job.payload.as_ref()).arg(max_attempts).arg(delay);
+                    match &job.options.idempotency_key {
+                        Some(key) => {
+                            invocation.key(format!("{}i:{key}", keys.base)).arg(next_key);
+                            next_key += 1;
+                        }
+                        None => {
+                            invocation.arg(0);
+                        }
+                    }
+                }
+                let stored: Vec<String> = self.run(&invocation, "enqueue jobs").await?;
+                if stored.len() != jobs.len() {
+                    return Err(KvError::backend("redis", "the enqueue script returned a wrong number of ids"));
+                }
+                Ok(stored.into_iter().map(JobId::new).collect())
+            })
+            .await
+    }
+
     async fn reserve(&self, queue: &QueueName, visibility_timeout: Duration) -> Result<Option<ReservedJob>, KvError> {
         self.metrics
             .run(JobQueueOp::Reserve, async {
@@ -715,6 +826,7 @@ mod tests {
     fn scripts_touch_only_declared_keys() {
         let scripts = [
             ("ENQUEUE", ENQUEUE_LUA),
+            ("ENQUEUE_MANY", ENQUEUE_MANY_LUA),
             ("RESERVE", RESERVE_LUA),
             ("ACK", ACK_LUA),
             ("ACK_MANY", ACK_MANY_LUA),

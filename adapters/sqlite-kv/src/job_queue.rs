@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cpc_pool::sqlite::SqlitePool;
 use cpc_pool::sqlite::enqueue_sql::{CLAIM_KEY, INSERT, KEY_HOLDER};
-use cpc_ports::job_queue::{check_visibility_timeout, not_dead, not_reserved};
+use cpc_ports::job_queue::{check_batch, check_visibility_timeout, in_batch, not_dead, not_reserved};
 use cpc_ports::{
     Bytes, Codec, DeadJob, EnqueueOptions, JobId, JobQueue, JobQueueSettings, KvError, NackOutcome, QueueName,
     QueueStats, ReservedJob,
@@ -125,7 +125,8 @@ const STATS: &str = concat!(
 /// never reserve the same job at once, and a reservation whose timeout passed is simply due again. An ack deletes
 /// the row. Times are milliseconds on SQLite's clock (see the [crate docs](crate)).
 ///
-/// **Cost.** Every move is one short write transaction (a few indexed statements, no network): `enqueue`,
+/// **Cost.** Every move is one short write transaction (a few indexed statements, no network; a batch of
+/// `enqueue_many_bytes` is one transaction for all its jobs, all or nothing): `enqueue`,
 /// `ack`, `nack` and `extend` one statement or two; `reserve` first buries the queue's reservations that timed out
 /// on their last attempt, deletes its dead letters past the retention and up to 100 expired idempotency keys,
 /// then takes the job. With WAL and `synchronous = NORMAL` (the pool's defaults) a commit does not wait for the
@@ -251,6 +252,32 @@ impl JobQueue for SqliteJobQueue {
         };
         let id = write(&self.pool, "enqueue job", move |tx| enqueue_in(tx, &job)).await?;
         Ok(JobId::new(id))
+    }
+
+    /// Checks the whole batch, then stores it in one `BEGIN IMMEDIATE` transaction (one statement or two per job,
+    /// no network): all or nothing.
+    async fn enqueue_many_bytes(&self, queue: &QueueName, jobs: Vec<cpc_ports::NewJob>) -> Result<Vec<JobId>, KvError> {
+        let max_attempts = check_batch(&jobs)?;
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let window = millis(self.settings.idempotency_window, "idempotency_window")?;
+        let mut batch = Vec::with_capacity(jobs.len());
+        for (i, (job, max_attempts)) in jobs.into_iter().zip(max_attempts).enumerate() {
+            batch.push(NewJob {
+                id: JobId::generate().as_str().to_owned(),
+                queue: queue.as_str().to_owned(),
+                payload: job.payload,
+                delay: millis(job.options.delay.unwrap_or_default(), "delay").map_err(|e| in_batch(i, e))?,
+                max_attempts: i64::from(max_attempts),
+                key: job.options.idempotency_key.map(|key| (key, window)),
+            });
+        }
+        let ids = write(&self.pool, "enqueue jobs", move |tx| {
+            batch.iter().map(|job| enqueue_in(tx, job)).collect::<rusqlite::Result<Vec<String>>>()
+        })
+        .await?;
+        Ok(ids.into_iter().map(JobId::new).collect())
     }
 
     async fn reserve(&self, queue: &QueueName, visibility_timeout: Duration) -> Result<Option<ReservedJob>, KvError> {

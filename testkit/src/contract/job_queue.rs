@@ -20,8 +20,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use cpc_ports::{
-    EnqueueOptions, JobId, JobQueue, JobQueueExt, JobQueueSettings, KvError, NackOutcome, QueueName, QueueStats,
-    ReservedJob,
+    EnqueueOptions, JobId, JobQueue, JobQueueExt, JobQueueSettings, KvError, NackOutcome, NewJob, QueueName,
+    QueueStats, ReservedJob,
 };
 use tokio::time::sleep;
 
@@ -58,6 +58,9 @@ macro_rules! job_queue_contract {
                 an_oversized_payload_is_too_large_and_nothing_is_enqueued,
                 reserve_many_takes_at_most_max_jobs_each_reserved_as_by_reserve,
                 ack_many_acks_current_reservations_and_reports_the_rest_not_found,
+                enqueue_many_stores_the_batch_in_order_and_returns_its_ids,
+                enqueue_many_honours_idempotency_keys_inside_the_batch_and_across,
+                a_batch_with_one_invalid_job_stores_nothing,
             ] $(, $mode)?
         );
     };
@@ -545,6 +548,102 @@ pub async fn ack_many_acks_current_reservations_and_reports_the_rest_not_found<P
     }
     port.ack(&current).await.expect("the stale receipt left the current reservation alone");
     assert_empty(port, &q, "every job was acked").await;
+}
+
+/// `enqueue_many_bytes` stores a batch as `enqueue_bytes` would store each job, in order: one id per job, in the
+/// batch's order, each job with its own payload and options (a delayed job waits its delay, max attempts are
+/// kept); an empty batch stores nothing and returns no id. The typed `enqueue_many` encodes with the codec, and
+/// refuses an idempotency key shared by the whole batch.
+pub async fn enqueue_many_stores_the_batch_in_order_and_returns_its_ids<P: JobQueue + ?Sized>(port: &P) {
+    let q = queue("enqueue_many_stores_the_batch_in_order");
+    assert_eq!(port.enqueue_many_bytes(&q, Vec::new()).await.unwrap(), Vec::<JobId>::new(), "empty batch");
+    assert_eq!(port.stats(&q).await.unwrap(), QueueStats::default(), "an empty batch stores nothing");
+    let mut batch: Vec<NewJob> = (0..8).map(|n| NewJob::new(body(n))).collect();
+    batch[3].options = EnqueueOptions::default().delayed(SHORT);
+    batch[5].options = EnqueueOptions::default().max_attempts(2);
+    let ids = port.enqueue_many_bytes(&q, batch).await.unwrap();
+    assert_eq!(ids.len(), 8, "one id per job");
+    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 8, "every job gets its own id");
+    assert_eq!(port.stats(&q).await.unwrap().delayed, 1, "job 3 waits its delay");
+    for n in [0, 1, 2, 4, 5, 6, 7] {
+        let job = take(port, &q, LONG).await;
+        assert_eq!((&job.id, &job.payload, job.attempt), (&ids[n], &body(n as u32), 1), "job {n} out of order");
+        assert_eq!(job.max_attempts, if n == 5 { 2 } else { cpc_ports::job_queue::DEFAULT_MAX_ATTEMPTS });
+        port.ack(&job).await.unwrap();
+    }
+    assert_empty(port, &q, "job 3 is delayed").await;
+    sleep(PAST_SHORT).await;
+    let late = take(port, &q, LONG).await;
+    assert_eq!((&late.id, &late.payload), (&ids[3], &body(3)), "the delayed job after its delay");
+    port.ack(&late).await.unwrap();
+
+    let typed = port.enqueue_many(&q, &[10_u32, 11, 12], EnqueueOptions::default()).await.unwrap();
+    for (n, id) in (10_u32..).zip(&typed) {
+        let job = port.reserve_as::<u32>(&q, LONG).await.unwrap().expect("a typed job");
+        assert_eq!((&job.job.id, job.data), (id, n), "typed jobs in order, decoded");
+        port.ack(&job.job).await.unwrap();
+    }
+    let shared = EnqueueOptions::default().idempotency_key("one-key-for-all");
+    match port.enqueue_many(&q, &[1_u32, 2], shared).await {
+        Err(KvError::Validation(e)) => assert_eq!(e.field, "idempotency_key"),
+        other => panic!("a key shared by a typed batch must be a validation error, got {other:?}"),
+    }
+    assert_empty(port, &q, "the refused typed batch stored nothing").await;
+}
+
+/// In a batch, a job whose idempotency key was used before (by an earlier enqueue, or by an earlier job of the same
+/// batch) stores nothing and gets the earlier job's id; the others are stored, in order.
+pub async fn enqueue_many_honours_idempotency_keys_inside_the_batch_and_across<P: JobQueue + ?Sized>(port: &P) {
+    let q = queue("enqueue_many_honours_idempotency_keys");
+    let keyed = |n: u32, key: &str| NewJob::new(body(n)).with_options(EnqueueOptions::default().idempotency_key(key));
+    let first = put(port, &q, 1, EnqueueOptions::default().idempotency_key("a")).await;
+    let batch = vec![keyed(10, "a"), NewJob::new(body(11)), keyed(12, "b"), keyed(13, "b"), keyed(14, "c")];
+    let ids = port.enqueue_many_bytes(&q, batch).await.unwrap();
+    assert_eq!(ids.len(), 5, "one id per job, repeats included");
+    assert_eq!(ids[0], first, "key `a` was used by an earlier enqueue");
+    assert_eq!(ids[3], ids[2], "key `b` repeated inside the batch gives the first job's id");
+    let new: HashSet<_> = [&first, &ids[1], &ids[2], &ids[4]].into_iter().collect();
+    assert_eq!(new.len(), 4, "the other jobs are new: {ids:?}");
+    assert_eq!(port.stats(&q).await.unwrap().pending, 4, "the two repeats stored nothing");
+    for (id, n) in [(&first, 1), (&ids[1], 11), (&ids[2], 12), (&ids[4], 14)] {
+        let job = take(port, &q, LONG).await;
+        assert_eq!((&job.id, &job.payload), (id, &body(n)), "the first payload of each key, in order");
+        port.ack(&job).await.unwrap();
+    }
+    assert_empty(port, &q, "only four jobs were stored").await;
+    let again = port.enqueue_many_bytes(&q, vec![keyed(20, "c"), keyed(21, "b")]).await.unwrap();
+    assert_eq!(again, vec![ids[4].clone(), ids[2].clone()], "the batch's keys are remembered after their jobs");
+    assert_empty(port, &q, "a batch of known keys stores nothing").await;
+}
+
+/// Every job of a batch is checked before any is stored: one invalid option is a [`KvError::Validation`] naming
+/// the job (`jobs[2].max_attempts`), one oversized payload [`KvError::TooLarge`], and then no job of the batch is
+/// stored, nor its idempotency keys claimed.
+pub async fn a_batch_with_one_invalid_job_stores_nothing<P: JobQueue + ?Sized>(port: &P) {
+    let q = queue("a_batch_with_one_invalid_job_stores_nothing");
+    let keyed = NewJob::new(body(1)).with_options(EnqueueOptions::default().idempotency_key("k"));
+    let bad_options = [
+        (EnqueueOptions::default().max_attempts(0), "jobs[2].max_attempts"),
+        (EnqueueOptions::default().idempotency_key(""), "jobs[2].idempotency_key"),
+    ];
+    for (options, field) in bad_options {
+        let batch = vec![NewJob::new(body(0)), keyed.clone(), NewJob::new(body(2)).with_options(options)];
+        match port.enqueue_many_bytes(&q, batch).await {
+            Err(KvError::Validation(e)) => assert_eq!(e.field, field),
+            other => panic!("an invalid job must be a validation error naming {field}, got {other:?}"),
+        }
+    }
+    let oversized = NewJob::new(vec![7u8; cpc_ports::MAX_PAYLOAD_BYTES + 1]);
+    match port.enqueue_many_bytes(&q, vec![NewJob::new(body(0)), keyed.clone(), oversized]).await {
+        Err(KvError::TooLarge { size, .. }) => assert_eq!(size, cpc_ports::MAX_PAYLOAD_BYTES + 1),
+        other => panic!("an oversized payload must be TooLarge, got {other:?}"),
+    }
+    assert_eq!(port.stats(&q).await.unwrap(), QueueStats::default(), "no job of a refused batch was stored");
+    assert_empty(port, &q, "no job of a refused batch was stored").await;
+    let stored = port.enqueue_many_bytes(&q, vec![keyed]).await.unwrap();
+    let job = take(port, &q, LONG).await;
+    assert_eq!((&job.id, &job.payload), (&stored[0], &body(1)), "the refused batches never claimed key `k`");
+    port.ack(&job).await.unwrap();
 }
 
 /// The retention cases: run on a queue built with [`RETENTION`] (see

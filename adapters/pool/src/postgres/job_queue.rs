@@ -6,10 +6,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use cpc_ports::job_queue::{batch_error, check_visibility_timeout, not_dead, not_reserved};
+use cpc_ports::job_queue::{
+    batch_error, check_batch, check_visibility_timeout, in_batch, not_dead, not_reserved, repeated_keys,
+};
 use cpc_ports::{
-    Codec, DeadJob, EnqueueOptions, JobId, JobQueue, JobQueueSettings, KvError, NackOutcome, QueueName, QueueStats,
-    ReservedJob,
+    Codec, DeadJob, EnqueueOptions, JobId, JobQueue, JobQueueSettings, KvError, NackOutcome, NewJob, QueueName,
+    QueueStats, ReservedJob,
 };
 use tokio_postgres::types::ToSql;
 
@@ -100,6 +102,33 @@ pub const ENQUEUE_KEYED: &str = "WITH claim AS ( \
      UNION ALL \
      SELECT job_id FROM cpc_job_keys WHERE queue = $2 AND key = $6 AND NOT EXISTS (SELECT 1 FROM claim)";
 
+/// A batch enqueue in ONE statement (so one transaction, all or nothing) on queue `$1`: the jobs are the rows of
+/// `unnest($2 ids, $3 payloads, $4 delays in ms, $5 max attempts, $6 idempotency keys or NULL)`, no key twice (the
+/// caller maps a key repeated inside the batch to its first job). Claims the keys as [`ENQUEUE_KEYED`] does (in key
+/// order, so two batches never wait on each other's keys in a cycle), inserts in batch order the jobs without a key
+/// and those whose claim succeeded, and returns one row per job, in order: its id, the live holder's for a key
+/// held before, or NULL for a key another enqueue claimed concurrently and committed after this statement started
+/// (the caller reads those holders again, [`KEY_HOLDER`]).
+const ENQUEUE_MANY: &str = "WITH input AS ( \
+       SELECT * FROM unnest($2::text[], $3::bytea[], $4::bigint[], $5::int[], $6::text[]) \
+         WITH ORDINALITY AS t(id, payload, delay, max_attempts, key, ord)), \
+     claim AS ( \
+       INSERT INTO cpc_job_keys (queue, key, job_id, expires_at) \
+       SELECT $1::text, key, id, now() + $7::bigint * interval '1 millisecond' FROM input WHERE key IS NOT NULL \
+       ORDER BY key \
+       ON CONFLICT (queue, key) DO UPDATE SET job_id = EXCLUDED.job_id, expires_at = EXCLUDED.expires_at \
+         WHERE cpc_job_keys.expires_at <= now() \
+       RETURNING job_id), \
+     job AS ( \
+       INSERT INTO cpc_jobs (id, queue, payload, state, run_at, max_attempts) \
+       SELECT id, $1::text, payload, 'ready', now() + delay * interval '1 millisecond', max_attempts FROM input \
+       WHERE key IS NULL OR id IN (SELECT job_id FROM claim) \
+       ORDER BY ord \
+       RETURNING id) \
+     SELECT CASE WHEN i.key IS NULL OR i.id IN (SELECT job_id FROM claim) THEN i.id \
+       ELSE (SELECT k.job_id FROM cpc_job_keys k WHERE k.queue = $1 AND k.key = i.key) END \
+     FROM input i ORDER BY i.ord";
+
 /// The job holding idempotency key `$2` on queue `$1` (column `job_id`).
 pub const KEY_HOLDER: &str = "SELECT job_id FROM cpc_job_keys WHERE queue = $1 AND key = $2";
 
@@ -165,6 +194,8 @@ const STATS: &str = "SELECT \
 /// **Batches.** `reserve_many(queue, timeout, n)` is the same statement with `LIMIT n`: `n` jobs in one round trip
 /// (`reserve` is `reserve_many` of one). `ack_many` is one `DELETE ... FROM unnest(ids, attempts)` per queue of the
 /// batch, each job deleted only if it is still the reservation its receipt names (state and attempt), as `ack`.
+/// `enqueue_many_bytes` is one statement for the whole batch (an `INSERT ... SELECT FROM unnest(...)` in batch
+/// order, its idempotency keys claimed in the same statement): one round trip and one commit, all or nothing.
 ///
 /// **Housekeeping** (burying reservations that ran out on their last attempt, deleting dead letters past the
 /// retention, sweeping expired idempotency keys) is one statement that a reserve runs first at most once per
@@ -320,6 +351,60 @@ impl JobQueue for PgJobQueue {
         }
         self.query(INSERT, &[&id.as_str(), &q, &payload.as_ref(), &delay, &max_attempts], "enqueue job").await?;
         Ok(id)
+    }
+
+    /// Checks the whole batch, then stores it with ONE statement (`ENQUEUE_MANY`: a multi-row insert from
+    /// `unnest`, keys claimed in the same statement), so one round trip and one commit, all or nothing.
+    async fn enqueue_many_bytes(&self, queue: &QueueName, jobs: Vec<NewJob>) -> Result<Vec<JobId>, KvError> {
+        let max_attempts = check_batch(&jobs)?;
+        let delays = jobs
+            .iter()
+            .enumerate()
+            .map(|(i, job)| millis(job.options.delay.unwrap_or_default(), "delay").map_err(|e| in_batch(i, e)))
+            .collect::<Result<Vec<_>, KvError>>()?;
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let window = millis(self.settings.idempotency_window, "idempotency_window")?;
+        let repeats = repeated_keys(&jobs);
+        // The jobs sent: every job but the repeats of a key inside the batch.
+        let sent: Vec<usize> = (0..jobs.len()).filter(|&i| repeats[i].is_none()).collect();
+        let generated: Vec<JobId> = sent.iter().map(|_| JobId::generate()).collect();
+        let ids: Vec<&str> = generated.iter().map(JobId::as_str).collect();
+        let payloads: Vec<&[u8]> = sent.iter().map(|&i| jobs[i].payload.as_ref()).collect();
+        let delays: Vec<i64> = sent.iter().map(|&i| delays[i]).collect();
+        let tries: Vec<i32> = sent.iter().map(|&i| i32::try_from(max_attempts[i]).unwrap_or(i32::MAX)).collect();
+        let keys: Vec<Option<&str>> = sent.iter().map(|&i| jobs[i].options.idempotency_key.as_deref()).collect();
+        let q = queue.as_str();
+        let params: [&(dyn ToSql + Sync); 7] = [&q, &ids, &payloads, &delays, &tries, &keys, &window];
+        let rows = self.query(ENQUEUE_MANY, &params, "enqueue jobs").await?;
+        if rows.len() != sent.len() {
+            return Err(KvError::backend("postgres", "the batch enqueue returned a wrong number of ids"));
+        }
+        let mut stored: Vec<Option<JobId>> = vec![None; jobs.len()];
+        for (row, (&i, key)) in rows.iter().zip(sent.iter().zip(&keys)) {
+            let id = match (col::<Option<String>>(row, 0)?, key) {
+                (Some(id), _) => id,
+                (None, Some(key)) => {
+                    let holder = self.query(KEY_HOLDER, &[&q, key], "read idempotency key").await?;
+                    let row = holder.first().ok_or_else(|| {
+                        KvError::backend("postgres", "the idempotency key was neither claimed nor held by a job")
+                    })?;
+                    col::<String>(row, 0)?
+                }
+                (None, None) => return Err(KvError::backend("postgres", "the batch enqueue returned no id")),
+            };
+            stored[i] = Some(JobId::new(id));
+        }
+        for (i, earlier) in repeats.iter().enumerate() {
+            if let Some(earlier) = earlier {
+                stored[i] = stored[*earlier].clone();
+            }
+        }
+        stored
+            .into_iter()
+            .map(|id| id.ok_or_else(|| KvError::backend("postgres", "the batch enqueue returned no id")))
+            .collect()
     }
 
     async fn reserve(&self, queue: &QueueName, visibility_timeout: Duration) -> Result<Option<ReservedJob>, KvError> {
