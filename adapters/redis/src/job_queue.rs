@@ -37,9 +37,9 @@ const PROMOTE_BATCH: u32 = 256;
 /// pipelined.
 const ACK_CHUNK: usize = 256;
 
-/// Lua helpers shared by the scripts. Fields of job `id` in a jobs hash are `id:p` (payload), `id:a` (attempts;
-/// absent, meaning 0, until the first reservation), `id:m` (max attempts), `id:e` (current stream entry) and, for a
-/// dead job, `id:t` (time of death, ms).
+/// Lua helpers shared by the scripts. Fields of job `id` in a jobs hash are `id:p` (payload), `id:a` (attempts),
+/// `id:m` (max attempts), `id:e` (current stream entry; absent or empty while delayed) and, for a dead job, `id:t`
+/// (time of death, ms). The scripts read a missing `id:a` as 0.
 ///
 /// - `now_ms`: the server's clock in ms.
 /// - `append`: appends a job to the stream (creating the stream and its consumer group `w` on first use, or taking
@@ -115,9 +115,10 @@ end
 /// ms (0: no key). Returns the id stored, or the earlier job's id for a known idempotency key.
 ///
 /// Lean: none of the [`prelude!`] helpers, only the lines an enqueue runs (the stream's creation or `PERSIST` of
-/// `append`, inlined), since Lua re-creates every `local function` of a script on each call; and the job's fields
-/// are those it needs (no `:a`, whose absence reads as 0 attempts; no `:e` while delayed): each hash field costs
-/// the server about a microsecond (measured in `docs/BENCHMARKS.md`, issue 20).
+/// `append`, inlined), since Lua re-creates every `local function` of a script on each call; no `:e` while delayed
+/// (each hash field costs the server about a microsecond, measured in `docs/BENCHMARKS.md`, issue 20). `:a` is
+/// written, 0: the `RESERVE` script of an earlier build compares it as a number, so without it that build's
+/// workers could not take this build's jobs during a rolling upgrade.
 const ENQUEUE_LUA: &str = r"
 local id = ARGV[1]
 if tonumber(ARGV[5]) > 0 then
@@ -129,7 +130,7 @@ local jobs = KEYS[4]
 local delay = tonumber(ARGV[4])
 if delay > 0 then
   local t = redis.call('TIME')
-  redis.call('HSET', jobs, id .. ':p', ARGV[2], id .. ':m', ARGV[3])
+  redis.call('HSET', jobs, id .. ':p', ARGV[2], id .. ':a', 0, id .. ':m', ARGV[3])
   redis.call('ZADD', KEYS[2], tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + delay, id)
   return id
 end
@@ -141,7 +142,7 @@ elseif ttl >= 0 then
   redis.call('PERSIST', stream)
 end
 local e = redis.call('XADD', stream, '*', 'j', id)
-redis.call('HSET', jobs, id .. ':p', ARGV[2], id .. ':m', ARGV[3], id .. ':e', e)
+redis.call('HSET', jobs, id .. ':p', ARGV[2], id .. ':a', 0, id .. ':m', ARGV[3], id .. ':e', e)
 return id
 ";
 static ENQUEUE: LazyLock<Script> = LazyLock::new(|| Script::new(ENQUEUE_LUA));
@@ -187,8 +188,9 @@ for i = 2, #ARGV, 5 do
     end
     local n = #fields
     fields[n + 1], fields[n + 2], fields[n + 3], fields[n + 4] = id .. ':p', ARGV[i + 1], id .. ':m', ARGV[i + 2]
-    if e then fields[n + 5], fields[n + 6] = id .. ':e', e end
-    if #fields >= 6000 then
+    fields[n + 5], fields[n + 6] = id .. ':a', 0
+    if e then fields[n + 7], fields[n + 8] = id .. ':e', e end
+    if #fields >= 8000 then
       redis.call('HSET', jobs, unpack(fields))
       fields = {}
     end
@@ -416,7 +418,7 @@ static STATS: LazyLock<Script> = LazyLock::new(|| Script::new(STATS_LUA));
 /// | `jq:{q}:s` | stream, group `w` | one entry per ready or reserved job (`XADD`, `XREADGROUP`, `XACK`, `XDEL`) |
 /// | `jq:{q}:d` | sorted set | delayed jobs (delay or retry backoff) scored by due time |
 /// | `jq:{q}:f` | sorted set | reserved jobs scored by the end of their visibility timeout |
-/// | `jq:{q}:j` | hash | the jobs still to be worked: `<id>:p` payload, `<id>:a` attempts (absent until the first reservation), `<id>:m` max attempts, `<id>:e` current stream entry (absent or empty while delayed) |
+/// | `jq:{q}:j` | hash | the jobs still to be worked: `<id>:p` payload, `<id>:a` attempts, `<id>:m` max attempts, `<id>:e` current stream entry (absent or empty while delayed) |
 /// | `jq:{q}:x` | list | the dead letters' ids, earliest death first |
 /// | `jq:{q}:xj` | hash | the dead letters: the same fields, and `<id>:t` the time of death |
 /// | `jq:{q}:i:<key>` | string | idempotency key -> job id, expiring after the idempotency window (`SET NX PX`) |
