@@ -229,7 +229,7 @@ async fn a_large_batch_is_stored_whole_and_in_order() {
     assert_eq!(entries, 2500, "one stream entry per job");
     let fields: u64 =
         redis::cmd("HLEN").arg(jobs.manager().key("jq:{thumbnails}:j")).query_async(&mut conn).await.unwrap();
-    assert_eq!(fields, 3 * 2500, "three fields per ready job in the jobs hash: payload, max attempts, entry");
+    assert_eq!(fields, 4 * 2500, "four fields per ready job in the jobs hash: payload, attempts, max attempts, entry");
     let got = jobs.reserve_many(&q, Duration::from_secs(30), 3000).await.unwrap();
     let want: Vec<_> = ids.iter().enumerate().map(|(n, id)| (id.clone(), format!("job-{n}"))).collect();
     let got: Vec<_> = got.iter().map(|j| (j.id.clone(), String::from_utf8_lossy(&j.payload).into_owned())).collect();

@@ -190,7 +190,7 @@ for i = 2, #ARGV, 5 do
     fields[n + 1], fields[n + 2], fields[n + 3], fields[n + 4] = id .. ':p', ARGV[i + 1], id .. ':m', ARGV[i + 2]
     fields[n + 5], fields[n + 6] = id .. ':a', 0
     if e then fields[n + 7], fields[n + 8] = id .. ':e', e end
-    if #fields >= 8000 then
+    if #fields >= 6000 then
       redis.call('HSET', jobs, unpack(fields))
       fields = {}
     end
