@@ -23,6 +23,8 @@ mod bare_redis;
 mod common;
 #[path = "common/noop.rs"]
 mod noop;
+#[path = "common/sqlite_reads.rs"]
+mod sqlite_reads;
 #[path = "common/users.rs"]
 mod users_row;
 
@@ -95,6 +97,8 @@ enum Subject {
     /// the wrapper's `spawn_blocking` (`true`).
     FindDiesel(Pool<DieselSqliteBackend>, Arc<Vec<DbUuid>>, bool),
     FindRusqliteSync(Arc<std::sync::Mutex<rusqlite::Connection>>, Arc<Vec<String>>),
+    /// The `sqlite-reads` group.
+    SqliteReads(sqlite_reads::Reads),
 }
 
 /// The cache key of call `i`, as the `redis_ops` bench names it.
@@ -129,6 +133,10 @@ impl Subject {
                 _ => Self::PoolBb8(bb8::Pool::builder().max_size(8).build(NoopBb8).await.unwrap()),
             };
             return (subject, None);
+        }
+        if sqlite_reads::has(name) {
+            let (config, ids, dir) = sqlite_db().await;
+            return (Self::SqliteReads(sqlite_reads::Reads::new(name, &config, ids, tasks).await), Some(dir));
         }
         if name.starts_with("find-") {
             let (config, ids, dir) = sqlite_db().await;
@@ -195,6 +203,7 @@ impl Subject {
             Self::FindRusqlite(p, ids) => Self::FindRusqlite(p.clone(), ids.clone()),
             Self::FindDiesel(p, ids, blocking) => Self::FindDiesel(p.clone(), ids.clone(), *blocking),
             Self::FindRusqliteSync(c, ids) => Self::FindRusqliteSync(c.clone(), ids.clone()),
+            Self::SqliteReads(r) => Self::SqliteReads(r.clone()),
         }
     }
 
@@ -233,6 +242,7 @@ impl Subject {
                 let row = conn.prepare_cached(SQLITE_FIND).unwrap().query_row([id], sqlite_row);
                 std::hint::black_box(row.unwrap());
             }
+            Self::SqliteReads(r) => r.call(i).await,
         }
     }
 }
@@ -262,7 +272,7 @@ fn main() {
         return;
     };
     if name == "list" {
-        for (name, what) in SUBJECTS {
+        for (name, what) in SUBJECTS.iter().chain(sqlite_reads::SUBJECTS) {
             println!("{name}\t{what}");
         }
         return;
