@@ -128,7 +128,8 @@ impl Reads {
                 Op::Exists => assert!(repo.exists(&inp.ids[k % inp.ids.len()]).await.unwrap()),
                 Op::Email => assert!(repo.find_by_email(&inp.emails[k % inp.emails.len()]).await.unwrap().is_some()),
                 Op::Username => {
-                    let found: Option<User> = repo.find_by_username(&inp.usernames[k % inp.usernames.len()]).await.unwrap();
+                    let found: Option<User> =
+                        repo.find_by_username(&inp.usernames[k % inp.usernames.len()]).await.unwrap();
                     assert!(found.is_some());
                 }
                 Op::Count => assert_eq!(repo.count(&inp.counts[k % inp.counts.len()]).await.unwrap(), 1),
@@ -141,8 +142,10 @@ impl Reads {
                 let bind = inp.text[k % inp.text.len()].clone();
                 match op {
                     Op::Exists => {
-                        let found: bool =
-                            pool.interact(move |c| c.prepare_cached(EXISTS)?.query_row([bind], |r| r.get(0))).await.unwrap();
+                        let found: bool = pool
+                            .interact(move |c| c.prepare_cached(EXISTS)?.query_row([bind], |r| r.get(0)))
+                            .await
+                            .unwrap();
                         assert!(found);
                     }
                     Op::Email | Op::Username => {
@@ -151,8 +154,10 @@ impl Reads {
                         std::hint::black_box(row.unwrap());
                     }
                     Op::Count => {
-                        let n: i64 =
-                            pool.interact(move |c| c.prepare_cached(COUNT)?.query_row([bind], |r| r.get(0))).await.unwrap();
+                        let n: i64 = pool
+                            .interact(move |c| c.prepare_cached(COUNT)?.query_row([bind], |r| r.get(0)))
+                            .await
+                            .unwrap();
                         assert_eq!(n, 1);
                     }
                     Op::Page => {
