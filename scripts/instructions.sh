@@ -4,7 +4,7 @@
 # machine (docs/BENCHMARKS.md, "Instructions per operation").
 #
 #   scripts/instructions.sh                 # every group
-#   scripts/instructions.sh pool cache      # some groups: pool, get, set, find, rl (cache = get and set)
+#   scripts/instructions.sh pool cache      # some groups: pool, get, set, find, sqlite-reads, rl (cache = get and set)
 #
 # Each subject of `adapters/benches/instructions.rs` runs twice under `valgrind --tool=callgrind`, with N1 and N2
 # calls of its operation, collecting only in its measured part (the function `measured` on the main thread, which
@@ -16,7 +16,8 @@
 # Environment: REDIS_URL (default redis://127.0.0.1:6379) for the cache groups; CPC_INSTR_N1 / CPC_INSTR_N2 to
 # change the call counts (default 2000 / 6000; pool ten times as many); CPC_INSTR_OUT=DIR keeps the callgrind files
 # (DIR/SUBJECT-TASKS-N.out) for callgrind_annotate; CPC_INSTR_RUNS=K runs each subject K times and keeps the
-# lowest per-call figure (default 1).
+# lowest per-call figure (default 1); CPC_INSTR_EXE=FILE runs an already built bench executable instead of building
+# one (a copy of another commit's, to compare before and after in one run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,12 +25,15 @@ command -v valgrind >/dev/null || { echo "valgrind is needed (Debian: apt-get in
 export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 
 groups=("$@")
-[ ${#groups[@]} -eq 0 ] && groups=(pool get set find rl)
+[ ${#groups[@]} -eq 0 ] && groups=(pool get set find sqlite-reads rl)
 wants() { local g; for g in "${groups[@]}"; do [ "$g" = "$1" ] || { [ "$g" = cache ] && [[ $1 =~ ^(get|set)$ ]]; } && return 0; done; return 1; }
 
-echo "building the instructions bench (release, line tables)..." >&2
-exe=$(cargo bench -p cpc-adapters --features redis,diesel --bench instructions --no-run --message-format=json \
-    | jq -r 'select(.reason == "compiler-artifact" and .target.name == "instructions") | .executable // empty' | tail -1)
+exe=${CPC_INSTR_EXE:-}
+if [ -z "$exe" ]; then
+    echo "building the instructions bench (release, line tables)..." >&2
+    exe=$(cargo bench -p cpc-adapters --features redis,diesel --bench instructions --no-run --message-format=json \
+        | jq -r 'select(.reason == "compiler-artifact" and .target.name == "instructions") | .executable // empty' | tail -1)
+fi
 [ -x "$exe" ] || { echo "could not find the instructions bench executable" >&2; exit 1; }
 
 out=${CPC_INSTR_OUT:-$(mktemp -d)}
@@ -98,6 +102,16 @@ if wants find; then
         measure $tasks "$n1" "$n2" find-cpc find-rusqlite find-diesel find-diesel-blocking find-rusqlite-sync
     done
 fi
+# sqlite-reads: the repository's other SQLite reads against the same statement in rusqlite through the same pool
+# (issue 20), 1 task. reads[OP] is the table's label for subjects OP-cpc and OP-rusqlite.
+declare -A reads=([exists]="SQLite exists" [email]="SQLite find_by_email" [username]="SQLite find_by_username (select, 1 row)"
+    [count]="SQLite count (one filter)" [page]="SQLite find_page (keyset, 20 of 21 rows)")
+read_ops=(exists email username count page)
+if wants sqlite-reads; then
+    for op in "${read_ops[@]}"; do
+        measure 1 "$n1" "$n2" $op-cpc $op-rusqlite
+    done
+fi
 
 echo
 echo "Instructions per operation (callgrind, $(date -u +%Y-%m-%d), valgrind $(valgrind --version | sed 's/valgrind-//'))"
@@ -133,6 +147,11 @@ if wants rl; then
             "plain GET, redis-rs MultiplexedConnection"
         row "rate limit check, sliding window (RedisRateLimiter)" $tasks rl-sliding-cpc rl-sliding-script \
             "hand-written sliding log script, one EVALSHA per check (redis-rs MultiplexedConnection)"
+    done
+fi
+if wants sqlite-reads; then
+    for op in "${read_ops[@]}"; do
+        row "${reads[$op]} (repository)" 1 $op-cpc $op-rusqlite "rusqlite via SqlitePool::interact"
     done
 fi
 [ -n "${CPC_INSTR_OUT:-}" ] || rm -rf "$out"

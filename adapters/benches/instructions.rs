@@ -23,6 +23,8 @@ mod bare_redis;
 mod common;
 #[path = "common/noop.rs"]
 mod noop;
+#[path = "common/sqlite_reads.rs"]
+mod sqlite_reads;
 #[path = "common/users.rs"]
 mod users_row;
 
@@ -112,6 +114,8 @@ enum Subject {
     RateLimit(Arc<RedisRateLimiter>, RateLimitPolicy, Arc<Vec<RateLimitKey>>),
     /// `bare_redis::SLIDING_WINDOW` per check, keys under this prefix.
     SlidingScript(redis::aio::MultiplexedConnection, Arc<redis::Script>, Arc<str>),
+    /// The `sqlite-reads` group.
+    SqliteReads(sqlite_reads::Reads),
 }
 
 /// The cache key of call `i`, as the `redis_ops` bench names it.
@@ -146,6 +150,10 @@ impl Subject {
                 _ => Self::PoolBb8(bb8::Pool::builder().max_size(8).build(NoopBb8).await.unwrap()),
             };
             return (subject, None);
+        }
+        if sqlite_reads::has(name) {
+            let (config, ids, dir) = sqlite_db().await;
+            return (Self::SqliteReads(sqlite_reads::Reads::new(name, &config, ids, tasks).await), Some(dir));
         }
         if name.starts_with("find-") {
             let (config, ids, dir) = sqlite_db().await;
@@ -231,6 +239,7 @@ impl Subject {
             Self::FindRusqliteSync(c, ids) => Self::FindRusqliteSync(c.clone(), ids.clone()),
             Self::RateLimit(l, p, keys) => Self::RateLimit(l.clone(), *p, keys.clone()),
             Self::SlidingScript(c, s, p) => Self::SlidingScript(c.clone(), s.clone(), p.clone()),
+            Self::SqliteReads(r) => Self::SqliteReads(r.clone()),
         }
     }
 
@@ -277,6 +286,7 @@ impl Subject {
                 let key = format!("{prefix}sw:u{}", i % RL_KEYS);
                 std::hint::black_box(bare_redis::sliding_window(conn, script, key, 100, 1_000_000, i).await);
             }
+            Self::SqliteReads(r) => r.call(i).await,
         }
     }
 }
@@ -306,7 +316,7 @@ fn main() {
         return;
     };
     if name == "list" {
-        for (name, what) in SUBJECTS {
+        for (name, what) in SUBJECTS.iter().chain(sqlite_reads::SUBJECTS) {
             println!("{name}\t{what}");
         }
         return;

@@ -24,6 +24,9 @@
 ///
 /// Where the database assigns ids (`Record::new_id` is `None`), rows are inserted one by one with
 /// `serial_insert: |r| (...)` (every column but the key), and the assigned id read back.
+///
+/// On SQLite every statement runs on the wrapped synchronous connection inside one blocking call, so the values
+/// `insert`, `serial_insert` and `update` return own their data (`r.name.clone()`, not `&r.name`).
 #[macro_export]
 macro_rules! sql_table {
     (
@@ -91,6 +94,28 @@ macro_rules! sql_table {
             .spawn_blocking(move |c| diesel::OptionalExtension::optional(diesel::RunQueryDsl::get_result(query, c)))
             .await
     }};
+    // Exactly one row, every row, and a statement's count of changed rows: on SQLite the same way as `@optional`.
+    (@one pg, $conn:ident, $query:expr) => {
+        $query.get_result($conn).await
+    };
+    (@one sqlite, $conn:ident, $query:expr) => {{
+        let query = $query;
+        $conn.spawn_blocking(move |c| $crate::sql::__private::diesel::RunQueryDsl::get_result(query, c)).await
+    }};
+    (@load pg, $conn:ident, $query:expr) => {
+        $query.load($conn).await
+    };
+    (@load sqlite, $conn:ident, $query:expr) => {{
+        let query = $query;
+        $conn.spawn_blocking(move |c| $crate::sql::__private::diesel::RunQueryDsl::load(query, c)).await
+    }};
+    (@execute pg, $conn:ident, $query:expr) => {
+        $query.execute($conn).await
+    };
+    (@execute sqlite, $conn:ident, $query:expr) => {{
+        let query = $query;
+        $conn.spawn_blocking(move |c| $crate::sql::__private::diesel::RunQueryDsl::execute(query, c)).await
+    }};
     // One row with a database-assigned key; evaluates to the key as an `i64`.
     (@insert_serial pg, $conn:ident, $table:ident, $key:ident, $values:expr) => {{
         use $crate::sql::__private::diesel;
@@ -132,35 +157,26 @@ macro_rules! sql_table {
         }
         result
     }};
-    (@stored_version [], $conn:ident, $table:ident, $key:ident, $bind:expr) => {{
+    (@stored_version $how:ident, [], $conn:ident, $table:ident, $key:ident, $bind:expr) => {{
         use $crate::sql::__private::diesel;
-        diesel::select(diesel::dsl::exists($table::table.filter($table::$key.eq($bind))))
-            .get_result::<bool>($conn)
-            .await
-            .map(|found| found.then_some(Version::FIRST))
+        let query = diesel::select(diesel::dsl::exists($table::table.filter($table::$key.eq($bind))));
+        $crate::sql_table!(@one $how, $conn, query)
+            .map(|found: bool| found.then_some(Version::FIRST))
             .map_err(|e| CONTEXT.map(e))
     }};
-    (@stored_version [$version:ident], $conn:ident, $table:ident, $key:ident, $bind:expr) => {
-        $table::table
-            .filter($table::$key.eq($bind))
-            .select($table::$version)
-            .get_result::<i64>($conn)
-            .await
-            .optional()
-            .map(|v| v.map(Version::new))
+    (@stored_version $how:ident, [$version:ident], $conn:ident, $table:ident, $key:ident, $bind:expr) => {{
+        let query = $table::table.filter($table::$key.eq($bind)).select($table::$version);
+        $crate::sql_table!(@optional $how, $conn, query)
+            .map(|v: Option<i64>| v.map(Version::new))
             .map_err(|e| CONTEXT.map(e))
-    };
-    (@email $model:ty, $table:ident, $row:ty, $select:expr, $from_row:expr, []) => {};
-    (@email $model:ty, $table:ident, $row:ty, $select:expr, $from_row:expr, [$email:ident]) => {
+    }};
+    (@email $how:ident, $model:ty, $table:ident, $row:ty, $select:expr, $from_row:expr, []) => {};
+    (@email $how:ident, $model:ty, $table:ident, $row:ty, $select:expr, $from_row:expr, [$email:ident]) => {
         impl EmailTable<Conn> for $model {
             async fn find_by_email<'a>(conn: &'a mut Conn, email: &'a str) -> Result<Option<Self>, RepoError> {
-                let row: Option<$row> = $table::table
-                    .filter(lower($table::$email).eq(lower(email.to_owned())))
-                    .select($select)
-                    .get_result(conn)
-                    .await
-                    .optional()
-                    .map_err(|e| CONTEXT.map(e))?;
+                let query = $table::table.filter(lower($table::$email).eq(lower(email.to_owned()))).select($select);
+                let row: Option<$row> =
+                    $crate::sql_table!(@optional $how, conn, query).map_err(|e| CONTEXT.map(e))?;
                 row.map($from_row).transpose()
             }
         }
@@ -222,15 +238,13 @@ macro_rules! sql_table {
                 conn: &'a mut Conn,
                 id: &'a <Self as Record>::Id,
             ) -> Result<Option<Version>, RepoError> {
-                $crate::sql_table!(@stored_version [$($version)?], conn, $table, $key, SqlKey::bind(id))
+                $crate::sql_table!(@stored_version $how, [$($version)?], conn, $table, $key, SqlKey::bind(id))
             }
 
             async fn exists<'a>(conn: &'a mut Conn, id: &'a <Self as Record>::Id) -> Result<bool, RepoError> {
                 use $crate::sql::__private::diesel;
-                diesel::select(diesel::dsl::exists($table::table.filter($table::$key.eq(SqlKey::bind(id)))))
-                    .get_result(conn)
-                    .await
-                    .map_err(|e| CONTEXT.map(e))
+                let query = diesel::select(diesel::dsl::exists($table::table.filter($table::$key.eq(SqlKey::bind(id)))));
+                $crate::sql_table!(@one $how, conn, query).map_err(|e| CONTEXT.map(e))
             }
 
             async fn insert<'a>(conn: &'a mut Conn, rows: &'a mut [Self]) -> Result<(), RepoError> {
@@ -245,21 +259,15 @@ macro_rules! sql_table {
                 let target = $table::table.filter($table::$key.eq(SqlKey::bind(row.id())));
                 $(let target = target.filter($table::$version.eq(expected.get()));)?
                 let _ = expected;
-                let changed = $crate::sql::__private::diesel::update(target)
-                    .set(($update)(row))
-                    .execute(conn)
-                    .await
-                    .map_err(|e| CONTEXT.map(e))?;
+                let query = $crate::sql::__private::diesel::update(target).set(($update)(row));
+                let changed = $crate::sql_table!(@execute $how, conn, query).map_err(|e| CONTEXT.map(e))?;
                 Ok(changed > 0)
             }
 
             async fn remove<'a>(conn: &'a mut Conn, id: &'a <Self as Record>::Id) -> Result<bool, RepoError> {
-                let deleted = $crate::sql::__private::diesel::delete(
-                    $table::table.filter($table::$key.eq(SqlKey::bind(id))),
-                )
-                .execute(conn)
-                .await
-                .map_err(|e| CONTEXT.map_delete(e))?;
+                let query =
+                    $crate::sql::__private::diesel::delete($table::table.filter($table::$key.eq(SqlKey::bind(id))));
+                let deleted = $crate::sql_table!(@execute $how, conn, query).map_err(|e| CONTEXT.map_delete(e))?;
                 Ok(deleted > 0)
             }
 
@@ -288,14 +296,8 @@ macro_rules! sql_table {
                 for s in sort {
                     q = order(q, s);
                 }
-                let rows: Vec<$row> = q
-                    .then_order_by($table::$key.asc())
-                    .offset(offset)
-                    .limit(limit)
-                    .select($select)
-                    .load(conn)
-                    .await
-                    .map_err(|e| CONTEXT.map(e))?;
+                let query = q.then_order_by($table::$key.asc()).offset(offset).limit(limit).select($select);
+                let rows: Vec<$row> = $crate::sql_table!(@load $how, conn, query).map_err(|e| CONTEXT.map(e))?;
                 rows.into_iter().map($from_row).collect()
             }
 
@@ -306,23 +308,20 @@ macro_rules! sql_table {
                 for f in filters {
                     q = q.filter(filter(f)?);
                 }
-                let n: i64 = q.get_result(conn).await.map_err(|e| CONTEXT.map(e))?;
+                let n: i64 = $crate::sql_table!(@one $how, conn, q).map_err(|e| CONTEXT.map(e))?;
                 Ok(u64::try_from(n).unwrap_or_default())
             }
 
             #[allow(clippy::needless_lifetimes)]
             async fn verify<'a>(conn: &'a mut Conn) -> Result<(), RepoError> {
-                let rows: Vec<$row> = $table::table
-                    .select($select)
-                    .limit(0)
-                    .load(conn)
-                    .await
-                    .map_err(|e| mismatch(stringify!($table), e))?;
+                let query = $table::table.select($select).limit(0);
+                let rows: Vec<$row> =
+                    $crate::sql_table!(@load $how, conn, query).map_err(|e| mismatch(stringify!($table), e))?;
                 drop(rows);
                 Ok(())
             }
         }
 
-        $crate::sql_table!(@email $model, $table, $row, $select, $from_row, [$($email)?]);
+        $crate::sql_table!(@email $how, $model, $table, $row, $select, $from_row, [$($email)?]);
     };
 }
