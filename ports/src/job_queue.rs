@@ -43,7 +43,7 @@ use crate::{Codec, KvError};
 
 mod batch;
 
-pub use batch::{NewJob, check_batch, in_batch, repeated_keys};
+pub use batch::{NewJob, check_batch, check_batch_delays, in_batch, repeated_keys};
 
 /// The longest queue name accepted, in bytes.
 pub const MAX_QUEUE_NAME_BYTES: usize = 128;

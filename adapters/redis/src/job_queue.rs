@@ -5,7 +5,7 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use cpc_ports::job_queue::{batch_error, check_batch, check_visibility_timeout, in_batch, not_dead, not_reserved};
+use cpc_ports::job_queue::{batch_error, check_batch_delays, check_visibility_timeout, not_dead, not_reserved};
 use cpc_ports::{
     Bytes, Codec, DeadJob, EnqueueOptions, JobId, JobQueue, JobQueueSettings, KvError, NackOutcome, NewJob, QueueName,
     QueueStats, ReservedJob,
@@ -37,6 +37,22 @@ const PROMOTE_BATCH: u32 = 256;
 /// pipelined.
 const ACK_CHUNK: usize = 256;
 
+/// The Lua lines that make `stream` ready for a new entry: created with its consumer group `w` on first use, or
+/// the idle TTL taken off an existing one (see `drop_entry`). Shared by the prelude's `append` and the lean enqueue
+/// scripts, which inline it rather than carry the whole prelude.
+macro_rules! open_stream {
+    () => {
+        r"
+  local ttl = redis.call('PTTL', stream)
+  if ttl == -2 then
+    redis.call('XGROUP', 'CREATE', stream, 'w', '0', 'MKSTREAM')
+  elseif ttl >= 0 then
+    redis.call('PERSIST', stream)
+  end
+"
+    };
+}
+
 /// Lua helpers shared by the scripts. Fields of job `id` in a jobs hash are `id:p` (payload), `id:a` (attempts),
 /// `id:m` (max attempts), `id:e` (current stream entry; absent or empty while delayed) and, for a dead job, `id:t`
 /// (time of death, ms). The scripts read a missing `id:a` as 0.
@@ -52,7 +68,8 @@ const ACK_CHUNK: usize = 256;
 ///   latest death (every dead letter in them is younger than that).
 macro_rules! prelude {
     () => {
-        r"
+        concat!(
+            r"
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -61,12 +78,9 @@ local function idle(stream)
   if redis.call('XLEN', stream) == 0 then redis.call('PEXPIRE', stream, 86400000) end
 end
 local function append(stream, id)
-  local ttl = redis.call('PTTL', stream)
-  if ttl == -2 then
-    redis.call('XGROUP', 'CREATE', stream, 'w', '0', 'MKSTREAM')
-  elseif ttl >= 0 then
-    redis.call('PERSIST', stream)
-  end
+",
+            open_stream!(),
+            r"
   return redis.call('XADD', stream, '*', 'j', id)
 end
 local function push(stream, jobs, id)
@@ -108,18 +122,20 @@ local function bury(stream, jobs, dead, dead_jobs, id, now, retention, max)
   redis.call('PEXPIRE', dead_jobs, retention)
 end
 "
+        )
     };
 }
 
 /// `KEYS` stream, delayed, idempotency key, jobs; `ARGV` id, payload, max attempts, delay ms, idempotency window
 /// ms (0: no key). Returns the id stored, or the earlier job's id for a known idempotency key.
 ///
-/// Lean: none of the [`prelude!`] helpers, only the lines an enqueue runs (the stream's creation or `PERSIST` of
-/// `append`, inlined), since Lua re-creates every `local function` of a script on each call; no `:e` while delayed
+/// Lean: none of the [`prelude!`] helpers, only the lines an enqueue runs ([`open_stream!`] inlined, not
+/// `append`), since Lua re-creates every `local function` of a script on each call; no `:e` while delayed
 /// (each hash field costs the server about a microsecond, measured in `docs/BENCHMARKS.md`, issue 20). `:a` is
 /// written, 0: the `RESERVE` script of an earlier build compares it as a number, so without it that build's
 /// workers could not take this build's jobs during a rolling upgrade.
-const ENQUEUE_LUA: &str = r"
+const ENQUEUE_LUA: &str = concat!(
+    r"
 local id = ARGV[1]
 if tonumber(ARGV[5]) > 0 then
   local earlier = redis.call('GET', KEYS[3])
@@ -135,16 +151,14 @@ if delay > 0 then
   return id
 end
 local stream = KEYS[1]
-local ttl = redis.call('PTTL', stream)
-if ttl == -2 then
-  redis.call('XGROUP', 'CREATE', stream, 'w', '0', 'MKSTREAM')
-elseif ttl >= 0 then
-  redis.call('PERSIST', stream)
-end
+",
+    open_stream!(),
+    r"
 local e = redis.call('XADD', stream, '*', 'j', id)
 redis.call('HSET', jobs, id .. ':p', ARGV[2], id .. ':a', 0, id .. ':m', ARGV[3], id .. ':e', e)
 return id
-";
+"
+);
 static ENQUEUE: LazyLock<Script> = LazyLock::new(|| Script::new(ENQUEUE_LUA));
 
 /// `KEYS` stream, delayed, jobs, then one idempotency key per keyed job; `ARGV` idempotency window ms, then five
@@ -153,7 +167,8 @@ static ENQUEUE: LazyLock<Script> = LazyLock::new(|| Script::new(ENQUEUE_LUA));
 /// stores nothing and gives the holder's id); the stream is created or made persistent once, the server clock read
 /// once, and the jobs' fields written with one `HSET` per 1,000 jobs. Returns the ids, in order. Lean, like
 /// [`ENQUEUE_LUA`].
-const ENQUEUE_MANY_LUA: &str = r"
+const ENQUEUE_MANY_LUA: &str = concat!(
+    r"
 local stream, delayed, jobs = KEYS[1], KEYS[2], KEYS[3]
 local window = ARGV[1]
 local out, fields, now, live = {}, {}, nil, false
@@ -176,12 +191,9 @@ for i = 2, #ARGV, 5 do
       redis.call('ZADD', delayed, now + delay, id)
     else
       if not live then
-        local ttl = redis.call('PTTL', stream)
-        if ttl == -2 then
-          redis.call('XGROUP', 'CREATE', stream, 'w', '0', 'MKSTREAM')
-        elseif ttl >= 0 then
-          redis.call('PERSIST', stream)
-        end
+",
+    open_stream!(),
+    r"
         live = true
       end
       e = redis.call('XADD', stream, '*', 'j', id)
@@ -199,7 +211,8 @@ for i = 2, #ARGV, 5 do
 end
 if #fields > 0 then redis.call('HSET', jobs, unpack(fields)) end
 return out
-";
+"
+);
 static ENQUEUE_MANY: LazyLock<Script> = LazyLock::new(|| Script::new(ENQUEUE_MANY_LUA));
 
 /// `KEYS` stream, delayed, in flight, jobs, dead, dead jobs; `ARGV` visibility ms, consumer, promote batch,
@@ -629,12 +642,7 @@ impl JobQueue for RedisJobQueue {
     async fn enqueue_many_bytes(&self, queue: &QueueName, jobs: Vec<NewJob>) -> Result<Vec<JobId>, KvError> {
         self.metrics
             .run(JobQueueOp::EnqueueMany, async {
-                let max_attempts = check_batch(&jobs)?;
-                let delays = jobs
-                    .iter()
-                    .enumerate()
-                    .map(|(i, job)| millis(job.options.delay.unwrap_or_default(), "delay").map_err(|e| in_batch(i, e)))
-                    .collect::<Result<Vec<_>, KvError>>()?;
+                let (max_attempts, delays) = check_batch_delays(&jobs, |d| millis(d, "delay"))?;
                 if jobs.is_empty() {
                     return Ok(Vec::new());
                 }

@@ -63,6 +63,25 @@ pub fn check_batch(jobs: &[NewJob]) -> Result<Vec<u32>, KvError> {
         .collect()
 }
 
+/// [`check_batch`], then each job's delay (zero when it has none) through `delay`, the backend's conversion and
+/// bound (milliseconds, say), an error of which names the job as [`in_batch`] does. Returns each job's max
+/// attempts and converted delay, in order.
+///
+/// # Errors
+/// What [`check_batch`] returns, or the first job's delay that `delay` refuses.
+pub fn check_batch_delays<T>(
+    jobs: &[NewJob],
+    delay: impl Fn(std::time::Duration) -> Result<T, KvError>,
+) -> Result<(Vec<u32>, Vec<T>), KvError> {
+    let max_attempts = check_batch(jobs)?;
+    let delays = jobs
+        .iter()
+        .enumerate()
+        .map(|(i, job)| delay(job.options.delay.unwrap_or_default()).map_err(|e| in_batch(i, e)))
+        .collect::<Result<Vec<_>, KvError>>()?;
+    Ok((max_attempts, delays))
+}
+
 /// `error` as the error of job `index` of a batch: a [`KvError::Validation`] gets its field prefixed with
 /// `jobs[index].` (so `delay` becomes `jobs[2].delay`); any other error is returned as it is.
 pub fn in_batch(index: usize, error: KvError) -> KvError {

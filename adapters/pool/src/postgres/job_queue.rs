@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use cpc_ports::job_queue::{
-    batch_error, check_batch, check_visibility_timeout, in_batch, not_dead, not_reserved, repeated_keys,
+    batch_error, check_batch_delays, check_visibility_timeout, not_dead, not_reserved, repeated_keys,
 };
 use cpc_ports::{
     Codec, DeadJob, EnqueueOptions, JobId, JobQueue, JobQueueSettings, KvError, NackOutcome, NewJob, QueueName,
@@ -356,12 +356,7 @@ impl JobQueue for PgJobQueue {
     /// Checks the whole batch, then stores it with ONE statement (`ENQUEUE_MANY`: a multi-row insert from
     /// `unnest`, keys claimed in the same statement), so one round trip and one commit, all or nothing.
     async fn enqueue_many_bytes(&self, queue: &QueueName, jobs: Vec<NewJob>) -> Result<Vec<JobId>, KvError> {
-        let max_attempts = check_batch(&jobs)?;
-        let delays = jobs
-            .iter()
-            .enumerate()
-            .map(|(i, job)| millis(job.options.delay.unwrap_or_default(), "delay").map_err(|e| in_batch(i, e)))
-            .collect::<Result<Vec<_>, KvError>>()?;
+        let (max_attempts, delays) = check_batch_delays(&jobs, |d| millis(d, "delay"))?;
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
