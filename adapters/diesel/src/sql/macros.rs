@@ -77,24 +77,13 @@ macro_rules! sql_table {
             })
             .await
     }};
-    // At most one row of a query. On SQLite the query runs on the wrapped synchronous connection inside one
-    // blocking call, as the synchronous `RunQueryDsl` would run it, rather than through the async wrapper's
-    // `AsyncConnection`, which on every call builds the SQL text, copies the binds into owned values, looks the
-    // statement up by that text and copies the row into an owned row before decoding it. The synchronous
-    // connection finds a query with a static `QueryId` in its statement cache by type, without building its
-    // SQL, and decodes the row straight from the statement (docs/BENCHMARKS.md, "SQLite reads against raw
-    // rusqlite").
-    (@optional pg, $conn:ident, $query:expr) => {
-        $query.get_result($conn).await.optional()
-    };
-    (@optional sqlite, $conn:ident, $query:expr) => {{
-        use $crate::sql::__private::diesel;
-        let query = $query;
-        $conn
-            .spawn_blocking(move |c| diesel::OptionalExtension::optional(diesel::RunQueryDsl::get_result(query, c)))
-            .await
-    }};
-    // Exactly one row, every row, and a statement's count of changed rows: on SQLite the same way as `@optional`.
+    // Exactly one row, at most one row, every row, and a statement's count of changed rows. On SQLite the query
+    // runs on the wrapped synchronous connection inside one blocking call, as the synchronous `RunQueryDsl` would
+    // run it, rather than through the async wrapper's `AsyncConnection`, which on every call builds the SQL text,
+    // copies the binds into owned values, looks the statement up by that text and copies the row into an owned
+    // row before decoding it. The synchronous connection finds a query with a static `QueryId` in its statement
+    // cache by type, without building its SQL, and decodes the row straight from the statement
+    // (docs/BENCHMARKS.md, "SQLite reads against raw rusqlite").
     (@one pg, $conn:ident, $query:expr) => {
         $query.get_result($conn).await
     };
@@ -102,6 +91,9 @@ macro_rules! sql_table {
         let query = $query;
         $conn.spawn_blocking(move |c| $crate::sql::__private::diesel::RunQueryDsl::get_result(query, c)).await
     }};
+    (@optional $how:ident, $conn:ident, $query:expr) => {
+        $crate::sql::__private::diesel::OptionalExtension::optional($crate::sql_table!(@one $how, $conn, $query))
+    };
     (@load pg, $conn:ident, $query:expr) => {
         $query.load($conn).await
     };
