@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use cpc_ports::job_queue::{check_batch, check_visibility_timeout, in_batch, not_dead, not_reserved};
+use cpc_ports::job_queue::{check_batch_delays, check_visibility_timeout, not_dead, not_reserved};
 use cpc_ports::{
     Codec, DeadJob, EnqueueOptions, JobId, JobQueue, JobQueueSettings, KvError, NackOutcome, NewJob, QueueName,
     QueueStats, ReservedJob,
@@ -235,20 +235,9 @@ impl JobQueue for InMemoryJobQueue {
 
     /// Checks the whole batch, then stores it under one lock: no reserve sees part of it.
     async fn enqueue_many_bytes(&self, queue: &QueueName, jobs: Vec<NewJob>) -> Result<Vec<JobId>, KvError> {
-        let max_attempts = check_batch(&jobs)?;
         let now = Instant::now();
-        let dues = jobs
-            .iter()
-            .enumerate()
-            .map(|(i, job)| {
-                job.options
-                    .delay
-                    .filter(|d| !d.is_zero())
-                    .map(|d| after(now, d, "delay"))
-                    .transpose()
-                    .map_err(|e| in_batch(i, e))
-            })
-            .collect::<Result<Vec<_>, KvError>>()?;
+        let (max_attempts, dues) =
+            check_batch_delays(&jobs, |d| (!d.is_zero()).then(|| after(now, d, "delay")).transpose())?;
         if jobs.is_empty() {
             return Ok(Vec::new());
         }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cpc_pool::sqlite::SqlitePool;
 use cpc_pool::sqlite::enqueue_sql::{CLAIM_KEY, INSERT, KEY_HOLDER};
-use cpc_ports::job_queue::{check_batch, check_visibility_timeout, in_batch, not_dead, not_reserved};
+use cpc_ports::job_queue::{check_batch_delays, check_visibility_timeout, not_dead, not_reserved};
 use cpc_ports::{
     Bytes, Codec, DeadJob, EnqueueOptions, JobId, JobQueue, JobQueueSettings, KvError, NackOutcome, QueueName,
     QueueStats, ReservedJob,
@@ -257,22 +257,24 @@ impl JobQueue for SqliteJobQueue {
     /// Checks the whole batch, then stores it in one `BEGIN IMMEDIATE` transaction (one statement or two per job,
     /// no network): all or nothing.
     async fn enqueue_many_bytes(&self, queue: &QueueName, jobs: Vec<cpc_ports::NewJob>) -> Result<Vec<JobId>, KvError> {
-        let max_attempts = check_batch(&jobs)?;
+        let (max_attempts, delays) = check_batch_delays(&jobs, |d| millis(d, "delay"))?;
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
         let window = millis(self.settings.idempotency_window, "idempotency_window")?;
-        let mut batch = Vec::with_capacity(jobs.len());
-        for (i, (job, max_attempts)) in jobs.into_iter().zip(max_attempts).enumerate() {
-            batch.push(NewJob {
+        let batch: Vec<NewJob> = jobs
+            .into_iter()
+            .zip(max_attempts)
+            .zip(delays)
+            .map(|((job, max_attempts), delay)| NewJob {
                 id: JobId::generate().as_str().to_owned(),
                 queue: queue.as_str().to_owned(),
                 payload: job.payload,
-                delay: millis(job.options.delay.unwrap_or_default(), "delay").map_err(|e| in_batch(i, e))?,
+                delay,
                 max_attempts: i64::from(max_attempts),
                 key: job.options.idempotency_key.map(|key| (key, window)),
-            });
-        }
+            })
+            .collect();
         let ids = write(&self.pool, "enqueue jobs", move |tx| {
             batch.iter().map(|job| enqueue_in(tx, job)).collect::<rusqlite::Result<Vec<String>>>()
         })
