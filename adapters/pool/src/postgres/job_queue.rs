@@ -311,6 +311,15 @@ impl PgJobQueue {
     ) -> Result<Vec<tokio_postgres::Row>, KvError> {
         kv::query(&self.pool, sql, params, operation).await
     }
+
+    /// The job holding idempotency key `key` on `queue`: read when an enqueue found the key claimed by another.
+    async fn key_holder(&self, queue: &str, key: &str) -> Result<String, KvError> {
+        let rows = self.query(KEY_HOLDER, &[&queue, &key], "read idempotency key").await?;
+        let row = rows
+            .first()
+            .ok_or_else(|| KvError::backend("postgres", "the idempotency key was neither claimed nor held by a job"))?;
+        col::<String>(row, 0)
+    }
 }
 
 fn attempts(n: i32) -> u32 {
@@ -340,14 +349,11 @@ impl JobQueue for PgJobQueue {
             let window = millis(self.settings.idempotency_window, "idempotency_window")?;
             let params: [&(dyn ToSql + Sync); 7] =
                 [&id.as_str(), &q, &payload.as_ref(), &delay, &max_attempts, key, &window];
-            let mut rows = self.query(ENQUEUE_KEYED, &params, "enqueue keyed job").await?;
-            if rows.is_empty() {
-                rows = self.query(KEY_HOLDER, &[&q, key], "read idempotency key").await?;
-            }
-            let row = rows.first().ok_or_else(|| {
-                KvError::backend("postgres", "the idempotency key was neither claimed nor held by a job")
-            })?;
-            return Ok(JobId::new(col::<String>(row, 0)?));
+            let rows = self.query(ENQUEUE_KEYED, &params, "enqueue keyed job").await?;
+            return Ok(JobId::new(match rows.first() {
+                Some(row) => col::<String>(row, 0)?,
+                None => self.key_holder(q, key).await?,
+            }));
         }
         self.query(INSERT, &[&id.as_str(), &q, &payload.as_ref(), &delay, &max_attempts], "enqueue job").await?;
         Ok(id)
@@ -380,13 +386,7 @@ impl JobQueue for PgJobQueue {
         for (row, (&i, key)) in rows.iter().zip(sent.iter().zip(&keys)) {
             let id = match (col::<Option<String>>(row, 0)?, key) {
                 (Some(id), _) => id,
-                (None, Some(key)) => {
-                    let holder = self.query(KEY_HOLDER, &[&q, key], "read idempotency key").await?;
-                    let row = holder.first().ok_or_else(|| {
-                        KvError::backend("postgres", "the idempotency key was neither claimed nor held by a job")
-                    })?;
-                    col::<String>(row, 0)?
-                }
+                (None, Some(key)) => self.key_holder(q, key).await?,
                 (None, None) => return Err(KvError::backend("postgres", "the batch enqueue returned no id")),
             };
             stored[i] = Some(JobId::new(id));
