@@ -471,6 +471,13 @@ struct Keys {
     base: String,
 }
 
+impl Keys {
+    /// The key holding idempotency key `key` of this queue (`jq:{q}:i:<key>`).
+    fn idempotency(&self, key: &str) -> String {
+        format!("{}i:{key}", self.base)
+    }
+}
+
 impl RedisJobQueue {
     /// A job queue over `manager`, with the default settings (JSON, 24-hour idempotency window).
     pub fn new(manager: RedisManager) -> Self {
@@ -550,6 +557,11 @@ impl RedisJobQueue {
         }
     }
 
+    /// The idempotency window in milliseconds, at least 1 (the scripts' `SET .. PX`; 0 there means "no key").
+    fn idempotency_window_ms(&self) -> Result<u64, KvError> {
+        Ok(millis(self.settings.idempotency_window, "idempotency_window")?.max(1))
+    }
+
     /// Appends the dead-letter retention (ms) and count bound to a script's `ARGV`.
     fn retention_args(&self, invocation: &mut redis::ScriptInvocation<'_>) -> Result<(), KvError> {
         let retention = millis(self.settings.effective_dead_letter_retention(), "dead_letter_retention")?.max(1);
@@ -620,11 +632,8 @@ impl JobQueue for RedisJobQueue {
                 let delay = millis(options.delay.unwrap_or_default(), "delay")?;
                 let keys = self.keys(queue);
                 let (idempotency_key, window) = match &options.idempotency_key {
-                    Some(key) => (
-                        format!("{}i:{key}", keys.base),
-                        millis(self.settings.idempotency_window, "idempotency_window")?.max(1),
-                    ),
-                    None => (format!("{}i:", keys.base), 0),
+                    Some(key) => (keys.idempotency(key), self.idempotency_window_ms()?),
+                    None => (keys.idempotency(""), 0),
                 };
                 let id = JobId::generate();
                 let mut invocation = ENQUEUE.key(&keys.stream);
@@ -647,8 +656,7 @@ impl JobQueue for RedisJobQueue {
                     return Ok(Vec::new());
                 }
                 let keyed = jobs.iter().any(|job| job.options.idempotency_key.is_some());
-                let window =
-                    if keyed { millis(self.settings.idempotency_window, "idempotency_window")?.max(1) } else { 0 };
+                let window = if keyed { self.idempotency_window_ms()? } else { 0 };
                 let keys = self.keys(queue);
                 let mut invocation = ENQUEUE_MANY.key(&keys.stream);
                 invocation.key(&keys.delayed).key(&keys.jobs).arg(window);
@@ -658,7 +666,7 @@ impl JobQueue for RedisJobQueue {
                     invocation.arg(id.as_str()).arg(job.payload.as_ref()).arg(max_attempts).arg(delay);
                     match &job.options.idempotency_key {
                         Some(key) => {
-                            invocation.key(format!("{}i:{key}", keys.base)).arg(next_key);
+                            invocation.key(keys.idempotency(key)).arg(next_key);
                             next_key += 1;
                         }
                         None => {
