@@ -4,33 +4,38 @@
 
 use cpc_domain::ValidationError;
 use cpc_ports::{RepoError, Value};
-use diesel::BoolExpressionMethods;
-use diesel::dsl::sql;
 use diesel::pg::Pg;
-use diesel::sql_types::{BigInt, Bool, Date, Double, Integer, Text};
 use diesel::sqlite::Sqlite;
 
+use super::cond::{Bind, Part};
 use super::{Cond, Op};
-use crate::sql_types::{Timestamptz, Uuid};
 use crate::values::{DbTime, DbUuid};
 
 /// A Diesel backend the repositories build conditions for: PostgreSQL or SQLite.
 pub trait Dialect: diesel::backend::Backend + Sized + 'static {
     /// `column <op> value`.
-    fn compare<Tab: 'static>(column: &'static str, op: Op, value: &Value) -> Result<Cond<Tab, Self>, RepoError>;
+    fn compare<Tab: 'static>(column: &'static str, op: Op, value: &Value) -> Result<Cond<Tab, Self>, RepoError> {
+        let bind = match value {
+            Value::Text(s) => Bind::Text(s.clone()),
+            Value::Int(n) => Bind::BigInt(*n),
+            Value::Uuid(u) => Bind::Uuid(DbUuid(*u)),
+            Value::Time(t) => Bind::Time(DbTime(*t)),
+            Value::Bool(b) => Bind::Bool(*b),
+            Value::Float(x) => Bind::Double(x.0),
+            Value::Date(d) => Bind::Date(*d),
+            other @ (Value::Json(_) | Value::Null) => return Err(not_comparable(column, other)),
+        };
+        Ok(Cond::new([Part::Col(column), Part::Sql(op.sql()), Part::Bind(bind)]))
+    }
+
     /// `column` starts with `prefix`, literally (`%` and `_` are not wildcards), case-sensitively.
     fn prefix<Tab: 'static>(column: &'static str, prefix: &str) -> Result<Cond<Tab, Self>, RepoError>;
-    /// `column IS NULL` (or `IS NOT NULL`).
-    fn null<Tab: 'static>(column: &'static str, is_null: bool) -> Cond<Tab, Self>;
-    /// `a AND b`.
-    fn and<Tab: 'static>(a: Cond<Tab, Self>, b: Cond<Tab, Self>) -> Cond<Tab, Self>;
-    /// `a OR b`.
-    fn or<Tab: 'static>(a: Cond<Tab, Self>, b: Cond<Tab, Self>) -> Cond<Tab, Self>;
-}
 
-/// A quoted identifier.
-fn quote(column: &str) -> String {
-    format!("\"{}\"", column.replace('"', "\"\""))
+    /// `column IS NULL` (or `IS NOT NULL`).
+    fn null<Tab: 'static>(column: &'static str, is_null: bool) -> Cond<Tab, Self> {
+        let test = if is_null { " IS NULL" } else { " IS NOT NULL" };
+        Cond::new([Part::Col(column), Part::Sql(test)])
+    }
 }
 
 fn not_comparable(column: &'static str, value: &Value) -> RepoError {
@@ -50,60 +55,33 @@ pub fn like_prefix(prefix: &str) -> String {
     pattern
 }
 
-macro_rules! dialect {
-    ($db:ty, |$column:ident, $p:ident| $prefix:expr) => {
-        impl Dialect for $db {
-            fn compare<Tab: 'static>(
-                column: &'static str,
-                op: Op,
-                value: &Value,
-            ) -> Result<Cond<Tab, Self>, RepoError> {
-                let head = sql::<Bool>(&format!("{}{}", quote(column), op.sql()));
-                Ok(match value {
-                    Value::Text(s) => Box::new(head.bind::<Text, _>(s.clone())),
-                    Value::Int(n) => Box::new(head.bind::<BigInt, _>(*n)),
-                    Value::Uuid(u) => Box::new(head.bind::<Uuid, _>(DbUuid(*u))),
-                    Value::Time(t) => Box::new(head.bind::<Timestamptz, _>(DbTime(*t))),
-                    Value::Bool(b) => Box::new(head.bind::<Bool, _>(*b)),
-                    Value::Float(x) => Box::new(head.bind::<Double, _>(x.0)),
-                    Value::Date(d) => Box::new(head.bind::<Date, _>(*d)),
-                    other @ (Value::Json(_) | Value::Null) => return Err(not_comparable(column, other)),
-                })
-            }
-
-            fn prefix<Tab: 'static>($column: &'static str, $p: &str) -> Result<Cond<Tab, Self>, RepoError> {
-                $prefix
-            }
-
-            fn null<Tab: 'static>(column: &'static str, is_null: bool) -> Cond<Tab, Self> {
-                let test = if is_null { " IS NULL" } else { " IS NOT NULL" };
-                Box::new(sql::<Bool>(&format!("{}{test}", quote(column))))
-            }
-
-            fn and<Tab: 'static>(a: Cond<Tab, Self>, b: Cond<Tab, Self>) -> Cond<Tab, Self> {
-                Box::new(a.and(b))
-            }
-
-            fn or<Tab: 'static>(a: Cond<Tab, Self>, b: Cond<Tab, Self>) -> Cond<Tab, Self> {
-                Box::new(a.or(b))
-            }
-        }
-    };
+/// PostgreSQL: `LIKE 'p%' ESCAPE '\'` (case-sensitive there).
+impl Dialect for Pg {
+    fn prefix<Tab: 'static>(column: &'static str, prefix: &str) -> Result<Cond<Tab, Self>, RepoError> {
+        Ok(Cond::new([
+            Part::Col(column),
+            Part::Sql(" LIKE "),
+            Part::Bind(Bind::Text(like_prefix(prefix))),
+            Part::Sql(" ESCAPE '\\'"),
+        ]))
+    }
 }
 
-// PostgreSQL: `LIKE 'p%' ESCAPE '\'` (case-sensitive there).
-dialect!(Pg, |column, p| {
-    let head = sql::<Bool>(&format!("{} LIKE ", quote(column)));
-    Ok(Box::new(head.bind::<Text, _>(like_prefix(p)).sql(" ESCAPE '\\'")))
-});
-
-// SQLite: its `LIKE` ignores ASCII case, so `substr(col, 1, n) = p` (in characters, like the prefix).
-dialect!(Sqlite, |column, p| {
-    let n = i32::try_from(p.chars().count())
-        .map_err(|_| RepoError::Validation(ValidationError::new("prefix", "is too long")))?;
-    let head = sql::<Bool>(&format!("substr({}, 1, ", quote(column)));
-    Ok(Box::new(head.bind::<Integer, _>(n).sql(") = ").bind::<Text, _>(p.to_owned())))
-});
+/// SQLite: its `LIKE` ignores ASCII case, so `substr(col, 1, n) = p` (in characters, like the prefix).
+impl Dialect for Sqlite {
+    fn prefix<Tab: 'static>(column: &'static str, prefix: &str) -> Result<Cond<Tab, Self>, RepoError> {
+        let n = i32::try_from(prefix.chars().count())
+            .map_err(|_| RepoError::Validation(ValidationError::new("prefix", "is too long")))?;
+        Ok(Cond::new([
+            Part::Sql("substr("),
+            Part::Col(column),
+            Part::Sql(", 1, "),
+            Part::Bind(Bind::Integer(n)),
+            Part::Sql(") = "),
+            Part::Bind(Bind::Text(prefix.to_owned())),
+        ]))
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -115,6 +93,5 @@ mod tests {
         assert_eq!(like_prefix("a_b"), r"a\_b%");
         assert_eq!(like_prefix(r"a\"), r"a\\%");
         assert_eq!(like_prefix(""), "%");
-        assert_eq!(quote(r#"we"ird"#), r#""we""ird""#);
     }
 }

@@ -4,6 +4,7 @@
 //! macros expand to. Every value reaches the database as a bind parameter; identifiers come from the declaration.
 
 mod bind;
+mod cond;
 mod dialect;
 mod keys;
 mod macros;
@@ -13,11 +14,10 @@ use std::future::Future;
 
 use cpc_domain::Version;
 use cpc_ports::{Direction, Field, Filter, RepoError, Sort, Value};
-use diesel::expression::{AsExpression, BoxableExpression};
-use diesel::sql_types::Bool;
 use diesel_async::AsyncConnection;
 
 pub use bind::{BindAs, bind_as};
+pub use cond::Cond;
 pub use dialect::{Dialect, like_prefix};
 pub use keys::SqlKey;
 
@@ -28,9 +28,6 @@ diesel::define_sql_function! {
     /// SQL `lower(text)`.
     fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
 }
-
-/// A boxed boolean condition on table `Tab` for backend `DB`.
-pub type Cond<Tab, DB> = Box<dyn BoxableExpression<Tab, DB, SqlType = Bool>>;
 
 /// A comparison a condition makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,18 +71,6 @@ pub trait RecordConn: AsyncConnection + Send + 'static {
     ) -> impl Future<Output = Result<(), RepoError>> + Send + 'a;
 }
 
-fn constant<Tab, DB: Dialect>(value: bool) -> Cond<Tab, DB>
-where
-    dsl_bool::Constant: BoxableExpression<Tab, DB, SqlType = Bool> + 'static,
-{
-    Box::new(<bool as AsExpression<Bool>>::as_expression(value))
-}
-
-mod dsl_bool {
-    /// A bound boolean constant.
-    pub type Constant = diesel::dsl::AsExprOf<bool, diesel::sql_types::Bool>;
-}
-
 /// `field <op> value` on table `Tab`, given a field.
 pub type CmpFn<'f, F, Tab, DB> = &'f dyn Fn(F, Op, &Value) -> Result<Cond<Tab, DB>, RepoError>;
 /// `field` starts with a text, on table `Tab`.
@@ -104,22 +89,6 @@ pub struct FieldConds<'f, F, Tab, DB> {
     pub null: &'f dyn Fn(F, bool) -> Cond<Tab, DB>,
 }
 
-/// `a AND b`.
-fn and<Tab, DB: Dialect>(a: Cond<Tab, DB>, b: Cond<Tab, DB>) -> Cond<Tab, DB>
-where
-    Tab: 'static,
-{
-    DB::and(a, b)
-}
-
-/// `a OR b`.
-fn or<Tab, DB: Dialect>(a: Cond<Tab, DB>, b: Cond<Tab, DB>) -> Cond<Tab, DB>
-where
-    Tab: 'static,
-{
-    DB::or(a, b)
-}
-
 /// The condition of a filter (nested ones included).
 pub fn filter_cond<F, Tab, DB>(
     filter: &Filter<F>,
@@ -129,7 +98,6 @@ where
     F: Field,
     Tab: 'static,
     DB: Dialect,
-    dsl_bool::Constant: BoxableExpression<Tab, DB, SqlType = Bool> + 'static,
 {
     let combine = |all: &[Filter<F>], join: JoinFn<Tab, DB>, empty: bool| {
         let mut acc: Option<Cond<Tab, DB>> = None;
@@ -140,12 +108,12 @@ where
                 Some(before) => join(before, c),
             });
         }
-        Ok(acc.unwrap_or_else(|| constant(empty)))
+        Ok(acc.unwrap_or_else(|| Cond::constant(empty)))
     };
     match filter {
         Filter::Eq(f, v) => (conds.cmp)(*f, Op::Eq, v),
         Filter::Range { field, from, to } => match (from, to) {
-            (Some(a), Some(b)) => Ok(and((conds.cmp)(*field, Op::Ge, a)?, (conds.cmp)(*field, Op::Lt, b)?)),
+            (Some(a), Some(b)) => Ok(Cond::and((conds.cmp)(*field, Op::Ge, a)?, (conds.cmp)(*field, Op::Lt, b)?)),
             (Some(a), None) => (conds.cmp)(*field, Op::Ge, a),
             (None, Some(b)) => (conds.cmp)(*field, Op::Lt, b),
             (None, None) => Ok((conds.null)(*field, false)),
@@ -153,12 +121,13 @@ where
         Filter::Prefix(f, p) => (conds.prefix)(*f, p),
         Filter::In(f, values) => {
             let eqs: Vec<Filter<F>> = values.iter().map(|v| Filter::Eq(*f, v.clone())).collect();
-            combine(&eqs, or, false)
+            // One comparison per value: SQL whose text grows with the list, so never cached.
+            combine(&eqs, Cond::or, false).map(Cond::uncacheable)
         }
         Filter::IsNull(f) => Ok((conds.null)(*f, true)),
         Filter::IsNotNull(f) => Ok((conds.null)(*f, false)),
-        Filter::Or(all) => combine(all, or, false),
-        Filter::And(all) => combine(all, and, true),
+        Filter::Or(all) => combine(all, Cond::or, false),
+        Filter::And(all) => combine(all, Cond::and, true),
     }
 }
 
@@ -180,11 +149,11 @@ where
         let after = if *direction == Direction::Asc { Op::Gt } else { Op::Lt };
         let mut term = cmp(*field, after, value)?;
         for ((earlier, _), v) in keys[..i].iter().zip(values).rev() {
-            term = and(cmp(*earlier, Op::Eq, v)?, term);
+            term = Cond::and(cmp(*earlier, Op::Eq, v)?, term);
         }
         any = Some(match any {
             None => term,
-            Some(before) => or(before, term),
+            Some(before) => Cond::or(before, term),
         });
     }
     Ok(any)
