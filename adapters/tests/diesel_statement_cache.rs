@@ -5,11 +5,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(feature = "diesel")]
 
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use cpc_adapters::diesel::migrations::{self, MigrationTarget};
 use cpc_adapters::diesel::sql::SqlTable;
-use cpc_adapters::diesel::{DbManager, DbPool};
+use cpc_adapters::diesel::{AsyncSqliteConnection, DbManager, DbPool};
 use cpc_adapters::pool::PoolConfig;
 use cpc_adapters::postgres::PgConfig;
 use cpc_adapters::sqlite::SqliteConfig;
@@ -19,10 +20,11 @@ use cpc_test_servers::TestDatabase;
 use diesel::connection::InstrumentationEvent;
 use diesel_async::AsyncConnection;
 
-/// What a connection reported: a statement run, or a statement put in the cache (its SQL).
+/// What a connection reported: a statement run (its SQL and binds, as Diesel shows them) or a statement put in
+/// the cache (its SQL).
 #[derive(Debug, Clone)]
 enum Event {
-    Run,
+    Run(String),
     Cached(String),
 }
 
@@ -35,7 +37,9 @@ impl Log {
     fn attach<C: AsyncConnection>(&self, conn: &mut C) {
         let events = Arc::clone(&self.0);
         conn.set_instrumentation(move |event: InstrumentationEvent<'_>| match event {
-            InstrumentationEvent::StartQuery { .. } => events.lock().unwrap().push(Event::Run),
+            InstrumentationEvent::StartQuery { query, .. } => {
+                events.lock().unwrap().push(Event::Run(query.to_string()))
+            }
             InstrumentationEvent::CacheQuery { sql, .. } => events.lock().unwrap().push(Event::Cached(sql.to_owned())),
             _ => {}
         });
@@ -46,9 +50,17 @@ impl Log {
         let before = self.0.lock().unwrap().len();
         let out = call.await;
         let events = self.0.lock().unwrap()[before..].to_vec();
-        let runs = events.iter().filter(|e| matches!(e, Event::Run)).count();
+        let runs = events.iter().filter(|e| matches!(e, Event::Run(_))).count();
         let cached = events.into_iter().filter_map(|e| if let Event::Cached(sql) = e { Some(sql) } else { None });
         (out, runs, cached.collect())
+    }
+
+    /// The SQL of the last statement run (without the binds Diesel shows after it).
+    fn last_sql(&self) -> String {
+        let events = self.0.lock().unwrap();
+        let shown = events.iter().rev().find_map(|e| if let Event::Run(q) = e { Some(q.clone()) } else { None });
+        let shown = shown.expect("a statement ran");
+        shown.split(" -- binds: ").next().unwrap().to_owned()
     }
 }
 
@@ -121,16 +133,62 @@ where
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_filtered_reads_prepare_their_statements_once() {
+/// Runs `check` on the one connection of a manager on a migrated SQLite file holding the seeded users, with the
+/// users and the file's path.
+async fn on_sqlite(check: impl AsyncFnOnce(&mut AsyncSqliteConnection, &[User], &Path)) {
     let dir = tempfile::tempdir().unwrap();
-    let config = SqliteConfig::file(dir.path().join("data.db"));
+    let file = dir.path().join("data.db");
+    let config = SqliteConfig::file(&file);
     migrations::run_pending(&MigrationTarget::Sqlite(config.clone())).await.unwrap();
     let db = DbManager::sqlite(&config, &PoolConfig::default().max_connections(1)).await.unwrap();
     let seeded = seed(&db).await;
     let DbPool::Sqlite(pool) = db.pool() else { panic!("a sqlite pool") };
     let mut conn = pool.get().await.unwrap();
-    filtered_reads_prepare_once(&mut *conn, &seeded).await;
+    check(&mut conn, &seeded, &file).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_filtered_reads_prepare_their_statements_once() {
+    on_sqlite(async |conn, seeded, _| filtered_reads_prepare_once(conn, seeded).await).await;
+}
+
+/// SQLite prepares a statement again whenever a bare `LIMIT ?` is bound (it plans with the bound limit), so a
+/// cached page read would be compiled at every run; the statement a page read runs binds its limit as `+?`, which
+/// SQLite evaluates at run time: run twice with new binds it is never re-prepared (SQLite's own count), where the
+/// same SQL with a bare `LIMIT ?` is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_page_reads_are_not_prepared_again_at_each_run() {
+    on_sqlite(async |conn, _, file| {
+        let log = Log::default();
+        log.attach(conn);
+        let from = |s: &str| vec![Filter::Range { field: UserField::Username, from: Some(text(s)), to: None }];
+        let sort = [Sort { field: UserField::Username, direction: Direction::Asc }];
+        let rows = User::select(conn, &from("b"), &sort, None, 1, 2).await.unwrap();
+        assert_eq!(names(&rows), ["carol", "dave"], "LIMIT 2 OFFSET 1");
+        let ours = log.last_sql();
+        assert!(ours.ends_with(" LIMIT +? OFFSET ?"), "{ours}");
+
+        let raw = rusqlite::Connection::open(file).unwrap();
+        let reprepared = |sql: &str| {
+            let mut statement = raw.prepare(sql).unwrap();
+            for (start, limit, offset, expected) in [("a", 2, 0, 2), ("c", 5, 1, 1)] {
+                statement.raw_bind_parameter(1, start).unwrap();
+                statement.raw_bind_parameter(2, limit).unwrap();
+                statement.raw_bind_parameter(3, offset).unwrap();
+                let mut rows = statement.raw_query();
+                let mut n = 0;
+                while rows.next().unwrap().is_some() {
+                    n += 1;
+                }
+                assert_eq!(n, expected, "{sql} from {start}");
+            }
+            statement.get_status(rusqlite::StatementStatus::RePrepare)
+        };
+        assert_eq!(reprepared(&ours), 0, "{ours}");
+        let bare = ours.replace(" LIMIT +? ", " LIMIT ? ");
+        assert!(reprepared(&bare) > 0, "the bare form is re-prepared (else this test shows nothing): {bare}");
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

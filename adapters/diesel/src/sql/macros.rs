@@ -101,6 +101,14 @@ macro_rules! sql_table {
         let query = $query;
         $conn.spawn_blocking(move |c| $crate::sql::__private::diesel::RunQueryDsl::load(query, c)).await
     }};
+    // A page's `LIMIT` and `OFFSET`; on SQLite written so the cached statement is not prepared again at each run
+    // (see `SqlitePage`).
+    (@page pg, $query:expr, $offset:expr, $limit:expr) => {
+        $query.offset($offset).limit($limit)
+    };
+    (@page sqlite, $query:expr, $offset:expr, $limit:expr) => {
+        $crate::sql::SqlitePage::new($query, $offset, $limit)
+    };
     (@execute pg, $conn:ident, $query:expr) => {
         $query.execute($conn).await
     };
@@ -288,7 +296,7 @@ macro_rules! sql_table {
                 for s in sort {
                     q = order(q, s);
                 }
-                let query = q.then_order_by($table::$key.asc()).offset(offset).limit(limit).select($select);
+                let query = $crate::sql_table!(@page $how, q.then_order_by($table::$key.asc()).select($select), offset, limit);
                 let rows: Vec<$row> = $crate::sql_table!(@load $how, conn, query).map_err(|e| CONTEXT.map(e))?;
                 rows.into_iter().map($from_row).collect()
             }

@@ -8,6 +8,7 @@ mod cond;
 mod dialect;
 mod keys;
 mod macros;
+mod page;
 mod record;
 
 use std::future::Future;
@@ -20,6 +21,7 @@ pub use bind::{BindAs, bind_as};
 pub use cond::Cond;
 pub use dialect::{Dialect, like_prefix};
 pub use keys::SqlKey;
+pub use page::SqlitePage;
 
 use crate::audit_row::AuditEntry;
 use crate::error::ErrorContext;
