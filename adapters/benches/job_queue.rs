@@ -12,7 +12,8 @@
 //! On Redis it also runs, in the same rounds, the loop an app could write instead with no library
 //! (`common/bare_streams.rs`: redis-rs `XADD`, then 16 consumers `XREADGROUP` + `XACK`/`XDEL` on a fresh stream),
 //! reading one entry per call and, batched, 16 per call, its producers sending one `XADD` per call or 16 pipelined;
-//! ours with producers enqueueing one job per call, or 16 per `enqueue_many`. [`ROUNDS`] rounds in rotating order,
+//! ours with producers enqueueing one job per call, or 16 per `enqueue_many` (and then also with the worker
+//! prefetching 16 jobs beyond its handlers, `WorkerConfig::prefetch`). [`ROUNDS`] rounds in rotating order,
 //! the best figure of each kept, with the ratios ours / bare. `CPC_BENCH_ONLY=redis` runs only that comparison. The figures are
 //! printed, not asserted.
 
@@ -45,8 +46,8 @@ const BARE_BATCH: usize = 16;
 const BATCH: usize = 16;
 
 /// (enqueued per second, worked per second, end to end per second). Producers enqueue one job per call
-/// (`batch` 1) or `batch` jobs per `enqueue_many`.
-async fn run(queue: Arc<dyn JobQueue>, batch: usize) -> (f64, f64, f64) {
+/// (`batch` 1) or `batch` jobs per `enqueue_many`; the worker reserves `prefetch` jobs ahead of its handlers.
+async fn run(queue: Arc<dyn JobQueue>, batch: usize, prefetch: usize) -> (f64, f64, f64) {
     let q = QueueName::new(format!("bench-{}", uuid::Uuid::new_v4().simple())).unwrap();
     let started = Instant::now();
     let producers: Vec<_> = (0..PRODUCERS)
@@ -70,7 +71,8 @@ async fn run(queue: Arc<dyn JobQueue>, batch: usize) -> (f64, f64, f64) {
     let enqueued_in = started.elapsed();
     let done = Arc::new(AtomicU64::new(0));
     let working = Instant::now();
-    let config = WorkerConfig::new(q.clone()).concurrency(HANDLERS).poll_interval(Duration::from_millis(1));
+    let config =
+        WorkerConfig::new(q.clone()).concurrency(HANDLERS).prefetch(prefetch).poll_interval(Duration::from_millis(1));
     let counter = done.clone();
     let worker = Worker::spawn(queue.clone(), config, move |job: cpc_ports::ReservedJob| {
         let counter = counter.clone();
@@ -104,20 +106,23 @@ async fn redis_against_bare(redis_url: &str) {
     let names = [
         "cpc RedisJobQueue + Worker, enqueue one by one",
         "cpc RedisJobQueue + Worker, enqueue_many of 16",
+        "cpc RedisJobQueue + Worker prefetching 16, enqueue_many of 16",
         "bare redis-rs, XADD one by one, XREADGROUP COUNT 1",
         "bare redis-rs, XADD one by one, XREADGROUP COUNT 16",
         "bare redis-rs, 16 XADDs pipelined, XREADGROUP COUNT 1",
         "bare redis-rs, 16 XADDs pipelined, XREADGROUP COUNT 16",
     ];
-    let mut best = [(0.0, 0.0, 0.0); 6];
+    let mut best = [(0.0, 0.0, 0.0); 7];
     let prefix = format!("cpc-bench-bare-jobs:{}:", uuid::Uuid::new_v4().simple());
     for round in 0..ROUNDS {
         for k in 0..names.len() {
             let i = (k + round) % names.len();
-            let (count, pipelined) = [(1, 1), (1, 1), (1, 1), (BARE_BATCH, 1), (1, BATCH), (BARE_BATCH, BATCH)][i];
+            let (count, pipelined) =
+                [(1, 1), (1, 1), (1, 1), (1, 1), (BARE_BATCH, 1), (1, BATCH), (BARE_BATCH, BATCH)][i];
             let rates = match i {
-                0 => run(Arc::new(redis_queue(redis_url).await), 1).await,
-                1 => run(Arc::new(redis_queue(redis_url).await), BATCH).await,
+                0 => run(Arc::new(redis_queue(redis_url).await), 1, 0).await,
+                1 => run(Arc::new(redis_queue(redis_url).await), BATCH, 0).await,
+                2 => run(Arc::new(redis_queue(redis_url).await), BATCH, HANDLERS).await,
                 _ => bare_streams::run(redis_url, &prefix, JOBS, PRODUCERS, HANDLERS, count, pipelined).await,
             };
             let b = &mut best[i];
@@ -139,10 +144,12 @@ async fn redis_against_bare(redis_url: &str) {
     println!("| ratio | enqueued/s | worked/s | end to end |");
     println!("|---|---:|---:|---:|");
     for (name, ours, bare) in [
-        ("ours one by one / bare one by one (COUNT 1)", 0, 2),
-        ("ours batched / bare one by one (COUNT 1)", 1, 2),
-        ("ours batched / bare pipelined (COUNT 1)", 1, 4),
-        ("ours batched / bare pipelined (COUNT 16)", 1, 5),
+        ("ours one by one / bare one by one (COUNT 1)", 0, 3),
+        ("ours batched / bare one by one (COUNT 1)", 1, 3),
+        ("ours batched, prefetching / bare one by one (COUNT 1)", 2, 3),
+        ("ours batched / bare pipelined (COUNT 1)", 1, 5),
+        ("ours batched, prefetching / bare pipelined (COUNT 16)", 2, 6),
+        ("ours batched / bare pipelined (COUNT 16)", 1, 6),
     ] {
         let (o, b) = (best[ours], best[bare]);
         println!("| {name} | {:.2}x | {:.2}x | {:.2}x |", o.0 / b.0, o.1 / b.1, o.2 / b.2);
@@ -187,7 +194,7 @@ async fn main() {
         ("postgres", Arc::new(pg) as Arc<dyn JobQueue>),
         ("in-memory", Arc::new(InMemoryJobQueue::new()) as Arc<dyn JobQueue>),
     ] {
-        let (enqueued, worked, total) = run(queue, 1).await;
+        let (enqueued, worked, total) = run(queue, 1, 0).await;
         println!("| {name} | {JOBS} | {enqueued:.0} | {worked:.0} | {total:.0} |");
     }
     admin.get().await.unwrap().batch_execute("DROP DATABASE IF EXISTS cpc_bench_jobs WITH (FORCE)").await.unwrap();

@@ -58,8 +58,9 @@ async fn pttl(manager: &RedisManager, key: &str) -> i64 {
     manager.query(redis::cmd("PTTL").arg(key), "pttl").await.unwrap()
 }
 
-/// Every key the limiter writes has a TTL no longer than what it takes to forget it: the window, or the time
-/// the bucket needs to be full again. Allowed and refused checks alike.
+/// Every key the limiter writes has a TTL no longer than what it takes to forget it: the time the bucket needs
+/// to be full again, or two windows for a log (renewed once less than one window is left). Allowed and refused
+/// checks alike.
 #[tokio::test]
 async fn every_key_it_writes_has_a_ttl() {
     let (limiter, manager) = limiter("rl-ttl").await;
@@ -81,9 +82,42 @@ async fn every_key_it_writes_has_a_ttl() {
             assert!(ttl > 7_000 && ttl <= 8_000, "{k:?}: bucket TTL {ttl} ms should be the 8 s to full");
         } else {
             assert!(k.ends_with(":sw"), "{k:?}");
-            assert!(ttl > 29_000 && ttl <= 30_000, "{k:?}: window TTL {ttl} ms should be the 30 s window");
+            // The first check gave the new log two windows; the next three found more than one left.
+            assert!(ttl > 59_000 && ttl <= 60_000, "{k:?}: window TTL {ttl} ms should be two 30 s windows");
         }
     }
+}
+
+/// A log always outlives its newest entry by at least one window, and renews its expiry only when less than one
+/// window is left: checks spread over three windows of 300 ms never find it gone early, and once they stop it
+/// expires within two windows.
+#[tokio::test]
+async fn a_log_outlives_its_newest_entry_by_a_window_and_no_more_than_two() {
+    let (limiter, manager) = limiter("rl-renew").await;
+    let window = Duration::from_millis(300);
+    let policy = RateLimitPolicy::sliding_window(1_000, window);
+    let k = key("k");
+    let sw = limiter.sliding_window_key_name(&k);
+    let (mut renewals, mut previous, mut last) = (0, 0, tokio::time::Instant::now());
+    for _ in 0..18 {
+        let d = limiter.check(&k, &policy, 1).await.unwrap();
+        last = tokio::time::Instant::now();
+        assert!(d.allowed, "{d:?}");
+        let ttl = pttl(&manager, &sw).await;
+        assert!(ttl > 290 && ttl <= 600, "after an allowed check the log has {ttl} ms left: at least the window");
+        if ttl > previous {
+            renewals += 1;
+        }
+        previous = ttl;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // 18 checks 50 ms apart (about 1 s): renewed about every 300 ms, not on each check.
+    assert!((3..=6).contains(&renewals), "{renewals} renewals for 18 checks over about three windows");
+    while stored_keys(&manager).await.contains(&sw) {
+        assert!(last.elapsed() < 2 * window + Duration::from_millis(100), "the log outlived two windows");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(last.elapsed() >= window - Duration::from_millis(20), "the log expired before its newest entry left");
 }
 
 /// A check that leaves a bucket full stores nothing at all (the missing bucket is the full one).

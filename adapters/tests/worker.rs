@@ -186,3 +186,90 @@ async fn queue_errors_are_counted_and_the_loop_carries_on() {
         "a refused reserve and a failed ack"
     );
 }
+
+/// With a prefetch, the worker holds that many jobs reserved beyond its busy handlers, never runs more handlers
+/// than its concurrency, and works every job exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prefetched_jobs_wait_reserved_and_every_job_is_worked_once() {
+    let queue = filled(30, EnqueueOptions::default()).await;
+    let (running, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (r, p, s) = (running.clone(), peak.clone(), seen.clone());
+    let config = fast(WorkerConfig::new(queue_name()).concurrency(2).prefetch(4));
+    let worker = Worker::spawn(queue.clone(), config, move |job| {
+        let (r, p, s) = (r.clone(), p.clone(), s.clone());
+        async move {
+            let now = r.fetch_add(1, Ordering::SeqCst) + 1;
+            p.fetch_max(now, Ordering::SeqCst);
+            s.lock().unwrap().push(job.payload.clone());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            r.fetch_sub(1, Ordering::SeqCst);
+            Ok(())
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let stats = queue.stats(&queue_name()).await.unwrap();
+    assert_eq!(stats.in_flight, 6, "2 running and 4 prefetched: {stats:?}");
+    wait_until_drained(&*queue).await;
+    let report = worker.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(report, WorkerReport { processed: 30, ..WorkerReport::default() });
+    assert_eq!(peak.load(Ordering::SeqCst), 2, "never more handlers than the concurrency");
+    let mut seen = seen.lock().unwrap().clone();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 30, "each job handled once");
+}
+
+/// At shutdown the prefetched jobs have not started: they go back to the queue at once, while the running
+/// handler finishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_gives_prefetched_jobs_back_without_starting_them() {
+    let queue = filled(10, EnqueueOptions::default()).await;
+    let started = Arc::new(AtomicUsize::new(0));
+    let s = started.clone();
+    let config = fast(WorkerConfig::new(queue_name()).concurrency(1).prefetch(3));
+    let worker = Worker::spawn(queue.clone(), config, move |_job| {
+        let s = s.clone();
+        async move {
+            s.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            Ok(())
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(queue.stats(&queue_name()).await.unwrap().in_flight, 4, "1 running and 3 prefetched");
+    let report = worker.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(report, WorkerReport { processed: 1, released: 3, ..WorkerReport::default() });
+    assert_eq!(started.load(Ordering::SeqCst), 1, "no prefetched job started after the stop");
+    let stats = queue.stats(&queue_name()).await.unwrap();
+    assert_eq!((stats.pending, stats.in_flight), (9, 0), "{stats:?}");
+}
+
+/// A prefetched job that waited past its visibility timeout and was redelivered to another consumer meanwhile is
+/// dropped when its turn comes, not run a second time beside the other consumer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prefetched_job_redelivered_while_it_waited_is_dropped_not_run() {
+    let queue = filled(2, EnqueueOptions::default()).await;
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s = seen.clone();
+    let config =
+        fast(WorkerConfig::new(queue_name()).concurrency(1).prefetch(1)).visibility_timeout(Duration::from_millis(200));
+    let worker = Worker::spawn(queue.clone(), config, move |job| {
+        let s = s.clone();
+        async move {
+            s.lock().unwrap().push((job.payload.to_vec(), job.attempt));
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            Ok(())
+        }
+    });
+    // job-1 waits behind job-0's 500 ms handler; its 200 ms reservation runs out and another consumer takes it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let other = queue.reserve(&queue_name(), Duration::from_secs(10)).await.unwrap().expect("job-1 is redelivered");
+    assert_eq!((other.payload.as_ref(), other.attempt), (&b"job-1"[..], 2));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let report = worker.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(seen.lock().unwrap().clone(), vec![(b"job-0".to_vec(), 1)], "job-1 did not run here");
+    assert_eq!(report.processed, 1, "{report:?}");
+    assert!(report.queue_errors >= 1, "the lost reservation is counted: {report:?}");
+    queue.ack(&other).await.expect("the other consumer still holds job-1");
+}

@@ -1,7 +1,8 @@
 //! The worker loop against misbehaving handlers, on the in-memory queue, Redis and PostgreSQL: a handler that
 //! panics fails its attempt (retried, then dead-lettered) and its slot keeps serving (one slot, `concurrency(1)`,
 //! so "the slot survived" cannot be another slot doing the work); a handler that runs three times its visibility
-//! timeout keeps its reservation (a second slot stands ready to take a redelivery) and is not run twice.
+//! timeout keeps its reservation (a second slot stands ready to take a redelivery) and is not run twice; a
+//! prefetched job redelivered to another consumer while it waited is dropped, not run twice.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(all(feature = "worker", feature = "memory", feature = "redis", feature = "diesel"))]
 
@@ -158,6 +159,62 @@ async fn a_slow_handler_keeps_its_reservation(backend: Backend) {
     assert_eq!(calls.load(Ordering::SeqCst), 1, "the job was not redelivered while its handler ran");
     assert_eq!(report, WorkerReport { processed: 1, ..WorkerReport::default() }, "acked once, no queue error");
     assert_eq!(stats, QueueStats::default());
+}
+
+/// With a prefetch, a job that waited behind a slow handler past its visibility timeout and was redelivered to
+/// another consumer is dropped when its turn comes (its reservation is no longer this worker's), not run twice.
+async fn a_prefetched_job_redelivered_elsewhere_is_dropped(backend: Backend) {
+    let (queue, q) = (backend.queue.clone(), unique_queue());
+    for name in ["first", "second"] {
+        queue.enqueue_bytes(&q, name.into(), EnqueueOptions::default()).await.unwrap();
+    }
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s = seen.clone();
+    let config = one_slot(&q).prefetch(1).visibility_timeout(Duration::from_millis(300));
+    let worker = Worker::spawn(queue.clone(), config, move |job| {
+        s.lock().unwrap().push(job.payload.to_vec());
+        async move {
+            tokio::time::sleep(Duration::from_millis(800)).await;
+            Ok(())
+        }
+    });
+    // "second" waits, prefetched, behind "first"'s 800 ms handler; its 300 ms reservation runs out.
+    let other = tokio::time::timeout(Duration::from_secs(5), async {
+        while queue.stats(&q).await.unwrap().in_flight < 2 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        loop {
+            if let Some(job) = queue.reserve(&q, Duration::from_secs(30)).await.unwrap() {
+                return job;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the prefetched job is redelivered once its reservation runs out");
+    assert_eq!((other.payload.as_ref(), other.attempt), (&b"second"[..], 2));
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let report = worker.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(seen.lock().unwrap().clone(), vec![b"first".to_vec()], "the worker did not run the second job");
+    assert_eq!((report.processed, report.failed, report.released), (1, 0, 0), "{report:?}");
+    assert!(report.queue_errors >= 1, "the lost reservation is counted: {report:?}");
+    queue.ack(&other).await.expect("the other consumer still holds the second job");
+    assert_eq!(drained(&*queue, &q).await, QueueStats::default());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_memory_a_prefetched_job_redelivered_elsewhere_is_dropped() {
+    a_prefetched_job_redelivered_elsewhere_is_dropped(memory().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_a_prefetched_job_redelivered_elsewhere_is_dropped() {
+    a_prefetched_job_redelivered_elsewhere_is_dropped(redis().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_prefetched_job_redelivered_elsewhere_is_dropped() {
+    a_prefetched_job_redelivered_elsewhere_is_dropped(postgres().await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -52,6 +52,16 @@
 //! worker that dies before the ack has its job redelivered after the visibility timeout. Failures are nacked by
 //! their slot at once, one by one (each with its own backoff).
 //!
+//! # Prefetch
+//!
+//! With [`WorkerConfig::prefetch`] at `n` (0 by default), the fetcher also reserves up to `n` jobs beyond the free
+//! slots, so that a slot that finishes a job finds the next one waiting instead of waiting a round trip for it
+//! (worth it when handlers are short against the queue's latency). A waiting job's reservation runs from the
+//! moment it was reserved: a slot that takes a job which waited a third of the visibility timeout or more extends
+//! its reservation before calling the handler, and drops it unhandled if the reservation is gone (another worker
+//! has it by then); so keep `n` at what the slots work through well within the timeout. At shutdown the jobs
+//! still waiting are given back to the queue at once (counted in [`WorkerReport::released`]), not started.
+//!
 //! # Handlers slower than the visibility timeout
 //!
 //! While a handler runs, its slot extends the job's reservation ([`JobQueue::extend`]) every third of the
@@ -102,6 +112,9 @@ pub struct WorkerConfig {
     pub base_backoff: Duration,
     /// The longest backoff.
     pub max_backoff: Duration,
+    /// How many jobs the worker reserves ahead of its free handlers (0 by default): see
+    /// [Prefetch](self#prefetch).
+    pub prefetch: usize,
 }
 
 impl WorkerConfig {
@@ -114,6 +127,7 @@ impl WorkerConfig {
             poll_interval: Duration::from_millis(50),
             base_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(300),
+            prefetch: 0,
         }
     }
 
@@ -143,6 +157,13 @@ impl WorkerConfig {
     pub fn backoff(mut self, base: Duration, max: Duration) -> Self {
         self.base_backoff = base;
         self.max_backoff = max;
+        self
+    }
+
+    /// The same config reserving up to `n` jobs ahead of the free handlers (see [Prefetch](self#prefetch)).
+    #[must_use]
+    pub fn prefetch(mut self, n: usize) -> Self {
+        self.prefetch = n;
         self
     }
 
@@ -246,7 +267,8 @@ struct Shared<F> {
     handler: F,
     counts: Arc<Counts>,
     metrics: Metrics,
-    /// One permit per handler slot waiting for a job and not yet given one.
+    /// One permit per handler slot waiting for a job and not yet given one, plus one per place left in the
+    /// prefetch.
     free: Semaphore,
 }
 
@@ -265,7 +287,7 @@ impl Worker {
         let counts = Arc::new(Counts::default());
         let metrics = Metrics::new(&config.queue);
         let slots = config.concurrency.max(1);
-        let free = Semaphore::new(slots);
+        let free = Semaphore::new(slots.saturating_add(config.prefetch).min(Semaphore::MAX_PERMITS));
         let shared = Arc::new(Shared { queue, config, handler, counts: counts.clone(), metrics, free });
         let (jobs_tx, jobs_rx) = mpsc::unbounded_channel();
         let (acks_tx, acks_rx) = mpsc::unbounded_channel();
@@ -273,7 +295,8 @@ impl Worker {
         let mut tasks = JoinSet::new();
         tasks.spawn(fetch(shared.clone(), jobs_tx, stop.subscribe()));
         for slot in 0..slots {
-            tasks.spawn(run_slot(shared.clone(), slot, jobs_rx.clone(), acks_tx.clone(), abort.subscribe()));
+            let signals = Signals { stop: stop.subscribe(), abort: abort.subscribe() };
+            tasks.spawn(run_slot(shared.clone(), slot, jobs_rx.clone(), acks_tx.clone(), signals));
         }
         drop(acks_tx);
         tasks.spawn(ack_batches(shared, acks_rx));
@@ -301,9 +324,22 @@ impl WorkerHandle {
     }
 }
 
-/// Reserves jobs for the free handler slots, all of them in one call, and hands them to the slots, until the
-/// worker is told to stop; then drops its sender, so each slot ends once the jobs already handed out are done.
-async fn fetch<F>(shared: Arc<Shared<F>>, jobs: mpsc::UnboundedSender<ReservedJob>, mut stop: watch::Receiver<bool>) {
+/// A reserved job on its way to a slot, and when it was reserved (its reservation runs from then).
+struct Fetched {
+    job: ReservedJob,
+    reserved_at: tokio::time::Instant,
+}
+
+/// What a slot listens to: the worker stopping (give back what has not started) and aborting (give back what runs).
+struct Signals {
+    stop: watch::Receiver<bool>,
+    abort: watch::Receiver<bool>,
+}
+
+/// Reserves jobs for the free handler slots and the prefetch, all of them in one call, and hands them to the
+/// slots, until the worker is told to stop; then drops its sender, so each slot ends once the jobs already handed
+/// out are done (or given back, for those not started).
+async fn fetch<F>(shared: Arc<Shared<F>>, jobs: mpsc::UnboundedSender<Fetched>, mut stop: watch::Receiver<bool>) {
     let config = &shared.config;
     loop {
         let first = tokio::select! {
@@ -321,13 +357,14 @@ async fn fetch<F>(shared: Arc<Shared<F>>, jobs: mpsc::UnboundedSender<ReservedJo
             want += permits.num_permits();
             permits.forget();
         }
+        let reserved_at = tokio::time::Instant::now();
         match shared.queue.reserve_many(&config.queue, config.visibility_timeout, want).await {
             Ok(batch) => {
                 shared.free.add_permits(want.saturating_sub(batch.len()));
                 let empty = batch.is_empty();
                 for job in batch {
                     // The slots end only once this sender is dropped: the send cannot fail while they run.
-                    let _ = jobs.send(job);
+                    let _ = jobs.send(Fetched { job, reserved_at });
                 }
                 if empty {
                     idle(&mut stop, config.poll_interval).await;
@@ -343,13 +380,14 @@ async fn fetch<F>(shared: Arc<Shared<F>>, jobs: mpsc::UnboundedSender<ReservedJo
     }
 }
 
-/// One handler slot: handles the jobs the fetcher hands it, one at a time, until the fetcher stops.
+/// One handler slot: handles the jobs the fetcher hands it, one at a time, until the fetcher stops. Once the
+/// worker is stopping, a job it takes has not started: it is given back instead.
 async fn run_slot<F, Fut>(
     shared: Arc<Shared<F>>,
     slot: usize,
-    jobs: Arc<Mutex<mpsc::UnboundedReceiver<ReservedJob>>>,
+    jobs: Arc<Mutex<mpsc::UnboundedReceiver<Fetched>>>,
     acks: mpsc::UnboundedSender<ReservedJob>,
-    mut abort: watch::Receiver<bool>,
+    mut signals: Signals,
 ) where
     F: Fn(ReservedJob) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
@@ -357,10 +395,58 @@ async fn run_slot<F, Fut>(
     let config = &shared.config;
     loop {
         let next = jobs.lock().await.recv().await;
-        let Some(job) = next else { break };
+        let Some(Fetched { job, reserved_at }) = next else { break };
         let span = tracing::info_span!("job", queue = %config.queue, slot, job_id = %job.id, attempt = job.attempt);
-        handle(&shared, job, &acks, &mut abort).instrument(span).await;
+        if *signals.stop.borrow() {
+            release(&shared, &job).instrument(span).await;
+        } else {
+            handle(&shared, job, reserved_at, &acks, &mut signals.abort).instrument(span).await;
+        }
         shared.free.add_permits(1);
+    }
+}
+
+/// Gives `job` back to the queue unfinished (a nack without backoff: the attempt counts) and counts it released.
+async fn release<F>(shared: &Shared<F>, job: &ReservedJob) {
+    match shared.queue.nack(job, Duration::ZERO).await {
+        Ok(_) => {
+            shared.counts.released.fetch_add(1, Ordering::Relaxed);
+            shared.metrics.released.increment(1);
+        }
+        Err(e) => {
+            shared.counts.queue_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(error = %e, "giving the job back failed; it will be redelivered after its timeout");
+        }
+    }
+}
+
+/// Makes sure `job`, reserved at `reserved_at`, is still this worker's before its handler starts: a job that
+/// waited a third of the visibility timeout or more (prefetched) has its reservation extended first. Returns when
+/// the reservation was last renewed, or `None` when the job must not run: its reservation is gone (another worker
+/// has it), or could not be extended and may have run out.
+async fn still_reserved<F>(
+    shared: &Shared<F>,
+    job: &ReservedJob,
+    reserved_at: tokio::time::Instant,
+) -> Option<tokio::time::Instant> {
+    let timeout = shared.config.visibility_timeout;
+    let waited = reserved_at.elapsed();
+    if waited < timeout / 3 {
+        return Some(reserved_at);
+    }
+    let renewed = tokio::time::Instant::now();
+    match shared.queue.extend(job, timeout).await {
+        Ok(()) => Some(renewed),
+        Err(e) => {
+            shared.counts.queue_errors.fetch_add(1, Ordering::Relaxed);
+            let gone = matches!(e, KvError::NotFound { .. }) || reserved_at.elapsed() >= timeout;
+            if gone {
+                tracing::warn!(error = %e, ?waited, "a prefetched job's reservation is gone before it started; dropped");
+                return None;
+            }
+            tracing::warn!(error = %e, "extending a prefetched job's reservation failed; it runs on its reservation");
+            Some(reserved_at)
+        }
     }
 }
 
@@ -401,6 +487,7 @@ async fn idle(stop: &mut watch::Receiver<bool>, interval: Duration) {
 async fn handle<F, Fut>(
     shared: &Shared<F>,
     job: ReservedJob,
+    reserved_at: tokio::time::Instant,
     acks: &mpsc::UnboundedSender<ReservedJob>,
     abort: &mut watch::Receiver<bool>,
 ) where
@@ -408,6 +495,7 @@ async fn handle<F, Fut>(
     Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
 {
     let (counts, metrics, queue) = (&shared.counts, &shared.metrics, &shared.queue);
+    let Some(renewed) = still_reserved(shared, &job, reserved_at).await else { return };
     let started = Instant::now();
     // The handler is called inside the caught future, so a panic before its future exists is caught too.
     let run = AssertUnwindSafe(async { (shared.handler)(job.clone()).await }).catch_unwind();
@@ -418,7 +506,7 @@ async fn handle<F, Fut>(
             Err(format!("the handler panicked: {}", panic_message(&*panic)).into())
         })),
         _ = abort.wait_for(|a| *a) => None,
-        never = keep_reserved(shared, &job) => match never {},
+        never = keep_reserved(shared, &job, renewed) => match never {},
     };
     metrics.seconds.record(started.elapsed().as_secs_f64());
     let queue_result = match outcome {
@@ -445,10 +533,10 @@ async fn handle<F, Fut>(
                 }
             })
         }
-        None => queue.nack(&job, Duration::ZERO).await.map(|_| {
-            counts.released.fetch_add(1, Ordering::Relaxed);
-            metrics.released.increment(1);
-        }),
+        None => {
+            release(shared, &job).await;
+            Ok(())
+        }
     };
     if let Err(e) = queue_result {
         counts.queue_errors.fetch_add(1, Ordering::Relaxed);
@@ -456,12 +544,16 @@ async fn handle<F, Fut>(
     }
 }
 
-/// Extends `job`'s reservation every third of the visibility timeout, for as long as it is polled (the handler
-/// runs); never returns. Stops extending, and only waits, once the reservation is gone.
-async fn keep_reserved<F>(shared: &Shared<F>, job: &ReservedJob) -> std::convert::Infallible {
+/// Extends `job`'s reservation, last renewed at `renewed`, every third of the visibility timeout, for as long as
+/// it is polled (the handler runs); never returns. Stops extending, and only waits, once the reservation is gone.
+async fn keep_reserved<F>(
+    shared: &Shared<F>,
+    job: &ReservedJob,
+    renewed: tokio::time::Instant,
+) -> std::convert::Infallible {
     let timeout = shared.config.visibility_timeout;
     let period = (timeout / 3).max(Duration::from_millis(1));
-    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    let mut ticks = tokio::time::interval_at(renewed + period, period);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;

@@ -9,6 +9,7 @@ use secrecy::zeroize::{Zeroize, Zeroizing};
 use secrecy::{ExposeSecret, SecretBox};
 
 use crate::ConfigError;
+use crate::config_error::switch;
 
 /// The length of a key in bytes (256 bits).
 pub const KEY_LEN: usize = 32;
@@ -19,7 +20,8 @@ pub const KEY_LEN: usize = 32;
 pub const KEYS_ENV: &str = "CPC_ENCRYPTION_KEYS";
 
 /// The environment variable that says whether values written before encryption was turned on (plaintext) are
-/// still readable: `true` or `false` (`1`/`0` too); `false` when unset.
+/// still readable: on or off (`true`/`false`, `1`/`0`, `yes`/`no`, as every switch:
+/// [`switch`](crate::config_error::switch)); off when unset or empty.
 pub const ALLOW_PLAINTEXT_ENV: &str = "CPC_ENCRYPTION_ALLOW_PLAINTEXT";
 
 /// The longest key id, in bytes.
@@ -142,13 +144,9 @@ impl Keyring {
         };
         let keys = list.split(',').enumerate().map(|(n, entry)| parse_entry(n + 1, entry)).collect::<Result<_, _>>()?;
         let keyring = Self::checked(keys, KEYS_ENV)?;
-        let allow_plaintext = match get(ALLOW_PLAINTEXT_ENV).as_deref().map(str::trim) {
-            None | Some("") => false,
-            Some(v) if v.eq_ignore_ascii_case("true") || v == "1" => true,
-            Some(v) if v.eq_ignore_ascii_case("false") || v == "0" => false,
-            Some(v) => {
-                return Err(ConfigError::new(ALLOW_PLAINTEXT_ENV, format!("must be true or false, not {v:?}")));
-            }
+        let allow_plaintext = match get(ALLOW_PLAINTEXT_ENV).filter(|v| !v.trim().is_empty()) {
+            None => false,
+            Some(v) => switch(ALLOW_PLAINTEXT_ENV, &v)?,
         };
         Ok(Some(keyring.allow_plaintext(allow_plaintext)))
     }

@@ -34,13 +34,14 @@ fn the_environment_lists_keys_oldest_first() {
 }
 
 #[test]
-fn allow_plaintext_reads_true_or_false_and_nothing_else() {
+fn allow_plaintext_reads_a_switch_and_nothing_else() {
     let keys = format!("k:{}", b64(1));
     let allows = |v: &str| {
         Keyring::from_lookup(lookup(&[(KEYS_ENV, &keys), (ALLOW_PLAINTEXT_ENV, v)]))
             .map(|k| k.unwrap().allows_plaintext())
     };
-    for (v, expected) in [("true", true), ("TRUE", true), ("1", true), (" false ", false), ("0", false), ("", false)] {
+    let cases = [("true", true), ("TRUE", true), ("1", true), ("on", true), ("Yes", true), (" false ", false)];
+    for (v, expected) in cases.into_iter().chain([("0", false), ("off", false), ("no", false), ("", false)]) {
         assert_eq!(allows(v).unwrap(), expected, "{v:?}");
     }
     let err = allows("maybe").unwrap_err();

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use cpc_ports::ConfigError;
-use cpc_ports::config_error::positive_number;
+use cpc_ports::config_error::{positive_number, switch};
 
 /// The variable that turns the near cache on when the ports are wired from the environment (`on`/`off`,
 /// `true`/`false`, `1`/`0`, `yes`/`no`; off when unset).
@@ -117,10 +117,9 @@ impl NearCacheConfig {
     /// assert_eq!(err.key(), "CPC_NEAR_CACHE");
     /// ```
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Option<Self>, ConfigError> {
-        let on = match get(NEAR_CACHE_ENV).map(|v| v.trim().to_ascii_lowercase()).as_deref() {
-            None | Some("off" | "false" | "0" | "no") => false,
-            Some("on" | "true" | "1" | "yes") => true,
-            Some(_) => return Err(ConfigError::new(NEAR_CACHE_ENV, "must be on or off (true/false, 1/0, yes/no)")),
+        let on = match get(NEAR_CACHE_ENV).filter(|v| !v.trim().is_empty()) {
+            None => false,
+            Some(v) => switch(NEAR_CACHE_ENV, &v)?,
         };
         let positive = |name: &'static str| get(name).map(|v| positive_number(name, &v)).transpose();
         let [entries, bytes, local_ttl, keepalive] = BOUND_ENV_VARS.map(positive);

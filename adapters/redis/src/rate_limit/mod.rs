@@ -47,7 +47,8 @@ operations!(RateLimitOp {
 ///   member per unit spent (score: server microseconds, member: a random nonce per batch and the check's index
 ///   in it, and the unit's index when the cost is above one). Memory and time
 ///   are proportional to the units in the window, so prefer the token bucket for limits in the millions. The set
-///   expires when its newest entry leaves the window.
+///   expires between one and two windows after its newest entry was added (its expiry is renewed to two windows
+///   when less than one is left, so a busy key pays for `PEXPIRE` about once a window, not on every check).
 ///
 /// So every key it writes carries a TTL, state is kept per (key, algorithm), and a later check with other
 /// parameters for the same algorithm reuses the state. Both keys of a rate-limit key share the hash tag
@@ -218,7 +219,7 @@ mod tests {
         assert!(scripts::BATCH.contains(&format!("local tnow = (sec - {epoch}) * 1000000 + usec")));
         assert!(scripts::BATCH.contains("local snow = sec * 1000000 + usec"));
         assert!(scripts::BATCH.contains("pcall(token_bucket, KEYS[k], p1, p2, p3, tnow)"));
-        assert!(scripts::BATCH.contains("pcall(sliding_window, KEYS[k], p1, p2, p3, snow, score, cutoff, expiry, "));
+        assert!(scripts::BATCH.contains("pcall(sliding_window, KEYS[k], p1, p2, p3, snow, score, cutoff, ttl, keep, "));
         // The arguments are a nonce and, per group, the kind, the policy with the cost, and the group's size:
         // nothing that could carry a client's time.
         assert_eq!(scripts::BATCH.matches("ARGV[").count(), 6, "the nonce, then five per group");
@@ -232,7 +233,8 @@ mod tests {
         let refusal = scripts::TOKEN_BUCKET.find("if due > limit then").unwrap();
         assert!(scripts::TOKEN_BUCKET[..refusal].matches("call(").count() == 1, "no write before a refusal");
         let zadd = scripts::SLIDING_WINDOW.find("'ZADD'").unwrap();
-        assert!(scripts::SLIDING_WINDOW[zadd..].contains("'PEXPIRE'"), "the log expires after every addition");
+        let renewal = "if call('PTTL', key) < ttl then call('PEXPIRE', key, keep) end";
+        assert!(scripts::SLIDING_WINDOW[zadd..].contains(renewal), "the log outlives every addition");
     }
 
     #[test]

@@ -13,8 +13,10 @@
 //! instructions in Redis; a script call tens of thousands), so the script avoids work per check that can be done
 //! once per batch or not at all: the checks of a batch that share a policy and cost are sent as one group (its
 //! parameters parsed once, not per check), numbers go to `redis.call` as Lua numbers (Redis formats them itself,
-//! `%.17g`), the strings a sliding window writes (its cutoff, expiry and score) are formatted once per group, and
-//! the reply is flat (a nested array per check costs the server an allocation each).
+//! `%.17g`), the strings a sliding window writes (its cutoff, expiry and score) are formatted once per group, its
+//! members take no number formatting (a batch's nonce and two bytes), its expiry is renewed about once a window
+//! rather than on every check, and the reply is flat (a nested array per check costs the server an allocation
+//! each).
 
 use std::sync::LazyLock;
 
@@ -52,19 +54,22 @@ local function token_bucket(key, interval, cost, limit, now)
 end
 ";
 
-/// The exact sliding log: `sliding_window(key, limit, window, cost, now, score, cutoff, expiry, member)`. `key`
+/// The exact sliding log: `sliding_window(key, limit, window, cost, now, score, cutoff, ttl, keep, member)`. `key`
 /// holds the log, a sorted set of one member per unit spent (score: server microseconds since the Unix epoch);
 /// `window` is in microseconds; `now` is the batch's server time, `score` the same as a string, `cutoff` the score
-/// at and below which entries have left the window, `expiry` the window in milliseconds (rounded up), `member` a
-/// string no other check shares (a random nonce per batch and the check's place in it), suffixed with the unit's
-/// index when the cost is above one.
+/// at and below which entries have left the window, `ttl` the window in milliseconds (rounded up, a number),
+/// `keep` twice that as a string, `member` a string no other check shares (a random nonce per batch and the
+/// check's place in it, two bytes), suffixed with the unit's index when the cost is above one.
 ///
 /// Drops what left the window (`ZREMRANGEBYSCORE`), counts the rest (`ZCARD`), and if the cost fits adds `cost`
-/// members at `now` and sets the log to expire when they leave the window (the newest entry is then `now`, so the
-/// reset is the whole window). A refusal writes nothing more; its `retry_after` is when the entry whose departure
-/// makes room leaves the window, its reset when the newest entry does. Returns the four numbers.
+/// members at `now` (the newest entry is then `now`, so the reset is the whole window) and makes sure the log
+/// outlives them: it needs at least `ttl` left, and when it has less (`PTTL`: a new log has none) it gets `keep`,
+/// two windows, so a busy key renews its expiry about once a window instead of on every check (`PEXPIRE` costs the
+/// server about three times what `PTTL` does, with its rewrite to `PEXPIREAT`). A log so expires between one and
+/// two windows after its newest entry. A refusal writes nothing; its `retry_after` is when the entry whose
+/// departure makes room leaves the window, its reset when the newest entry does. Returns the four numbers.
 pub(super) const SLIDING_WINDOW: &str = r"
-local function sliding_window(key, limit, window, cost, now, score, cutoff, expiry, member)
+local function sliding_window(key, limit, window, cost, now, score, cutoff, ttl, keep, member)
   call('ZREMRANGEBYSCORE', key, '-inf', cutoff)
   local count = call('ZCARD', key)
   if count + cost <= limit then
@@ -83,7 +88,7 @@ local function sliding_window(key, limit, window, cost, now, score, cutoff, expi
         first = last + 1
       end
     end
-    call('PEXPIRE', key, expiry)
+    if call('PTTL', key) < ttl then call('PEXPIRE', key, keep) end
     return 1, min(max, mmax(0, limit - count - cost)), -1, min(max, mmax(1, window))
   end
   local nth = count + cost - limit - 1
@@ -113,11 +118,12 @@ while a < #ARGV do
   local kind, p1, p2, p3 = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
   local last = k + tonumber(ARGV[a + 4])
   a = a + 5
-  local cutoff, expiry
+  local cutoff, ttl, keep
   if kind == 's' then
     score = score or string.format('%d', snow)
     cutoff = string.format('%d', snow - p2)
-    expiry = string.format('%d', min(2 ^ 45, ceil(p2 / 1000)))
+    ttl = min(2 ^ 45, ceil(p2 / 1000))
+    keep = string.format('%d', 2 * ttl)
   end
   while k < last do
     k = k + 1
@@ -125,7 +131,8 @@ while a < #ARGV do
     if kind == 't' then
       ok, r1, r2, r3, r4 = pcall(token_bucket, KEYS[k], p1, p2, p3, tnow)
     else
-      ok, r1, r2, r3, r4 = pcall(sliding_window, KEYS[k], p1, p2, p3, snow, score, cutoff, expiry, nonce .. ':' .. k)
+      local member = nonce .. char(k % 256, floor(k / 256))
+      ok, r1, r2, r3, r4 = pcall(sliding_window, KEYS[k], p1, p2, p3, snow, score, cutoff, ttl, keep, member)
     end
     local o = 4 * k - 4
     if not ok then
@@ -141,7 +148,7 @@ return out
 /// What every check reads: the server's clock, once, the largest integer a reply carries exactly, and local
 /// names for the functions the checks call (a local is cheaper to reach than a global).
 const PRELUDE: &str = r"
-local call, pcall, tonumber = redis.call, pcall, tonumber
+local call, pcall, tonumber, char = redis.call, pcall, tonumber, string.char
 local min, mmax, floor, ceil = math.min, math.max, math.floor, math.ceil
 local time = call('TIME')
 local sec = tonumber(time[1])
