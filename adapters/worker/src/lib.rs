@@ -431,7 +431,7 @@ async fn still_reserved<F>(
 ) -> Option<tokio::time::Instant> {
     let timeout = shared.config.visibility_timeout;
     let waited = reserved_at.elapsed();
-    if waited < timeout / 3 {
+    if waited < renewal_period(timeout) {
         return Some(reserved_at);
     }
     let renewed = tokio::time::Instant::now();
@@ -552,7 +552,7 @@ async fn keep_reserved<F>(
     renewed: tokio::time::Instant,
 ) -> std::convert::Infallible {
     let timeout = shared.config.visibility_timeout;
-    let period = (timeout / 3).max(Duration::from_millis(1));
+    let period = renewal_period(timeout);
     let mut ticks = tokio::time::interval_at(renewed + period, period);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -569,6 +569,12 @@ async fn keep_reserved<F>(
             }
         }
     }
+}
+
+/// How often a handled job's reservation is renewed, and how long a prefetched one may wait before it is renewed
+/// first: a third of the visibility `timeout` (at least 1 ms).
+fn renewal_period(timeout: Duration) -> Duration {
+    (timeout / 3).max(Duration::from_millis(1))
 }
 
 /// The text a panic was raised with (`panic!("...")` gives a `&str` or a `String`), or a placeholder.
