@@ -71,21 +71,24 @@ pub fn positive_number(key: &str, value: &str) -> Result<u64, ConfigError> {
     }
 }
 
-/// Reads an on/off switch from `value`, the value of the variable or field `key`: `on`, `true`, `1` or `yes` is
-/// on, `off`, `false`, `0` or `no` off (any case, surrounding spaces ignored); anything else is a
-/// [`ConfigError`] naming `key`. Every switch the library reads from the environment takes these words.
+/// Reads an on/off switch from `value`, the value of the variable or field `key` (`None` when it is not set):
+/// `on`, `true`, `1` or `yes` is on, `off`, `false`, `0` or `no` off (any case, surrounding spaces ignored), and
+/// so is a switch that is unset or empty; anything else is a [`ConfigError`] naming `key`. Every switch the
+/// library reads from the environment takes these words.
 ///
 /// ```
 /// use cpc_ports::config_error::switch;
 ///
-/// assert!(switch("CPC_NEAR_CACHE", " On ").unwrap());
-/// assert!(!switch("CPC_ENCRYPTION_ALLOW_PLAINTEXT", "0").unwrap());
-/// assert_eq!(switch("CPC_NEAR_CACHE", "maybe").unwrap_err().key(), "CPC_NEAR_CACHE");
+/// assert!(switch("CPC_NEAR_CACHE", Some(" On ")).unwrap());
+/// assert!(!switch("CPC_ENCRYPTION_ALLOW_PLAINTEXT", Some("0")).unwrap());
+/// assert!(!switch("CPC_NEAR_CACHE", None).unwrap() && !switch("CPC_NEAR_CACHE", Some(" ")).unwrap());
+/// assert_eq!(switch("CPC_NEAR_CACHE", Some("maybe")).unwrap_err().key(), "CPC_NEAR_CACHE");
 /// ```
-pub fn switch(key: &str, value: &str) -> Result<bool, ConfigError> {
+pub fn switch(key: &str, value: Option<&str>) -> Result<bool, ConfigError> {
+    let Some(value) = value else { return Ok(false) };
     match value.trim().to_ascii_lowercase().as_str() {
         "on" | "true" | "1" | "yes" => Ok(true),
-        "off" | "false" | "0" | "no" => Ok(false),
+        "off" | "false" | "0" | "no" | "" => Ok(false),
         _ => Err(ConfigError::new(key, format!("must be on or off (true/false, 1/0, yes/no), not {value:?}"))),
     }
 }

@@ -144,10 +144,7 @@ impl Keyring {
         };
         let keys = list.split(',').enumerate().map(|(n, entry)| parse_entry(n + 1, entry)).collect::<Result<_, _>>()?;
         let keyring = Self::checked(keys, KEYS_ENV)?;
-        let allow_plaintext = match get(ALLOW_PLAINTEXT_ENV).filter(|v| !v.trim().is_empty()) {
-            None => false,
-            Some(v) => switch(ALLOW_PLAINTEXT_ENV, &v)?,
-        };
+        let allow_plaintext = switch(ALLOW_PLAINTEXT_ENV, get(ALLOW_PLAINTEXT_ENV).as_deref())?;
         Ok(Some(keyring.allow_plaintext(allow_plaintext)))
     }
 

@@ -117,10 +117,7 @@ impl NearCacheConfig {
     /// assert_eq!(err.key(), "CPC_NEAR_CACHE");
     /// ```
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Option<Self>, ConfigError> {
-        let on = match get(NEAR_CACHE_ENV).filter(|v| !v.trim().is_empty()) {
-            None => false,
-            Some(v) => switch(NEAR_CACHE_ENV, &v)?,
-        };
+        let on = switch(NEAR_CACHE_ENV, get(NEAR_CACHE_ENV).as_deref())?;
         let positive = |name: &'static str| get(name).map(|v| positive_number(name, &v)).transpose();
         let [entries, bytes, local_ttl, keepalive] = BOUND_ENV_VARS.map(positive);
         let [entries, bytes, local_ttl, keepalive] = [entries?, bytes?, local_ttl?, keepalive?];
