@@ -273,3 +273,19 @@ async fn a_prefetched_job_redelivered_while_it_waited_is_dropped_not_run() {
     assert!(report.queue_errors >= 1, "the lost reservation is counted: {report:?}");
     queue.ack(&other).await.expect("the other consumer still holds job-1");
 }
+
+/// Without a prefetch, every job handed to a slot was reserved for that free slot: a shutdown right after the
+/// queue has nothing pending handles it rather than giving it back (the pattern of the jobs guide's example).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_prefetch_a_job_handed_out_before_shutdown_is_handled() {
+    for _ in 0..20 {
+        let queue = filled(3, EnqueueOptions::default()).await;
+        let worker =
+            Worker::spawn(queue.clone(), fast(WorkerConfig::new(queue_name()).concurrency(3)), |_job| async { Ok(()) });
+        while queue.stats(&queue_name()).await.unwrap().pending > 0 {
+            tokio::task::yield_now().await;
+        }
+        let report = worker.shutdown(Duration::from_secs(5)).await;
+        assert_eq!(report, WorkerReport { processed: 3, ..WorkerReport::default() });
+    }
+}

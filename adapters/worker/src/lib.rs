@@ -380,8 +380,9 @@ async fn fetch<F>(shared: Arc<Shared<F>>, jobs: mpsc::UnboundedSender<Fetched>, 
     }
 }
 
-/// One handler slot: handles the jobs the fetcher hands it, one at a time, until the fetcher stops. Once the
-/// worker is stopping, a job it takes has not started: it is given back instead.
+/// One handler slot: handles the jobs the fetcher hands it, one at a time, until the fetcher stops. With a
+/// prefetch, a job it takes once the worker is stopping has not started: it is given back instead. (Without one,
+/// every job handed out was reserved for a slot that was free: it is handled, as a job already started.)
 async fn run_slot<F, Fut>(
     shared: Arc<Shared<F>>,
     slot: usize,
@@ -397,7 +398,7 @@ async fn run_slot<F, Fut>(
         let next = jobs.lock().await.recv().await;
         let Some(Fetched { job, reserved_at }) = next else { break };
         let span = tracing::info_span!("job", queue = %config.queue, slot, job_id = %job.id, attempt = job.attempt);
-        if *signals.stop.borrow() {
+        if config.prefetch > 0 && *signals.stop.borrow() {
             release(&shared, &job).instrument(span).await;
         } else {
             handle(&shared, job, reserved_at, &acks, &mut signals.abort).instrument(span).await;
